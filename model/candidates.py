@@ -1,0 +1,98 @@
+"""Candidate model families: scikit-learn pipelines that are additive in their log-odds.
+
+``logistic``: one-hot categories and standardised numbers into an L2 logistic regression.
+``boosted_additive``: ordinal-coded categories and raw numbers into gradient-boosted trees with
+``interaction_cst="no_interactions"``, so every tree reads one feature and the model stays a sum
+of per-feature functions (a boosted generalised additive model) that can be explained exactly.
+
+Sensitive attributes never reach these pipelines: they select the spec's features by name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sklearn.compose import ColumnTransformer
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
+
+from model.spec import ExperimentSpec
+
+
+@dataclass(frozen=True)
+class CandidateConfig:
+    """One grid point of one spec candidate."""
+
+    name: str
+    family: str
+    params: dict[str, Any]
+
+    @property
+    def label(self) -> str:
+        if not self.params:
+            return self.name
+        settings = ",".join(f"{k}={v}" for k, v in sorted(self.params.items()))
+        return f"{self.name}[{settings}]"
+
+
+def expand(spec: ExperimentSpec) -> list[CandidateConfig]:
+    """Every grid point of every candidate in the spec, named uniquely."""
+    out = []
+    for candidate in spec.candidates:
+        points = candidate.points()
+        for i, params in enumerate(points):
+            name = candidate.name if len(points) == 1 else f"{candidate.name}_{i + 1}"
+            out.append(CandidateConfig(name, candidate.family, params))
+    return out
+
+
+def numeric_features(spec: ExperimentSpec) -> list[str]:
+    return [f.name for f in spec.features if f.kind != "category"]
+
+
+def category_features(spec: ExperimentSpec) -> list[str]:
+    return [f.name for f in spec.features if f.kind == "category"]
+
+
+def build_pipeline(config: CandidateConfig, spec: ExperimentSpec, *, seed: int) -> Pipeline:
+    """An unfitted pipeline for one candidate, reading only the spec's features."""
+    numeric = numeric_features(spec)
+    categorical = category_features(spec)
+    categories = [list(spec.feature(name).categories) for name in categorical]
+    if config.family == "logistic":
+        params = {"C": 1.0, **config.params}
+        class_weight = params.pop("class_weight", None)
+        preprocess = ColumnTransformer(
+            [
+                ("numbers", StandardScaler(), numeric),
+                ("categories", OneHotEncoder(categories=categories, dtype=float), categorical),
+            ],
+            verbose_feature_names_out=False,
+        )
+        estimator: Any = LogisticRegression(
+            C=float(params["C"]),
+            class_weight=None if class_weight in (None, "none") else class_weight,
+            max_iter=2000,
+        )
+    elif config.family == "boosted_additive":
+        params = {"learning_rate": 0.1, "max_iter": 150, "max_leaf_nodes": 8, **config.params}
+        preprocess = ColumnTransformer(
+            [
+                ("numbers", "passthrough", numeric),
+                ("categories", OrdinalEncoder(categories=categories, dtype=float), categorical),
+            ],
+            verbose_feature_names_out=False,
+        )
+        estimator = HistGradientBoostingClassifier(
+            interaction_cst="no_interactions",
+            early_stopping=False,
+            categorical_features=None,
+            random_state=seed,
+            **params,
+        )
+    else:
+        raise ValueError(f"unknown model family {config.family!r}")
+    return Pipeline([("features", preprocess), ("model", estimator)])

@@ -1,0 +1,347 @@
+"""Loading data, checking it against an experiment's schema, and temporal splits.
+
+Every problem in a file is reported at once, naming the column and the first offending rows
+(row numbers count data rows from 1, as a spreadsheet shows them below the header).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from model.errors import BadInputError, DataValidationError
+from model.spec import ExperimentSpec, Feature
+
+_SHOWN_ROWS = 5
+
+
+def read_table(path: str | Path) -> pd.DataFrame:
+    """Read a CSV or Parquet file into a DataFrame.
+
+    Raises
+    ------
+    BadInputError
+        If the file is missing, unreadable, or not CSV/Parquet.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in (".csv", ".parquet", ".pq"):
+        raise BadInputError(f"{path}: unsupported file type '{suffix}'; use .csv or .parquet")
+    if not path.is_file():
+        raise BadInputError(f"{path}: no such file")
+    try:
+        if suffix == ".csv":
+            return pd.read_csv(path, low_memory=False)
+        return pd.read_parquet(path)
+    except (OSError, ValueError, pd.errors.ParserError, UnicodeDecodeError) as err:
+        raise BadInputError(f"{path}: cannot read it as {suffix[1:]}: {err}") from err
+    except Exception as err:  # pyarrow raises its own error types for corrupt files
+        raise BadInputError(f"{path}: cannot read it as {suffix[1:]}: {err}") from err
+
+
+def fingerprint(frame: pd.DataFrame) -> str:
+    """A stable sha256 of a frame's columns and values (row order matters)."""
+    digest = hashlib.sha256()
+    digest.update("\x1f".join(map(str, frame.columns)).encode())
+    hashed = pd.util.hash_pandas_object(frame, index=False).to_numpy()
+    digest.update(hashed.tobytes())
+    return digest.hexdigest()
+
+
+def _rows(mask: np.ndarray) -> str:
+    positions = np.flatnonzero(mask)
+    shown = ", ".join(str(p + 1) for p in positions[:_SHOWN_ROWS])
+    more = f" and {len(positions) - _SHOWN_ROWS} more" if len(positions) > _SHOWN_ROWS else ""
+    noun = "row" if len(positions) == 1 else "rows"
+    return f"{noun} {shown}{more}"
+
+
+def _check_numeric(column: pd.Series, feature: Feature) -> tuple[list[str], np.ndarray | None]:
+    name = feature.name
+    values = pd.to_numeric(column, errors="coerce")
+    bad_type = values.isna().to_numpy() & column.notna().to_numpy()
+    if bad_type.any():
+        return [f"column '{name}': {_rows(bad_type)} are not numbers"], None
+    array = values.to_numpy(dtype=float, na_value=np.nan)
+    problems = []
+    if not np.isfinite(array).all():
+        problems.append(f"column '{name}': {_rows(~np.isfinite(array))} are missing or infinite")
+    finite = np.where(np.isfinite(array), array, 0.0)
+    if feature.kind in ("count", "binary"):
+        fractional = finite != np.round(finite)
+        if fractional.any():
+            problems.append(f"column '{name}': {_rows(fractional)} are not whole numbers")
+    lower, upper = feature.lower, feature.upper
+    if lower is not None and (finite < lower).any():
+        problems.append(f"column '{name}': {_rows(finite < lower)} are below the minimum {lower:g}")
+    if upper is not None and (finite > upper).any():
+        problems.append(f"column '{name}': {_rows(finite > upper)} are above the maximum {upper:g}")
+    return problems, array
+
+
+def _check_category(column: pd.Series, feature: Feature) -> list[str]:
+    missing = column.isna().to_numpy()
+    if missing.any():
+        return [f"column '{feature.name}': {_rows(missing)} are missing"]
+    as_text = column.astype(str)
+    unknown = ~as_text.isin(feature.categories).to_numpy()
+    if unknown.any():
+        seen = sorted(set(as_text[unknown]))[:_SHOWN_ROWS]
+        return [
+            f"column '{feature.name}': {_rows(unknown)} have unknown categories "
+            f"{', '.join(repr(s) for s in seen)} (allowed: {', '.join(feature.categories)})"
+        ]
+    return []
+
+
+def parse_periods(column: pd.Series, name: str) -> tuple[list[str], np.ndarray | None]:
+    """Turn a time column ('YYYY-MM', dates or pandas periods) into month ordinals."""
+    try:
+        periods = pd.PeriodIndex(pd.to_datetime(column.astype(str), format="mixed"), freq="M")
+    except (ValueError, TypeError, OverflowError):
+        parsed = pd.to_datetime(column.astype(str), errors="coerce", format="mixed")
+        bad = parsed.isna().to_numpy()
+        return [f"column '{name}': {_rows(bad)} are not months (expected YYYY-MM)"], None
+    if periods.isna().any():
+        return [f"column '{name}': {_rows(periods.isna())} are missing"], None
+    return [], periods.asi8.astype(np.int64)
+
+
+def ordinal_to_period(ordinal: int) -> str:
+    """A month ordinal back to 'YYYY-MM'."""
+    return str(pd.Period(ordinal=ordinal, freq="M"))
+
+
+def validate_features(
+    frame: pd.DataFrame, features: Sequence[Feature]
+) -> tuple[list[str], dict[str, np.ndarray]]:
+    """Check each feature column's type, range and categories.
+
+    Returns
+    -------
+    problems : list of str
+        One line per column with problems, naming the rows.
+    columns : dict
+        Clean arrays: floats for numbers, strings (object) for categories.
+    """
+    problems: list[str] = []
+    columns: dict[str, np.ndarray] = {}
+    for feature in features:
+        column = frame[feature.name]
+        if feature.kind == "category":
+            problems += _check_category(column, feature)
+            columns[feature.name] = column.astype(str).to_numpy(dtype=object)
+        else:
+            found, array = _check_numeric(column, feature)
+            problems += found
+            if array is not None:
+                columns[feature.name] = array
+    return problems, columns
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A data set that passed validation.
+
+    Attributes
+    ----------
+    frame : DataFrame
+        Id, period ordinal (``__period``), features (numbers as float, categories as strings),
+        sensitive attributes (strings) and, when present, the label (int 0/1).
+    fingerprint : str
+        sha256 of the validated source frame.
+    """
+
+    frame: pd.DataFrame
+    spec: ExperimentSpec
+    fingerprint: str
+
+    PERIOD = "__period"
+
+    @property
+    def ids(self) -> np.ndarray:
+        return self.frame[self.spec.data.id_column].to_numpy()
+
+    @property
+    def periods(self) -> np.ndarray:
+        return self.frame[self.PERIOD].to_numpy()
+
+    @property
+    def features(self) -> pd.DataFrame:
+        return self.frame[list(self.spec.feature_names)]
+
+    @property
+    def labels(self) -> np.ndarray:
+        return self.frame[self.spec.label.column].to_numpy(dtype=np.int8)
+
+    def sensitive(self, attribute: str) -> np.ndarray:
+        return self.frame[attribute].to_numpy()
+
+    def subset(self, mask: np.ndarray) -> Dataset:
+        return Dataset(self.frame.loc[mask].reset_index(drop=True), self.spec, self.fingerprint)
+
+
+def validate(
+    frame: pd.DataFrame,
+    spec: ExperimentSpec,
+    *,
+    require_label: bool = True,
+    require_sensitive: bool = True,
+) -> Dataset:
+    """Check a frame against the spec's schema and return the clean :class:`Dataset`.
+
+    Checks: missing and unexpected columns, types, ranges, NaN and infinity, unknown categories,
+    labels other than 0/1, unparseable periods, duplicate (id, period) keys. Every problem is
+    listed at once.
+
+    Raises
+    ------
+    DataValidationError
+        Naming columns and rows.
+    """
+    data = spec.data
+    required = [data.id_column, data.time_column, *spec.feature_names]
+    if require_sensitive:
+        required += list(spec.sensitive_attributes)
+    if require_label:
+        required.append(spec.label.column)
+    optional = {spec.label.column, *spec.sensitive_attributes, *data.ignore_columns}
+    problems: list[str] = []
+    missing = [c for c in required if c not in frame.columns]
+    if missing:
+        problems.append(f"missing columns: {', '.join(missing)}")
+    extra = [c for c in frame.columns if c not in set(required) | optional]
+    if extra:
+        problems.append(
+            f"unexpected columns: {', '.join(map(str, extra))} "
+            "(list them under data.ignore_columns to allow them)"
+        )
+    duplicated = frame.columns[frame.columns.duplicated()]
+    if len(duplicated):
+        problems.append(f"duplicated column names: {', '.join(map(str, duplicated))}")
+    if len(frame) == 0:
+        problems.append("the file has no rows")
+    if problems:
+        raise DataValidationError(
+            "the data does not match the experiment's schema", details=problems
+        )
+
+    out: dict[str, object] = {}
+    ids = frame[data.id_column]
+    if ids.isna().any():
+        problems.append(f"column '{data.id_column}': {_rows(ids.isna().to_numpy())} have no id")
+    out[data.id_column] = ids.astype(str).to_numpy() if ids.dtype == object else ids.to_numpy()
+    period_problems, ordinals = parse_periods(frame[data.time_column], data.time_column)
+    problems += period_problems
+    feature_problems, feature_columns = validate_features(frame, spec.features)
+    problems += feature_problems
+    out.update(feature_columns)
+    present_sensitive = [a for a in spec.sensitive_attributes if a in frame.columns]
+    for attribute in present_sensitive:
+        column = frame[attribute]
+        if column.isna().any():
+            problems.append(f"column '{attribute}': {_rows(column.isna().to_numpy())} are missing")
+        out[attribute] = column.astype(str).to_numpy(dtype=object)
+    label = spec.label.column
+    if label in frame.columns:
+        values = pd.to_numeric(frame[label], errors="coerce")
+        bad = ~values.isin([0, 1]).to_numpy()
+        if bad.any():
+            problems.append(f"column '{label}': {_rows(bad)} are not 0 or 1")
+        else:
+            out[label] = values.to_numpy(dtype=np.int8)
+    if ordinals is not None and not ids.isna().any():
+        keys = pd.DataFrame({"id": ids.to_numpy(), "period": ordinals})
+        dup = keys.duplicated(keep="first").to_numpy()
+        if dup.any():
+            problems.append(
+                f"duplicate ({data.id_column}, {data.time_column}) keys: {_rows(dup)} repeat an "
+                "earlier row"
+            )
+    if problems:
+        raise DataValidationError(
+            "the data does not match the experiment's schema", details=problems
+        )
+    out[Dataset.PERIOD] = ordinals
+    clean = pd.DataFrame(out)
+    return Dataset(clean, spec, fingerprint(frame))
+
+
+@dataclass(frozen=True)
+class TemporalSplit:
+    """One rolling split, in month ordinals.
+
+    The model is fitted on ``fit_periods``, calibrated on ``calibration_period`` and validated on
+    ``validation_period``. Every training period ends at least the label horizon before the
+    validation period, so every training label was observable when the model would have been used.
+    """
+
+    fit_periods: tuple[int, ...]
+    calibration_period: int
+    validation_period: int
+
+    @property
+    def train_periods(self) -> tuple[int, ...]:
+        return (*self.fit_periods, self.calibration_period)
+
+    def describe(self) -> str:
+        first, last = self.fit_periods[0], self.calibration_period
+        return (
+            f"train {ordinal_to_period(first)}..{ordinal_to_period(last)}, "
+            f"validate {ordinal_to_period(self.validation_period)}"
+        )
+
+
+def temporal_splits(
+    periods: Sequence[int] | np.ndarray,
+    *,
+    splits: int,
+    horizon: int,
+    step: int,
+    min_train_periods: int,
+) -> list[TemporalSplit]:
+    """Rolling-origin splits ending at the latest period, oldest first.
+
+    Parameters
+    ----------
+    periods : sequence of int
+        The month ordinals present in the data.
+    splits : int
+        How many validation periods (the latest, then every ``step`` months back).
+    horizon : int
+        The label's horizon in months; training rows end ``horizon`` months before validation.
+    step : int
+        Months between consecutive validation periods.
+    min_train_periods : int
+        The fewest training periods a split may have (one of them calibrates).
+
+    Raises
+    ------
+    BadInputError
+        If the data spans too few periods for the requested splits.
+    """
+    available = sorted({int(p) for p in periods})
+    present = set(available)
+    out: list[TemporalSplit] = []
+    latest = available[-1]
+    for i in range(splits):
+        validation = latest - i * step
+        if validation not in present:
+            continue
+        train = [p for p in available if p <= validation - horizon]
+        if len(train) < max(min_train_periods, 2):
+            break
+        out.append(TemporalSplit(tuple(train[:-1]), train[-1], validation))
+    if len(out) < splits:
+        raise BadInputError(
+            f"the data spans {len(available)} periods, too few for {splits} temporal splits with a "
+            f"{horizon}-month label horizon, {step}-month steps and at least {min_train_periods} "
+            f"training periods; need at least {horizon + (splits - 1) * step + min_train_periods} "
+            "periods"
+        )
+    return sorted(out, key=lambda s: s.validation_period)

@@ -1,0 +1,363 @@
+"""Experiment specs: the TOML file a data scientist writes, loaded and validated once.
+
+Validation reports every problem at once, each with its key path (``features[3].reason: ...``),
+before any data is read. After loading, a spec is a frozen, typed object.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import tomllib
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from model.errors import SpecError
+
+Unit = Literal["individual", "neighbourhood"]
+FeatureKind = Literal["count", "number", "binary", "category"]
+Family = Literal["logistic", "boosted_additive"]
+
+#: Grid parameters each model family accepts, with the type every value must have.
+FAMILY_PARAMETERS: dict[str, dict[str, type]] = {
+    "logistic": {"C": float, "class_weight": str},
+    "boosted_additive": {
+        "learning_rate": float,
+        "max_iter": int,
+        "max_leaf_nodes": int,
+        "min_samples_leaf": int,
+        "l2_regularization": float,
+    },
+}
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
+
+
+class DataSource(_Frozen):
+    """Where the data comes from and how its rows are keyed."""
+
+    path: str | None = None
+    synthetic_preset: str | None = None
+    synthetic_rows: Annotated[int, Field(gt=0)] = 200_000
+    synthetic_seed: int = 0
+    synthetic_periods: Annotated[int, Field(ge=8)] = 24
+    id_column: Annotated[str, Field(min_length=1)]
+    time_column: Annotated[str, Field(min_length=1)]
+    ignore_columns: tuple[str, ...] = ()
+
+    @model_validator(mode="after")
+    def _one_source(self) -> DataSource:
+        if (self.path is None) == (self.synthetic_preset is None):
+            raise ValueError("give exactly one of 'path' or 'synthetic_preset'")
+        return self
+
+
+class Label(_Frozen):
+    """The outcome the model predicts and how far ahead it looks."""
+
+    column: Annotated[str, Field(min_length=1)]
+    horizon_months: Annotated[int, Field(gt=0, le=36)]
+    description: Annotated[str, Field(min_length=1)]
+
+
+class Feature(_Frozen):
+    """One model input, with the words a coordinator reads when it raises a score."""
+
+    name: Annotated[str, Field(min_length=1)]
+    kind: FeatureKind
+    description: str = ""
+    reason: Annotated[str, Field(min_length=1)]
+    reason_by_value: dict[str, str] = Field(default_factory=dict)
+    service: str | None = None
+    categories: tuple[str, ...] = ()
+    min: float | None = None
+    max: float | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Feature:
+        problems = []
+        if self.kind == "category" and len(self.categories) < 2:
+            problems.append("a category feature needs 'categories' with at least two values")
+        if self.kind != "category" and self.categories:
+            problems.append(f"'categories' is only for category features, not {self.kind}")
+        if len(set(self.categories)) != len(self.categories):
+            problems.append("'categories' has duplicates")
+        if self.kind in ("category", "binary") and (self.min is not None or self.max is not None):
+            problems.append(f"'min'/'max' do not apply to {self.kind} features")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            problems.append(f"'min' ({self.min}) is greater than 'max' ({self.max})")
+        if self.kind == "count" and self.min is not None and self.min < 0:
+            problems.append("a count cannot have a negative 'min'")
+        for bound in (self.min, self.max):
+            if bound is not None and not math.isfinite(bound):
+                problems.append("'min'/'max' must be finite numbers")
+        try:
+            self.reason.format(value=1, name=self.name)
+        except (KeyError, IndexError, ValueError) as err:
+            problems.append(f"'reason' template is invalid ({err}); use {{value}} and {{name}}")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    @property
+    def lower(self) -> float | None:
+        """The smallest valid value (0 for counts and binaries unless given)."""
+        if self.kind in ("count", "binary"):
+            return 0.0 if self.min is None else self.min
+        return self.min
+
+    @property
+    def upper(self) -> float | None:
+        """The largest valid value (1 for binaries)."""
+        return 1.0 if self.kind == "binary" else self.max
+
+    def render_reason(self, value: object) -> str:
+        """The plain-language reason for this feature at ``value``."""
+        key = _value_key(value)
+        template = self.reason_by_value.get(key, self.reason)
+        return template.format(value=key, name=self.name)
+
+
+def _value_key(value: object) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+class Capacity(_Frozen):
+    """How many people (or areas) outreach can reach per period."""
+
+    per_period: Annotated[int, Field(gt=0)] | None = None
+    share: Annotated[float, Field(gt=0, le=1)] | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> Capacity:
+        if (self.per_period is None) == (self.share is None):
+            raise ValueError("give exactly one of 'per_period' or 'share'")
+        return self
+
+    def k_for(self, population: int) -> int:
+        """The number reached in a period whose population is ``population``."""
+        if self.per_period is not None:
+            return min(self.per_period, population)
+        assert self.share is not None
+        return min(population, max(1, math.ceil(self.share * population)))
+
+    def describe(self) -> str:
+        if self.per_period is not None:
+            return f"{self.per_period} per period"
+        return f"{self.share:.1%} of each period"
+
+
+class Validation(_Frozen):
+    """Rolling temporal validation: train on earlier periods, validate on a later one."""
+
+    splits: Annotated[int, Field(ge=1, le=24)] = 3
+    step_months: Annotated[int, Field(ge=1)] = 3
+    min_train_periods: Annotated[int, Field(ge=1)] = 3
+
+
+class Candidate(_Frozen):
+    """A model family and a small grid; each grid point becomes one candidate."""
+
+    name: Annotated[str, Field(min_length=1, pattern=r"^[a-z][a-z0-9_]*$")]
+    family: Family
+    grid: dict[str, list[float | int | str]] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _grid_fits_family(self) -> Candidate:
+        allowed = FAMILY_PARAMETERS[self.family]
+        problems = []
+        for key, values in self.grid.items():
+            if key not in allowed:
+                problems.append(
+                    f"grid key '{key}' is not a parameter of {self.family} "
+                    f"(expected one of: {', '.join(sorted(allowed))})"
+                )
+            elif not values:
+                problems.append(f"grid key '{key}' has no values")
+            elif not all(_fits(v, allowed[key]) for v in values):
+                problems.append(f"grid key '{key}' needs {allowed[key].__name__} values")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def points(self) -> list[dict[str, Any]]:
+        """Every combination of the grid, in a stable order."""
+        combos: list[dict[str, Any]] = [{}]
+        for key in sorted(self.grid):
+            combos = [{**c, key: v} for c in combos for v in self.grid[key]]
+        return combos
+
+
+def _fits(value: object, kind: type) -> bool:
+    if kind is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    return isinstance(value, kind) and not isinstance(value, bool)
+
+
+class Baselines(_Frozen):
+    """Simple rankings every candidate is compared against."""
+
+    heuristic_feature: Annotated[str, Field(min_length=1)]
+
+
+class ExperimentSpec(_Frozen):
+    """A validated experiment: what to predict, from what, for how many, with which models."""
+
+    name: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]
+    description: Annotated[str, Field(min_length=1)]
+    unit: Unit
+    data: DataSource
+    label: Label
+    features: Annotated[tuple[Feature, ...], Field(min_length=1)]
+    sensitive_attributes: tuple[str, ...] = ()
+    capacity: Capacity
+    validation: Validation = Validation()
+    candidates: Annotated[tuple[Candidate, ...], Field(min_length=1)]
+    baselines: Baselines
+    policy: str | None = None
+    seed: int = 0
+    source_path: str | None = None
+    sha256: str | None = None
+
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.features)
+
+    def feature(self, name: str) -> Feature:
+        for feature in self.features:
+            if feature.name == name:
+                return feature
+        raise KeyError(name)
+
+    @property
+    def required_columns(self) -> tuple[str, ...]:
+        """Columns a training file must have (scoring files need all but the label)."""
+        return (
+            self.data.id_column,
+            self.data.time_column,
+            *self.feature_names,
+            *self.sensitive_attributes,
+            self.label.column,
+        )
+
+    def resolve_path(self, relative: str) -> Path:
+        """A path in the spec, relative to the spec file's folder."""
+        path = Path(relative)
+        if path.is_absolute() or self.source_path is None:
+            return path
+        return (Path(self.source_path).parent / path).resolve()
+
+
+def _cross_checks(raw: Mapping[str, Any]) -> list[str]:
+    """Checks that span several keys; run on the raw mapping so they report alongside the rest."""
+    problems: list[str] = []
+    features = raw.get("features")
+    names: list[str] = []
+    if isinstance(features, list):
+        for i, feature in enumerate(features):
+            if isinstance(feature, Mapping) and isinstance(feature.get("name"), str):
+                names.append(feature["name"])
+                if names.count(feature["name"]) == 2:
+                    problems.append(f"features[{i}].name: '{feature['name']}' is listed twice")
+    sensitive = raw.get("sensitive_attributes", [])
+    if isinstance(sensitive, list):
+        for i, attribute in enumerate(sensitive):
+            if attribute in names:
+                problems.append(
+                    f"sensitive_attributes[{i}]: '{attribute}' is also listed as a feature; "
+                    "sensitive attributes are for audits only and can never be model features"
+                )
+    data = raw.get("data")
+    label = raw.get("label")
+    if isinstance(data, Mapping) and isinstance(label, Mapping):
+        keys = {data.get("id_column"), data.get("time_column"), label.get("column")}
+        for i, name in enumerate(names):
+            if name in keys:
+                problems.append(f"features[{i}].name: '{name}' is an id, time or label column")
+        ignored = data.get("ignore_columns", [])
+        if isinstance(ignored, list):
+            for i, column in enumerate(ignored):
+                if column in names or column in keys or column in (sensitive or []):
+                    problems.append(f"data.ignore_columns[{i}]: '{column}' is used by the spec")
+    baselines = raw.get("baselines")
+    if isinstance(baselines, Mapping):
+        heuristic = baselines.get("heuristic_feature")
+        if isinstance(heuristic, str) and names and heuristic not in names:
+            problems.append(f"baselines.heuristic_feature: '{heuristic}' is not a feature")
+    candidates = raw.get("candidates")
+    if isinstance(candidates, list):
+        seen: set[str] = set()
+        for i, candidate in enumerate(candidates):
+            name = candidate.get("name") if isinstance(candidate, Mapping) else None
+            if name in seen:
+                problems.append(f"candidates[{i}].name: '{name}' is listed twice")
+            if isinstance(name, str):
+                seen.add(name)
+    return problems
+
+
+def _format_location(loc: Sequence[int | str]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif not str(part).startswith(("function-after", "constrained-", "nullable")):
+            out += ("." if out else "") + str(part)
+    return out or "(top level)"
+
+
+def parse_spec(raw: Mapping[str, Any], *, source_path: str | None = None) -> ExperimentSpec:
+    """Validate a spec mapping, reporting every problem at once.
+
+    Parameters
+    ----------
+    raw : mapping
+        The parsed TOML document.
+    source_path : str, optional
+        The file it came from; relative paths in the spec resolve against its folder.
+
+    Raises
+    ------
+    SpecError
+        With one detail line per problem, each starting with its key path.
+    """
+    problems = _cross_checks(raw)
+    spec: ExperimentSpec | None = None
+    try:
+        spec = ExperimentSpec.model_validate({**raw, "source_path": source_path})
+    except ValidationError as err:
+        for error in err.errors():
+            message = error["msg"].removeprefix("Value error, ")
+            problems.insert(0, f"{_format_location(error['loc'])}: {message}")
+    if problems or spec is None:
+        where = f" in {source_path}" if source_path else ""
+        raise SpecError(f"the experiment spec{where} is invalid", details=sorted(set(problems)))
+    return spec
+
+
+def load_spec(path: str | Path) -> ExperimentSpec:
+    """Read and validate an experiment spec TOML file.
+
+    Raises
+    ------
+    SpecError
+        If the file is missing, is not TOML, or fails validation.
+    """
+    path = Path(path)
+    try:
+        content = path.read_bytes()
+    except OSError as err:
+        raise SpecError(f"cannot read the experiment spec {path}: {err.strerror}") from err
+    try:
+        raw = tomllib.loads(content.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        raise SpecError(f"the experiment spec {path} is not valid TOML: {err}") from err
+    spec = parse_spec(raw, source_path=str(path.resolve()))
+    return spec.model_copy(update={"sha256": hashlib.sha256(content).hexdigest()})
