@@ -66,35 +66,35 @@ def _check_numeric(column: pd.Series, feature: Feature) -> tuple[list[str], np.n
     values = pd.to_numeric(column, errors="coerce")
     bad_type = values.isna().to_numpy() & column.notna().to_numpy()
     if bad_type.any():
-        return [f"column '{name}': {_rows(bad_type)} are not numbers"], None
+        return [f"column '{name}': not a number in {_rows(bad_type)}"], None
     array = values.to_numpy(dtype=float, na_value=np.nan)
     problems = []
     if not np.isfinite(array).all():
-        problems.append(f"column '{name}': {_rows(~np.isfinite(array))} are missing or infinite")
+        problems.append(f"column '{name}': missing or infinite in {_rows(~np.isfinite(array))}")
     finite = np.where(np.isfinite(array), array, 0.0)
     if feature.kind in ("count", "binary"):
         fractional = finite != np.round(finite)
         if fractional.any():
-            problems.append(f"column '{name}': {_rows(fractional)} are not whole numbers")
+            problems.append(f"column '{name}': not a whole number in {_rows(fractional)}")
     lower, upper = feature.lower, feature.upper
     if lower is not None and (finite < lower).any():
-        problems.append(f"column '{name}': {_rows(finite < lower)} are below the minimum {lower:g}")
+        problems.append(f"column '{name}': below the minimum {lower:g} in {_rows(finite < lower)}")
     if upper is not None and (finite > upper).any():
-        problems.append(f"column '{name}': {_rows(finite > upper)} are above the maximum {upper:g}")
+        problems.append(f"column '{name}': above the maximum {upper:g} in {_rows(finite > upper)}")
     return problems, array
 
 
 def _check_category(column: pd.Series, feature: Feature) -> list[str]:
     missing = column.isna().to_numpy()
     if missing.any():
-        return [f"column '{feature.name}': {_rows(missing)} are missing"]
+        return [f"column '{feature.name}': missing in {_rows(missing)}"]
     as_text = column.astype(str)
     unknown = ~as_text.isin(feature.categories).to_numpy()
     if unknown.any():
         seen = sorted(set(as_text[unknown]))[:_SHOWN_ROWS]
         return [
-            f"column '{feature.name}': {_rows(unknown)} have unknown categories "
-            f"{', '.join(repr(s) for s in seen)} (allowed: {', '.join(feature.categories)})"
+            f"column '{feature.name}': unknown categories {', '.join(repr(s) for s in seen)} "
+            f"in {_rows(unknown)} (allowed: {', '.join(feature.categories)})"
         ]
     return []
 
@@ -106,9 +106,9 @@ def parse_periods(column: pd.Series, name: str) -> tuple[list[str], np.ndarray |
     except (ValueError, TypeError, OverflowError):
         parsed = pd.to_datetime(column.astype(str), errors="coerce", format="mixed")
         bad = parsed.isna().to_numpy()
-        return [f"column '{name}': {_rows(bad)} are not months (expected YYYY-MM)"], None
+        return [f"column '{name}': not a month (expected YYYY-MM) in {_rows(bad)}"], None
     if periods.isna().any():
-        return [f"column '{name}': {_rows(periods.isna())} are missing"], None
+        return [f"column '{name}': missing in {_rows(periods.isna())}"], None
     return [], periods.asi8.astype(np.int64)
 
 
@@ -234,7 +234,7 @@ def validate(
     out: dict[str, object] = {}
     ids = frame[data.id_column]
     if ids.isna().any():
-        problems.append(f"column '{data.id_column}': {_rows(ids.isna().to_numpy())} have no id")
+        problems.append(f"column '{data.id_column}': missing in {_rows(ids.isna().to_numpy())}")
     out[data.id_column] = ids.astype(str).to_numpy() if ids.dtype == object else ids.to_numpy()
     period_problems, ordinals = parse_periods(frame[data.time_column], data.time_column)
     problems += period_problems
@@ -245,14 +245,14 @@ def validate(
     for attribute in present_sensitive:
         column = frame[attribute]
         if column.isna().any():
-            problems.append(f"column '{attribute}': {_rows(column.isna().to_numpy())} are missing")
+            problems.append(f"column '{attribute}': missing in {_rows(column.isna().to_numpy())}")
         out[attribute] = column.astype(str).to_numpy(dtype=object)
     label = spec.label.column
     if label in frame.columns:
         values = pd.to_numeric(frame[label], errors="coerce")
         bad = ~values.isin([0, 1]).to_numpy()
         if bad.any():
-            problems.append(f"column '{label}': {_rows(bad)} are not 0 or 1")
+            problems.append(f"column '{label}': not 0 or 1 in {_rows(bad)}")
         else:
             out[label] = values.to_numpy(dtype=np.int8)
     if ordinals is not None and not ids.isna().any():
@@ -260,8 +260,8 @@ def validate(
         dup = keys.duplicated(keep="first").to_numpy()
         if dup.any():
             problems.append(
-                f"duplicate ({data.id_column}, {data.time_column}) keys: {_rows(dup)} repeat an "
-                "earlier row"
+                f"duplicate ({data.id_column}, {data.time_column}) keys: {_rows(dup)} repeat "
+                "an earlier row"
             )
     if problems:
         raise DataValidationError(

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from model.additive import AdditiveModel
+from model.additive import AdditiveModel, sigmoid
 from model.data import validate_features
 from model.errors import DataValidationError
 from model.explain import TOP_REASONS, Reason
@@ -145,7 +145,7 @@ class ScoringModel:
     def score_columns(self, columns: Mapping[str, np.ndarray]) -> ScoredBatch:
         """Score already-validated columns."""
         contributions = self.additive.contributions(columns)
-        scores = 1.0 / (1.0 + np.exp(-(self.additive.base_value + contributions.sum(axis=1))))
+        scores = sigmoid(self.additive.base_value + contributions.sum(axis=1))
         return ScoredBatch(
             scores=scores,
             percentiles=self.percentile(scores),

@@ -1,0 +1,196 @@
+"""MLflow adapter: runs, metrics, plots, registered model versions and their tags.
+
+The tracking store and registry live in the project home (SQLite plus local artifacts) unless
+the caller passes another URI. Nothing is configured at import time: :func:`connect` does it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from importlib.metadata import version as package_version
+from pathlib import Path
+
+import mlflow
+import numpy as np
+from mlflow.models import infer_signature
+from mlflow.tracking import MlflowClient
+
+from model.home import Home
+from model.plots import calibration_figure, capacity_curve_figure
+from model.scorer import ARTIFACT_NAME, OutreachPyfunc, scored_frame
+from model.train import CandidateResult, TrainingResult
+
+Progress = Callable[[str], None]
+
+#: The packages a served model needs, given explicitly (inferring them costs seconds per model).
+_REQUIREMENTS = ("mlflow", "numpy", "pandas", "pydantic", "scikit-learn")
+
+
+@dataclass(frozen=True)
+class Registry:
+    """A connected MLflow client and the home whose store it uses."""
+
+    client: MlflowClient
+    home: Home
+    tracking_uri: str
+
+
+def connect(home: Home, *, tracking_uri: str | None = None) -> Registry:
+    """Point MLflow at the home's SQLite store (or ``tracking_uri``) with bounded retries."""
+    home.ensure()
+    uri = tracking_uri or home.tracking_uri
+    # A remote store that does not answer must fail in seconds, not minutes.
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
+    for noisy in ("mlflow", "alembic"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    return Registry(MlflowClient(tracking_uri=uri, registry_uri=uri), home, uri)
+
+
+def experiment_id(registry: Registry, name: str) -> str:
+    """The MLflow experiment for a spec, created with artifacts under the home if new."""
+    found = registry.client.get_experiment_by_name(name)
+    if found is not None:
+        return str(found.experiment_id)
+    location = (registry.home.artifacts / name).as_uri()
+    return str(registry.client.create_experiment(name, artifact_location=location))
+
+
+def sha256_file(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _requirements() -> list[str]:
+    return [f"{name}=={package_version(name)}" for name in _REQUIREMENTS]
+
+
+def _metric_name(key: str) -> str:
+    return key.replace("@", "_at_")
+
+
+def _finite(value: float | None) -> bool:
+    return value is not None and bool(np.isfinite(value))
+
+
+@contextmanager
+def _scratch() -> Iterator[Path]:
+    with tempfile.TemporaryDirectory(prefix="outreach-") as folder:
+        yield Path(folder)
+
+
+def _log_candidate(
+    registry: Registry, result: TrainingResult, candidate: CandidateResult, folder: Path
+) -> str:
+    spec = result.spec
+    config = candidate.config
+    mlflow.log_params({"family": config.family, "candidate": config.label, **config.params})
+    for key, value in candidate.mean.items():
+        if _finite(value):
+            mlflow.log_metric(key, float(value))  # type: ignore[arg-type]
+    for i, metrics in enumerate(candidate.per_split, start=1):
+        for key, value in metrics.as_dict().items():
+            if _finite(value):
+                mlflow.log_metric(f"split_{i}_{key}", float(value))  # type: ignore[arg-type]
+    random_p = result.baselines["random"].mean["precision_at_k"] or 0.0
+    heuristic_p = result.baselines["heuristic"].mean["precision_at_k"] or 0.0
+    precision = candidate.mean["precision_at_k"] or 0.0
+    if random_p:
+        mlflow.log_metric("lift_over_random", precision / random_p)
+    if heuristic_p:
+        mlflow.log_metric("lift_over_heuristic", precision / heuristic_p)
+
+    labels = result.validation.labels
+    scores = candidate.final.validation_scores
+    title = f"{config.label}, validated on the latest held-out period"
+    mlflow.log_figure(calibration_figure(labels, scores, title=title), "plots/calibration.png")
+    mlflow.log_figure(
+        capacity_curve_figure(
+            labels, scores, capacity_share=candidate.scoring_model.capacity_share, title=title
+        ),
+        "plots/precision_recall_at_k.png",
+    )
+
+    artifact = folder / config.name / ARTIFACT_NAME
+    artifact.parent.mkdir(parents=True)
+    candidate.scoring_model.save(artifact)
+    artifact_sha = sha256_file(artifact)
+    example = result.validation.features.head(5)
+    signature = infer_signature(example, scored_frame(candidate.scoring_model, example))
+    info = mlflow.pyfunc.log_model(
+        name="model",
+        python_model=OutreachPyfunc(),
+        artifacts={"scoring_model": str(artifact)},
+        signature=signature,
+        input_example=example,
+        pip_requirements=_requirements(),
+        registered_model_name=spec.name,
+    )
+    version = str(info.registered_model_version)
+    tags = {
+        "candidate": config.label,
+        "family": config.family,
+        "artifact_sha256": artifact_sha,
+        "data_fingerprint": result.data_fingerprint,
+        "spec_sha256": spec.sha256 or "",
+        "run_id": mlflow.active_run().info.run_id,  # type: ignore[union-attr]
+        **{
+            f"metric.{k}": f"{v:.6g}"
+            for k, v in candidate.mean.items()
+            if _finite(v)  # type: ignore[arg-type]
+        },
+    }
+    for key, value in tags.items():
+        registry.client.set_model_version_tag(spec.name, version, key, value)
+    return version
+
+
+def log_training(
+    registry: Registry, result: TrainingResult, *, progress: Progress = lambda _: None
+) -> str:
+    """Log a training run: a parent run with a nested run and a registered version per candidate.
+
+    Sets ``version`` on each candidate and returns the parent run id. No alias is moved.
+    """
+    spec = result.spec
+    experiment = experiment_id(registry, spec.name)
+    with mlflow.start_run(experiment_id=experiment, run_name=f"train {spec.name}") as parent:
+        mlflow.set_tags(
+            {"outreach.kind": "train", "spec_sha256": spec.sha256 or "", "unit": spec.unit}
+        )
+        mlflow.log_params(
+            {
+                "capacity": spec.capacity.describe(),
+                "label": spec.label.column,
+                "horizon_months": spec.label.horizon_months,
+                "splits": json.dumps([s.describe() for s in result.splits]),
+                "data_fingerprint": result.data_fingerprint,
+                "features": ",".join(spec.feature_names),
+            }
+        )
+        for name, baseline in result.baselines.items():
+            for key, value in baseline.mean.items():
+                if _finite(value):
+                    mlflow.log_metric(f"baseline_{name}_{key}", float(value))  # type: ignore[arg-type]
+        if spec.source_path:
+            mlflow.log_artifact(spec.source_path, "spec")
+        with _scratch() as folder:
+            for candidate in result.candidates:
+                with mlflow.start_run(
+                    experiment_id=experiment, run_name=candidate.config.label, nested=True
+                ):
+                    candidate.version = _log_candidate(registry, result, candidate, folder)
+                progress(f"logged {candidate.config.label} as {spec.name} v{candidate.version}")
+        return str(parent.info.run_id)

@@ -1,0 +1,217 @@
+"""The ``outreach`` command line: a thin adapter over the model, audits and service packages.
+
+Errors from the project's exception tree become one line on stderr and their exit code (2 for bad
+input); progress goes to stderr; ``--json`` prints one document on stdout.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from model.errors import BadInputError, OutreachError
+from model.home import Home
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _progress(message: str) -> None:
+    click.echo(message, err=True)
+
+
+def reported(func: F) -> F:
+    """Turn project errors into a clear message and their exit code, never a traceback."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except OutreachError as err:
+            click.echo(f"error: {err}", err=True)
+            sys.exit(err.exit_code)
+
+    return wrapper  # type: ignore[return-value]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--home",
+    type=click.Path(file_okay=False),
+    envvar="OUTREACH_HOME",
+    help="Project home folder (MLflow store, artifacts, service data). Default ./.outreach",
+)
+@click.pass_context
+def main(ctx: click.Context, home: str | None) -> None:
+    """Fair, audited, explainable scoring for voluntary welfare outreach."""
+    ctx.obj = Home.resolve(home)
+
+
+@main.command()
+@click.option(
+    "--unit", type=click.Choice(["individual", "neighbourhood"]), required=True, help="Population."
+)
+@click.option("--rows", type=click.IntRange(min=1), required=True, help="Rows (person-months).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--periods", type=click.IntRange(min=8), default=24, show_default=True)
+@click.option("--preset", default="default", show_default=True, help="Bias preset, e.g. biased.")
+@click.option("--out", type=click.Path(dir_okay=False), required=True, help=".parquet or .csv")
+@reported
+def generate(unit: str, rows: int, seed: int, periods: int, preset: str, out: str) -> None:
+    """Write a seeded synthetic population (Parquet or CSV by extension)."""
+    from model.synthetic import generate_preset, write_population
+
+    started = time.perf_counter()
+    frame = generate_preset(unit=unit, rows=rows, seed=seed, preset=preset, periods=periods)  # type: ignore[arg-type]
+    write_population(frame, out)
+    _progress(f"wrote {len(frame):,} rows to {out} in {time.perf_counter() - started:.1f} s")
+
+
+def load_dataset(spec_path: str, data: str | None, *, progress: Callable[[str], None]) -> Any:
+    """Load the spec, then its data (``--data`` first, else the spec's source), validated."""
+    from model.data import read_table, validate
+    from model.spec import load_spec
+
+    spec = load_spec(spec_path)
+    if data is not None:
+        frame = read_table(data)
+    elif spec.data.path is not None:
+        frame = read_table(spec.resolve_path(spec.data.path))
+    else:
+        from model.synthetic import generate_preset
+
+        assert spec.data.synthetic_preset is not None
+        progress(
+            f"generating the synthetic '{spec.data.synthetic_preset}' {spec.unit} population "
+            f"({spec.data.synthetic_rows:,} rows, seed {spec.data.synthetic_seed})"
+        )
+        frame = generate_preset(
+            unit=spec.unit,
+            rows=spec.data.synthetic_rows,
+            seed=spec.data.synthetic_seed,
+            preset=spec.data.synthetic_preset,
+            periods=spec.data.synthetic_periods,
+        )
+    dataset = validate(frame, spec)
+    progress(f"validated {len(dataset.frame):,} rows against {spec.name}")
+    return spec, dataset
+
+
+def train_summary(result: Any, run_id: str) -> dict[str, Any]:
+    """The ``train --json`` document."""
+
+    def metrics(values: dict[str, float | None]) -> dict[str, float | None]:
+        keys = ("precision_at_k", "recall_at_k", "roc_auc", "average_precision", "brier")
+        return {k: values[k] for k in keys}
+
+    random_p = result.baselines["random"].mean["precision_at_k"]
+    heuristic_p = result.baselines["heuristic"].mean["precision_at_k"]
+    candidates = []
+    for c in result.candidates:
+        precision = c.mean["precision_at_k"] or 0.0
+        candidates.append(
+            {
+                "name": c.config.name,
+                "label": c.config.label,
+                "family": c.config.family,
+                "version": c.version,
+                "metrics": metrics(c.mean),
+                "lift_over_random": precision / random_p if random_p else None,
+                "lift_over_heuristic": precision / heuristic_p if heuristic_p else None,
+                "per_split": [m.as_dict() for m in c.per_split],
+            }
+        )
+    spec = result.spec
+    return {
+        "experiment": spec.name,
+        "registered_model": spec.name,
+        "run_id": run_id,
+        "capacity": spec.capacity.describe(),
+        "splits": [s.describe() for s in result.splits],
+        "data_fingerprint": result.data_fingerprint,
+        "best": result.best().config.name,
+        "candidates": candidates,
+        "baselines": {name: metrics(b.mean) for name, b in result.baselines.items()},
+    }
+
+
+def print_table(summary: dict[str, Any]) -> None:
+    """A human-readable comparison of candidates and baselines on stderr."""
+    rows = [(c["label"], c["version"], c["metrics"]) for c in summary["candidates"]] + [
+        (f"baseline: {n}", "-", m) for n, m in summary["baselines"].items()
+    ]
+    _progress(
+        f"\n{summary['experiment']}: mean over {len(summary['splits'])} temporal splits, "
+        f"capacity {summary['capacity']}"
+    )
+    _progress(
+        f"{'model':<58} {'ver':>4} {'prec@k':>7} {'recall@k':>8} {'AUC':>6} {'AP':>6} {'Brier':>6}"
+    )
+
+    def fmt(value: float | None) -> str:
+        return "-" if value is None else f"{value:.3f}"
+
+    for label, version, m in rows:
+        _progress(
+            f"{label[:58]:<58} {version or '-':>4} {fmt(m['precision_at_k']):>7} "
+            f"{fmt(m['recall_at_k']):>8} {fmt(m['roc_auc']):>6} "
+            f"{fmt(m['average_precision']):>6} {fmt(m['brier']):>6}"
+        )
+
+
+def run_training(home: Home, spec_path: str, data: str | None) -> dict[str, Any]:
+    from model.registry import connect, log_training
+    from model.train import train
+
+    spec, dataset = load_dataset(spec_path, data, progress=_progress)
+    result = train(spec, dataset, progress=_progress)
+    registry = connect(home)
+    run_id = log_training(registry, result, progress=_progress)
+    return train_summary(result, run_id)
+
+
+@main.command("train")
+@click.argument("experiment", type=click.Path(dir_okay=False))
+@click.option(
+    "--data", type=click.Path(dir_okay=False), help="CSV or Parquet instead of the spec's."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
+@click.pass_obj
+@reported
+def train_command(home: Home, experiment: str, data: str | None, as_json: bool) -> None:
+    """Train an experiment's candidates and log them to MLflow (no alias is moved)."""
+    summary = run_training(home, experiment, data)
+    print_table(summary)
+    if as_json:
+        click.echo(json.dumps(summary, indent=2))
+
+
+@main.command()
+@click.pass_obj
+@reported
+def demo(home: Home) -> None:
+    """The main job on embedded defaults: synthetic populations, training, MLflow store."""
+    root = Path(__file__).resolve().parent.parent / "experiments"
+    specs = sorted(root.glob("*_outreach.toml"))
+    if not specs:
+        raise BadInputError(f"no experiment specs found in {root}")
+    started = time.perf_counter()
+    for spec_path in specs:
+        _progress(f"\n== {spec_path.name} ==")
+        print_table(run_training(home, str(spec_path), None))
+    _progress(f"\ndemo finished in {time.perf_counter() - started:.0f} s; home: {home.root}")
+    click.echo(
+        "Open the MLflow UI on this store with:\n"
+        f"  .venv/bin/mlflow ui --backend-store-uri {home.tracking_uri} --port 5000\n"
+        "then browse http://127.0.0.1:5000"
+    )
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

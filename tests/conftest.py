@@ -1,0 +1,74 @@
+"""Shared fixtures: specs, seeded synthetic populations, a trained tiny experiment, MLflow homes."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from model.data import Dataset, validate
+from model.home import Home
+from model.spec import ExperimentSpec, load_spec, parse_spec
+from model.synthetic import generate_preset
+from model.train import TrainingResult, train
+
+ROOT = Path(__file__).resolve().parent.parent
+INDIVIDUAL_SPEC = ROOT / "experiments" / "individual_outreach.toml"
+NEIGHBOURHOOD_SPEC = ROOT / "experiments" / "neighbourhood_outreach.toml"
+
+#: Small, fast candidates for tests: one of each family.
+FAST_CANDIDATES = [
+    {"name": "logistic", "family": "logistic", "grid": {"C": [1.0]}},
+    {
+        "name": "boosted",
+        "family": "boosted_additive",
+        "grid": {"max_iter": [40], "max_leaf_nodes": [6]},
+    },
+]
+
+
+def spec_mapping(path: Path = INDIVIDUAL_SPEC) -> dict[str, Any]:
+    """A spec file as a mutable mapping, for tests that derive variants."""
+    return tomllib.loads(path.read_text())
+
+
+def fast_spec(path: Path = INDIVIDUAL_SPEC, **overrides: Any) -> ExperimentSpec:
+    raw = spec_mapping(path)
+    raw["candidates"] = FAST_CANDIDATES
+    raw["validation"] = {"splits": 2, "step_months": 2, "min_train_periods": 4}
+    raw.update(overrides)
+    return parse_spec(raw, source_path=str(path))
+
+
+@pytest.fixture(scope="session")
+def individual_spec() -> ExperimentSpec:
+    return load_spec(INDIVIDUAL_SPEC)
+
+
+@pytest.fixture(scope="session")
+def small_spec() -> ExperimentSpec:
+    return fast_spec()
+
+
+@pytest.fixture(scope="session")
+def population() -> pd.DataFrame:
+    """A seeded individual population: 2,000 people over 20 months."""
+    return generate_preset(unit="individual", rows=40_000, seed=3, periods=20)
+
+
+@pytest.fixture(scope="session")
+def dataset(population: pd.DataFrame, small_spec: ExperimentSpec) -> Dataset:
+    return validate(population, small_spec)
+
+
+@pytest.fixture(scope="session")
+def trained(small_spec: ExperimentSpec, dataset: Dataset) -> TrainingResult:
+    return train(small_spec, dataset)
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Home:
+    return Home(tmp_path / "home")
