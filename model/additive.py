@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Literal
 
 import numpy as np
@@ -23,6 +24,7 @@ from model.errors import BadInputError
 
 TermKind = Literal["linear", "step", "table"]
 FORMAT_VERSION = 1
+_SMALL_BATCH = 64
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,11 @@ class Term:
     thresholds: tuple[float, ...] = ()
     values: tuple[float, ...] = ()
     categories: tuple[str, ...] = ()
+
+    @cached_property
+    def index(self) -> dict[str, int]:
+        """Category to position, for tables."""
+        return {c: i for i, c in enumerate(self.categories)}
 
     def evaluate(self, x: np.ndarray) -> np.ndarray:
         """The centred term at ``x`` (floats, or category codes for tables)."""
@@ -103,6 +110,12 @@ class AdditiveModel:
     def _column(self, term: Term, column: Any) -> np.ndarray:
         if term.kind != "table":
             return np.asarray(column, dtype=float)
+        if len(column) <= _SMALL_BATCH:  # a dict lookup beats pandas for a few records
+            index = term.index
+            try:
+                return np.fromiter((index[c] for c in column), dtype=np.intp, count=len(column))
+            except KeyError as err:
+                raise BadInputError(f"'{term.feature}': unknown category {err.args[0]!r}") from err
         codes = pd.Categorical(np.asarray(column, dtype=object), categories=term.categories).codes
         if (codes < 0).any():
             bad = np.asarray(column, dtype=object)[codes < 0][0]

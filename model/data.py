@@ -277,23 +277,31 @@ class TemporalSplit:
     """One rolling split, in month ordinals.
 
     The model is fitted on ``fit_periods``, calibrated on ``calibration_period`` and validated on
-    ``validation_period``. Every training period ends at least the label horizon before the
-    validation period, so every training label was observable when the model would have been used.
+    ``validation_periods`` (consecutive months). Every training period ends at least the label
+    horizon before the first validation period, so every training label was observable when the
+    model would have been used.
     """
 
     fit_periods: tuple[int, ...]
     calibration_period: int
-    validation_period: int
+    validation_periods: tuple[int, ...]
 
     @property
     def train_periods(self) -> tuple[int, ...]:
         return (*self.fit_periods, self.calibration_period)
 
+    @property
+    def validation_period(self) -> int:
+        """The latest validation period."""
+        return self.validation_periods[-1]
+
     def describe(self) -> str:
         first, last = self.fit_periods[0], self.calibration_period
+        validation = ordinal_to_period(self.validation_periods[0])
+        if len(self.validation_periods) > 1:
+            validation += f"..{ordinal_to_period(self.validation_periods[-1])}"
         return (
-            f"train {ordinal_to_period(first)}..{ordinal_to_period(last)}, "
-            f"validate {ordinal_to_period(self.validation_period)}"
+            f"train {ordinal_to_period(first)}..{ordinal_to_period(last)}, validate {validation}"
         )
 
 
@@ -304,6 +312,7 @@ def temporal_splits(
     horizon: int,
     step: int,
     min_train_periods: int,
+    window: int = 1,
 ) -> list[TemporalSplit]:
     """Rolling-origin splits ending at the latest period, oldest first.
 
@@ -312,13 +321,15 @@ def temporal_splits(
     periods : sequence of int
         The month ordinals present in the data.
     splits : int
-        How many validation periods (the latest, then every ``step`` months back).
+        How many validation windows (the latest, then every ``step`` months back).
     horizon : int
         The label's horizon in months; training rows end ``horizon`` months before validation.
     step : int
-        Months between consecutive validation periods.
+        Months between the ends of consecutive validation windows.
     min_train_periods : int
         The fewest training periods a split may have (one of them calibrates).
+    window : int
+        Months in each validation window.
 
     Raises
     ------
@@ -330,18 +341,19 @@ def temporal_splits(
     out: list[TemporalSplit] = []
     latest = available[-1]
     for i in range(splits):
-        validation = latest - i * step
-        if validation not in present:
+        end = latest - i * step
+        validation = tuple(p for p in range(end - window + 1, end + 1) if p in present)
+        if not validation:
             continue
-        train = [p for p in available if p <= validation - horizon]
+        train = [p for p in available if p <= validation[0] - horizon]
         if len(train) < max(min_train_periods, 2):
             break
         out.append(TemporalSplit(tuple(train[:-1]), train[-1], validation))
     if len(out) < splits:
+        needed = horizon + window - 1 + (splits - 1) * step + max(min_train_periods, 2)
         raise BadInputError(
             f"the data spans {len(available)} periods, too few for {splits} temporal splits with a "
-            f"{horizon}-month label horizon, {step}-month steps and at least {min_train_periods} "
-            f"training periods; need at least {horizon + (splits - 1) * step + min_train_periods} "
-            "periods"
+            f"{horizon}-month label horizon, {window}-month validation windows, {step}-month steps "
+            f"and at least {min_train_periods} training periods; need at least {needed} periods"
         )
     return sorted(out, key=lambda s: s.validation_period)

@@ -146,11 +146,7 @@ def _log_candidate(
         "data_fingerprint": result.data_fingerprint,
         "spec_sha256": spec.sha256 or "",
         "run_id": mlflow.active_run().info.run_id,  # type: ignore[union-attr]
-        **{
-            f"metric.{k}": f"{v:.6g}"
-            for k, v in candidate.mean.items()
-            if _finite(v)  # type: ignore[arg-type]
-        },
+        **{f"metric.{k}": f"{v:.6g}" for k, v in candidate.mean.items() if _finite(v)},
     }
     for key, value in tags.items():
         registry.client.set_model_version_tag(spec.name, version, key, value)

@@ -11,18 +11,20 @@ bands). It is stored as one JSON document, so loading it never executes code.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from mlflow.pyfunc import PythonModel
 
 from model.additive import AdditiveModel, sigmoid
 from model.data import validate_features
 from model.errors import DataValidationError
 from model.explain import TOP_REASONS, Reason
+from model.records import check_records
 from model.spec import ExperimentSpec, Feature
 
 FORMAT_VERSION = 1
@@ -73,17 +75,19 @@ class ScoringModel:
         additive: AdditiveModel,
         *,
         validation_scores: np.ndarray,
+        capacity_share: float,
         candidate: str,
     ) -> ScoringModel:
         """Assemble the served model from a compiled candidate and its validation scores.
 
-        The band cut-offs are the scores at capacity (``priority``) and at three times capacity
+        ``capacity_share`` is the share of the validation population within capacity. The band
+        cut-offs are the scores at capacity (``priority``) and at three times capacity
         (``elevated``) in the validation population.
         """
         scores = np.sort(np.asarray(validation_scores, dtype=float))
         n = len(scores)
-        k = spec.capacity.k_for(n)
-        share = k / n
+        share = capacity_share
+        k = max(1, round(share * n))
 
         def cut(count: int) -> float:
             count = min(max(count, 1), n)
@@ -153,6 +157,23 @@ class ScoringModel:
             contributions=contributions,
             values={f: np.asarray(columns[f]) for f in self.feature_names},
         )
+
+    def score_records(
+        self, records: Sequence[Any], *, allowed_extra: Collection[str] = ()
+    ) -> ScoredBatch:
+        """Validate and score records given as mappings (the fast path for a few records).
+
+        Raises
+        ------
+        DataValidationError
+            With one detail per problem, ``records[i].field: ...``.
+        """
+        problems, columns = check_records(records, self.features, allowed_extra=allowed_extra)
+        if problems:
+            raise DataValidationError(
+                "the records do not match the model's input schema", details=problems
+            )
+        return self.score_columns(columns)
 
     def score_frame(self, frame: pd.DataFrame) -> ScoredBatch:
         """Validate and score a frame of records."""
@@ -255,13 +276,7 @@ def scored_frame(model: ScoringModel, frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-try:  # MLflow is a dependency, but keep the pure scorer importable without it.
-    from mlflow.pyfunc import PythonModel
-except ImportError:  # pragma: no cover
-    PythonModel = object  # type: ignore[assignment,misc]
-
-
-class OutreachPyfunc(PythonModel):  # type: ignore[misc,valid-type]
+class OutreachPyfunc(PythonModel):
     """MLflow pyfunc adapter: loads the JSON scoring model, returns scored rows."""
 
     def load_context(self, context: Any) -> None:

@@ -159,6 +159,7 @@ class Validation(_Frozen):
 
     splits: Annotated[int, Field(ge=1, le=24)] = 3
     step_months: Annotated[int, Field(ge=1)] = 3
+    window_months: Annotated[int, Field(ge=1, le=24)] = 1
     min_train_periods: Annotated[int, Field(ge=1)] = 3
 
 
@@ -201,6 +202,18 @@ def _fits(value: object, kind: type) -> bool:
     return isinstance(value, kind) and not isinstance(value, bool)
 
 
+class Mitigation(_Frozen):
+    """Fairness-mitigated candidates to train beside the plain ones (applied by the audits).
+
+    Each method uses the sensitive attribute while training only; scoring never needs it.
+    """
+
+    attribute: Annotated[str, Field(min_length=1)]
+    methods: Annotated[
+        tuple[Literal["reweighing", "exponentiated_gradient"], ...], Field(min_length=1)
+    ] = ("reweighing", "exponentiated_gradient")
+
+
 class Baselines(_Frozen):
     """Simple rankings every candidate is compared against."""
 
@@ -221,6 +234,7 @@ class ExperimentSpec(_Frozen):
     validation: Validation = Validation()
     candidates: Annotated[tuple[Candidate, ...], Field(min_length=1)]
     baselines: Baselines
+    mitigation: Mitigation | None = None
     policy: str | None = None
     seed: int = 0
     source_path: str | None = None
@@ -286,6 +300,13 @@ def _cross_checks(raw: Mapping[str, Any]) -> list[str]:
             for i, column in enumerate(ignored):
                 if column in names or column in keys or column in (sensitive or []):
                     problems.append(f"data.ignore_columns[{i}]: '{column}' is used by the spec")
+    mitigation = raw.get("mitigation")
+    if isinstance(mitigation, Mapping) and isinstance(sensitive, list):
+        attribute = mitigation.get("attribute")
+        if isinstance(attribute, str) and attribute not in sensitive:
+            problems.append(
+                f"mitigation.attribute: '{attribute}' is not one of the sensitive_attributes"
+            )
     baselines = raw.get("baselines")
     if isinstance(baselines, Mapping):
         heuristic = baselines.get("heuristic_feature")
@@ -295,11 +316,11 @@ def _cross_checks(raw: Mapping[str, Any]) -> list[str]:
     if isinstance(candidates, list):
         seen: set[str] = set()
         for i, candidate in enumerate(candidates):
-            name = candidate.get("name") if isinstance(candidate, Mapping) else None
-            if name in seen:
-                problems.append(f"candidates[{i}].name: '{name}' is listed twice")
-            if isinstance(name, str):
-                seen.add(name)
+            label = candidate.get("name") if isinstance(candidate, Mapping) else None
+            if isinstance(label, str) and label in seen:
+                problems.append(f"candidates[{i}].name: '{label}' is listed twice")
+            if isinstance(label, str):
+                seen.add(label)
     return problems
 
 

@@ -33,10 +33,13 @@ __all__ = [
     "FEATURES",
     "ID_COLUMN",
     "LABEL",
+    "NO_KNOBS",
     "OVER_MEASURABLE_FEATURES",
     "PRESETS",
     "SENSITIVE_ATTRIBUTES",
     "TRUE_LABEL",
+    "UNDER_RECORDED_FEATURES",
+    "UNITS",
     "BiasKnobs",
     "LabelUnderRecording",
     "ProxyOverMeasurement",
@@ -68,7 +71,7 @@ class LabelUnderRecording:
         The group's value of that attribute, e.g. ``"Hispanic or Latino"``.
     rate : float
         Share of the group's true crises NOT recorded in the label, in ``[0, 1]``. The same rate
-        thins the group's recorded service-contact features.
+        thins the group's recorded service-contact features (``UNDER_RECORDED_FEATURES``).
     """
 
     attribute: str
@@ -205,21 +208,22 @@ SENSITIVE_ATTRIBUTES: dict[Unit, dict[str, tuple[str, ...]]] = {
 _INCOME_BANDS = ("none", "very_low", "low", "moderate")
 _EMPLOYMENT = ("employed", "unemployed", "not_in_labour_force")
 
-# Individual event counts: (window in months, log monthly rate at need 0, slope on need).
-_COUNTS: dict[str, tuple[int, float, float]] = {
-    "er_visits_90d": (3, -2.6, 0.72),
-    "psych_holds_12m": (12, -5.9, 1.25),
-    "shelter_contacts_12m": (12, -4.7, 1.35),
-    "eviction_filings_12m": (12, -5.3, 1.05),
-    "jail_bookings_12m": (12, -5.3, 0.80),
-    "address_changes_12m": (12, -3.8, 0.90),
-    "benefit_lapses_12m": (12, -4.3, 0.85),
-    "outpatient_mh_visits_12m": (12, -2.5, 0.72),
-    "substance_use_tx_12m": (12, -4.4, 0.98),
-    "ems_calls_12m": (12, -4.3, 0.98),
-    "utility_shutoff_notices_12m": (12, -4.2, 0.85),
-    "child_welfare_contacts_12m": (12, -4.3, 0.85),
-    "prior_shelter_stays_5y": (60, -5.7, 1.35),
+# Individual event counts: (window in months, log monthly rate at need 0, slope on need,
+# highest monthly rate; the cap keeps the tails plausible, e.g. at most ~0.3 shelter stays a month).
+_COUNTS: dict[str, tuple[int, float, float, float]] = {
+    "er_visits_90d": (3, -2.6, 0.72, 2.0),
+    "psych_holds_12m": (12, -5.9, 1.25, 0.5),
+    "shelter_contacts_12m": (12, -4.7, 1.35, 4.0),
+    "eviction_filings_12m": (12, -5.3, 1.05, 0.3),
+    "jail_bookings_12m": (12, -5.3, 0.80, 0.5),
+    "address_changes_12m": (12, -3.8, 0.90, 0.5),
+    "benefit_lapses_12m": (12, -4.3, 0.85, 0.3),
+    "outpatient_mh_visits_12m": (12, -2.5, 0.72, 4.0),
+    "substance_use_tx_12m": (12, -4.4, 0.98, 2.0),
+    "ems_calls_12m": (12, -4.3, 0.98, 1.0),
+    "utility_shutoff_notices_12m": (12, -4.2, 0.85, 0.5),
+    "child_welfare_contacts_12m": (12, -4.3, 0.85, 0.5),
+    "prior_shelter_stays_5y": (60, -5.7, 1.35, 0.3),
 }
 # Contacts with services that reset ``months_since_last_service``.
 _SERVICE_CONTACTS = (
@@ -230,8 +234,7 @@ _SERVICE_CONTACTS = (
     "substance_use_tx_12m",
     "ems_calls_12m",
 )
-# Service-contact features thinned together with the label by ``LabelUnderRecording``.
-_UNDER_RECORDED_FEATURES: dict[Unit, tuple[str, ...]] = {
+UNDER_RECORDED_FEATURES: dict[Unit, tuple[str, ...]] = {
     "individual": (
         "shelter_contacts_12m",
         "er_visits_90d",
@@ -239,8 +242,9 @@ _UNDER_RECORDED_FEATURES: dict[Unit, tuple[str, ...]] = {
         "substance_use_tx_12m",
         "prior_shelter_stays_5y",
     ),
-    "neighbourhood": ("er_visit_rate", "service_call_rate"),
+    "neighbourhood": ("er_visit_rate", "service_call_rate", "prior_crisis_rate"),
 }
+"""Service-contact features a :class:`LabelUnderRecording` thins at the same rate as the label."""
 
 # Neighbourhood event rates: (log monthly events per 1,000 residents at need 0, slope on need).
 _RATES: dict[str, tuple[float, float]] = {
@@ -410,12 +414,8 @@ def generate_preset(
             f"unknown preset {preset!r}; expected one of {known}",
             details=[f"preset: {preset!r} is not one of {known}"],
         )
-    if unit not in UNITS:
-        problems = _check_arguments(
-            unit=unit, rows=rows, seed=seed, periods=periods, start="2023-01"
-        )
-        raise BadInputError(_summary(problems), details=problems)
-    return generate(unit=unit, rows=rows, seed=seed, periods=periods, knobs=PRESETS[preset][unit])
+    knobs = PRESETS[preset].get(unit, NO_KNOBS)  # an unknown unit is reported by generate
+    return generate(unit=unit, rows=rows, seed=seed, periods=periods, knobs=knobs)
 
 
 def write_population(df: pd.DataFrame, path: str | Path) -> None:
@@ -475,16 +475,21 @@ def _summary(problems: list[str]) -> str:
     return f"cannot generate a synthetic population: {problems[0]}{more}"
 
 
-def _is_int(value: object) -> bool:
-    return isinstance(value, int | np.integer) and not isinstance(value, bool | np.bool_)
+def _as_int(value: object) -> int | None:
+    """The value as an ``int`` if it is an integer (not a bool), else ``None``."""
+    if isinstance(value, int | np.integer) and not isinstance(value, bool | np.bool_):
+        return int(value)
+    return None
 
 
-def _is_real(value: object) -> bool:
-    return (
-        isinstance(value, int | float | np.integer | np.floating)
-        and not isinstance(value, bool | np.bool_)
-        and math.isfinite(float(value))
-    )
+def _as_real(value: object) -> float | None:
+    """The value as a finite ``float`` if it is a real number (not a bool), else ``None``."""
+    if isinstance(value, int | float | np.integer | np.floating) and not isinstance(
+        value, bool | np.bool_
+    ):
+        number = float(value)
+        return number if math.isfinite(number) else None
+    return None
 
 
 def _check_arguments(
@@ -494,17 +499,18 @@ def _check_arguments(
     if unit not in UNITS:
         expected = ", ".join(repr(u) for u in UNITS)
         problems.append(f"unit: must be one of {expected} (got {unit!r})")
-    periods_ok = _is_int(periods) and int(periods) >= _MIN_PERIODS  # type: ignore[call-overload]
-    if not periods_ok:
+    n_periods, n_rows, seed_value = _as_int(periods), _as_int(rows), _as_int(seed)
+    if n_periods is None or n_periods < _MIN_PERIODS:
         problems.append(f"periods: must be an integer >= {_MIN_PERIODS} (got {periods!r})")
-    if not _is_int(rows) or int(rows) <= 0:  # type: ignore[call-overload]
+        n_periods = None
+    if n_rows is None or n_rows <= 0:
         problems.append(f"rows: must be a positive integer (got {rows!r})")
-    elif periods_ok and int(rows) < int(periods):  # type: ignore[call-overload]
+    elif n_periods is not None and n_rows < n_periods:
         problems.append(
-            f"rows: must be >= periods so every id has a full history (got rows={rows}, "
-            f"periods={periods})"
+            f"rows: must be >= periods so every id has a full history (got rows={n_rows}, "
+            f"periods={n_periods})"
         )
-    if not _is_int(seed) or int(seed) < 0:  # type: ignore[call-overload]
+    if seed_value is None or seed_value < 0:
         problems.append(f"seed: must be a non-negative integer (got {seed!r})")
     if not isinstance(start, str) or not _START.match(start):
         problems.append(f"start: must be a month as 'YYYY-MM' (got {start!r})")
@@ -513,11 +519,11 @@ def _check_arguments(
 
 def _check_group(unit: Unit, where: str, attribute: object, group: object) -> list[str]:
     attributes = SENSITIVE_ATTRIBUTES[unit]
-    if attribute not in attributes:
+    if not isinstance(attribute, str) or attribute not in attributes:
         known = ", ".join(repr(a) for a in attributes)
         return [f"{where}.attribute: unknown attribute {attribute!r} for {unit}; expected {known}"]
-    groups = attributes[attribute]  # type: ignore[index]
-    if group not in groups:
+    groups = attributes[attribute]
+    if not isinstance(group, str) or group not in groups:
         known = ", ".join(repr(g) for g in groups)
         return [f"{where}.group: unknown group {group!r} of {attribute!r}; expected {known}"]
     return []
@@ -531,26 +537,29 @@ def _check_knobs(unit: Unit, knobs: object) -> list[str]:
     if under is not None:
         where = "knobs.label_under_recording"
         problems += _check_group(unit, where, under.attribute, under.group)
-        if not _is_real(under.rate) or not 0.0 <= float(under.rate) <= 1.0:
+        rate = _as_real(under.rate)
+        if rate is None or not 0.0 <= rate <= 1.0:
             problems.append(f"{where}.rate: must be a number in [0, 1] (got {under.rate!r})")
     proxy = knobs.proxy_over_measurement
     if proxy is not None:
         where = "knobs.proxy_over_measurement"
         allowed = OVER_MEASURABLE_FEATURES[unit]
-        if proxy.feature not in allowed:
+        if not isinstance(proxy.feature, str) or proxy.feature not in allowed:
             known = ", ".join(repr(f) for f in allowed)
             problems.append(
                 f"{where}.feature: {proxy.feature!r} is not an over-measurable {unit} feature; "
                 f"expected one of {known}"
             )
         problems += _check_group(unit, where, proxy.attribute, proxy.group)
-        if not _is_real(proxy.factor) or float(proxy.factor) <= 0.0:
+        factor = _as_real(proxy.factor)
+        if factor is None or factor <= 0.0:
             problems.append(f"{where}.factor: must be a number > 0 (got {proxy.factor!r})")
     small = knobs.small_group
     if small is not None:
         where = "knobs.small_group"
         problems += _check_group(unit, where, small.attribute, small.group)
-        if not _is_real(small.share) or not 0.0 < float(small.share) < 1.0:
+        share = _as_real(small.share)
+        if share is None or not 0.0 < share < 1.0:
             problems.append(
                 f"{where}.share: must be a number strictly between 0 and 1 (got {small.share!r})"
             )
@@ -646,11 +655,16 @@ def _window_sums(values: np.ndarray, first: int, ends: np.ndarray, window: int) 
     return cumulative[:, ends - first + 1] - cumulative[:, ends - first + 1 - window]
 
 
-def _member_mask(
-    attributes: Mapping[str, np.ndarray], unit: Unit, attribute: str, group: str
+def _members(
+    attributes: Mapping[str, np.ndarray],
+    unit: Unit,
+    knob: LabelUnderRecording | ProxyOverMeasurement | None,
 ) -> np.ndarray:
-    code = SENSITIVE_ATTRIBUTES[unit][attribute].index(group)
-    return attributes[attribute] == code
+    """Boolean mask of the ids in the knob's group (all false when the knob is off)."""
+    if knob is None:
+        return np.zeros(next(iter(attributes.values())).shape, dtype=bool)
+    code = SENSITIVE_ATTRIBUTES[unit][knob.attribute].index(knob.group)
+    return attributes[knob.attribute] == code
 
 
 def _thin(rng: np.random.Generator, counts: np.ndarray, members: np.ndarray, keep: float) -> None:
@@ -760,25 +774,25 @@ def _individual(n: int, labels: list[str], seed: int, knobs: BiasKnobs) -> pd.Da
 
     under = knobs.label_under_recording
     proxy = knobs.proxy_over_measurement
-    under_members = _member_mask(attributes, unit, under.attribute, under.group) if under else None
+    under_members = _members(attributes, unit, under)
+    proxy_members = _members(attributes, unit, proxy)
     counts_rng = rng["counts"]
     features: dict[str, np.ndarray] = {}
     any_service = np.zeros((n, lookback + periods), dtype=bool)  # internal months 0..end
-    for name, (window, intercept, slope) in _COUNTS.items():
+    for name, (window, intercept, slope, cap) in _COUNTS.items():
         # Service contacts are drawn over the whole look-back so months_since_last_service
         # can see 60 months back; other counts only over their window.
         first = 0 if name in _SERVICE_CONTACTS or window == 60 else lookback - window + 1
         log_rate = intercept + slope * need[:, first : lookback + periods]
         log_rate += (person_effect[name] + modifiers.get(name, 0.0))[:, None]
-        expected = np.exp(log_rate)
+        expected = np.minimum(np.exp(log_rate), cap)
         monthly = counts_rng.poisson(expected).astype(np.int32)
         keep = 1.0
-        if under is not None and name in _UNDER_RECORDED_FEATURES[unit]:
+        if under is not None and name in UNDER_RECORDED_FEATURES[unit]:
             keep = 1.0 - float(under.rate)
-            _thin(rng["under_features"], monthly, under_members, keep)  # type: ignore[arg-type]
+            _thin(rng["under_features"], monthly, under_members, keep)
         if proxy is not None and proxy.feature == name:
-            members = _member_mask(attributes, unit, proxy.attribute, proxy.group)
-            _scale(rng["proxy"], monthly, keep * expected, members, float(proxy.factor))
+            _scale(rng["proxy"], monthly, keep * expected, proxy_members, float(proxy.factor))
         if name in _SERVICE_CONTACTS:
             any_service |= monthly > 0
         features[name] = _window_sums(monthly, first, ends, window).astype(np.int64)
@@ -788,8 +802,8 @@ def _individual(n: int, labels: list[str], seed: int, knobs: BiasKnobs) -> pd.Da
     position = timing.random((n, lookback + periods))  # when in its month a contact happened
     month_index = np.arange(lookback + periods)
     last = np.maximum.accumulate(np.where(any_service, month_index, -1), axis=1)[:, ends]
-    rows = np.arange(n)[:, None]
-    since = (ends - last) + 1.0 - position[rows, np.maximum(last, 0)]
+    person_index = np.arange(n)[:, None]
+    since = (ends - last) + 1.0 - position[person_index, np.maximum(last, 0)]
     since = np.where((last < 0) | (since > 60.0), 60.0, since)
 
     # Enrolment and waitlist status: persistent propensities plus current or recent need.
@@ -808,7 +822,9 @@ def _individual(n: int, labels: list[str], seed: int, knobs: BiasKnobs) -> pd.Da
     crisis_window = slice(lookback + 1, lookback + periods + horizon)
     events = rng["crises"].random((n, periods + horizon - 1)) < hazard[:, crisis_window]
     first_crisis_month = lookback + 1
-    truth = (_window_sums(events.astype(np.int32), first_crisis_month, ends + horizon, horizon) > 0).astype(np.int64)
+    truth = (
+        _window_sums(events.astype(np.int32), first_crisis_month, ends + horizon, horizon) > 0
+    ).astype(np.int64)
     log_survival = np.log1p(-hazard[:, crisis_window])
     need_probability = -np.expm1(
         _window_sums(log_survival, first_crisis_month, ends + horizon, horizon)
@@ -816,10 +832,7 @@ def _individual(n: int, labels: list[str], seed: int, knobs: BiasKnobs) -> pd.Da
     recorded = truth
     if under is not None:
         recorded = _flip_positives(
-            rng["under_labels"],
-            truth,
-            under_members[:, None],
-            float(under.rate),  # type: ignore[index]
+            rng["under_labels"], truth, under_members[:, None], float(under.rate)
         )
 
     def person_level(values: np.ndarray) -> np.ndarray:
@@ -857,21 +870,31 @@ def _poisson_sf(threshold: np.ndarray, mean: np.ndarray) -> np.ndarray:
     """``P(X > threshold)`` for ``X ~ Poisson(mean)``, elementwise, for integer thresholds.
 
     Sums whichever tail is shorter, starting from its largest term (computed in log space with
-    an exact log-factorial table), so it neither underflows nor needs many terms.
+    an exact log-factorial table), so it neither underflows nor needs many terms; elements leave
+    the loop as soon as their terms are negligible.
     """
+    shape = np.broadcast_shapes(threshold.shape, mean.shape)
+    threshold = np.broadcast_to(threshold, shape).ravel()
+    mean = np.broadcast_to(mean, shape).ravel()
     upper = threshold + 1 > mean
     start = np.where(upper, threshold + 1, threshold)
     log_factorial = np.concatenate([[0.0], np.cumsum(np.log(np.arange(1, start.max() + 2)))])
     term = np.exp(-mean + start * np.log(mean) - log_factorial[start])
     total = term.copy()
-    k = start.astype(np.float64)
-    while True:
-        term = term * np.where(upper, mean / np.maximum(k + 1.0, 1.0), np.maximum(k, 0.0) / mean)
-        k = np.where(upper, k + 1.0, k - 1.0)
-        total += term
-        if term.max() < 1e-17:
-            break
-    return np.clip(np.where(upper, total, 1.0 - total), 0.0, 1.0)
+    active = np.flatnonzero(term > 1e-17)
+    k = start[active].astype(np.float64)
+    step_term, step_mean, step_upper = term[active], mean[active], upper[active]
+    while active.size:
+        for _ in range(8):
+            step_term = step_term * np.where(
+                step_upper, step_mean / np.maximum(k + 1.0, 1.0), np.maximum(k, 0.0) / step_mean
+            )
+            k = np.where(step_upper, k + 1.0, k - 1.0)
+            total[active] += step_term
+        keep = step_term > 1e-17
+        active, k = active[keep], k[keep]
+        step_term, step_mean, step_upper = step_term[keep], step_mean[keep], step_upper[keep]
+    return np.clip(np.where(upper, total, 1.0 - total), 0.0, 1.0).reshape(shape)
 
 
 def _neighbourhood(n: int, labels: list[str], seed: int, knobs: BiasKnobs) -> pd.DataFrame:
@@ -929,7 +952,8 @@ def _neighbourhood(n: int, labels: list[str], seed: int, knobs: BiasKnobs) -> pd
 
     under = knobs.label_under_recording
     proxy = knobs.proxy_over_measurement
-    under_members = _member_mask(attributes, unit, under.attribute, under.group) if under else None
+    under_members = _members(attributes, unit, under)
+    proxy_members = _members(attributes, unit, proxy)
     effects, counts_rng = rng["effects"], rng["counts"]
     features: dict[str, np.ndarray] = {}
     window = 3  # rates are events in the last three months per 1,000 residents
@@ -940,17 +964,19 @@ def _neighbourhood(n: int, labels: list[str], seed: int, knobs: BiasKnobs) -> pd
         expected = per_thousand * np.exp(log_rate)
         monthly = counts_rng.poisson(expected).astype(np.int64)
         keep = 1.0
-        if under is not None and name in _UNDER_RECORDED_FEATURES[unit]:
+        if under is not None and name in UNDER_RECORDED_FEATURES[unit]:
             keep = 1.0 - float(under.rate)
-            _thin(rng["under_features"], monthly, under_members, keep)  # type: ignore[arg-type]
+            _thin(rng["under_features"], monthly, under_members, keep)
         if proxy is not None and proxy.feature == name:
-            members = _member_mask(attributes, unit, proxy.attribute, proxy.group)
-            _scale(rng["proxy"], monthly, keep * expected, members, float(proxy.factor))
+            _scale(rng["proxy"], monthly, keep * expected, proxy_members, float(proxy.factor))
         features[name] = _window_sums(monthly, first, ends, window) / per_thousand
 
     # Crisis events from the year before the first period to the quarter after the last one.
     crises = rng["crises"].poisson(crisis_mean).astype(np.int64)
-    prior_crisis_rate = _window_sums(crises, 0, ends, 12) / per_thousand
+    recorded_crises = crises.copy()
+    if under is not None and "prior_crisis_rate" in UNDER_RECORDED_FEATURES[unit]:
+        _thin(rng["under_features"], recorded_crises, under_members, 1.0 - float(under.rate))
+    prior_crisis_rate = _window_sums(recorded_crises, 0, ends, 12) / per_thousand
     next_quarter = _window_sums(crises, 0, ends + horizon, horizon)
     quarter_mean = _window_sums(crisis_mean, 0, ends + horizon, horizon)
     # The area's expected level is indirectly standardised: its population at the reference
@@ -958,20 +984,18 @@ def _neighbourhood(n: int, labels: list[str], seed: int, knobs: BiasKnobs) -> pd
     expected_quarter = horizon * per_thousand[:, 0] * _REFERENCE_CRISIS_RATE
     threshold = np.floor(_EXCESS * expected_quarter).astype(np.int64)[:, None]
     truth = (next_quarter > threshold).astype(np.int64)
-    need_probability = _poisson_sf(np.broadcast_to(threshold, quarter_mean.shape), quarter_mean)
+    need_probability = _poisson_sf(threshold, quarter_mean)
     recorded = truth
     if under is not None:
         recorded = _flip_positives(
-            rng["under_labels"],
-            truth,
-            under_members[:, None],
-            float(under.rate),  # type: ignore[index]
+            rng["under_labels"], truth, under_members[:, None], float(under.rate)
         )
 
     def area_level(values: np.ndarray) -> np.ndarray:
         return np.repeat(values, periods)
 
-    area_ids = np.array([f"A{i:04d}" for i in range(1, n + 1)])
+    width = max(4, len(str(n)))  # zero-padded so text order is numeric order
+    area_ids = np.array([f"A{i:0{width}d}" for i in range(1, n + 1)])
     columns: dict[str, object] = {
         "area_id": pd.array(area_level(area_ids), dtype="str"),
         "period": _strings(np.tile(np.arange(periods), n), labels),

@@ -101,34 +101,40 @@ def _labels_ok(labels: np.ndarray, where: str) -> None:
         )
 
 
+#: A custom fitting step: fits ``pipeline`` in place on the rows of ``dataset`` in ``mask``.
+Fitter = Callable[[Pipeline, Dataset, np.ndarray], None]
+
+
 def fit_candidate(
     config: CandidateConfig,
     spec: ExperimentSpec,
     dataset: Dataset,
     split: TemporalSplit,
     *,
-    sample_weight: np.ndarray | None = None,
+    fitter: Fitter | None = None,
 ) -> FittedCandidate:
     """Fit, calibrate, compile and measure one candidate on one split.
 
     Parameters
     ----------
-    sample_weight : ndarray, optional
-        A weight per row of ``dataset`` (rows outside the fit periods are ignored).
+    fitter : callable, optional
+        Fits the pipeline on the split's fit rows instead of a plain ``pipeline.fit`` (used by
+        fairness mitigations that reweight or constrain training). The fitted pipeline must stay
+        in its family's form so that it can be explained exactly.
     """
     periods = dataset.periods
     fit_mask = np.isin(periods, split.fit_periods)
     cal_mask = periods == split.calibration_period
-    val_mask = periods == split.validation_period
+    val_mask = np.isin(periods, split.validation_periods)
     features = dataset.features
     labels = dataset.labels
     _labels_ok(labels[fit_mask], f"the training data ({split.describe()})")
     _labels_ok(labels[cal_mask], "the calibration period")
     pipeline = build_pipeline(config, spec, seed=spec.seed)
-    fit_params = {}
-    if sample_weight is not None:
-        fit_params["model__sample_weight"] = sample_weight[fit_mask]
-    pipeline.fit(features.loc[fit_mask], labels[fit_mask], **fit_params)
+    if fitter is None:
+        pipeline.fit(features.loc[fit_mask], labels[fit_mask])
+    else:
+        fitter(pipeline, dataset, fit_mask)
     calibrator = CalibratedClassifierCV(FrozenEstimator(pipeline), method="sigmoid")
     calibrator.fit(features.loc[cal_mask], labels[cal_mask])
     additive = compile_additive(
@@ -146,7 +152,7 @@ def fit_candidate(
 
 
 def _heuristic(spec: ExperimentSpec, dataset: Dataset, split: TemporalSplit) -> CapacityMetrics:
-    val_mask = dataset.periods == split.validation_period
+    val_mask = np.isin(dataset.periods, split.validation_periods)
     values = dataset.frame.loc[val_mask, spec.baselines.heuristic_feature].to_numpy(dtype=float)
     selected = top_k_mask(
         values, dataset.periods[val_mask], dataset.ids[val_mask], spec.capacity.k_for
@@ -155,8 +161,10 @@ def _heuristic(spec: ExperimentSpec, dataset: Dataset, split: TemporalSplit) -> 
 
 
 def _random(spec: ExperimentSpec, dataset: Dataset, split: TemporalSplit) -> CapacityMetrics:
-    labels = dataset.labels[dataset.periods == split.validation_period]
-    return random_baseline(labels, spec.capacity.k_for(len(labels)))
+    val_mask = np.isin(dataset.periods, split.validation_periods)
+    counts = np.unique(dataset.periods[val_mask], return_counts=True)[1]
+    selected = sum(spec.capacity.k_for(int(n)) for n in counts)
+    return random_baseline(dataset.labels[val_mask], selected)
 
 
 def train(
@@ -165,6 +173,7 @@ def train(
     *,
     progress: Progress = _quiet,
     configs: list[CandidateConfig] | None = None,
+    fitters: dict[str, Fitter] | None = None,
 ) -> TrainingResult:
     """Train every candidate of ``spec`` on rolling temporal splits of ``dataset``.
 
@@ -177,6 +186,8 @@ def train(
         Receives one line per step (the CLI prints them on stderr).
     configs : list of CandidateConfig, optional
         Candidates to train instead of the spec's grid.
+    fitters : dict, optional
+        Custom fitting steps by candidate name (see :func:`fit_candidate`).
 
     Raises
     ------
@@ -189,6 +200,7 @@ def train(
         horizon=spec.label.horizon_months,
         step=spec.validation.step_months,
         min_train_periods=spec.validation.min_train_periods,
+        window=spec.validation.window_months,
     )
     configs = expand(spec) if configs is None else configs
     baselines = {
@@ -196,7 +208,7 @@ def train(
         "heuristic": BaselineResult("heuristic", [_heuristic(spec, dataset, s) for s in splits]),
     }
     latest = splits[-1]
-    validation = dataset.subset(dataset.periods == latest.validation_period)
+    validation = dataset.subset(np.isin(dataset.periods, latest.validation_periods))
     results = []
     total = len(configs) * len(splits)
     step = 0
@@ -206,7 +218,8 @@ def train(
         for split in splits:
             step += 1
             progress(f"[{step}/{total}] {config.label}: {split.describe()}")
-            fitted = fit_candidate(config, spec, dataset, split)
+            fitter = (fitters or {}).get(config.name)
+            fitted = fit_candidate(config, spec, dataset, split, fitter=fitter)
             per_split.append(fitted.metrics)
             progress(
                 f"        precision@k {fitted.metrics.precision_at_k:.3f}  "
@@ -218,6 +231,7 @@ def train(
             spec,
             fitted.additive,
             validation_scores=fitted.validation_scores,
+            capacity_share=fitted.metrics.k / fitted.metrics.n,
             candidate=config.label,
         )
         results.append(CandidateResult(config, per_split, fitted, scoring))

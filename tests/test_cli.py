@@ -33,7 +33,7 @@ def fast_spec_file(tmp_path: Path) -> Path:
         )
     head = head.replace('policy = "../audits/policies/default.toml"', "")
     head = head.replace(
-        "splits = 3\nstep_months = 3\nmin_train_periods = 6",
+        "splits = 3\nstep_months = 3\nwindow_months = 3\nmin_train_periods = 6",
         "splits = 2\nstep_months = 2\nmin_train_periods = 4",
     )
     path = tmp_path / "experiment.toml"

@@ -120,25 +120,28 @@ def test_missing_file(tmp_path: Path) -> None:
         read_table(tmp_path / "absent.csv")
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(
     n_periods=st.integers(8, 40),
     splits=st.integers(1, 4),
     horizon=st.integers(1, 8),
     step=st.integers(1, 4),
+    window=st.integers(1, 4),
 )
-def test_splits_never_leak(n_periods: int, splits: int, horizon: int, step: int) -> None:
+def test_splits_never_leak(n_periods: int, splits: int, horizon: int, step: int, window: int) -> None:
     periods = np.arange(600, 600 + n_periods)
     try:
         found = temporal_splits(
-            periods, splits=splits, horizon=horizon, step=step, min_train_periods=2
+            periods, splits=splits, horizon=horizon, step=step, min_train_periods=2, window=window
         )
-    except BadInputError:
-        assert n_periods < horizon + (splits - 1) * step + 2
+    except BadInputError as err:
+        assert n_periods < horizon + window - 1 + (splits - 1) * step + 2
+        assert "too few" in str(err)
         return
     assert len(found) == splits
     for split in found:
-        assert max(split.train_periods) <= split.validation_period - horizon
-        assert split.validation_period not in split.train_periods
+        assert len(split.validation_periods) == window
+        assert max(split.train_periods) <= min(split.validation_periods) - horizon
+        assert not set(split.validation_periods) & set(split.train_periods)
         assert split.calibration_period > max(split.fit_periods)
     assert found[-1].validation_period == periods.max()

@@ -1,0 +1,191 @@
+"""Fairness policies: the oversight board's TOML file of limits, loaded and validated once.
+
+A missing or invalid policy is an error, never a silent skip. The policy's sha256 is recorded in
+every audit so that a decision can always be traced to the exact limits it applied.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from model.errors import SpecError
+
+#: Group metrics an audit computes; the first five are confusion-count metrics.
+COUNT_METRICS = (
+    "selection_rate",
+    "recall",
+    "precision",
+    "false_positive_rate",
+    "false_negative_rate",
+    "flagged_to_need",
+)
+GATEABLE_METRICS = COUNT_METRICS
+Disparity = Literal["ratio", "difference"]
+DecisionRule = Literal["point_estimate", "confident_breach", "confident_pass"]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
+
+
+class Gate(_Frozen):
+    """One limit on one disparity: each group compared with its reference group."""
+
+    metric: Literal[
+        "selection_rate",
+        "recall",
+        "precision",
+        "false_positive_rate",
+        "false_negative_rate",
+        "flagged_to_need",
+    ]
+    disparity: Disparity
+    min: float | None = None
+    max: float | None = None
+    action: Literal["block", "warn"] = "block"
+    why: str = ""
+
+    @model_validator(mode="after")
+    def _has_limit(self) -> Gate:
+        if self.min is None and self.max is None:
+            raise ValueError("give 'min', 'max' or both")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"'min' ({self.min}) is greater than 'max' ({self.max})")
+        return self
+
+    def describe(self) -> str:
+        bounds = []
+        if self.min is not None:
+            bounds.append(f">= {self.min:g}")
+        if self.max is not None:
+            bounds.append(f"<= {self.max:g}")
+        return f"{self.metric} {self.disparity} {' and '.join(bounds)}"
+
+
+class OperatingPoint(_Frozen):
+    kind: Literal["top_k", "threshold"] = "top_k"
+    threshold: float | None = None
+
+
+class NoRegression(_Frozen):
+    tolerance: Annotated[float, Field(ge=0)] = 0.05
+
+
+class Proxies(_Frozen):
+    max_auc: Annotated[float, Field(gt=0.5, le=1.0)] = 0.75
+    action: Literal["block", "warn"] = "warn"
+
+
+class Approval(_Frozen):
+    required: bool = False
+
+
+class Policy(_Frozen):
+    """A validated fairness policy."""
+
+    version: Literal[1]
+    name: Annotated[str, Field(min_length=1)]
+    description: str = ""
+    intervention: Literal["assistive"]
+    sensitive_attributes: Annotated[tuple[str, ...], Field(min_length=1)]
+    intersections: tuple[tuple[str, ...], ...] = ()
+    reference_group: Literal["largest"] | dict[str, str] = "largest"
+    min_group_size: Annotated[int, Field(ge=1)] = 100
+    min_group_positives: Annotated[int, Field(ge=1)] = 20
+    small_groups: Literal["report", "block"] = "report"
+    interval_level: Annotated[float, Field(gt=0.5, lt=1.0)] = 0.95
+    bootstrap_resamples: Annotated[int, Field(ge=0, le=100_000)] = 1000
+    decision_rule: DecisionRule = "point_estimate"
+    operating_point: OperatingPoint = OperatingPoint()
+    gates: Annotated[tuple[Gate, ...], Field(min_length=1)]
+    no_regression: NoRegression = NoRegression()
+    proxies: Proxies = Proxies()
+    approval: Approval = Approval()
+    sha256: str = ""
+    source_path: str | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Policy:
+        problems = []
+        for i, combo in enumerate(self.intersections):
+            if len(combo) < 2:
+                problems.append(f"intersections[{i}] needs at least two attributes")
+            unknown = [a for a in combo if a not in self.sensitive_attributes]
+            if unknown:
+                problems.append(
+                    f"intersections[{i}] names {', '.join(unknown)}, not in sensitive_attributes"
+                )
+        if isinstance(self.reference_group, dict):
+            unknown = [a for a in self.reference_group if a not in self.sensitive_attributes]
+            if unknown:
+                problems.append(f"reference_group names unknown attributes {', '.join(unknown)}")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    @property
+    def blocking_gates(self) -> tuple[Gate, ...]:
+        return tuple(g for g in self.gates if g.action == "block")
+
+
+def _location(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif not str(part).startswith(("function-", "literal[", "dict[", "tuple[")):
+            out += ("." if out else "") + str(part)
+    return out or "(top level)"
+
+
+def parse_policy(
+    raw: dict[str, Any], *, source_path: str | None = None, sha256: str = ""
+) -> Policy:
+    """Validate a policy mapping, reporting every problem with its key path.
+
+    Raises
+    ------
+    SpecError
+    """
+    try:
+        return Policy.model_validate({**raw, "source_path": source_path, "sha256": sha256})
+    except ValidationError as err:
+        details = sorted(
+            {
+                f"{_location(e['loc'])}: {e['msg'].removeprefix('Value error, ')}"
+                for e in err.errors()
+            }
+        )
+        where = f" {source_path}" if source_path else ""
+        raise SpecError(f"the fairness policy{where} is invalid", details=details) from None
+
+
+def load_policy(path: str | Path | None) -> Policy:
+    """Read and validate a policy file; ``None`` is an error (an audit needs a policy).
+
+    Raises
+    ------
+    SpecError
+    """
+    if path is None:
+        raise SpecError(
+            "no fairness policy given: every audit answers to a policy (set 'policy' in the "
+            "experiment spec or pass --policy)"
+        )
+    path = Path(path)
+    try:
+        content = path.read_bytes()
+    except OSError as err:
+        raise SpecError(f"cannot read the fairness policy {path}: {err.strerror}") from err
+    try:
+        raw = tomllib.loads(content.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        raise SpecError(f"the fairness policy {path} is not valid TOML: {err}") from err
+    return parse_policy(
+        raw, source_path=str(path.resolve()), sha256=hashlib.sha256(content).hexdigest()
+    )

@@ -1,0 +1,22 @@
+"""Run every benchmark (``make bench``); ``python -m bench NAME`` runs one."""
+
+from __future__ import annotations
+
+import sys
+
+from bench import model_bench
+
+BENCHES = {"model": model_bench.main}
+
+
+def main() -> None:
+    chosen = sys.argv[1:] or list(BENCHES)
+    unknown = [name for name in chosen if name not in BENCHES]
+    if unknown:
+        sys.exit(f"unknown benchmark(s): {', '.join(unknown)}; choose from {', '.join(BENCHES)}")
+    for name in chosen:
+        BENCHES[name]()
+
+
+if __name__ == "__main__":
+    main()
