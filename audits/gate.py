@@ -77,14 +77,36 @@ def _within(gate: Gate, low: float, high: float) -> bool:
     return not (gate.max is not None and high > gate.max)
 
 
-def breaches_limit(gate: Gate, disparity: DisparityResult, rule: str) -> bool:
-    """Whether one disparity breaches one gate under the policy's decision rule."""
+def holm(p_values: Sequence[float]) -> list[float]:
+    """Holm-Bonferroni adjusted p-values (NaN stays NaN)."""
+    indexed = sorted((p, i) for i, p in enumerate(p_values) if math.isfinite(p))
+    adjusted = [math.nan] * len(p_values)
+    running = 0.0
+    m = len(indexed)
+    for rank, (p, i) in enumerate(indexed):
+        running = max(running, min(1.0, (m - rank) * p))
+        adjusted[i] = running
+    return adjusted
+
+
+def breaches_limit(
+    gate: Gate, disparity: DisparityResult, rule: str, *, p_value: float, alpha: float
+) -> bool:
+    """Whether one disparity breaches one gate under the policy's decision rule.
+
+    ``p_value`` is the disparity's (possibly adjusted) p-value against parity; the
+    ``significant_breach`` rule needs it below ``alpha``.
+    """
     value = disparity.value
     if not math.isfinite(value):
         return False
     low, high = disparity.ci
+    beyond = not _within(gate, value, value)
     if rule == "point_estimate" or not (math.isfinite(low) and math.isfinite(high)):
-        return not _within(gate, value, value)
+        return beyond
+    if rule == "significant_breach":
+        # Beyond the limit, and significantly different from parity: a real gap, not noise.
+        return beyond and math.isfinite(p_value) and p_value < alpha
     if rule == "confident_breach":
         return _beyond(gate, low, high)
     return not _within(gate, low, high)  # confident_pass
@@ -132,14 +154,18 @@ def evaluate(
     breaches: list[Breach] = []
     warnings: list[Breach] = []
     notes: list[str] = []
+    alpha = 1.0 - policy.interval_level
     for gate in policy.gates:
         found = breaches if gate.action == "block" else warnings
-        for disparity in audit.disparities:
-            if disparity.metric != gate.metric or disparity.kind != gate.disparity:
-                continue
-            if not disparity.sufficient:
-                continue
-            if breaches_limit(gate, disparity, policy.decision_rule):
+        compared = [
+            d
+            for d in audit.disparities
+            if d.metric == gate.metric and d.kind == gate.disparity and d.sufficient
+        ]
+        raw_p = [d.p_value for d in compared]
+        adjusted = holm(raw_p) if policy.multiple_comparisons == "holm" else raw_p
+        for disparity, p_value in zip(compared, adjusted, strict=True):
+            if breaches_limit(gate, disparity, policy.decision_rule, p_value=p_value, alpha=alpha):
                 found.append(
                     Breach(
                         metric=f"{gate.metric} {gate.disparity}",
@@ -153,7 +179,7 @@ def evaluate(
                             f"{disparity.group} ({disparity.attribute}) has a {gate.metric} "
                             f"{gate.disparity} of {disparity.value:.3f} against "
                             f"{disparity.reference} (interval {disparity.ci[0]:.3f} to "
-                            f"{disparity.ci[1]:.3f}); "
+                            f"{disparity.ci[1]:.3f}, adjusted p {p_value:.3g}); "
                             f"the policy requires {_limit_text(gate)}"
                         ),
                     )

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
+from scipy.stats import norm
 
 from audits.groups import Grouping
 from audits.policy import COUNT_METRICS
@@ -90,6 +91,7 @@ class DisparityResult:
     value: float
     ci: Interval
     sufficient: bool
+    p_value: float = float("nan")
 
 
 @dataclass(frozen=True)
@@ -135,6 +137,16 @@ def _interval(draws: np.ndarray, level: float) -> np.ndarray:
         # An undefined metric (a group with nobody in need, say) has no interval: NaN, silently.
         warnings.simplefilter("ignore", RuntimeWarning)
         return np.nanquantile(draws, [tail, 1 - tail], axis=0)
+
+
+def _p_values(estimate: np.ndarray, draws: np.ndarray) -> np.ndarray:
+    """Two-sided p-values against parity (0 on this scale), from the bootstrap standard error."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        spread = np.nanstd(np.where(np.isfinite(draws), draws, np.nan), axis=0)
+        z = np.abs(estimate) / spread
+    p = 2.0 * norm.sf(z)
+    return np.where(np.isfinite(p), p, np.where(np.abs(estimate) > 0, 0.0, 1.0))
 
 
 def _pair(values: np.ndarray, i: int) -> Interval:
@@ -360,14 +372,25 @@ def _disparities(
             differences = values - values[ref]
             if draws:
                 sample = draws[metric]
-                ratio_ci = _interval(sample / sample[:, [ref]], audit.level)
-                diff_ci = _interval(sample - sample[:, [ref]], audit.level)
+                ratio_draws = sample / sample[:, [ref]]
+                diff_draws = sample - sample[:, [ref]]
+                ratio_ci = _interval(ratio_draws, audit.level)
+                diff_ci = _interval(diff_draws, audit.level)
+                ratio_p = _p_values(
+                    np.log(np.clip(ratios, 1e-9, None)), np.log(np.clip(ratio_draws, 1e-9, None))
+                )
+                diff_p = _p_values(differences, diff_draws)
         for g, name in enumerate(grouping.levels):
             if g == ref:
                 continue
-            for kind, value, ci in (
-                ("ratio", ratios[g], ratio_ci if draws else None),
-                ("difference", differences[g], diff_ci if draws else None),
+            for kind, value, ci, p_values in (
+                ("ratio", ratios[g], ratio_ci if draws else None, ratio_p if draws else None),
+                (
+                    "difference",
+                    differences[g],
+                    diff_ci if draws else None,
+                    diff_p if draws else None,
+                ),
             ):
                 audit.disparities.append(
                     DisparityResult(
@@ -379,19 +402,21 @@ def _disparities(
                         value=float(value),
                         ci=_pair(ci, g) if ci is not None else (float("nan"), float("nan")),
                         sufficient=bool(sufficient[g]),
+                        p_value=float(p_values[g]) if p_values is not None else float("nan"),
                     )
                 )
         usable = np.flatnonzero(sufficient & np.isfinite(values))
         if len(usable) < 2:
             continue
         worst, best = usable[np.argmin(values[usable])], usable[np.argmax(values[usable])]
-        ratio_ci = diff_ci = (float("nan"), float("nan"))
+        spread_ratio_ci: Interval = (float("nan"), float("nan"))
+        spread_diff_ci: Interval = (float("nan"), float("nan"))
         if draws:
             sample = draws[metric]
             with np.errstate(divide="ignore", invalid="ignore"):
                 r = _interval(sample[:, worst] / sample[:, best], audit.level)
                 d = _interval(sample[:, best] - sample[:, worst], audit.level)
-            ratio_ci, diff_ci = (float(r[0]), float(r[1])), (float(d[0]), float(d[1]))
+            spread_ratio_ci, spread_diff_ci = (float(r[0]), float(r[1])), (float(d[0]), float(d[1]))
         with np.errstate(divide="ignore", invalid="ignore"):
             spread_ratio = float(values[worst] / values[best])
         audit.spreads.append(
@@ -402,7 +427,7 @@ def _disparities(
                 best_group=grouping.levels[best],
                 ratio=spread_ratio,
                 difference=float(values[best] - values[worst]),
-                ratio_ci=ratio_ci,
-                difference_ci=diff_ci,
+                ratio_ci=spread_ratio_ci,
+                difference_ci=spread_diff_ci,
             )
         )

@@ -10,7 +10,14 @@ solution is a weighted mixture of linear models; the served model is the mixture
 of their log-odds (itself one linear model), so it stays deterministic and exactly explainable.
 Being a different classifier from the randomized mixture, it is audited like every candidate.
 
-Both are trained as extra candidates of the logistic family and go through the same calibration,
+``equal_opportunity``: label-bias reweighting at the operating point (after Jiang and Nachum,
+"Identifying and Correcting Label Bias in Machine Learning", 2020). Starting from reweighing, the
+recorded crises of each group are weighted up or down, refit after refit, until every group's
+recall among the top k of each training period matches the overall recall. It targets the
+decision actually taken (top k at capacity), which the reductions above, built for a fixed
+threshold, do not; Fairlearn has no method for it, so it is written here and audited like the rest.
+
+All are trained as extra candidates of the logistic family and go through the same calibration,
 compilation, metrics, audit and gate as the plain ones.
 """
 
@@ -23,6 +30,7 @@ from sklearn.pipeline import Pipeline
 
 from model.candidates import CandidateConfig
 from model.data import Dataset
+from model.metrics import top_k_mask
 from model.spec import ExperimentSpec
 from model.train import Fitter
 
@@ -60,7 +68,7 @@ def _reweighing_fitter(attribute: str) -> Fitter:
     return fit
 
 
-def _exponentiated_gradient_fitter(attribute: str, *, seed: int) -> Fitter:
+def _exponentiated_gradient_fitter(attribute: str) -> Fitter:
     def fit(pipeline: Pipeline, dataset: Dataset, mask: np.ndarray) -> None:
         preprocess = pipeline.named_steps["features"]
         model: LogisticRegression = pipeline.named_steps["model"]
@@ -86,6 +94,39 @@ def _exponentiated_gradient_fitter(attribute: str, *, seed: int) -> Fitter:
     return fit
 
 
+def _equal_opportunity_fitter(
+    attribute: str, spec: ExperimentSpec, *, rounds: int = 8, min_positives: int = 20
+) -> Fitter:
+    def fit(pipeline: Pipeline, dataset: Dataset, mask: np.ndarray) -> None:
+        features = dataset.features.loc[mask]
+        labels = dataset.labels[mask]
+        periods, ids = dataset.periods[mask], dataset.ids[mask]
+        groups = np.asarray(dataset.sensitive(attribute)[mask], dtype=str)
+        levels, codes = np.unique(groups, return_inverse=True)
+        base = reweighing_weights(groups, labels)
+        positives = np.bincount(codes, weights=labels, minlength=len(levels))
+        adjustable = positives >= min_positives
+        multiplier = np.ones(len(levels))
+        for _ in range(rounds):
+            weights = base * np.where(labels == 1, multiplier[codes], 1.0)
+            pipeline.fit(features, labels, model__sample_weight=weights)
+            selected = top_k_mask(
+                pipeline.decision_function(features), periods, ids, spec.capacity.k_for
+            )
+            hits = np.bincount(codes, weights=labels * selected, minlength=len(levels))
+            with np.errstate(divide="ignore", invalid="ignore"):
+                recall = hits / positives
+            overall = hits.sum() / positives.sum()
+            gap = np.where(adjustable & (recall > 0), overall / recall, 1.0)
+            if np.all(np.abs(gap - 1.0) < 0.03):
+                return
+            multiplier = np.clip(multiplier * gap, 0.25, 8.0)
+        weights = base * np.where(labels == 1, multiplier[codes], 1.0)
+        pipeline.fit(features, labels, model__sample_weight=weights)
+
+    return fit
+
+
 def mitigated_candidates(spec: ExperimentSpec) -> tuple[list[CandidateConfig], dict[str, Fitter]]:
     """The spec's mitigation methods as extra candidates with their fitting steps."""
     if spec.mitigation is None:
@@ -98,6 +139,8 @@ def mitigated_candidates(spec: ExperimentSpec) -> tuple[list[CandidateConfig], d
         configs.append(CandidateConfig(name, "logistic", {"C": 1.0}))
         if method == "reweighing":
             fitters[name] = _reweighing_fitter(attribute)
+        elif method == "equal_opportunity":
+            fitters[name] = _equal_opportunity_fitter(attribute, spec)
         else:
-            fitters[name] = _exponentiated_gradient_fitter(attribute, seed=spec.seed)
+            fitters[name] = _exponentiated_gradient_fitter(attribute)
     return configs, fitters

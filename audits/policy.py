@@ -26,7 +26,7 @@ COUNT_METRICS = (
 )
 GATEABLE_METRICS = COUNT_METRICS
 Disparity = Literal["ratio", "difference"]
-DecisionRule = Literal["point_estimate", "confident_breach", "confident_pass"]
+DecisionRule = Literal["significant_breach", "point_estimate", "confident_breach", "confident_pass"]
 
 
 class _Frozen(BaseModel):
@@ -100,7 +100,8 @@ class Policy(_Frozen):
     small_groups: Literal["report", "block"] = "report"
     interval_level: Annotated[float, Field(gt=0.5, lt=1.0)] = 0.95
     bootstrap_resamples: Annotated[int, Field(ge=0, le=100_000)] = 1000
-    decision_rule: DecisionRule = "point_estimate"
+    decision_rule: DecisionRule = "significant_breach"
+    multiple_comparisons: Literal["holm", "none"] = "holm"
     operating_point: OperatingPoint = OperatingPoint()
     gates: Annotated[tuple[Gate, ...], Field(min_length=1)]
     no_regression: NoRegression = NoRegression()

@@ -17,8 +17,7 @@ from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from sklearn.pipeline import Pipeline
 
-from model.candidates import CandidateConfig, build_pipeline
-from model.spec import ExperimentSpec
+from model.candidates import CandidateConfig, FeatureSchema, build_pipeline
 
 _MAX_ROWS = 30_000
 _TOP_FEATURES = 3
@@ -42,14 +41,15 @@ class ProxyResult:
         }
 
 
-def _carriers(pipeline: Pipeline, spec: ExperimentSpec) -> tuple[tuple[str, float], ...]:
+def _carriers(pipeline: Pipeline, spec: FeatureSchema) -> tuple[tuple[str, float], ...]:
     preprocess, model = pipeline.named_steps["features"], pipeline.named_steps["model"]
     names = list(preprocess.get_feature_names_out())
     weight = np.abs(model.coef_).max(axis=0)
     per_feature: dict[str, float] = {}
     for column, value in zip(names, weight, strict=True):
         feature = next(
-            (f for f in spec.feature_names if column == f or column.startswith(f + "_")), column
+            (f.name for f in spec.features if column == f.name or column.startswith(f.name + "_")),
+            column,
         )
         per_feature[feature] = max(per_feature.get(feature, 0.0), float(value))
     ranked = sorted(per_feature.items(), key=lambda item: -item[1])
@@ -59,7 +59,7 @@ def _carriers(pipeline: Pipeline, spec: ExperimentSpec) -> tuple[tuple[str, floa
 def check_proxies(
     features: pd.DataFrame,
     sensitive: dict[str, np.ndarray],
-    spec: ExperimentSpec,
+    spec: FeatureSchema,
     *,
     seed: int = 0,
 ) -> list[ProxyResult]:

@@ -10,8 +10,9 @@ Sensitive attributes never reach these pipelines: they select the spec's feature
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingClassifier
@@ -19,7 +20,16 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 
-from model.spec import ExperimentSpec
+from model.spec import ExperimentSpec, Feature
+
+
+class FeatureSchema(Protocol):
+    """Anything that lists features and finds one by name (a spec, a scoring model)."""
+
+    @property
+    def features(self) -> Sequence[Feature]: ...
+
+    def feature(self, name: str) -> Feature: ...
 
 
 @dataclass(frozen=True)
@@ -49,15 +59,15 @@ def expand(spec: ExperimentSpec) -> list[CandidateConfig]:
     return out
 
 
-def numeric_features(spec: ExperimentSpec) -> list[str]:
+def numeric_features(spec: FeatureSchema) -> list[str]:
     return [f.name for f in spec.features if f.kind != "category"]
 
 
-def category_features(spec: ExperimentSpec) -> list[str]:
+def category_features(spec: FeatureSchema) -> list[str]:
     return [f.name for f in spec.features if f.kind == "category"]
 
 
-def build_pipeline(config: CandidateConfig, spec: ExperimentSpec, *, seed: int) -> Pipeline:
+def build_pipeline(config: CandidateConfig, spec: FeatureSchema, *, seed: int) -> Pipeline:
     """An unfitted pipeline for one candidate, reading only the spec's features."""
     numeric = numeric_features(spec)
     categorical = category_features(spec)

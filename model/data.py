@@ -300,9 +300,7 @@ class TemporalSplit:
         validation = ordinal_to_period(self.validation_periods[0])
         if len(self.validation_periods) > 1:
             validation += f"..{ordinal_to_period(self.validation_periods[-1])}"
-        return (
-            f"train {ordinal_to_period(first)}..{ordinal_to_period(last)}, validate {validation}"
-        )
+        return f"train {ordinal_to_period(first)}..{ordinal_to_period(last)}, validate {validation}"
 
 
 def temporal_splits(

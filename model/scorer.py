@@ -25,7 +25,7 @@ from model.data import validate_features
 from model.errors import DataValidationError
 from model.explain import TOP_REASONS, Reason
 from model.records import check_records
-from model.spec import ExperimentSpec, Feature
+from model.spec import Capacity, ExperimentSpec, Feature
 
 FORMAT_VERSION = 1
 QUANTILES = 1001
@@ -61,7 +61,9 @@ class ScoringModel:
     unit: str
     id_column: str
     time_column: str
+    label_column: str
     label_description: str
+    capacity: dict[str, float]
     features: tuple[Feature, ...]
     additive: AdditiveModel
     quantiles: tuple[float, ...]
@@ -99,7 +101,9 @@ class ScoringModel:
             unit=spec.unit,
             id_column=spec.data.id_column,
             time_column=spec.data.time_column,
+            label_column=spec.label.column,
             label_description=spec.label.description,
+            capacity=spec.capacity.model_dump(exclude_none=True),
             features=spec.features,
             additive=additive,
             quantiles=tuple(np.quantile(scores, np.linspace(0, 1, QUANTILES)).tolist()),
@@ -134,6 +138,10 @@ class ScoringModel:
                 "the records do not match the model's input schema", details=problems
             )
         return columns
+
+    def k_for(self, population: int) -> int:
+        """Capacity for a period of ``population`` records, as in the experiment spec."""
+        return Capacity.model_validate(self.capacity).k_for(population)
 
     def percentile(self, scores: np.ndarray) -> np.ndarray:
         """Percent of the validation population scoring at or below each score."""
@@ -209,7 +217,9 @@ class ScoringModel:
             "unit": self.unit,
             "id_column": self.id_column,
             "time_column": self.time_column,
+            "label_column": self.label_column,
             "label_description": self.label_description,
+            "capacity": dict(self.capacity),
             "features": [f.model_dump() for f in self.features],
             "additive": self.additive.to_dict(),
             "quantiles": list(self.quantiles),
@@ -229,7 +239,9 @@ class ScoringModel:
             unit=raw["unit"],
             id_column=raw["id_column"],
             time_column=raw["time_column"],
+            label_column=raw["label_column"],
             label_description=raw["label_description"],
+            capacity={k: float(v) for k, v in raw["capacity"].items()},
             features=tuple(Feature.model_validate(f) for f in raw["features"]),
             additive=AdditiveModel.from_dict(raw["additive"]),
             quantiles=tuple(float(q) for q in raw["quantiles"]),

@@ -210,8 +210,9 @@ class Mitigation(_Frozen):
 
     attribute: Annotated[str, Field(min_length=1)]
     methods: Annotated[
-        tuple[Literal["reweighing", "exponentiated_gradient"], ...], Field(min_length=1)
-    ] = ("reweighing", "exponentiated_gradient")
+        tuple[Literal["reweighing", "equal_opportunity", "exponentiated_gradient"], ...],
+        Field(min_length=1),
+    ] = ("reweighing", "equal_opportunity")
 
 
 class Baselines(_Frozen):

@@ -192,6 +192,241 @@ def train_command(home: Home, experiment: str, data: str | None, as_json: bool) 
         click.echo(json.dumps(summary, indent=2))
 
 
+def _registry(home: Home) -> Any:
+    from model.registry import connect
+
+    return connect(home)
+
+
+def release_job(home: Home, spec_path: str, data: str | None) -> Any:
+    """Train, audit, gate and register one experiment; returns the release result."""
+    from audits.release import policy_for, release
+
+    spec, dataset = load_dataset(spec_path, data, progress=_progress)
+    policy = policy_for(spec)
+    _progress(f"policy '{policy.name}' (sha256 {policy.sha256[:12]}...)")
+    return release(spec, dataset, _registry(home), policy=policy, progress=_progress)
+
+
+def print_release(summary: dict[str, Any]) -> None:
+    _progress(
+        f"\n{summary['registered_model']}: {summary['decision']} - version {summary['version']} "
+        f"({summary['candidate']})"
+    )
+    for c in summary["candidates"]:
+        ratio = c["worst_recall_ratio"]
+        ratio_text = "-" if ratio is None else f"{ratio:.2f}"
+        _progress(
+            f"  {c['name']:<34} v{c['version']:<4} {c['decision']:<5} precision@k "
+            f"{c['precision_at_k']:.3f}  worst recall ratio {ratio_text}  "
+            f"breaches {c['breaches']}"
+        )
+    for b in summary["breaches"]:
+        _progress(
+            f"  breach: {b['metric']} for {b['group']} ({b['attribute']}): {b['value']} "
+            f"(interval {b['ci']}), limit {b['limit']}"
+        )
+    if summary["promoted"]:
+        _progress(f"  promoted version {summary['version']} to production")
+    elif summary["awaiting_approval"]:
+        _progress(
+            f"  version {summary['version']} passed and awaits an oversight approval: "
+            f"outreach models approve {summary['registered_model']} {summary['version']} "
+            "--by ROLE --note TEXT"
+        )
+    else:
+        _progress("  nothing was promoted")
+    _progress(f"  audit report: {summary['report']}")
+
+
+@main.command("release")
+@click.argument("experiment", type=click.Path(dir_okay=False))
+@click.option(
+    "--data", type=click.Path(dir_okay=False), help="CSV or Parquet instead of the spec's."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
+@click.pass_obj
+@reported
+def release_command(home: Home, experiment: str, data: str | None, as_json: bool) -> None:
+    """Train, audit every candidate, gate, register; promote the best that passes.
+
+    Exit 0 when promoted or awaiting approval, 3 when the gate failed (nothing promoted).
+    """
+    summary = release_job(home, experiment, data).summary()
+    print_release(summary)
+    if as_json:
+        click.echo(json.dumps(summary, indent=2))
+    if summary["decision"] != "PASS":
+        sys.exit(3)
+
+
+@main.group()
+def models() -> None:
+    """Registered versions, and the only ways to move production."""
+
+
+@models.command("list")
+@click.argument("name", required=False)
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+@reported
+def models_list(home: Home, name: str | None, as_json: bool) -> None:
+    """Versions with their aliases, audit decisions and metrics at capacity."""
+    from audits.release import list_versions
+
+    rows = list_versions(_registry(home), name)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    click.echo(f"{'model':<24} {'ver':>4} {'aliases':<22} {'audit':<6} {'prec@k':>7} approval")
+    for r in rows:
+        approval = (
+            "awaiting"
+            if r["awaiting_approval"]
+            else f"approved by {r['approved_by']}"
+            if r["approved_by"]
+            else f"rejected by {r['rejected_by']}"
+            if r["rejected_by"]
+            else ""
+        )
+        precision = "-" if r["precision_at_k"] is None else f"{r['precision_at_k']:.3f}"
+        click.echo(
+            f"{r['name']:<24} {r['version']:>4} {','.join(r['aliases']):<22} "
+            f"{r['decision'] or '-':<6} {precision:>7} {approval}"
+        )
+
+
+@models.command("approve")
+@click.argument("name")
+@click.argument("version")
+@click.option("--by", required=True, help="Who approves (a role name).")
+@click.option("--note", required=True, help="Why.")
+@click.pass_obj
+@reported
+def models_approve(home: Home, name: str, version: str, by: str, note: str) -> None:
+    """Approve a passing version; it becomes production if it was awaiting approval."""
+    from audits.release import approve
+
+    promoted = approve(_registry(home), name, version, by=by, note=note)
+    click.echo(f"approved {name} version {version}" + (" and promoted it" if promoted else ""))
+
+
+@models.command("reject")
+@click.argument("name")
+@click.argument("version")
+@click.option("--by", required=True, help="Who rejects (a role name).")
+@click.option("--note", required=True, help="Why.")
+@click.pass_obj
+@reported
+def models_reject(home: Home, name: str, version: str, by: str, note: str) -> None:
+    """Reject a version: it can never be served."""
+    from audits.release import reject
+
+    reject(_registry(home), name, version, by=by, note=note)
+    click.echo(f"rejected {name} version {version}")
+
+
+@models.command("rollback")
+@click.argument("name")
+@click.pass_obj
+@reported
+def models_rollback(home: Home, name: str) -> None:
+    """Move production back to the previous version that passed its audit."""
+    from audits.release import rollback
+
+    version = rollback(_registry(home), name)
+    click.echo(f"{name}: production is now version {version}")
+
+
+def _default_policy() -> str:
+    import audits
+
+    return str(Path(audits.__file__).resolve().parent / "policies" / "default.toml")
+
+
+@main.command("audit")
+@click.option(
+    "--predictions", type=click.Path(dir_okay=False), help="CSV of another tool's output."
+)
+@click.option("--label", help="Outcome column (0/1).")
+@click.option("--sensitive", help="Sensitive attribute columns, comma-separated.")
+@click.option("--decision", help="The tool's 0/1 decision column.")
+@click.option("--score", help="The tool's score column.")
+@click.option("--threshold", type=float, help="Flag records whose score is at least this.")
+@click.option("--top-k", "top_k", type=int, help="Flag the top K records by score.")
+@click.option("--period", help="With --top-k: take the top K within each value of this column.")
+@click.option("--model", "model_ref", help="A registered version to re-audit: NAME/VERSION.")
+@click.option("--data", type=click.Path(dir_okay=False), help="With --model: data to audit on.")
+@click.option("--policy", type=click.Path(dir_okay=False), help="Policy file (default: shipped).")
+@click.option(
+    "--out", type=click.Path(file_okay=False), help="Folder for audit.json and audit.html."
+)
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+@reported
+def audit_command(
+    home: Home,
+    predictions: str | None,
+    label: str | None,
+    sensitive: str | None,
+    decision: str | None,
+    score: str | None,
+    threshold: float | None,
+    top_k: int | None,
+    period: str | None,
+    model_ref: str | None,
+    data: str | None,
+    policy: str | None,
+    out: str | None,
+    as_json: bool,
+) -> None:
+    """Audit another tool's predictions, or re-audit a registered version on new data.
+
+    Exit 0 pass, 3 fail, 2 bad input.
+    """
+    from audits.external import json_document
+    from audits.policy import load_policy
+    from audits.report import write_report
+
+    if (predictions is None) == (model_ref is None):
+        raise BadInputError("give either --predictions FILE or --model NAME/VERSION")
+    chosen_policy = load_policy(policy or _default_policy())
+    if predictions is not None:
+        from audits.external import OperatingPoint, audit_predictions
+        from model.data import read_table
+
+        if not label or not sensitive:
+            raise BadInputError("--predictions needs --label COL and --sensitive A,B")
+        frame = read_table(predictions)
+        point = OperatingPoint(decision, score, threshold, top_k, period)
+        _, report = audit_predictions(
+            frame,
+            policy=chosen_policy,
+            label=label,
+            sensitive=[s.strip() for s in sensitive.split(",") if s.strip()],
+            point=point,
+            source=Path(predictions).name,
+        )
+    else:
+        from audits.reaudit import reaudit
+
+        if data is None:
+            raise BadInputError("--model needs --data PATH")
+        report = reaudit(_registry(home), model_ref or "", data, policy=chosen_policy)
+    folder = Path(out) if out else home.ensure().audits / report["audit_id"]
+    written = write_report(report, folder)
+    paths = {"report": str(written.html_path), "report_json": str(written.json_path)}
+    _progress(
+        f"{report['decision']}: {len(report['breaches'])} breach(es); report {written.html_path}"
+    )
+    for breach in report["breaches"]:
+        _progress(f"  {breach['message']}")
+    if as_json:
+        click.echo(json.dumps(json_document(report, paths), indent=2))
+    if report["decision"] != "PASS":
+        sys.exit(3)
+
+
 @main.command()
 @click.pass_obj
 @reported

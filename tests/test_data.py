@@ -128,7 +128,9 @@ def test_missing_file(tmp_path: Path) -> None:
     step=st.integers(1, 4),
     window=st.integers(1, 4),
 )
-def test_splits_never_leak(n_periods: int, splits: int, horizon: int, step: int, window: int) -> None:
+def test_splits_never_leak(
+    n_periods: int, splits: int, horizon: int, step: int, window: int
+) -> None:
     periods = np.arange(600, 600 + n_periods)
     try:
         found = temporal_splits(

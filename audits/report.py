@@ -1,0 +1,347 @@
+"""Audit reports: a versioned JSON document (the source of truth) and an HTML page from it.
+
+The JSON is built from the audit's values by :func:`build_report`; :func:`render_html` turns it
+into one self-contained page (inline CSS, charts as embedded PNG images) for non-technical
+readers; :func:`write_report` writes both atomically into a folder named by the audit id.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import json
+import math
+import os
+import tempfile
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+from jinja2 import Environment, PackageLoader, select_autoescape
+from matplotlib.figure import Figure
+
+from audits.gate import Decision
+from audits.metrics import GroupAudit
+from audits.policy import Policy
+from audits.proxies import ProxyResult
+
+SCHEMA = "outreach.audit/1"
+METRIC_WORDS = {
+    "selection_rate": "share offered outreach",
+    "recall": "share of people in need who were offered outreach",
+    "precision": "share of those offered outreach who were in need",
+    "false_positive_rate": "share of people not in need who were offered outreach",
+    "false_negative_rate": "share of people in need who were missed",
+    "flagged_to_need": "share of outreach against share of need",
+}
+
+
+def _num(value: Any) -> Any:
+    if isinstance(value, float):
+        return round(value, 6) if math.isfinite(value) else None
+    if isinstance(value, tuple | list):
+        return [_num(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _num(v) for k, v in value.items()}
+    return value
+
+
+def new_audit_id(now: datetime | None = None) -> str:
+    """A sortable, unique audit id: ``audit-YYYYMMDDTHHMMSS-<8 hex>``."""
+    now = now or datetime.now(UTC)
+    return f"audit-{now:%Y%m%dT%H%M%S}-{os.urandom(4).hex()}"
+
+
+@dataclass(frozen=True)
+class CandidateSummary:
+    """One candidate's place in the accuracy-fairness trade-off."""
+
+    name: str
+    version: str | None
+    decision: str
+    precision_at_k: float
+    recall_at_k: float
+    worst_recall_ratio: float | None
+    chosen: bool = False
+
+
+@dataclass(frozen=True)
+class ProductionComparison:
+    """How the candidate's outreach list overlaps with the production model's."""
+
+    version: str
+    overlap_share: float
+    entering: dict[str, Any] = field(default_factory=dict)
+    leaving: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Subject:
+    """What was audited."""
+
+    kind: str
+    name: str
+    version: str | None = None
+    candidate: str | None = None
+    artifact_sha256: str | None = None
+    data_fingerprint: str | None = None
+
+
+def _summary_sentences(audit: GroupAudit, outcome: str, policy: Policy) -> list[str]:
+    sentences = []
+    for attribute in dict.fromkeys(g.attribute for g in audit.groups):
+        groups = [
+            g
+            for g in audit.groups
+            if g.attribute == attribute and g.sufficient and math.isfinite(g.metrics["recall"])
+        ]
+        if len(groups) < 2:
+            continue
+        best = max(groups, key=lambda g: g.metrics["recall"])
+        worst = min(groups, key=lambda g: g.metrics["recall"])
+        sentences.append(
+            f"Of the people who later {outcome}, the model would have offered outreach to "
+            f"{best.metrics['recall']:.0%} of {best.group} and {worst.metrics['recall']:.0%} of "
+            f"{worst.group} ({attribute})."
+        )
+    small = [g for g in audit.groups if not g.sufficient]
+    if small:
+        sentences.append(
+            f"{len(small)} group(s) were too small to judge reliably (fewer than "
+            f"{policy.min_group_size} people or {policy.min_group_positives} in need); they are "
+            "listed as insufficient data, not passed."
+        )
+    return sentences
+
+
+def build_report(
+    *,
+    audit_id: str,
+    subject: Subject,
+    policy: Policy,
+    audit: GroupAudit,
+    decision: Decision,
+    operating_point: dict[str, Any],
+    outcome: str,
+    experiment: dict[str, Any] | None = None,
+    proxies: Sequence[ProxyResult] = (),
+    candidates: Sequence[CandidateSummary] = (),
+    production: ProductionComparison | None = None,
+    model_card: dict[str, Any] | None = None,
+    created_at: datetime | None = None,
+) -> dict[str, Any]:
+    """The audit report as a JSON-ready mapping (schema ``outreach.audit/1``)."""
+    created = (created_at or datetime.now(UTC)).isoformat(timespec="seconds")
+    return _num(
+        {
+            "schema": SCHEMA,
+            "audit_id": audit_id,
+            "created_at": created,
+            "subject": asdict(subject),
+            "experiment": experiment,
+            "outcome": outcome,
+            "policy": {
+                "name": policy.name,
+                "sha256": policy.sha256,
+                "path": policy.source_path,
+                "intervention": policy.intervention,
+                "decision_rule": policy.decision_rule,
+                "interval_level": policy.interval_level,
+                "bootstrap_resamples": audit.resamples,
+                "min_group_size": policy.min_group_size,
+                "min_group_positives": policy.min_group_positives,
+                "small_groups": policy.small_groups,
+                "reference_group": policy.reference_group,
+                "gates": [g.model_dump() for g in policy.gates],
+                "no_regression_tolerance": policy.no_regression.tolerance,
+                "proxy_max_auc": policy.proxies.max_auc,
+                "approval_required": policy.approval.required,
+            },
+            "operating_point": operating_point,
+            "decision": decision.verdict,
+            "breaches": [b.as_dict() for b in decision.breaches],
+            "warnings": [b.as_dict() for b in decision.warnings],
+            "insufficient_groups": list(decision.insufficient),
+            "notes": list(decision.notes),
+            "summary": _summary_sentences(audit, outcome, policy),
+            "overall": audit.overall,
+            "groups": [
+                {
+                    "attribute": g.attribute,
+                    "group": g.group,
+                    "n": g.n,
+                    "positives": g.positives,
+                    "flagged": g.flagged,
+                    "reference": g.reference,
+                    "sufficient": g.sufficient,
+                    "note": g.note,
+                    "metrics": g.metrics,
+                    "ci": g.ci,
+                    "detectable_difference": g.detectable,
+                }
+                for g in audit.groups
+            ],
+            "disparities": [asdict(d) for d in audit.disparities],
+            "spreads": [asdict(s) for s in audit.spreads],
+            "proxies": [p.as_dict() for p in proxies],
+            "candidates": [asdict(c) for c in candidates],
+            "production_comparison": asdict(production) if production else None,
+            "model_card": model_card,
+        }
+    )
+
+
+# ----------------------------------------------------------------------------- charts
+
+
+def _png(figure: Figure) -> str:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=110)
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+def _gate_chart(report: dict[str, Any], gate: dict[str, Any], attribute: str) -> str | None:
+    rows = [
+        d
+        for d in report["disparities"]
+        if d["attribute"] == attribute
+        and d["metric"] == gate["metric"]
+        and d["kind"] == gate["disparity"]
+        and d["value"] is not None
+    ]
+    if not rows:
+        return None
+    reference = rows[0]["reference"]
+    labels = [reference + " (reference)"] + [d["group"] for d in rows]
+    neutral = 1.0 if gate["disparity"] == "ratio" else 0.0
+    values = [neutral] + [d["value"] for d in rows]
+    lows = [0.0] + [d["value"] - d["ci"][0] if d["ci"][0] is not None else 0.0 for d in rows]
+    highs = [0.0] + [d["ci"][1] - d["value"] if d["ci"][1] is not None else 0.0 for d in rows]
+    figure = Figure(figsize=(7, 0.45 * len(labels) + 1.4))
+    axes = figure.subplots()
+    positions = list(range(len(labels)))
+    hatches = ["" if (i == 0 or rows[i - 1]["sufficient"]) else "//" for i in positions]
+    colours = ["#8a8a8a"] + ["#1f5a96" if d["sufficient"] else "#c9d6e3" for d in rows]
+    bars = axes.barh(
+        positions,
+        values,
+        xerr=[lows, highs],
+        color=colours,
+        capsize=3,
+        edgecolor="#222222",
+        linewidth=0.6,
+    )
+    for bar, hatch in zip(bars, hatches, strict=True):
+        bar.set_hatch(hatch)
+    for limit, style in ((gate.get("min"), "--"), (gate.get("max"), ":")):
+        if limit is not None:
+            axes.axvline(limit, color="#b30000", linestyle=style, label=f"limit {limit:g}")
+    axes.set_yticks(positions, labels, fontsize=8)
+    axes.invert_yaxis()
+    axes.set_xlabel(
+        f"{METRIC_WORDS.get(gate['metric'], gate['metric'])} ({gate['disparity']} to reference)",
+        fontsize=8,
+    )
+    axes.set_title(attribute, fontsize=10)
+    axes.legend(fontsize=7, loc="lower right")
+    figure.tight_layout()
+    return _png(figure)
+
+
+def _tradeoff_chart(report: dict[str, Any]) -> str | None:
+    rows = [c for c in report["candidates"] if c["worst_recall_ratio"] is not None]
+    if len(rows) < 2:
+        return None
+    figure = Figure(figsize=(6, 4.2))
+    axes = figure.subplots()
+    for c in rows:
+        passed = c["decision"] == "PASS"
+        axes.scatter(
+            c["precision_at_k"],
+            c["worst_recall_ratio"],
+            marker="o" if passed else "X",
+            s=110 if c["chosen"] else 45,
+            color="#1f7a3a" if passed else "#b30000",
+            edgecolors="#000000",
+            linewidths=1.5 if c["chosen"] else 0.5,
+        )
+        axes.annotate(
+            c["name"],
+            (c["precision_at_k"], c["worst_recall_ratio"]),
+            fontsize=7,
+            xytext=(4, 4),
+            textcoords="offset points",
+        )
+    axes.set_xlabel("precision at capacity (share offered outreach who were in need)")
+    axes.set_ylabel("worst group's recall ratio")
+    axes.axhline(0.8, color="#888888", linestyle="--", linewidth=0.8)
+    axes.set_title(
+        "Candidates: accuracy against fairness (o pass, X fail; bold: chosen)", fontsize=10
+    )
+    figure.tight_layout()
+    return _png(figure)
+
+
+def _environment() -> Environment:
+    return Environment(
+        loader=PackageLoader("audits", "templates"),
+        autoescape=select_autoescape(["html", "j2"]),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+def render_html(report: dict[str, Any]) -> str:
+    """A self-contained HTML page for the report (no network access needed to read it)."""
+    charts = []
+    attributes = list(dict.fromkeys(g["attribute"] for g in report["groups"]))
+    for gate in report["policy"]["gates"]:
+        for attribute in attributes:
+            image = _gate_chart(report, gate, attribute)
+            if image:
+                charts.append({"gate": gate, "attribute": attribute, "image": image})
+    template = _environment().get_template("report.html.j2")
+    return template.render(
+        report=report,
+        charts=charts,
+        tradeoff=_tradeoff_chart(report),
+        words=METRIC_WORDS,
+        attributes=attributes,
+    )
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+@dataclass(frozen=True)
+class WrittenReport:
+    folder: Path
+    json_path: Path
+    html_path: Path
+    sha256: str
+
+
+def write_report(report: dict[str, Any], folder: str | Path) -> WrittenReport:
+    """Write ``audit.json`` and ``audit.html`` into ``folder``; return paths and JSON sha256."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    data = json.dumps(report, indent=2, sort_keys=True).encode()
+    json_path, html_path = folder / "audit.json", folder / "audit.html"
+    _atomic_write(html_path, render_html(report).encode())
+    _atomic_write(json_path, data)
+    return WrittenReport(folder, json_path, html_path, hashlib.sha256(data).hexdigest())
