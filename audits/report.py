@@ -1,15 +1,13 @@
 """Audit reports: a versioned JSON document (the source of truth) and an HTML page from it.
 
 The JSON is built from the audit's values by :func:`build_report`; :func:`render_html` turns it
-into one self-contained page (inline CSS, charts as embedded PNG images) for non-technical
-readers; :func:`write_report` writes both atomically into a folder named by the audit id.
+into one self-contained page (inline CSS and SVG charts) for non-technical readers;
+:func:`write_report` writes both atomically into a folder named by the audit id.
 """
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import io
 import json
 import math
 import os
@@ -20,13 +18,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-
 from jinja2 import Environment, PackageLoader, select_autoescape
-from matplotlib.figure import Figure
+from markupsafe import Markup
 
+from audits.charts import Bar, Point, bar_chart, scatter_chart
 from audits.gate import Decision
 from audits.metrics import GroupAudit
 from audits.policy import Policy
@@ -108,8 +103,8 @@ def _summary_sentences(audit: GroupAudit, outcome: str, policy: Policy) -> list[
         worst = min(groups, key=lambda g: g.metrics["recall"])
         sentences.append(
             f"Of the people who later {outcome}, the model would have offered outreach to "
-            f"{best.metrics['recall']:.0%} of {best.group} and {worst.metrics['recall']:.0%} of "
-            f"{worst.group} ({attribute})."
+            f"{best.metrics['recall']:.0%} of those with {attribute} “{best.group}” and "
+            f"{worst.metrics['recall']:.0%} of those with {attribute} “{worst.group}”."
         )
     small = [g for g in audit.groups if not g.sufficient]
     if small:
@@ -201,92 +196,66 @@ def build_report(
 # ----------------------------------------------------------------------------- charts
 
 
-def _png(figure: Figure) -> str:
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=110)
-    return base64.b64encode(buffer.getvalue()).decode()
-
-
-def _gate_chart(report: dict[str, Any], gate: dict[str, Any], attribute: str) -> str | None:
+def gate_chart(report: dict[str, Any], gate: dict[str, Any], attribute: str) -> Markup | None:
+    """One gated metric's disparities for one attribute, with intervals and the limit."""
     rows = [
         d
         for d in report["disparities"]
         if d["attribute"] == attribute
         and d["metric"] == gate["metric"]
         and d["kind"] == gate["disparity"]
-        and d["value"] is not None
     ]
     if not rows:
         return None
-    reference = rows[0]["reference"]
-    labels = [reference + " (reference)"] + [d["group"] for d in rows]
     neutral = 1.0 if gate["disparity"] == "ratio" else 0.0
-    values = [neutral] + [d["value"] for d in rows]
-    lows = [0.0] + [d["value"] - d["ci"][0] if d["ci"][0] is not None else 0.0 for d in rows]
-    highs = [0.0] + [d["ci"][1] - d["value"] if d["ci"][1] is not None else 0.0 for d in rows]
-    figure = Figure(figsize=(7, 0.45 * len(labels) + 1.4))
-    axes = figure.subplots()
-    positions = list(range(len(labels)))
-    hatches = ["" if (i == 0 or rows[i - 1]["sufficient"]) else "//" for i in positions]
-    colours = ["#8a8a8a"] + ["#1f5a96" if d["sufficient"] else "#c9d6e3" for d in rows]
-    bars = axes.barh(
-        positions,
-        values,
-        xerr=[lows, highs],
-        color=colours,
-        capsize=3,
-        edgecolor="#222222",
-        linewidth=0.6,
+    bars = [Bar(f"{rows[0]['reference']} (reference)", neutral)]
+    for d in rows:
+        low, high = d["ci"] if d["ci"] else (None, None)
+        bars.append(
+            Bar(
+                d["group"],
+                d["value"],
+                low,
+                high,
+                muted=not d["sufficient"],
+                note="" if d["sufficient"] else "too small to judge",
+            )
+        )
+    limits = [v for v in (gate.get("min"), gate.get("max")) if v is not None]
+    words = METRIC_WORDS.get(gate["metric"], gate["metric"])
+    return bar_chart(
+        bars,
+        title=f"{words.capitalize()} by {attribute}",
+        axis_label=f"{gate['disparity']} to the reference group (line at parity)",
+        reference=neutral,
+        limits=limits,
     )
-    for bar, hatch in zip(bars, hatches, strict=True):
-        bar.set_hatch(hatch)
-    for limit, style in ((gate.get("min"), "--"), (gate.get("max"), ":")):
-        if limit is not None:
-            axes.axvline(limit, color="#b30000", linestyle=style, label=f"limit {limit:g}")
-    axes.set_yticks(positions, labels, fontsize=8)
-    axes.invert_yaxis()
-    axes.set_xlabel(
-        f"{METRIC_WORDS.get(gate['metric'], gate['metric'])} ({gate['disparity']} to reference)",
-        fontsize=8,
-    )
-    axes.set_title(attribute, fontsize=10)
-    axes.legend(fontsize=7, loc="lower right")
-    figure.tight_layout()
-    return _png(figure)
 
 
-def _tradeoff_chart(report: dict[str, Any]) -> str | None:
+def tradeoff_chart(report: dict[str, Any]) -> Markup | None:
+    """Every candidate's precision at capacity against its worst group's recall ratio."""
     rows = [c for c in report["candidates"] if c["worst_recall_ratio"] is not None]
     if len(rows) < 2:
         return None
-    figure = Figure(figsize=(6, 4.2))
-    axes = figure.subplots()
-    for c in rows:
-        passed = c["decision"] == "PASS"
-        axes.scatter(
-            c["precision_at_k"],
-            c["worst_recall_ratio"],
-            marker="o" if passed else "X",
-            s=110 if c["chosen"] else 45,
-            color="#1f7a3a" if passed else "#b30000",
-            edgecolors="#000000",
-            linewidths=1.5 if c["chosen"] else 0.5,
-        )
-        axes.annotate(
-            c["name"],
-            (c["precision_at_k"], c["worst_recall_ratio"]),
-            fontsize=7,
-            xytext=(4, 4),
-            textcoords="offset points",
-        )
-    axes.set_xlabel("precision at capacity (share offered outreach who were in need)")
-    axes.set_ylabel("worst group's recall ratio")
-    axes.axhline(0.8, color="#888888", linestyle="--", linewidth=0.8)
-    axes.set_title(
-        "Candidates: accuracy against fairness (o pass, X fail; bold: chosen)", fontsize=10
+    recall_gate = next(
+        (g for g in report["policy"]["gates"] if g["metric"] == "recall" and g.get("min")), None
     )
-    figure.tight_layout()
-    return _png(figure)
+    return scatter_chart(
+        [
+            Point(
+                c["name"],
+                c["precision_at_k"],
+                c["worst_recall_ratio"],
+                c["decision"] == "PASS",
+                c["chosen"],
+            )
+            for c in rows
+        ],
+        title="Candidates: accuracy against fairness",
+        x_label="precision at capacity (share offered outreach who were in need)",
+        y_label="worst group's recall ratio",
+        y_limit=recall_gate["min"] if recall_gate else None,
+    )
 
 
 def _environment() -> Environment:
@@ -304,14 +273,14 @@ def render_html(report: dict[str, Any]) -> str:
     attributes = list(dict.fromkeys(g["attribute"] for g in report["groups"]))
     for gate in report["policy"]["gates"]:
         for attribute in attributes:
-            image = _gate_chart(report, gate, attribute)
-            if image:
-                charts.append({"gate": gate, "attribute": attribute, "image": image})
+            svg = gate_chart(report, gate, attribute)
+            if svg:
+                charts.append({"gate": gate, "attribute": attribute, "svg": svg})
     template = _environment().get_template("report.html.j2")
     return template.render(
         report=report,
         charts=charts,
-        tradeoff=_tradeoff_chart(report),
+        tradeoff=tradeoff_chart(report),
         words=METRIC_WORDS,
         attributes=attributes,
     )

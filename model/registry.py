@@ -16,9 +16,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib.metadata import version as package_version
 from pathlib import Path
+from typing import Any
 
 import mlflow
 import numpy as np
+from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 from mlflow.tracking import MlflowClient
 
@@ -49,6 +51,7 @@ def connect(home: Home, *, tracking_uri: str | None = None) -> Registry:
     # A remote store that does not answer must fail in seconds, not minutes.
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # never call out of this machine
     for noisy in ("mlflow", "alembic"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
     mlflow.set_tracking_uri(uri)
@@ -136,9 +139,8 @@ def _log_candidate(
         signature=signature,
         input_example=example,
         pip_requirements=_requirements(),
-        registered_model_name=spec.name,
     )
-    version = str(info.registered_model_version)
+    version = _register(registry, spec.name, info)
     tags = {
         "candidate": config.label,
         "family": config.family,
@@ -151,6 +153,23 @@ def _log_candidate(
     for key, value in tags.items():
         registry.client.set_model_version_tag(spec.name, version, key, value)
     return version
+
+
+def _register(registry: Registry, name: str, info: Any) -> str:
+    """A new version of ``name`` for a logged model (quietly: MLflow's helper prints)."""
+    client = registry.client
+    try:
+        client.get_registered_model(name)
+    except MlflowException:
+        client.create_registered_model(name)
+    run = mlflow.active_run()
+    created = client.create_model_version(
+        name,
+        source=info.model_uri,
+        run_id=run.info.run_id if run else None,
+        model_id=info.model_id,
+    )
+    return str(created.version)
 
 
 def log_training(

@@ -431,16 +431,34 @@ def audit_command(
 @click.pass_obj
 @reported
 def demo(home: Home) -> None:
-    """The main job on embedded defaults: synthetic populations, training, MLflow store."""
+    """The main job on embedded defaults: synthetic populations, releases through the gate."""
+    from audits.release import approve
+
     root = Path(__file__).resolve().parent.parent / "experiments"
     specs = sorted(root.glob("*_outreach.toml"))
     if not specs:
         raise BadInputError(f"no experiment specs found in {root}")
     started = time.perf_counter()
+    reports = []
     for spec_path in specs:
         _progress(f"\n== {spec_path.name} ==")
-        print_table(run_training(home, str(spec_path), None))
+        result = release_job(home, str(spec_path), None)
+        summary = result.summary()
+        print_table(train_summary(result.training, ""))
+        print_release(summary)
+        if summary["awaiting_approval"]:
+            approve(
+                _registry(home),
+                summary["registered_model"],
+                str(summary["version"]),
+                by="oversight (demo)",
+                note="approved by the demo's oversight user",
+            )
+            _progress("  approved as the demo oversight user; now in production")
+        reports.append((summary["registered_model"], summary["decision"], summary["report"]))
     _progress(f"\ndemo finished in {time.perf_counter() - started:.0f} s; home: {home.root}")
+    for name, decision, report in reports:
+        click.echo(f"{name}: {decision}; audit report: {report}")
     click.echo(
         "Open the MLflow UI on this store with:\n"
         f"  .venv/bin/mlflow ui --backend-store-uri {home.tracking_uri} --port 5000\n"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -35,12 +36,49 @@ def spec_mapping(path: Path = INDIVIDUAL_SPEC) -> dict[str, Any]:
     return tomllib.loads(path.read_text())
 
 
-def fast_spec(path: Path = INDIVIDUAL_SPEC, **overrides: Any) -> ExperimentSpec:
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + " }"
+    return repr(value)
+
+
+def write_toml(raw: dict[str, Any], path: Path) -> Path:
+    """Write a spec or policy mapping as TOML (tables and arrays of tables; enough for tests)."""
+    lines = [
+        f"{k} = {_toml_value(v)}"
+        for k, v in raw.items()
+        if not isinstance(v, dict | list)
+        or (isinstance(v, list) and not (v and isinstance(v[0], dict)))
+    ]
+    for key, value in raw.items():
+        if isinstance(value, dict):
+            lines.append(f"\n[{key}]")
+            lines += [f"{k} = {_toml_value(v)}" for k, v in value.items()]
+        elif isinstance(value, list) and value and isinstance(value[0], dict):
+            for item in value:
+                lines.append(f"\n[[{key}]]")
+                lines += [f"{k} = {_toml_value(v)}" for k, v in item.items()]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def fast_mapping(path: Path = INDIVIDUAL_SPEC, **overrides: Any) -> dict[str, Any]:
     raw = spec_mapping(path)
     raw["candidates"] = FAST_CANDIDATES
     raw["validation"] = {"splits": 2, "step_months": 2, "min_train_periods": 4}
+    raw.pop("mitigation", None)
     raw.update(overrides)
-    return parse_spec(raw, source_path=str(path))
+    return raw
+
+
+def fast_spec(path: Path = INDIVIDUAL_SPEC, **overrides: Any) -> ExperimentSpec:
+    return parse_spec(fast_mapping(path, **overrides), source_path=str(path))
 
 
 @pytest.fixture(scope="session")

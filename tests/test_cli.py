@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
 
 from outreach.cli import main
-from tests.conftest import FAST_CANDIDATES, INDIVIDUAL_SPEC, spec_mapping
+from tests.conftest import INDIVIDUAL_SPEC, fast_mapping, spec_mapping, write_toml
 
 
 @pytest.fixture
@@ -20,24 +21,10 @@ def runner() -> CliRunner:
 
 @pytest.fixture
 def fast_spec_file(tmp_path: Path) -> Path:
-    """The shipped individual spec with small candidates, written as TOML."""
-    text = INDIVIDUAL_SPEC.read_text()
-    head = text[: text.index("[[candidates]]")]
-    tail = text[text.index("[[features]]") :]
-    candidates = ""
-    for c in FAST_CANDIDATES:
-        grid = ", ".join(f"{k} = {v}" for k, v in c["grid"].items())
-        candidates += (
-            f'[[candidates]]\nname = "{c["name"]}"\nfamily = "{c["family"]}"\n'
-            f"grid = {{ {grid} }}\n\n"
-        )
-    head = head.replace('policy = "../audits/policies/default.toml"', "")
-    head = head.replace(
-        "splits = 3\nstep_months = 3\nwindow_months = 3\nmin_train_periods = 6",
-        "splits = 2\nstep_months = 2\nmin_train_periods = 4",
-    )
-    path = tmp_path / "experiment.toml"
-    path.write_text(head + candidates + tail)
+    """The shipped individual spec with small candidates and the shipped policy, as TOML."""
+    raw = fast_mapping()
+    raw["policy"] = str(INDIVIDUAL_SPEC.parent.parent / "audits" / "policies" / "default.toml")
+    path = write_toml(raw, tmp_path / "experiment.toml")
     assert spec_mapping(path)["validation"]["splits"] == 2
     return path
 
@@ -148,3 +135,196 @@ def test_train_bad_spec_exits_2(runner: CliRunner, tmp_path: Path) -> None:
     result = runner.invoke(main, ["--home", str(tmp_path / "h"), "train", str(spec)])
     assert result.exit_code == 2
     assert "unit: Field required" in result.output
+
+
+@pytest.fixture
+def strict_policy_file(tmp_path: Path) -> Path:
+    text = (INDIVIDUAL_SPEC.parent.parent / "audits" / "policies" / "default.toml").read_text()
+    text = text.replace('decision_rule = "significant_breach"', 'decision_rule = "confident_pass"')
+    path = tmp_path / "strict.toml"
+    path.write_text(text.replace("min = 0.8", "min = 0.999"))
+    return path
+
+
+def test_release_then_models_commands(
+    runner: CliRunner,
+    tmp_path: Path,
+    fast_spec_file: Path,
+    data_file: Path,
+    strict_policy_file: Path,
+) -> None:
+    home = ["--home", str(tmp_path / "home")]
+    result = runner.invoke(
+        main, [*home, "release", str(fast_spec_file), "--data", str(data_file), "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["decision"] == "PASS" and summary["promoted"]
+    assert {
+        "registered_model",
+        "version",
+        "awaiting_approval",
+        "audit_id",
+        "report",
+        "breaches",
+    } <= set(summary)
+    assert Path(summary["report"]).is_file()
+    listed = json.loads(runner.invoke(main, [*home, "models", "list", "--json"]).stdout)
+    production = [r for r in listed if "production" in r["aliases"]]
+    assert [r["version"] for r in production] == [summary["version"]]
+
+    raw = fast_mapping()
+    raw["policy"] = str(strict_policy_file)
+    strict_spec = write_toml(raw, tmp_path / "strict-experiment.toml")
+    failed = runner.invoke(
+        main, [*home, "release", str(strict_spec), "--data", str(data_file), "--json"]
+    )
+    assert failed.exit_code == 3
+    document = json.loads(failed.stdout)
+    assert document["decision"] == "FAIL" and not document["promoted"] and document["breaches"]
+    refused = runner.invoke(
+        main,
+        [
+            *home,
+            "models",
+            "approve",
+            document["registered_model"],
+            str(document["version"]),
+            "--by",
+            "oversight",
+            "--note",
+            "x",
+        ],
+    )
+    assert refused.exit_code == 3 and "refusing to approve" in refused.output
+
+    reaudit = runner.invoke(
+        main,
+        [
+            *home,
+            "audit",
+            "--model",
+            f"{summary['registered_model']}/{summary['version']}",
+            "--data",
+            str(data_file),
+            "--json",
+        ],
+    )
+    assert reaudit.exit_code in (0, 3), reaudit.output
+    assert json.loads(reaudit.stdout)["decision"] in ("PASS", "FAIL")
+
+
+@pytest.fixture
+def predictions(tmp_path: Path) -> Path:
+    """Another tool's scores: group B's people in need score lower."""
+    rng = np.random.default_rng(0)
+    n = 6000
+    group = rng.choice(["A", "B"], n, p=[0.6, 0.4])  # A is the reference (largest)
+    sex = rng.choice(["female", "male"], n)
+    label = (rng.random(n) < 0.2).astype(int)
+    score = rng.random(n) + label * np.where(group == "A", 0.8, 0.2)
+    path = tmp_path / "predictions.csv"
+    pd.DataFrame(
+        {
+            "outcome": label,
+            "group": group,
+            "sex": sex,
+            "risk": score,
+            "flag": (score > 1.0).astype(int),
+        }
+    ).to_csv(path, index=False)
+    return path
+
+
+@pytest.mark.parametrize(
+    "point",
+    [
+        ["--score", "risk", "--threshold", "1.0"],
+        ["--score", "risk", "--top-k", "600"],
+        ["--decision", "flag"],
+    ],
+)
+def test_external_audit_catches_the_under_served_group(
+    runner: CliRunner, tmp_path: Path, predictions: Path, point: list[str]
+) -> None:
+    result = runner.invoke(
+        main,
+        [
+            "audit",
+            "--predictions",
+            str(predictions),
+            "--label",
+            "outcome",
+            "--sensitive",
+            "group,sex",
+            *point,
+            "--out",
+            str(tmp_path / "out"),
+            "--json",
+        ],
+    )
+    assert result.exit_code == 3, result.output
+    document = json.loads(result.stdout)
+    assert document["decision"] == "FAIL"
+    assert {b["group"] for b in document["breaches"]} >= {"B"}
+    groups = {(g["attribute"], g["group"]) for g in document["groups"]}
+    assert ("group × sex", "B × male") in groups
+    assert {
+        "selection_rate",
+        "recall",
+        "precision",
+        "false_positive_rate",
+        "false_negative_rate",
+    } <= set(document["groups"][0]["metrics"])
+    assert (tmp_path / "out" / "audit.html").is_file()
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (
+            ["--label", "nope", "--sensitive", "group", "--decision", "flag"],
+            "missing columns: nope",
+        ),
+        (["--label", "risk", "--sensitive", "group", "--decision", "flag"], "not 0 or 1"),
+        (
+            [
+                "--label",
+                "outcome",
+                "--sensitive",
+                "group",
+                "--decision",
+                "flag",
+                "--score",
+                "risk",
+                "--threshold",
+                "1",
+            ],
+            "exactly one operating point",
+        ),
+        (["--label", "outcome", "--sensitive", "group"], "exactly one operating point"),
+        (
+            ["--label", "outcome", "--sensitive", "group", "--score", "risk", "--top-k", "0"],
+            "--top-k must be at least 1",
+        ),
+        (
+            [
+                "--label",
+                "outcome",
+                "--sensitive",
+                "group",
+                "--decision",
+                "flag",
+                "--policy",
+                "/nonexistent.toml",
+            ],
+            "cannot read the fairness policy",
+        ),
+    ],
+)
+def test_external_audit_bad_input_exits_2(
+    runner: CliRunner, predictions: Path, args: list[str], expected: str
+) -> None:
+    result = runner.invoke(main, ["audit", "--predictions", str(predictions), *args])
+    assert result.exit_code == 2, result.output
+    assert expected in result.output and "Traceback" not in result.output

@@ -16,7 +16,7 @@ def test_shipped_specs_load(path: Path) -> None:
     spec = load_spec(path)
     assert spec.sha256 and len(spec.sha256) == 64
     assert not set(spec.sensitive_attributes) & set(spec.feature_names)
-    assert spec.policy and spec.resolve_path(spec.policy).name == "default.toml"
+    assert spec.policy and spec.resolve_path(spec.policy).is_file()
 
 
 def _errors(raw: dict) -> list[str]:

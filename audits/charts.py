@@ -1,0 +1,202 @@
+"""Small, self-contained SVG charts for reports and pages.
+
+Rendered as text (no plotting library, no network, no scripts): about a hundred times faster than
+matplotlib PNGs for these simple shapes, crisp at any zoom, and readable without colour: every
+bar carries its value as text, and groups too small to judge are hatched and labelled.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from markupsafe import Markup, escape
+
+_ROW, _LEFT, _RIGHT, _TOP, _WIDTH = 26, 300, 110, 40, 760
+
+
+@dataclass(frozen=True)
+class Bar:
+    """One group's value with its interval."""
+
+    label: str
+    value: float | None
+    low: float | None = None
+    high: float | None = None
+    muted: bool = False
+    note: str = ""
+
+
+def _finite(*values: float | None) -> list[float]:
+    return [v for v in values if v is not None and math.isfinite(v)]
+
+
+def bar_chart(
+    bars: Sequence[Bar],
+    *,
+    title: str,
+    axis_label: str,
+    reference: float | None = None,
+    limits: Sequence[float] = (),
+    fmt: str = "{:.2f}",
+) -> Markup:
+    """Horizontal bars with interval whiskers, a reference line and limit lines."""
+    values = _finite(*(v for b in bars for v in (b.value, b.low, b.high)), *limits)
+    if reference is not None:
+        values.append(reference)
+    top = max([*values, 1e-9]) * 1.08
+    bottom = min(0.0, *values) if values else 0.0
+    plot = _WIDTH - _LEFT - _RIGHT
+    height = _TOP + _ROW * len(bars) + 40
+
+    def x(value: float) -> float:
+        return _LEFT + plot * (value - bottom) / (top - bottom)
+
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {_WIDTH} {height}" '
+        f'width="{_WIDTH}" height="{height}" role="img" aria-label="{escape(title)}">',
+        f"<title>{escape(title)}</title>",
+        '<defs><pattern id="hatch" width="6" height="6" patternUnits="userSpaceOnUse" '
+        'patternTransform="rotate(45)"><rect width="6" height="6" fill="#dfe6ee"/>'
+        '<line x1="0" y1="0" x2="0" y2="6" stroke="#6b7c8f" stroke-width="2"/></pattern></defs>',
+        f'<text x="8" y="18" font-size="14" font-weight="bold" fill="#1b1b1b">'
+        f"{escape(title)}</text>",
+    ]
+    for i, bar in enumerate(bars):
+        y = _TOP + i * _ROW
+        parts.append(
+            f'<text x="{_LEFT - 8}" y="{y + 16}" font-size="12" text-anchor="end" '
+            f'fill="#1b1b1b">{escape(bar.label)}</text>'
+        )
+        if bar.value is None or not math.isfinite(bar.value):
+            parts.append(
+                f'<text x="{_LEFT + 4}" y="{y + 16}" font-size="12" fill="#4a4a4a">'
+                "no value (no one in this group had the outcome)</text>"
+            )
+            continue
+        start, end = sorted((x(max(bottom, 0.0)), x(bar.value)))
+        fill = "url(#hatch)" if bar.muted else "#1f5a96"
+        parts.append(
+            f'<rect x="{start:.1f}" y="{y + 4}" width="{max(end - start, 1):.1f}" height="16" '
+            f'fill="{fill}" stroke="#1b1b1b" stroke-width="0.6"/>'
+        )
+        if bar.low is not None and bar.high is not None and _finite(bar.low, bar.high):
+            lo, hi = x(bar.low), x(bar.high)
+            parts.append(
+                f'<line x1="{lo:.1f}" y1="{y + 12}" x2="{hi:.1f}" y2="{y + 12}" stroke="#000" '
+                f'stroke-width="1.5"/><line x1="{lo:.1f}" y1="{y + 7}" x2="{lo:.1f}" '
+                f'y2="{y + 17}" stroke="#000"/><line x1="{hi:.1f}" y1="{y + 7}" x2="{hi:.1f}" '
+                f'y2="{y + 17}" stroke="#000"/>'
+            )
+        text = fmt.format(bar.value) + (f" ({bar.note})" if bar.note else "")
+        label_x = (
+            max(
+                x(bar.value),
+                x(bar.high) if bar.high is not None and math.isfinite(bar.high) else 0.0,
+            )
+            + 6
+        )
+        parts.append(
+            f'<text x="{min(label_x, _WIDTH - 4):.1f}" y="{y + 16}" font-size="11" '
+            f'fill="#1b1b1b">{escape(text)}</text>'
+        )
+    bottom_y = _TOP + _ROW * len(bars)
+    if reference is not None:
+        rx = x(reference)
+        parts.append(
+            f'<line x1="{rx:.1f}" y1="{_TOP - 4}" x2="{rx:.1f}" y2="{bottom_y}" stroke="#555" '
+            'stroke-width="1"/>'
+        )
+    for limit in limits:
+        lx = x(limit)
+        parts.append(
+            f'<line x1="{lx:.1f}" y1="{_TOP - 4}" x2="{lx:.1f}" y2="{bottom_y}" stroke="#a00000" '
+            f'stroke-width="1.5" stroke-dasharray="5 3"/><text x="{lx + 3:.1f}" y="{_TOP - 6}" '
+            f'font-size="11" fill="#a00000">limit {limit:g}</text>'
+        )
+    parts.append(
+        f'<line x1="{_LEFT}" y1="{bottom_y}" x2="{_WIDTH - _RIGHT}" y2="{bottom_y}" '
+        'stroke="#1b1b1b"/>'
+        f'<text x="{_LEFT}" y="{bottom_y + 16}" font-size="11" fill="#1b1b1b">{bottom:g}</text>'
+        f'<text x="{_WIDTH - _RIGHT}" y="{bottom_y + 16}" font-size="11" text-anchor="end" '
+        f'fill="#1b1b1b">{top:.2g}</text>'
+        f'<text x="{(_LEFT + _WIDTH - _RIGHT) / 2}" y="{bottom_y + 32}" font-size="12" '
+        f'text-anchor="middle" fill="#1b1b1b">{escape(axis_label)}</text></svg>'
+    )
+    return Markup("".join(parts))
+
+
+@dataclass(frozen=True)
+class Point:
+    """One candidate in a trade-off plot."""
+
+    label: str
+    x: float
+    y: float
+    passed: bool
+    chosen: bool = False
+
+
+def scatter_chart(
+    points: Sequence[Point], *, title: str, x_label: str, y_label: str, y_limit: float | None
+) -> Markup:
+    """A labelled scatter: passing points as circles, failing as crosses, the chosen one bold."""
+    width, height, left, bottom_pad, top_pad, right = 720, 380, 70, 50, 34, 150
+    xs = [p.x for p in points] or [0.0]
+    ys = [p.y for p in points] + ([y_limit] if y_limit is not None else [])
+    x0, x1 = min(xs) - 0.01, max(xs) + 0.01
+    y0, y1 = min([*ys, 0.0]) - 0.02, max([*ys, 1.0]) + 0.05
+    plot_w, plot_h = width - left - right, height - top_pad - bottom_pad
+
+    def px(v: float) -> float:
+        return left + plot_w * (v - x0) / (x1 - x0)
+
+    def py(v: float) -> float:
+        return top_pad + plot_h * (1 - (v - y0) / (y1 - y0))
+
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="{width}" '
+        f'height="{height}" role="img" aria-label="{escape(title)}"><title>{escape(title)}</title>',
+        f'<text x="{left}" y="20" font-size="14" font-weight="bold">{escape(title)}</text>',
+        f'<rect x="{left}" y="{top_pad}" width="{plot_w}" height="{plot_h}" fill="none" '
+        'stroke="#1b1b1b"/>',
+    ]
+    if y_limit is not None:
+        parts.append(
+            f'<line x1="{left}" y1="{py(y_limit):.1f}" x2="{left + plot_w}" y2="{py(y_limit):.1f}" '
+            f'stroke="#a00000" stroke-dasharray="5 3"/><text x="{left + plot_w + 4}" '
+            f'y="{py(y_limit) + 4:.1f}" font-size="11" fill="#a00000">limit {y_limit:g}</text>'
+        )
+    for p in points:
+        cx, cy = px(p.x), py(p.y)
+        weight = 3 if p.chosen else 1.5
+        if p.passed:
+            parts.append(
+                f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="6" fill="#1f7a3a" stroke="#000" '
+                f'stroke-width="{weight}"/>'
+            )
+        else:
+            parts.append(
+                f'<path d="M{cx - 6:.1f},{cy - 6:.1f} L{cx + 6:.1f},{cy + 6:.1f} M{cx - 6:.1f},'
+                f'{cy + 6:.1f} L{cx + 6:.1f},{cy - 6:.1f}" stroke="#a00000" '
+                f'stroke-width="{weight + 1}"/>'
+            )
+        state = ("passes" if p.passed else "fails") + (", chosen" if p.chosen else "")
+        parts.append(
+            f'<text x="{cx + 9:.1f}" y="{cy + 4:.1f}" font-size="11">{escape(p.label)} '
+            f"({state})</text>"
+        )
+    parts.append(
+        f'<text x="{left}" y="{height - 28}" font-size="11">{x0:.3f}</text>'
+        f'<text x="{left + plot_w}" y="{height - 28}" font-size="11" text-anchor="end">'
+        f"{x1:.3f}</text>"
+        f'<text x="{left + plot_w / 2}" y="{height - 10}" font-size="12" text-anchor="middle">'
+        f"{escape(x_label)}</text>"
+        f'<text x="{left - 6}" y="{py(y1) + 10:.1f}" font-size="11" text-anchor="end">'
+        f"{y1:.2f}</text>"
+        f'<text x="{left - 6}" y="{py(y0):.1f}" font-size="11" text-anchor="end">{y0:.2f}</text>'
+        f'<text x="14" y="{top_pad + plot_h / 2}" font-size="12" text-anchor="middle" '
+        f'transform="rotate(-90 14 {top_pad + plot_h / 2})">{escape(y_label)}</text></svg>'
+    )
+    return Markup("".join(parts))
