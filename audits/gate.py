@@ -124,6 +124,7 @@ def _worst(audit: GroupAudit, gate: Gate) -> float | None:
         if d.metric == gate.metric
         and d.kind == gate.disparity
         and d.sufficient
+        and gate.applies_to(d.attribute)
         and math.isfinite(d.value)
     ]
     if not values:
@@ -160,7 +161,10 @@ def evaluate(
         compared = [
             d
             for d in audit.disparities
-            if d.metric == gate.metric and d.kind == gate.disparity and d.sufficient
+            if d.metric == gate.metric
+            and d.kind == gate.disparity
+            and d.sufficient
+            and gate.applies_to(d.attribute)
         ]
         raw_p = [d.p_value for d in compared]
         adjusted = holm(raw_p) if policy.multiple_comparisons == "holm" else raw_p

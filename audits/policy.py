@@ -49,6 +49,13 @@ class Gate(_Frozen):
     max: float | None = None
     action: Literal["block", "warn"] = "block"
     why: str = ""
+    attributes: tuple[str, ...] = ()
+
+    def applies_to(self, grouping: str) -> bool:
+        """Whether the gate judges a grouping (all its attributes listed, or no list given)."""
+        if not self.attributes:
+            return True
+        return all(part in self.attributes for part in grouping.split(" × "))
 
     @model_validator(mode="after")
     def _has_limit(self) -> Gate:
@@ -120,6 +127,12 @@ class Policy(_Frozen):
             if unknown:
                 problems.append(
                     f"intersections[{i}] names {', '.join(unknown)}, not in sensitive_attributes"
+                )
+        for i, gate in enumerate(self.gates):
+            unknown = [a for a in gate.attributes if a not in self.sensitive_attributes]
+            if unknown:
+                problems.append(
+                    f"gates[{i}].attributes names {', '.join(unknown)}, not in sensitive_attributes"
                 )
         if isinstance(self.reference_group, dict):
             unknown = [a for a in self.reference_group if a not in self.sensitive_attributes]

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import sys
 
-from bench import model_bench
+from bench import audit_bench, model_bench
 
-BENCHES = {"model": model_bench.main}
+BENCHES = {"model": model_bench.main, "audit": audit_bench.main}
 
 
 def main() -> None:

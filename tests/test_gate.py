@@ -169,3 +169,23 @@ def test_holm_adjustment() -> None:
     adjusted = holm([0.01, 0.04, 0.03, math.nan])
     assert adjusted[:3] == pytest.approx([0.03, 0.06, 0.06])
     assert math.isnan(adjusted[3])
+
+
+def test_a_gate_can_be_limited_to_some_attributes() -> None:
+    labels, selected, sensitive = _decisions({"A": 0.6, "B": 0.3})
+    sensitive["income"] = sensitive.pop("race_ethnicity")
+    policy = policy_with(
+        sensitive_attributes=["income"],
+        intersections=[],
+        gates=[
+            {
+                "metric": "recall",
+                "disparity": "ratio",
+                "min": 0.8,
+                "attributes": ["income"],
+                "action": "warn",
+            }
+        ],
+    )
+    outcome = run_audit(policy, labels=labels, selected=selected, scores=None, sensitive=sensitive)
+    assert outcome.decision.verdict == "PASS" and outcome.decision.warnings[0].group == "B"
