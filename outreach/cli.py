@@ -427,6 +427,123 @@ def audit_command(
         sys.exit(3)
 
 
+def _service_db(home: Home) -> Any:
+    import os
+
+    from service.db import Database, default_url
+
+    db = Database(os.environ.get("OUTREACH_DATABASE_URL") or default_url(home.ensure().root))
+    db.upgrade()
+    return db
+
+
+@main.group()
+def users() -> None:
+    """Service users and their API tokens."""
+
+
+@users.command("add")
+@click.argument("name")
+@click.option(
+    "--role", type=click.Choice(["coordinator", "analyst", "oversight", "admin"]), required=True
+)
+@click.option("--password", help="Also set a password for the web pages (12+ characters).")
+@click.pass_obj
+@reported
+def users_add(home: Home, name: str, role: str, password: str | None) -> None:
+    """Create a user; prints its API token once, alone on the last line."""
+    from service.auth import add_user
+
+    token = add_user(_service_db(home), name, role, password=password)
+    click.echo(f"created {role} '{name}'; its API token (shown only now):")
+    click.echo(token)
+
+
+@main.command("score")
+@click.option("--data", type=click.Path(dir_okay=False), required=True)
+@click.option("--period", help="YYYY-MM (default: the latest period in the data).")
+@click.option("--model", "model_name", default="individual_outreach", show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False), help="Write scores here, not the queue.")
+@click.pass_obj
+@reported
+def score_command(
+    home: Home, data: str, period: str | None, model_name: str, out: str | None
+) -> None:
+    """Score a period with reasons into the outreach queue (or a file), in one transaction."""
+    from model.data import read_table
+    from model.errors import GateError
+    from model.scorer import scored_frame
+    from service.batch import score_period
+    from service.loader import ModelSource
+
+    source = ModelSource(home.ensure(), model_name)
+    source.refresh()
+    serving = source.current
+    if serving is None:
+        raise GateError(f"no verified production model to score with: {source.problem}")
+    frame = read_table(data)
+    if out is not None:
+        from model.synthetic import write_population
+
+        write_population(scored_frame(serving.model, frame), out)
+        _progress(f"wrote {len(frame):,} scored rows to {out}")
+        return
+    result = score_period(_service_db(home), serving, frame, period=period, progress=_progress)
+    click.echo(
+        f"{result.period}: scored {result.scored:,}, queued {result.queued:,} "
+        f"(model {serving.name} v{serving.version}, audit {serving.audit_id}); "
+        f"{result.opted_out:,} opted out"
+    )
+
+
+@main.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64))
+@click.pass_obj
+def serve(home: Home, host: str, port: int, workers: int) -> None:
+    """Run the service with gunicorn (native threads limited to one per worker)."""
+    import os
+
+    env = {
+        **os.environ,
+        "OUTREACH_HOME": str(home.root),
+        "OMP_NUM_THREADS": "1",
+        "OPENBLAS_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+    }
+    gunicorn = Path(sys.executable).with_name("gunicorn")
+    args = [
+        str(gunicorn),
+        "--bind",
+        f"{host}:{port}",
+        "--workers",
+        str(workers),
+        "--access-logfile",
+        "-",
+        "--timeout",
+        "60",
+        "service:create_app()",
+    ]
+    os.execvpe(args[0], args, env)
+
+
+@main.command("access-log")
+@click.argument("action", type=click.Choice(["verify"]))
+@click.pass_obj
+@reported
+def access_log_command(home: Home, action: str) -> None:
+    """Verify the access log's hash chain; names the first broken row."""
+    from service.access_log import verify
+
+    result = verify(_service_db(home))
+    if result.ok:
+        click.echo(f"access log intact: {result.rows} rows")
+        return
+    click.echo(f"access log broken at row {result.first_broken}: {result.reason}", err=True)
+    sys.exit(3)
+
+
 @main.command()
 @click.pass_obj
 @reported

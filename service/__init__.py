@@ -1,0 +1,67 @@
+"""The outreach service: a Flask application serving verified models to coordinators and boards.
+
+``create_app`` is the factory (gunicorn calls ``service:create_app()``); heavy resources (the
+database, the verified model) are set up once per app in ``app.extensions``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from flask import Flask
+
+__all__ = ["create_app"]
+
+
+def create_app(test_config: dict[str, Any] | None = None) -> Flask:
+    """Build the app. Settings come from ``test_config`` or the environment, resolved once here.
+
+    Keys: ``HOME`` (project home), ``DATABASE_URL``, ``MODEL_NAME``, ``TRACKING_URI``,
+    ``MAX_RECORDS``, ``MAX_CONTENT_LENGTH``, ``RATE_LIMIT`` (requests a minute per token),
+    ``WATCH_SECONDS`` (0: no background polling).
+    """
+    from model.home import Home
+    from service import errors
+    from service.api import RateLimiter, api
+    from service.db import Database, default_url
+    from service.loader import ModelSource
+    from service.metrics import Metrics
+
+    app = Flask(__name__)
+    env = os.environ
+    home = Home.resolve(env.get("OUTREACH_HOME"))
+    app.config.update(
+        HOME=home,
+        DATABASE_URL=env.get("OUTREACH_DATABASE_URL"),
+        MODEL_NAME=env.get("OUTREACH_MODEL", "individual_outreach"),
+        TRACKING_URI=env.get("OUTREACH_TRACKING_URI"),
+        MAX_RECORDS=1000,
+        MAX_CONTENT_LENGTH=2 * 1024 * 1024,
+        RATE_LIMIT=int(env.get("OUTREACH_RATE_LIMIT", "6000")),
+        WATCH_SECONDS=float(env.get("OUTREACH_WATCH_SECONDS", "10")),
+        JSON_SORT_KEYS=False,
+    )
+    if test_config:
+        app.config.update(test_config)
+    home = app.config["HOME"].ensure()
+    logging.getLogger("outreach.service").setLevel(logging.INFO)
+    db = Database(app.config["DATABASE_URL"] or default_url(home.root))
+    db.upgrade()
+    source = ModelSource(home, app.config["MODEL_NAME"], tracking_uri=app.config["TRACKING_URI"])
+    source.refresh()
+    if app.config["WATCH_SECONDS"]:
+        source.watch(app.config["WATCH_SECONDS"])
+    app.extensions.update(
+        {
+            "outreach.home": home,
+            "outreach.db": db,
+            "outreach.model": source,
+            "outreach.metrics": Metrics(),
+            "outreach.limiter": RateLimiter(app.config["RATE_LIMIT"]),
+        }
+    )
+    errors.register(app)
+    app.register_blueprint(api)
+    return app

@@ -1,0 +1,513 @@
+"""The JSON API under ``/api/v1``: scores with reasons, the outreach queue, outcomes, opt-outs,
+the serving model and its audits, health and metrics.
+
+Every response that shows a person's score or queue entry writes its access-log row first, in
+the same transaction; if that row cannot be written, nothing is shown.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections import defaultdict, deque
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from flask import Blueprint, Response, current_app, g, jsonify, request
+from sqlalchemy import delete, func, select
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+
+from model.errors import DataValidationError
+from service import access_log
+from service.auth import Principal, authenticate
+from service.db import Database, OptOut, Outcome, QueueEntry
+from service.errors import ApiError
+from service.loader import ModelSource, Serving
+
+api = Blueprint("api", __name__, url_prefix="/api/v1")
+
+PURPOSE = "outreach"
+OUTCOMES = ("contacted", "accepted", "declined", "unreachable")
+MAX_NOTE = 2000
+
+
+def _db() -> Database:
+    return current_app.extensions["outreach.db"]
+
+
+def _source() -> ModelSource:
+    return current_app.extensions["outreach.model"]
+
+
+def serving() -> Serving:
+    current = _source().current
+    if current is None:
+        raise ApiError(
+            503,
+            "model_unavailable",
+            "no verified model is being served",
+            details=[_source().problem],
+        )
+    return current
+
+
+class RateLimiter:
+    """Per-token sliding window (per worker process)."""
+
+    def __init__(self, limit: int, window: float = 60.0) -> None:
+        self.limit, self.window = limit, window
+        self.calls: dict[str, deque[float]] = defaultdict(deque)
+
+    def check(self, key: str) -> None:
+        now = time.monotonic()
+        calls = self.calls[key]
+        while calls and now - calls[0] > self.window:
+            calls.popleft()
+        if len(calls) >= self.limit:
+            retry = max(1, int(self.window - (now - calls[0])) + 1)
+            raise ApiError(
+                429,
+                "rate_limited",
+                f"more than {self.limit} requests a minute",
+                headers={"Retry-After": str(retry)},
+            )
+        calls.append(now)
+
+
+def requires(route: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Authenticate the bearer token and check the role table for ``route``."""
+
+    def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
+        @wraps(view)
+        def wrapped(*args: Any, **kwargs: Any) -> Any:
+            header = request.headers.get("Authorization", "")
+            if not header.startswith("Bearer "):
+                raise ApiError(
+                    401,
+                    "unauthenticated",
+                    "send 'Authorization: Bearer <token>'",
+                    headers={"WWW-Authenticate": "Bearer"},
+                )
+            principal = authenticate(_db(), header.removeprefix("Bearer ").strip())
+            if principal is None:
+                raise ApiError(
+                    401,
+                    "unauthenticated",
+                    "the token is not valid",
+                    headers={"WWW-Authenticate": "Bearer"},
+                )
+            current_app.extensions["outreach.limiter"].check(principal.name)
+            if not principal.may(route):
+                raise ApiError(403, "forbidden", f"the {principal.role} role may not use {route}")
+            g.principal = principal
+            return view(*args, **kwargs)
+
+        return wrapped
+
+    return decorate
+
+
+def _json() -> dict[str, Any]:
+    if not request.is_json:
+        raise ApiError(
+            415, "unsupported_media_type", "send a JSON body (Content-Type: application/json)"
+        )
+    payload = request.get_json(silent=True)
+    if not isinstance(payload, dict):
+        raise ApiError(400, "malformed_json", "the body is not a JSON object")
+    return payload
+
+
+def _purpose(value: Any, *, action: str, ids: list[str]) -> None:
+    """Personal data is only for outreach: a missing purpose is 400, another one 403 (logged)."""
+    if value is None or value == "":
+        raise ApiError(
+            400,
+            "purpose_required",
+            "state the purpose of this request: 'outreach'",
+            details=["purpose: required"],
+        )
+    if value != PURPOSE:
+        principal: Principal = g.principal
+        with _db().session() as session:
+            access_log.append(
+                session,
+                user=principal.name,
+                role=principal.role,
+                action=action,
+                purpose=str(value)[:40],
+                subject_ids=ids,
+                model_version="",
+                request_id=g.request_id,
+                allowed=False,
+            )
+        raise ApiError(
+            403,
+            "purpose_refused",
+            f"purpose {str(value)[:40]!r} is refused: this service is for outreach only",
+        )
+
+
+def _logged(session: Any, *, action: str, ids: list[str], version: str) -> None:
+    principal: Principal = g.principal
+    access_log.append(
+        session,
+        user=principal.name,
+        role=principal.role,
+        action=action,
+        purpose=PURPOSE,
+        subject_ids=ids,
+        model_version=version,
+        request_id=g.request_id,
+    )
+
+
+def _with_log(action: str, ids: list[str], version: str, then: Callable[[Any], Any]) -> Any:
+    """Write the access-log row, then produce the data, in one transaction (retried on a race)."""
+    for attempt in range(5):
+        try:
+            with _db().session() as session:
+                _logged(session, action=action, ids=ids, version=version)
+                return then(session)
+        except IntegrityError:
+            if attempt == 4:
+                break
+        except SQLAlchemyError:
+            break
+    raise ApiError(
+        503,
+        "access_log_unavailable",
+        "the access log cannot be written, so no personal data is shown",
+    )
+
+
+@api.before_app_request
+def _request_id() -> None:
+    g.request_id = uuid.uuid4().hex[:16]
+    g.started = time.perf_counter()
+
+
+@api.after_app_request
+def _stamp(response: Response) -> Response:
+    response.headers["X-Request-ID"] = getattr(g, "request_id", "")
+    metrics = current_app.extensions.get("outreach.metrics")
+    if metrics is not None and request.endpoint:
+        metrics.observe(
+            request.endpoint,
+            response.status_code,
+            time.perf_counter() - getattr(g, "started", time.perf_counter()),
+        )
+    return response
+
+
+@api.post("/score")
+@requires("score")
+def score() -> Any:
+    """Scores, bands, percentiles and reasons for 1 to N records."""
+    payload = _json()
+    unknown = sorted(set(payload) - {"purpose", "records"})
+    if unknown:
+        raise ApiError(
+            400, "bad_input", "unknown fields", details=[f"{k}: unknown field" for k in unknown]
+        )
+    records = payload.get("records")
+    limit = current_app.config["MAX_RECORDS"]
+    if not isinstance(records, list) or not records:
+        raise ApiError(
+            400,
+            "bad_input",
+            "'records' must be a non-empty list",
+            details=["records: required, 1 or more"],
+        )
+    if len(records) > limit:
+        raise ApiError(
+            413,
+            "too_many_records",
+            f"at most {limit} records per request",
+            details=[f"records: {len(records)} given"],
+        )
+    ids: list[str] = []
+    problems: list[str] = []
+    for i, record in enumerate(records):
+        value = record.get("id") if isinstance(record, dict) else None
+        if not isinstance(value, str | int) or isinstance(value, bool) or str(value) == "":
+            problems.append(f"records[{i}].id: required (a string or an integer)")
+        ids.append(str(value))
+    current = serving()
+    try:
+        batch = current.model.score_records(records, allowed_extra={"id"})
+    except DataValidationError as err:
+        raise ApiError(
+            400, "invalid_records", err.message, details=problems + list(err.details)
+        ) from err
+    if problems:
+        raise ApiError(400, "invalid_records", "the records are invalid", details=problems)
+    _purpose(payload.get("purpose"), action="score", ids=ids)
+    model = current.model
+    results = [
+        {
+            "id": records[i]["id"],
+            "score": round(float(batch.scores[i]), 6),
+            "percentile": round(float(batch.percentiles[i]), 1),
+            "band": str(batch.bands[i]),
+            "reasons": [r.to_dict() for r in model.reasons(batch, i)],
+        }
+        for i in range(len(batch))
+    ]
+    _with_log("score", ids, current.version, lambda _: None)
+    metrics = current_app.extensions.get("outreach.metrics")
+    if metrics is not None:
+        metrics.scored(current.name, current.version, len(results))
+    return jsonify(
+        {
+            "purpose": PURPOSE,
+            "model": current.block(),
+            "results": results,
+            "request_id": g.request_id,
+        }
+    )
+
+
+def _int_arg(name: str, default: int, *, low: int, high: int) -> int:
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError as err:
+        raise ApiError(
+            400, "bad_input", f"'{name}' must be a whole number", details=[f"{name}: {raw!r}"]
+        ) from err
+    if not low <= value <= high:
+        raise ApiError(
+            400,
+            "bad_input",
+            f"'{name}' must be between {low} and {high}",
+            details=[f"{name}: {value}"],
+        )
+    return value
+
+
+def entry_dict(entry: QueueEntry, last: Outcome | None) -> dict[str, Any]:
+    return {
+        "entry_id": entry.id,
+        "rank": entry.rank,
+        "person_id": entry.person_id,
+        "period": entry.period,
+        "score": entry.score,
+        "percentile": entry.percentile,
+        "band": entry.band,
+        "reasons": entry.reasons,
+        "model": {
+            "name": entry.model_name,
+            "version": entry.model_version,
+            "audit_id": entry.audit_id,
+        },
+        "last_outcome": None
+        if last is None
+        else {
+            "status": last.status,
+            "note": last.note,
+            "at": last.recorded_at.isoformat(),
+        },
+    }
+
+
+def latest_period(session: Any, name: str) -> str | None:
+    return session.scalar(select(func.max(QueueEntry.period)).where(QueueEntry.model_name == name))
+
+
+def queue_page(session: Any, name: str, period: str, limit: int, offset: int) -> list[Any]:
+    opted = select(OptOut.person_id)
+    return list(
+        session.scalars(
+            select(QueueEntry)
+            .where(
+                QueueEntry.model_name == name,
+                QueueEntry.period == period,
+                QueueEntry.rank > 0,
+                QueueEntry.person_id.not_in(opted),
+            )
+            .order_by(QueueEntry.rank)
+            .limit(limit)
+            .offset(offset)
+        )
+    )
+
+
+def last_outcomes(session: Any, entry_ids: list[int]) -> dict[int, Outcome]:
+    found: dict[int, Outcome] = {}
+    if entry_ids:
+        for outcome in session.scalars(
+            select(Outcome).where(Outcome.entry_id.in_(entry_ids)).order_by(Outcome.id)
+        ):
+            found[outcome.entry_id] = outcome
+    return found
+
+
+@api.get("/queue")
+@requires("queue")
+def queue() -> Any:
+    """The period's ranked outreach list within capacity, opted-out people excluded."""
+    limit = _int_arg("limit", 50, low=1, high=1000)
+    offset = _int_arg("offset", 0, low=0, high=10_000_000)
+    name = _source().name
+    with _db().session() as session:
+        period = request.args.get("period") or latest_period(session, name)
+        entries = queue_page(session, name, period, limit, offset) if period else []
+    ids = [e.person_id for e in entries]
+    _purpose(request.args.get("purpose"), action="queue", ids=ids)
+
+    def page(session: Any) -> list[dict[str, Any]]:
+        outcomes = last_outcomes(session, [e.id for e in entries])
+        return [entry_dict(e, outcomes.get(e.id)) for e in entries]
+
+    version = entries[0].model_version if entries else ""
+    rows = _with_log("queue", ids, version, page)
+    return jsonify(
+        {
+            "purpose": PURPOSE,
+            "period": period,
+            "limit": limit,
+            "offset": offset,
+            "entries": rows,
+            "request_id": g.request_id,
+        }
+    )
+
+
+@api.post("/queue/<int:entry_id>/outcome")
+@requires("outcome")
+def outcome(entry_id: int) -> Any:
+    """Record what happened when outreach was offered."""
+    payload = _json()
+    unknown = sorted(set(payload) - {"purpose", "status", "note"})
+    problems = [f"{k}: unknown field" for k in unknown]
+    status = payload.get("status")
+    if status not in OUTCOMES:
+        problems.append(f"status: must be one of {', '.join(OUTCOMES)}")
+    note = payload.get("note", "")
+    if not isinstance(note, str) or len(note) > MAX_NOTE:
+        problems.append(f"note: must be text of at most {MAX_NOTE} characters")
+    if problems:
+        raise ApiError(400, "bad_input", "the outcome is invalid", details=problems)
+    with _db().session() as session:
+        entry = session.get(QueueEntry, entry_id)
+        if entry is None:
+            raise ApiError(404, "not_found", f"no queue entry {entry_id}")
+        person = entry.person_id
+    _purpose(payload.get("purpose"), action="outcome", ids=[person])
+
+    def record(session: Any) -> int:
+        row = Outcome(entry_id=entry_id, status=status, note=note, recorded_by=g.principal.name)
+        session.add(row)
+        session.flush()
+        return row.id
+
+    outcome_id = _with_log("outcome", [person], "", record)
+    return jsonify(
+        {
+            "outcome_id": outcome_id,
+            "entry_id": entry_id,
+            "status": status,
+            "request_id": g.request_id,
+        }
+    ), 201
+
+
+@api.post("/opt-outs")
+@requires("opt_out")
+def add_opt_out() -> Any:
+    """A person asked not to be contacted: they leave every list from now on."""
+    payload = _json()
+    unknown = sorted(set(payload) - {"purpose", "person_id", "reason"})
+    problems = [f"{k}: unknown field" for k in unknown]
+    person = payload.get("person_id")
+    if not isinstance(person, str | int) or isinstance(person, bool) or str(person) == "":
+        problems.append("person_id: required (a string or an integer)")
+    reason = payload.get("reason", "")
+    if not isinstance(reason, str) or len(reason) > MAX_NOTE:
+        problems.append(f"reason: must be text of at most {MAX_NOTE} characters")
+    if problems:
+        raise ApiError(400, "bad_input", "the opt-out is invalid", details=problems)
+    _purpose(payload.get("purpose"), action="opt_out", ids=[str(person)])
+
+    def record(session: Any) -> None:
+        if session.get(OptOut, str(person)) is None:
+            session.add(OptOut(person_id=str(person), recorded_by=g.principal.name, reason=reason))
+
+    _with_log("opt_out", [str(person)], "", record)
+    return jsonify({"person_id": str(person), "opted_out": True, "request_id": g.request_id}), 201
+
+
+@api.delete("/opt-outs/<person_id>")
+@requires("opt_out")
+def remove_opt_out(person_id: str) -> Any:
+    """The person asked to be offered outreach again."""
+    _purpose(request.args.get("purpose"), action="opt_in", ids=[person_id])
+
+    def remove(session: Any) -> int:
+        return int(session.execute(delete(OptOut).where(OptOut.person_id == person_id)).rowcount)
+
+    if _with_log("opt_in", [person_id], "", remove) == 0:
+        raise ApiError(404, "not_found", f"{person_id!r} had not opted out")
+    return Response(status=204)
+
+
+@api.get("/model")
+@requires("model")
+def model_info() -> Any:
+    """The serving model, its audit, and the input schema a record must follow."""
+    current = serving()
+    return jsonify(
+        {
+            **current.block(),
+            "candidate": current.model.candidate,
+            "label": current.model.label_description,
+            "capacity": current.model.capacity,
+            "input_schema": current.model.input_schema(),
+            "request_id": g.request_id,
+        }
+    )
+
+
+@api.get("/audits")
+@requires("audits")
+def audits() -> Any:
+    """Every registered version's audit decision."""
+    from audits.release import list_versions
+    from model.registry import connect
+
+    rows = list_versions(connect(current_app.extensions["outreach.home"]), _source().name)
+    return jsonify({"audits": [r for r in rows if r["audit_id"]], "request_id": g.request_id})
+
+
+@api.get("/audits/<audit_id>")
+@requires("audits")
+def audit(audit_id: str) -> Any:
+    """One audit report (the JSON source of truth)."""
+    from audits.release import read_report
+    from model.registry import connect
+
+    return jsonify(read_report(connect(current_app.extensions["outreach.home"]), audit_id))
+
+
+@api.get("/healthz")
+def healthz() -> Any:
+    return jsonify({"status": "ok"})
+
+
+@api.get("/readyz")
+def readyz() -> Any:
+    current = _source().current
+    if current is None:
+        return jsonify({"status": "not ready", "problem": _source().problem}), 503
+    return jsonify(
+        {"status": "degraded" if current.degraded else "ready", "model": current.block()}
+    )
+
+
+@api.get("/metrics")
+def metrics() -> Any:
+    return current_app.extensions["outreach.metrics"].response()

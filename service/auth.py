@@ -1,0 +1,94 @@
+"""Users, roles and API tokens: one role-to-route table, tokens shown once and stored hashed."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from model.errors import BadInputError
+from service.db import Database, Token, User
+
+ROLES = ("coordinator", "analyst", "oversight", "admin")
+
+#: Which roles may use each route; the only place access is decided.
+ROUTE_ROLES: dict[str, frozenset[str]] = {
+    "score": frozenset({"coordinator"}),
+    "queue": frozenset({"coordinator"}),
+    "outcome": frozenset({"coordinator"}),
+    "opt_out": frozenset({"coordinator"}),
+    "model": frozenset({"coordinator", "analyst", "oversight"}),
+    "audits": frozenset({"analyst", "oversight"}),
+    "access_log": frozenset({"oversight"}),
+    "users": frozenset({"admin"}),
+}
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling."""
+
+    name: str
+    role: str
+
+    def may(self, route: str) -> bool:
+        return self.role in ROUTE_ROLES[route]
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def add_user(db: Database, name: str, role: str, *, password: str | None = None) -> str:
+    """Create a user and return a new API token (shown once; only its hash is stored)."""
+    if role not in ROLES:
+        raise BadInputError(f"unknown role {role!r}; choose one of {', '.join(ROLES)}")
+    name = name.strip()
+    if not name or len(name) > 120:
+        raise BadInputError("a user name must have 1 to 120 characters")
+    if password is not None and len(password) < 12:
+        raise BadInputError("a password must have at least 12 characters")
+    token = secrets.token_urlsafe(32)
+    with db.session() as session:
+        if session.scalar(select(User).where(User.name == name)) is not None:
+            raise BadInputError(f"a user named {name!r} already exists")
+        user = User(
+            name=name,
+            role=role,
+            password_hash=generate_password_hash(password) if password else None,
+        )
+        session.add(user)
+        session.flush()
+        session.add(Token(user_id=user.id, token_hash=hash_token(token), revoked=False))
+    return token
+
+
+def authenticate(db: Database, token: str) -> Principal | None:
+    """The user a bearer token belongs to, or ``None``."""
+    if not token or len(token) > 200:
+        return None
+    digest = hash_token(token)
+    with db.session() as session:
+        row = session.execute(
+            select(User.name, User.role, Token.token_hash)
+            .join(Token, Token.user_id == User.id)
+            .where(Token.token_hash == digest, Token.revoked.is_(False))
+        ).first()
+    if row is None or not hmac.compare_digest(row.token_hash, digest):
+        return None
+    return Principal(row.name, row.role)
+
+
+def check_password(db: Database, name: str, password: str) -> Principal | None:
+    """The user for a name and password, or ``None``."""
+    with db.session() as session:
+        user = session.scalar(select(User).where(User.name == name))
+        if user is None or not user.password_hash:
+            return None
+        if not check_password_hash(user.password_hash, password):
+            return None
+        return Principal(user.name, user.role)

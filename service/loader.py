@@ -1,0 +1,148 @@
+"""The serving model: verified through the release gate, hot-swapped, with a last-known-good copy.
+
+:class:`ModelSource` loads ``production`` through :func:`audits.release.load_production` (audit
+tags and artifact sha256 checked) off the request path and swaps it in atomically. A verified copy
+is kept in the home folder; if the registry cannot be reached at start, that copy is served and
+marked degraded. If nothing verified is available the service is not ready (``/readyz`` 503).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from audits.release import LoadedModel, load_production
+from model.errors import OutreachError
+from model.home import Home
+from model.registry import connect, sha256_file
+from model.scorer import ScoringModel
+
+log = logging.getLogger("outreach.service")
+
+
+@dataclass(frozen=True)
+class Serving:
+    """What is served now."""
+
+    name: str
+    version: str
+    audit_id: str
+    decision: str
+    model: ScoringModel
+    degraded: bool = False
+
+    def block(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "version": self.version,
+            "audit_id": self.audit_id,
+            "audit_decision": self.decision,
+            "degraded": self.degraded,
+        }
+
+
+class ModelSource:
+    """Holds the verified serving model for one registered model name."""
+
+    def __init__(self, home: Home, name: str, *, tracking_uri: str | None = None) -> None:
+        self.home = home
+        self.name = name
+        self.tracking_uri = tracking_uri
+        self._current: Serving | None = None
+        self._lock = threading.Lock()
+        self.problem = "not loaded yet"
+        self._stop = threading.Event()
+
+    @property
+    def current(self) -> Serving | None:
+        return self._current
+
+    @property
+    def _lkg(self) -> Path:
+        return self.home.root / "service" / "last_known_good" / f"{self.name}.json"
+
+    def _save_lkg(self, loaded: LoadedModel) -> None:
+        folder = self._lkg.parent
+        folder.mkdir(parents=True, exist_ok=True)
+        artifact = folder / f"{self.name}.model.json"
+        tmp = artifact.with_suffix(".tmp")
+        loaded.model.save(tmp)
+        tmp.replace(artifact)
+        meta = {
+            "name": self.name,
+            "version": loaded.version,
+            "audit_id": loaded.audit_id,
+            "decision": loaded.decision,
+            "artifact": artifact.name,
+            "model_sha256": sha256_file(artifact),
+        }
+        tmp_meta = self._lkg.with_suffix(".tmp")
+        tmp_meta.write_text(json.dumps(meta))
+        tmp_meta.replace(self._lkg)
+
+    def _load_lkg(self) -> Serving | None:
+        try:
+            meta = json.loads(self._lkg.read_text())
+            artifact = self._lkg.parent / meta["artifact"]
+            if sha256_file(artifact) != meta["model_sha256"] or meta["decision"] != "PASS":
+                log.error("last-known-good copy of %s failed its checks; not serving it", self.name)
+                return None
+            model = ScoringModel.load(artifact)
+        except (OSError, ValueError, KeyError):
+            return None
+        return Serving(
+            self.name, meta["version"], meta["audit_id"], meta["decision"], model, degraded=True
+        )
+
+    def refresh(self) -> bool:
+        """Check the registry; swap in a newly promoted, verified version. Returns True if swapped.
+
+        Never raises: a failure keeps what is served and records the problem.
+        """
+        try:
+            registry = connect(self.home, tracking_uri=self.tracking_uri)
+            current = self._current
+            alias = registry.client.get_model_version_by_alias(self.name, "production")
+            if (
+                current is not None
+                and not current.degraded
+                and current.version == str(alias.version)
+            ):
+                return False
+            loaded = load_production(registry, self.name)
+        except OutreachError as err:
+            # The gate refused (or nothing is in production): keep what is served, if anything.
+            self.problem = str(err)
+            log.error("not serving a new version of %s: %s", self.name, err)
+            return False
+        except Exception as err:  # registry unreachable: keep serving what we have
+            self.problem = f"the model registry cannot be reached: {err}"
+            log.error("%s", self.problem)
+            if self._current is None:
+                self._current = self._load_lkg()
+            return False
+        serving = Serving(self.name, loaded.version, loaded.audit_id, loaded.decision, loaded.model)
+        with self._lock:
+            self._current = serving
+        self.problem = ""
+        self._save_lkg(loaded)
+        log.info("serving %s version %s (audit %s)", self.name, loaded.version, loaded.audit_id)
+        return True
+
+    def watch(self, every: float) -> threading.Thread:
+        """Poll the registry every ``every`` seconds in a daemon thread."""
+
+        def loop() -> None:
+            while not self._stop.wait(every):
+                self.refresh()
+
+        thread = threading.Thread(target=loop, name=f"watch-{self.name}", daemon=True)
+        thread.start()
+        return thread
+
+    def stop(self) -> None:
+        self._stop.set()

@@ -1,0 +1,503 @@
+"""The service through a real Flask test client, a real SQLite database and a real MLflow store."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import func, select, update
+
+from audits.release import release
+from model.data import Dataset
+from model.home import Home
+from model.registry import connect
+from model.spec import ExperimentSpec
+from service import create_app
+from service.access_log import verify
+from service.auth import ROUTE_ROLES, add_user
+from service.batch import score_period
+from service.db import AccessLogRow, Database
+from tests.test_release import LENIENT, STRICT, policy_text
+
+ROLES = ("coordinator", "analyst", "oversight", "admin")
+
+
+@pytest.fixture(scope="module")
+def served_home(
+    tmp_path_factory: pytest.TempPathFactory, small_spec: ExperimentSpec, dataset: Dataset
+) -> Home:
+    home = Home(tmp_path_factory.mktemp("served") / "home")
+    result = release(small_spec, dataset, connect(home), policy=policy_text(**LENIENT))
+    assert result.promoted
+    return home
+
+
+@pytest.fixture
+def app(served_home: Home, tmp_path: Path) -> Flask:
+    return create_app(
+        {
+            "HOME": served_home,
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'service.db'}",
+            "WATCH_SECONDS": 0,
+            "TESTING": True,
+        }
+    )
+
+
+@pytest.fixture
+def db(app: Flask) -> Database:
+    return app.extensions["outreach.db"]
+
+
+@pytest.fixture
+def tokens(db: Database) -> dict[str, str]:
+    return {role: add_user(db, f"{role} user", role) for role in ROLES}
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+def auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture
+def records(dataset: Dataset) -> list[dict[str, Any]]:
+    frame = dataset.frame.head(5)
+    out = []
+    for _, row in frame.iterrows():
+        record: dict[str, Any] = {"id": str(row["person_id"])}
+        for feature in dataset.spec.features:
+            value = row[feature.name]
+            record[feature.name] = value if feature.kind == "category" else float(value)
+        out.append(record)
+    return out
+
+
+def log_rows(db: Database) -> int:
+    with db.session() as session:
+        return int(session.scalar(select(func.count()).select_from(AccessLogRow)) or 0)
+
+
+def test_score_returns_scores_reasons_and_the_model_and_logs_first(
+    client: FlaskClient, tokens: dict[str, str], records: list[dict], db: Database, app: Flask
+) -> None:
+    response = client.post(
+        "/api/v1/score",
+        json={"purpose": "outreach", "records": records},
+        headers=auth(tokens["coordinator"]),
+    )
+    assert response.status_code == 200, response.json
+    body = response.json
+    serving = app.extensions["outreach.model"].current
+    assert body["model"]["version"] == serving.version and body["model"]["audit_id"]
+    expected = serving.model.score_records(records, allowed_extra={"id"})
+    for i, result in enumerate(body["results"]):
+        assert result["id"] == records[i]["id"]
+        assert result["score"] == pytest.approx(expected.scores[i], abs=1e-6)
+        assert result["band"] in ("priority", "elevated", "standard")
+        assert 0 <= result["percentile"] <= 100
+        for reason in result["reasons"]:
+            assert {"feature", "value", "contribution", "text", "service"} <= set(reason)
+            assert reason["feature"] not in ("race_ethnicity", "sex", "age_band", "disability")
+    assert "race_ethnicity" not in json.dumps(body)
+    assert log_rows(db) == 1
+    assert verify(db).ok
+
+
+def _nan_record(records: list[dict]) -> str:
+    record = dict(records[0], er_visits_90d=math.nan)
+    return json.dumps({"purpose": "outreach", "records": [record]})
+
+
+@pytest.mark.parametrize(
+    ("make", "status", "needle"),
+    [
+        (lambda r: ("{not json", "application/json"), 400, "not a JSON object"),
+        (
+            lambda r: (json.dumps({"purpose": "outreach", "records": r}), "text/plain"),
+            415,
+            "JSON body",
+        ),
+        (
+            lambda r: (
+                json.dumps({"purpose": "outreach", "records": [dict(r[0], er_visits_90d="three")]}),
+                "application/json",
+            ),
+            400,
+            "records[0].er_visits_90d: must be a number",
+        ),
+        (
+            lambda r: (
+                json.dumps(
+                    {
+                        "purpose": "outreach",
+                        "records": [{k: v for k, v in r[0].items() if k != "income_band"}],
+                    }
+                ),
+                "application/json",
+            ),
+            400,
+            "records[0].income_band: is required",
+        ),
+        (
+            lambda r: (
+                json.dumps({"purpose": "outreach", "records": [dict(r[0], colour="red")]}),
+                "application/json",
+            ),
+            400,
+            "records[0].colour: unknown field",
+        ),
+        (lambda r: (_nan_record(r), "application/json"), 400, "must be a finite number"),
+        (
+            lambda r: (_nan_record(r).replace("NaN", "Infinity"), "application/json"),
+            400,
+            "must be a finite number",
+        ),
+        (
+            lambda r: (
+                json.dumps({"purpose": "outreach", "records": [dict(r[0], income_band="rich")]}),
+                "application/json",
+            ),
+            400,
+            "unknown category 'rich'",
+        ),
+        (
+            lambda r: (
+                json.dumps({"purpose": "outreach", "records": [dict(r[0], er_visits_90d=-2)]}),
+                "application/json",
+            ),
+            400,
+            "must be at least 0",
+        ),
+        (
+            lambda r: (
+                json.dumps({"purpose": "outreach", "records": [dict(r[0], id=None)]}),
+                "application/json",
+            ),
+            400,
+            "records[0].id: required",
+        ),
+        (
+            lambda r: (
+                json.dumps({"purpose": "outreach", "records": r * 201}),
+                "application/json",
+            ),
+            413,
+            "at most 1000 records",
+        ),
+        (lambda r: ("x" * (10 * 1024 * 1024), "application/json"), 413, "larger than the limit"),
+        (
+            lambda r: (
+                json.dumps({"purpose": "outreach", "records": r * 2000}),
+                "application/json",
+            ),
+            413,
+            "larger than the limit",
+        ),
+        (lambda r: (json.dumps({"records": r}), "application/json"), 400, "purpose"),
+        (
+            lambda r: (json.dumps({"purpose": "outreach", "records": []}), "application/json"),
+            400,
+            "non-empty list",
+        ),
+    ],
+)
+def test_bad_input_gets_a_named_4xx_and_writes_nothing(
+    client: FlaskClient,
+    tokens: dict[str, str],
+    records: list[dict],
+    db: Database,
+    make,
+    status: int,
+    needle: str,
+) -> None:
+    data, content_type = make(records)
+    response = client.post(
+        "/api/v1/score", data=data, content_type=content_type, headers=auth(tokens["coordinator"])
+    )
+    assert response.status_code == status
+    body = response.json
+    assert set(body) == {"error", "request_id"}
+    text = body["error"]["message"] + " " + " ".join(body["error"]["details"])
+    assert needle in text, text
+    assert log_rows(db) == 0
+
+
+@pytest.mark.parametrize("header", [None, "Bearer nope", "Basic abc"])
+def test_missing_or_wrong_token_is_401(client: FlaskClient, records: list[dict], header) -> None:
+    headers = {"Authorization": header} if header else {}
+    response = client.post(
+        "/api/v1/score", json={"purpose": "outreach", "records": records}, headers=headers
+    )
+    assert response.status_code == 401 and response.json["error"]["code"] == "unauthenticated"
+
+
+def test_a_forbidden_purpose_is_refused_and_recorded(
+    client: FlaskClient, tokens: dict[str, str], records: list[dict], db: Database
+) -> None:
+    response = client.post(
+        "/api/v1/score",
+        json={"purpose": "enforcement", "records": records},
+        headers=auth(tokens["coordinator"]),
+    )
+    assert response.status_code == 403 and response.json["error"]["code"] == "purpose_refused"
+    with db.session() as session:
+        (row,) = session.scalars(select(AccessLogRow)).all()
+        assert row.allowed is False and row.purpose == "enforcement"
+
+
+ROUTES = [
+    ("score", "post", "/api/v1/score"),
+    ("queue", "get", "/api/v1/queue?purpose=outreach"),
+    ("outcome", "post", "/api/v1/queue/999999/outcome"),
+    ("opt_out", "post", "/api/v1/opt-outs"),
+    ("model", "get", "/api/v1/model"),
+    ("audits", "get", "/api/v1/audits"),
+]
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize(("route", "method", "path"), ROUTES)
+def test_role_matrix(
+    client: FlaskClient, tokens: dict[str, str], role: str, route: str, method: str, path: str
+) -> None:
+    response = getattr(client, method)(path, json={}, headers=auth(tokens[role]))
+    if role in ROUTE_ROLES[route]:
+        assert response.status_code != 403, (route, role, response.json)
+    else:
+        assert response.status_code == 403, (route, role)
+        assert response.json["error"]["code"] == "forbidden"
+
+
+def test_queue_outcomes_and_opt_outs(
+    client: FlaskClient, tokens: dict[str, str], app: Flask, db: Database, dataset: Dataset
+) -> None:
+    serving = app.extensions["outreach.model"].current
+    raw = dataset.frame.rename(columns={"__period": "ordinal"})
+    raw["period"] = [
+        str(p) for p in __import__("pandas").PeriodIndex.from_ordinals(raw["ordinal"], freq="M")
+    ]
+    frame = raw.drop(columns=["ordinal"])
+    result = score_period(db, serving, frame)
+    assert result.queued == serving.model.k_for(result.scored)
+    headers = auth(tokens["coordinator"])
+    listed = client.get("/api/v1/queue?purpose=outreach&limit=5", headers=headers).json
+    entries = listed["entries"]
+    assert [e["rank"] for e in entries] == [1, 2, 3, 4, 5]
+    assert entries[0]["score"] >= entries[1]["score"] and entries[0]["reasons"]
+    first = entries[0]
+    response = client.post(
+        f"/api/v1/queue/{first['entry_id']}/outcome",
+        headers=headers,
+        json={"purpose": "outreach", "status": "contacted", "note": "left a message"},
+    )
+    assert response.status_code == 201
+    bad = client.post(
+        f"/api/v1/queue/{first['entry_id']}/outcome",
+        headers=headers,
+        json={"purpose": "outreach", "status": "arrested"},
+    )
+    assert bad.status_code == 400 and "status: must be one of" in bad.json["error"]["details"][0]
+    again = client.get("/api/v1/queue?purpose=outreach&limit=1", headers=headers).json
+    assert again["entries"][0]["last_outcome"]["status"] == "contacted"
+    person = first["person_id"]
+    assert (
+        client.post(
+            "/api/v1/opt-outs", headers=headers, json={"purpose": "outreach", "person_id": person}
+        ).status_code
+        == 201
+    )
+    after = client.get("/api/v1/queue?purpose=outreach&limit=1000", headers=headers).json
+    assert person not in {e["person_id"] for e in after["entries"]}
+    assert (
+        client.delete(f"/api/v1/opt-outs/{person}?purpose=outreach", headers=headers).status_code
+        == 204
+    )
+    back = client.get("/api/v1/queue?purpose=outreach&limit=1000", headers=headers).json
+    assert person in {e["person_id"] for e in back["entries"]}
+    assert client.get("/api/v1/queue", headers=headers).status_code == 400
+    assert verify(db).ok
+
+
+def test_a_failed_batch_leaves_the_previous_queue(
+    app: Flask,
+    db: Database,
+    dataset: Dataset,
+    monkeypatch: pytest.MonkeyPatch,
+    client: FlaskClient,
+    tokens: dict[str, str],
+) -> None:
+    import pandas as pd
+
+    from model.errors import DataValidationError
+    from service import batch
+
+    serving = app.extensions["outreach.model"].current
+    frame = dataset.frame.rename(columns={"__period": "ordinal"})
+    frame["period"] = [str(p) for p in pd.PeriodIndex.from_ordinals(frame["ordinal"], freq="M")]
+    frame = frame.drop(columns=["ordinal"])
+    score_period(db, serving, frame)
+    headers = auth(tokens["coordinator"])
+    before = client.get("/api/v1/queue?purpose=outreach&limit=1000", headers=headers).json
+    latest = frame["period"].max()
+    broken = frame.copy()
+    last_row = broken.index[broken["period"] == latest][-1]
+    broken.loc[last_row, "er_visits_90d"] = -5
+    monkeypatch.setattr(batch, "CHUNK", 100)  # the bad row sits in a late chunk
+    with pytest.raises(DataValidationError):
+        score_period(db, serving, broken)
+    after = client.get("/api/v1/queue?purpose=outreach&limit=1000", headers=headers).json
+    assert [e["person_id"] for e in after["entries"]] == [e["person_id"] for e in before["entries"]]
+
+
+def test_access_log_tampering_is_found(
+    client: FlaskClient, tokens: dict[str, str], records: list[dict], db: Database
+) -> None:
+    for _ in range(3):
+        client.post(
+            "/api/v1/score",
+            json={"purpose": "outreach", "records": records},
+            headers=auth(tokens["coordinator"]),
+        )
+    assert verify(db).ok and verify(db).rows == 3
+    with db.session() as session:
+        second = session.scalars(select(AccessLogRow).order_by(AccessLogRow.id)).all()[1]
+        session.execute(
+            update(AccessLogRow).where(AccessLogRow.id == second.id).values(user="someone else")
+        )
+    broken = verify(db)
+    assert not broken.ok and broken.first_broken == second.id
+
+
+def test_model_health_and_metrics(
+    client: FlaskClient, tokens: dict[str, str], records: list[dict]
+) -> None:
+    info = client.get("/api/v1/model", headers=auth(tokens["analyst"])).json
+    names = [f["name"] for f in info["input_schema"]]
+    assert "er_visits_90d" in names and "race_ethnicity" not in names
+    income = next(f for f in info["input_schema"] if f["name"] == "income_band")
+    assert income["categories"] == ["none", "very_low", "low", "moderate"]
+    assert client.get("/api/v1/healthz").status_code == 200
+    assert client.get("/api/v1/readyz").json["status"] == "ready"
+    client.post(
+        "/api/v1/score",
+        json={"purpose": "outreach", "records": records},
+        headers=auth(tokens["coordinator"]),
+    )
+    text = client.get("/api/v1/metrics").get_data(as_text=True)
+    assert "outreach_requests_total" in text and "outreach_scores_served_total" in text
+    audits = client.get("/api/v1/audits", headers=auth(tokens["oversight"])).json["audits"]
+    one = client.get(f"/api/v1/audits/{audits[0]['audit_id']}", headers=auth(tokens["oversight"]))
+    assert one.status_code == 200 and one.json["schema"] == "outreach.audit/1"
+    assert client.get("/api/v1/audits/nope", headers=auth(tokens["oversight"])).status_code == 404
+
+
+def test_rate_limit(served_home: Home, tmp_path: Path) -> None:
+    app = create_app(
+        {
+            "HOME": served_home,
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'r.db'}",
+            "WATCH_SECONDS": 0,
+            "RATE_LIMIT": 3,
+        }
+    )
+    token = add_user(app.extensions["outreach.db"], "analyst", "analyst")
+    client = app.test_client()
+    codes = [client.get("/api/v1/model", headers=auth(token)).status_code for _ in range(4)]
+    assert codes == [200, 200, 200, 429]
+    limited = client.get("/api/v1/model", headers=auth(token))
+    assert int(limited.headers["Retry-After"]) >= 1
+
+
+def test_unreachable_registry_serves_the_last_known_good_copy(
+    served_home: Home, tmp_path: Path
+) -> None:
+    create_app(
+        {"HOME": served_home, "DATABASE_URL": f"sqlite:///{tmp_path / 'a.db'}", "WATCH_SECONDS": 0}
+    )
+    offline = create_app(
+        {
+            "HOME": served_home,
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'b.db'}",
+            "WATCH_SECONDS": 0,
+            "TRACKING_URI": "http://127.0.0.1:9",
+        }
+    )
+    ready = offline.test_client().get("/api/v1/readyz").json
+    assert ready["status"] == "degraded" and ready["model"]["degraded"] is True
+
+
+def test_a_hand_moved_alias_to_a_failed_version_is_not_served(
+    served_home: Home, small_spec: ExperimentSpec, dataset: Dataset, tmp_path: Path
+) -> None:
+    registry = connect(served_home)
+    failed = release(small_spec, dataset, registry, policy=policy_text(**STRICT))
+    good = registry.client.get_model_version_by_alias(small_spec.name, "production").version
+    app = create_app(
+        {"HOME": served_home, "DATABASE_URL": f"sqlite:///{tmp_path / 'c.db'}", "WATCH_SECONDS": 0}
+    )
+    source = app.extensions["outreach.model"]
+    assert source.current.version == str(good)
+    registry.client.set_registered_model_alias(
+        small_spec.name, "production", str(failed.chosen.candidate.version)
+    )
+    try:
+        assert source.refresh() is False
+        assert source.current.version == str(good)  # still the audited one
+        assert "decided FAIL" in source.problem
+        fresh = create_app(
+            {
+                "HOME": Home(tmp_path / "empty"),
+                "MODEL_NAME": small_spec.name,
+                "TRACKING_URI": registry.tracking_uri,
+                "DATABASE_URL": f"sqlite:///{tmp_path / 'd.db'}",
+                "WATCH_SECONDS": 0,
+            }
+        )
+        assert fresh.test_client().get("/api/v1/readyz").status_code == 503
+    finally:
+        registry.client.set_registered_model_alias(small_spec.name, "production", str(good))
+
+
+def test_hot_swap_under_concurrent_requests(
+    served_home: Home,
+    small_spec: ExperimentSpec,
+    dataset: Dataset,
+    tmp_path: Path,
+    records: list[dict],
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    app = create_app(
+        {"HOME": served_home, "DATABASE_URL": f"sqlite:///{tmp_path / 'h.db'}", "WATCH_SECONDS": 0}
+    )
+    token = add_user(app.extensions["outreach.db"], "coordinator", "coordinator")
+    source = app.extensions["outreach.model"]
+    before = source.current.version
+    registry = connect(served_home)
+    newer = release(small_spec, dataset, registry, policy=policy_text(**LENIENT))
+    assert newer.promoted
+
+    def call(_: int) -> tuple[int, str]:
+        response = app.test_client().post(
+            "/api/v1/score", json={"purpose": "outreach", "records": records}, headers=auth(token)
+        )
+        return response.status_code, response.json["model"]["version"]
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        futures = [pool.submit(call, i) for i in range(40)]
+        assert source.refresh() is True
+        results = [f.result() for f in futures]
+    assert all(code == 200 for code, _ in results)
+    assert {v for _, v in results} <= {before, str(newer.chosen.candidate.version)}
+    assert source.current.version == str(newer.chosen.candidate.version)
+    assert np.isfinite([1.0]).all()
