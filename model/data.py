@@ -182,6 +182,13 @@ class Dataset:
     def sensitive(self, attribute: str) -> np.ndarray:
         return self.frame[attribute].to_numpy()
 
+    def source_frame(self) -> pd.DataFrame:
+        """The validated rows as a file would hold them: the time column back as 'YYYY-MM'."""
+        out = self.frame.drop(columns=[self.PERIOD])
+        labels = pd.PeriodIndex.from_ordinals(self.frame[self.PERIOD], freq="M").astype(str)
+        out.insert(1, self.spec.data.time_column, labels.to_numpy())
+        return out
+
     def subset(self, mask: np.ndarray) -> Dataset:
         return Dataset(self.frame.loc[mask].reset_index(drop=True), self.spec, self.fingerprint)
 

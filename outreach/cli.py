@@ -200,12 +200,17 @@ def _registry(home: Home) -> Any:
 
 def release_job(home: Home, spec_path: str, data: str | None) -> Any:
     """Train, audit, gate and register one experiment; returns the release result."""
+    return release_with_data(home, spec_path, data)[0]
+
+
+def release_with_data(home: Home, spec_path: str, data: str | None) -> tuple[Any, Any]:
     from audits.release import policy_for, release
 
     spec, dataset = load_dataset(spec_path, data, progress=_progress)
     policy = policy_for(spec)
     _progress(f"policy '{policy.name}' (sha256 {policy.sha256[:12]}...)")
-    return release(spec, dataset, _registry(home), policy=policy, progress=_progress)
+    result = release(spec, dataset, _registry(home), policy=policy, progress=_progress)
+    return result, dataset
 
 
 def print_release(summary: dict[str, Any]) -> None:
@@ -544,13 +549,37 @@ def access_log_command(home: Home, action: str) -> None:
     sys.exit(3)
 
 
-@main.command()
-@click.pass_obj
-@reported
-def demo(home: Home) -> None:
-    """The main job on embedded defaults: synthetic populations, releases through the gate."""
-    from audits.release import approve
+DEMO_ROLES = ("coordinator", "analyst", "oversight", "admin")
 
+
+def demo_users(home: Home) -> list[tuple[str, str, str, str]]:
+    """One demo user per role: (name, role, password, fresh API token)."""
+    from service.auth import add_user, issue_token
+
+    db = _service_db(home)
+    out = []
+    for role in DEMO_ROLES:
+        name, password = f"demo-{role}", f"demo-{role}-password"
+        try:
+            token = add_user(db, name, role, password=password)
+        except BadInputError:
+            token = issue_token(db, name)
+        out.append((name, role, password, token))
+    return out
+
+
+@main.command()
+@click.option("--no-serve", is_flag=True, help="Stop before starting the service.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+@click.pass_context
+@reported
+def demo(ctx: click.Context, no_serve: bool, port: int) -> None:
+    """The main job on embedded defaults: releases through the gate, queue, users, service."""
+    from audits.release import approve
+    from service.batch import score_period
+    from service.loader import ModelSource
+
+    home: Home = ctx.obj
     root = Path(__file__).resolve().parent.parent / "experiments"
     specs = sorted(root.glob("*_outreach.toml"))
     if not specs:
@@ -559,7 +588,7 @@ def demo(home: Home) -> None:
     reports = []
     for spec_path in specs:
         _progress(f"\n== {spec_path.name} ==")
-        result = release_job(home, str(spec_path), None)
+        result, dataset = release_with_data(home, str(spec_path), None)
         summary = result.summary()
         print_table(train_summary(result.training, ""))
         print_release(summary)
@@ -568,19 +597,36 @@ def demo(home: Home) -> None:
                 _registry(home),
                 summary["registered_model"],
                 str(summary["version"]),
-                by="oversight (demo)",
+                by="demo-oversight",
                 note="approved by the demo's oversight user",
             )
             _progress("  approved as the demo oversight user; now in production")
         reports.append((summary["registered_model"], summary["decision"], summary["report"]))
+        if result.spec.unit == "individual":
+            source = ModelSource(home, result.spec.name)
+            source.refresh()
+            if source.current is not None:
+                batch = score_period(
+                    _service_db(home), source.current, dataset.source_frame(), progress=_progress
+                )
+                _progress(f"  outreach queue for {batch.period}: {batch.queued:,} people")
     _progress(f"\ndemo finished in {time.perf_counter() - started:.0f} s; home: {home.root}")
     for name, decision, report in reports:
         click.echo(f"{name}: {decision}; audit report: {report}")
     click.echo(
-        "Open the MLflow UI on this store with:\n"
-        f"  .venv/bin/mlflow ui --backend-store-uri {home.tracking_uri} --port 5000\n"
-        "then browse http://127.0.0.1:5000"
+        "MLflow UI on this store:\n"
+        f"  .venv/bin/mlflow ui --backend-store-uri {home.tracking_uri} --port 5000"
     )
+    click.echo("\nDemo users (name / password / API token):")
+    for name, role, password, token in demo_users(home):
+        click.echo(f"  {role:<12} {name:<18} {password:<28} {token}")
+    if no_serve:
+        return
+    click.echo(f"\nServing on http://127.0.0.1:{port} (Ctrl-C to stop); try:")
+    click.echo(
+        f"  curl -s -H 'Authorization: Bearer <analyst token>' http://127.0.0.1:{port}/api/v1/model"
+    )
+    ctx.invoke(serve, host="127.0.0.1", port=port, workers=2)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -511,3 +511,13 @@ def readyz() -> Any:
 @api.get("/metrics")
 def metrics() -> Any:
     return current_app.extensions["outreach.metrics"].response()
+
+
+@api.get("/openapi.json")
+def openapi() -> Any:
+    from service.openapi import document
+
+    current = _source().current
+    return jsonify(
+        document(current.model if current else None, max_records=current_app.config["MAX_RECORDS"])
+    )

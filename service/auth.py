@@ -67,6 +67,17 @@ def add_user(db: Database, name: str, role: str, *, password: str | None = None)
     return token
 
 
+def issue_token(db: Database, name: str) -> str:
+    """A new API token for an existing user (shown once)."""
+    token = secrets.token_urlsafe(32)
+    with db.session() as session:
+        user = session.scalar(select(User).where(User.name == name))
+        if user is None:
+            raise BadInputError(f"no user named {name!r}")
+        session.add(Token(user_id=user.id, token_hash=hash_token(token), revoked=False))
+    return token
+
+
 def authenticate(db: Database, token: str) -> Principal | None:
     """The user a bearer token belongs to, or ``None``."""
     if not token or len(token) > 200:

@@ -501,3 +501,19 @@ def test_hot_swap_under_concurrent_requests(
     assert {v for _, v in results} <= {before, str(newer.chosen.candidate.version)}
     assert source.current.version == str(newer.chosen.candidate.version)
     assert np.isfinite([1.0]).all()
+
+
+def test_openapi_documents_every_route(app: Flask, client: FlaskClient) -> None:
+    spec = client.get("/api/v1/openapi.json").json
+    documented = {(path, method.upper()) for path, item in spec["paths"].items() for method in item}
+    served = set()
+    for rule in app.url_map.iter_rules():
+        if not rule.rule.startswith("/api/v1"):
+            continue
+        path = rule.rule.replace("<int:", "{").replace("<", "{").replace(">", "}")
+        for method in rule.methods - {"HEAD", "OPTIONS"}:
+            served.add((path, method))
+    assert documented == served
+    record = spec["components"]["schemas"]["Record"]
+    assert record["properties"]["income_band"]["enum"] == ["none", "very_low", "low", "moderate"]
+    assert "race_ethnicity" not in record["properties"]
