@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import sys
 
-from bench import audit_bench, model_bench
+from bench import audit_bench, model_bench, service_bench
 
-BENCHES = {"model": model_bench.main, "audit": audit_bench.main}
+BENCHES = {
+    "model": model_bench.main,
+    "audit": audit_bench.main,
+    "service": service_bench.main,
+}
 
 
 def main() -> None:

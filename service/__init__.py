@@ -25,6 +25,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from model.home import Home
     from service import errors
     from service.api import RateLimiter, api
+    from service.auth import TokenCache
     from service.db import Database, default_url
     from service.loader import ModelSource
     from service.metrics import Metrics
@@ -60,6 +61,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
             "outreach.model": source,
             "outreach.metrics": Metrics(),
             "outreach.limiter": RateLimiter(app.config["RATE_LIMIT"]),
+            "outreach.tokens": TokenCache(),
         }
     )
     errors.register(app)

@@ -12,7 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from service.db import AccessLogRow, Database
@@ -40,7 +41,7 @@ def _fields(row: AccessLogRow) -> dict[str, object]:
 
 
 def append(
-    session: Session,
+    session: Session | Connection,
     *,
     user: str,
     role: str,
@@ -50,27 +51,31 @@ def append(
     model_version: str,
     request_id: str,
     allowed: bool = True,
-) -> AccessLogRow:
-    """Add a row to the chain inside ``session``'s transaction (committed with it)."""
-    last = session.scalar(select(AccessLogRow).order_by(AccessLogRow.id.desc()).limit(1))
-    previous = last.hash if last is not None else GENESIS
-    row = AccessLogRow(
-        at=datetime.now(UTC).isoformat(timespec="microseconds"),
-        user=user,
-        role=role,
-        action=action,
-        purpose=purpose,
-        subject_ids=[str(s) for s in subject_ids],
-        model_version=model_version,
-        request_id=request_id,
-        allowed=allowed,
-        previous_hash=previous,
-        hash="",
-    )
-    row.hash = _digest(previous, _fields(row))
-    session.add(row)
-    session.flush()
-    return row
+) -> str:
+    """Add a row to the chain inside ``session``'s transaction (committed with it).
+
+    Returns the row's hash. Two writers racing for the same previous row cannot both succeed:
+    ``previous_hash`` is unique, so the loser gets an integrity error and retries.
+    """
+    last = session.execute(
+        select(AccessLogRow.hash).order_by(AccessLogRow.id.desc()).limit(1)
+    ).scalar()
+    previous = last if last is not None else GENESIS
+    fields: dict[str, object] = {
+        "at": datetime.now(UTC).isoformat(timespec="microseconds"),
+        "user": user,
+        "role": role,
+        "action": action,
+        "purpose": purpose,
+        "subject_ids": [str(s) for s in subject_ids],
+        "model_version": model_version,
+        "request_id": request_id,
+        "allowed": bool(allowed),
+    }
+    digest = _digest(previous, fields)
+    # A core insert (no ORM unit of work): this runs before every response with personal data.
+    session.execute(insert(AccessLogRow), [{**fields, "previous_hash": previous, "hash": digest}])
+    return digest
 
 
 @dataclass(frozen=True)

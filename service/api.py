@@ -7,6 +7,7 @@ the same transaction; if that row cannot be written, nothing is shown.
 
 from __future__ import annotations
 
+import random
 import time
 import uuid
 from collections import defaultdict, deque
@@ -16,7 +17,7 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
 from sqlalchemy import delete, func, select
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
 from model.errors import DataValidationError
 from service import access_log
@@ -30,6 +31,7 @@ api = Blueprint("api", __name__, url_prefix="/api/v1")
 PURPOSE = "outreach"
 OUTCOMES = ("contacted", "accepted", "declined", "unreachable")
 MAX_NOTE = 2000
+ACCESS_LOG_ATTEMPTS = 20
 
 
 def _db() -> Database:
@@ -89,7 +91,11 @@ def requires(route: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
                     "send 'Authorization: Bearer <token>'",
                     headers={"WWW-Authenticate": "Bearer"},
                 )
-            principal = authenticate(_db(), header.removeprefix("Bearer ").strip())
+            principal = authenticate(
+                _db(),
+                header.removeprefix("Bearer ").strip(),
+                cache=current_app.extensions["outreach.tokens"],
+            )
             if principal is None:
                 raise ApiError(
                     401,
@@ -163,16 +169,23 @@ def _logged(session: Any, *, action: str, ids: list[str], version: str) -> None:
     )
 
 
-def _with_log(action: str, ids: list[str], version: str, then: Callable[[Any], Any]) -> Any:
-    """Write the access-log row, then produce the data, in one transaction (retried on a race)."""
-    for attempt in range(5):
+def _with_log(action: str, ids: list[str], version: str, then: Callable[[Any], Any] | None) -> Any:
+    """Write the access-log row, then produce the data, in one transaction.
+
+    Two workers appending at once race for the same previous row (a unique-hash conflict, or
+    SQLite refusing a stale snapshot's write): the loser retries with a short random backoff.
+    """
+    for attempt in range(ACCESS_LOG_ATTEMPTS):
         try:
+            if then is None:  # the hot path (scores): a plain connection, no ORM session
+                with _db().engine.begin() as connection:
+                    _logged(connection, action=action, ids=ids, version=version)
+                return None
             with _db().session() as session:
                 _logged(session, action=action, ids=ids, version=version)
                 return then(session)
-        except IntegrityError:
-            if attempt == 4:
-                break
+        except (IntegrityError, OperationalError):
+            time.sleep(random.uniform(0.0005, 0.002) * (attempt + 1))
         except SQLAlchemyError:
             break
     raise ApiError(
@@ -255,7 +268,7 @@ def score() -> Any:
         }
         for i in range(len(batch))
     ]
-    _with_log("score", ids, current.version, lambda _: None)
+    _with_log("score", ids, current.version, None)
     metrics = current_app.extensions.get("outreach.metrics")
     if metrics is not None:
         metrics.scored(current.name, current.version, len(results))

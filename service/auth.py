@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import time
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -78,11 +79,35 @@ def issue_token(db: Database, name: str) -> str:
     return token
 
 
-def authenticate(db: Database, token: str) -> Principal | None:
+class TokenCache:
+    """Recently verified tokens (by hash) for a few seconds, so a request skips the lookup.
+
+    A revoked token stops working within ``ttl`` seconds.
+    """
+
+    def __init__(self, ttl: float = 30.0, size: int = 10_000) -> None:
+        self.ttl, self.size = ttl, size
+        self._seen: dict[str, tuple[float, Principal]] = {}
+
+    def get(self, digest: str) -> Principal | None:
+        hit = self._seen.get(digest)
+        if hit is None or time.monotonic() - hit[0] > self.ttl:
+            return None
+        return hit[1]
+
+    def put(self, digest: str, principal: Principal) -> None:
+        if len(self._seen) >= self.size:
+            self._seen.clear()
+        self._seen[digest] = (time.monotonic(), principal)
+
+
+def authenticate(db: Database, token: str, *, cache: TokenCache | None = None) -> Principal | None:
     """The user a bearer token belongs to, or ``None``."""
     if not token or len(token) > 200:
         return None
     digest = hash_token(token)
+    if cache is not None and (known := cache.get(digest)) is not None:
+        return known
     with db.session() as session:
         row = session.execute(
             select(User.name, User.role, Token.token_hash)
@@ -91,7 +116,10 @@ def authenticate(db: Database, token: str) -> Principal | None:
         ).first()
     if row is None or not hmac.compare_digest(row.token_hash, digest):
         return None
-    return Principal(row.name, row.role)
+    principal = Principal(row.name, row.role)
+    if cache is not None:
+        cache.put(digest, principal)
+    return principal
 
 
 def check_password(db: Database, name: str, password: str) -> Principal | None:

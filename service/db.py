@@ -127,6 +127,7 @@ def _sqlite_pragmas(engine: Engine) -> None:
         cursor = connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA busy_timeout=5000")
+        cursor.execute("PRAGMA synchronous=NORMAL")  # WAL: durable across process crashes
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
