@@ -6,25 +6,24 @@ every audit so that a decision can always be traced to the exact limits it appli
 
 from __future__ import annotations
 
-import hashlib
-import tomllib
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from model.errors import SpecError
+from model.spec import read_toml
 
-#: Group metrics an audit computes; the first five are confusion-count metrics.
-COUNT_METRICS = (
+#: Confusion-count group metrics: the ones an audit bootstraps and a gate can limit.
+CountMetric = Literal[
     "selection_rate",
     "recall",
     "precision",
     "false_positive_rate",
     "false_negative_rate",
     "flagged_to_need",
-)
-GATEABLE_METRICS = COUNT_METRICS
+]
+COUNT_METRICS: tuple[str, ...] = get_args(CountMetric)
 Disparity = Literal["ratio", "difference"]
 DecisionRule = Literal["significant_breach", "point_estimate", "confident_breach", "confident_pass"]
 
@@ -36,14 +35,7 @@ class _Frozen(BaseModel):
 class Gate(_Frozen):
     """One limit on one disparity: each group compared with its reference group."""
 
-    metric: Literal[
-        "selection_rate",
-        "recall",
-        "precision",
-        "false_positive_rate",
-        "false_negative_rate",
-        "flagged_to_need",
-    ]
+    metric: CountMetric
     disparity: Disparity
     min: float | None = None
     max: float | None = None
@@ -191,15 +183,5 @@ def load_policy(path: str | Path | None) -> Policy:
             "no fairness policy given: every audit answers to a policy (set 'policy' in the "
             "experiment spec or pass --policy)"
         )
-    path = Path(path)
-    try:
-        content = path.read_bytes()
-    except OSError as err:
-        raise SpecError(f"cannot read the fairness policy {path}: {err.strerror}") from err
-    try:
-        raw = tomllib.loads(content.decode("utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
-        raise SpecError(f"the fairness policy {path} is not valid TOML: {err}") from err
-    return parse_policy(
-        raw, source_path=str(path.resolve()), sha256=hashlib.sha256(content).hexdigest()
-    )
+    raw, digest = read_toml(path, "fairness policy")
+    return parse_policy(raw, source_path=str(Path(path).resolve()), sha256=digest)

@@ -364,6 +364,26 @@ def parse_spec(raw: Mapping[str, Any], *, source_path: str | None = None) -> Exp
     return spec
 
 
+def read_toml(path: str | Path, what: str) -> tuple[dict[str, Any], str]:
+    """A TOML file's mapping and the sha256 of its bytes; ``what`` names it in errors.
+
+    Raises
+    ------
+    SpecError
+        If the file cannot be read or is not TOML.
+    """
+    path = Path(path)
+    try:
+        content = path.read_bytes()
+    except OSError as err:
+        raise SpecError(f"cannot read the {what} {path}: {err.strerror}") from err
+    try:
+        raw = tomllib.loads(content.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        raise SpecError(f"the {what} {path} is not valid TOML: {err}") from err
+    return raw, hashlib.sha256(content).hexdigest()
+
+
 def load_spec(path: str | Path) -> ExperimentSpec:
     """Read and validate an experiment spec TOML file.
 
@@ -372,14 +392,6 @@ def load_spec(path: str | Path) -> ExperimentSpec:
     SpecError
         If the file is missing, is not TOML, or fails validation.
     """
-    path = Path(path)
-    try:
-        content = path.read_bytes()
-    except OSError as err:
-        raise SpecError(f"cannot read the experiment spec {path}: {err.strerror}") from err
-    try:
-        raw = tomllib.loads(content.decode("utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
-        raise SpecError(f"the experiment spec {path} is not valid TOML: {err}") from err
-    spec = parse_spec(raw, source_path=str(path.resolve()))
-    return spec.model_copy(update={"sha256": hashlib.sha256(content).hexdigest()})
+    raw, digest = read_toml(path, "experiment spec")
+    spec = parse_spec(raw, source_path=str(Path(path).resolve()))
+    return spec.model_copy(update={"sha256": digest})
