@@ -178,7 +178,7 @@ def _with_log(action: str, ids: list[str], version: str, then: Callable[[Any], A
     for attempt in range(ACCESS_LOG_ATTEMPTS):
         try:
             if then is None:  # the hot path (scores): a plain connection, no ORM session
-                with _db().engine.begin() as connection:
+                with _db().transaction() as connection:
                     _logged(connection, action=action, ids=ids, version=version)
                 return None
             with _db().session() as session:

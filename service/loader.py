@@ -18,7 +18,7 @@ from typing import Any
 from audits.release import LoadedModel, load_production
 from model.errors import OutreachError
 from model.home import Home
-from model.registry import connect, sha256_file
+from model.registry import Registry, connect, sha256_file
 from model.scorer import ScoringModel
 
 log = logging.getLogger("outreach.service")
@@ -56,6 +56,7 @@ class ModelSource:
         self._lock = threading.Lock()
         self.problem = "not loaded yet"
         self._stop = threading.Event()
+        self._registry: Registry | None = None
 
     @property
     def current(self) -> Serving | None:
@@ -104,7 +105,11 @@ class ModelSource:
         Never raises: a failure keeps what is served and records the problem.
         """
         try:
-            registry = connect(self.home, tracking_uri=self.tracking_uri)
+            # One client for the life of the source: creating an MLflow store checks its schema
+            # and would stall request handling in this process every poll.
+            if self._registry is None:
+                self._registry = connect(self.home, tracking_uri=self.tracking_uri)
+            registry = self._registry
             current = self._current
             alias = registry.client.get_model_version_by_alias(self.name, "production")
             if (
@@ -120,6 +125,7 @@ class ModelSource:
             log.error("not serving a new version of %s: %s", self.name, err)
             return False
         except Exception as err:  # registry unreachable: keep serving what we have
+            self._registry = None
             self.problem = f"the model registry cannot be reached: {err}"
             log.error("%s", self.problem)
             if self._current is None:
