@@ -165,6 +165,21 @@ def print_table(summary: dict[str, Any]) -> None:
         )
 
 
+def experiment_command(func: F) -> F:
+    """The arguments ``train`` and ``release`` share: EXPERIMENT, --data, --json."""
+    decorated: Any = reported(func)
+    for option in (
+        click.pass_obj,
+        click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout."),
+        click.option(
+            "--data", type=click.Path(dir_okay=False), help="CSV or Parquet instead of the spec's."
+        ),
+        click.argument("experiment", type=click.Path(dir_okay=False)),
+    ):
+        decorated = option(decorated)
+    return decorated
+
+
 def run_training(home: Home, spec_path: str, data: str | None) -> dict[str, Any]:
     from model.registry import connect, log_training
     from model.train import train
@@ -177,13 +192,7 @@ def run_training(home: Home, spec_path: str, data: str | None) -> dict[str, Any]
 
 
 @main.command("train")
-@click.argument("experiment", type=click.Path(dir_okay=False))
-@click.option(
-    "--data", type=click.Path(dir_okay=False), help="CSV or Parquet instead of the spec's."
-)
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
-@click.pass_obj
-@reported
+@experiment_command
 def train_command(home: Home, experiment: str, data: str | None, as_json: bool) -> None:
     """Train an experiment's candidates and log them to MLflow (no alias is moved)."""
     summary = run_training(home, experiment, data)
@@ -245,13 +254,7 @@ def print_release(summary: dict[str, Any]) -> None:
 
 
 @main.command("release")
-@click.argument("experiment", type=click.Path(dir_okay=False))
-@click.option(
-    "--data", type=click.Path(dir_okay=False), help="CSV or Parquet instead of the spec's."
-)
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
-@click.pass_obj
-@reported
+@experiment_command
 def release_command(home: Home, experiment: str, data: str | None, as_json: bool) -> None:
     """Train, audit every candidate, gate, register; promote the best that passes.
 
