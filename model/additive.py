@@ -12,7 +12,7 @@ It is stored as JSON, so loading a served model never executes code.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, Literal
@@ -202,8 +202,3 @@ class AdditiveModel:
 def sigmoid(x: np.ndarray) -> np.ndarray:
     """The logistic function, stable for large magnitudes."""
     return np.exp(-np.logaddexp(0.0, -x))
-
-
-def as_columns(records: Sequence[Mapping[str, Any]], features: Sequence[str]) -> dict[str, list]:
-    """Records (dicts) to one list per feature, the form :class:`AdditiveModel` reads."""
-    return {f: [r[f] for r in records] for f in features}

@@ -9,10 +9,9 @@ the audit reads. Baselines (random and a one-feature heuristic) are measured on 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.frozen import FrozenEstimator
 from sklearn.pipeline import Pipeline
@@ -84,7 +83,6 @@ class TrainingResult:
     candidates: list[CandidateResult]
     baselines: dict[str, BaselineResult]
     validation: Dataset
-    extra: dict[str, object] = field(default_factory=dict)
 
     def best(self) -> CandidateResult:
         """The candidate with the highest mean precision at capacity (ties: mean recall)."""
@@ -243,14 +241,3 @@ def train(
         baselines=baselines,
         validation=validation,
     )
-
-
-def validation_frame(result: TrainingResult, candidate: CandidateResult) -> pd.DataFrame:
-    """The held-out validation period with this candidate's scores and selection."""
-    data = result.validation
-    frame = data.frame.copy()
-    frame["score"] = candidate.final.validation_scores
-    frame["selected"] = top_k_mask(
-        frame["score"].to_numpy(), data.periods, data.ids, result.spec.capacity.k_for
-    )
-    return frame
