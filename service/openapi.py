@@ -31,6 +31,18 @@ def _responses(ok: str, *codes: int) -> dict[str, Any]:
     return out
 
 
+def _json_body(properties: dict[str, Any], *, optional: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A required JSON object body: ``purpose`` plus exactly these properties."""
+    required = ["purpose", *(name for name in properties if name not in optional)]
+    schema = {
+        "type": "object",
+        "additionalProperties": False,
+        "required": required,
+        "properties": {"purpose": {"const": "outreach"}, **properties},
+    }
+    return {"required": True, "content": {"application/json": {"schema": schema}}}
+
+
 def _record_schema(model: ScoringModel | None) -> dict[str, Any]:
     properties: dict[str, Any] = {"id": {"type": ["string", "integer"]}}
     if model is not None:
@@ -98,27 +110,16 @@ def document(model: ScoringModel | None, *, max_records: int) -> dict[str, Any]:
             "/api/v1/score": {
                 "post": {
                     "summary": f"Score 1 to {max_records} records with reasons",
-                    "requestBody": {
-                        "required": True,
-                        "content": {
-                            "application/json": {
-                                "schema": {
-                                    "type": "object",
-                                    "additionalProperties": False,
-                                    "required": ["purpose", "records"],
-                                    "properties": {
-                                        "purpose": {"const": "outreach"},
-                                        "records": {
-                                            "type": "array",
-                                            "minItems": 1,
-                                            "maxItems": max_records,
-                                            "items": {"$ref": "#/components/schemas/Record"},
-                                        },
-                                    },
-                                }
+                    "requestBody": _json_body(
+                        {
+                            "records": {
+                                "type": "array",
+                                "minItems": 1,
+                                "maxItems": max_records,
+                                "items": {"$ref": "#/components/schemas/Record"},
                             }
-                        },
-                    },
+                        }
+                    ),
                     "responses": _responses("scores", *common, 413, 415, 503),
                 }
             },
@@ -145,53 +146,28 @@ def document(model: ScoringModel | None, *, max_records: int) -> dict[str, Any]:
                             "schema": {"type": "integer"},
                         }
                     ],
-                    "requestBody": {
-                        "required": True,
-                        "content": {
-                            "application/json": {
-                                "schema": {
-                                    "type": "object",
-                                    "additionalProperties": False,
-                                    "required": ["purpose", "status"],
-                                    "properties": {
-                                        "purpose": {"const": "outreach"},
-                                        "status": {
-                                            "enum": [
-                                                "contacted",
-                                                "accepted",
-                                                "declined",
-                                                "unreachable",
-                                            ]
-                                        },
-                                        "note": {"type": "string", "maxLength": 2000},
-                                    },
-                                }
-                            }
+                    "requestBody": _json_body(
+                        {
+                            "status": {
+                                "enum": ["contacted", "accepted", "declined", "unreachable"]
+                            },
+                            "note": {"type": "string", "maxLength": 2000},
                         },
-                    },
+                        optional=("note",),
+                    ),
                     "responses": _responses("", 201, *common, 404, 415),
                 }
             },
             "/api/v1/opt-outs": {
                 "post": {
                     "summary": "A person opts out of outreach",
-                    "requestBody": {
-                        "required": True,
-                        "content": {
-                            "application/json": {
-                                "schema": {
-                                    "type": "object",
-                                    "additionalProperties": False,
-                                    "required": ["purpose", "person_id"],
-                                    "properties": {
-                                        "purpose": {"const": "outreach"},
-                                        "person_id": {"type": ["string", "integer"]},
-                                        "reason": {"type": "string", "maxLength": 2000},
-                                    },
-                                }
-                            }
+                    "requestBody": _json_body(
+                        {
+                            "person_id": {"type": ["string", "integer"]},
+                            "reason": {"type": "string", "maxLength": 2000},
                         },
-                    },
+                        optional=("reason",),
+                    ),
                     "responses": _responses("", 201, *common, 415),
                 }
             },
