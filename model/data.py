@@ -218,6 +218,8 @@ def validate(
     if require_label:
         required.append(spec.label.column)
     optional = {spec.label.column, *spec.sensitive_attributes, *data.ignore_columns}
+    if data.area_column:
+        optional.add(data.area_column)
     problems: list[str] = []
     missing = [c for c in required if c not in frame.columns]
     if missing:

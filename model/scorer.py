@@ -69,6 +69,7 @@ class ScoringModel:
     quantiles: tuple[float, ...]
     capacity_share: float
     cutoffs: dict[str, float]
+    area_column: str | None = None
 
     @classmethod
     def build(
@@ -109,6 +110,7 @@ class ScoringModel:
             quantiles=tuple(np.quantile(scores, np.linspace(0, 1, QUANTILES)).tolist()),
             capacity_share=share,
             cutoffs={"priority": cut(k), "elevated": cut(3 * k)},
+            area_column=spec.data.area_column,
         )
 
     @property
@@ -225,6 +227,7 @@ class ScoringModel:
             "quantiles": list(self.quantiles),
             "capacity_share": self.capacity_share,
             "cutoffs": dict(self.cutoffs),
+            "area_column": self.area_column,
         }
 
     @classmethod
@@ -247,6 +250,7 @@ class ScoringModel:
             quantiles=tuple(float(q) for q in raw["quantiles"]),
             capacity_share=float(raw["capacity_share"]),
             cutoffs={k: float(v) for k, v in raw["cutoffs"].items()},
+            area_column=raw.get("area_column"),
         )
 
     def save(self, path: str | Path) -> None:

@@ -49,6 +49,9 @@ class DataSource(_Frozen):
     id_column: Annotated[str, Field(min_length=1)]
     time_column: Annotated[str, Field(min_length=1)]
     ignore_columns: tuple[str, ...] = ()
+    #: The column naming the area a row belongs to: carried into the outreach queue so that
+    #: coordinators can filter their list by area; never a model feature.
+    area_column: Annotated[str, Field(min_length=1)] | None = None
 
     @model_validator(mode="after")
     def _one_source(self) -> DataSource:
@@ -296,6 +299,12 @@ def _cross_checks(raw: Mapping[str, Any]) -> list[str]:
         for i, name in enumerate(names):
             if name in keys:
                 problems.append(f"features[{i}].name: '{name}' is an id, time or label column")
+        area = data.get("area_column")
+        if isinstance(area, str) and (area in names or area in (sensitive or [])):
+            problems.append(
+                f"data.area_column: '{area}' is a feature or a sensitive attribute; the area "
+                "is for filtering coordinators' lists only"
+            )
         ignored = data.get("ignore_columns", [])
         if isinstance(ignored, list):
             for i, column in enumerate(ignored):

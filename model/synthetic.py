@@ -295,6 +295,8 @@ OVER_MEASURABLE_FEATURES: dict[Unit, tuple[str, ...]] = {
 }
 """Features a :class:`ProxyOverMeasurement` may name: recorded event counts and event rates."""
 
+SERVICE_AREAS = ("Central", "East", "Harbour", "Hillside", "North", "Riverside", "South", "West")
+"""The outreach teams' areas an individual lives in (for coordinators' list filters only)."""
 ID_COLUMN: dict[Unit, str] = {"individual": "person_id", "neighbourhood": "area_id"}
 LABEL: dict[Unit, str] = {"individual": "crisis_6m", "neighbourhood": "crisis_above_expected"}
 TRUE_LABEL: dict[Unit, str] = {unit: f"{label}_true" for unit, label in LABEL.items()}
@@ -303,6 +305,7 @@ COLUMNS: dict[Unit, tuple[str, ...]] = {
     unit: (
         ID_COLUMN[unit],
         "period",
+        *(("service_area",) if unit == "individual" else ()),
         *FEATURES[unit],
         *SENSITIVE_ATTRIBUTES[unit],
         LABEL[unit],
@@ -588,6 +591,7 @@ def _streams(seed: int, unit: Unit) -> dict[str, np.random.Generator]:
         "under_labels",
         "under_features",
         "proxy",
+        "area",
     )
     code = _UNIT_CODE[unit]
     return {name: np.random.default_rng([seed, code, i]) for i, name in enumerate(names)}
@@ -840,6 +844,9 @@ def _individual(n: int, labels: list[str], seed: int, knobs: BiasKnobs) -> pd.Da
     columns: dict[str, object] = {
         "person_id": person_level(np.arange(1, n + 1, dtype=np.int64)),
         "period": _strings(np.tile(np.arange(periods), n), labels),
+        "service_area": _strings(
+            person_level(rng["area"].integers(0, len(SERVICE_AREAS), n)), SERVICE_AREAS
+        ),
         **{name: values.ravel() for name, values in features.items()},
         "snap_enrolled": snap.ravel(),
         "medicaid_enrolled": medicaid.ravel(),

@@ -40,6 +40,7 @@ from model.synthetic import (
 INDIVIDUAL_DTYPES = {
     "person_id": "int64",
     "period": "str",
+    "service_area": "str",
     **{name: "int64" for name in FEATURES["individual"]},
     "income_band": "str",
     "employment_status": "str",
