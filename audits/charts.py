@@ -200,3 +200,64 @@ def scatter_chart(
         f'transform="rotate(-90 14 {top_pad + plot_h / 2})">{escape(y_label)}</text></svg>'
     )
     return Markup("".join(parts))
+
+
+@dataclass(frozen=True)
+class SignedBar:
+    """One feature's signed contribution (log-odds) to a score."""
+
+    label: str
+    value: float
+    note: str = ""
+
+
+def signed_chart(bars: Sequence[SignedBar], *, title: str) -> Markup:
+    """Bars left (lowers) or right (raises) of a centre line, each labelled in words.
+
+    Readable without colour: direction, a pattern on bars that lower the estimate, and the words
+    "raises" or "lowers" with the value on every bar.
+    """
+    left, width, row, top = 230, 760, 30, 40
+    centre = left + (width - left - 150) / 2
+    half = (width - left - 150) / 2
+    scale = max([abs(b.value) for b in bars if math.isfinite(b.value)] + [1e-9])
+    height = top + row * len(bars) + 30
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" '
+        f'width="{width}" height="{height}" role="img" aria-label="{escape(title)}">',
+        f"<title>{escape(title)}</title>",
+        '<defs><pattern id="lowers" width="6" height="6" patternUnits="userSpaceOnUse" '
+        'patternTransform="rotate(45)"><rect width="6" height="6" fill="#d7e3ef"/>'
+        '<line x1="0" y1="0" x2="0" y2="6" stroke="#1f5a96" stroke-width="2"/></pattern></defs>',
+        f'<text x="8" y="18" font-size="14" font-weight="bold" fill="#1b1b1b">'
+        f"{escape(title)}</text>",
+        f'<text x="{centre - 6:.1f}" y="34" font-size="11" text-anchor="end" fill="#1b1b1b">'
+        "← lowers</text>",
+        f'<text x="{centre + 6:.1f}" y="34" font-size="11" fill="#1b1b1b">raises →</text>',
+    ]
+    for i, bar in enumerate(bars):
+        y = top + i * row
+        value = bar.value if math.isfinite(bar.value) else 0.0
+        length = max(half * abs(value) / scale, 1.0)
+        x = centre if value >= 0 else centre - length
+        fill = "#8a2b0f" if value >= 0 else "url(#lowers)"
+        word = "raises" if value >= 0 else "lowers"
+        parts.append(
+            f'<text x="{left - 8}" y="{y + 17}" font-size="12" text-anchor="end" '
+            f'fill="#1b1b1b">{escape(bar.label)}</text>'
+            f'<rect x="{x:.1f}" y="{y + 5}" width="{length:.1f}" height="16" fill="{fill}" '
+            'stroke="#1b1b1b" stroke-width="0.6"/>'
+        )
+        text_x = centre + length + 6 if value >= 0 else centre + 6
+        parts.append(
+            f'<text x="{text_x:.1f}" y="{y + 17}" font-size="11" fill="#1b1b1b">'
+            f"{word} {abs(value):.2f}</text>"
+        )
+    bottom = top + row * len(bars)
+    parts.append(
+        f'<line x1="{centre:.1f}" y1="{top - 2}" x2="{centre:.1f}" y2="{bottom}" '
+        'stroke="#1b1b1b" stroke-width="1.2"/>'
+        f'<text x="{centre:.1f}" y="{bottom + 18}" font-size="11" text-anchor="middle" '
+        'fill="#1b1b1b">effect on the estimate (log-odds)</text></svg>'
+    )
+    return Markup("".join(parts))

@@ -267,8 +267,7 @@ def _environment() -> Environment:
     )
 
 
-def render_html(report: dict[str, Any]) -> str:
-    """A self-contained HTML page for the report (no network access needed to read it)."""
+def _context(report: dict[str, Any]) -> dict[str, Any]:
     charts = []
     attributes = list(dict.fromkeys(g["attribute"] for g in report["groups"]))
     for gate in report["policy"]["gates"]:
@@ -276,14 +275,27 @@ def render_html(report: dict[str, Any]) -> str:
             svg = gate_chart(report, gate, attribute)
             if svg:
                 charts.append({"gate": gate, "attribute": attribute, "svg": svg})
-    template = _environment().get_template("report.html.j2")
-    return template.render(
-        report=report,
-        charts=charts,
-        tradeoff=tradeoff_chart(report),
-        words=METRIC_WORDS,
-        attributes=attributes,
-    )
+    return {
+        "report": report,
+        "charts": charts,
+        "tradeoff": tradeoff_chart(report),
+        "words": METRIC_WORDS,
+        "attributes": attributes,
+    }
+
+
+def render_html(report: dict[str, Any]) -> str:
+    """A self-contained HTML page for the report (no network access needed to read it)."""
+    return _environment().get_template("report.html.j2").render(_context(report))
+
+
+def render_body(report: dict[str, Any]) -> Markup:
+    """The report's content without its page, for pages that frame it (styles: :data:`CSS`)."""
+    return Markup(_environment().get_template("report_body.html.j2").render(_context(report)))
+
+
+#: Where the report's styles live (inlined by :func:`render_html`).
+CSS = Path(__file__).parent / "templates" / "report.css"
 
 
 def _atomic_write(path: Path, data: bytes) -> None:

@@ -467,6 +467,17 @@ def users_add(home: Home, name: str, role: str, password: str | None) -> None:
     click.echo(token)
 
 
+def _monitored_attributes(home: Home, audit_id: str) -> list[str]:
+    """The sensitive attributes the serving model's audit covered (for monitoring counts)."""
+    from audits.release import read_report
+    from service.monitoring import audited_attributes
+
+    try:
+        return audited_attributes(read_report(_registry(home), audit_id))
+    except OutreachError:
+        return []
+
+
 @main.command("score")
 @click.option("--data", type=click.Path(dir_okay=False), required=True)
 @click.option("--period", help="YYYY-MM (default: the latest period in the data).")
@@ -496,7 +507,14 @@ def score_command(
         write_population(scored_frame(serving.model, frame), out)
         _progress(f"wrote {len(frame):,} scored rows to {out}")
         return
-    result = score_period(_service_db(home), serving, frame, period=period, progress=_progress)
+    result = score_period(
+        _service_db(home),
+        serving,
+        frame,
+        period=period,
+        attributes=_monitored_attributes(home, serving.audit_id),
+        progress=_progress,
+    )
     click.echo(
         f"{result.period}: scored {result.scored:,}, queued {result.queued:,} "
         f"(model {serving.name} v{serving.version}, audit {serving.audit_id}); "
@@ -609,10 +627,20 @@ def demo(ctx: click.Context, no_serve: bool, port: int) -> None:
             source = ModelSource(home, result.spec.name)
             source.refresh()
             if source.current is not None:
-                batch = score_period(
-                    _service_db(home), source.current, dataset.source_frame(), progress=_progress
-                )
-                _progress(f"  outreach queue for {batch.period}: {batch.queued:,} people")
+                # The last two months, so the list shows what changed since the previous one.
+                frame = dataset.source_frame()
+                periods = sorted(frame[result.spec.data.time_column].unique())[-2:]
+                attributes = _monitored_attributes(home, source.current.audit_id)
+                for period in periods:
+                    batch = score_period(
+                        _service_db(home),
+                        source.current,
+                        frame,
+                        period=str(period),
+                        attributes=attributes,
+                        progress=_progress,
+                    )
+                    _progress(f"  outreach queue for {batch.period}: {batch.queued:,} people")
     _progress(f"\ndemo finished in {time.perf_counter() - started:.0f} s; home: {home.root}")
     for name, decision, report in reports:
         click.echo(f"{name}: {decision}; audit report: {report}")

@@ -23,7 +23,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     ``WATCH_SECONDS`` (0: no background polling).
     """
     from model.home import Home
-    from service import errors
+    from service import errors, pages
     from service.api import RateLimiter, api
     from service.auth import TokenCache
     from service.db import Database, default_url
@@ -66,4 +66,5 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     )
     errors.register(app)
     app.register_blueprint(api)
+    pages.register(app)
     return app

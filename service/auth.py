@@ -26,6 +26,13 @@ ROUTE_ROLES: dict[str, frozenset[str]] = {
     "audits": frozenset({"analyst", "oversight"}),
     "access_log": frozenset({"oversight"}),
     "users": frozenset({"admin"}),
+    # Pages only.
+    "outreach_list": frozenset({"coordinator"}),
+    "releases": frozenset({"oversight"}),
+    "decide_release": frozenset({"oversight"}),
+    "policy": frozenset({"oversight", "analyst"}),
+    "monitoring": frozenset({"oversight"}),
+    "versions": frozenset({"analyst", "oversight"}),
 }
 
 

@@ -6,16 +6,17 @@ previous queue exactly as it was.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
 
 from model.data import ordinal_to_period, parse_periods
 from model.errors import DataValidationError
-from service.db import Database, OptOut, Outcome, QueueEntry
+from service.db import Database, EntryGroup, OptOut, Outcome, PeriodGroup, QueueEntry
 from service.loader import Serving
 
 CHUNK = 100_000
@@ -61,9 +62,15 @@ def score_period(
     frame: pd.DataFrame,
     *,
     period: str | None = None,
+    attributes: Sequence[str] = (),
     progress: Callable[[str], None] = lambda _: None,
 ) -> BatchResult:
-    """Score one period (default: the latest) and replace its queue in one transaction."""
+    """Score one period (default: the latest) and replace its queue in one transaction.
+
+    ``attributes``: sensitive attributes (columns of ``frame``) whose group counts are kept for
+    monitoring, in the same transaction: per group, how many were scored and how many queued,
+    and each queued entry's group for outcome aggregates. They are never model inputs.
+    """
     model = serving.model
     chosen, rows = _period_rows(frame, serving, period)
     scores = np.empty(len(rows))
@@ -78,6 +85,9 @@ def score_period(
         batches.append((start, batch))
         progress(f"scored {min(start + CHUNK, len(rows)):,} of {len(rows):,} records")
     ids = rows[model.id_column].astype(str).to_numpy()
+    area_column = model.area_column
+    areas = rows[area_column].astype(str).to_numpy() if area_column in rows.columns else None
+    groups = {a: rows[a].astype(str).to_numpy() for a in attributes if a in rows.columns}
     with db.session() as session:
         opted = set(session.scalars(select(OptOut.person_id)))
     eligible = np.array([i not in opted for i in ids])
@@ -101,6 +111,7 @@ def score_period(
                 percentile=float(batch.percentiles[local]),
                 band=str(batch.bands[local]),
                 reasons=reasons,
+                area=None if areas is None else areas[i],
             )
         )
     with db.session() as session:
@@ -127,10 +138,12 @@ def score_period(
                 old.rank = 0  # off the list, kept because its outcomes refer to it
             else:
                 session.execute(delete(QueueEntry).where(QueueEntry.id == old.id))
+        stored: list[QueueEntry] = []
         for entry in entries:
             previous = existing.get(entry.person_id)
             if previous is None:
                 session.add(entry)
+                stored.append(entry)
                 continue
             for field in (
                 "model_version",
@@ -140,7 +153,49 @@ def score_period(
                 "percentile",
                 "band",
                 "reasons",
+                "area",
             ):
                 setattr(previous, field, getattr(entry, field))
+            stored.append(previous)
+        session.flush()
+        _record_groups(session, serving.name, chosen, groups, chosen_rows, stored)
     progress(f"wrote {len(entries):,} queue entries for {chosen}")
     return BatchResult(chosen, len(rows), len(entries), int((~eligible).sum()))
+
+
+def _record_groups(
+    session: Session,
+    name: str,
+    period: str,
+    groups: dict[str, np.ndarray],
+    chosen_rows: list[int],
+    stored: list[QueueEntry],
+) -> None:
+    """Replace the period's group counts and the queued entries' groups (monitoring only)."""
+    session.execute(
+        delete(PeriodGroup).where(PeriodGroup.model_name == name, PeriodGroup.period == period)
+    )
+    ids = [e.id for e in stored]
+    if ids:
+        session.execute(delete(EntryGroup).where(EntryGroup.entry_id.in_(ids)))
+    selected = np.zeros(len(next(iter(groups.values()))) if groups else 0, dtype=bool)
+    selected[chosen_rows] = True
+    for attribute, values in groups.items():
+        codes, names = pd.factorize(values, sort=True)
+        population = np.bincount(codes, minlength=len(names))
+        queued = np.bincount(codes[selected], minlength=len(names))
+        session.add_all(
+            PeriodGroup(
+                model_name=name,
+                period=period,
+                attribute=attribute,
+                group_name=str(group),
+                population=int(population[j]),
+                selected=int(queued[j]),
+            )
+            for j, group in enumerate(names)
+        )
+        session.add_all(
+            EntryGroup(entry_id=entry.id, attribute=attribute, group_name=str(values[row]))
+            for entry, row in zip(stored, chosen_rows, strict=True)
+        )

@@ -71,7 +71,7 @@ class QueueEntry(Base):
     percentile: Mapped[float] = mapped_column(Float)
     band: Mapped[str] = mapped_column(String(20))
     reasons: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
-    area: Mapped[str | None] = mapped_column(String(120), nullable=True)
+    area: Mapped[str | None] = mapped_column(String(120), nullable=True, index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
@@ -102,6 +102,34 @@ class Approval(Base):
     by: Mapped[str] = mapped_column(String(120))
     note: Mapped[str] = mapped_column(Text, default="")
     recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class PeriodGroup(Base):
+    """How many of a group were scored in a period and how many were put on the list."""
+
+    __tablename__ = "period_groups"
+    __table_args__ = (UniqueConstraint("model_name", "period", "attribute", "group_name"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model_name: Mapped[str] = mapped_column(String(120))
+    period: Mapped[str] = mapped_column(String(7))
+    attribute: Mapped[str] = mapped_column(String(120))
+    group_name: Mapped[str] = mapped_column(String(240))
+    population: Mapped[int] = mapped_column(Integer)
+    selected: Mapped[int] = mapped_column(Integer)
+
+
+class EntryGroup(Base):
+    """A queue entry's group for one sensitive attribute.
+
+    Read only as aggregates (monitoring); never shown per person and never to coordinators.
+    """
+
+    __tablename__ = "entry_groups"
+    entry_id: Mapped[int] = mapped_column(
+        ForeignKey("queue_entries.id", ondelete="CASCADE"), primary_key=True
+    )
+    attribute: Mapped[str] = mapped_column(String(120), primary_key=True)
+    group_name: Mapped[str] = mapped_column(String(240))
 
 
 class AccessLogRow(Base):

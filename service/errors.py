@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Flask, g, jsonify
+from flask import Flask, g, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from model.errors import OutreachError
@@ -39,30 +39,50 @@ def body(code: str, message: str, details: list[str] | None = None) -> dict[str,
     }
 
 
+def _reply(
+    status: int,
+    code: str,
+    message: str,
+    details: list[str] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Any:
+    """JSON for the API; a page (same words, no internals) for people using the web pages."""
+    if request.path.startswith("/api/"):
+        return jsonify(body(code, message, details)), status, headers or {}
+    page = render_template(
+        "error.html",
+        status=status,
+        message=message,
+        details=details or [],
+        principal=g.get("principal"),
+    )
+    return page, status, headers or {}
+
+
 def register(app: Flask) -> None:
     @app.errorhandler(ApiError)
     def _api(err: ApiError) -> Any:
-        return jsonify(body(err.code, err.message, err.details)), err.status, err.headers
+        return _reply(err.status, err.code, err.message, err.details, err.headers)
 
     @app.errorhandler(OutreachError)
     def _project(err: OutreachError) -> Any:
         status = 400 if err.http_status == 500 and err.exit_code == 2 else err.http_status
         if status >= 500:
             log.error("request failed: %s", err.message)
-        return jsonify(body(err.code, err.message, list(err.details))), status
+        return _reply(status, err.code, err.message, list(err.details))
 
     @app.errorhandler(RequestEntityTooLarge)
     def _too_large(err: RequestEntityTooLarge) -> Any:
         limit = app.config.get("MAX_CONTENT_LENGTH") or 0
         message = f"the request body is larger than the limit of {limit // 1024} KiB"
-        return jsonify(body("body_too_large", message)), 413
+        return _reply(413, "body_too_large", message)
 
     @app.errorhandler(HTTPException)
     def _http(err: HTTPException) -> Any:
         code = (err.name or "error").lower().replace(" ", "_")
-        return jsonify(body(code, err.description or err.name)), err.code or 500
+        return _reply(err.code or 500, code, err.description or err.name)
 
     @app.errorhandler(Exception)
     def _unexpected(err: Exception) -> Any:
         log.exception("unexpected error")
-        return jsonify(body("internal_error", "an unexpected error occurred; it was logged")), 500
+        return _reply(500, "internal_error", "an unexpected error occurred; it was logged")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import tomllib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from model.synthetic import generate_preset
 from model.train import TrainingResult, train
 
 ROOT = Path(__file__).resolve().parent.parent
+ROLES = ("coordinator", "analyst", "oversight", "admin")
 INDIVIDUAL_SPEC = ROOT / "experiments" / "individual_outreach.toml"
 NEIGHBOURHOOD_SPEC = ROOT / "experiments" / "neighbourhood_outreach.toml"
 
@@ -110,3 +112,59 @@ def trained(small_spec: ExperimentSpec, dataset: Dataset) -> TrainingResult:
 @pytest.fixture
 def home(tmp_path: Path) -> Home:
     return Home(tmp_path / "home")
+
+
+@dataclass(frozen=True)
+class Site:
+    """A home with a production release, one release awaiting approval, two scored months of
+    outreach lists, and one user per role who can sign in to the pages."""
+
+    home: Home
+    database_url: str
+    passwords: dict[str, str]
+    awaiting: tuple[str, str]
+
+    def user(self, role: str) -> str:
+        return f"{role}-user"
+
+
+@pytest.fixture(scope="session")
+def site(
+    tmp_path_factory: pytest.TempPathFactory, small_spec: ExperimentSpec, dataset: Dataset
+) -> Site:
+    from audits.release import read_report, release
+    from model.registry import connect
+    from service.auth import add_user
+    from service.batch import score_period
+    from service.db import Database, default_url
+    from service.loader import ModelSource
+    from service.monitoring import audited_attributes
+    from tests.test_release import LENIENT, policy_text
+
+    home = Home(tmp_path_factory.mktemp("site") / "home")
+    registry = connect(home)
+    first = release(small_spec, dataset, registry, policy=policy_text(**LENIENT))
+    assert first.promoted
+    second = release(
+        small_spec,
+        dataset,
+        registry,
+        policy=policy_text(**LENIENT, **{"required = false": "required = true"}),
+    )
+    summary = second.summary()
+    assert summary["awaiting_approval"], summary
+    url = default_url(home.root)
+    db = Database(url)
+    db.upgrade()
+    source = ModelSource(home, small_spec.name)
+    source.refresh()
+    serving = source.current
+    assert serving is not None
+    attributes = audited_attributes(read_report(registry, serving.audit_id))
+    frame = dataset.source_frame()
+    for period in sorted(frame["period"].unique())[-2:]:
+        score_period(db, serving, frame, period=str(period), attributes=attributes)
+    passwords = {role: f"{role}-password-for-tests" for role in ROLES}
+    for role, password in passwords.items():
+        add_user(db, f"{role}-user", role, password=password)
+    return Site(home, url, passwords, (summary["registered_model"], str(summary["version"])))

@@ -1,0 +1,200 @@
+"""Monitoring for the oversight board: per period, who was put on the list and what came of it.
+
+Counts come from what batch scoring recorded (``period_groups``, ``entry_groups``) and the
+coordinators' outcomes. Sensitive attributes appear here only as group aggregates. A period is
+flagged when a group's disparity is beyond a limit of the policy the serving model was audited
+under, for the gates that can be judged before outcomes are known:
+
+- ``selection_rate``: the group's share put on the list, against the reference group's;
+- ``flagged_to_need``: the group's share of the list over its share of need, with need taken
+  from the release audit (the last months whose outcomes were known).
+
+Gates on outcome-based metrics (recall, precision...) need the crises that follow and are judged
+at the next audit, not here.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from service.db import EntryGroup, Outcome, PeriodGroup, QueueEntry
+
+OUTCOME_STATUSES = ("contacted", "accepted", "declined", "unreachable")
+JUDGED_METRICS = ("selection_rate", "flagged_to_need")
+INTERSECTION = " × "
+
+
+def audited_attributes(report: dict[str, Any]) -> list[str]:
+    """The single sensitive attributes an audit report covers (intersections left out)."""
+    seen: list[str] = []
+    for group in report.get("groups", []):
+        attribute = str(group["attribute"])
+        if INTERSECTION not in attribute and attribute not in seen:
+            seen.append(attribute)
+    return seen
+
+
+@dataclass
+class GroupRow:
+    group: str
+    population: int
+    selected: int
+    reference: bool = False
+    sufficient: bool = True
+    ratios: dict[str, float | None] = field(default_factory=dict)
+    outcomes: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def selection_rate(self) -> float:
+        return self.selected / self.population if self.population else math.nan
+
+
+@dataclass
+class AttributeView:
+    attribute: str
+    groups: list[GroupRow]
+    warnings: list[str]
+
+
+@dataclass
+class PeriodView:
+    period: str
+    population: int
+    selected: int
+    attributes: list[AttributeView]
+
+    @property
+    def warnings(self) -> list[str]:
+        return [w for a in self.attributes for w in a.warnings]
+
+
+def _need_shares(report: dict[str, Any], attribute: str) -> dict[str, float]:
+    out = {}
+    for g in report.get("groups", []):
+        share = (g.get("metrics") or {}).get("share_in_need")
+        if g["attribute"] == attribute and share is not None:
+            out[str(g["group"])] = float(share)
+    return out
+
+
+def _reference(rows: list[GroupRow], rule: str) -> GroupRow | None:
+    if not rows:
+        return None
+    named = [r for r in rows if r.group == rule]
+    if named:
+        return named[0]
+    return max(rows, key=lambda r: r.population)
+
+
+def _judge(
+    attribute: str, rows: list[GroupRow], policy: dict[str, Any], need: dict[str, float]
+) -> list[str]:
+    warnings: list[str] = []
+    minimum = int(policy.get("min_group_size", 0))
+    for row in rows:
+        row.sufficient = row.population >= minimum
+    ref = _reference(rows, str(policy.get("reference_group", "largest")))
+    if ref is None:
+        return warnings
+    ref.reference = True
+    for row in rows:  # always shown, judged only where the policy gates it
+        rate, base = row.selection_rate, ref.selection_rate
+        row.ratios["selection_rate"] = rate / base if base and math.isfinite(rate) else None
+    total = sum(r.selected for r in rows) or 1
+    for gate in policy.get("gates", []):
+        metric = gate["metric"]
+        if metric not in JUDGED_METRICS:
+            continue
+        if gate.get("attributes") and attribute not in gate["attributes"]:
+            continue
+
+        def value(row: GroupRow, metric: str = metric) -> float | None:
+            if metric == "selection_rate":
+                return row.selection_rate
+            share = need.get(row.group)
+            return (row.selected / total) / share if share else None
+
+        base = value(ref)
+        for row in rows:
+            mine = value(row)
+            if mine is None or base is None or not math.isfinite(mine) or not base:
+                row.ratios[metric] = None
+                continue
+            disparity = mine / base if gate["disparity"] == "ratio" else mine - base
+            row.ratios[metric] = disparity
+            if row.reference or not row.sufficient:
+                continue
+            low, high = gate.get("min"), gate.get("max")
+            below = low is not None and disparity < low
+            if below or (high is not None and disparity > high):
+                limit = f"at least {low}" if below else f"at most {high}"
+                warnings.append(
+                    f"{attribute} = {row.group}: {metric.replace('_', ' ')} {gate['disparity']} "
+                    f"{disparity:.2f} against {ref.group} (policy: {limit})"
+                )
+    return warnings
+
+
+def periods(
+    session: Session, name: str, report: dict[str, Any] | None, *, limit: int = 12
+) -> list[PeriodView]:
+    """The latest ``limit`` scored periods, newest first, with group counts and outcomes."""
+    policy = (report or {}).get("policy", {})
+    labels = list(
+        session.scalars(
+            select(PeriodGroup.period)
+            .where(PeriodGroup.model_name == name)
+            .group_by(PeriodGroup.period)
+            .order_by(PeriodGroup.period.desc())
+            .limit(limit)
+        )
+    )
+    if not labels:
+        return []
+    counts = session.execute(
+        select(PeriodGroup).where(PeriodGroup.model_name == name, PeriodGroup.period.in_(labels))
+    ).scalars()
+    table: dict[str, dict[str, list[GroupRow]]] = defaultdict(lambda: defaultdict(list))
+    for c in counts:
+        table[c.period][c.attribute].append(GroupRow(c.group_name, c.population, c.selected))
+    # The latest outcome of each queued entry, counted by group.
+    latest = (
+        select(Outcome.entry_id, func.max(Outcome.id).label("last"))
+        .group_by(Outcome.entry_id)
+        .subquery()
+    )
+    outcome_rows = session.execute(
+        select(QueueEntry.period, EntryGroup.attribute, EntryGroup.group_name, Outcome.status)
+        .join(EntryGroup, EntryGroup.entry_id == QueueEntry.id)
+        .join(latest, latest.c.entry_id == QueueEntry.id)
+        .join(Outcome, Outcome.id == latest.c.last)
+        .where(QueueEntry.model_name == name, QueueEntry.period.in_(labels))
+    )
+    tally: dict[tuple[str, str, str], dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for period, attribute, group, status in outcome_rows:
+        tally[(period, attribute, group)][status] += 1
+    views = []
+    for label in labels:
+        attributes = []
+        for attribute in sorted(table[label]):
+            rows = sorted(table[label][attribute], key=lambda r: r.group)
+            for row in rows:
+                row.outcomes = dict(tally.get((label, attribute, row.group), {}))
+            warnings = _judge(attribute, rows, policy, _need_shares(report or {}, attribute))
+            attributes.append(AttributeView(attribute, rows, warnings))
+        first = next(iter(table[label].values()))
+        views.append(
+            PeriodView(
+                label,
+                sum(r.population for r in first),
+                sum(r.selected for r in first),
+                attributes,
+            )
+        )
+    return views

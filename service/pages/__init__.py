@@ -1,0 +1,49 @@
+"""Web pages for coordinators, oversight boards and analysts: server-rendered, offline, accessible.
+
+One blueprint per audience (``coordinator``, ``oversight``, ``analyst``) plus ``account`` (sign in
+and out). Access is decided by the same role table as the API (``service.auth.ROUTE_ROLES``);
+pages that show a person's data write their access-log row first, as the API does.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask, redirect, url_for
+from flask.typing import ResponseReturnValue
+
+from service.pages import account, analyst, coordinator, oversight, security
+
+__all__ = ["register"]
+
+ROLE_HOME = {
+    "coordinator": "coordinator.outreach_list",
+    "oversight": "oversight.releases",
+    "analyst": "analyst.versions",
+    "admin": "account.users",
+}
+
+
+def register(app: Flask) -> None:
+    """Add the pages, their session handling and security headers to ``app``."""
+    home = app.extensions["outreach.home"]
+    if not app.config.get("SECRET_KEY"):
+        app.config["SECRET_KEY"] = security.secret_key(home.root / "service")
+    app.config.setdefault("IDLE_MINUTES", 15)
+    app.config.setdefault("MLFLOW_UI_URL", "http://127.0.0.1:5000")
+    app.config.update(SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax")
+    app.session_interface = security.SessionInterface()
+    for blueprint in (account.pages, coordinator.pages, oversight.pages, analyst.pages):
+        app.register_blueprint(blueprint)
+    app.after_request(security.add_headers)
+
+    @app.context_processor
+    def _globals() -> dict[str, Any]:
+        return {"csrf_token": security.csrf_token, "role_home": ROLE_HOME}
+
+    @app.get("/")
+    def index() -> ResponseReturnValue:
+        principal = security.current_principal()
+        if principal is None:
+            return redirect(url_for("account.login"))
+        return redirect(url_for(ROLE_HOME[principal.role]))

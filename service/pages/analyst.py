@@ -1,0 +1,26 @@
+"""Analysts' page: registered versions with their metrics at capacity and links to MLflow."""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+from flask import Blueprint, current_app, g, render_template
+from flask.typing import ResponseReturnValue
+
+from audits.release import list_versions
+from service.pages.common import fmt_time, registry
+from service.pages.security import signed_in
+
+pages = Blueprint("analyst", __name__, url_prefix="/analyst")
+
+
+@pages.get("/versions")
+@signed_in("versions")
+def versions() -> ResponseReturnValue:
+    ui = str(current_app.config["MLFLOW_UI_URL"]).rstrip("/")
+    rows = list_versions(registry())
+    for row in rows:
+        row["created_text"] = fmt_time(row["created"])
+        row["mlflow_url"] = f"{ui}/#/models/{quote(row['name'])}/versions/{row['version']}"
+    rows.sort(key=lambda r: (r["name"], -int(r["version"])))
+    return render_template("analyst/versions.html", principal=g.principal, rows=rows, mlflow_ui=ui)

@@ -1,0 +1,309 @@
+"""Oversight board pages: releases and approvals, audit reports, comparisons, the policy in force,
+the access log, and monitoring by group. Sensitive attributes appear only as group aggregates."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+from sqlalchemy import func, select
+
+from audits import charts
+from audits.release import approve, list_versions, read_report, reject
+from audits.report import CSS, METRIC_WORDS, gate_chart, render_body
+from model.errors import OutreachError
+from service import access_log, monitoring
+from service.db import AccessLogRow, Approval
+from service.pages.common import db, fmt_time, model_name, registry
+from service.pages.security import signed_in
+
+pages = Blueprint("oversight", __name__, url_prefix="/oversight")
+
+LOG_PAGE = 100
+MAX_NOTE = 2000
+
+
+def _versions() -> list[dict[str, Any]]:
+    rows = list_versions(registry())
+    for row in rows:
+        row["created_text"] = fmt_time(row["created"])
+    return rows
+
+
+def _report(audit_id: str) -> dict[str, Any]:
+    try:
+        return read_report(registry(), audit_id)
+    except OutreachError:
+        abort(404, f"There is no audit {audit_id[:80]!r}.")
+
+
+@pages.get("/releases")
+@signed_in("releases")
+def releases() -> ResponseReturnValue:
+    """Every registered version with its audit decision, approvals and links."""
+    with db().session() as session:
+        approvals: dict[tuple[str, str], list[dict[str, str]]] = {}
+        for a in session.scalars(select(Approval).order_by(Approval.id)):
+            approvals.setdefault((a.model_name, a.model_version), []).append(
+                {"decision": a.decision, "by": a.by, "note": a.note, "at": fmt_time(a.recorded_at)}
+            )
+    rows = _versions()
+    for row in rows:
+        row["approvals"] = approvals.get((row["name"], row["version"]), [])
+    names = sorted({r["name"] for r in rows})
+    return render_template(
+        "oversight/releases.html",
+        principal=g.principal,
+        names=names,
+        rows=sorted(rows, key=lambda r: (r["name"], -int(r["version"]))),
+    )
+
+
+@pages.post("/releases/<name>/<version>/decision")
+@signed_in("decide_release")
+def decide(name: str, version: str) -> ResponseReturnValue:
+    """Approve or reject a release, with a note; recorded with who and when."""
+    decision = request.form.get("decision", "")
+    note = request.form.get("note", "").strip()
+    if decision not in ("approve", "reject"):
+        abort(400, "Choose to approve or to reject the release.")
+    if not note or len(note) > MAX_NOTE:
+        abort(400, f"Write a note of 1 to {MAX_NOTE} characters explaining the decision.")
+    known = {(r["name"], r["version"]) for r in list_versions(registry())}
+    if (name, version) not in known:
+        abort(404, f"There is no release {name} version {version}.")
+    who = g.principal.name
+    try:
+        if decision == "approve":
+            promoted = approve(registry(), name, version, by=who, note=note)
+            message = f"Approved {name} version {version}" + (
+                "; it is now in production." if promoted else "."
+            )
+        else:
+            reject(registry(), name, version, by=who, note=note)
+            message = f"Rejected {name} version {version}; it can never be served."
+    except OutreachError as err:
+        abort(409, err.message)
+    with db().session() as session:
+        session.add(
+            Approval(
+                model_name=name,
+                model_version=version,
+                decision="approved" if decision == "approve" else "rejected",
+                by=who,
+                note=note,
+            )
+        )
+    flash(message)
+    return redirect(url_for("oversight.releases"))
+
+
+@pages.get("/audits/<audit_id>")
+@signed_in("audits")
+def audit(audit_id: str) -> ResponseReturnValue:
+    """An audit report: the same content as the HTML file, with its charts."""
+    report = _report(audit_id)
+    return render_template(
+        "oversight/audit.html", principal=g.principal, report=report, body=render_body(report)
+    )
+
+
+@pages.get("/audits/<audit_id>/audit.json")
+@signed_in("audits")
+def audit_json(audit_id: str) -> ResponseReturnValue:
+    return _report(audit_id)
+
+
+@pages.get("/report.css")
+def report_css() -> ResponseReturnValue:
+    return CSS.read_text(), 200, {"Content-Type": "text/css; charset=utf-8"}
+
+
+def _gated(report: dict[str, Any]) -> dict[tuple[str, str, str], dict[str, Any]]:
+    """The report's disparities on its gated metrics, by (metric, attribute, group)."""
+    gates = {(g_["metric"], g_["disparity"]) for g_ in report["policy"]["gates"]}
+    return {
+        (d["metric"], d["attribute"], d["group"]): d
+        for d in report.get("disparities", [])
+        if (d["metric"], d["kind"]) in gates
+    }
+
+
+def _charts(report: dict[str, Any]) -> list[Any]:
+    attributes = list(dict.fromkeys(g_["attribute"] for g_ in report["groups"]))
+    found = (gate_chart(report, gate, a) for gate in report["policy"]["gates"] for a in attributes)
+    return [svg for svg in found if svg is not None]
+
+
+@pages.get("/compare")
+@signed_in("audits")
+def compare() -> ResponseReturnValue:
+    """Two releases' audits side by side: decisions, gated disparities and charts."""
+    rows = [r for r in _versions() if r["audit_id"]]
+    first, second = request.args.get("a", ""), request.args.get("b", "")
+    if not first and not second and len(rows) >= 2:
+        same = [r for r in rows if r["name"] == rows[-1]["name"]]
+        pair = same[-2:] if len(same) >= 2 else rows[-2:]
+        first, second = pair[0]["audit_id"], pair[1]["audit_id"]
+    reports = [_report(a) for a in (first, second) if a]
+    table: list[dict[str, Any]] = []
+    gate_charts: list[list[Any]] = []
+    if len(reports) == 2:
+        found = [_gated(r) for r in reports]
+        for key in sorted(set(found[0]) | set(found[1])):
+            cells = [f.get(key) for f in found]
+            table.append({"metric": key[0], "attribute": key[1], "group": key[2], "cells": cells})
+        gate_charts = [_charts(r) for r in reports]
+    return render_template(
+        "oversight/compare.html",
+        principal=g.principal,
+        audits=rows,
+        first=first,
+        second=second,
+        reports=reports,
+        table=table,
+        gate_charts=gate_charts,
+        words=METRIC_WORDS,
+    )
+
+
+def _policy_text(report: dict[str, Any]) -> str | None:
+    """The policy file's text, if it is still the one the audit recorded (same sha256)."""
+    path = report["policy"].get("path")
+    if not path or not Path(path).is_file():
+        return None
+    raw = Path(path).read_bytes()
+    if hashlib.sha256(raw).hexdigest() != report["policy"]["sha256"]:
+        return None
+    return raw.decode("utf-8", errors="replace")
+
+
+@pages.get("/policy")
+@signed_in("policy")
+def policy() -> ResponseReturnValue:
+    """The policy each production model was audited under, readable, with its hash and history."""
+    rows = [r for r in _versions() if r["audit_id"]]
+    in_force = []
+    for name in sorted({r["name"] for r in rows}):
+        production = [r for r in rows if r["name"] == name and "production" in r["aliases"]]
+        if production:
+            report = _report(production[0]["audit_id"])
+            in_force.append(
+                {
+                    "name": name,
+                    "version": production[0]["version"],
+                    "policy": report["policy"],
+                    "text": _policy_text(report),
+                }
+            )
+    history: dict[str, dict[str, Any]] = {}
+    for row in sorted(rows, key=lambda r: r["created"]):
+        report = _report(row["audit_id"])
+        digest = report["policy"]["sha256"]
+        entry = history.setdefault(
+            digest,
+            {
+                "sha256": digest,
+                "name": report["policy"]["name"],
+                "first": row["created_text"],
+                "releases": [],
+            },
+        )
+        entry["last"] = row["created_text"]
+        entry["releases"].append(f"{row['name']} v{row['version']}")
+    return render_template(
+        "oversight/policy.html",
+        principal=g.principal,
+        in_force=in_force,
+        history=list(reversed(history.values())),
+    )
+
+
+@pages.get("/access-log")
+@signed_in("access_log")
+def access_log_page() -> ResponseReturnValue:
+    """The access log, newest first, with filters and the chain's verification status."""
+    user = request.args.get("user", "")[:120]
+    action = request.args.get("action", "")[:60]
+    person = request.args.get("person", "")[:120]
+    refused = request.args.get("refused", "") == "1"
+    try:
+        page = max(1, min(int(request.args.get("page", "1")), 1_000_000))
+    except ValueError:
+        page = 1
+    statement = select(AccessLogRow)
+    if user:
+        statement = statement.where(AccessLogRow.user == user)
+    if action:
+        statement = statement.where(AccessLogRow.action == action)
+    if refused:
+        statement = statement.where(AccessLogRow.allowed.is_(False))
+    if person:
+        statement = statement.where(AccessLogRow.subject_ids.contains(f'"{person}"'))
+    with db().session() as session:
+        total = session.scalar(select(func.count()).select_from(statement.subquery())) or 0
+        rows = list(
+            session.scalars(
+                statement.order_by(AccessLogRow.id.desc())
+                .limit(LOG_PAGE)
+                .offset((page - 1) * LOG_PAGE)
+            )
+        )
+        users = list(session.scalars(select(AccessLogRow.user).group_by(AccessLogRow.user)))
+        actions = list(session.scalars(select(AccessLogRow.action).group_by(AccessLogRow.action)))
+    verification = access_log.verify(db())
+    return render_template(
+        "oversight/access_log.html",
+        principal=g.principal,
+        rows=rows,
+        total=total,
+        page=page,
+        page_count=max(1, -(-total // LOG_PAGE)),
+        users=sorted(users),
+        actions=sorted(actions),
+        filters={"user": user, "action": action, "person": person, "refused": refused},
+        verification=verification,
+    )
+
+
+@pages.get("/monitoring")
+@signed_in("monitoring")
+def monitoring_page() -> ResponseReturnValue:
+    """Per period: selection rate and outreach outcomes by group, with policy warnings."""
+    name = model_name()
+    production = [r for r in _versions() if r["name"] == name and "production" in r["aliases"]]
+    report = _report(production[0]["audit_id"]) if production else None
+    with db().session() as session:
+        views = monitoring.periods(session, name, report)
+    chart_sets = []
+    for view in views[:1]:
+        for attribute in view.attributes:
+            bars = [
+                charts.Bar(
+                    row.group + (" (reference)" if row.reference else ""),
+                    row.selection_rate,
+                    muted=not row.sufficient,
+                    note="too few to judge" if not row.sufficient else "",
+                )
+                for row in attribute.groups
+            ]
+            chart_sets.append(
+                charts.bar_chart(
+                    bars,
+                    title=f"{view.period}: share put on the list, by {attribute.attribute}",
+                    axis_label="selection rate",
+                    fmt="{:.3f}",
+                )
+            )
+    return render_template(
+        "oversight/monitoring.html",
+        principal=g.principal,
+        name=name,
+        views=views,
+        chart_sets=chart_sets,
+        statuses=monitoring.OUTCOME_STATUSES,
+        report=report,
+    )

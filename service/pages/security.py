@@ -1,0 +1,149 @@
+"""What keeps the pages safe: signed session cookies, login, idle timeout, CSRF, headers.
+
+- The session cookie is HttpOnly and SameSite=Lax always, and Secure whenever the request came over
+  HTTPS (directly or through a proxy that says so and is trusted with ``PROXY_COUNT``).
+- The signing key lives in the home folder (created once, mode 0600), so every worker and restart
+  agrees on it; deleting it signs everyone out.
+- A session ends after ``IDLE_MINUTES`` without a request.
+- Every POST form carries a CSRF token bound to the session, compared in constant time.
+- Headers: a Content-Security-Policy without inline scripts or styles, frame denial, nosniff, a
+  strict referrer policy, and no caching of pages with personal data.
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+import secrets
+import time
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, Request, Response, abort, current_app, g, redirect, request, session
+from flask.sessions import SecureCookieSessionInterface
+
+from service.auth import Principal
+
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "font-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; "
+    "base-uri 'none'; object-src 'none'"
+)
+HEADERS = {
+    "Content-Security-Policy": CSP,
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
+}
+
+
+class SessionInterface(SecureCookieSessionInterface):
+    """Flask's signed-cookie sessions, with ``Secure`` set whenever the request is HTTPS."""
+
+    def get_cookie_secure(self, app: Flask) -> bool:
+        return bool(app.config["SESSION_COOKIE_SECURE"]) or request.is_secure
+
+
+def secret_key(folder: Path) -> bytes:
+    """The home's session-signing key, created on first use (readable by the owner only)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "session_key"
+    if not path.exists():
+        key = secrets.token_bytes(32)
+        try:
+            handle = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another worker created it first
+            pass
+        else:
+            with os.fdopen(handle, "wb") as out:
+                out.write(key)
+    return path.read_bytes()
+
+
+def csrf_token() -> str:
+    """The session's CSRF token (created on first use); put it in every form."""
+    token = session.get("csrf")
+    if not token:
+        token = session["csrf"] = secrets.token_urlsafe(32)
+    return str(token)
+
+
+def check_csrf(req: Request) -> None:
+    """Refuse a state-changing request whose form token does not match the session's."""
+    if req.method in ("GET", "HEAD", "OPTIONS"):
+        return
+    sent = req.form.get("csrf_token", "")
+    expected = session.get("csrf", "")
+    if not sent or not expected or not hmac.compare_digest(str(sent), str(expected)):
+        abort(400, "This form has expired or did not come from this site. Please try again.")
+
+
+def sign_in(principal: Principal) -> None:
+    session.clear()
+    session.permanent = False
+    session["user"] = principal.name
+    session["role"] = principal.role
+    session["seen"] = time.time()
+    session["csrf"] = secrets.token_urlsafe(32)
+
+
+def current_principal() -> Principal | None:
+    """The signed-in user, or ``None``; ends a session idle for longer than allowed."""
+    name, role, seen = session.get("user"), session.get("role"), session.get("seen")
+    if not name or not role or not isinstance(seen, int | float):
+        return None
+    idle = current_app.config["IDLE_MINUTES"] * 60
+    now = time.time()
+    if now - seen > idle:
+        session.clear()
+        g.session_expired = True
+        return None
+    session["seen"] = now
+    return Principal(str(name), str(role))
+
+
+def signed_in(route: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """A page for signed-in users whose role may use ``route`` (``service.auth.ROUTE_ROLES``)."""
+
+    def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
+        @wraps(view)
+        def wrapped(*args: Any, **kwargs: Any) -> Any:
+            principal = current_principal()
+            if principal is None:
+                return redirect(_login_url())
+            if not principal.may(route):
+                abort(403, f"This page is not open to the {principal.role} role.")
+            g.principal = principal
+            check_csrf(request)
+            return view(*args, **kwargs)
+
+        return wrapped
+
+    return decorate
+
+
+def _login_url() -> str:
+    from flask import url_for
+
+    expired = 1 if getattr(g, "session_expired", False) else None
+    target = request.full_path.rstrip("?") if request.method == "GET" else None
+    return url_for("account.login", next=target, expired=expired)
+
+
+def safe_next(target: str | None) -> str | None:
+    """Only same-site paths are followed after signing in (no open redirects)."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return None
+    return target
+
+
+def add_headers(response: Response) -> Response:
+    for name, value in HEADERS.items():
+        response.headers.setdefault(name, value)
+    if request.blueprint in ("coordinator", "oversight", "analyst", "account"):
+        response.headers["Cache-Control"] = "no-store"
+    return response
