@@ -5,7 +5,17 @@ from __future__ import annotations
 import time
 from collections import defaultdict, deque
 
-from flask import Blueprint, flash, g, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint,
+    current_app,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 
@@ -16,14 +26,20 @@ from service.pages.common import db, fmt_time
 
 pages = Blueprint("account", __name__)
 
-#: Failed sign-ins allowed per user name within ``LOCK_SECONDS`` (per worker process).
+#: Failed sign-ins allowed per user name within ``LOCK_SECONDS`` (per app and worker process).
 MAX_FAILURES, LOCK_SECONDS = 5, 15 * 60
-_failures: dict[str, deque[float]] = defaultdict(deque)
+
+
+def _failures() -> dict[str, deque[float]]:
+    found: dict[str, deque[float]] = current_app.extensions.setdefault(
+        "outreach.login_failures", defaultdict(deque)
+    )
+    return found
 
 
 def _locked(name: str) -> bool:
     now = time.monotonic()
-    recent = _failures[name]
+    recent = _failures()[name]
     while recent and now - recent[0] > LOCK_SECONDS:
         recent.popleft()
     return len(recent) >= MAX_FAILURES
@@ -43,11 +59,11 @@ def login() -> ResponseReturnValue:
         else:
             principal = check_password(db(), name, password) if name and password else None
             if principal is None:
-                _failures[name].append(time.monotonic())
+                _failures()[name].append(time.monotonic())
                 error = "The user name or password is not right."
                 status = 401
             else:
-                _failures.pop(name, None)
+                _failures().pop(name, None)
                 security.sign_in(principal)
                 target = security.safe_next(request.args.get("next"))
                 return redirect(target or url_for("index"))

@@ -1,0 +1,434 @@
+"""The web pages through a real Flask client, SQLite database and MLflow store."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import func, select, update
+
+from audits.release import list_versions
+from model.home import Home
+from model.registry import connect
+from service import create_app, monitoring
+from service.db import AccessLogRow, Approval, Database, OptOut, Outcome, QueueEntry
+from tests.conftest import ROLES, Site
+
+SENSITIVE = ("race_ethnicity", "age_band", "disability", "Hispanic or Latino", "Multiracial")
+
+#: Every page and the roles it is open to.
+PAGES = {
+    "/outreach/": {"coordinator"},
+    "/oversight/releases": {"oversight"},
+    "/oversight/compare": {"oversight", "analyst"},
+    "/oversight/policy": {"oversight", "analyst"},
+    "/oversight/access-log": {"oversight"},
+    "/oversight/monitoring": {"oversight"},
+    "/analyst/versions": {"analyst", "oversight"},
+    "/admin/users": {"admin"},
+}
+
+
+def copy_site(site: Site, folder: Path) -> Site:
+    """A private copy of the site (registry and database), so tests may change it freely."""
+    root = folder / "home"
+    shutil.copytree(site.home.root, root)
+    return Site(Home(root), f"sqlite:///{root / 'service.db'}", site.passwords, site.awaiting)
+
+
+@pytest.fixture
+def own_site(site: Site, tmp_path: Path) -> Site:
+    return copy_site(site, tmp_path)
+
+
+@pytest.fixture
+def app(own_site: Site) -> Flask:
+    return create_app(
+        {
+            "HOME": own_site.home,
+            "DATABASE_URL": own_site.database_url,
+            "WATCH_SECONDS": 0,
+            "TESTING": True,
+        }
+    )
+
+
+@pytest.fixture
+def db(app: Flask) -> Database:
+    return app.extensions["outreach.db"]
+
+
+def csrf(html: str) -> str:
+    found = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert found, "no CSRF token in the form"
+    return found.group(1)
+
+
+def sign_in(client: FlaskClient, site: Site, role: str) -> str:
+    token = csrf(client.get("/login").get_data(as_text=True))
+    response = client.post(
+        "/login",
+        data={"csrf_token": token, "username": site.user(role), "password": site.passwords[role]},
+    )
+    assert response.status_code == 302, response.get_data(as_text=True)
+    return token
+
+
+@pytest.fixture
+def as_role(app: Flask, own_site: Site):
+    def make(role: str) -> FlaskClient:
+        client = app.test_client()
+        sign_in(client, own_site, role)
+        return client
+
+    return make
+
+
+def count(db: Database, table: type) -> int:
+    with db.session() as session:
+        return int(session.scalar(select(func.count()).select_from(table)) or 0)
+
+
+def page_token(client: FlaskClient, path: str) -> str:
+    return csrf(client.get(path).get_data(as_text=True))
+
+
+# ----------------------------------------------------------------------------- sign-in, roles
+
+
+@pytest.mark.parametrize("path", sorted(PAGES))
+def test_pages_send_strangers_to_sign_in(app: Flask, path: str) -> None:
+    response = app.test_client().get(path)
+    assert response.status_code == 302
+    assert response.headers["Location"].startswith("/login?next=")
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("path", sorted(PAGES))
+def test_every_page_with_every_role(as_role, role: str, path: str) -> None:
+    response = as_role(role).get(path)
+    if role in PAGES[path]:
+        assert response.status_code == 200, response.get_data(as_text=True)[:500]
+    else:
+        assert response.status_code == 403
+        assert "not open to the" in response.get_data(as_text=True)
+
+
+def test_wrong_password_is_refused_and_repeated_failures_lock_the_name(
+    app: Flask, own_site: Site
+) -> None:
+    client = app.test_client()
+    for attempt in range(6):
+        token = csrf(client.get("/login").get_data(as_text=True))
+        response = client.post(
+            "/login",
+            data={"csrf_token": token, "username": own_site.user("coordinator"), "password": "x"},
+        )
+        assert response.status_code == (401 if attempt < 5 else 429)
+    token = csrf(client.get("/login").get_data(as_text=True))
+    right = {
+        "csrf_token": token,
+        "username": own_site.user("coordinator"),
+        "password": own_site.passwords["coordinator"],
+    }
+    assert client.post("/login", data=right).status_code == 429  # locked even when right
+
+
+def test_sign_in_follows_only_same_site_next(app: Flask, own_site: Site) -> None:
+    client = app.test_client()
+    for target, expected in [("/oversight/policy", "/oversight/policy"), ("//evil.test/", "/")]:
+        token = csrf(client.get("/login").get_data(as_text=True))
+        response = client.post(
+            f"/login?next={target}",
+            data={
+                "csrf_token": token,
+                "username": own_site.user("analyst"),
+                "password": own_site.passwords["analyst"],
+            },
+        )
+        assert response.headers["Location"] == expected
+
+
+def test_sign_out_ends_the_session(as_role) -> None:
+    client = as_role("coordinator")
+    token = page_token(client, "/outreach/")
+    assert client.post("/logout", data={"csrf_token": token}).status_code == 302
+    assert client.get("/outreach/").status_code == 302
+
+
+def test_idle_session_times_out(as_role) -> None:
+    client = as_role("coordinator")
+    assert client.get("/outreach/").status_code == 200
+    with client.session_transaction() as session:
+        session["seen"] = time.time() - 16 * 60
+    response = client.get("/outreach/")
+    assert response.status_code == 302 and "expired=1" in response.headers["Location"]
+    page = client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "signed out after a period without activity" in page
+
+
+# ----------------------------------------------------------------------------- security
+
+
+def test_security_headers_and_cookie_flags(app: Flask, own_site: Site) -> None:
+    client = app.test_client()
+    response = client.get("/login")
+    csp = response.headers["Content-Security-Policy"]
+    assert "script-src 'self'" in csp and "unsafe-inline" not in csp
+    assert "frame-ancestors 'none'" in csp
+    assert response.headers["X-Frame-Options"] == "DENY"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["Referrer-Policy"] == "same-origin"
+    assert response.headers["Cache-Control"] == "no-store"
+    cookie = response.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Secure" not in cookie
+    secure = app.test_client().get("/login", base_url="https://localhost")
+    assert "Secure" in secure.headers["Set-Cookie"]
+
+
+def test_no_page_has_inline_script_or_style(as_role) -> None:
+    for role in ROLES:
+        client = as_role(role)
+        for path, roles in PAGES.items():
+            if role in roles:
+                html = client.get(path).get_data(as_text=True)
+                assert not re.search(r"<script(?![^>]*\bsrc=)", html), path
+                assert "<style" not in html and " style=" not in html, path
+                assert not re.search(r"\son[a-z]+=", html), path
+
+
+def test_a_form_without_its_csrf_token_is_refused_and_writes_nothing(as_role, db: Database) -> None:
+    client = as_role("coordinator")
+    with db.session() as session:
+        entry = session.scalars(select(QueueEntry).where(QueueEntry.rank == 1)).first()
+    before = count(db, Outcome)
+    for data in ({"status": "contacted"}, {"status": "contacted", "csrf_token": "forged"}):
+        response = client.post(f"/outreach/entries/{entry.id}/outcome", data=data)
+        assert response.status_code == 400
+        assert "did not come from this site" in response.get_data(as_text=True)
+    assert count(db, Outcome) == before
+
+
+def test_api_errors_stay_json_and_page_errors_are_pages(app: Flask) -> None:
+    client = app.test_client()
+    api = client.get("/api/v1/nowhere")
+    assert api.status_code == 404 and api.json["error"]["code"] == "not_found"
+    page = client.get("/nowhere")
+    assert page.status_code == 404 and page.mimetype == "text/html"
+    assert "Traceback" not in page.get_data(as_text=True)
+
+
+# ----------------------------------------------------------------------------- coordinators
+
+
+def test_list_shows_the_period_in_rank_order_and_logs_first(as_role, db: Database) -> None:
+    client = as_role("coordinator")
+    before = count(db, AccessLogRow)
+    html = client.get("/outreach/").get_data(as_text=True)
+    with db.session() as session:
+        latest = session.scalar(select(func.max(QueueEntry.period)))
+        expected = list(
+            session.scalars(
+                select(QueueEntry.person_id)
+                .where(QueueEntry.period == latest, QueueEntry.rank > 0)
+                .order_by(QueueEntry.rank)
+                .limit(50)
+            )
+        )
+        row = session.scalars(select(AccessLogRow).order_by(AccessLogRow.id.desc())).first()
+    shown = re.findall(r'href="/outreach/people/([^"]+)"', html.split("What changed")[0])
+    assert shown == expected
+    assert count(db, AccessLogRow) == before + 1
+    assert row.action == "list" and set(expected) <= set(row.subject_ids)
+    for word in SENSITIVE:
+        assert word not in html
+
+
+@pytest.mark.parametrize("field", ["area", "band", "status"])
+def test_list_filters(as_role, db: Database, field: str) -> None:
+    client = as_role("coordinator")
+    with db.session() as session:
+        latest = session.scalar(select(func.max(QueueEntry.period)))
+        entries = list(
+            session.scalars(
+                select(QueueEntry).where(QueueEntry.period == latest, QueueEntry.rank > 0)
+            )
+        )
+    first = entries[0]
+    value = {"area": first.area, "band": first.band, "status": "new"}[field]
+    assert value, "the fixture's queue carries areas and bands"
+    html = client.get(f"/outreach/?{field}={value}").get_data(as_text=True)
+    expected = [e for e in entries if field == "status" or getattr(e, field) == value]
+    assert f"{len(expected)} people on this list with these filters" in html
+
+
+def test_list_pages(as_role) -> None:
+    client = as_role("coordinator")
+    first = client.get("/outreach/").get_data(as_text=True)
+    second = client.get("/outreach/?page=2").get_data(as_text=True)
+    ids = re.findall(r'<td><a href="/outreach/people/([^"]+)"', first.split("What changed")[0])
+    more = re.findall(r'<td><a href="/outreach/people/([^"]+)"', second.split("What changed")[0])
+    assert len(ids) == 50 and more and not set(ids) & set(more)
+    assert 'rel="next"' in first
+
+
+def test_changes_since_the_previous_period(as_role, db: Database) -> None:
+    client = as_role("coordinator")
+    with db.session() as session:
+        periods = sorted(set(session.scalars(select(QueueEntry.period))))
+
+        def listed(period: str) -> set[str]:
+            return set(
+                session.scalars(
+                    select(QueueEntry.person_id).where(
+                        QueueEntry.period == period, QueueEntry.rank > 0
+                    )
+                )
+            )
+
+        before, now = listed(periods[-2]), listed(periods[-1])
+    html = client.get("/outreach/").get_data(as_text=True)
+    assert f"What changed since {periods[-2]}" in html
+    assert f"{len(now - before)} joined the list, {len(before - now)} left it" in html
+
+
+def test_person_page_shows_reasons_chart_and_forms(as_role, db: Database) -> None:
+    client = as_role("coordinator")
+    with db.session() as session:
+        entry = session.scalars(select(QueueEntry).order_by(QueueEntry.id.desc())).first()
+    before = count(db, AccessLogRow)
+    html = client.get(f"/outreach/people/{entry.person_id}").get_data(as_text=True)
+    assert count(db, AccessLogRow) == before + 1
+    assert "<svg" in html and "raises" in html
+    for reason in entry.reasons:
+        assert reason["text"] in html
+    assert f"/outreach/entries/{entry.id}/outcome" in html
+    for word in SENSITIVE:
+        assert word not in html
+    assert client.get("/outreach/people/nobody-here").status_code == 404
+
+
+def test_recording_an_outcome(as_role, db: Database) -> None:
+    client = as_role("coordinator")
+    with db.session() as session:
+        entry = session.scalars(select(QueueEntry).where(QueueEntry.rank == 1)).first()
+    path = f"/outreach/people/{entry.person_id}"
+    token = page_token(client, path)
+    response = client.post(
+        f"/outreach/entries/{entry.id}/outcome",
+        data={"csrf_token": token, "status": "accepted", "note": "offered a case manager"},
+    )
+    assert response.status_code == 302
+    page = client.get(path).get_data(as_text=True)
+    assert "Recorded: Accepted help." in page and "offered a case manager" in page
+    bad = client.post(
+        f"/outreach/entries/{entry.id}/outcome", data={"csrf_token": token, "status": "arrested"}
+    )
+    assert bad.status_code == 400
+    with db.session() as session:
+        assert [o.status for o in session.scalars(select(Outcome))] == ["accepted"]
+
+
+def test_opting_out_removes_the_person_from_the_list_and_back(as_role, db: Database) -> None:
+    client = as_role("coordinator")
+    with db.session() as session:
+        latest = session.scalar(select(func.max(QueueEntry.period)))
+        person = session.scalar(
+            select(QueueEntry.person_id).where(QueueEntry.period == latest, QueueEntry.rank == 1)
+        )
+    assert f'/outreach/people/{person}"' in client.get("/outreach/").get_data(as_text=True)
+    token = page_token(client, f"/outreach/people/{person}")
+    client.post(f"/outreach/people/{person}/opt-out", data={"csrf_token": token, "reason": "no"})
+    assert f'/outreach/people/{person}"' not in client.get("/outreach/").get_data(as_text=True)
+    assert "asked not to be contacted" in client.get(f"/outreach/people/{person}").get_data(
+        as_text=True
+    )
+    client.post(f"/outreach/people/{person}/opt-in", data={"csrf_token": token})
+    assert count(db, OptOut) == 0
+    assert f'/outreach/people/{person}"' in client.get("/outreach/").get_data(as_text=True)
+
+
+def test_an_unwritable_access_log_shows_nothing(as_role, db: Database) -> None:
+    client = as_role("coordinator")
+    with db.engine.begin() as connection:
+        connection.exec_driver_sql(
+            "CREATE TRIGGER refuse BEFORE INSERT ON access_log BEGIN SELECT RAISE(ABORT, 'no'); END"
+        )
+    response = client.get("/outreach/")
+    assert response.status_code == 503
+    assert "/outreach/people/" not in response.get_data(as_text=True)
+
+
+# ----------------------------------------------------------------------------- oversight
+
+
+def test_approving_a_release_awaiting_approval(as_role, own_site: Site, db: Database) -> None:
+    client = as_role("oversight")
+    name, version = own_site.awaiting
+    html = client.get("/oversight/releases").get_data(as_text=True)
+    assert "Awaiting approval" in html and f"Approve version {version}" in html
+    token = csrf(html)
+    path = f"/oversight/releases/{name}/{version}/decision"
+    missing_note = client.post(path, data={"csrf_token": token, "decision": "approve"})
+    assert missing_note.status_code == 400
+    response = client.post(
+        path, data={"csrf_token": token, "decision": "approve", "note": "gaps within limits"}
+    )
+    assert response.status_code == 302
+    assert "now in production" in client.get("/oversight/releases").get_data(as_text=True)
+    rows = list_versions(connect(own_site.home), name)
+    assert "production" in next(r for r in rows if r["version"] == version)["aliases"]
+    with db.session() as session:
+        approval = session.scalars(select(Approval)).one()
+    assert (approval.by, approval.decision, approval.note) == (
+        own_site.user("oversight"),
+        "approved",
+        "gaps within limits",
+    )
+
+
+def test_report_and_compare_pages(as_role, own_site: Site) -> None:
+    client = as_role("oversight")
+    rows = [r for r in list_versions(connect(own_site.home)) if r["audit_id"]]
+    report = client.get(f"/oversight/audits/{rows[0]['audit_id']}").get_data(as_text=True)
+    assert "Fairness audit" in report and "<svg" in report
+    assert client.get("/oversight/audits/no-such-audit").status_code == 404
+    pair = f"a={rows[0]['audit_id']}&b={rows[-1]['audit_id']}"
+    compare = client.get(f"/oversight/compare?{pair}").get_data(as_text=True)
+    assert f"v{rows[0]['version']}" in compare and f"v{rows[-1]['version']}" in compare
+    assert compare.count("<svg") >= 2
+    css = client.get("/oversight/report.css")
+    assert css.status_code == 200 and css.mimetype == "text/css"
+
+
+def test_access_log_page_reports_a_broken_chain(as_role, db: Database) -> None:
+    as_role("coordinator").get("/outreach/")
+    client = as_role("oversight")
+    assert "The chain is intact" in client.get("/oversight/access-log").get_data(as_text=True)
+    with db.engine.begin() as connection:
+        connection.execute(update(AccessLogRow).values(user="someone else"))
+    page = client.get("/oversight/access-log").get_data(as_text=True)
+    assert "The chain is broken at row 1" in page
+
+
+def test_monitoring_warns_beyond_the_policy_limits(db: Database, app: Flask) -> None:
+    name = app.extensions["outreach.model"].name
+    gate = {"metric": "selection_rate", "disparity": "ratio", "min": 0.999, "max": 1.001}
+    report = {"policy": {"gates": [gate], "reference_group": "largest", "min_group_size": 1}}
+    with db.session() as session:
+        views = monitoring.periods(session, name, report)
+    assert views and {a.attribute for a in views[0].attributes} >= {"race_ethnicity", "sex"}
+    assert views[0].warnings, "exact parity on every group is not expected"
+    for view in views:
+        for attribute in view.attributes:
+            assert sum(g.selected for g in attribute.groups) == view.selected
+            reference = [g for g in attribute.groups if g.reference]
+            assert len(reference) == 1
+    relaxed = {"policy": {**report["policy"], "gates": [{**gate, "min": 0.0, "max": 100.0}]}}
+    with db.session() as session:
+        assert not monitoring.periods(session, name, relaxed)[0].warnings
