@@ -8,6 +8,7 @@ the same transaction; if that row cannot be written, nothing is shown.
 from __future__ import annotations
 
 import random
+import sqlite3
 import time
 import uuid
 from collections import defaultdict, deque
@@ -155,38 +156,53 @@ def _purpose(value: Any, *, action: str, ids: list[str]) -> None:
         )
 
 
-def _logged(session: Any, *, action: str, ids: list[str], version: str) -> None:
+def _log_fields(action: str, ids: list[str], version: str) -> dict[str, Any]:
     principal: Principal = g.principal
-    access_log.append(
-        session,
-        user=principal.name,
-        role=principal.role,
-        action=action,
-        purpose=PURPOSE,
-        subject_ids=ids,
-        model_version=version,
-        request_id=g.request_id,
-    )
+    return {
+        "user": principal.name,
+        "role": principal.role,
+        "action": action,
+        "purpose": PURPOSE,
+        "subject_ids": ids,
+        "model_version": version,
+        "request_id": g.request_id,
+    }
+
+
+def _appender() -> access_log.SqliteAppender | None:
+    """The plain-SQLite access-log writer for this app's database (``None``: not SQLite)."""
+    extensions = current_app.extensions
+    if "outreach.appender" not in extensions:
+        extensions["outreach.appender"] = access_log.SqliteAppender.for_database(_db())
+    appender: access_log.SqliteAppender | None = extensions["outreach.appender"]
+    return appender
 
 
 def _with_log(action: str, ids: list[str], version: str, then: Callable[[Any], Any] | None) -> Any:
     """Write the access-log row, then produce the data, in one transaction.
 
-    Two workers appending at once race for the same previous row (a unique-hash conflict, or
-    SQLite refusing a stale snapshot's write): the loser retries with a short random backoff.
+    With ``then=None`` (the scores' hot path) the row is written and committed on its own before
+    anything is shown, through :class:`access_log.SqliteAppender` on SQLite. Two writers racing
+    for the same previous row (a unique-hash conflict, or a busy database) cannot both succeed:
+    the loser retries with a short random backoff. If the row cannot be written, nothing is shown.
     """
+    fields = _log_fields(action, ids, version)
     for attempt in range(ACCESS_LOG_ATTEMPTS):
         try:
-            if then is None:  # the hot path (scores): a plain connection, no ORM session
+            if then is None:
+                appender = _appender()
+                if appender is not None:
+                    appender.append(**fields)
+                    return None
                 with _db().transaction() as connection:
-                    _logged(connection, action=action, ids=ids, version=version)
+                    access_log.append(connection, **fields)
                 return None
             with _db().session() as session:
-                _logged(session, action=action, ids=ids, version=version)
+                access_log.append(session, **fields)
                 return then(session)
-        except (IntegrityError, OperationalError):
+        except (IntegrityError, OperationalError, sqlite3.IntegrityError, sqlite3.OperationalError):
             time.sleep(random.uniform(0.0005, 0.002) * (attempt + 1))
-        except SQLAlchemyError:
+        except (SQLAlchemyError, sqlite3.Error):
             break
     raise ApiError(
         503,

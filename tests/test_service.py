@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +18,8 @@ from model.data import Dataset
 from model.home import Home
 from model.registry import connect
 from model.spec import ExperimentSpec
-from service import create_app
-from service.access_log import verify
+from service import access_log, create_app
+from service.access_log import SqliteAppender, verify
 from service.auth import ROUTE_ROLES, add_user
 from service.batch import score_period
 from service.db import AccessLogRow, Database
@@ -110,6 +111,7 @@ def test_score_returns_scores_reasons_and_the_model_and_logs_first(
     assert "race_ethnicity" not in json.dumps(body)
     assert log_rows(db) == 1
     assert verify(db).ok
+    assert app.extensions["outreach.appender"] is not None  # written by the plain-SQLite path
 
 
 def _nan_record(records: list[dict]) -> str:
@@ -515,3 +517,132 @@ def test_openapi_documents_every_route(app: Flask, client: FlaskClient) -> None:
     record = spec["components"]["schemas"]["Record"]
     assert record["properties"]["income_band"]["enum"] == ["none", "very_low", "low", "moderate"]
     assert "race_ethnicity" not in record["properties"]
+
+
+def _append_fast(appender: SqliteAppender, i: int, *, user: str = "fast") -> str:
+    return appender.append(
+        user=user,
+        role="coordinator",
+        action="score",
+        purpose="outreach",
+        subject_ids=[f"p{i}", i],  # type: ignore[list-item]
+        model_version="3",
+        request_id=f"r{i}",
+        allowed=i % 2 == 0,
+    )
+
+
+def test_the_fast_access_log_writes_the_rows_the_library_path_writes(db: Database) -> None:
+    appender = SqliteAppender.for_database(db)
+    assert appender is not None
+    for i in range(6):  # interleaved: each path extends the other's chain
+        if i % 2:
+            _append_fast(appender, i)
+        else:
+            with db.session() as session:
+                access_log.append(
+                    session,
+                    user="library",
+                    role="coordinator",
+                    action="score",
+                    purpose="outreach",
+                    subject_ids=[f"p{i}", i],  # type: ignore[list-item]
+                    model_version="3",
+                    request_id=f"r{i}",
+                    allowed=i % 2 == 0,
+                )
+    with db.session() as session:
+        rows = session.scalars(select(AccessLogRow).order_by(AccessLogRow.id)).all()
+        assert [r.user for r in rows] == ["library", "fast"] * 3
+        for i, row in enumerate(rows):
+            assert row.subject_ids == [f"p{i}", str(i)]
+            assert row.allowed is (i % 2 == 0)
+            assert (row.action, row.model_version, row.request_id) == ("score", "3", f"r{i}")
+        assert [r.previous_hash for r in rows[1:]] == [r.hash for r in rows[:-1]]
+    assert verify(db).ok and verify(db).rows == 6
+
+
+def _appends_in_a_process(url: str, count: int) -> None:
+    appender = SqliteAppender.for_database(Database(url))
+    assert appender is not None
+    for i in range(count):
+        _append_fast(appender, i, user=f"process {os.getpid()}")
+
+
+def test_workers_appending_at_once_keep_one_chain(tmp_path: Path) -> None:
+    import multiprocessing
+
+    url = f"sqlite:///{tmp_path / 'chain.db'}"
+    db = Database(url)
+    db.upgrade()
+    appender = SqliteAppender.for_database(db)
+    assert appender is not None
+    _append_fast(appender, 0)  # the parent's handles exist before the fork
+    context = multiprocessing.get_context("fork")
+    workers = [context.Process(target=_appends_in_a_process, args=(url, 40)) for _ in range(3)]
+    for worker in workers:
+        worker.start()
+    for i in range(40):
+        if i % 2:
+            _append_fast(appender, i)
+        else:
+            with db.transaction() as connection:
+                access_log.append(
+                    connection,
+                    user="parent",
+                    role="coordinator",
+                    action="score",
+                    purpose="outreach",
+                    subject_ids=[str(i)],
+                    model_version="3",
+                    request_id=f"r{i}",
+                )
+    for worker in workers:
+        worker.join(timeout=60)
+        assert worker.exitcode == 0
+    result = verify(db)
+    assert result.ok and result.rows == 1 + 40 + 3 * 40
+
+
+def test_no_score_is_shown_when_the_access_log_cannot_be_written(
+    client: FlaskClient, tokens: dict[str, str], records: list[dict], db: Database
+) -> None:
+    with db.engine.begin() as connection:
+        connection.exec_driver_sql("ALTER TABLE access_log RENAME TO access_log_moved")
+    response = client.post(
+        "/api/v1/score",
+        json={"purpose": "outreach", "records": records},
+        headers=auth(tokens["coordinator"]),
+    )
+    assert response.status_code == 503
+    assert response.json["error"]["code"] == "access_log_unavailable"
+    assert "results" not in response.json and "score" not in response.get_data(as_text=True)
+
+
+def test_a_long_write_ahead_log_is_started_over_off_the_request_path(tmp_path: Path) -> None:
+    import sqlite3
+    import time
+
+    db = Database(f"sqlite:///{tmp_path / 'wal.db'}")
+    db.upgrade()
+    appender = SqliteAppender(
+        str(tmp_path / "wal.db"),
+        f"{tmp_path / 'wal.db'}.lock",
+        checkpoint_every=0.01,
+        wal_frames=40,
+    )
+    for i in range(200):
+        _append_fast(appender, i)
+    probe = sqlite3.connect(tmp_path / "wal.db")
+    deadline = time.monotonic() + 30
+    frames = -1
+    while time.monotonic() < deadline:
+        _append_fast(appender, 1)  # the first write after a restart starts the log over
+        # -1: the checkpointer was busy at that moment
+        _, frames, _ = probe.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        if 0 <= frames < 40:
+            break
+        time.sleep(0.02)
+    probe.close()
+    assert 0 <= frames < 40
+    assert verify(db).ok
