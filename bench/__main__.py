@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import sys
 
-from bench import audit_bench, model_bench, service_bench
+from bench import audit_bench, model_bench, pages_bench, service_bench
 
 BENCHES = {
     "model": model_bench.main,
     "audit": audit_bench.main,
     "service": service_bench.main,
+    "pages": pages_bench.main,
 }
 
 

@@ -276,8 +276,9 @@ def validate(
         raise DataValidationError(
             "the data does not match the experiment's schema", details=problems
         )
-    if data.area_column in frame.columns and data.area_column not in out:
-        out[data.area_column] = frame[data.area_column].astype("str").to_numpy()
+    area = data.area_column
+    if area is not None and area in frame.columns and area not in out:
+        out[area] = frame[area].astype("str").to_numpy()
     out[Dataset.PERIOD] = ordinals
     clean = pd.DataFrame(out)
     return Dataset(clean, spec, fingerprint(frame))

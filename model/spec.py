@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from model.errors import SpecError
@@ -123,7 +124,14 @@ class Feature(_Frozen):
         """The plain-language reason for this feature at ``value``."""
         key = _value_key(value)
         template = self.reason_by_value.get(key, self.reason)
-        return template.format(value=key, name=self.name)
+        return template.format(value=_readable(value), name=self.name)
+
+
+def _readable(value: object) -> str:
+    """A number as people read it: whole numbers plain, others to one decimal place."""
+    if isinstance(value, float | np.floating) and not float(value).is_integer():
+        return f"{float(value):.1f}"
+    return _value_key(value)
 
 
 def _value_key(value: object) -> str:

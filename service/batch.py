@@ -111,6 +111,7 @@ def score_period(
                 percentile=float(batch.percentiles[local]),
                 band=str(batch.bands[local]),
                 reasons=reasons,
+                reason_features=",".join(str(r["feature"]) for r in reasons)[:400],
                 area=None if areas is None else areas[i],
             )
         )
@@ -153,6 +154,7 @@ def score_period(
                 "percentile",
                 "band",
                 "reasons",
+                "reason_features",
                 "area",
             ):
                 setattr(previous, field, getattr(entry, field))

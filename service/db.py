@@ -71,6 +71,8 @@ class QueueEntry(Base):
     percentile: Mapped[float] = mapped_column(Float)
     band: Mapped[str] = mapped_column(String(20))
     reasons: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    #: The main reasons' features, comma-joined: compared month to month without reading JSON.
+    reason_features: Mapped[str | None] = mapped_column(String(400), nullable=True)
     area: Mapped[str | None] = mapped_column(String(120), nullable=True, index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 

@@ -104,8 +104,8 @@ def _judge(
         return warnings
     ref.reference = True
     for row in rows:  # always shown, judged only where the policy gates it
-        rate, base = row.selection_rate, ref.selection_rate
-        row.ratios["selection_rate"] = rate / base if base and math.isfinite(rate) else None
+        rate, ref_rate = row.selection_rate, ref.selection_rate
+        row.ratios["selection_rate"] = rate / ref_rate if ref_rate and math.isfinite(rate) else None
     total = sum(r.selected for r in rows) or 1
     for gate in policy.get("gates", []):
         metric = gate["metric"]

@@ -121,12 +121,12 @@ def _changes(session: Session, name: str, period: str, periods: list[str]) -> Ch
     previous = earlier[0]
 
     def top_features(p: str) -> dict[str, tuple[int, list[str]]]:
-        rows = session.execute(
-            select(QueueEntry.person_id, QueueEntry.rank, QueueEntry.reasons).where(
+        rows = session.connection().execute(  # core rows: thousands of tuples, no ORM
+            select(QueueEntry.person_id, QueueEntry.rank, QueueEntry.reason_features).where(
                 *_on_list(name, p)
             )
         )
-        return {pid: (rank, [r["feature"] for r in reasons]) for pid, rank, reasons in rows}
+        return {pid: (rank, (features or "").split(",")) for pid, rank, features in rows}
 
     now, before = top_features(period), top_features(previous)
     entered = sorted((p for p in now if p not in before), key=lambda p: now[p][0])

@@ -1,4 +1,5 @@
-"""Monitoring: group counts per scored period, and queue entries' groups for outcome aggregates.
+"""Monitoring: group counts per scored period, and queue entries' groups for outcome aggregates;
+queue entries' areas indexed and their main reasons' features kept for month-to-month changes.
 
 Revision ID: 0002
 Revises: 0001
@@ -37,9 +38,11 @@ def upgrade() -> None:
         sa.Column("group_name", sa.String(240), nullable=False),
     )
     op.create_index("ix_queue_entries_area", "queue_entries", ["area"])
+    op.add_column("queue_entries", sa.Column("reason_features", sa.String(400), nullable=True))
 
 
 def downgrade() -> None:
+    op.drop_column("queue_entries", "reason_features")
     op.drop_index("ix_queue_entries_area", "queue_entries")
     op.drop_table("entry_groups")
     op.drop_table("period_groups")

@@ -1,0 +1,225 @@
+"""The pages in a real browser: Debian's Chromium, headless, driven by Playwright, against the app
+served by gunicorn on loopback. Every page is checked with axe-core and photographed.
+
+Screenshots go to ``build/screenshots`` (or ``$OUTREACH_SCREENSHOTS``).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from axe_playwright_python.sync_playwright import Axe
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from tests.conftest import ROOT, Site
+from tests.test_pages import copy_site
+
+CHROMIUM = os.environ.get("OUTREACH_CHROMIUM", "/usr/bin/chromium")
+SHOTS = Path(os.environ.get("OUTREACH_SCREENSHOTS", ROOT / "build" / "screenshots"))
+LAUNCH_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def server(site: Site, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Site]]:
+    """The site served by gunicorn (through ``outreach serve``) on a free loopback port."""
+    own = copy_site(site, tmp_path_factory.mktemp("browser"))
+    port = _free_port()
+    env = {
+        **os.environ,
+        "OUTREACH_HOME": str(own.home.root),
+        "OUTREACH_DATABASE_URL": own.database_url,
+        "OUTREACH_WATCH_SECONDS": "0",
+    }
+    outreach = Path(sys.executable).with_name("outreach")
+    log = (own.home.root / "gunicorn.log").open("w")
+    process = subprocess.Popen(
+        [str(outreach), "serve", "--port", str(port), "--workers", "2"],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with urllib.request.urlopen(f"{base}/api/v1/readyz", timeout=2) as response:
+                if response.status == 200:
+                    break
+        except OSError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            log.close()
+            pytest.fail(
+                "the service did not start:\n" + (own.home.root / "gunicorn.log").read_text()
+            )
+        time.sleep(0.25)
+    try:
+        yield base, own
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"Chromium is needed at {CHROMIUM} (make test installs it with apt)")
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    opened = context.new_page()
+    opened.on("dialog", lambda dialog: dialog.accept())
+    yield opened
+    context.close()
+
+
+def check(page: Page, name: str) -> None:
+    """No accessibility violations (axe-core), and a full-page screenshot."""
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+    results = Axe().run(page)
+    violations = [
+        f"{v['id']} ({v['impact']}): {v['help']} — {[n['target'] for n in v['nodes'][:3]]}"
+        for v in results.response["violations"]
+    ]
+    assert not violations, f"{name}: " + "\n".join(violations)
+
+
+def sign_in(page: Page, base: str, site: Site, role: str) -> None:
+    page.goto(f"{base}/login")
+    page.get_by_label("User name").fill(site.user(role))
+    page.get_by_label("Password").fill(site.passwords[role])
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("button", name="Sign out")).to_be_visible()
+
+
+def test_sign_in_page_works_from_the_keyboard(page: Page, server: tuple[str, Site]) -> None:
+    base, site = server
+    page.goto(f"{base}/login")
+    check(page, "01-sign-in")
+    page.keyboard.press("Tab")
+    expect(page.get_by_role("link", name="Skip to the main content")).to_be_focused()
+    page.keyboard.press("Enter")  # the skip link: the next Tab starts in the main content
+    page.keyboard.press("Tab")
+    expect(page.get_by_label("User name")).to_be_focused()
+    page.keyboard.type(site.user("coordinator"))
+    page.keyboard.press("Tab")
+    page.keyboard.type(site.passwords["coordinator"])
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", level=1)).to_contain_text("Outreach list")
+
+
+def test_coordinator_list_person_outcome_and_opt_out(page: Page, server: tuple[str, Site]) -> None:
+    base, site = server
+    sign_in(page, base, site, "coordinator")
+    expect(page).to_have_url(re.compile(r"/outreach/$"))
+    check(page, "02-coordinator-list")
+    rows = page.locator("table.queue tbody tr")
+    expect(rows).to_have_count(50)
+    person = rows.first.locator("td").nth(1).inner_text().strip()
+    page.get_by_label("Band").select_option("priority")
+    page.get_by_role("button", name="Show").click()
+    expect(page.locator("#count")).to_contain_text("with these filters")
+    check(page, "03-coordinator-list-filtered")
+
+    page.goto(f"{base}/outreach/")
+    page.get_by_role("link", name=person, exact=True).first.click()
+    expect(page.get_by_role("heading", level=1)).to_have_text(f"Person {person}")
+    expect(page.locator("figure.chart svg")).to_be_visible()
+    check(page, "04-coordinator-person")
+
+    page.get_by_label("Accepted help").check()
+    page.get_by_label("Note (optional; no health details)").fill("agreed to meet next week")
+    page.get_by_role("button", name="Save the outcome").click()
+    expect(page.get_by_role("status")).to_contain_text("Recorded: Accepted help.")
+    expect(page.get_by_role("cell", name="agreed to meet next week")).to_be_visible()
+    check(page, "05-coordinator-outcome-recorded")
+
+    page.get_by_role("button", name="They asked not to be contacted").click()
+    expect(page.get_by_role("status")).to_contain_text("asked not to be contacted")
+    page.goto(f"{base}/outreach/")
+    expect(page.locator("table.queue")).not_to_contain_text(f"\n{person}\n")
+    listed = page.locator("table.queue tbody tr td:nth-child(2)").all_inner_texts()
+    assert person not in [t.strip() for t in listed]
+
+    page.goto(f"{base}/oversight/releases")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Not open to you")
+    check(page, "06-coordinator-refused-oversight")
+
+
+def test_oversight_report_compare_and_approve(page: Page, server: tuple[str, Site]) -> None:
+    base, site = server
+    name, version = site.awaiting
+    sign_in(page, base, site, "oversight")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Releases")
+    check(page, "07-oversight-releases")
+
+    page.get_by_role("link", name=re.compile(r"^report")).first.click()
+    expect(page.get_by_role("heading", level=1)).to_contain_text("Fairness audit")
+    expect(page.locator(".report svg").first).to_be_visible()
+    check(page, "08-oversight-report")
+
+    page.get_by_role("link", name="Compare audits").click()
+    page.get_by_role("button", name="Compare").click()
+    expect(page.get_by_role("heading", name="Gated disparities side by side")).to_be_visible()
+    check(page, "09-oversight-compare")
+
+    page.get_by_role("link", name="Releases").click()
+    form = page.locator("form.decide").filter(has_text=f"Approve version {version}")
+    form.get_by_label("Note for the record").fill("gaps are within the policy's limits")
+    form.get_by_role("button", name=f"Approve version {version}").click()
+    expect(page.get_by_role("status")).to_contain_text(
+        f"Approved {name} version {version}; it is now in production."
+    )
+    expect(page.get_by_text("gaps are within the policy's limits")).to_be_visible()
+    check(page, "10-oversight-approved")
+
+    for link, heading, shot in [
+        ("Policy", "The fairness policy in force", "11-oversight-policy"),
+        ("Monitoring", "Monitoring", "12-oversight-monitoring"),
+        ("Access log", "Access log", "13-oversight-access-log"),
+    ]:
+        page.get_by_role("link", name=link, exact=True).click()
+        expect(page.get_by_role("heading", level=1)).to_contain_text(heading)
+        check(page, shot)
+    expect(page.get_by_role("status")).to_contain_text("The chain is intact")
+
+
+def test_analyst_versions(page: Page, server: tuple[str, Site]) -> None:
+    base, site = server
+    sign_in(page, base, site, "analyst")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Registered model versions")
+    expect(page.get_by_role("link", name=re.compile("open")).first).to_have_attribute(
+        "href", re.compile(r"^http://127\.0\.0\.1:5000/#/models/")
+    )
+    check(page, "14-analyst-versions")
