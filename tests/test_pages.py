@@ -432,3 +432,17 @@ def test_monitoring_warns_beyond_the_policy_limits(db: Database, app: Flask) -> 
     relaxed = {"policy": {**report["policy"], "gates": [{**gate, "min": 0.0, "max": 100.0}]}}
     with db.session() as session:
         assert not monitoring.periods(session, name, relaxed)[0].warnings
+
+
+def test_behind_a_trusted_tls_proxy_the_cookie_is_secure(own_site: Site) -> None:
+    app = create_app(
+        {
+            "HOME": own_site.home,
+            "DATABASE_URL": own_site.database_url,
+            "WATCH_SECONDS": 0,
+            "TESTING": True,
+            "PROXY_COUNT": 1,
+        }
+    )
+    response = app.test_client().get("/login", headers={"X-Forwarded-Proto": "https"})
+    assert "Secure" in response.headers["Set-Cookie"]

@@ -1,7 +1,7 @@
 """What keeps the pages safe: signed session cookies, login, idle timeout, CSRF, headers.
 
 - The session cookie is HttpOnly and SameSite=Lax always, and Secure whenever the request came over
-  HTTPS (directly or through a proxy that says so and is trusted with ``PROXY_COUNT``).
+  HTTPS (directly, or through as many proxies as ``OUTREACH_PROXY_COUNT`` says to trust).
 - The signing key lives in the home folder (created once, mode 0600), so every worker and restart
   agrees on it; deleting it signs everyone out.
 - A session ends after ``IDLE_MINUTES`` without a request.
