@@ -30,7 +30,10 @@ def check_value(feature: Feature, value: Any) -> tuple[Any, str | None]:
         return value, None
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None, f"must be a number (got {type(value).__name__})"
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # an integer beyond any float
+        return None, "must be a finite number"
     if not math.isfinite(number):
         return None, "must be a finite number"
     if feature.kind in ("count", "binary") and not number.is_integer():

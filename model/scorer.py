@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,8 @@ BAND_TEXT = {
     "standard": "no outreach suggested this period",
 }
 ARTIFACT_NAME = "scoring_model.json"
+_TEXT_CACHE = 100_000  # rendered reasons kept per model (feature, value) before starting over
+_COLUMNAR = 8  # from this many records on, checking and explaining column-wise is cheaper
 
 
 @dataclass(frozen=True)
@@ -145,9 +148,17 @@ class ScoringModel:
         """Capacity for a period of ``population`` records, as in the experiment spec."""
         return Capacity.model_validate(self.capacity).k_for(population)
 
+    @cached_property
+    def _quantile_array(self) -> np.ndarray:
+        return np.asarray(self.quantiles, dtype=float)
+
+    @cached_property
+    def _reason_texts(self) -> dict[tuple[int, object], tuple[object, str]]:
+        return {}
+
     def percentile(self, scores: np.ndarray) -> np.ndarray:
         """Percent of the validation population scoring at or below each score."""
-        position = np.searchsorted(np.asarray(self.quantiles), scores, side="right")
+        position = np.searchsorted(self._quantile_array, scores, side="right")
         return np.clip(100.0 * (position - 1) / (QUANTILES - 1), 0.0, 100.0)
 
     def band(self, scores: np.ndarray) -> np.ndarray:
@@ -178,12 +189,62 @@ class ScoringModel:
         DataValidationError
             With one detail per problem, ``records[i].field: ...``.
         """
-        problems, columns = check_records(records, self.features, allowed_extra=allowed_extra)
-        if problems:
-            raise DataValidationError(
-                "the records do not match the model's input schema", details=problems
-            )
+        columns = self._plain_columns(records, allowed_extra) if len(records) >= _COLUMNAR else None
+        if columns is None:  # something is off: the record-by-record check names every problem
+            problems, columns = check_records(records, self.features, allowed_extra=allowed_extra)
+            if problems:
+                raise DataValidationError(
+                    "the records do not match the model's input schema", details=problems
+                )
         return self.score_columns(columns)
+
+    def _plain_columns(
+        self, records: Sequence[Any], allowed_extra: Collection[str]
+    ) -> dict[str, np.ndarray] | None:
+        """Columns for records that pass every check of :func:`check_records`, a column at a time.
+
+        Returns ``None`` as soon as anything is unusual (a missing or unknown field, a wrong type,
+        a value out of range, a record that is not a dict); the caller then runs
+        :func:`check_records`, which accepts exactly what this accepts and names each problem.
+        """
+        known = set(self.feature_names).union(allowed_extra)
+        for record in records:
+            if type(record) is not dict or not record.keys() <= known:
+                return None
+        columns: dict[str, np.ndarray] = {}
+        for feature in self.features:
+            name = feature.name
+            try:
+                raw = [record[name] for record in records]
+            except KeyError:
+                return None
+            if feature.kind == "category":
+                try:
+                    if not all(type(v) is str for v in raw) or not set(raw) <= set(
+                        feature.categories
+                    ):
+                        return None
+                except TypeError:
+                    return None
+                columns[name] = np.array(raw, dtype=object)
+                continue
+            if not {type(v) for v in raw} <= {int, float}:  # bool is neither
+                return None
+            try:
+                values = np.array(raw, dtype=float)
+            except OverflowError:
+                return None
+            if not np.isfinite(values).all():
+                return None
+            if feature.kind in ("count", "binary") and not (values == np.floor(values)).all():
+                return None
+            lower, upper = feature.lower, feature.upper
+            if (lower is not None and (values < lower).any()) or (
+                upper is not None and (values > upper).any()
+            ):
+                return None
+            columns[name] = values
+        return columns
 
     def score_frame(self, frame: pd.DataFrame) -> ScoredBatch:
         """Validate and score a frame of records."""
@@ -209,6 +270,58 @@ class ScoringModel:
                     service=feature.service,
                 )
             )
+        return out
+
+    def reason_dicts(
+        self,
+        batch: ScoredBatch,
+        rows: Sequence[int] | np.ndarray | None = None,
+        *,
+        top: int = TOP_REASONS,
+    ) -> list[list[dict[str, object]]]:
+        """:meth:`reasons` as dicts for many records at once (all of ``batch``, or ``rows``).
+
+        Equal to ``[[r.to_dict() for r in self.reasons(batch, i)] for i in rows]``: the top
+        features are picked for every record at once and each (feature, value) is rendered once.
+        """
+        index = np.arange(len(batch)) if rows is None else np.asarray(rows, dtype=np.intp)
+        if len(index) < _COLUMNAR:
+            return [[r.to_dict() for r in self.reasons(batch, i, top=top)] for i in index]
+        contributions = batch.contributions[index]
+        order = np.argsort(-contributions, axis=1, kind="stable")[:, :top]
+        picked = np.take_along_axis(contributions, order, axis=1)
+        count = (picked > 0).sum(axis=1)  # sorted descending: the positive ones come first
+        used = np.unique(order[picked > 0])
+        values: dict[int, list[Any]] = {
+            int(j): batch.values[self.features[j].name][index].tolist() for j in used
+        }
+        texts = self._reason_texts
+        if len(texts) > _TEXT_CACHE:
+            texts.clear()
+        out: list[list[dict[str, object]]] = []
+        for r, (features, amounts, n) in enumerate(
+            zip(order.tolist(), picked.tolist(), count.tolist(), strict=True)
+        ):
+            reasons = []
+            for j, amount in zip(features[:n], amounts[:n], strict=True):
+                value = values[j][r]
+                key = (j, value)
+                found = texts.get(key)
+                if found is None:
+                    feature = self.features[j]
+                    reason = Reason(feature.name, value, 0.0, feature.render_reason(value), None)
+                    found = texts[key] = (reason.to_dict()["value"], reason.text)
+                feature = self.features[j]
+                reasons.append(
+                    {
+                        "feature": feature.name,
+                        "value": found[0],
+                        "contribution": round(amount, 6),
+                        "text": found[1],
+                        "service": feature.service,
+                    }
+                )
+            out.append(reasons)
         return out
 
     def to_dict(self) -> dict[str, Any]:
@@ -276,9 +389,7 @@ class ScoringModel:
 def scored_frame(model: ScoringModel, frame: pd.DataFrame) -> pd.DataFrame:
     """Score a frame and return one row per record: id, score, percentile, band, reasons (JSON)."""
     batch = model.score_frame(frame)
-    reasons = [
-        json.dumps([r.to_dict() for r in model.reasons(batch, i)]) for i in range(len(batch))
-    ]
+    reasons = [json.dumps(r) for r in model.reason_dicts(batch)]
     out = pd.DataFrame(
         {
             "score": batch.scores,

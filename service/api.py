@@ -273,16 +273,22 @@ def score() -> Any:
     if problems:
         raise ApiError(400, "invalid_records", "the records are invalid", details=problems)
     _purpose(payload.get("purpose"), action="score", ids=ids)
-    model = current.model
     results = [
         {
-            "id": records[i]["id"],
-            "score": round(float(batch.scores[i]), 6),
-            "percentile": round(float(batch.percentiles[i]), 1),
-            "band": str(batch.bands[i]),
-            "reasons": [r.to_dict() for r in model.reasons(batch, i)],
+            "id": record["id"],
+            "score": round(score, 6),
+            "percentile": round(percentile, 1),
+            "band": band,
+            "reasons": reasons,
         }
-        for i in range(len(batch))
+        for record, score, percentile, band, reasons in zip(
+            records,
+            batch.scores.tolist(),
+            batch.percentiles.tolist(),
+            batch.bands.tolist(),
+            current.model.reason_dicts(batch),
+            strict=True,
+        )
     ]
     _with_log("score", ids, current.version, None)
     metrics = current_app.extensions.get("outreach.metrics")

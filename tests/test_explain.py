@@ -154,3 +154,83 @@ def test_unknown_category_is_refused_by_the_scorer(trained: TrainingResult) -> N
     with pytest.raises(DataValidationError) as caught:
         trained.candidates[0].scoring_model.score_frame(frame)
     assert "unknown categories 'rich' in row 2" in "\n".join(caught.value.details)
+
+
+def test_reasons_for_many_records_equal_reasons_one_at_a_time(
+    candidate: CandidateResult, trained: TrainingResult
+) -> None:
+    from dataclasses import replace
+
+    model = candidate.scoring_model
+    batch = model.score_frame(trained.validation.frame.head(600))
+    odd = batch.contributions.copy()
+    odd[:20] = -np.abs(odd[:20])  # nothing raises these scores
+    odd[20:60] = np.round(odd[20:60], 1)  # ties
+    odd[60:70] = 0.0
+    rows = [*np.random.default_rng(0).permutation(len(batch))[:300].tolist(), 0, 0]
+    for scored in (batch, replace(batch, contributions=odd)):
+        one_at_a_time = [[r.to_dict() for r in model.reasons(scored, i)] for i in range(600)]
+        assert model.reason_dicts(scored) == one_at_a_time
+        assert model.reason_dicts(scored, rows) == [one_at_a_time[i] for i in rows]
+        assert model.reason_dicts(scored, rows[:3]) == [one_at_a_time[i] for i in rows[:3]]
+        assert model.reason_dicts(scored, rows, top=1) == [one_at_a_time[i][:1] for i in rows]
+    assert not model.reason_dicts(replace(batch, contributions=odd), [5])[0]
+
+
+NUMBER_BREAKAGES = ("three", None, True, float("nan"), float("inf"), -1e9, 1e300, 10**400, 0.5)
+CATEGORY_BREAKAGES = (3, None, True, "", "unknown", "LOW", "low ", ["low"], {"a": 1})
+
+
+@settings(max_examples=150, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1))
+def test_column_wise_checks_accept_exactly_what_the_record_checks_accept(
+    trained: TrainingResult, seed: int
+) -> None:
+    import random
+
+    from model.errors import DataValidationError
+    from model.records import check_records
+
+    rng = random.Random(seed)
+    model = trained.candidates[0].scoring_model
+    frame = trained.validation.frame
+    start = rng.randrange(len(frame) - 40)
+    rows: list = [
+        {"id": str(i), **{f: row[f] for f in model.feature_names}}
+        for i, row in enumerate(frame.iloc[start : start + rng.randint(8, 40)].to_dict("records"))
+    ]
+    for row in rows:  # as JSON gives them: numbers as floats (or ints), categories as text
+        for feature in model.features:
+            if feature.kind != "category":
+                row[feature.name] = float(row[feature.name])
+    changes = rng.choice([0, 0, 1, 1, 2, 3])
+    for _ in range(changes):
+        i, feature = rng.randrange(len(rows)), rng.choice(model.features)
+        how = rng.choice(["break", "drop", "extra", "not a dict", "int"])
+        if not isinstance(rows[i], dict):
+            continue
+        if how == "break":
+            broken = CATEGORY_BREAKAGES if feature.kind == "category" else NUMBER_BREAKAGES
+            rows[i][feature.name] = rng.choice(broken)
+        elif how == "drop":
+            rows[i].pop(feature.name, None)
+        elif how == "extra":
+            rows[i]["colour"] = "red"
+        elif how == "not a dict":
+            rows[i] = list(rows[i].items())
+        elif feature.kind != "category" and isinstance(rows[i].get(feature.name), float):
+            rows[i][feature.name] = int(rows[i][feature.name])  # an int is valid too
+    problems, columns = check_records(rows, model.features, allowed_extra={"id"})
+    plain = model._plain_columns(rows, {"id"})
+    if problems:
+        assert plain is None
+        with pytest.raises(DataValidationError) as caught:
+            model.score_records(rows, allowed_extra={"id"})
+        assert list(caught.value.details) == problems
+        return
+    assert plain is not None  # valid dicts of plain values take the column-wise path
+    assert plain.keys() == columns.keys()
+    for name, values in columns.items():
+        assert plain[name].dtype == values.dtype and np.array_equal(plain[name], values)
+    scored = model.score_records(rows, allowed_extra={"id"})
+    assert np.array_equal(scored.scores, model.score_columns(columns).scores)

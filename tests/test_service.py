@@ -165,6 +165,14 @@ def _nan_record(records: list[dict]) -> str:
         ),
         (
             lambda r: (
+                json.dumps({"purpose": "outreach", "records": [dict(r[0], er_visits_90d=10**400)]}),
+                "application/json",
+            ),
+            400,
+            "records[0].er_visits_90d: must be a finite number",
+        ),
+        (
+            lambda r: (
                 json.dumps({"purpose": "outreach", "records": [dict(r[0], income_band="rich")]}),
                 "application/json",
             ),
