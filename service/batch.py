@@ -6,12 +6,13 @@ previous queue exactly as it was.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from model.data import ordinal_to_period, parse_periods
@@ -56,6 +57,20 @@ def _period_rows(
     return chosen, rows
 
 
+def _top(ids: np.ndarray, scores: np.ndarray, eligible: np.ndarray, k: int) -> np.ndarray:
+    """The ``k`` eligible rows with the highest scores, ties by id: the head of a full sort.
+
+    Only the rows scoring at least the k-th highest eligible score are sorted (with their ties),
+    so a period of a million people costs one partition instead of a sort of a million ids.
+    """
+    pool = np.flatnonzero(eligible)
+    if len(pool) > k > 0:
+        cut = np.partition(scores[pool], len(pool) - k)[len(pool) - k]
+        pool = pool[scores[pool] >= cut]
+    order = pool[np.lexsort((ids[pool], -scores[pool]))]
+    return order[:k]
+
+
 def score_period(
     db: Database,
     serving: Serving,
@@ -74,7 +89,8 @@ def score_period(
     model = serving.model
     chosen, rows = _period_rows(frame, serving, period)
     scores = np.empty(len(rows))
-    top_reasons: list[list[dict[str, object]]] = []
+    percentiles = np.empty(len(rows))
+    bands = np.empty(len(rows), dtype=object)
     k = model.k_for(len(rows))
     # Score everything in chunks (validation included), keep scores; reasons only for the queue.
     batches = []
@@ -82,87 +98,113 @@ def score_period(
         chunk = rows.iloc[start : start + CHUNK]
         batch = model.score_frame(chunk)
         scores[start : start + len(chunk)] = batch.scores
-        batches.append((start, batch))
+        percentiles[start : start + len(chunk)] = batch.percentiles
+        bands[start : start + len(chunk)] = batch.bands
+        batches.append(batch)
         progress(f"scored {min(start + CHUNK, len(rows)):,} of {len(rows):,} records")
     ids = rows[model.id_column].astype(str).to_numpy()
     area_column = model.area_column
     areas = rows[area_column].astype(str).to_numpy() if area_column in rows.columns else None
     groups = {a: rows[a].astype(str).to_numpy() for a in attributes if a in rows.columns}
     with db.session() as session:
-        opted = set(session.scalars(select(OptOut.person_id)))
-    eligible = np.array([i not in opted for i in ids])
-    order = np.lexsort((ids, -scores))
-    chosen_rows = [i for i in order if eligible[i]][:k]
-    entries = []
-    for rank, i in enumerate(chosen_rows, start=1):
-        start, batch = batches[i // CHUNK]
-        local = i - start
-        reasons = [r.to_dict() for r in model.reasons(batch, local)]
-        top_reasons.append(reasons)
-        entries.append(
-            QueueEntry(
-                model_name=serving.name,
-                model_version=serving.version,
-                audit_id=serving.audit_id,
-                period=chosen,
-                person_id=ids[i],
-                rank=rank,
-                score=float(scores[i]),
-                percentile=float(batch.percentiles[local]),
-                band=str(batch.bands[local]),
-                reasons=reasons,
-                reason_features=",".join(str(r["feature"]) for r in reasons)[:400],
-                area=None if areas is None else areas[i],
-            )
-        )
-    with db.session() as session:
-        existing = {
-            e.person_id: e
-            for e in session.scalars(
-                select(QueueEntry).where(
-                    QueueEntry.model_name == serving.name, QueueEntry.period == chosen
-                )
-            )
+        opted = list(session.scalars(select(OptOut.person_id)))
+    eligible = ~np.isin(ids, opted) if opted else np.ones(len(ids), dtype=bool)
+    chosen_rows = _top(ids, scores, eligible, k)
+    reasons: list[list[dict[str, object]]] = [[] for _ in chosen_rows]
+    for number, batch in enumerate(batches):  # all of a chunk's queued records at once
+        inside = np.flatnonzero(chosen_rows // CHUNK == number)
+        for position, found in zip(
+            inside.tolist(),
+            model.reason_dicts(batch, chosen_rows[inside] - number * CHUNK),
+            strict=True,
+        ):
+            reasons[position] = found
+    entries = [
+        {
+            "model_name": serving.name,
+            "model_version": serving.version,
+            "audit_id": serving.audit_id,
+            "period": chosen,
+            "person_id": person,
+            "rank": rank,
+            "score": score,
+            "percentile": percentile,
+            "band": band,
+            "reasons": found,
+            "reason_features": ",".join(str(r["feature"]) for r in found)[:400],
+            "area": area,
         }
-        with_outcomes = set(
-            session.scalars(
-                select(Outcome.entry_id).where(
-                    Outcome.entry_id.in_([e.id for e in existing.values()])
-                )
-            )
+        for rank, (person, score, percentile, band, found, area) in enumerate(
+            zip(
+                ids[chosen_rows].tolist(),
+                scores[chosen_rows].tolist(),
+                percentiles[chosen_rows].tolist(),
+                bands[chosen_rows].tolist(),
+                reasons,
+                [None] * len(chosen_rows) if areas is None else areas[chosen_rows].tolist(),
+                strict=True,
+            ),
+            start=1,
         )
-        fresh = {e.person_id for e in entries}
-        for person, old in existing.items():
-            if person in fresh:
-                continue
-            if old.id in with_outcomes:
-                old.rank = 0  # off the list, kept because its outcomes refer to it
-            else:
-                session.execute(delete(QueueEntry).where(QueueEntry.id == old.id))
-        stored: list[QueueEntry] = []
-        for entry in entries:
-            previous = existing.get(entry.person_id)
-            if previous is None:
-                session.add(entry)
-                stored.append(entry)
-                continue
-            for field in (
-                "model_version",
-                "audit_id",
-                "rank",
-                "score",
-                "percentile",
-                "band",
-                "reasons",
-                "reason_features",
-                "area",
-            ):
-                setattr(previous, field, getattr(entry, field))
-            stored.append(previous)
-        session.flush()
-        _record_groups(session, serving.name, chosen, groups, chosen_rows, stored)
+    ]
+    with db.session() as session:
+        _replace_queue(session, serving.name, chosen, entries)
+        _record_groups(session, serving.name, chosen, groups, chosen_rows, ids, len(rows))
     progress(f"wrote {len(entries):,} queue entries for {chosen}")
     return BatchResult(chosen, len(rows), len(entries), int((~eligible).sum()))
+
+
+def _chunks(values: list[Any], size: int = 10_000) -> Iterator[list[Any]]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+def _replace_queue(session: Session, name: str, period: str, entries: list[dict[str, Any]]) -> None:
+    """The period's queue becomes ``entries``: core statements, one executemany each.
+
+    An entry already on the list keeps its id (its outcomes refer to it) and is updated; one no
+    longer on it is deleted, or kept with rank 0 if outcomes refer to it.
+    """
+    table = QueueEntry.metadata.tables[QueueEntry.__tablename__]
+    connection = session.connection()
+    existing = dict(
+        connection.execute(
+            select(QueueEntry.person_id, QueueEntry.id).where(
+                QueueEntry.model_name == name, QueueEntry.period == period
+            )
+        ).all()
+    )
+    fresh = {e["person_id"] for e in entries}
+    leaving = [entry_id for person, entry_id in existing.items() if person not in fresh]
+    with_outcomes: set[int] = set()
+    for part in _chunks(leaving):
+        with_outcomes.update(
+            connection.execute(
+                select(Outcome.entry_id).distinct().where(Outcome.entry_id.in_(part))
+            ).scalars()
+        )
+    kept = [i for i in leaving if i in with_outcomes]
+    dropped = [i for i in leaving if i not in with_outcomes]
+    for part in _chunks(kept):  # off the list, kept because its outcomes refer to it
+        connection.execute(update(table).where(table.c.id.in_(part)).values(rank=0))
+    for part in _chunks(dropped):
+        connection.execute(delete(table).where(table.c.id.in_(part)))
+    changed = [
+        {**e, "_id": existing[e["person_id"]]} for e in entries if e["person_id"] in existing
+    ]
+    if changed:
+        columns = ("model_version", "audit_id", "rank", "score", "percentile", "band", "reasons")
+        connection.execute(
+            update(table)
+            .where(table.c.id == bindparam("_id"))
+            .values(
+                {c: bindparam(c) for c in (*columns, "reason_features", "area")},
+            ),
+            changed,
+        )
+    added = [e for e in entries if e["person_id"] not in existing]
+    if added:
+        connection.execute(insert(table), added)
 
 
 def _record_groups(
@@ -170,34 +212,50 @@ def _record_groups(
     name: str,
     period: str,
     groups: dict[str, np.ndarray],
-    chosen_rows: list[int],
-    stored: list[QueueEntry],
+    chosen_rows: np.ndarray,
+    ids: np.ndarray,
+    population: int,
 ) -> None:
     """Replace the period's group counts and the queued entries' groups (monitoring only)."""
-    session.execute(
+    connection = session.connection()
+    connection.execute(
         delete(PeriodGroup).where(PeriodGroup.model_name == name, PeriodGroup.period == period)
     )
-    ids = [e.id for e in stored]
-    if ids:
-        session.execute(delete(EntryGroup).where(EntryGroup.entry_id.in_(ids)))
-    selected = np.zeros(len(next(iter(groups.values()))) if groups else 0, dtype=bool)
+    entry_ids = dict(
+        connection.execute(
+            select(QueueEntry.person_id, QueueEntry.id).where(
+                QueueEntry.model_name == name, QueueEntry.period == period, QueueEntry.rank > 0
+            )
+        ).all()
+    )
+    queued = [entry_ids[person] for person in ids[chosen_rows].tolist()]
+    for part in _chunks(queued):
+        connection.execute(delete(EntryGroup).where(EntryGroup.entry_id.in_(part)))
+    selected = np.zeros(population, dtype=bool)
     selected[chosen_rows] = True
     for attribute, values in groups.items():
         codes, names = pd.factorize(values, sort=True)
-        population = np.bincount(codes, minlength=len(names))
-        queued = np.bincount(codes[selected], minlength=len(names))
-        session.add_all(
-            PeriodGroup(
-                model_name=name,
-                period=period,
-                attribute=attribute,
-                group_name=str(group),
-                population=int(population[j]),
-                selected=int(queued[j]),
+        counts = np.bincount(codes, minlength=len(names))
+        picked = np.bincount(codes[selected], minlength=len(names))
+        connection.execute(
+            insert(PeriodGroup),
+            [
+                {
+                    "model_name": name,
+                    "period": period,
+                    "attribute": attribute,
+                    "group_name": str(group),
+                    "population": int(counts[j]),
+                    "selected": int(picked[j]),
+                }
+                for j, group in enumerate(names)
+            ],
+        )
+        if queued:
+            connection.execute(
+                insert(EntryGroup),
+                [
+                    {"entry_id": entry_id, "attribute": attribute, "group_name": group}
+                    for entry_id, group in zip(queued, values[chosen_rows].tolist(), strict=True)
+                ],
             )
-            for j, group in enumerate(names)
-        )
-        session.add_all(
-            EntryGroup(entry_id=entry.id, attribute=attribute, group_name=str(values[row]))
-            for entry, row in zip(stored, chosen_rows, strict=True)
-        )

@@ -654,3 +654,94 @@ def test_a_long_write_ahead_log_is_started_over_off_the_request_path(tmp_path: P
     probe.close()
     assert 0 <= frames < 40
     assert verify(db).ok
+
+
+def test_rescoring_a_period_keeps_entries_with_outcomes_and_lists_the_top_k(
+    app: Flask, db: Database, dataset: Dataset
+) -> None:
+    import numpy as np
+
+    from service.db import EntryGroup, OptOut, Outcome, PeriodGroup, QueueEntry
+
+    serving = app.extensions["outreach.model"].current
+    model = serving.model
+    frame = dataset.source_frame()
+    latest = str(frame["period"].max())
+    score_period(db, serving, frame, attributes=["sex", "age_band"])
+    with db.session() as session:
+        before = {
+            e.rank: (e.person_id, e.id)
+            for e in session.scalars(select(QueueEntry).where(QueueEntry.period == latest))
+        }
+        session.add(Outcome(entry_id=before[1][1], status="contacted", recorded_by="test"))
+        session.add(OptOut(person_id=before[3][0], recorded_by="test"))
+    changed = frame.copy()
+    for rank in (1, 2):  # the two highest scores drop to the lowest possible
+        row = (changed["period"] == latest) & (changed["person_id"].astype(str) == before[rank][0])
+        for feature in model.features:
+            if feature.kind != "category":
+                changed.loc[row, feature.name] = feature.lower or 0.0
+    changed.loc[changed["period"] == latest, "er_visits_90d"] = 1.0  # many ties
+    result = score_period(db, serving, changed, attributes=["sex", "age_band"])
+
+    rows = changed[changed["period"] == latest].reset_index(drop=True)
+    batch = model.score_frame(rows)
+    ids = rows["person_id"].astype(str).to_numpy()
+    ranked = sorted(range(len(rows)), key=lambda i: (-batch.scores[i], ids[i]))
+    expected = [i for i in ranked if ids[i] != before[3][0]][: model.k_for(len(rows))]
+    with db.session() as session:
+        listed = list(
+            session.scalars(
+                select(QueueEntry)
+                .where(QueueEntry.period == latest, QueueEntry.rank > 0)
+                .order_by(QueueEntry.rank)
+            )
+        )
+        assert result.queued == len(listed) == len(expected)
+        assert [e.person_id for e in listed] == [ids[i] for i in expected]
+        assert [e.rank for e in listed] == list(range(1, len(expected) + 1))
+        for entry, i in zip(listed, expected, strict=True):
+            assert entry.score == batch.scores[i] and entry.band == batch.bands[i]
+            assert entry.reasons == [r.to_dict() for r in model.reasons(batch, i)]
+            assert entry.area == rows["service_area"].iloc[i]
+        kept = {p: i for p, i in before.values()}
+        for entry in listed:  # still listed: the same entry (and id) as before
+            if entry.person_id in kept:
+                assert entry.id == kept[entry.person_id]
+        left = session.get(QueueEntry, before[1][1])
+        assert left is not None and left.rank == 0  # off the list, kept for its outcome
+        assert session.get(QueueEntry, before[2][1]) is None
+        groups = session.execute(
+            select(EntryGroup.entry_id, EntryGroup.attribute, EntryGroup.group_name)
+        ).all()
+        by_entry = {(e, a): g for e, a, g in groups}
+        # the listed entries', and the one kept for its outcome (for outcome aggregates)
+        assert len(groups) == 2 * (len(listed) + 1)
+        assert {e for e, _, _ in groups} == {e.id for e in listed} | {left.id}
+        sexes = dict(zip(ids, rows["sex"].astype(str), strict=True))
+        assert all(by_entry[(e.id, "sex")] == sexes[e.person_id] for e in listed)
+        counts = session.execute(
+            select(PeriodGroup.attribute, PeriodGroup.population, PeriodGroup.selected).where(
+                PeriodGroup.period == latest
+            )
+        ).all()
+        for attribute in ("sex", "age_band"):
+            assert sum(p for a, p, _ in counts if a == attribute) == len(rows)
+            assert sum(s for a, _, s in counts if a == attribute) == len(listed)
+    assert np.isin([before[3][0]], [e.person_id for e in listed]).sum() == 0
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_the_top_k_equals_the_head_of_a_full_sort(seed: int) -> None:
+    import numpy as np
+
+    from service.batch import _top
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 400))
+    scores = rng.integers(0, 12, n) / 11.0  # many ties
+    ids = np.array([f"p{int(i)}" for i in rng.permutation(n)])
+    eligible = rng.random(n) > 0.2
+    k = int(rng.integers(0, n + 2))
+    full = sorted(np.flatnonzero(eligible), key=lambda i: (-scores[i], ids[i]))[:k]
+    assert _top(ids, scores, eligible, k).tolist() == full
