@@ -23,6 +23,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from audits.policy import Gate
 from service.db import EntryGroup, Outcome, PeriodGroup, QueueEntry
 
 OUTCOME_STATUSES = ("contacted", "accepted", "declined", "unreachable")
@@ -111,7 +112,7 @@ def _judge(
         metric = gate["metric"]
         if metric not in JUDGED_METRICS:
             continue
-        if gate.get("attributes") and attribute not in gate["attributes"]:
+        if not Gate.model_validate(gate).applies_to(attribute):
             continue
 
         def value(row: GroupRow, metric: str = metric) -> float | None:

@@ -446,3 +446,47 @@ def test_behind_a_trusted_tls_proxy_the_cookie_is_secure(own_site: Site) -> None
     )
     response = app.test_client().get("/login", headers={"X-Forwarded-Proto": "https"})
     assert "Secure" in response.headers["Set-Cookie"]
+
+
+@pytest.mark.parametrize(
+    ("value", "sufficient", "attribute", "expected"),
+    [
+        (0.7, True, "sex", True),
+        (0.9, True, "sex", False),
+        (0.7, False, "sex", False),  # too few to judge
+        (0.7, True, "race_ethnicity", False),  # the gate is limited to sex
+    ],
+)
+def test_compare_marks_estimates_beyond_a_gate(
+    value: float, sufficient: bool, attribute: str, expected: bool
+) -> None:
+    from service.pages.oversight import _beyond
+
+    gate = {"metric": "recall", "disparity": "ratio", "min": 0.8, "attributes": ["sex"]}
+    report = {"policy": {"gates": [gate]}}
+    disparity = {
+        "metric": "recall",
+        "kind": "ratio",
+        "attribute": attribute,
+        "value": value,
+        "sufficient": sufficient,
+    }
+    assert _beyond(report, disparity) is expected
+
+
+def test_monitoring_page_charts_lists_and_outcomes_by_group(as_role, db: Database) -> None:
+    coordinator = as_role("coordinator")
+    with db.session() as session:
+        latest = session.scalar(select(func.max(QueueEntry.period)))
+        entry = session.scalars(
+            select(QueueEntry).where(QueueEntry.period == latest, QueueEntry.rank == 1)
+        ).one()
+    token = page_token(coordinator, f"/outreach/people/{entry.person_id}")
+    coordinator.post(
+        f"/outreach/entries/{entry.id}/outcome", data={"csrf_token": token, "status": "accepted"}
+    )
+    html = as_role("oversight").get("/oversight/monitoring").get_data(as_text=True)
+    assert "Share put on the list by sex, latest months" in html
+    assert "share accepting help among people with a recorded outcome, by sex" in html
+    assert "1 of 1" in html
+    assert "/outreach/people/" not in html  # group totals only, never a person

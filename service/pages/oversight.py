@@ -12,6 +12,7 @@ from flask.typing import ResponseReturnValue
 from sqlalchemy import func, select
 
 from audits import charts
+from audits.policy import Gate
 from audits.release import approve, list_versions, read_report, reject
 from audits.report import CSS, METRIC_WORDS, gate_chart, render_body
 from model.errors import OutreachError
@@ -132,6 +133,22 @@ def _gated(report: dict[str, Any]) -> dict[tuple[str, str, str], dict[str, Any]]
     }
 
 
+def _beyond(report: dict[str, Any], disparity: dict[str, Any]) -> bool:
+    """Whether a sufficient group's point estimate is beyond a limit of the report's gates."""
+    value = disparity.get("value")
+    if value is None or not disparity.get("sufficient"):
+        return False
+    for gate in report["policy"]["gates"]:
+        if gate["metric"] != disparity["metric"] or gate["disparity"] != disparity["kind"]:
+            continue
+        if not Gate.model_validate(gate).applies_to(disparity["attribute"]):
+            continue
+        low, high = gate.get("min"), gate.get("max")
+        if (low is not None and value < low) or (high is not None and value > high):
+            return True
+    return False
+
+
 def _charts(report: dict[str, Any]) -> list[Any]:
     attributes = list(dict.fromkeys(g_["attribute"] for g_ in report["groups"]))
     found = (gate_chart(report, gate, a) for gate in report["policy"]["gates"] for a in attributes)
@@ -154,7 +171,10 @@ def compare() -> ResponseReturnValue:
     if len(reports) == 2:
         found = [_gated(r) for r in reports]
         for key in sorted(set(found[0]) | set(found[1])):
-            cells = [f.get(key) for f in found]
+            cells = [
+                None if f.get(key) is None else {**f[key], "beyond": _beyond(r, f[key])}
+                for f, r in zip(found, reports, strict=True)
+            ]
             table.append({"metric": key[0], "attribute": key[1], "group": key[2], "cells": cells})
         gate_charts = [_charts(r) for r in reports]
     return render_template(
@@ -278,32 +298,76 @@ def monitoring_page() -> ResponseReturnValue:
     report = _report(production[0]["audit_id"]) if production else None
     with db().session() as session:
         views = monitoring.periods(session, name, report)
-    chart_sets = []
-    for view in views[:1]:
-        for attribute in view.attributes:
-            bars = [
-                charts.Bar(
-                    row.group + (" (reference)" if row.reference else ""),
-                    row.selection_rate,
-                    muted=not row.sufficient,
-                    note="too few to judge" if not row.sufficient else "",
-                )
-                for row in attribute.groups
-            ]
-            chart_sets.append(
-                charts.bar_chart(
-                    bars,
-                    title=f"{view.period}: share put on the list, by {attribute.attribute}",
-                    axis_label="selection rate",
-                    fmt="{:.3f}",
-                )
-            )
     return render_template(
         "oversight/monitoring.html",
         principal=g.principal,
         name=name,
         views=views,
-        chart_sets=chart_sets,
+        chart_sets=_monitoring_charts(views),
         statuses=monitoring.OUTCOME_STATUSES,
         report=report,
     )
+
+
+CHART_PERIODS = 3
+
+
+def _monitoring_charts(views: list[monitoring.PeriodView]) -> list[Any]:
+    """Per attribute: each group's share put on the list over the latest months, and, where
+    outcomes are recorded, the share of contacted people who accepted help (latest month)."""
+    if not views:
+        return []
+    out = []
+    recent = views[:CHART_PERIODS]
+    for attribute in recent[0].attributes:
+        bars = []
+        for row in attribute.groups:
+            for view in recent:
+                match = [
+                    r
+                    for a in view.attributes
+                    if a.attribute == attribute.attribute
+                    for r in a.groups
+                    if r.group == row.group
+                ]
+                if match:
+                    bars.append(
+                        charts.Bar(
+                            f"{row.group}{' (reference)' if row.reference else ''}, {view.period}",
+                            match[0].selection_rate,
+                            muted=not match[0].sufficient,
+                            note="too few to judge" if not match[0].sufficient else "",
+                        )
+                    )
+        out.append(
+            charts.bar_chart(
+                bars,
+                title=f"Share put on the list by {attribute.attribute}, latest months",
+                axis_label="selection rate (hatched: too few people to judge)",
+                fmt="{:.3f}",
+            )
+        )
+        answered = [
+            (row, sum(row.outcomes.values()), row.outcomes.get("accepted", 0))
+            for row in attribute.groups
+        ]
+        if any(total for _, total, _ in answered):
+            out.append(
+                charts.bar_chart(
+                    [
+                        charts.Bar(
+                            row.group,
+                            accepted / total if total else None,
+                            note=f"{accepted} of {total}",
+                        )
+                        for row, total, accepted in answered
+                    ],
+                    title=(
+                        f"{recent[0].period}: share accepting help among people with a recorded "
+                        f"outcome, by {attribute.attribute}"
+                    ),
+                    axis_label="accepted / outcomes recorded",
+                    fmt="{:.2f}",
+                )
+            )
+    return out
