@@ -541,14 +541,14 @@ def serve(home: Home, host: str, port: int, workers: int) -> None:
     gunicorn = Path(sys.executable).with_name("gunicorn")
     args = [
         str(gunicorn),
+        "--config",
+        "python:service.gunicorn_conf",
         "--bind",
         f"{host}:{port}",
         "--workers",
         str(workers),
         "--access-logfile",
         "-",
-        "--timeout",
-        "60",
         "service:create_app()",
     ]
     os.execvpe(args[0], args, env)
