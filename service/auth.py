@@ -7,6 +7,7 @@ import hmac
 import secrets
 import time
 from dataclasses import dataclass
+from functools import cache
 
 from sqlalchemy import select
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -58,8 +59,8 @@ def add_user(db: Database, name: str, role: str, *, password: str | None = None)
     name = name.strip()
     if not name or len(name) > 120:
         raise BadInputError("a user name must have 1 to 120 characters")
-    if password is not None and len(password) < 12:
-        raise BadInputError("a password must have at least 12 characters")
+    if password is not None:
+        _check_password_text(password)
     token = secrets.token_urlsafe(32)
     with db.session() as session:
         if session.scalar(select(User).where(User.name == name)) is not None:
@@ -73,6 +74,31 @@ def add_user(db: Database, name: str, role: str, *, password: str | None = None)
         session.flush()
         session.add(Token(user_id=user.id, token_hash=hash_token(token), revoked=False))
     return token
+
+
+MIN_PASSWORD = 12
+
+
+@cache
+def _dummy_hash() -> str:
+    return generate_password_hash("not the password of anyone")
+
+
+def _check_password_text(password: str) -> None:
+    if len(password) < MIN_PASSWORD:
+        raise BadInputError(f"a password must have at least {MIN_PASSWORD} characters")
+    if len(password) > 1000:
+        raise BadInputError("a password may have at most 1,000 characters")
+
+
+def set_password(db: Database, name: str, password: str) -> None:
+    """Set or replace a user's password for the web pages (stored as a scrypt hash)."""
+    _check_password_text(password)
+    with db.session() as session:
+        user = session.scalar(select(User).where(User.name == name))
+        if user is None:
+            raise BadInputError(f"no user named {name!r}")
+        user.password_hash = generate_password_hash(password)
 
 
 def issue_token(db: Database, name: str) -> str:
@@ -133,8 +159,9 @@ def check_password(db: Database, name: str, password: str) -> Principal | None:
     """The user for a name and password, or ``None``."""
     with db.session() as session:
         user = session.scalar(select(User).where(User.name == name))
-        if user is None or not user.password_hash:
-            return None
-        if not check_password_hash(user.password_hash, password):
-            return None
-        return Principal(user.name, user.role)
+        stored = user.password_hash if user is not None else None
+    # Hash even for an unknown name, so the time taken does not tell which names exist.
+    matches = check_password_hash(stored or _dummy_hash(), password)
+    if user is None or not stored or not matches:
+        return None
+    return Principal(user.name, user.role)

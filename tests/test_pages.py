@@ -490,3 +490,20 @@ def test_monitoring_page_charts_lists_and_outcomes_by_group(as_role, db: Databas
     assert "share accepting help among people with a recorded outcome, by sex" in html
     assert "1 of 1" in html
     assert "/outreach/people/" not in html  # group totals only, never a person
+
+
+def test_a_password_can_be_replaced_and_must_be_long_enough(
+    app: Flask, db: Database, own_site: Site
+) -> None:
+    from model.errors import BadInputError
+    from service.auth import check_password, set_password
+
+    name = own_site.user("coordinator")
+    with pytest.raises(BadInputError, match="at least 12 characters"):
+        set_password(db, name, "short")
+    with pytest.raises(BadInputError, match="no user named"):
+        set_password(db, "nobody", "a long enough password")
+    set_password(db, name, "a brand new passphrase")
+    assert check_password(db, name, own_site.passwords["coordinator"]) is None
+    assert check_password(db, name, "a brand new passphrase") is not None
+    assert check_password(db, "nobody", "a brand new passphrase") is None
