@@ -455,7 +455,15 @@ def users() -> None:
 @click.option(
     "--role", type=click.Choice(["coordinator", "analyst", "oversight", "admin"]), required=True
 )
-@click.option("--password", help="Also set a password for the web pages (12+ characters).")
+@click.option(
+    "--password",
+    help="Also set a password for the web pages (12+ characters); give the option alone to be "
+    "asked for it without echo.",
+    prompt=True,
+    prompt_required=False,
+    hide_input=True,
+    confirmation_prompt=True,
+)
 @click.pass_obj
 @reported
 def users_add(home: Home, name: str, role: str, password: str | None) -> None:
@@ -465,6 +473,19 @@ def users_add(home: Home, name: str, role: str, password: str | None) -> None:
     token = add_user(_service_db(home), name, role, password=password)
     click.echo(f"created {role} '{name}'; its API token (shown only now):")
     click.echo(token)
+
+
+@users.command("password")
+@click.argument("name")
+@click.password_option(help="The new password (12+ characters); asked for without echo.")
+@click.pass_obj
+@reported
+def users_password(home: Home, name: str, password: str) -> None:
+    """Set or replace a user's password for the web pages."""
+    from service.auth import set_password
+
+    set_password(_service_db(home), name, password)
+    click.echo(f"password set for '{name}'")
 
 
 def _monitored_attributes(home: Home, audit_id: str) -> list[str]:
@@ -653,9 +674,14 @@ def demo(ctx: click.Context, no_serve: bool, port: int) -> None:
         click.echo(f"  {role:<12} {name:<18} {password:<28} {token}")
     if no_serve:
         return
-    click.echo(f"\nServing on http://127.0.0.1:{port} (Ctrl-C to stop); try:")
+    click.echo(f"\nServing on http://127.0.0.1:{port} (Ctrl-C to stop).")
     click.echo(
-        f"  curl -s -H 'Authorization: Bearer <analyst token>' http://127.0.0.1:{port}/api/v1/model"
+        f"  pages: open http://127.0.0.1:{port}/ and sign in as demo-coordinator or "
+        "demo-oversight with the password above"
+    )
+    click.echo(
+        f"  API:   curl -s -H 'Authorization: Bearer <analyst token>' "
+        f"http://127.0.0.1:{port}/api/v1/model"
     )
     ctx.invoke(serve, host="127.0.0.1", port=port, workers=2)
 

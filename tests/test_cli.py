@@ -328,3 +328,37 @@ def test_external_audit_bad_input_exits_2(
     result = runner.invoke(main, ["audit", "--predictions", str(predictions), *args])
     assert result.exit_code == 2, result.output
     assert expected in result.output and "Traceback" not in result.output
+
+
+def test_users_passwords_are_asked_without_echo_and_can_be_replaced(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    from model.home import Home
+    from service.auth import check_password
+    from service.db import Database, default_url
+
+    home = ["--home", str(tmp_path / "home")]
+    added = runner.invoke(
+        main,
+        [*home, "users", "add", "lead", "--role", "coordinator", "--password"],
+        input="first passphrase here\nfirst passphrase here\n",
+    )
+    assert added.exit_code == 0, added.output
+    assert "first passphrase here" not in added.output
+    token = added.output.strip().splitlines()[-1]
+    assert len(token) >= 40 and " " not in token
+    changed = runner.invoke(
+        main,
+        [*home, "users", "password", "lead"],
+        input="second passphrase here\nsecond passphrase here\n",
+    )
+    assert changed.exit_code == 0, changed.output
+    db = Database(default_url(Home(tmp_path / "home").root))
+    assert check_password(db, "lead", "first passphrase here") is None
+    assert check_password(db, "lead", "second passphrase here") is not None
+    short = runner.invoke(main, [*home, "users", "password", "lead"], input="short\nshort\n")
+    assert short.exit_code == 2 and "at least 12 characters" in short.output
+    unknown = runner.invoke(
+        main, [*home, "users", "password", "nobody"], input="long enough pass\nlong enough pass\n"
+    )
+    assert unknown.exit_code == 2 and "no user named" in unknown.output
