@@ -13,18 +13,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import Any, Literal
 
 import numpy as np
-import pandas as pd
 
 from model.errors import BadInputError
 
 TermKind = Literal["linear", "step", "table"]
 FORMAT_VERSION = 1
-_SMALL_BATCH = 64
 
 
 @dataclass(frozen=True)
@@ -110,17 +108,13 @@ class AdditiveModel:
     def _column(self, term: Term, column: Any) -> np.ndarray:
         if term.kind != "table":
             return np.asarray(column, dtype=float)
-        if len(column) <= _SMALL_BATCH:  # a dict lookup beats pandas for a few records
-            index = term.index
-            try:
-                return np.fromiter((index[c] for c in column), dtype=np.intp, count=len(column))
-            except KeyError as err:
-                raise BadInputError(f"'{term.feature}': unknown category {err.args[0]!r}") from err
-        codes = pd.Categorical(np.asarray(column, dtype=object), categories=term.categories).codes
-        if (codes < 0).any():
-            bad = np.asarray(column, dtype=object)[codes < 0][0]
-            raise BadInputError(f"'{term.feature}': unknown category {bad!r}")
-        return codes.astype(np.intp)
+        # A dict lookup: faster than pd.Categorical at every size measured (100 to 100,000
+        # records: 0.02 against 0.9 ms, 13 against 31 ms), as pandas now infers Arrow strings.
+        index = term.index
+        try:
+            return np.fromiter((index[c] for c in column), dtype=np.intp, count=len(column))
+        except KeyError as err:
+            raise BadInputError(f"'{term.feature}': unknown category {err.args[0]!r}") from err
 
     def contributions(self, columns: Mapping[str, Any]) -> np.ndarray:
         """Per-record, per-feature contributions to the calibrated log-odds.
@@ -187,9 +181,9 @@ class AdditiveModel:
         """A copy whose terms are centred on the mean over ``columns`` (the training population)."""
         centred = []
         for term in self.terms:
-            raw_term = Term(**{**term.__dict__, "center": 0.0})
+            raw_term = replace(term, center=0.0)  # fields only (not the cached category index)
             mean = float(np.mean(raw_term.evaluate(self._column(term, columns[term.feature]))))
-            centred.append(Term(**{**term.__dict__, "center": mean}))
+            centred.append(replace(term, center=mean))
         return AdditiveModel(
             terms=tuple(centred),
             intercept=self.intercept,
