@@ -42,8 +42,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         MAX_CONTENT_LENGTH=2 * 1024 * 1024,
         RATE_LIMIT=int(env.get("OUTREACH_RATE_LIMIT", "6000")),
         WATCH_SECONDS=float(env.get("OUTREACH_WATCH_SECONDS", "10")),
-        JSON_SORT_KEYS=False,
     )
+    app.json.sort_keys = False  # type: ignore[attr-defined]  # responses keep their field order
     if test_config:
         app.config.update(test_config)
     home = app.config["HOME"].ensure()

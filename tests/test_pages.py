@@ -507,3 +507,9 @@ def test_a_password_can_be_replaced_and_must_be_long_enough(
     assert check_password(db, name, own_site.passwords["coordinator"]) is None
     assert check_password(db, name, "a brand new passphrase") is not None
     assert check_password(db, "nobody", "a brand new passphrase") is None
+
+
+def test_the_api_never_sets_a_session_cookie(app: Flask) -> None:
+    response = app.test_client().get("/api/v1/healthz")
+    assert response.status_code == 200 and "Set-Cookie" not in response.headers
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
