@@ -99,6 +99,36 @@ def set_password(db: Database, name: str, password: str) -> None:
         if user is None:
             raise BadInputError(f"no user named {name!r}")
         user.password_hash = generate_password_hash(password)
+        user.session_epoch = (user.session_epoch or 0) + 1  # old sessions end
+
+
+@dataclass(frozen=True)
+class PageUser:
+    """A user as the pages see them: who, which role now, and the current session epoch."""
+
+    principal: Principal
+    epoch: int
+
+
+def page_user(db: Database, name: str) -> PageUser | None:
+    """The user ``name`` if they may sign in to the pages (they have a password)."""
+    with db.session() as session:
+        row = session.execute(
+            select(User.name, User.role, User.session_epoch, User.password_hash).where(
+                User.name == name
+            )
+        ).first()
+    if row is None or not row.password_hash:
+        return None
+    return PageUser(Principal(row.name, row.role), int(row.session_epoch or 0))
+
+
+def end_sessions(db: Database, name: str) -> None:
+    """End every page session of ``name`` (signing out signs out everywhere)."""
+    with db.session() as session:
+        user = session.scalar(select(User).where(User.name == name))
+        if user is not None:
+            user.session_epoch = (user.session_epoch or 0) + 1
 
 
 def issue_token(db: Database, name: str) -> str:

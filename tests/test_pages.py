@@ -141,7 +141,14 @@ def test_wrong_password_is_refused_and_repeated_failures_lock_the_name(
 
 def test_sign_in_follows_only_same_site_next(app: Flask, own_site: Site) -> None:
     client = app.test_client()
-    for target, expected in [("/oversight/policy", "/oversight/policy"), ("//evil.test/", "/")]:
+    for target, expected in [
+        ("/oversight/policy", "/oversight/policy"),
+        ("//evil.test/", "/"),
+        ("/%09/evil.test", "/"),  # browsers drop the tab: //evil.test
+        ("/%0d/evil.test", "/"),
+        ("https://evil.test/", "/"),
+        ("/\\evil.test", "/"),
+    ]:
         token = csrf(client.get("/login").get_data(as_text=True))
         response = client.post(
             f"/login?next={target}",
@@ -159,6 +166,35 @@ def test_sign_out_ends_the_session(as_role) -> None:
     token = page_token(client, "/outreach/")
     assert client.post("/logout", data={"csrf_token": token}).status_code == 302
     assert client.get("/outreach/").status_code == 302
+
+
+def test_signing_out_ends_copies_of_the_session_too(app: Flask, own_site: Site) -> None:
+    client = app.test_client()
+    sign_in(client, own_site, "coordinator")
+    cookie = client.get_cookie("session")
+    assert cookie is not None
+    copy = app.test_client()
+    copy.set_cookie("session", cookie.value)
+    assert copy.get("/outreach/").status_code == 200
+    client.post("/logout", data={"csrf_token": page_token(client, "/outreach/")})
+    assert copy.get("/outreach/").status_code == 302
+
+
+def test_the_role_is_read_from_the_database_on_every_request(as_role, db: Database) -> None:
+    from service.db import User
+
+    client = as_role("coordinator")
+    assert client.get("/outreach/").status_code == 200
+    with db.engine.begin() as connection:
+        connection.execute(update(User).where(User.role == "coordinator").values(role="analyst"))
+    assert client.get("/outreach/").status_code == 403
+
+
+def test_a_session_ends_twelve_hours_after_signing_in(as_role) -> None:
+    client = as_role("coordinator")
+    with client.session_transaction() as session:
+        session["since"] = time.time() - 13 * 3600
+    assert "expired=1" in client.get("/outreach/").headers["Location"]
 
 
 def test_idle_session_times_out(as_role) -> None:

@@ -32,6 +32,7 @@ def register(app: Flask) -> None:
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = security.secret_key(home.root / "service")
     app.config.setdefault("IDLE_MINUTES", 15)
+    app.config.setdefault("MAX_SESSION_HOURS", 12)
     app.config.setdefault("MLFLOW_UI_URL", "http://127.0.0.1:5000")
     app.config.update(SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax")
     app.session_interface = security.SessionInterface()

@@ -19,27 +19,30 @@ from flask import (
 from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 
-from service.auth import check_password
+from service.auth import check_password, end_sessions, page_user
 from service.db import User
 from service.pages import security
 from service.pages.common import db, fmt_time
 
 pages = Blueprint("account", __name__)
 
-#: Failed sign-ins allowed per user name within ``LOCK_SECONDS`` (per app and worker process).
-MAX_FAILURES, LOCK_SECONDS = 5, 15 * 60
+#: Failed sign-ins allowed per user name and address within ``LOCK_SECONDS`` (per app and
+#: worker process). Keyed by address too, so that nobody can lock a colleague out from afar.
+MAX_FAILURES, LOCK_SECONDS, MAX_TRACKED = 5, 10 * 60, 10_000
 
 
-def _failures() -> dict[str, deque[float]]:
-    found: dict[str, deque[float]] = current_app.extensions.setdefault(
+def _failures() -> dict[tuple[str, str], deque[float]]:
+    found: dict[tuple[str, str], deque[float]] = current_app.extensions.setdefault(
         "outreach.login_failures", defaultdict(deque)
     )
+    if len(found) > MAX_TRACKED:  # bounded memory under a flood of made-up names
+        found.clear()
     return found
 
 
-def _locked(name: str) -> bool:
+def _locked(key: tuple[str, str]) -> bool:
     now = time.monotonic()
-    recent = _failures()[name]
+    recent = _failures()[key]
     while recent and now - recent[0] > LOCK_SECONDS:
         recent.popleft()
     return len(recent) >= MAX_FAILURES
@@ -53,18 +56,20 @@ def login() -> ResponseReturnValue:
         security.check_csrf(request)
         name = request.form.get("username", "").strip()[:120]
         password = request.form.get("password", "")[:1000]
-        if _locked(name):
-            error = "Too many failed attempts for this user. Please wait 15 minutes."
+        key = (name, request.remote_addr or "")
+        if _locked(key):
+            error = "Too many failed attempts. Please wait 10 minutes and try again."
             status = 429
         else:
             principal = check_password(db(), name, password) if name and password else None
-            if principal is None:
-                _failures()[name].append(time.monotonic())
+            user = page_user(db(), name) if principal is not None else None
+            if user is None:
+                _failures()[key].append(time.monotonic())
                 error = "The user name or password is not right."
                 status = 401
             else:
-                _failures().pop(name, None)
-                security.sign_in(principal)
+                _failures().pop(key, None)
+                security.sign_in(user)
                 target = security.safe_next(request.args.get("next"))
                 return redirect(target or url_for("index"))
     elif request.args.get("expired"):
@@ -74,7 +79,11 @@ def login() -> ResponseReturnValue:
 
 @pages.post("/logout")
 def logout() -> ResponseReturnValue:
+    """Sign out here and on every other device (the user's session epoch moves on)."""
     security.check_csrf(request)
+    name = session.get("user")
+    if isinstance(name, str):
+        end_sessions(db(), name)
     session.clear()
     flash("You are signed out.")
     return redirect(url_for("account.login"))

@@ -20,11 +20,12 @@ from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from flask import Flask, Request, Response, abort, current_app, g, redirect, request, session
 from flask.sessions import SecureCookieSessionInterface
 
-from service.auth import Principal
+from service.auth import PageUser, Principal, page_user
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -89,28 +90,45 @@ def check_csrf(req: Request) -> None:
         abort(400, "This form has expired or did not come from this site. Please try again.")
 
 
-def sign_in(principal: Principal) -> None:
+def sign_in(user: PageUser) -> None:
+    """Start a fresh session (a new cookie and CSRF token: no fixation)."""
     session.clear()
     session.permanent = False
-    session["user"] = principal.name
-    session["role"] = principal.role
-    session["seen"] = time.time()
-    session["csrf"] = secrets.token_urlsafe(32)
+    now = time.time()
+    session.update(
+        user=user.principal.name,
+        epoch=user.epoch,
+        since=now,
+        seen=now,
+        csrf=secrets.token_urlsafe(32),
+    )
 
 
 def current_principal() -> Principal | None:
-    """The signed-in user, or ``None``; ends a session idle for longer than allowed."""
-    name, role, seen = session.get("user"), session.get("role"), session.get("seen")
-    if not name or not role or not isinstance(seen, int | float):
+    """The signed-in user, or ``None``.
+
+    A session ends after ``IDLE_MINUTES`` without a request, ``MAX_SESSION_HOURS`` after
+    signing in, or when the user's epoch moves on (signed out elsewhere, a new password, the
+    user removed). The role is read from the database on every request, never from the cookie.
+    """
+    name, epoch = session.get("user"), session.get("epoch")
+    since, seen = session.get("since"), session.get("seen")
+    if not isinstance(name, str) or not isinstance(epoch, int):
         return None
-    idle = current_app.config["IDLE_MINUTES"] * 60
+    if not isinstance(since, int | float) or not isinstance(seen, int | float):
+        return None
+    config = current_app.config
     now = time.time()
-    if now - seen > idle:
+    if now - seen > config["IDLE_MINUTES"] * 60 or now - since > config["MAX_SESSION_HOURS"] * 3600:
         session.clear()
         g.session_expired = True
         return None
+    user = page_user(current_app.extensions["outreach.db"], name)
+    if user is None or user.epoch != epoch:
+        session.clear()
+        return None
     session["seen"] = now
-    return Principal(str(name), str(role))
+    return user.principal
 
 
 def signed_in(route: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -142,8 +160,15 @@ def _login_url() -> str:
 
 
 def safe_next(target: str | None) -> str | None:
-    """Only same-site paths are followed after signing in (no open redirects)."""
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+    """Only same-site paths are followed after signing in (no open redirects).
+
+    Browsers drop tabs and newlines inside URLs, so ``/\t/evil.test`` would become
+    ``//evil.test``: control characters and backslashes are refused outright.
+    """
+    if not target or any(ord(c) < 0x20 or ord(c) == 0x7F for c in target) or "\\" in target:
+        return None
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
         return None
     return target
 

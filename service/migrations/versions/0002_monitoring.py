@@ -1,5 +1,6 @@
 """Monitoring: group counts per scored period, and queue entries' groups for outcome aggregates;
-queue entries' areas indexed and their main reasons' features kept for month-to-month changes.
+queue entries' areas indexed and their main reasons' features kept for month-to-month changes;
+users' session epoch (signing out ends every session of that user).
 
 Revision ID: 0002
 Revises: 0001
@@ -39,9 +40,13 @@ def upgrade() -> None:
     )
     op.create_index("ix_queue_entries_area", "queue_entries", ["area"])
     op.add_column("queue_entries", sa.Column("reason_features", sa.String(400), nullable=True))
+    op.add_column(
+        "users", sa.Column("session_epoch", sa.Integer, nullable=False, server_default="0")
+    )
 
 
 def downgrade() -> None:
+    op.drop_column("users", "session_epoch")
     op.drop_column("queue_entries", "reason_features")
     op.drop_index("ix_queue_entries_area", "queue_entries")
     op.drop_table("entry_groups")
