@@ -9,6 +9,7 @@ artifact bytes differ from the sha256 its audit recorded, whoever moved the alia
 from __future__ import annotations
 
 import json
+import re
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -632,9 +633,15 @@ def _float(value: str | None) -> float | None:
     return None if value is None else float(value)
 
 
+#: What an audit id may look like (``audit-20261125T025954-baf9598f``): no paths, bounded.
+_AUDIT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,119}")
+
+
 def read_report(registry: Registry, audit_id: str) -> dict[str, Any]:
     """A stored audit report by id."""
+    if not isinstance(audit_id, str) or not _AUDIT_ID.fullmatch(audit_id):
+        raise NotFoundError(f"no audit '{str(audit_id)[:80]}'")
     path = registry.home.audits / audit_id / "audit.json"
-    if not path.is_file() or "/" in audit_id or audit_id.startswith("."):
+    if not path.is_file():
         raise NotFoundError(f"no audit '{audit_id}'")
     return dict(json.loads(path.read_text()))

@@ -84,12 +84,15 @@ def _need_shares(report: dict[str, Any], attribute: str) -> dict[str, float]:
     return out
 
 
-def _reference(rows: list[GroupRow], rule: str) -> GroupRow | None:
+def _reference(rows: list[GroupRow], attribute: str, rule: Any) -> GroupRow | None:
+    """The policy's named reference group for ``attribute`` if present, else the largest (as
+    the audit chooses it)."""
     if not rows:
         return None
-    named = [r for r in rows if r.group == rule]
-    if named:
-        return named[0]
+    if isinstance(rule, dict) and attribute in rule:
+        named = [r for r in rows if r.group == rule[attribute]]
+        if named:
+            return named[0]
     return max(rows, key=lambda r: r.population)
 
 
@@ -100,7 +103,7 @@ def _judge(
     minimum = int(policy.get("min_group_size", 0))
     for row in rows:
         row.sufficient = row.population >= minimum
-    ref = _reference(rows, str(policy.get("reference_group", "largest")))
+    ref = _reference(rows, attribute, policy.get("reference_group", "largest"))
     if ref is None:
         return warnings
     ref.reference = True
@@ -135,9 +138,14 @@ def _judge(
             below = low is not None and disparity < low
             if below or (high is not None and disparity > high):
                 limit = f"at least {low}" if below else f"at most {high}"
+                kind = (
+                    "a blocking gate"
+                    if gate.get("action", "block") == "block"
+                    else "a warning gate"
+                )
                 warnings.append(
                     f"{attribute} = {row.group}: {metric.replace('_', ' ')} {gate['disparity']} "
-                    f"{disparity:.2f} against {ref.group} (policy: {limit})"
+                    f"{disparity:.2f} against {ref.group} (policy: {limit}; {kind})"
                 )
     return warnings
 

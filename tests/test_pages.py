@@ -442,6 +442,34 @@ def test_report_and_compare_pages(as_role, own_site: Site) -> None:
     assert css.status_code == 200 and css.mimetype == "text/css"
 
 
+def test_odd_ids_are_not_found_not_errors(as_role) -> None:
+    client = as_role("oversight")
+    for path in (
+        "/oversight/audits/" + "a" * 300,
+        "/oversight/audits/..",
+        "/oversight/compare?a=" + "b" * 300 + "&b=x",
+    ):
+        assert client.get(path).status_code == 404, path
+    for query in ("page=-3", "page=abc", "person=%25", "person=_", "user=" + "u" * 500):
+        assert client.get(f"/oversight/access-log?{query}").status_code == 200, query
+
+
+def test_access_log_filter_by_person(as_role, db: Database) -> None:
+    coordinator = as_role("coordinator")
+    with db.session() as session:
+        entry = session.scalars(select(QueueEntry).where(QueueEntry.rank == 1)).first()
+    coordinator.get(f"/outreach/people/{entry.person_id}")
+    page = as_role("oversight").get(f"/oversight/access-log?person={entry.person_id}")
+    text = page.get_data(as_text=True)
+    with db.session() as session:
+        rows = [
+            r
+            for r in session.scalars(select(AccessLogRow))
+            if str(entry.person_id) in r.subject_ids
+        ]
+    assert f"{len(rows)} rows;" in text
+
+
 def test_access_log_page_reports_a_broken_chain(as_role, db: Database) -> None:
     as_role("coordinator").get("/outreach/")
     client = as_role("oversight")
@@ -465,6 +493,12 @@ def test_monitoring_warns_beyond_the_policy_limits(db: Database, app: Flask) -> 
             assert sum(g.selected for g in attribute.groups) == view.selected
             reference = [g for g in attribute.groups if g.reference]
             assert len(reference) == 1
+    named = {"policy": {**report["policy"], "reference_group": {"sex": "male"}}}
+    with db.session() as session:
+        view = monitoring.periods(session, name, named)[0]
+    sex = next(a for a in view.attributes if a.attribute == "sex")
+    assert [g.group for g in sex.groups if g.reference] == ["male"]
+    assert any("against male" in w and "a blocking gate" in w for w in sex.warnings)
     relaxed = {"policy": {**report["policy"], "gates": [{**gate, "min": 0.0, "max": 100.0}]}}
     with db.session() as session:
         assert not monitoring.periods(session, name, relaxed)[0].warnings

@@ -4,12 +4,13 @@ the access log, and monitoring by group. Sensitive attributes appear only as gro
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 from typing import Any
 
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
-from sqlalchemy import func, select
+from sqlalchemy import Text, cast, func, select
 
 from audits import charts
 from audits.policy import Gate
@@ -262,7 +263,11 @@ def access_log_page() -> ResponseReturnValue:
     if refused:
         statement = statement.where(AccessLogRow.allowed.is_(False))
     if person:
-        statement = statement.where(AccessLogRow.subject_ids.contains(f'"{person}"'))
+        # The JSON list's text holds each id quoted; LIKE wildcards in the id are escaped.
+        quoted = json.dumps(person)
+        statement = statement.where(
+            cast(AccessLogRow.subject_ids, Text).contains(quoted, autoescape=True)
+        )
     with db().session() as session:
         total = session.scalar(select(func.count()).select_from(statement.subquery())) or 0
         rows = list(
