@@ -146,7 +146,7 @@ def test_coordinator_list_person_outcome_and_opt_out(page: Page, server: tuple[s
     check(page, "02-coordinator-list")
     rows = page.locator("table.queue tbody tr")
     expect(rows).to_have_count(50)
-    person = rows.first.locator("td").nth(1).inner_text().strip()
+    person = rows.first.locator("th").inner_text().strip()
     page.get_by_label("Band").select_option("priority")
     page.get_by_role("button", name="Show").click()
     expect(page.locator("#count")).to_contain_text("with these filters")
@@ -169,7 +169,7 @@ def test_coordinator_list_person_outcome_and_opt_out(page: Page, server: tuple[s
     expect(page.get_by_role("status")).to_contain_text("asked not to be contacted")
     page.goto(f"{base}/outreach/")
     expect(page.locator("table.queue")).not_to_contain_text(f"\n{person}\n")
-    listed = page.locator("table.queue tbody tr td:nth-child(2)").all_inner_texts()
+    listed = page.locator("table.queue tbody tr th").all_inner_texts()
     assert person not in [t.strip() for t in listed]
 
     page.goto(f"{base}/oversight/releases")

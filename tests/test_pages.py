@@ -307,8 +307,9 @@ def test_list_pages(as_role) -> None:
     client = as_role("coordinator")
     first = client.get("/outreach/").get_data(as_text=True)
     second = client.get("/outreach/?page=2").get_data(as_text=True)
-    ids = re.findall(r'<td><a href="/outreach/people/([^"]+)"', first.split("What changed")[0])
-    more = re.findall(r'<td><a href="/outreach/people/([^"]+)"', second.split("What changed")[0])
+    row = r'<th scope="row"><a href="/outreach/people/([^"]+)"'
+    ids = re.findall(row, first.split("What changed")[0])
+    more = re.findall(row, second.split("What changed")[0])
     assert len(ids) == 50 and more and not set(ids) & set(more)
     assert 'rel="next"' in first
 
@@ -389,6 +390,50 @@ def test_opting_out_removes_the_person_from_the_list_and_back(as_role, db: Datab
     assert f'/outreach/people/{person}"' in client.get("/outreach/").get_data(as_text=True)
 
 
+def test_no_contact_is_recorded_for_someone_who_opted_out(as_role, db: Database) -> None:
+    client = as_role("coordinator")
+    with db.session() as session:
+        entry = session.scalars(select(QueueEntry).where(QueueEntry.rank == 2)).first()
+    token = page_token(client, f"/outreach/people/{entry.person_id}")
+    client.post(f"/outreach/people/{entry.person_id}/opt-out", data={"csrf_token": token})
+    page = client.get(f"/outreach/people/{entry.person_id}").get_data(as_text=True)
+    assert "Save the outcome" not in page
+    response = client.post(
+        f"/outreach/entries/{entry.id}/outcome", data={"csrf_token": token, "status": "contacted"}
+    )
+    assert response.status_code == 409 and count(db, Outcome) == 0
+
+
+def test_last_contact_counts_every_month(as_role, db: Database) -> None:
+    """Someone who declined on last month's list does not look untouched on this month's."""
+    client = as_role("coordinator")
+    with db.session() as session:
+        periods = sorted(set(session.scalars(select(QueueEntry.period))))
+        current = {
+            e.person_id: e
+            for e in session.scalars(
+                select(QueueEntry).where(QueueEntry.period == periods[-1], QueueEntry.rank > 0)
+            )
+        }
+        earlier = next(
+            e
+            for e in session.scalars(
+                select(QueueEntry)
+                .where(QueueEntry.period == periods[-2], QueueEntry.rank > 0)
+                .order_by(QueueEntry.rank)
+            )
+            if e.person_id in current
+        )
+    token = page_token(client, "/outreach/")
+    client.post(
+        f"/outreach/entries/{earlier.id}/outcome", data={"csrf_token": token, "status": "declined"}
+    )
+    declined = client.get("/outreach/?status=declined").get_data(as_text=True)
+    assert f'/outreach/people/{earlier.person_id}"' in declined.split("What changed")[0]
+    new = client.get("/outreach/?status=new").get_data(as_text=True)
+    assert "1 person" not in new and f"{len(current) - 1} people" in new
+
+
 def test_an_unwritable_access_log_shows_nothing(as_role, db: Database) -> None:
     client = as_role("coordinator")
     with db.engine.begin() as connection:
@@ -426,6 +471,21 @@ def test_approving_a_release_awaiting_approval(as_role, own_site: Site, db: Data
         "approved",
         "gaps within limits",
     )
+
+
+def test_a_refused_decision_records_nothing(as_role, own_site: Site, db: Database) -> None:
+    client = as_role("oversight")
+    name = own_site.awaiting[0]
+    production = next(
+        r for r in list_versions(connect(own_site.home), name) if "production" in r["aliases"]
+    )
+    token = page_token(client, "/oversight/releases")
+    response = client.post(
+        f"/oversight/releases/{name}/{production['version']}/decision",
+        data={"csrf_token": token, "decision": "reject", "note": "try to reject production"},
+    )
+    assert response.status_code == 409 and "roll back first" in response.get_data(as_text=True)
+    assert count(db, Approval) == 0
 
 
 def test_report_and_compare_pages(as_role, own_site: Site) -> None:

@@ -35,10 +35,14 @@ MAX_TEXT = 2000
 CHANGES_SHOWN = 25
 
 
-def _latest_outcome() -> Any:
+def _latest_outcome(name: str) -> Any:
+    """Each person's latest recorded outcome, whichever month's list it was recorded on (so
+    someone who declined last month does not look untouched this month)."""
     return (
-        select(Outcome.entry_id, func.max(Outcome.id).label("last_id"))
-        .group_by(Outcome.entry_id)
+        select(QueueEntry.person_id, func.max(Outcome.id).label("last_id"))
+        .join(QueueEntry, QueueEntry.id == Outcome.entry_id)
+        .where(QueueEntry.model_name == name)
+        .group_by(QueueEntry.person_id)
         .subquery()
     )
 
@@ -164,10 +168,10 @@ def outreach_list() -> ResponseReturnValue:
             if a
         ]
     filters = Filters.from_args(areas)
-    latest = _latest_outcome()
+    latest = _latest_outcome(name)
     base = (
         select(QueueEntry, Outcome)
-        .outerjoin(latest, latest.c.entry_id == QueueEntry.id)
+        .outerjoin(latest, latest.c.person_id == QueueEntry.person_id)
         .outerjoin(Outcome, Outcome.id == latest.c.last_id)
         .where(*_on_list(name, period))
     )
@@ -311,6 +315,8 @@ def record_outcome(entry_id: int) -> ResponseReturnValue:
         if entry is None or entry.model_name != model_name():
             abort(404, "This list entry does not exist.")
         person_id = entry.person_id
+        if session.get(OptOut, person_id) is not None:
+            abort(409, "This person asked not to be contacted; no contact can be recorded.")
 
     def write(session: Session) -> None:
         session.add(

@@ -78,27 +78,30 @@ def decide(name: str, version: str) -> ResponseReturnValue:
     if (name, version) not in known:
         abort(404, f"There is no release {name} version {version}.")
     who = g.principal.name
+    # The record is written in the transaction around the registry change: if the registry
+    # refuses, nothing is recorded; if the record cannot be written, the registry is not touched.
     try:
-        if decision == "approve":
-            promoted = approve(registry(), name, version, by=who, note=note)
-            message = f"Approved {name} version {version}" + (
-                "; it is now in production." if promoted else "."
+        with db().session() as session:
+            session.add(
+                Approval(
+                    model_name=name,
+                    model_version=version,
+                    decision="approved" if decision == "approve" else "rejected",
+                    by=who,
+                    note=note,
+                )
             )
-        else:
-            reject(registry(), name, version, by=who, note=note)
-            message = f"Rejected {name} version {version}; it can never be served."
+            session.flush()
+            if decision == "approve":
+                promoted = approve(registry(), name, version, by=who, note=note)
+                message = f"Approved {name} version {version}" + (
+                    "; it is now in production." if promoted else "."
+                )
+            else:
+                reject(registry(), name, version, by=who, note=note)
+                message = f"Rejected {name} version {version}; it can never be served."
     except OutreachError as err:
         abort(409, err.message)
-    with db().session() as session:
-        session.add(
-            Approval(
-                model_name=name,
-                model_version=version,
-                decision="approved" if decision == "approve" else "rejected",
-                by=who,
-                note=note,
-            )
-        )
     flash(message)
     return redirect(url_for("oversight.releases"))
 
