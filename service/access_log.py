@@ -323,18 +323,29 @@ class Verification:
     rows: int
     first_broken: int | None = None
     reason: str = ""
+    #: The last verified row (id, hash): pass it back as ``after`` to check only newer rows.
+    last: tuple[int, str] | None = None
 
 
-def verify(db: Database) -> Verification:
-    """Walk the chain; report the first row whose hash or link does not hold."""
-    previous = GENESIS
+def verify(db: Database, *, after: tuple[int, str] | None = None) -> Verification:
+    """Walk the chain; report the first row whose hash or link does not hold.
+
+    ``after`` (a previous result's ``last``) checks only the rows added since, linked to that
+    row; ``rows`` then counts the rows checked now.
+    """
+    start_id, previous = after if after is not None else (0, GENESIS)
     count = 0
+    last = after
     with db.session() as session:
-        for row in session.scalars(select(AccessLogRow).order_by(AccessLogRow.id)):
+        rows = session.scalars(
+            select(AccessLogRow).where(AccessLogRow.id > start_id).order_by(AccessLogRow.id)
+        )
+        for row in rows:
             count += 1
             if row.previous_hash != previous:
                 return Verification(False, count, row.id, "its link to the previous row is broken")
             if _digest(previous, _fields(row)) != row.hash:
                 return Verification(False, count, row.id, "its content does not match its hash")
             previous = row.hash
-    return Verification(True, count)
+            last = (row.id, row.hash)
+    return Verification(True, count, last=last)

@@ -536,8 +536,24 @@ def test_access_log_page_reports_a_broken_chain(as_role, db: Database) -> None:
     assert "The chain is intact" in client.get("/oversight/access-log").get_data(as_text=True)
     with db.engine.begin() as connection:
         connection.execute(update(AccessLogRow).values(user="someone else"))
-    page = client.get("/oversight/access-log").get_data(as_text=True)
+    page = client.get("/oversight/access-log?full=1").get_data(as_text=True)
     assert "The chain is broken at row 1" in page
+
+
+def test_access_log_page_checks_new_rows_between_full_checks(as_role, db: Database) -> None:
+    client = as_role("oversight")
+    client.get("/oversight/access-log")  # a full check
+    as_role("coordinator").get("/outreach/")
+    page = client.get("/oversight/access-log").get_data(as_text=True)
+    assert "The chain is intact" in page
+    as_role("coordinator").get("/outreach/")
+    with db.engine.begin() as connection:  # tamper with a row added since: checked at once
+        newest = connection.scalar(select(func.max(AccessLogRow.id)))
+        connection.execute(
+            update(AccessLogRow).where(AccessLogRow.id == newest).values(user="someone")
+        )
+    page = client.get("/oversight/access-log").get_data(as_text=True)
+    assert f"The chain is broken at row {newest}" in page
 
 
 def test_monitoring_warns_beyond_the_policy_limits(db: Database, app: Flask) -> None:

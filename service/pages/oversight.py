@@ -5,10 +5,21 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask.typing import ResponseReturnValue
 from sqlalchemy import Text, cast, func, select
 
@@ -246,6 +257,34 @@ def policy() -> ResponseReturnValue:
     )
 
 
+FULL_CHECK_SECONDS = 600
+
+
+def _chain_status(force_full: bool) -> tuple[access_log.Verification, float]:
+    """The chain's status: in full at most every ``FULL_CHECK_SECONDS`` (or when asked), and
+    otherwise only the rows added since the last full check (linked to it), so the page stays
+    fast as the log grows. Returns the result and when the last full check ran."""
+    cache: dict[str, Any] = current_app.extensions.setdefault("outreach.chain_status", {})
+    now = time.time()
+    full_at = float(cache.get("full_at", 0.0))
+    last = cache.get("last")
+    if force_full or last is None or now - full_at > FULL_CHECK_SECONDS:
+        result = access_log.verify(db())
+        full_at = now
+        total = result.rows
+    else:
+        result = access_log.verify(db(), after=last)
+        total = int(cache.get("rows", 0)) + result.rows
+    if result.ok:
+        cache.update(full_at=full_at, last=result.last, rows=total)
+    else:
+        cache.clear()  # check in full again next time
+    shown = access_log.Verification(
+        result.ok, total, result.first_broken, result.reason, result.last
+    )
+    return shown, full_at
+
+
 @pages.get("/access-log")
 @signed_in("access_log")
 def access_log_page() -> ResponseReturnValue:
@@ -282,7 +321,7 @@ def access_log_page() -> ResponseReturnValue:
         )
         users = list(session.scalars(select(AccessLogRow.user).group_by(AccessLogRow.user)))
         actions = list(session.scalars(select(AccessLogRow.action).group_by(AccessLogRow.action)))
-    verification = access_log.verify(db())
+    verification, full_at = _chain_status(request.args.get("full") == "1")
     return render_template(
         "oversight/access_log.html",
         principal=g.principal,
@@ -294,6 +333,7 @@ def access_log_page() -> ResponseReturnValue:
         actions=sorted(actions),
         filters={"user": user, "action": action, "person": person, "refused": refused},
         verification=verification,
+        full_at=full_at,
     )
 
 
