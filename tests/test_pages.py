@@ -502,6 +502,20 @@ def test_report_and_compare_pages(as_role, own_site: Site) -> None:
     assert css.status_code == 200 and css.mimetype == "text/css"
 
 
+def test_a_missing_audit_report_is_noted_not_fatal(as_role, own_site: Site) -> None:
+    for folder in own_site.home.audits.iterdir():
+        shutil.rmtree(folder)
+    client = as_role("oversight")
+    policy = client.get("/oversight/policy")
+    assert policy.status_code == 200 and "are missing from this home" in policy.get_data(
+        as_text=True
+    )
+    monitoring_page = client.get("/oversight/monitoring")
+    assert monitoring_page.status_code == 200
+    assert "audit report is missing" in monitoring_page.get_data(as_text=True)
+    assert client.get("/oversight/releases").status_code == 200
+
+
 def test_odd_ids_are_not_found_not_errors(as_role) -> None:
     client = as_role("oversight")
     for path in (

@@ -46,6 +46,14 @@ def _versions() -> list[dict[str, Any]]:
     return rows
 
 
+def _report_if_found(audit_id: str | None) -> dict[str, Any] | None:
+    """A report for pages that list many: a missing one is noted, not fatal."""
+    try:
+        return read_report(registry(), audit_id) if audit_id else None
+    except OutreachError:
+        return None
+
+
 def _report(audit_id: str) -> dict[str, Any]:
     try:
         return read_report(registry(), audit_id)
@@ -221,11 +229,13 @@ def _policy_text(report: dict[str, Any]) -> str | None:
 def policy() -> ResponseReturnValue:
     """The policy each production model was audited under, readable, with its hash and history."""
     rows = [r for r in _versions() if r["audit_id"]]
+    reports = {r["audit_id"]: _report_if_found(r["audit_id"]) for r in rows}
+    missing = sorted(f"{r['name']} v{r['version']}" for r in rows if reports[r["audit_id"]] is None)
     in_force = []
     for name in sorted({r["name"] for r in rows}):
         production = [r for r in rows if r["name"] == name and "production" in r["aliases"]]
-        if production:
-            report = _report(production[0]["audit_id"])
+        report = reports[production[0]["audit_id"]] if production else None
+        if production and report is not None:
             in_force.append(
                 {
                     "name": name,
@@ -236,13 +246,15 @@ def policy() -> ResponseReturnValue:
             )
     history: dict[str, dict[str, Any]] = {}
     for row in sorted(rows, key=lambda r: r["created"]):
-        report = _report(row["audit_id"])
-        digest = report["policy"]["sha256"]
+        found = reports[row["audit_id"]]
+        if found is None:
+            continue
+        digest = found["policy"]["sha256"]
         entry = history.setdefault(
             digest,
             {
                 "sha256": digest,
-                "name": report["policy"]["name"],
+                "name": found["policy"]["name"],
                 "first": row["created_text"],
                 "releases": [],
             },
@@ -254,6 +266,7 @@ def policy() -> ResponseReturnValue:
         principal=g.principal,
         in_force=in_force,
         history=list(reversed(history.values())),
+        missing=missing,
     )
 
 
@@ -343,7 +356,7 @@ def monitoring_page() -> ResponseReturnValue:
     """Per period: selection rate and outreach outcomes by group, with policy warnings."""
     name = model_name()
     production = [r for r in _versions() if r["name"] == name and "production" in r["aliases"]]
-    report = _report(production[0]["audit_id"]) if production else None
+    report = _report_if_found(production[0]["audit_id"]) if production else None
     with db().session() as session:
         views = monitoring.periods(session, name, report)
     return render_template(
