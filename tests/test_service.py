@@ -585,8 +585,11 @@ def test_workers_appending_at_once_keep_one_chain(tmp_path: Path) -> None:
     db.upgrade()
     appender = SqliteAppender.for_database(db)
     assert appender is not None
-    _append_fast(appender, 0)  # the parent's handles exist before the fork
-    context = multiprocessing.get_context("fork")
+    _append_fast(appender, 0)
+    # Fresh interpreters, as gunicorn's workers are (forked from a master that never opened the
+    # database). Forking this test process instead could copy a SQLite mutex held by one of its
+    # threads (another app's checkpointer) and hang the child.
+    context = multiprocessing.get_context("spawn")
     workers = [context.Process(target=_appends_in_a_process, args=(url, 40)) for _ in range(3)]
     for worker in workers:
         worker.start()
