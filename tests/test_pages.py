@@ -457,6 +457,10 @@ def test_approving_a_release_awaiting_approval(as_role, own_site: Site, db: Data
     path = f"/oversight/releases/{name}/{version}/decision"
     missing_note = client.post(path, data={"csrf_token": token, "decision": "approve"})
     assert missing_note.status_code == 400
+    assert "Write a note of 1 to 2,000 characters" in missing_note.get_data(as_text=True)
+    no_choice = client.post(path, data={"csrf_token": token, "note": "kept as typed"})
+    assert no_choice.status_code == 400
+    assert ">kept as typed</textarea>" in no_choice.get_data(as_text=True)
     response = client.post(
         path, data={"csrf_token": token, "decision": "approve", "note": "gaps within limits"}
     )

@@ -65,6 +65,14 @@ def _report(audit_id: str) -> dict[str, Any]:
 @signed_in("releases")
 def releases() -> ResponseReturnValue:
     """Every registered version with its audit decision, approvals and links."""
+    return _releases_page()
+
+
+def _releases_page(
+    *, problem: tuple[str, str, str] | None = None, note: str = "", status: int = 200
+) -> ResponseReturnValue:
+    """The releases page; ``problem`` (name, version, message) shows a decision form's error
+    beside that form, with the note as it was typed."""
     with db().session() as session:
         approvals: dict[tuple[str, str], list[dict[str, str]]] = {}
         for a in session.scalars(select(Approval).order_by(Approval.id)):
@@ -80,7 +88,9 @@ def releases() -> ResponseReturnValue:
         principal=g.principal,
         names=names,
         rows=sorted(rows, key=lambda r: (r["name"], -int(r["version"]))),
-    )
+        problem=problem,
+        typed_note=note,
+    ), status
 
 
 @pages.post("/releases/<name>/<version>/decision")
@@ -89,13 +99,15 @@ def decide(name: str, version: str) -> ResponseReturnValue:
     """Approve or reject a release, with a note; recorded with who and when."""
     decision = request.form.get("decision", "")
     note = request.form.get("note", "").strip()
-    if decision not in ("approve", "reject"):
-        abort(400, "Choose to approve or to reject the release.")
-    if not note or len(note) > MAX_NOTE:
-        abort(400, f"Write a note of 1 to {MAX_NOTE} characters explaining the decision.")
     known = {(r["name"], r["version"]) for r in list_versions(registry())}
     if (name, version) not in known:
         abort(404, f"There is no release {name} version {version}.")
+    if decision not in ("approve", "reject"):
+        message = "Choose to approve or to reject the release."
+        return _releases_page(problem=(name, version, message), note=note[:MAX_NOTE], status=400)
+    if not note or len(note) > MAX_NOTE:
+        message = f"Write a note of 1 to {MAX_NOTE:,} characters explaining the decision."
+        return _releases_page(problem=(name, version, message), note=note[:MAX_NOTE], status=400)
     who = g.principal.name
     # The record is written in the transaction around the registry change: if the registry
     # refuses, nothing is recorded; if the record cannot be written, the registry is not touched.
