@@ -11,26 +11,59 @@ import hashlib
 import json
 import logging
 import os
+import random
 import sqlite3
 import threading
 import time
 import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TypeVar
 
 from sqlalchemy import insert, select
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from model.errors import OutreachError
 from service.db import AccessLogRow, Database
+
+T = TypeVar("T")
 
 GENESIS = "0" * 64
 CHECKPOINT_SECONDS = 0.5
 WAL_FRAMES = 10_000  # pages (about 40 MB) before the log is started over
 
 log = logging.getLogger("outreach.service")
+ATTEMPTS = 20
+
+
+class AccessLogUnavailableError(OutreachError):
+    """The access-log row could not be written, so no personal data may be shown."""
+
+    http_status = 503
+    code = "access_log_unavailable"
+
+
+def retrying(attempt: Callable[[], T], *, attempts: int = ATTEMPTS) -> T:
+    """Run ``attempt`` (a transaction that appends to the chain) until it commits.
+
+    Two writers racing for the same previous row (a unique-hash conflict, or a busy database)
+    cannot both succeed: the loser retries after a short random backoff. Any other database
+    error, or too many conflicts, raises :class:`AccessLogUnavailableError`.
+    """
+    for number in range(attempts):
+        try:
+            return attempt()
+        except (IntegrityError, OperationalError, sqlite3.IntegrityError, sqlite3.OperationalError):
+            time.sleep(random.uniform(0.0005, 0.002) * (number + 1))
+        except (SQLAlchemyError, sqlite3.Error):
+            break
+    raise AccessLogUnavailableError(
+        "the access log cannot be written, so no personal data is shown"
+    )
 
 
 def _digest(previous: str, fields: dict[str, object]) -> str:

@@ -7,8 +7,6 @@ the same transaction; if that row cannot be written, nothing is shown.
 
 from __future__ import annotations
 
-import random
-import sqlite3
 import time
 import uuid
 from collections import defaultdict, deque
@@ -18,7 +16,6 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
 from sqlalchemy import delete, func, select
-from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
 from model.errors import DataValidationError
 from service import access_log
@@ -32,7 +29,6 @@ api = Blueprint("api", __name__, url_prefix="/api/v1")
 PURPOSE = "outreach"
 OUTCOMES = ("contacted", "accepted", "declined", "unreachable")
 MAX_NOTE = 2000
-ACCESS_LOG_ATTEMPTS = 20
 
 
 def _db() -> Database:
@@ -182,33 +178,25 @@ def _with_log(action: str, ids: list[str], version: str, then: Callable[[Any], A
     """Write the access-log row, then produce the data, in one transaction.
 
     With ``then=None`` (the scores' hot path) the row is written and committed on its own before
-    anything is shown, through :class:`access_log.SqliteAppender` on SQLite. Two writers racing
-    for the same previous row (a unique-hash conflict, or a busy database) cannot both succeed:
-    the loser retries with a short random backoff. If the row cannot be written, nothing is shown.
+    anything is shown, through :class:`access_log.SqliteAppender` on SQLite. Conflicting writers
+    retry (:func:`access_log.retrying`); if the row cannot be written, nothing is shown (503).
     """
     fields = _log_fields(action, ids, version)
-    for attempt in range(ACCESS_LOG_ATTEMPTS):
-        try:
-            if then is None:
-                appender = _appender()
-                if appender is not None:
-                    appender.append(**fields)
-                    return None
-                with _db().transaction() as connection:
-                    access_log.append(connection, **fields)
+
+    def attempt() -> Any:
+        if then is None:
+            appender = _appender()
+            if appender is not None:
+                appender.append(**fields)
                 return None
-            with _db().session() as session:
-                access_log.append(session, **fields)
-                return then(session)
-        except (IntegrityError, OperationalError, sqlite3.IntegrityError, sqlite3.OperationalError):
-            time.sleep(random.uniform(0.0005, 0.002) * (attempt + 1))
-        except (SQLAlchemyError, sqlite3.Error):
-            break
-    raise ApiError(
-        503,
-        "access_log_unavailable",
-        "the access log cannot be written, so no personal data is shown",
-    )
+            with _db().transaction() as connection:
+                access_log.append(connection, **fields)
+            return None
+        with _db().session() as session:
+            access_log.append(session, **fields)
+            return then(session)
+
+    return access_log.retrying(attempt)
 
 
 @api.before_app_request

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import random
 import threading
-import time
-import uuid
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from flask import abort, current_app, g
-from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
+from flask import current_app, g
 from sqlalchemy.orm import Session
 
 from model.registry import Registry, connect
@@ -19,7 +15,6 @@ from service.db import Database
 
 T = TypeVar("T")
 PURPOSE = "outreach"
-ATTEMPTS = 10
 _registry_lock = threading.Lock()
 
 
@@ -60,27 +55,23 @@ def shown(action: str, read: Callable[[Session], tuple[list[str], str, T]]) -> T
     if the row cannot be written, nothing is shown (503).
     """
     principal = g.principal
-    request_id = getattr(g, "request_id", "") or uuid.uuid4().hex[:16]
-    for attempt in range(ATTEMPTS):
-        try:
-            with db().session() as session:
-                ids, version, data = read(session)
-                access_log.append(
-                    session,
-                    user=principal.name,
-                    role=principal.role,
-                    action=action,
-                    purpose=PURPOSE,
-                    subject_ids=list(dict.fromkeys(ids)),
-                    model_version=version,
-                    request_id=request_id,
-                )
-            return data
-        except (IntegrityError, OperationalError):
-            time.sleep(random.uniform(0.0005, 0.002) * (attempt + 1))
-        except SQLAlchemyError:
-            break
-    abort(503, "The access log cannot be written just now, so no personal data is shown.")
+
+    def attempt() -> T:
+        with db().session() as session:
+            ids, version, data = read(session)
+            access_log.append(
+                session,
+                user=principal.name,
+                role=principal.role,
+                action=action,
+                purpose=PURPOSE,
+                subject_ids=list(dict.fromkeys(ids)),
+                model_version=version,
+                request_id=g.request_id,
+            )
+        return data
+
+    return access_log.retrying(attempt)
 
 
 def fmt_time(value: Any) -> str:
