@@ -23,6 +23,7 @@ from service.auth import Principal, authenticate
 from service.db import Database, OptOut, Outcome, QueueEntry
 from service.errors import ApiError
 from service.loader import ModelSource, Serving
+from service.queue import latest_outcomes, on_list
 
 api = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -342,16 +343,10 @@ def latest_period(session: Any, name: str) -> str | None:
 
 
 def queue_page(session: Any, name: str, period: str, limit: int, offset: int) -> list[Any]:
-    opted = select(OptOut.person_id)
     return list(
         session.scalars(
             select(QueueEntry)
-            .where(
-                QueueEntry.model_name == name,
-                QueueEntry.period == period,
-                QueueEntry.rank > 0,
-                QueueEntry.person_id.not_in(opted),
-            )
+            .where(*on_list(name, period))
             .order_by(QueueEntry.rank)
             .limit(limit)
             .offset(offset)
@@ -359,14 +354,17 @@ def queue_page(session: Any, name: str, period: str, limit: int, offset: int) ->
     )
 
 
-def last_outcomes(session: Any, entry_ids: list[int]) -> dict[int, Outcome]:
-    found: dict[int, Outcome] = {}
-    if entry_ids:
-        for outcome in session.scalars(
-            select(Outcome).where(Outcome.entry_id.in_(entry_ids)).order_by(Outcome.id)
-        ):
-            found[outcome.entry_id] = outcome
-    return found
+def last_outcomes(session: Any, name: str, person_ids: list[str]) -> dict[str, Outcome]:
+    """Each person's latest outcome, from any month's list."""
+    if not person_ids:
+        return {}
+    latest = latest_outcomes(name)
+    rows = session.execute(
+        select(latest.c.person_id, Outcome)
+        .join(Outcome, Outcome.id == latest.c.last_id)
+        .where(latest.c.person_id.in_(person_ids))
+    )
+    return {person: outcome for person, outcome in rows}
 
 
 @api.get("/queue")
@@ -383,8 +381,8 @@ def queue() -> Any:
     _purpose(request.args.get("purpose"), action="queue", ids=ids)
 
     def page(session: Any) -> list[dict[str, Any]]:
-        outcomes = last_outcomes(session, [e.id for e in entries])
-        return [entry_dict(e, outcomes.get(e.id)) for e in entries]
+        outcomes = last_outcomes(session, name, [e.person_id for e in entries])
+        return [entry_dict(e, outcomes.get(e.person_id)) for e in entries]
 
     version = entries[0].model_version if entries else ""
     rows = _with_log("queue", ids, version, page)

@@ -432,6 +432,14 @@ def test_last_contact_counts_every_month(as_role, db: Database) -> None:
     assert f'/outreach/people/{earlier.person_id}"' in declined.split("What changed")[0]
     new = client.get("/outreach/?status=new").get_data(as_text=True)
     assert "1 person" not in new and f"{len(current) - 1} people" in new
+    from service.auth import add_user
+
+    token = add_user(db, "api coordinator", "coordinator")
+    body = client.get(
+        "/api/v1/queue?purpose=outreach&limit=1000", headers={"Authorization": f"Bearer {token}"}
+    ).json
+    entry = next(e for e in body["entries"] if e["person_id"] == earlier.person_id)
+    assert entry["period"] == periods[-1] and entry["last_outcome"]["status"] == "declined"
 
 
 def test_an_unwritable_access_log_shows_nothing(as_role, db: Database) -> None:

@@ -19,6 +19,7 @@ from audits.charts import SignedBar, signed_chart
 from service.db import OptOut, Outcome, QueueEntry
 from service.pages.common import db, fmt_time, logged, model_name, shown
 from service.pages.security import signed_in
+from service.queue import latest_outcomes, on_list
 
 pages = Blueprint("coordinator", __name__, url_prefix="/outreach")
 
@@ -35,18 +36,6 @@ MAX_TEXT = 2000
 CHANGES_SHOWN = 25
 
 
-def _latest_outcome(name: str) -> Any:
-    """Each person's latest recorded outcome, whichever month's list it was recorded on (so
-    someone who declined last month does not look untouched this month)."""
-    return (
-        select(QueueEntry.person_id, func.max(Outcome.id).label("last_id"))
-        .join(QueueEntry, QueueEntry.id == Outcome.entry_id)
-        .where(QueueEntry.model_name == name)
-        .group_by(QueueEntry.person_id)
-        .subquery()
-    )
-
-
 def _periods(session: Session, name: str) -> list[str]:
     return list(
         session.scalars(
@@ -56,15 +45,6 @@ def _periods(session: Session, name: str) -> list[str]:
             .order_by(QueueEntry.period.desc())
         )
     )
-
-
-def _on_list(name: str, period: str) -> list[Any]:
-    return [
-        QueueEntry.model_name == name,
-        QueueEntry.period == period,
-        QueueEntry.rank > 0,
-        QueueEntry.person_id.not_in(select(OptOut.person_id)),
-    ]
 
 
 @dataclass(frozen=True)
@@ -127,7 +107,7 @@ def _changes(session: Session, name: str, period: str, periods: list[str]) -> Ch
     def top_features(p: str) -> dict[str, tuple[int, list[str]]]:
         rows = session.connection().execute(  # core rows: thousands of tuples, no ORM
             select(QueueEntry.person_id, QueueEntry.rank, QueueEntry.reason_features).where(
-                *_on_list(name, p)
+                *on_list(name, p)
             )
         )
         return {pid: (rank, (features or "").split(",")) for pid, rank, features in rows}
@@ -168,12 +148,12 @@ def outreach_list() -> ResponseReturnValue:
             if a
         ]
     filters = Filters.from_args(areas)
-    latest = _latest_outcome(name)
+    latest = latest_outcomes(name)
     base = (
         select(QueueEntry, Outcome)
         .outerjoin(latest, latest.c.person_id == QueueEntry.person_id)
         .outerjoin(Outcome, Outcome.id == latest.c.last_id)
-        .where(*_on_list(name, period))
+        .where(*on_list(name, period))
     )
     statement = _filtered(base, filters, latest)
 
