@@ -28,6 +28,34 @@ class Bar:
     note: str = ""
 
 
+def _opening(
+    width: float,
+    height: float,
+    title: str,
+    *,
+    title_at: tuple[float, float] = (8, 18),
+    pattern: tuple[str, str, str] | None = None,
+) -> str:
+    """An ``<svg>`` element's start: its accessible name, an optional hatch ``pattern`` (id,
+    background, stripe colour) for bars that must read without colour, and the visible title."""
+    defs = ""
+    if pattern is not None:
+        name, background, stripe = pattern
+        defs = (
+            f'<defs><pattern id="{name}" width="6" height="6" patternUnits="userSpaceOnUse" '
+            f'patternTransform="rotate(45)"><rect width="6" height="6" fill="{background}"/>'
+            f'<line x1="0" y1="0" x2="0" y2="6" stroke="{stripe}" stroke-width="2"/></pattern>'
+            "</defs>"
+        )
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" '
+        f'width="{width}" height="{height}" role="img" aria-label="{escape(title)}">'
+        f"<title>{escape(title)}</title>{defs}"
+        f'<text x="{title_at[0]}" y="{title_at[1]}" font-size="14" font-weight="bold" '
+        f'fill="#1b1b1b">{escape(title)}</text>'
+    )
+
+
 def _finite(*values: float | None) -> list[float]:
     return [v for v in values if v is not None and math.isfinite(v)]
 
@@ -53,16 +81,7 @@ def bar_chart(
     def x(value: float) -> float:
         return _LEFT + plot * (value - bottom) / (top - bottom)
 
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {_WIDTH} {height}" '
-        f'width="{_WIDTH}" height="{height}" role="img" aria-label="{escape(title)}">',
-        f"<title>{escape(title)}</title>",
-        '<defs><pattern id="hatch" width="6" height="6" patternUnits="userSpaceOnUse" '
-        'patternTransform="rotate(45)"><rect width="6" height="6" fill="#dfe6ee"/>'
-        '<line x1="0" y1="0" x2="0" y2="6" stroke="#6b7c8f" stroke-width="2"/></pattern></defs>',
-        f'<text x="8" y="18" font-size="14" font-weight="bold" fill="#1b1b1b">'
-        f"{escape(title)}</text>",
-    ]
+    parts = [_opening(_WIDTH, height, title, pattern=("hatch", "#dfe6ee", "#6b7c8f"))]
     for i, bar in enumerate(bars):
         y = _TOP + i * _ROW
         parts.append(
@@ -156,9 +175,7 @@ def scatter_chart(
         return top_pad + plot_h * (1 - (v - y0) / (y1 - y0))
 
     parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="{width}" '
-        f'height="{height}" role="img" aria-label="{escape(title)}"><title>{escape(title)}</title>',
-        f'<text x="{left}" y="20" font-size="14" font-weight="bold">{escape(title)}</text>',
+        _opening(width, height, title, title_at=(left, 20)),
         f'<rect x="{left}" y="{top_pad}" width="{plot_w}" height="{plot_h}" fill="none" '
         'stroke="#1b1b1b"/>',
     ]
@@ -223,14 +240,7 @@ def signed_chart(bars: Sequence[SignedBar], *, title: str) -> Markup:
     scale = max([abs(b.value) for b in bars if math.isfinite(b.value)] + [1e-9])
     height = top + row * len(bars) + 30
     parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" '
-        f'width="{width}" height="{height}" role="img" aria-label="{escape(title)}">',
-        f"<title>{escape(title)}</title>",
-        '<defs><pattern id="lowers" width="6" height="6" patternUnits="userSpaceOnUse" '
-        'patternTransform="rotate(45)"><rect width="6" height="6" fill="#d7e3ef"/>'
-        '<line x1="0" y1="0" x2="0" y2="6" stroke="#1f5a96" stroke-width="2"/></pattern></defs>',
-        f'<text x="8" y="18" font-size="14" font-weight="bold" fill="#1b1b1b">'
-        f"{escape(title)}</text>",
+        _opening(width, height, title, pattern=("lowers", "#d7e3ef", "#1f5a96")),
         f'<text x="{centre - 6:.1f}" y="34" font-size="11" text-anchor="end" fill="#1b1b1b">'
         "← lowers</text>",
         f'<text x="{centre + 6:.1f}" y="34" font-size="11" fill="#1b1b1b">raises →</text>',
