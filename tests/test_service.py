@@ -527,17 +527,22 @@ def test_openapi_documents_every_route(app: Flask, client: FlaskClient) -> None:
     assert "race_ethnicity" not in record["properties"]
 
 
+def _row(i: int, user: str) -> dict[str, Any]:
+    """The ``i``-th test row's fields (an integer id among them, as a caller might pass)."""
+    return {
+        "user": user,
+        "role": "coordinator",
+        "action": "score",
+        "purpose": "outreach",
+        "subject_ids": [f"p{i}", i],
+        "model_version": "3",
+        "request_id": f"r{i}",
+        "allowed": i % 2 == 0,
+    }
+
+
 def _append_fast(appender: SqliteAppender, i: int, *, user: str = "fast") -> str:
-    return appender.append(
-        user=user,
-        role="coordinator",
-        action="score",
-        purpose="outreach",
-        subject_ids=[f"p{i}", i],  # type: ignore[list-item]
-        model_version="3",
-        request_id=f"r{i}",
-        allowed=i % 2 == 0,
-    )
+    return appender.append(**_row(i, user))
 
 
 def test_the_fast_access_log_writes_the_rows_the_library_path_writes(db: Database) -> None:
@@ -548,17 +553,7 @@ def test_the_fast_access_log_writes_the_rows_the_library_path_writes(db: Databas
             _append_fast(appender, i)
         else:
             with db.session() as session:
-                access_log.append(
-                    session,
-                    user="library",
-                    role="coordinator",
-                    action="score",
-                    purpose="outreach",
-                    subject_ids=[f"p{i}", i],  # type: ignore[list-item]
-                    model_version="3",
-                    request_id=f"r{i}",
-                    allowed=i % 2 == 0,
-                )
+                access_log.append(session, **_row(i, "library"))
     with db.session() as session:
         rows = session.scalars(select(AccessLogRow).order_by(AccessLogRow.id)).all()
         assert [r.user for r in rows] == ["library", "fast"] * 3
@@ -598,16 +593,7 @@ def test_workers_appending_at_once_keep_one_chain(tmp_path: Path) -> None:
             _append_fast(appender, i)
         else:
             with db.transaction() as connection:
-                access_log.append(
-                    connection,
-                    user="parent",
-                    role="coordinator",
-                    action="score",
-                    purpose="outreach",
-                    subject_ids=[str(i)],
-                    model_version="3",
-                    request_id=f"r{i}",
-                )
+                access_log.append(connection, **_row(i, "parent"))
     for worker in workers:
         worker.join(timeout=60)
         assert worker.exitcode == 0
