@@ -313,9 +313,11 @@ def models_list(home: Home, name: str | None, as_json: bool) -> None:
 @reported
 def models_approve(home: Home, name: str, version: str, by: str, note: str) -> None:
     """Approve a passing version; it becomes production if it was awaiting approval."""
-    from audits.release import approve
+    from service.approvals import decide
 
-    promoted = approve(_registry(home), name, version, by=by, note=note)
+    promoted = decide(
+        _service_db(home), _registry(home), name, version, decision="approve", by=by, note=note
+    )
     click.echo(f"approved {name} version {version}" + (" and promoted it" if promoted else ""))
 
 
@@ -328,9 +330,9 @@ def models_approve(home: Home, name: str, version: str, by: str, note: str) -> N
 @reported
 def models_reject(home: Home, name: str, version: str, by: str, note: str) -> None:
     """Reject a version: it can never be served."""
-    from audits.release import reject
+    from service.approvals import decide
 
-    reject(_registry(home), name, version, by=by, note=note)
+    decide(_service_db(home), _registry(home), name, version, decision="reject", by=by, note=note)
     click.echo(f"rejected {name} version {version}")
 
 
@@ -617,7 +619,7 @@ def demo_users(home: Home) -> list[tuple[str, str, str, str]]:
 @reported
 def demo(ctx: click.Context, no_serve: bool, port: int) -> None:
     """The main job on embedded defaults: releases through the gate, queue, users, service."""
-    from audits.release import approve
+    from service.approvals import decide
     from service.batch import score_period
     from service.loader import ModelSource
 
@@ -635,10 +637,12 @@ def demo(ctx: click.Context, no_serve: bool, port: int) -> None:
         print_table(train_summary(result.training, ""))
         print_release(summary)
         if summary["awaiting_approval"]:
-            approve(
+            decide(
+                _service_db(home),
                 _registry(home),
                 summary["registered_model"],
                 str(summary["version"]),
+                decision="approve",
                 by="demo-oversight",
                 note="approved by the demo's oversight user",
             )

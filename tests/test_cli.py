@@ -197,6 +197,26 @@ def test_release_then_models_commands(
         ],
     )
     assert refused.exit_code == 3 and "refusing to approve" in refused.output
+    approved = runner.invoke(
+        main,
+        [
+            *home,
+            "models",
+            "approve",
+            summary["registered_model"],
+            str(summary["version"]),
+            "--by",
+            "oversight",
+            "--note",
+            "checked",
+        ],
+    )
+    assert approved.exit_code == 0, approved.output
+    from service.db import Approval, Database, default_url
+
+    with Database(default_url(tmp_path / "home")).session() as session:
+        recorded = [(a.model_version, a.decision, a.by) for a in session.query(Approval)]
+    assert recorded == [(str(summary["version"]), "approved", "oversight")]  # not the refusal
 
     reaudit = runner.invoke(
         main,

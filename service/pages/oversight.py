@@ -25,10 +25,10 @@ from sqlalchemy import Text, cast, func, select
 
 from audits import charts
 from audits.policy import Gate
-from audits.release import approve, list_versions, read_report, reject
+from audits.release import list_versions, read_report
 from audits.report import CSS, METRIC_WORDS, gate_chart, render_body
 from model.errors import OutreachError
-from service import access_log, monitoring
+from service import access_log, approvals, monitoring
 from service.db import AccessLogRow, Approval
 from service.pages.common import db, fmt_time, model_name, registry
 from service.pages.security import signed_in
@@ -108,31 +108,25 @@ def decide(name: str, version: str) -> ResponseReturnValue:
     if not note or len(note) > MAX_NOTE:
         message = f"Write a note of 1 to {MAX_NOTE:,} characters explaining the decision."
         return _releases_page(problem=(name, version, message), note=note[:MAX_NOTE], status=400)
-    who = g.principal.name
-    # The record is written in the transaction around the registry change: if the registry
-    # refuses, nothing is recorded; if the record cannot be written, the registry is not touched.
+    approving = decision == "approve"
     try:
-        with db().session() as session:
-            session.add(
-                Approval(
-                    model_name=name,
-                    model_version=version,
-                    decision="approved" if decision == "approve" else "rejected",
-                    by=who,
-                    note=note,
-                )
-            )
-            session.flush()
-            if decision == "approve":
-                promoted = approve(registry(), name, version, by=who, note=note)
-                message = f"Approved {name} version {version}" + (
-                    "; it is now in production." if promoted else "."
-                )
-            else:
-                reject(registry(), name, version, by=who, note=note)
-                message = f"Rejected {name} version {version}; it can never be served."
+        promoted = approvals.decide(
+            db(),
+            registry(),
+            name,
+            version,
+            decision="approve" if approving else "reject",
+            by=g.principal.name,
+            note=note,
+        )
     except OutreachError as err:
         abort(409, err.message)
+    if approving:
+        message = f"Approved {name} version {version}" + (
+            "; it is now in production." if promoted else "."
+        )
+    else:
+        message = f"Rejected {name} version {version}; it can never be served."
     flash(message)
     return redirect(url_for("oversight.releases"))
 
