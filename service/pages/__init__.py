@@ -15,7 +15,6 @@ from flask.typing import ResponseReturnValue
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from service.pages import account, analyst, coordinator, oversight, security
-from service.pages.common import fmt_time
 
 __all__ = ["register"]
 
@@ -45,10 +44,6 @@ def register(app: Flask) -> None:
     for blueprint in (account.pages, coordinator.pages, oversight.pages, analyst.pages):
         app.register_blueprint(blueprint)
     app.after_request(security.add_headers)
-
-    @app.template_filter("timestamp")
-    def _timestamp(seconds: int) -> str:
-        return fmt_time(seconds * 1000)
 
     @app.context_processor
     def _globals() -> dict[str, Any]:

@@ -214,7 +214,7 @@ def person(person_id: str) -> ResponseReturnValue:
     name = model_name()
     person_id = person_id[:120]
 
-    def read(session: Session) -> dict[str, Any] | None:
+    def read(session: Session) -> tuple[list[str], str, dict[str, Any] | None]:
         entries = list(
             session.scalars(
                 select(QueueEntry)
@@ -223,7 +223,7 @@ def person(person_id: str) -> ResponseReturnValue:
             )
         )
         if not entries:
-            return None
+            return [person_id], "", None
         history = list(
             session.scalars(
                 select(Outcome)
@@ -233,30 +233,31 @@ def person(person_id: str) -> ResponseReturnValue:
         )
         opted = session.get(OptOut, person_id)
         current = next((e for e in entries if e.rank > 0), entries[0])
-        return {
-            "entry": _entry_view(current, None),
-            "periods": [{"period": e.period, "rank": e.rank, "band": e.band} for e in entries[:12]],
-            "history": [
-                {
-                    "period": next(e.period for e in entries if e.id == o.entry_id),
-                    "status": OUTCOMES.get(o.status, o.status),
-                    "note": o.note,
-                    "by": o.recorded_by,
-                    "at": fmt_time(o.recorded_at),
-                }
-                for o in history
-            ],
-            "opted_out": None
-            if opted is None
-            else {"at": fmt_time(opted.recorded_at), "by": opted.recorded_by},
-            "version": current.model_version,
-        }
+        return (
+            [person_id],
+            current.model_version,
+            {
+                "entry": _entry_view(current, None),
+                "periods": [
+                    {"period": e.period, "rank": e.rank, "band": e.band} for e in entries[:12]
+                ],
+                "history": [
+                    {
+                        "period": next(e.period for e in entries if e.id == o.entry_id),
+                        "status": OUTCOMES.get(o.status, o.status),
+                        "note": o.note,
+                        "by": o.recorded_by,
+                        "at": fmt_time(o.recorded_at),
+                    }
+                    for o in history
+                ],
+                "opted_out": None
+                if opted is None
+                else {"at": fmt_time(opted.recorded_at), "by": opted.recorded_by},
+            },
+        )
 
-    def read_logged(session: Session) -> tuple[list[str], str, dict[str, Any] | None]:
-        found = read(session)
-        return [person_id], found["version"] if found else "", found
-
-    data = shown("person", read_logged)
+    data = shown("person", read)
     if data is None:
         abort(404, "This person is not on any outreach list.")
     chart = signed_chart(

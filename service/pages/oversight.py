@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -352,7 +353,7 @@ def access_log_page() -> ResponseReturnValue:
         actions=sorted(actions),
         filters={"user": user, "action": action, "person": person, "refused": refused},
         verification=verification,
-        full_at=full_at,
+        full_at=fmt_time(datetime.fromtimestamp(full_at, UTC)),
     )
 
 
@@ -386,24 +387,24 @@ def _monitoring_charts(views: list[monitoring.PeriodView]) -> list[Any]:
         return []
     out = []
     recent = views[:CHART_PERIODS]
+    found = {
+        (view.period, a.attribute, row.group): row
+        for view in recent
+        for a in view.attributes
+        for row in a.groups
+    }
     for attribute in recent[0].attributes:
         bars = []
         for row in attribute.groups:
             for view in recent:
-                match = [
-                    r
-                    for a in view.attributes
-                    if a.attribute == attribute.attribute
-                    for r in a.groups
-                    if r.group == row.group
-                ]
-                if match:
+                match = found.get((view.period, attribute.attribute, row.group))
+                if match is not None:
                     bars.append(
                         charts.Bar(
                             f"{row.group}{' (reference)' if row.reference else ''}, {view.period}",
-                            match[0].selection_rate,
-                            muted=not match[0].sufficient,
-                            note="too few to judge" if not match[0].sufficient else "",
+                            match.selection_rate,
+                            muted=not match.sufficient,
+                            note="too few to judge" if not match.sufficient else "",
                         )
                     )
         out.append(
