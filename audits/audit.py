@@ -1,17 +1,23 @@
 """Auditing one scored population against a policy: the step shared by releases and re-audits.
 
 Pure apart from the report files: given labels, the decision taken (who was offered outreach),
-scores and sensitive attributes, it computes the group audit and the gate's decision.
+scores and sensitive attributes, it computes the group audit and the gate's decision. When the
+data also carries ground-truth outcomes (synthetic data, or a study that measured them), the
+audit is repeated on them and the worse decision stands: an audit on recorded labels cannot see
+needs that were never recorded.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 
-from audits.gate import Decision, evaluate
+from audits.crosscheck import crosscheck
+from audits.gate import Breach, Decision, evaluate, worst, worst_disparity
 from audits.groups import build_groupings
 from audits.metrics import GroupAudit, audit_groups
 from audits.policy import Policy
@@ -20,10 +26,13 @@ from audits.proxies import ProxyResult
 
 @dataclass(frozen=True)
 class AuditOutcome:
-    """A group audit and the gate's decision on it."""
+    """A group audit and the gate's decision on it (and on the ground truth, when known)."""
 
     audit: GroupAudit
     decision: Decision
+    truth: GroupAudit | None = None
+    truth_decision: Decision | None = None
+    fairlearn: dict[str, Any] = field(default_factory=dict)
 
     def worst_ratio(self, metric: str = "recall") -> float | None:
         values = [
@@ -39,6 +48,26 @@ def applicable_intersections(policy: Policy, attributes: Sequence[str]) -> list[
     return [combo for combo in policy.intersections if all(a in attributes for a in combo)]
 
 
+def _on_truth(item: Breach) -> Breach:
+    return replace(
+        item,
+        metric=f"{item.metric} (ground truth)",
+        message=f"on the ground-truth outcomes: {item.message}",
+    )
+
+
+def _combine(recorded: Decision, truth: Decision) -> Decision:
+    """The worse of two decisions, with both sets of findings (truth's marked as such)."""
+    return Decision(
+        worst(recorded.verdict, truth.verdict),
+        recorded.breaches + tuple(_on_truth(b) for b in truth.breaches),
+        recorded.warnings + tuple(_on_truth(b) for b in truth.warnings),
+        recorded.insufficient,
+        recorded.notes,
+        recorded.review + tuple(_on_truth(b) for b in truth.review),
+    )
+
+
 def run_audit(
     policy: Policy,
     *,
@@ -46,8 +75,13 @@ def run_audit(
     selected: np.ndarray,
     scores: np.ndarray | None,
     sensitive: Mapping[str, np.ndarray],
+    clusters: np.ndarray | None = None,
+    periods: int = 1,
+    truth: np.ndarray | None = None,
     production: GroupAudit | None = None,
+    production_truth: GroupAudit | None = None,
     proxies: Sequence[ProxyResult] = (),
+    fairlearn: bool = False,
     seed: int = 0,
 ) -> AuditOutcome:
     """Audit one decision (who was offered outreach) against a policy.
@@ -63,10 +97,19 @@ def run_audit(
         Scores, for calibration and ROC AUC per group.
     sensitive : mapping of attribute to values
         The policy's sensitive attributes (intersections are formed from them).
-    production : GroupAudit, optional
-        The production model's audit on the same rows, for the no-regression check.
+    clusters : ndarray, optional
+        Each row's person or area, resampled as a whole.
+    periods : int
+        Months the audit data spans.
+    truth : ndarray of 0/1, optional
+        Ground-truth outcomes: audited too, and judged when the policy says so.
+    production, production_truth : GroupAudit, optional
+        The production model's audits on the same rows, for the no-regression check.
     proxies : sequence of ProxyResult
         Findings above the policy's limit become warnings or breaches.
+    fairlearn : bool
+        Recompute the gated metrics with Fairlearn's MetricFrame and refuse to decide on a
+        mismatch (:mod:`audits.crosscheck`).
     seed : int
         Bootstrap seed.
     """
@@ -76,18 +119,96 @@ def run_audit(
         attributes=attributes,
         intersections=applicable_intersections(policy, attributes),
     )
-    audit = audit_groups(
-        labels,
-        selected,
-        scores,
-        groupings,
-        reference_rule=policy.reference_group,
-        min_group_size=policy.min_group_size,
-        min_group_positives=policy.min_group_positives,
-        resamples=policy.bootstrap_resamples,
-        level=policy.interval_level,
-        seed=seed,
-    )
+    options = {
+        "clusters": clusters,
+        "periods": periods,
+        "reference_rule": policy.reference_group,
+        "min_group_size": policy.min_group_size,
+        "min_group_positives": policy.min_group_positives,
+        "resamples": policy.bootstrap_resamples,
+        "level": policy.interval_level,
+        "seed": seed,
+    }
+    audit = audit_groups(labels, selected, scores, groupings, **options)  # type: ignore[arg-type]
+    checked: dict[str, Any] = {}
+    if fairlearn:
+        checked = crosscheck(
+            audit,
+            labels=labels,
+            selected=selected,
+            sensitive=sensitive,
+            metrics=[g.metric for g in policy.gates],
+        )
     findings = [(p.attribute, p.roc_auc) for p in proxies if p.roc_auc > policy.proxies.max_auc]
     decision = evaluate(policy, audit, production=production, proxy_findings=findings)
-    return AuditOutcome(audit, decision)
+    truth_audit = truth_decision = None
+    if truth is not None:
+        truth_audit = audit_groups(truth, selected, scores, groupings, **options)  # type: ignore[arg-type]
+        truth_decision = evaluate(policy, truth_audit, production=production_truth)
+        if policy.evidence.judge_truth:
+            decision = _combine(decision, truth_decision)
+    return AuditOutcome(audit, decision, truth_audit, truth_decision, checked)
+
+
+def headlines(policy: Policy, audit: GroupAudit) -> list[dict[str, Any]]:
+    """For each gate: its worst sufficient group, with comparison and interval."""
+    out = []
+    for gate in policy.gates:
+        found = worst_disparity(audit, gate)
+        if found is None:
+            continue
+        out.append(
+            {
+                "gate": gate.describe(),
+                "metric": gate.metric,
+                "disparity": gate.disparity,
+                "action": gate.action,
+                "attribute": found.attribute,
+                "group": found.group,
+                "reference": found.reference,
+                "value": found.value,
+                "ci": list(found.ci),
+                "p_value": found.p_value,
+                "group_value": found.group_value,
+                "reference_value": found.reference_value,
+                "effective_n": found.effective_n,
+                "within_limit": not gate.outside(found.value),
+            }
+        )
+    return out
+
+
+def label_bias_sensitivity(policy: Policy, audit: GroupAudit) -> list[dict[str, Any]]:
+    """How much unrecorded need in each group would turn its recall result into a breach.
+
+    If a share ``u`` of a group's people in need never had their outcome recorded, and the model
+    offered them nothing (the worst case: their records are thin too), the group's true recall is
+    ``(1 - u)`` times the measured one, and so is its recall ratio. The breaking share is
+    ``1 - limit / ratio``.
+    """
+    out = []
+    for gate in policy.gates:
+        if gate.metric != "recall" or gate.disparity != "ratio" or gate.min is None:
+            continue
+        for d in audit.disparities:
+            if (d.metric, d.kind) != ("recall", "ratio") or not gate.applies_to(d.attribute):
+                continue
+            if not math.isfinite(d.value) or d.value <= 0:
+                continue
+            share = max(0.0, 1.0 - gate.min / d.value)
+            out.append(
+                {
+                    "attribute": d.attribute,
+                    "group": d.group,
+                    "ratio": d.value,
+                    "breaking_share": share,
+                    "sentence": (
+                        f"{d.group} ({d.attribute}): already beyond the limit"
+                        if share == 0
+                        else f"{d.group} ({d.attribute}): if more than {share:.0%} of this "
+                        "group's outcomes went unrecorded (and those people were not offered "
+                        f"outreach), its recall ratio would fall below {gate.min:g}"
+                    ),
+                }
+            )
+    return out

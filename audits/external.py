@@ -156,7 +156,12 @@ def audit_predictions(
         update={"sensitive_attributes": tuple(sensitive), "intersections": tuple(intersections)}
     )
     outcome = run_audit(
-        effective, labels=labels, selected=selected, scores=scores, sensitive=groups
+        effective,
+        labels=labels,
+        selected=selected,
+        scores=scores,
+        sensitive=groups,
+        fairlearn=True,
     )
     audit_id = new_audit_id()
     report = build_report(
@@ -167,6 +172,7 @@ def audit_predictions(
         decision=outcome.decision,
         operating_point={"kind": "external", "description": point.describe()},
         outcome=f"had the outcome recorded in '{label}'",
+        outcome_detail=outcome,
     )
     return outcome, report
 
@@ -191,6 +197,10 @@ def json_document(report: dict[str, Any], paths: dict[str, str]) -> dict[str, An
         ],
         "disparities": report["disparities"],
         "breaches": report["breaches"],
+        "review": report["review"],
+        "review_groups": report["review_groups"],
+        "headlines": report["headlines"],
+        "fairlearn": report["fairlearn"],
         "warnings": report["warnings"],
         "insufficient_groups": report["insufficient_groups"],
         **paths,

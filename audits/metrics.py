@@ -1,11 +1,28 @@
-"""Group metrics at the operating point, disparities, and bootstrap confidence intervals.
+"""Group metrics at the operating point, comparisons, and their intervals and tests.
 
 Every count-based metric (selection rate, recall, precision, false-positive and false-negative
 rates, share flagged against share in need) is a function of each group's confusion counts. The
 point estimates are computed from those counts, which gives exactly Fairlearn ``MetricFrame``'s
-values (tests check 1e-9). For intervals, drawing the whole group-by-cell count table from a
-multinomial is exactly a row bootstrap of the data, at a cost independent of the number of rows
-(tests compare its intervals with ``MetricFrame``'s own bootstrap).
+values (tests check 1e-9, and every release checks it again).
+
+Comparisons. By default each group is compared with *everyone else* (the rest of the
+population), so an under-served largest group is caught and no group is measured against the
+luckiest of many noisy groups. The largest group, or a named one per attribute, can be chosen
+instead.
+
+Intervals and tests come from one method, so they always agree. The counts are resampled with a
+Bayesian cluster bootstrap (:mod:`audits.resampling`: whole people or areas, so repeated months
+never narrow an interval), and each compared cell gets the Jeffreys prior's half count, so a
+group (or reference) with no one flagged still has an honest, non-degenerate spread. The
+interval is the central quantile range of the resampled comparison; the p-value is twice the
+share of resamples on the far side of parity. A 95% interval excludes parity exactly when the
+p-value is below 0.05 (up to one resample's granularity), and the ratio and the difference of a
+metric always share their p-value.
+
+Evidence. For every group and metric the audit reports the effective sample size (the size of an
+independent sample with the same spread, after clustering) and the smallest disparity it could
+detect with 80% power. Small groups additionally get a partially pooled estimate
+(:mod:`audits.shrinkage`).
 
 Calibration (observed rate against mean score) and ROC AUC per group carry analytic intervals
 (normal approximation and Hanley-McNeil), stated as such in reports.
@@ -23,32 +40,45 @@ from scipy.stats import norm
 
 from audits.groups import Grouping
 from audits.policy import COUNT_METRICS
+from audits.resampling import ClusterBootstrap, confusion_cells, fine_cells, grouping_draws
+from audits.shrinkage import pooled_estimates
 
 Interval = tuple[float, float]
+ReferenceRule = str | dict[str, str]
 #: z-values for a two-sided 5% test with 80% power: the "smallest detectable disparity".
 _Z_ALPHA, _Z_POWER = 1.959964, 0.841621
+#: The comparison named "everyone else" in reports.
+REST = "everyone else"
+#: Metrics that are proportions (a count over a count of the same people).
+PROPORTIONS = ("selection_rate", "recall", "precision", "false_positive_rate", "false_negative_rate")
+#: Each metric's denominator: whose count its effective sample size describes.
+DENOMINATOR = {
+    "selection_rate": "people",
+    "recall": "people in need",
+    "precision": "people offered outreach",
+    "false_positive_rate": "people not in need",
+    "false_negative_rate": "people in need",
+    "flagged_to_need": "people in need",
+}
 
 
 def count_table(
     labels: np.ndarray, selected: np.ndarray, codes: np.ndarray, groups: int
 ) -> np.ndarray:
     """Confusion counts per group, shape (groups, 4): TP, FP, FN, TN."""
-    labels = np.asarray(labels, dtype=np.intp)
-    selected = np.asarray(selected, dtype=np.intp)
-    # cells: TP=0, FP=1, FN=2, TN=3
-    cell = np.where(labels == 1, np.where(selected == 1, 0, 2), np.where(selected == 1, 1, 3))
-    table = np.bincount(codes * 4 + cell, minlength=groups * 4)
+    cell = confusion_cells(labels, selected)
+    table = np.bincount(np.asarray(codes) * 4 + cell, minlength=groups * 4)
     return table.reshape(groups, 4)
 
 
-def metrics_from_counts(table: np.ndarray) -> dict[str, np.ndarray]:
-    """Count metrics for tables of shape (..., groups, 4); NaN where undefined."""
-    tp, fp, fn, tn = (table[..., i].astype(float) for i in range(4))
+def rates(cells: np.ndarray, flagged_total: np.ndarray, positives_total: np.ndarray) -> dict:
+    """Count metrics of cells (..., 4) given the population's flagged and in-need totals."""
+    tp, fp, fn, tn = (cells[..., i].astype(float) for i in range(4))
     n = tp + fp + fn + tn
     flagged, positives, negatives = tp + fp, tp + fn, fp + tn
     with np.errstate(divide="ignore", invalid="ignore"):
-        share_flagged = flagged / flagged.sum(axis=-1, keepdims=True)
-        share_in_need = positives / positives.sum(axis=-1, keepdims=True)
+        share_flagged = flagged / flagged_total
+        share_in_need = positives / positives_total
         return {
             "selection_rate": flagged / n,
             "recall": tp / positives,
@@ -60,6 +90,13 @@ def metrics_from_counts(table: np.ndarray) -> dict[str, np.ndarray]:
             "share_flagged": share_flagged,
             "share_in_need": share_in_need,
         }
+
+
+def metrics_from_counts(table: np.ndarray) -> dict[str, np.ndarray]:
+    """Count metrics for tables of shape (..., groups, 4); NaN where undefined."""
+    flagged = (table[..., 0] + table[..., 1]).sum(axis=-1, keepdims=True)
+    positives = (table[..., 0] + table[..., 2]).sum(axis=-1, keepdims=True)
+    return rates(table, flagged, positives)
 
 
 @dataclass(frozen=True)
@@ -75,13 +112,16 @@ class GroupResult:
     ci: dict[str, Interval]
     sufficient: bool
     note: str
+    #: Effective sample size of each metric's denominator (after clustering).
+    effective_n: dict[str, float]
+    #: The smallest recall and selection-rate differences from the reference it could detect.
     detectable: dict[str, float]
     reference: bool = False
 
 
 @dataclass(frozen=True)
 class DisparityResult:
-    """One group against its attribute's reference group on one metric."""
+    """One group against its reference (everyone else, by default) on one metric."""
 
     attribute: str
     group: str
@@ -92,6 +132,15 @@ class DisparityResult:
     ci: Interval
     sufficient: bool
     p_value: float = float("nan")
+    #: The disparities just detectable with 80% power at the interval's level: (below, above).
+    detectable: Interval = (float("nan"), float("nan"))
+    effective_n: float = float("nan")
+    #: The partially pooled (empirical-Bayes) estimate and its credible interval.
+    pooled: float = float("nan")
+    pooled_ci: Interval = (float("nan"), float("nan"))
+    #: The group's own and the reference's metric values.
+    group_value: float = float("nan")
+    reference_value: float = float("nan")
 
 
 @dataclass(frozen=True)
@@ -118,6 +167,9 @@ class GroupAudit:
     spreads: list[WorstToBest] = field(default_factory=list)
     resamples: int = 0
     level: float = 0.95
+    reference_rule: ReferenceRule = "rest"
+    clusters: int = 0
+    periods: int = 1
 
     def group(self, attribute: str, group: str) -> GroupResult:
         return next(g for g in self.groups if g.attribute == attribute and g.group == group)
@@ -130,23 +182,21 @@ class GroupAudit:
         )
 
 
-def _interval(draws: np.ndarray, level: float) -> np.ndarray:
-    """Percentile intervals along axis 0, ignoring draws where the metric is undefined."""
+def interval(draws: np.ndarray, level: float) -> np.ndarray:
+    """Central quantile intervals along axis 0 (the inverted empirical CDF, as the test uses)."""
     tail = (1 - level) / 2
     with warnings.catch_warnings():
-        # An undefined metric (a group with nobody in need, say) has no interval: NaN, silently.
         warnings.simplefilter("ignore", RuntimeWarning)
-        return np.nanquantile(draws, [tail, 1 - tail], axis=0)
+        return np.nanquantile(draws, [tail, 1 - tail], axis=0, method="inverted_cdf")
 
 
-def _p_values(estimate: np.ndarray, draws: np.ndarray) -> np.ndarray:
-    """Two-sided p-values against parity (0 on this scale), from the bootstrap standard error."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        spread = np.nanstd(np.where(np.isfinite(draws), draws, np.nan), axis=0)
-        z = np.abs(estimate) / spread
-    p = 2.0 * norm.sf(z)
-    return np.where(np.isfinite(p), p, np.where(np.abs(estimate) > 0, 0.0, 1.0))
+def p_values(draws: np.ndarray, parity: float) -> np.ndarray:
+    """Two-sided p-values against parity: twice the share of resamples on its far side."""
+    valid = np.isfinite(draws) | np.isinf(draws)
+    count = np.maximum(valid.sum(axis=0), 1)
+    below = ((draws <= parity) & valid).sum(axis=0) / count
+    above = ((draws >= parity) & valid).sum(axis=0) / count
+    return np.minimum(1.0, 2.0 * np.minimum(below, above))
 
 
 def _pair(values: np.ndarray, i: int) -> Interval:
@@ -202,20 +252,18 @@ def _auc_interval(auc: float, positives: int, negatives: int) -> Interval:
     return (max(0.0, auc - half), min(1.0, auc + half))
 
 
-def _detectable(reference_rate: float, n_group: int, n_reference: int) -> float:
-    """The smallest difference from the reference rate detectable at 5%/80% with these sizes."""
-    if not np.isfinite(reference_rate) or n_group == 0 or n_reference == 0:
-        return float("nan")
-    p = min(max(reference_rate, 1e-6), 1 - 1e-6)
-    return float((_Z_ALPHA + _Z_POWER) * np.sqrt(p * (1 - p) * (1 / n_group + 1 / n_reference)))
-
-
-def _reference_index(grouping: Grouping, rule: str | dict[str, str]) -> int:
-    if isinstance(rule, dict) and grouping.attribute in rule:
-        wanted = rule[grouping.attribute]
-        if wanted in grouping.levels:
+def reference_index(grouping: Grouping, rule: ReferenceRule) -> int | None:
+    """The reference group's index, or ``None`` when each group is compared with the rest."""
+    if isinstance(rule, dict):
+        wanted = rule.get(grouping.attribute)
+        if wanted is not None and wanted in grouping.levels:
             return grouping.levels.index(wanted)
-    return int(np.argmax(grouping.sizes))
+        if wanted is None and rule.get("*", "rest") == "rest":
+            return None
+        return int(np.argmax(grouping.sizes))
+    if rule == "largest":
+        return int(np.argmax(grouping.sizes))
+    return None
 
 
 def audit_groups(
@@ -224,14 +272,16 @@ def audit_groups(
     scores: np.ndarray | None,
     groupings: Sequence[Grouping],
     *,
-    reference_rule: str | dict[str, str] = "largest",
+    clusters: np.ndarray | None = None,
+    periods: int = 1,
+    reference_rule: ReferenceRule = "rest",
     min_group_size: int = 100,
     min_group_positives: int = 20,
     resamples: int = 1000,
     level: float = 0.95,
     seed: int = 0,
 ) -> GroupAudit:
-    """Metrics per group, disparities to each attribute's reference group, and intervals.
+    """Metrics per group, comparisons with each group's reference, intervals and evidence.
 
     Parameters
     ----------
@@ -242,11 +292,18 @@ def audit_groups(
     scores : ndarray, optional
         Scores, for calibration and ROC AUC per group.
     groupings : sequence of Grouping
-    reference_rule : "largest" or mapping of attribute to group
+    clusters : ndarray, optional
+        Each row's person or area: resampled as a whole (rows of one cluster are not
+        independent). ``None``: every row is its own cluster.
+    periods : int
+        Months the audit data spans (reports say how many more would settle a question).
+    reference_rule : "rest", "largest", or mapping of attribute to group
+        What each group is compared with: everyone else (default), the attribute's largest
+        group, or a named group.
     min_group_size, min_group_positives : int
-        Groups below either are reported as insufficient data.
+        Groups below either are reported as small and judged on their pooled estimate.
     resamples : int
-        Bootstrap resamples (0 for no count-metric intervals).
+        Bootstrap resamples (0 for point estimates only).
     level : float
         Interval level.
     seed : int
@@ -258,62 +315,129 @@ def audit_groups(
     overall_table = count_table(labels, selected, np.zeros(len(labels), dtype=np.intp), 1)
     overall = {k: float(v[0]) for k, v in metrics_from_counts(overall_table).items()}
     overall.update(n=len(labels), positives=int(labels.sum()), flagged=int(selected.sum()))
-    audit = GroupAudit(overall=overall, resamples=resamples, level=level)
+    n_clusters = len(labels) if clusters is None else len(np.unique(np.asarray(clusters)))
+    audit = GroupAudit(
+        overall=overall,
+        resamples=resamples,
+        level=level,
+        reference_rule=reference_rule,
+        clusters=n_clusters,
+        periods=periods,
+    )
+    fine_draws = None
+    cells = fine_cells(groupings, len(labels))
+    if resamples:
+        bootstrap = ClusterBootstrap(cells, confusion_cells(labels, selected), clusters)
+        fine_draws = bootstrap.draw(resamples, rng)
     score_order = None if scores is None else np.argsort(scores, kind="stable")
-    for grouping in groupings:
+    parents: dict[str, tuple[Grouping, np.ndarray]] = {}
+    for index, grouping in enumerate(groupings):
+        draws = None
+        if fine_draws is not None:
+            draws = grouping_draws(fine_draws, cells.group_of[index], len(grouping.levels))
+        table = count_table(labels, selected, grouping.codes, len(grouping.levels))
         _audit_grouping(
             audit,
             grouping,
+            table,
+            draws,
             labels,
-            selected,
             scores,
             rng=rng,
             score_order=score_order,
             reference_rule=reference_rule,
             min_group_size=min_group_size,
             min_group_positives=min_group_positives,
+            parents=parents,
         )
+        parents[grouping.attribute] = (grouping, table)
     return audit
+
+
+def _parent_rates(
+    grouping: Grouping,
+    parents: dict[str, tuple[Grouping, np.ndarray]],
+    overall: dict[str, np.ndarray],
+) -> tuple[dict[str, np.ndarray], str]:
+    """Each group's parent rates: its first attribute's group for an intersection, else all."""
+    attribute = grouping.attribute.split(" × ")[0]
+    if attribute != grouping.attribute and attribute in parents:
+        parent, table = parents[attribute]
+        values = metrics_from_counts(table)
+        index = np.array([parent.levels.index(level.split(" × ")[0]) for level in grouping.levels])
+        return {k: v[index] for k, v in values.items()}, attribute
+    size = len(grouping.levels)
+    return {k: np.repeat(v, size) for k, v in overall.items()}, "everyone"
 
 
 def _audit_grouping(
     audit: GroupAudit,
     grouping: Grouping,
+    table: np.ndarray,
+    draws: np.ndarray | None,
     labels: np.ndarray,
-    selected: np.ndarray,
     scores: np.ndarray | None,
     *,
     rng: np.random.Generator,
     score_order: np.ndarray | None,
-    reference_rule: str | dict[str, str],
+    reference_rule: ReferenceRule,
     min_group_size: int,
     min_group_positives: int,
+    parents: dict[str, tuple[Grouping, np.ndarray]],
 ) -> None:
     n_groups = len(grouping.levels)
-    table = count_table(labels, selected, grouping.codes, n_groups)
     point = metrics_from_counts(table)
-    total = int(table.sum())
-    draws: dict[str, np.ndarray] = {}
-    if audit.resamples:
-        sampled = rng.multinomial(total, table.ravel() / total, size=audit.resamples)
-        draws = metrics_from_counts(sampled.reshape(audit.resamples, n_groups, 4))
-    intervals = {k: _interval(v, audit.level) for k, v in draws.items()}
-    ref = _reference_index(grouping, reference_rule)
+    ref = reference_index(grouping, reference_rule)
+    total = table.sum(axis=0)
+    reference_table = (total - table) if ref is None else np.repeat(table[[ref]], n_groups, axis=0)
+    reference_name = REST if ref is None else grouping.levels[ref]
+    flagged_total = total[0] + total[1]
+    positives_total = total[0] + total[2]
+    mine = rates(table, flagged_total, positives_total)
+    theirs = rates(reference_table, flagged_total, positives_total)
     sizes = table.sum(axis=1)
     positives = table[:, 0] + table[:, 2]
     sufficient = (sizes >= min_group_size) & (positives >= min_group_positives)
+
+    # Resampled comparisons: each compared cell gets the Jeffreys prior's half count.
+    mine_draws: dict[str, np.ndarray] = {}
+    theirs_draws: dict[str, np.ndarray] = {}
+    group_draws: dict[str, np.ndarray] = {}
+    if draws is not None:
+        drawn_total = draws.sum(axis=1)
+        own = draws + rng.standard_gamma(0.5, size=draws.shape)
+        if ref is None:
+            other = drawn_total[:, None, :] - draws + rng.standard_gamma(0.5, size=draws.shape)
+            flagged = own[..., 0] + own[..., 1] + other[..., 0] + other[..., 1]
+            needed = own[..., 0] + own[..., 2] + other[..., 0] + other[..., 2]
+        else:
+            other = np.repeat(own[:, [ref], :], n_groups, axis=1)
+            flagged = (drawn_total[:, 0] + drawn_total[:, 1])[:, None]
+            needed = (drawn_total[:, 0] + drawn_total[:, 2])[:, None]
+        mine_draws = rates(own, flagged, needed)
+        theirs_draws = rates(other, flagged, needed)
+        group_draws = metrics_from_counts(draws)
+    intervals = {k: interval(v, audit.level) for k, v in group_draws.items()}
+    effective = _effective_sizes(mine_draws, table)
+    pooled = pooled_estimates(
+        table,
+        effective,
+        _parent_rates(grouping, parents, metrics_from_counts(total[None, :]))[0],
+        level=audit.level,
+    )
     mean_scores = aucs = None
     if scores is not None:
         mean_scores = np.bincount(grouping.codes, weights=scores, minlength=n_groups) / np.maximum(
             sizes, 1
         )
         aucs = group_auc(labels, scores, grouping.codes, n_groups, score_order=score_order)
+    comparisons = _comparisons(audit, mine_draws, theirs_draws)
     for g, level_name in enumerate(grouping.levels):
         metrics = {k: float(v[g]) for k, v in point.items()}
         ci = {k: _pair(v, g) for k, v in intervals.items()}
         if mean_scores is not None and aucs is not None:
             observed = metrics["base_rate"]
-            half = 1.959964 * float(np.sqrt(observed * (1 - observed) / max(sizes[g], 1)))
+            half = _Z_ALPHA * float(np.sqrt(observed * (1 - observed) / max(sizes[g], 1)))
             metrics["mean_score"] = float(mean_scores[g])
             metrics["calibration_gap"] = observed - float(mean_scores[g])
             ci["calibration_gap"] = (
@@ -327,16 +451,14 @@ def _audit_grouping(
         note = ""
         if not sufficient[g]:
             note = (
-                f"insufficient data: {int(sizes[g])} people and {int(positives[g])} in need "
-                f"(the policy asks for at least {min_group_size} and {min_group_positives})"
+                f"insufficient data for its own estimate: {int(sizes[g])} people and {int(positives[g])} in need "
+                f"(the policy asks for at least {min_group_size} and {min_group_positives}); "
+                "judged on its pooled estimate"
             )
         detectable = {
-            "recall": _detectable(
-                float(point["recall"][ref]), int(positives[g]), int(positives[ref])
-            ),
-            "selection_rate": _detectable(
-                float(point["selection_rate"][ref]), int(sizes[g]), int(sizes[ref])
-            ),
+            metric: float(comparisons[(metric, "difference")]["detectable_gap"][g])
+            for metric in ("recall", "selection_rate")
+            if (metric, "difference") in comparisons
         }
         audit.groups.append(
             GroupResult(
@@ -349,74 +471,139 @@ def _audit_grouping(
                 ci=ci,
                 sufficient=bool(sufficient[g]),
                 note=note,
+                effective_n={k: float(v[g]) for k, v in effective.items()},
                 detectable=detectable,
-                reference=g == ref,
+                reference=ref == g,
             )
         )
-    _disparities(audit, grouping, point, draws, ref, sufficient)
-
-
-def _disparities(
-    audit: GroupAudit,
-    grouping: Grouping,
-    point: dict[str, np.ndarray],
-    draws: dict[str, np.ndarray],
-    ref: int,
-    sufficient: np.ndarray,
-) -> None:
-    reference = grouping.levels[ref]
-    for metric in COUNT_METRICS:
-        values = point[metric]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ratios = values / values[ref]
-            differences = values - values[ref]
-            if draws:
-                sample = draws[metric]
-                ratio_draws = sample / sample[:, [ref]]
-                diff_draws = sample - sample[:, [ref]]
-                ratio_ci = _interval(ratio_draws, audit.level)
-                diff_ci = _interval(diff_draws, audit.level)
-                ratio_p = _p_values(
-                    np.log(np.clip(ratios, 1e-9, None)), np.log(np.clip(ratio_draws, 1e-9, None))
-                )
-                diff_p = _p_values(differences, diff_draws)
-        for g, name in enumerate(grouping.levels):
-            if g == ref:
-                continue
-            for kind, value, ci, p_values in (
-                ("ratio", ratios[g], ratio_ci if draws else None, ratio_p if draws else None),
-                (
-                    "difference",
-                    differences[g],
-                    diff_ci if draws else None,
-                    diff_p if draws else None,
-                ),
-            ):
+        if ref == g:
+            continue
+        for metric in COUNT_METRICS:
+            for kind in ("ratio", "difference"):
+                found = comparisons.get((metric, kind))
+                shrunk, shrunk_ci = float("nan"), (float("nan"), float("nan"))
+                if metric in pooled:
+                    estimate, low, high = (float(x[g]) for x in pooled[metric])
+                    base = float(theirs[metric][g])
+                    with np.errstate(divide="ignore", invalid="ignore"):
+                        if kind == "ratio":
+                            shrunk, shrunk_ci = estimate / base, (low / base, high / base)
+                        else:
+                            shrunk, shrunk_ci = estimate - base, (low - base, high - base)
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    value = (
+                        mine[metric][g] / theirs[metric][g]
+                        if kind == "ratio"
+                        else mine[metric][g] - theirs[metric][g]
+                    )
                 audit.disparities.append(
                     DisparityResult(
                         attribute=grouping.attribute,
-                        group=name,
-                        reference=reference,
+                        group=level_name,
+                        reference=reference_name,
                         metric=metric,
                         kind=kind,  # type: ignore[arg-type]
                         value=float(value),
-                        ci=_pair(ci, g) if ci is not None else (float("nan"), float("nan")),
+                        ci=_pair(found["ci"], g) if found else (float("nan"), float("nan")),
                         sufficient=bool(sufficient[g]),
-                        p_value=float(p_values[g]) if p_values is not None else float("nan"),
+                        p_value=float(found["p"][g]) if found else float("nan"),
+                        detectable=_pair(found["detectable"], g)
+                        if found
+                        else (float("nan"), float("nan")),
+                        effective_n=float(effective.get(metric, np.full(n_groups, np.nan))[g]),
+                        pooled=shrunk,
+                        pooled_ci=shrunk_ci,
+                        group_value=float(mine[metric][g]),
+                        reference_value=float(theirs[metric][g]),
                     )
                 )
+    _spreads(audit, grouping, point, draws, sufficient)
+
+
+def _effective_sizes(draws: dict[str, np.ndarray], table: np.ndarray) -> dict[str, np.ndarray]:
+    """The size of an independent sample with the resampled spread, per metric and group.
+
+    For a proportion with mean m and resampled variance v, ``m (1 - m) / v``; without
+    resamples, the plain denominator count.
+    """
+    tp, fp, fn, tn = (table[:, i].astype(float) for i in range(4))
+    plain = {
+        "selection_rate": tp + fp + fn + tn,
+        "recall": tp + fn,
+        "precision": tp + fp,
+        "false_positive_rate": fp + tn,
+        "false_negative_rate": tp + fn,
+    }
+    if not draws:
+        out = dict(plain)
+    else:
+        out = {}
+        for metric in PROPORTIONS:
+            values = draws[metric]
+            mean, variance = values.mean(axis=0), values.var(axis=0)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                size = mean * (1 - mean) / variance
+            # Never more than the count itself (the prior's half counts add a little spread).
+            out[metric] = np.minimum(np.where(np.isfinite(size), size, 0.0), plain[metric])
+    out["flagged_to_need"] = out["recall"]
+    return out
+
+
+def _comparisons(
+    audit: GroupAudit,
+    mine_draws: dict[str, np.ndarray],
+    theirs_draws: dict[str, np.ndarray],
+) -> dict[tuple[str, str], dict[str, np.ndarray]]:
+    """Intervals, p-values and detectable disparities of every metric's ratio and difference."""
+    out: dict[tuple[str, str], dict[str, np.ndarray]] = {}
+    if not mine_draws:
+        return out
+    power = float(norm.ppf(1 - (1 - audit.level) / 2)) + _Z_POWER
+    for metric in COUNT_METRICS:
+        a, b = mine_draws[metric], theirs_draws[metric]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio, difference = a / b, a - b
+            log_spread = np.nanstd(np.log(ratio), axis=0)
+        spread = np.nanstd(difference, axis=0)
+        # Ratio and difference are on the same side of parity in every resample: one p-value.
+        p = p_values(difference, 0.0)
+        out[(metric, "ratio")] = {
+            "ci": interval(ratio, audit.level),
+            "p": p,
+            "detectable": np.vstack([np.exp(-power * log_spread), np.exp(power * log_spread)]),
+        }
+        out[(metric, "difference")] = {
+            "ci": interval(difference, audit.level),
+            "p": p,
+            "detectable": np.vstack([-power * spread, power * spread]),
+            "detectable_gap": power * spread,
+        }
+    return out
+
+
+def _spreads(
+    audit: GroupAudit,
+    grouping: Grouping,
+    point: dict[str, np.ndarray],
+    draws: np.ndarray | None,
+    sufficient: np.ndarray,
+) -> None:
+    """Worst against best sufficient group of each metric (as Fairlearn's between-groups)."""
+    sampled = metrics_from_counts(draws) if draws is not None else {}
+    for metric in COUNT_METRICS:
+        values = point[metric]
         usable = np.flatnonzero(sufficient & np.isfinite(values))
         if len(usable) < 2:
             continue
         worst, best = usable[np.argmin(values[usable])], usable[np.argmax(values[usable])]
-        spread_ratio_ci: Interval = (float("nan"), float("nan"))
-        spread_diff_ci: Interval = (float("nan"), float("nan"))
-        if draws:
-            sample = draws[metric]
+        ratio_ci: Interval = (float("nan"), float("nan"))
+        diff_ci: Interval = (float("nan"), float("nan"))
+        if sampled:
+            sample = sampled[metric]
             with np.errstate(divide="ignore", invalid="ignore"):
-                r = _interval(sample[:, worst] / sample[:, best], audit.level)
-                d = _interval(sample[:, best] - sample[:, worst], audit.level)
-            spread_ratio_ci, spread_diff_ci = (float(r[0]), float(r[1])), (float(d[0]), float(d[1]))
+                r = interval(sample[:, worst] / sample[:, best], audit.level)
+                d = interval(sample[:, best] - sample[:, worst], audit.level)
+            ratio_ci, diff_ci = (float(r[0]), float(r[1])), (float(d[0]), float(d[1]))
         with np.errstate(divide="ignore", invalid="ignore"):
             spread_ratio = float(values[worst] / values[best])
         audit.spreads.append(
@@ -427,7 +614,7 @@ def _disparities(
                 best_group=grouping.levels[best],
                 ratio=spread_ratio,
                 difference=float(values[best] - values[worst]),
-                ratio_ci=spread_ratio_ci,
-                difference_ci=spread_diff_ci,
+                ratio_ci=ratio_ci,
+                difference_ci=diff_ci,
             )
         )

@@ -28,6 +28,7 @@ from fairlearn.reductions import ExponentiatedGradient, TruePositiveRateParity
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
+from audits.groups import JOIN
 from model.candidates import CandidateConfig
 from model.data import Dataset
 from model.metrics import top_k_mask
@@ -59,16 +60,25 @@ def reweighing_weights(groups: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return expected / observed
 
 
-def _reweighing_fitter(attribute: str) -> Fitter:
+def joint_groups(dataset: Dataset, attributes: tuple[str, ...], mask: np.ndarray) -> np.ndarray:
+    """Each row's group in the intersection of ``attributes``."""
+    parts = [np.asarray(dataset.sensitive(a)[mask], dtype=str) for a in attributes]
+    joined = parts[0]
+    for part in parts[1:]:
+        joined = np.char.add(np.char.add(joined, JOIN), part)
+    return joined
+
+
+def _reweighing_fitter(attributes: tuple[str, ...]) -> Fitter:
     def fit(pipeline: Pipeline, dataset: Dataset, mask: np.ndarray) -> None:
         labels = dataset.labels[mask]
-        weights = reweighing_weights(dataset.sensitive(attribute)[mask], labels)
+        weights = reweighing_weights(joint_groups(dataset, attributes, mask), labels)
         pipeline.fit(dataset.features.loc[mask], labels, model__sample_weight=weights)
 
     return fit
 
 
-def _exponentiated_gradient_fitter(attribute: str) -> Fitter:
+def _exponentiated_gradient_fitter(attributes: tuple[str, ...]) -> Fitter:
     def fit(pipeline: Pipeline, dataset: Dataset, mask: np.ndarray) -> None:
         preprocess = pipeline.named_steps["features"]
         model: LogisticRegression = pipeline.named_steps["model"]
@@ -79,7 +89,9 @@ def _exponentiated_gradient_fitter(attribute: str) -> Fitter:
             constraints=TruePositiveRateParity(difference_bound=0.01),
             max_iter=30,
         )
-        reduction.fit(transformed, labels, sensitive_features=dataset.sensitive(attribute)[mask])
+        reduction.fit(
+            transformed, labels, sensitive_features=joint_groups(dataset, attributes, mask)
+        )
         weights = np.asarray(reduction.weights_, dtype=float)
         predictors = list(reduction.predictors_)
         coef = sum(w * p.coef_ for w, p in zip(weights, predictors, strict=True))
@@ -95,34 +107,46 @@ def _exponentiated_gradient_fitter(attribute: str) -> Fitter:
 
 
 def _equal_opportunity_fitter(
-    attribute: str, spec: ExperimentSpec, *, rounds: int = 8, min_positives: int = 20
+    attributes: tuple[str, ...], spec: ExperimentSpec, *, rounds: int = 8, min_positives: int = 20
 ) -> Fitter:
     def fit(pipeline: Pipeline, dataset: Dataset, mask: np.ndarray) -> None:
         features = dataset.features.loc[mask]
         labels = dataset.labels[mask]
         periods, ids = dataset.periods[mask], dataset.ids[mask]
-        groups = np.asarray(dataset.sensitive(attribute)[mask], dtype=str)
-        levels, codes = np.unique(groups, return_inverse=True)
-        base = reweighing_weights(groups, labels)
-        positives = np.bincount(codes, weights=labels, minlength=len(levels))
-        adjustable = positives >= min_positives
-        multiplier = np.ones(len(levels))
+        base = reweighing_weights(joint_groups(dataset, attributes, mask), labels)
+        # One multiplier per group of each attribute; a crisis's weight is their product
+        # (raking), so every attribute's groups are balanced at once.
+        coded = []
+        for attribute in attributes:
+            groups = np.asarray(dataset.sensitive(attribute)[mask], dtype=str)
+            levels, codes = np.unique(groups, return_inverse=True)
+            positives = np.bincount(codes, weights=labels, minlength=len(levels))
+            coded.append((codes, positives, positives >= min_positives, np.ones(len(levels))))
+
+        def weights() -> np.ndarray:
+            factor = np.ones(len(labels))
+            for codes, _, _, multiplier in coded:
+                factor *= multiplier[codes]
+            return base * np.where(labels == 1, factor, 1.0)
+
         for _ in range(rounds):
-            weights = base * np.where(labels == 1, multiplier[codes], 1.0)
-            pipeline.fit(features, labels, model__sample_weight=weights)
+            pipeline.fit(features, labels, model__sample_weight=weights())
             selected = top_k_mask(
                 pipeline.decision_function(features), periods, ids, spec.capacity.k_for
             )
-            hits = np.bincount(codes, weights=labels * selected, minlength=len(levels))
-            with np.errstate(divide="ignore", invalid="ignore"):
-                recall = hits / positives
-            overall = hits.sum() / positives.sum()
-            gap = np.where(adjustable & (recall > 0), overall / recall, 1.0)
-            if np.all(np.abs(gap - 1.0) < 0.03):
+            settled = True
+            for codes, positives, adjustable, multiplier in coded:
+                hits = np.bincount(codes, weights=labels * selected, minlength=len(positives))
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    recall = hits / positives
+                overall = hits.sum() / positives.sum()
+                gap = np.where(adjustable & (recall > 0), overall / recall, 1.0)
+                settled &= bool(np.all(np.abs(gap - 1.0) < 0.03))
+                multiplier *= gap
+                np.clip(multiplier, 0.25, 8.0, out=multiplier)
+            if settled:
                 return
-            multiplier = np.clip(multiplier * gap, 0.25, 8.0)
-        weights = base * np.where(labels == 1, multiplier[codes], 1.0)
-        pipeline.fit(features, labels, model__sample_weight=weights)
+        pipeline.fit(features, labels, model__sample_weight=weights())
 
     return fit
 
@@ -131,16 +155,16 @@ def mitigated_candidates(spec: ExperimentSpec) -> tuple[list[CandidateConfig], d
     """The spec's mitigation methods as extra candidates with their fitting steps."""
     if spec.mitigation is None:
         return [], {}
-    attribute = spec.mitigation.attribute
+    attributes = spec.mitigation.all_attributes
     configs: list[CandidateConfig] = []
     fitters: dict[str, Fitter] = {}
     for method in spec.mitigation.methods:
         name = f"logistic_{method}"
         configs.append(CandidateConfig(name, "logistic", {"C": 1.0}))
         if method == "reweighing":
-            fitters[name] = _reweighing_fitter(attribute)
+            fitters[name] = _reweighing_fitter(attributes)
         elif method == "equal_opportunity":
-            fitters[name] = _equal_opportunity_fitter(attribute, spec)
+            fitters[name] = _equal_opportunity_fitter(attributes, spec)
         else:
-            fitters[name] = _exponentiated_gradient_fitter(attribute)
+            fitters[name] = _exponentiated_gradient_fitter(attributes)
     return configs, fitters

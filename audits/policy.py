@@ -57,6 +57,12 @@ class Gate(_Frozen):
             raise ValueError(f"'min' ({self.min}) is greater than 'max' ({self.max})")
         return self
 
+    def outside(self, value: float) -> bool:
+        """Whether a disparity lies beyond this gate's limits (the one limit check)."""
+        if self.min is not None and value < self.min:
+            return True
+        return self.max is not None and value > self.max
+
     def describe(self) -> str:
         bounds = []
         if self.min is not None:
@@ -84,16 +90,45 @@ class Approval(_Frozen):
     required: bool = False
 
 
+class Evidence(_Frozen):
+    """How much evidence a PASS needs, and which labels the gate reads."""
+
+    #: ``review``: a group whose audit could not detect a disparity at the gate's limit (80%
+    #: power) sends the release to REVIEW; ``report``: it is only noted.
+    underpowered: Literal["review", "report"] = "review"
+    #: When the data carries a ground-truth column, the gate judges it as well as the recorded
+    #: labels, and the worse decision stands.
+    judge_truth: bool = True
+
+
+#: What changed in the meaning of version-1 keys; said whenever a version-1 policy is loaded.
+VERSION_1_CHANGES = {
+    "decision_rule": (
+        "with decision_rule '{value}', an apparent breach that is not significant now sends the "
+        "release to REVIEW (a person decides); in version 1 it passed"
+    ),
+    "reference_group": (
+        "reference_group '{value}' compares each group with its attribute's largest group, which "
+        "can hide an under-served largest group; version 2's default is 'rest' (everyone else)"
+    ),
+    "small_groups": (
+        "small_groups '{value}': groups below the minimum sizes are now judged on their pooled "
+        "(partially pooled, empirical-Bayes) estimate; 'block' now sends the release to REVIEW "
+        "instead of failing it"
+    ),
+}
+
+
 class Policy(_Frozen):
     """A validated fairness policy."""
 
-    version: Literal[1]
+    version: Literal[1, 2]
     name: Annotated[str, Field(min_length=1)]
     description: str = ""
     intervention: Literal["assistive"]
     sensitive_attributes: Annotated[tuple[str, ...], Field(min_length=1)]
     intersections: tuple[tuple[str, ...], ...] = ()
-    reference_group: Literal["largest"] | dict[str, str] = "largest"
+    reference_group: Literal["rest", "largest"] | dict[str, str] = "rest"
     min_group_size: Annotated[int, Field(ge=1)] = 100
     min_group_positives: Annotated[int, Field(ge=1)] = 20
     small_groups: Literal["report", "block"] = "report"
@@ -106,6 +141,7 @@ class Policy(_Frozen):
     no_regression: NoRegression = NoRegression()
     proxies: Proxies = Proxies()
     approval: Approval = Approval()
+    evidence: Evidence = Evidence()
     sha256: str = ""
     source_path: str | None = None
 
@@ -127,7 +163,9 @@ class Policy(_Frozen):
                     f"gates[{i}].attributes names {', '.join(unknown)}, not in sensitive_attributes"
                 )
         if isinstance(self.reference_group, dict):
-            unknown = [a for a in self.reference_group if a not in self.sensitive_attributes]
+            unknown = [
+                a for a in self.reference_group if a not in (*self.sensitive_attributes, "*")
+            ]
             if unknown:
                 problems.append(f"reference_group names unknown attributes {', '.join(unknown)}")
         if problems:
@@ -137,6 +175,23 @@ class Policy(_Frozen):
     @property
     def blocking_gates(self) -> tuple[Gate, ...]:
         return tuple(g for g in self.gates if g.action == "block")
+
+    @property
+    def changed_meanings(self) -> tuple[str, ...]:
+        """For a version-1 file: what its keys mean now that did not before."""
+        if self.version != 1:
+            return ()
+        values = {
+            "decision_rule": self.decision_rule,
+            "reference_group": self.reference_group,
+            "small_groups": self.small_groups,
+        }
+        notes = [
+            VERSION_1_CHANGES[key].format(value=value)
+            for key, value in values.items()
+            if key != "reference_group" or value == "largest"
+        ]
+        return tuple(f"policy version 1: {note}" for note in notes)
 
 
 def _location(loc: tuple[int | str, ...]) -> str:
@@ -185,3 +240,33 @@ def load_policy(path: str | Path | None) -> Policy:
         )
     raw, digest = read_toml(path, "fairness policy")
     return parse_policy(raw, source_path=str(Path(path).resolve()), sha256=digest)
+
+
+def policy_from_report(report: dict[str, Any]) -> Policy | None:
+    """The policy an audit report was judged under, rebuilt from the report's copy of it.
+
+    Used by pages that judge new numbers (monitoring) by the same gates as the audit, without
+    re-reading a file that may have changed since. ``None`` for a report without a policy.
+    """
+    stored = report.get("policy")
+    if not isinstance(stored, dict) or not stored.get("gates"):
+        return None
+    raw = {
+        "version": stored.get("version", 1),
+        "name": stored.get("name") or "(from report)",
+        "intervention": stored.get("intervention", "assistive"),
+        "sensitive_attributes": stored.get("sensitive_attributes")
+        or sorted({g["attribute"] for g in report.get("groups", []) if " × " not in g["attribute"]})
+        or ["(none)"],
+        "reference_group": stored.get("reference_group", "largest"),
+        "min_group_size": stored.get("min_group_size", 100),
+        "min_group_positives": stored.get("min_group_positives", 20),
+        "gates": [
+            {k: v for k, v in g.items() if v is not None and v != () and v != []}
+            for g in stored["gates"]
+        ],
+    }
+    try:
+        return Policy.model_validate({**raw, "sha256": stored.get("sha256", "")})
+    except ValidationError:
+        return None

@@ -67,7 +67,10 @@ def reaudit(
         selected=selected,
         scores=batch.scores,
         sensitive=sensitive,
+        clusters=ids,
+        periods=len(np.unique(periods)),
         proxies=proxies,
+        fairlearn=True,
     )
     return build_report(
         audit_id=new_audit_id(),
@@ -89,4 +92,5 @@ def reaudit(
         },
         outcome=model.label_description,
         proxies=proxies,
+        outcome_detail=outcome,
     )

@@ -85,8 +85,9 @@ def model_card(spec: ExperimentSpec, result: TrainingResult) -> dict[str, Any]:
         "limitations": [
             "Recorded outcomes can under-count people who avoid services; recall for such groups "
             "is measured against what was recorded.",
-            "Small groups are reported as insufficient data, with the smallest gap they could "
-            "reveal; absence of evidence there is not evidence of fairness.",
+            "Small groups are judged on partially pooled estimates, and every group's audit states "
+            "the smallest gap it could reveal; absence of evidence is not evidence of fairness, "
+            "so a group the audit cannot judge sends the release to a person.",
             "Scores are calibrated on recent data and drift as services and populations change; "
             "re-audit on new data before relying on them.",
         ],
@@ -109,11 +110,43 @@ class LoadedModel:
     artifact_sha256: str
 
 
-def _version_tags(registry: Registry, name: str, version: str) -> dict[str, str]:
+def version_tags(registry: Registry, name: str, version: str) -> dict[str, str]:
     try:
         return dict(registry.client.get_model_version(name, version).tags)
     except MlflowException as err:
         raise NotFoundError(f"no version {version} of registered model '{name}'") from err
+
+
+def refusals(tags: dict[str, str]) -> list[str]:
+    """Why a version may not be served, from its recorded audit and oversight decisions.
+
+    Servable: an audit that PASSed (approved, where the policy asks), or a REVIEW that an
+    oversight user approved; never a rejected version.
+    """
+    problems = []
+    audit_id = tags.get("audit_id")
+    decision = tags.get("audit_decision", "")
+    if not audit_id:
+        problems.append("it has no fairness audit")
+    elif decision == "REVIEW":
+        if not tags.get("approved_by"):
+            groups = tags.get("review_groups") or "some groups"
+            problems.append(
+                f"its fairness audit {audit_id} asks for a review ({groups}) that no oversight "
+                "user has approved"
+            )
+    elif decision != "PASS":
+        problems.append(f"its fairness audit {audit_id} decided {decision or 'nothing'}")
+    elif tags.get("approval_required") == "true" and not tags.get("approved_by"):
+        problems.append("its release is still awaiting an oversight approval")
+    if tags.get("rejected_by"):
+        problems.append(f"the oversight board rejected it ({tags['rejected_by']})")
+    return problems
+
+
+def servable(tags: dict[str, str]) -> bool:
+    """Whether a version's audit and oversight decisions allow serving it."""
+    return not refusals(tags)
 
 
 def load_version(
@@ -129,20 +162,11 @@ def load_version(
     NotFoundError
         If the version does not exist.
     """
-    tags = _version_tags(registry, name, version)
-    problems = []
+    tags = version_tags(registry, name, version)
     audit_id = tags.get("audit_id")
     decision = tags.get("audit_decision", "")
     expected = tags.get("artifact_sha256")
-    if require_pass:
-        if not audit_id:
-            problems.append("it has no fairness audit")
-        elif decision != "PASS":
-            problems.append(f"its fairness audit {audit_id} decided {decision or 'nothing'}")
-        if tags.get("approval_required") == "true" and not tags.get("approved_by"):
-            problems.append("its release is still awaiting an oversight approval")
-        if tags.get("rejected_by"):
-            problems.append(f"the oversight board rejected it ({tags['rejected_by']})")
+    problems = refusals(tags) if require_pass else []
     if not expected:
         problems.append("no artifact sha256 was recorded for it")
     if problems or expected is None:
@@ -240,6 +264,20 @@ class ReleaseResult:
                 }
                 for b in chosen.outcome.decision.breaches
             ],
+            "review": [
+                {
+                    "metric": r.metric,
+                    "group": r.group,
+                    "attribute": r.attribute,
+                    "kind": r.kind,
+                    "value": r.as_dict()["value"],
+                    "ci": r.as_dict()["ci"],
+                    "limit": r.limit,
+                    "message": r.message,
+                    "settle": r.settle,
+                }
+                for r in chosen.outcome.decision.review
+            ],
             "candidates": [
                 {
                     "name": c.candidate.config.name,
@@ -250,6 +288,7 @@ class ReleaseResult:
                     "recall_at_k": c.candidate.mean["recall_at_k"],
                     "worst_recall_ratio": c.outcome.worst_ratio(),
                     "breaches": len(c.outcome.decision.breaches),
+                    "review": len(c.outcome.decision.review),
                 }
                 for c in self.candidates
             ],
@@ -281,6 +320,16 @@ def _sensitive(policy: Policy, data: Dataset) -> dict[str, np.ndarray]:
     return {a: data.sensitive(a) for a in policy.sensitive_attributes}
 
 
+def _audit_data(data: Dataset) -> dict[str, Any]:
+    """What every audit of a release reads besides the decision: clusters, months, truth."""
+    return {
+        "labels": data.labels,
+        "clusters": data.ids,
+        "periods": len(np.unique(data.periods)),
+        "truth": data.truth,
+    }
+
+
 def _production_view(
     registry: Registry, spec: ExperimentSpec, policy: Policy, data: Dataset, progress: Progress
 ) -> tuple[LoadedModel, np.ndarray, AuditOutcome] | None:
@@ -298,7 +347,7 @@ def _production_view(
     selected = top_k_mask(scores, data.periods, data.ids, spec.capacity.k_for)
     outcome = run_audit(
         policy,
-        labels=data.labels,
+        **_audit_data(data),
         selected=selected,
         scores=scores,
         sensitive=_sensitive(policy, data),
@@ -352,9 +401,9 @@ def _experiment_info(spec: ExperimentSpec, result: TrainingResult) -> dict[str, 
 
 
 def _rank(item: CandidateRelease) -> tuple[int, float, float]:
-    passed = 1 if item.outcome.decision.passed else 0
+    standing = {"PASS": 2, "REVIEW": 1}.get(item.outcome.decision.verdict, 0)
     mean = item.candidate.mean
-    return (passed, mean["precision_at_k"] or 0.0, mean["recall_at_k"] or 0.0)
+    return (standing, mean["precision_at_k"] or 0.0, mean["recall_at_k"] or 0.0)
 
 
 def release(
@@ -382,6 +431,7 @@ def release(
     view = _production_view(registry, spec, policy, data, progress)
     production, production_selected, production_outcome = view if view else (None, None, None)
     production_audit: GroupAudit | None = production_outcome.audit if production_outcome else None
+    production_truth = production_outcome.truth if production_outcome else None
     audited: list[CandidateRelease] = []
     for candidate in result.candidates:
         scores = candidate.final.validation_scores
@@ -389,12 +439,14 @@ def release(
         progress(f"auditing {candidate.config.label}")
         outcome = run_audit(
             policy,
-            labels=data.labels,
+            **_audit_data(data),
             selected=selected,
             scores=scores,
             sensitive=sensitive,
             production=production_audit,
+            production_truth=production_truth,
             proxies=proxies,
+            fairlearn=True,
             seed=spec.seed,
         )
         audited.append(CandidateRelease(candidate, outcome, selected, new_audit_id()))
@@ -415,7 +467,7 @@ def release(
     card = model_card(spec, result)
     experiment = _experiment_info(spec, result)
     for item in audited:
-        tags = _version_tags(registry, spec.name, str(item.candidate.version))
+        tags = version_tags(registry, spec.name, str(item.candidate.version))
         item.report = build_report(
             audit_id=item.audit_id,
             subject=Subject(
@@ -429,6 +481,7 @@ def release(
             policy=policy,
             audit=item.outcome.audit,
             decision=item.outcome.decision,
+            outcome_detail=item.outcome,
             operating_point={
                 "kind": "top_k",
                 "description": f"top {spec.capacity.describe()} by score, as trained and served",
@@ -446,19 +499,21 @@ def release(
         _record_audit(registry, spec, policy, item, tags)
         progress(
             f"{item.candidate.config.label}: {item.outcome.decision.verdict} "
-            f"({len(item.outcome.decision.breaches)} breach(es)), audit {item.audit_id}"
+            f"({len(item.outcome.decision.breaches)} breach(es), "
+            f"{len(item.outcome.decision.review)} open question(s)), audit {item.audit_id}"
         )
     client = registry.client
     version = str(chosen.candidate.version)
     client.set_registered_model_alias(spec.name, CANDIDATE, version)
     promoted = awaiting = False
-    if chosen.outcome.decision.passed:
-        if policy.approval.required:
-            client.set_model_version_tag(spec.name, version, "awaiting_approval", "true")
-            awaiting = True
-        else:
-            _promote(registry, spec.name, version, reason="passed its audit")
-            promoted = True
+    verdict = chosen.outcome.decision.verdict
+    if verdict == "REVIEW" or (verdict == "PASS" and policy.approval.required):
+        # Never promoted automatically: an oversight user decides, naming what they took on.
+        client.set_model_version_tag(spec.name, version, "awaiting_approval", "true")
+        awaiting = True
+    elif verdict == "PASS":
+        _promote(registry, spec.name, version, reason="passed its audit")
+        promoted = True
     return ReleaseResult(spec, policy, chosen, audited, promoted, awaiting, result)
 
 
@@ -479,6 +534,7 @@ def _record_audit(
         "policy_name": policy.name,
         "policy_sha256": policy.sha256,
         "approval_required": "true" if policy.approval.required else "false",
+        "review_groups": "; ".join(item.outcome.decision.review_groups)[:4000],
     }
     for key, value in values.items():
         registry.client.set_model_version_tag(spec.name, version, key, value)
@@ -504,7 +560,7 @@ def _promote(registry: Registry, name: str, version: str, *, reason: str) -> Non
     client.set_registered_model_alias(name, PRODUCTION, version)
     client.set_model_version_tag(name, version, "promoted_at", _now())
     client.set_model_version_tag(name, version, "promoted_because", reason)
-    if "awaiting_approval" in _version_tags(registry, name, version):
+    if "awaiting_approval" in version_tags(registry, name, version):
         client.delete_model_version_tag(name, version, "awaiting_approval")
     if previous and previous != version:
         client.set_model_version_tag(name, version, "previous_production", previous)
@@ -516,15 +572,16 @@ def _promote(registry: Registry, name: str, version: str, *, reason: str) -> Non
 def approve(registry: Registry, name: str, version: str, *, by: str, note: str) -> bool:
     """Record an oversight approval; promotes the version if it was awaiting one.
 
-    Returns whether the version became production.
+    A REVIEW version's approval is recorded with the groups its audit could not judge (tag
+    ``approved_review_groups``). Returns whether the version became production.
 
     Raises
     ------
     GateError
-        If the version did not pass its audit or was rejected.
+        If the version failed its audit (or has none) or was rejected.
     """
-    tags = _version_tags(registry, name, version)
-    if tags.get("audit_decision") != "PASS":
+    tags = version_tags(registry, name, version)
+    if tags.get("audit_decision") not in ("PASS", "REVIEW"):
         raise GateError(
             f"refusing to approve {name} version {version}: its audit "
             f"{tags.get('audit_id', '(none)')} decided {tags.get('audit_decision', 'nothing')}"
@@ -535,6 +592,11 @@ def approve(registry: Registry, name: str, version: str, *, by: str, note: str) 
     client.set_model_version_tag(name, version, "approved_by", by)
     client.set_model_version_tag(name, version, "approved_at", _now())
     client.set_model_version_tag(name, version, "approval_note", note)
+    if tags.get("audit_decision") == "REVIEW":
+        # The approval names the groups the audit could not judge: the approver took them on.
+        client.set_model_version_tag(
+            name, version, "approved_review_groups", tags.get("review_groups", "")
+        )
     if tags.get("awaiting_approval") == "true":
         _promote(registry, name, version, reason=f"approved by {by}")
         return True
@@ -543,7 +605,7 @@ def approve(registry: Registry, name: str, version: str, *, by: str, note: str) 
 
 def reject(registry: Registry, name: str, version: str, *, by: str, note: str) -> None:
     """Record an oversight rejection; the version can never be served."""
-    tags = _version_tags(registry, name, version)
+    tags = version_tags(registry, name, version)
     client = registry.client
     try:
         production = str(client.get_model_version_by_alias(name, PRODUCTION).version)
@@ -558,12 +620,6 @@ def reject(registry: Registry, name: str, version: str, *, by: str, note: str) -
     client.set_model_version_tag(name, version, "rejection_note", note)
     if tags.get("awaiting_approval"):
         client.delete_model_version_tag(name, version, "awaiting_approval")
-
-
-def _servable(tags: dict[str, str]) -> bool:
-    if tags.get("audit_decision") != "PASS" or tags.get("rejected_by"):
-        return False
-    return not (tags.get("approval_required") == "true" and not tags.get("approved_by"))
 
 
 def rollback(registry: Registry, name: str) -> str:
@@ -588,7 +644,7 @@ def rollback(registry: Registry, name: str) -> str:
     for number in earlier:
         if number >= current:
             continue
-        if _servable(_version_tags(registry, name, str(number))):
+        if servable(version_tags(registry, name, str(number))):
             _promote(registry, name, str(number), reason=f"rolled back from version {current}")
             client.set_model_version_tag(name, str(current), "rolled_back_at", _now())
             return str(number)
@@ -620,6 +676,8 @@ def list_versions(registry: Registry, name: str | None = None) -> list[dict[str,
                     "decision": tags.get("audit_decision"),
                     "awaiting_approval": tags.get("awaiting_approval") == "true",
                     "approved_by": tags.get("approved_by"),
+                    "review_groups": tags.get("review_groups") or "",
+                    "approved_review_groups": tags.get("approved_review_groups") or "",
                     "rejected_by": tags.get("rejected_by"),
                     "precision_at_k": _float(tags.get("metric.precision_at_k")),
                     "recall_at_k": _float(tags.get("metric.recall_at_k")),

@@ -22,12 +22,22 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
 from audits.charts import Bar, Point, bar_chart, scatter_chart
+from audits.audit import AuditOutcome, headlines, label_bias_sensitivity
 from audits.gate import Decision
 from audits.metrics import GroupAudit
 from audits.policy import Policy
 from audits.proxies import ProxyResult
 
-SCHEMA = "outreach.audit/1"
+SCHEMA = "outreach.audit/2"
+#: What each decision means, in the words an oversight board reads.
+DECISION_WORDS = {
+    "PASS": "every group was judged with enough evidence and is within every blocking limit",
+    "REVIEW": (
+        "the audit could not settle every question: a person must decide, naming the groups "
+        "below; nothing is promoted automatically"
+    ),
+    "FAIL": "the evidence shows a breach of a blocking limit; this version can never be served",
+}
 METRIC_WORDS = {
     "selection_rate": "share offered outreach",
     "recall": "share of people in need who were offered outreach",
@@ -109,9 +119,9 @@ def _summary_sentences(audit: GroupAudit, outcome: str, policy: Policy) -> list[
     small = [g for g in audit.groups if not g.sufficient]
     if small:
         sentences.append(
-            f"{len(small)} group(s) were too small to judge reliably (fewer than "
-            f"{policy.min_group_size} people or {policy.min_group_positives} in need); they are "
-            "listed as insufficient data, not passed."
+            f"{len(small)} group(s) were too small to judge on their own (fewer than "
+            f"{policy.min_group_size} people or {policy.min_group_positives} in need); each was "
+            "judged on an estimate pooled with its parent group, never passed by default."
         )
     return sentences
 
@@ -131,9 +141,20 @@ def build_report(
     production: ProductionComparison | None = None,
     model_card: dict[str, Any] | None = None,
     created_at: datetime | None = None,
+    outcome_detail: AuditOutcome | None = None,
 ) -> dict[str, Any]:
-    """The audit report as a JSON-ready mapping (schema ``outreach.audit/1``)."""
+    """The audit report as a JSON-ready mapping (schema ``outreach.audit/2``)."""
     created = (created_at or datetime.now(UTC)).isoformat(timespec="seconds")
+    truth = None
+    if outcome_detail is not None and outcome_detail.truth is not None:
+        assert outcome_detail.truth_decision is not None
+        truth = {
+            "decision": outcome_detail.truth_decision.verdict,
+            "judged": policy.evidence.judge_truth,
+            "headlines": headlines(policy, outcome_detail.truth),
+            "groups": _group_rows(outcome_detail.truth),
+            "overall": outcome_detail.truth.overall,
+        }
     return _num(
         {
             "schema": SCHEMA,
@@ -154,6 +175,10 @@ def build_report(
                 "min_group_positives": policy.min_group_positives,
                 "small_groups": policy.small_groups,
                 "reference_group": policy.reference_group,
+                "version": policy.version,
+                "sensitive_attributes": list(policy.sensitive_attributes),
+                "multiple_comparisons": policy.multiple_comparisons,
+                "underpowered": policy.evidence.underpowered,
                 "gates": [g.model_dump() for g in policy.gates],
                 "no_regression_tolerance": policy.no_regression.tolerance,
                 "proxy_max_auc": policy.proxies.max_auc,
@@ -161,28 +186,27 @@ def build_report(
             },
             "operating_point": operating_point,
             "decision": decision.verdict,
+            "decision_meaning": DECISION_WORDS[decision.verdict],
             "breaches": [b.as_dict() for b in decision.breaches],
+            "review": [r.as_dict() for r in decision.review],
+            "review_groups": list(decision.review_groups),
+            "evidence": {
+                "clusters": audit.clusters,
+                "periods": audit.periods,
+                "comparison": "everyone else"
+                if policy.reference_group == "rest"
+                else policy.reference_group,
+            },
+            "headlines": headlines(policy, audit),
+            "label_bias_sensitivity": label_bias_sensitivity(policy, audit),
+            "truth": truth,
+            "fairlearn": outcome_detail.fairlearn if outcome_detail else {},
             "warnings": [b.as_dict() for b in decision.warnings],
             "insufficient_groups": list(decision.insufficient),
             "notes": list(decision.notes),
             "summary": _summary_sentences(audit, outcome, policy),
             "overall": audit.overall,
-            "groups": [
-                {
-                    "attribute": g.attribute,
-                    "group": g.group,
-                    "n": g.n,
-                    "positives": g.positives,
-                    "flagged": g.flagged,
-                    "reference": g.reference,
-                    "sufficient": g.sufficient,
-                    "note": g.note,
-                    "metrics": g.metrics,
-                    "ci": g.ci,
-                    "detectable_difference": g.detectable,
-                }
-                for g in audit.groups
-            ],
+            "groups": _group_rows(audit),
             "disparities": [asdict(d) for d in audit.disparities],
             "spreads": [asdict(s) for s in audit.spreads],
             "proxies": [p.as_dict() for p in proxies],
@@ -191,6 +215,26 @@ def build_report(
             "model_card": model_card,
         }
     )
+
+
+def _group_rows(audit: GroupAudit) -> list[dict[str, Any]]:
+    return [
+        {
+            "attribute": g.attribute,
+            "group": g.group,
+            "n": g.n,
+            "positives": g.positives,
+            "flagged": g.flagged,
+            "reference": g.reference,
+            "sufficient": g.sufficient,
+            "note": g.note,
+            "metrics": g.metrics,
+            "ci": g.ci,
+            "effective_n": g.effective_n,
+            "detectable_difference": g.detectable,
+        }
+        for g in audit.groups
+    ]
 
 
 # ----------------------------------------------------------------------------- charts
@@ -208,7 +252,8 @@ def gate_chart(report: dict[str, Any], gate: dict[str, Any], attribute: str) -> 
     if not rows:
         return None
     neutral = 1.0 if gate["disparity"] == "ratio" else 0.0
-    bars = [Bar(f"{rows[0]['reference']} (reference)", neutral)]
+    reference = rows[0]["reference"]
+    bars = [Bar(f"{reference} (reference)" if reference != "everyone else" else "parity", neutral)]
     for d in rows:
         low, high = d["ci"] if d["ci"] else (None, None)
         bars.append(

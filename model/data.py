@@ -182,6 +182,14 @@ class Dataset:
     def sensitive(self, attribute: str) -> np.ndarray:
         return self.frame[attribute].to_numpy()
 
+    @property
+    def truth(self) -> np.ndarray | None:
+        """Ground-truth outcomes, when the spec names a truth column and the data has it."""
+        column = self.spec.label.truth_column
+        if column is None or column not in self.frame.columns:
+            return None
+        return self.frame[column].to_numpy(dtype=np.int8)
+
     def source_frame(self) -> pd.DataFrame:
         """The validated rows as a file would hold them: the time column back as 'YYYY-MM'."""
         out = self.frame.drop(columns=[self.PERIOD])
@@ -218,6 +226,9 @@ def validate(
     if require_label:
         required.append(spec.label.column)
     optional = {spec.label.column, *spec.sensitive_attributes, *data.ignore_columns}
+    truth = spec.label.truth_column
+    if truth:
+        optional.add(truth)
     if data.area_column:
         optional.add(data.area_column)
     problems: list[str] = []
@@ -264,6 +275,13 @@ def validate(
             problems.append(f"column '{label}': not 0 or 1 in {_rows(bad)}")
         else:
             out[label] = values.to_numpy(dtype=np.int8)
+    if truth and truth in frame.columns:
+        values = pd.to_numeric(frame[truth], errors="coerce")
+        bad = ~values.isin([0, 1]).to_numpy()
+        if bad.any():
+            problems.append(f"column '{truth}': not 0 or 1 in {_rows(bad)}")
+        else:
+            out[truth] = values.to_numpy(dtype=np.int8)
     if ordinals is not None and not ids.isna().any():
         keys = pd.DataFrame({"id": ids.to_numpy(), "period": ordinals})
         dup = keys.duplicated(keep="first").to_numpy()
@@ -323,6 +341,7 @@ def temporal_splits(
     step: int,
     min_train_periods: int,
     window: int = 1,
+    latest_window: int | None = None,
 ) -> list[TemporalSplit]:
     """Rolling-origin splits ending at the latest period, oldest first.
 
@@ -340,6 +359,9 @@ def temporal_splits(
         The fewest training periods a split may have (one of them calibrates).
     window : int
         Months in each validation window.
+    latest_window : int, optional
+        Months in the latest split's window (the one the release audit reads); ``window`` if
+        not given.
 
     Raises
     ------
@@ -350,9 +372,11 @@ def temporal_splits(
     present = set(available)
     out: list[TemporalSplit] = []
     latest = available[-1]
+    widest = max(window, latest_window or window)
     for i in range(splits):
         end = latest - i * step
-        validation = tuple(p for p in range(end - window + 1, end + 1) if p in present)
+        months = latest_window if i == 0 and latest_window else window
+        validation = tuple(p for p in range(end - months + 1, end + 1) if p in present)
         if not validation:
             continue
         train = [p for p in available if p <= validation[0] - horizon]
@@ -360,10 +384,10 @@ def temporal_splits(
             break
         out.append(TemporalSplit(tuple(train[:-1]), train[-1], validation))
     if len(out) < splits:
-        needed = horizon + window - 1 + (splits - 1) * step + max(min_train_periods, 2)
+        needed = horizon + widest - 1 + (splits - 1) * step + max(min_train_periods, 2)
         raise BadInputError(
             f"the data spans {len(available)} periods, too few for {splits} temporal splits with a "
-            f"{horizon}-month label horizon, {window}-month validation windows, {step}-month steps "
+            f"{horizon}-month label horizon, {widest}-month validation windows, {step}-month steps "
             f"and at least {min_train_periods} training periods; need at least {needed} periods"
         )
     return sorted(out, key=lambda s: s.validation_period)

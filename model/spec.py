@@ -67,6 +67,9 @@ class Label(_Frozen):
     column: Annotated[str, Field(min_length=1)]
     horizon_months: Annotated[int, Field(gt=0, le=36)]
     description: Annotated[str, Field(min_length=1)]
+    #: A column of ground-truth outcomes (synthetic data, or a study that measured them): never
+    #: a feature or a training label; audits read it beside the recorded label.
+    truth_column: Annotated[str, Field(min_length=1)] | None = None
 
 
 class Feature(_Frozen):
@@ -172,6 +175,9 @@ class Validation(_Frozen):
     step_months: Annotated[int, Field(ge=1)] = 3
     window_months: Annotated[int, Field(ge=1, le=24)] = 1
     min_train_periods: Annotated[int, Field(ge=1)] = 3
+    #: Months of the latest split's validation window, which the release audit reads: several,
+    #: so that the audit has enough people in need in every group to judge.
+    audit_months: Annotated[int, Field(ge=1, le=24)] = 6
 
 
 class Candidate(_Frozen):
@@ -219,11 +225,26 @@ class Mitigation(_Frozen):
     Each method uses the sensitive attribute while training only; scoring never needs it.
     """
 
-    attribute: Annotated[str, Field(min_length=1)]
+    #: One sensitive attribute (version-1 specs) or several (``attributes``): reweighing and the
+    #: reductions use their intersection; equal opportunity balances each attribute's groups.
+    attribute: Annotated[str, Field(min_length=1)] | None = None
+    attributes: tuple[str, ...] = ()
     methods: Annotated[
         tuple[Literal["reweighing", "equal_opportunity", "exponentiated_gradient"], ...],
         Field(min_length=1),
     ] = ("reweighing", "equal_opportunity")
+
+    @model_validator(mode="after")
+    def _some_attribute(self) -> Mitigation:
+        if self.attribute is None and not self.attributes:
+            raise ValueError("give 'attributes' (or 'attribute')")
+        return self
+
+    @property
+    def all_attributes(self) -> tuple[str, ...]:
+        """Every attribute the mitigation balances, without repeats."""
+        named = (self.attribute,) if self.attribute else ()
+        return tuple(dict.fromkeys((*named, *self.attributes)))
 
 
 class Baselines(_Frozen):
@@ -305,8 +326,10 @@ def _cross_checks(raw: Mapping[str, Any]) -> list[str]:
     if isinstance(data, Mapping) and isinstance(label, Mapping):
         keys = {data.get("id_column"), data.get("time_column"), label.get("column")}
         for i, name in enumerate(names):
-            if name in keys:
-                problems.append(f"features[{i}].name: '{name}' is an id, time or label column")
+            if name in keys or name == label.get("truth_column"):
+                problems.append(
+                    f"features[{i}].name: '{name}' is an id, time, label or truth column"
+                )
         area = data.get("area_column")
         if isinstance(area, str) and (area in names or area in (sensitive or [])):
             problems.append(
@@ -325,6 +348,12 @@ def _cross_checks(raw: Mapping[str, Any]) -> list[str]:
             problems.append(
                 f"mitigation.attribute: '{attribute}' is not one of the sensitive_attributes"
             )
+        listed = mitigation.get("attributes", [])
+        for i, name in enumerate(listed if isinstance(listed, list) else []):
+            if isinstance(name, str) and name not in sensitive:
+                problems.append(
+                    f"mitigation.attributes[{i}]: '{name}' is not one of the sensitive_attributes"
+                )
     baselines = raw.get("baselines")
     if isinstance(baselines, Mapping):
         heuristic = baselines.get("heuristic_feature")

@@ -199,6 +199,7 @@ def train(
         step=spec.validation.step_months,
         min_train_periods=spec.validation.min_train_periods,
         window=spec.validation.window_months,
+        latest_window=spec.validation.audit_months,
     )
     configs = expand(spec) if configs is None else configs
     baselines = {

@@ -233,15 +233,26 @@ def print_release(summary: dict[str, Any]) -> None:
         _progress(
             f"  {c['name']:<34} v{c['version']:<4} {c['decision']:<5} precision@k "
             f"{c['precision_at_k']:.3f}  worst recall ratio {ratio_text}  "
-            f"breaches {c['breaches']}"
+            f"breaches {c['breaches']}  open questions {c['review']}"
         )
     for b in summary["breaches"]:
         _progress(
             f"  breach: {b['metric']} for {b['group']} ({b['attribute']}): {b['value']} "
             f"(interval {b['ci']}), limit {b['limit']}"
         )
+    for r in summary["review"][:20]:
+        _progress(f"  review: {r['message']}")
+    if len(summary["review"]) > 20:
+        _progress(f"  ... and {len(summary['review']) - 20} more open question(s) in the report")
     if summary["promoted"]:
         _progress(f"  promoted version {summary['version']} to production")
+    elif summary["awaiting_approval"] and summary["decision"] == "REVIEW":
+        _progress(
+            f"  version {summary['version']} needs a review: the audit could not settle every "
+            "question, so an oversight user decides, taking on the groups named above: "
+            f"outreach models approve {summary['registered_model']} {summary['version']} "
+            "--by ROLE --note TEXT"
+        )
     elif summary["awaiting_approval"]:
         _progress(
             f"  version {summary['version']} passed and awaits an oversight approval: "
@@ -258,13 +269,14 @@ def print_release(summary: dict[str, Any]) -> None:
 def release_command(home: Home, experiment: str, data: str | None, as_json: bool) -> None:
     """Train, audit every candidate, gate, register; promote the best that passes.
 
-    Exit 0 when promoted or awaiting approval, 3 when the gate failed (nothing promoted).
+    Exit 0 when promoted or awaiting approval (PASS, or REVIEW), 3 when the gate failed
+    (nothing promoted).
     """
     summary = release_job(home, experiment, data).summary()
     print_release(summary)
     if as_json:
         click.echo(json.dumps(summary, indent=2))
-    if summary["decision"] != "PASS":
+    if summary["decision"] == "FAIL":
         sys.exit(3)
 
 
@@ -312,13 +324,19 @@ def models_list(home: Home, name: str | None, as_json: bool) -> None:
 @click.pass_obj
 @reported
 def models_approve(home: Home, name: str, version: str, by: str, note: str) -> None:
-    """Approve a passing version; it becomes production if it was awaiting approval."""
+    """Approve a version that passed, or one whose audit asks for a review; it becomes
+    production if it was awaiting approval. A review's approval names the groups it takes on."""
+    from audits.release import version_tags
     from service.approvals import decide
 
+    registry = _registry(home)
+    groups = version_tags(registry, name, version).get("review_groups")
     promoted = decide(
-        _service_db(home), _registry(home), name, version, decision="approve", by=by, note=note
+        _service_db(home), registry, name, version, decision="approve", by=by, note=note
     )
     click.echo(f"approved {name} version {version}" + (" and promoted it" if promoted else ""))
+    if groups:
+        click.echo(f"the approval takes on the groups its audit could not judge: {groups}")
 
 
 @models.command("reject")
@@ -427,10 +445,13 @@ def audit_command(
     written = write_report(report, folder)
     paths = {"report": str(written.html_path), "report_json": str(written.json_path)}
     _progress(
-        f"{report['decision']}: {len(report['breaches'])} breach(es); report {written.html_path}"
+        f"{report['decision']}: {len(report['breaches'])} breach(es), "
+        f"{len(report.get('review', []))} open question(s); report {written.html_path}"
     )
     for breach in report["breaches"]:
         _progress(f"  {breach['message']}")
+    for question in report.get("review", []):
+        _progress(f"  review: {question['message']}")
     if as_json:
         click.echo(json.dumps(json_document(report, paths), indent=2))
     if report["decision"] != "PASS":
@@ -646,8 +667,15 @@ def demo(ctx: click.Context, no_serve: bool, port: int) -> None:
                 by="demo-oversight",
                 note="approved by the demo's oversight user",
             )
-            _progress("  approved as the demo oversight user; now in production")
-        reports.append((summary["registered_model"], summary["decision"], summary["report"]))
+            taken = f" (taking on: {', '.join(r['group'] for r in summary['review'][:6])}...)"
+            _progress(
+                "  approved as the demo oversight user; now in production"
+                + (taken if summary["decision"] == "REVIEW" else "")
+            )
+        decision = summary["decision"]
+        if summary["awaiting_approval"]:
+            decision += " (approved by demo-oversight)"
+        reports.append((summary["registered_model"], decision, summary["report"]))
         if result.spec.unit == "individual":
             source = ModelSource(home, result.spec.name)
             source.refresh()

@@ -1,0 +1,124 @@
+"""Fairlearn in the loop: the audit's point estimates recomputed with ``MetricFrame``.
+
+Every release (and every external audit) computes each gated metric per group with Fairlearn's
+``MetricFrame`` on the audit data. If any value differs from the audit's own beyond 1e-9, the
+audit refuses to decide. The report states the match and shows Fairlearn's own summaries
+(``ratio(method="between_groups")`` and ``difference``) so a reader can check the numbers.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from fairlearn.metrics import (
+    MetricFrame,
+    false_negative_rate,
+    false_positive_rate,
+    selection_rate,
+    true_positive_rate,
+)
+from sklearn.metrics import precision_score
+
+from audits.groups import JOIN
+from audits.metrics import GroupAudit
+from model.errors import GateError
+
+TOLERANCE = 1e-9
+
+
+def _precision(y_true: Any, y_pred: Any) -> float:
+    return float(precision_score(y_true, y_pred, zero_division=np.nan))
+
+
+#: The audit's metrics as Fairlearn computes them (flagged_to_need has no Fairlearn twin).
+FAIRLEARN_METRICS = {
+    "selection_rate": selection_rate,
+    "recall": true_positive_rate,
+    "precision": _precision,
+    "false_positive_rate": false_positive_rate,
+    "false_negative_rate": false_negative_rate,
+}
+
+
+def _same(a: float, b: float) -> bool:
+    if not (math.isfinite(a) and math.isfinite(b)):
+        return math.isfinite(a) == math.isfinite(b)
+    return abs(a - b) <= TOLERANCE
+
+
+def crosscheck(
+    audit: GroupAudit,
+    *,
+    labels: np.ndarray,
+    selected: np.ndarray,
+    sensitive: Mapping[str, np.ndarray],
+    metrics: Sequence[str],
+) -> dict[str, Any]:
+    """Compare the audit's group estimates of ``metrics`` with ``MetricFrame``'s.
+
+    Returns
+    -------
+    dict
+        ``matched``, ``compared`` (values compared), ``max_difference``, and per grouping and
+        metric Fairlearn's between-groups ratio and difference.
+
+    Raises
+    ------
+    GateError
+        If any value differs beyond 1e-9: the audit cannot be trusted to decide.
+    """
+    wanted = {m: FAIRLEARN_METRICS[m] for m in metrics if m in FAIRLEARN_METRICS}
+    if not wanted:
+        return {"matched": True, "compared": 0, "max_difference": 0.0, "between_groups": {}}
+    y_true, y_pred = np.asarray(labels, dtype=int), np.asarray(selected, dtype=int)
+    largest, compared = 0.0, 0
+    mismatches: list[str] = []
+    summaries: dict[str, dict[str, dict[str, float | None]]] = {}
+    for attribute in dict.fromkeys(g.attribute for g in audit.groups):
+        columns = attribute.split(JOIN)
+        features = pd.DataFrame({c: np.asarray(sensitive[c]).astype(str) for c in columns})
+        frame = MetricFrame(
+            metrics=wanted,
+            y_true=y_true,
+            y_pred=y_pred,
+            sensitive_features=features if len(columns) > 1 else features[columns[0]],
+        )
+        for key, row in frame.by_group.iterrows():
+            name = JOIN.join(map(str, key)) if isinstance(key, tuple) else str(key)
+            ours = audit.group(attribute, name)
+            for metric in wanted:
+                theirs, mine = float(row[metric]), float(ours.metrics[metric])
+                compared += 1
+                if math.isfinite(theirs) and math.isfinite(mine):
+                    largest = max(largest, abs(theirs - mine))
+                if not _same(mine, theirs):
+                    mismatches.append(f"{attribute} = {name}, {metric}: {mine!r} vs {theirs!r}")
+        ratios, differences = frame.ratio(method="between_groups"), frame.difference()
+        summaries[attribute] = {
+            metric: {
+                "ratio_between_groups": _finite(ratios[metric]),
+                "difference_between_groups": _finite(differences[metric]),
+            }
+            for metric in wanted
+        }
+    if mismatches:
+        raise GateError(
+            "refusing to decide: the audit's group estimates differ from Fairlearn's MetricFrame "
+            f"beyond {TOLERANCE:g} ({len(mismatches)} value(s), first: {mismatches[0]})"
+        )
+    return {
+        "matched": True,
+        "compared": compared,
+        "max_difference": largest,
+        "tolerance": TOLERANCE,
+        "between_groups": summaries,
+    }
+
+
+def _finite(value: Any) -> float | None:
+    number = float(value)
+    return number if math.isfinite(number) else None
