@@ -102,7 +102,8 @@ def run_audit(
     periods : int
         Months the audit data spans.
     truth : ndarray of 0/1, optional
-        Ground-truth outcomes: audited too, and judged when the policy says so.
+        Ground-truth outcomes: audited too, and judged when the policy says so (unless they
+        equal the recorded labels, when there is nothing more to learn).
     production, production_truth : GroupAudit, optional
         The production model's audits on the same rows, for the no-regression check.
     proxies : sequence of ProxyResult
@@ -142,7 +143,7 @@ def run_audit(
     findings = [(p.attribute, p.roc_auc) for p in proxies if p.roc_auc > policy.proxies.max_auc]
     decision = evaluate(policy, audit, production=production, proxy_findings=findings)
     truth_audit = truth_decision = None
-    if truth is not None:
+    if truth is not None and not np.array_equal(np.asarray(truth), np.asarray(labels)):
         truth_audit = audit_groups(truth, selected, scores, groupings, **options)  # type: ignore[arg-type]
         truth_decision = evaluate(policy, truth_audit, production=production_truth)
         if policy.evidence.judge_truth:

@@ -75,7 +75,7 @@ def crosscheck(
     if not wanted:
         return {"matched": True, "compared": 0, "max_difference": 0.0, "between_groups": {}}
     y_true, y_pred = np.asarray(labels, dtype=int), np.asarray(selected, dtype=int)
-    largest, compared = 0.0, 0
+    largest, compared, undefined = 0.0, 0, 0
     mismatches: list[str] = []
     summaries: dict[str, dict[str, dict[str, float | None]]] = {}
     for attribute in dict.fromkeys(g.attribute for g in audit.groups):
@@ -92,6 +92,10 @@ def crosscheck(
             ours = audit.group(attribute, name)
             for metric in wanted:
                 theirs, mine = float(row[metric]), float(ours.metrics[metric])
+                if not math.isfinite(mine) and _denominator(ours, metric) == 0:
+                    # Undefined here (no one to divide by); Fairlearn reports its fallback 0.
+                    undefined += 1
+                    continue
                 compared += 1
                 if math.isfinite(theirs) and math.isfinite(mine):
                     largest = max(largest, abs(theirs - mine))
@@ -113,10 +117,23 @@ def crosscheck(
     return {
         "matched": True,
         "compared": compared,
+        "undefined": undefined,
         "max_difference": largest,
         "tolerance": TOLERANCE,
         "between_groups": summaries,
     }
+
+
+def _denominator(group: Any, metric: str) -> int:
+    """How many people a group's metric divides by."""
+    negatives = group.n - group.positives
+    return {
+        "selection_rate": group.n,
+        "recall": group.positives,
+        "false_negative_rate": group.positives,
+        "false_positive_rate": negatives,
+        "precision": group.flagged,
+    }[metric]
 
 
 def _finite(value: Any) -> float | None:

@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
-from audits.metrics import DisparityResult, GroupAudit
+from audits.metrics import DisparityResult, GroupAudit, significance
 from audits.policy import Gate, Policy
 
 Verdict = Literal["PASS", "REVIEW", "FAIL"]
@@ -214,18 +214,18 @@ def _judge_sufficient(
     for d, p_value in zip(compared, adjusted, strict=True):
         verdict = judge(gate, d, policy.decision_rule, p_value=p_value, alpha=alpha)
         reach = d.detectable[0] if gate.min is not None else d.detectable[1]
-        common = {
-            "metric": f"{gate.metric} {gate.disparity}",
-            "attribute": d.attribute,
-            "group": d.group,
-            "value": d.value,
-            "ci": d.ci,
-            "limit": gate.describe(),
-            "blocking": gate.action == "block",
-            "p_value": p_value,
-            "effective_n": d.effective_n,
-            "detectable": reach,
-        }
+        common = Breach(
+            metric=f"{gate.metric} {gate.disparity}",
+            attribute=d.attribute,
+            group=d.group,
+            value=d.value,
+            ci=d.ci,
+            limit=gate.describe(),
+            blocking=gate.action == "block",
+            p_value=p_value,
+            effective_n=d.effective_n,
+            detectable=reach,
+        )
         numbers = (
             f"{d.group} ({d.attribute}) has a {_words(gate)} of {d.value:.3f} against "
             f"{d.reference} (interval {d.ci[0]:.3f} to {d.ci[1]:.3f}, adjusted p {p_value:.3g}, "
@@ -233,7 +233,7 @@ def _judge_sufficient(
         )
         if verdict == "breach":
             breaches.append(
-                Breach(**common, message=f"{numbers}; the policy requires {gate.describe()}")
+                replace(common, message=f"{numbers}; the policy requires {gate.describe()}")
             )
             continue
         months = months_to_settle(gate, d, audit.periods)
@@ -244,8 +244,8 @@ def _judge_sufficient(
         )
         if verdict == "review":
             review.append(
-                Breach(
-                    **common,
+                replace(
+                    common,
                     kind="apparent_breach",
                     settle=settle,
                     message=(
@@ -256,8 +256,8 @@ def _judge_sufficient(
             )
         elif policy.evidence.underpowered == "review" and not powered(gate, d):
             review.append(
-                Breach(
-                    **common,
+                replace(
+                    common,
                     kind="underpowered",
                     settle=settle,
                     message=(
@@ -270,30 +270,29 @@ def _judge_sufficient(
     return breaches, review
 
 
-def _judge_small(policy: Policy, audit: GroupAudit, gate: Gate) -> tuple[list[Breach], list[Breach]]:
+def _judge_small(
+    policy: Policy, audit: GroupAudit, gate: Gate
+) -> tuple[list[Breach], list[Breach]]:
     """Small groups judged on their partially pooled estimate."""
     breaches: list[Breach] = []
     review: list[Breach] = []
     for d in _compared(audit, gate, sufficient=False):
         estimate, (low, high) = d.pooled, d.pooled_ci
-        common = {
-            "metric": f"{gate.metric} {gate.disparity}",
-            "attribute": d.attribute,
-            "group": d.group,
-            "value": estimate,
-            "ci": (low, high),
-            "limit": gate.describe(),
-            "blocking": gate.action == "block",
-            "effective_n": d.effective_n,
-        }
+        common = Breach(
+            metric=f"{gate.metric} {gate.disparity}",
+            attribute=d.attribute,
+            group=d.group,
+            value=estimate,
+            ci=(low, high),
+            limit=gate.describe(),
+            blocking=gate.action == "block",
+            effective_n=d.effective_n,
+            kind="small_group",
+        )
         if not math.isfinite(estimate):
             if policy.small_groups == "block":
                 review.append(
-                    Breach(
-                        **common,
-                        kind="small_group",
-                        message=f"{d.group} ({d.attribute}): too small to estimate",
-                    )
+                    replace(common, message=f"{d.group} ({d.attribute}): too small to estimate")
                 )
             continue
         pooled = (
@@ -303,24 +302,24 @@ def _judge_small(policy: Policy, audit: GroupAudit, gate: Gate) -> tuple[list[Br
         )
         if _beyond(gate, low, high):
             breaches.append(
-                Breach(
-                    **common,
+                replace(
+                    common,
                     kind="small_group",
                     message=f"{pooled}: beyond {gate.describe()} even after pooling",
                 )
             )
         elif gate.outside(estimate):
             review.append(
-                Breach(
-                    **common,
+                replace(
+                    common,
                     kind="small_group",
                     message=f"{pooled}: beyond {gate.describe()}; a person decides",
                 )
             )
         elif policy.small_groups == "block":
             review.append(
-                Breach(
-                    **common,
+                replace(
+                    common,
                     kind="small_group",
                     message=f"{pooled}: the policy asks a person to judge every small group",
                 )
@@ -352,7 +351,7 @@ def evaluate(
     warnings: list[Breach] = []
     review: list[Breach] = []
     notes: list[str] = list(policy.changed_meanings)
-    alpha = 1.0 - policy.interval_level
+    alpha = significance(policy.interval_level)
     for gate in policy.gates:
         found, doubts = _judge_sufficient(policy, audit, gate, alpha)
         small_found, small_doubts = _judge_small(policy, audit, gate)

@@ -32,8 +32,13 @@ class Grouping:
 
 
 def _factorize(values: np.ndarray) -> tuple[tuple[str, ...], np.ndarray]:
-    codes, levels = pd.factorize(np.asarray(values, dtype=object).astype(str), sort=True)
-    return tuple(str(level) for level in levels), codes.astype(np.intp)
+    """Levels as text, sorted, and each value's level (values equal as text share one)."""
+    codes, uniques = pd.factorize(np.asarray(values, dtype=object), sort=False)
+    names = [str(u) for u in uniques]
+    levels = sorted(set(names))
+    position = {name: i for i, name in enumerate(levels)}
+    mapping = np.array([position[name] for name in names], dtype=np.intp)
+    return tuple(levels), mapping[codes]
 
 
 def build_groupings(

@@ -30,7 +30,6 @@ Calibration (observed rate against mean score) and ROC AUC per group carry analy
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -50,7 +49,13 @@ _Z_ALPHA, _Z_POWER = 1.959964, 0.841621
 #: The comparison named "everyone else" in reports.
 REST = "everyone else"
 #: Metrics that are proportions (a count over a count of the same people).
-PROPORTIONS = ("selection_rate", "recall", "precision", "false_positive_rate", "false_negative_rate")
+PROPORTIONS = (
+    "selection_rate",
+    "recall",
+    "precision",
+    "false_positive_rate",
+    "false_negative_rate",
+)
 #: Each metric's denominator: whose count its effective sample size describes.
 DENOMINATOR = {
     "selection_rate": "people",
@@ -182,12 +187,24 @@ class GroupAudit:
         )
 
 
+def significance(level: float) -> float:
+    """The test's level for an interval level (0.95 -> 0.05, without float noise)."""
+    return round(1.0 - level, 12)
+
+
 def interval(draws: np.ndarray, level: float) -> np.ndarray:
-    """Central quantile intervals along axis 0 (the inverted empirical CDF, as the test uses)."""
-    tail = (1 - level) / 2
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return np.nanquantile(draws, [tail, 1 - tail], axis=0, method="inverted_cdf")
+    """Central quantile intervals along axis 0 (the inverted empirical CDF, as the test uses).
+
+    Equal to ``np.nanquantile(draws, [tail, 1 - tail], axis=0, method="inverted_cdf")``
+    (tests check it), computed with one sort; NaN where no resample is defined.
+    """
+    tail = significance(level) / 2
+    ordered = np.sort(draws, axis=0)  # NaN sorts last
+    valid = (~np.isnan(draws)).sum(axis=0)
+    low = np.maximum(np.ceil(tail * valid - 1e-9).astype(np.intp) - 1, 0)
+    high = np.maximum(np.ceil((1 - tail) * valid - 1e-9).astype(np.intp) - 1, 0)
+    picked = np.take_along_axis(ordered, np.stack([low, high]), axis=0)
+    return np.where(valid > 0, picked, np.nan)
 
 
 def p_values(draws: np.ndarray, parity: float) -> np.ndarray:
@@ -218,21 +235,29 @@ def group_auc(
     """
     if score_order is None:
         score_order = np.argsort(scores, kind="stable")
-    order = score_order[np.argsort(codes[score_order], kind="stable")]
-    sorted_codes, sorted_scores = codes[order], scores[order]
+    ranked_codes = codes[score_order]
+    if groups < 2**15:  # small integers sort by radix: much faster than a comparison sort
+        ranked_codes = ranked_codes.astype(np.int16)
+    order = score_order[np.argsort(ranked_codes, kind="stable")]
+    sorted_codes = codes[order]
     sorted_labels = labels[order].astype(float)
     n = len(order)
-    starts = np.flatnonzero(np.r_[True, sorted_codes[1:] != sorted_codes[:-1]])
-    sizes = np.diff(np.r_[starts, n])
-    rank = np.arange(n) - np.repeat(starts, sizes) + 1.0
-    tie_break = np.r_[
-        True, (sorted_codes[1:] != sorted_codes[:-1]) | (sorted_scores[1:] != sorted_scores[:-1])
-    ]
-    run = np.cumsum(tie_break) - 1
-    mid = np.bincount(run, weights=rank) / np.bincount(run)
-    ranks = mid[run]
-    pos = np.bincount(sorted_codes, weights=sorted_labels, minlength=groups)
     total = np.bincount(sorted_codes, minlength=groups).astype(float)
+    starts = np.r_[0, np.cumsum(total)[:-1]].astype(np.intp)
+    rank = np.arange(n) - starts[sorted_codes] + 1.0
+    by_score = scores[score_order]
+    if np.any(by_score[1:] == by_score[:-1]):  # ties: mid-ranks within each run of equal scores
+        sorted_scores = scores[order]
+        tie_break = np.r_[
+            True,
+            (sorted_codes[1:] != sorted_codes[:-1]) | (sorted_scores[1:] != sorted_scores[:-1]),
+        ]
+        run = np.cumsum(tie_break) - 1
+        mid = np.bincount(run, weights=rank) / np.bincount(run)
+        ranks = mid[run]
+    else:
+        ranks = rank
+    pos = np.bincount(sorted_codes, weights=sorted_labels, minlength=groups)
     rank_sum = np.bincount(sorted_codes, weights=ranks * sorted_labels, minlength=groups)
     neg = total - pos
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -330,13 +355,13 @@ def audit_groups(
         bootstrap = ClusterBootstrap(cells, confusion_cells(labels, selected), clusters)
         fine_draws = bootstrap.draw(resamples, rng)
     score_order = None if scores is None else np.argsort(scores, kind="stable")
-    parents: dict[str, tuple[Grouping, np.ndarray]] = {}
+    parents: dict[str, tuple[Grouping, dict[str, np.ndarray]]] = {}
     for index, grouping in enumerate(groupings):
         draws = None
         if fine_draws is not None:
             draws = grouping_draws(fine_draws, cells.group_of[index], len(grouping.levels))
         table = count_table(labels, selected, grouping.codes, len(grouping.levels))
-        _audit_grouping(
+        pooled = _audit_grouping(
             audit,
             grouping,
             table,
@@ -350,24 +375,24 @@ def audit_groups(
             min_group_positives=min_group_positives,
             parents=parents,
         )
-        parents[grouping.attribute] = (grouping, table)
+        parents[grouping.attribute] = (grouping, pooled)
     return audit
 
 
 def _parent_rates(
     grouping: Grouping,
-    parents: dict[str, tuple[Grouping, np.ndarray]],
+    parents: dict[str, tuple[Grouping, dict[str, np.ndarray]]],
     overall: dict[str, np.ndarray],
-) -> tuple[dict[str, np.ndarray], str]:
-    """Each group's parent rates: its first attribute's group for an intersection, else all."""
+) -> dict[str, np.ndarray]:
+    """The rates each group is pulled towards: for an intersection, the pooled estimate of its
+    first attribute's group (itself pulled towards everyone); otherwise everyone's rate."""
     attribute = grouping.attribute.split(" × ")[0]
-    if attribute != grouping.attribute and attribute in parents:
-        parent, table = parents[attribute]
-        values = metrics_from_counts(table)
-        index = np.array([parent.levels.index(level.split(" × ")[0]) for level in grouping.levels])
-        return {k: v[index] for k, v in values.items()}, attribute
     size = len(grouping.levels)
-    return {k: np.repeat(v, size) for k, v in overall.items()}, "everyone"
+    if attribute != grouping.attribute and attribute in parents:
+        parent, pooled = parents[attribute]
+        index = np.array([parent.levels.index(level.split(" × ")[0]) for level in grouping.levels])
+        return {k: v[index] for k, v in pooled.items()}
+    return {k: np.repeat(v, size) for k, v in overall.items()}
 
 
 def _audit_grouping(
@@ -383,8 +408,9 @@ def _audit_grouping(
     reference_rule: ReferenceRule,
     min_group_size: int,
     min_group_positives: int,
-    parents: dict[str, tuple[Grouping, np.ndarray]],
-) -> None:
+    parents: dict[str, tuple[Grouping, dict[str, np.ndarray]]],
+) -> dict[str, np.ndarray]:
+    """Audit one grouping into ``audit``; returns its pooled estimates (for its children)."""
     n_groups = len(grouping.levels)
     point = metrics_from_counts(table)
     ref = reference_index(grouping, reference_rule)
@@ -422,7 +448,7 @@ def _audit_grouping(
     pooled = pooled_estimates(
         table,
         effective,
-        _parent_rates(grouping, parents, metrics_from_counts(total[None, :]))[0],
+        _parent_rates(grouping, parents, metrics_from_counts(total[None, :])),
         level=audit.level,
     )
     mean_scores = aucs = None
@@ -451,7 +477,8 @@ def _audit_grouping(
         note = ""
         if not sufficient[g]:
             note = (
-                f"insufficient data for its own estimate: {int(sizes[g])} people and {int(positives[g])} in need "
+                f"insufficient data for its own estimate: {int(sizes[g])} people and "
+                f"{int(positives[g])} in need "
                 f"(the policy asks for at least {min_group_size} and {min_group_positives}); "
                 "judged on its pooled estimate"
             )
@@ -483,13 +510,14 @@ def _audit_grouping(
                 found = comparisons.get((metric, kind))
                 shrunk, shrunk_ci = float("nan"), (float("nan"), float("nan"))
                 if metric in pooled:
-                    estimate, low, high = (float(x[g]) for x in pooled[metric])
-                    base = float(theirs[metric][g])
+                    estimate, low, high = (np.float64(x[g]) for x in pooled[metric])
+                    base = np.float64(theirs[metric][g])
                     with np.errstate(divide="ignore", invalid="ignore"):
                         if kind == "ratio":
-                            shrunk, shrunk_ci = estimate / base, (low / base, high / base)
+                            values = (estimate / base, low / base, high / base)
                         else:
-                            shrunk, shrunk_ci = estimate - base, (low - base, high - base)
+                            values = (estimate - base, low - base, high - base)
+                    shrunk, shrunk_ci = float(values[0]), (float(values[1]), float(values[2]))
                 with np.errstate(divide="ignore", invalid="ignore"):
                     value = (
                         mine[metric][g] / theirs[metric][g]
@@ -502,7 +530,7 @@ def _audit_grouping(
                         group=level_name,
                         reference=reference_name,
                         metric=metric,
-                        kind=kind,  # type: ignore[arg-type]
+                        kind=kind,
                         value=float(value),
                         ci=_pair(found["ci"], g) if found else (float("nan"), float("nan")),
                         sufficient=bool(sufficient[g]),
@@ -518,6 +546,7 @@ def _audit_grouping(
                     )
                 )
     _spreads(audit, grouping, point, draws, sufficient)
+    return {metric: values[0] for metric, values in pooled.items()}
 
 
 def _effective_sizes(draws: dict[str, np.ndarray], table: np.ndarray) -> dict[str, np.ndarray]:

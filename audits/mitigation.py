@@ -142,8 +142,7 @@ def _equal_opportunity_fitter(
                 overall = hits.sum() / positives.sum()
                 gap = np.where(adjustable & (recall > 0), overall / recall, 1.0)
                 settled &= bool(np.all(np.abs(gap - 1.0) < 0.03))
-                multiplier *= gap
-                np.clip(multiplier, 0.25, 8.0, out=multiplier)
+                np.clip(multiplier * gap, 0.25, 8.0, out=multiplier)
             if settled:
                 return
         pipeline.fit(features, labels, model__sample_weight=weights())

@@ -251,18 +251,21 @@ def policy_from_report(report: dict[str, Any]) -> Policy | None:
     stored = report.get("policy")
     if not isinstance(stored, dict) or not stored.get("gates"):
         return None
+    reference = stored.get("reference_group", "largest")
+    attributes = list(stored.get("sensitive_attributes") or [])
+    attributes += [g["attribute"] for g in report.get("groups", []) if " × " not in g["attribute"]]
+    attributes += [a for gate in stored["gates"] for a in gate.get("attributes") or ()]
+    attributes += [a for a in reference if a != "*"] if isinstance(reference, dict) else []
     raw = {
         "version": stored.get("version", 1),
         "name": stored.get("name") or "(from report)",
         "intervention": stored.get("intervention", "assistive"),
-        "sensitive_attributes": stored.get("sensitive_attributes")
-        or sorted({g["attribute"] for g in report.get("groups", []) if " × " not in g["attribute"]})
-        or ["(none)"],
-        "reference_group": stored.get("reference_group", "largest"),
+        "sensitive_attributes": list(dict.fromkeys(attributes)) or ["(none)"],
+        "reference_group": reference,
         "min_group_size": stored.get("min_group_size", 100),
         "min_group_positives": stored.get("min_group_positives", 20),
         "gates": [
-            {k: v for k, v in g.items() if v is not None and v != () and v != []}
+            {k: v for k, v in g.items() if v is not None and v not in ((), [])}
             for g in stored["gates"]
         ],
     }

@@ -400,10 +400,13 @@ def _experiment_info(spec: ExperimentSpec, result: TrainingResult) -> dict[str, 
     }
 
 
-def _rank(item: CandidateRelease) -> tuple[int, float, float]:
-    standing = {"PASS": 2, "REVIEW": 1}.get(item.outcome.decision.verdict, 0)
+def _rank(item: CandidateRelease) -> tuple[int, int, float, float]:
+    """PASS before REVIEW before FAIL; then fewer apparent breaches; then accuracy at capacity."""
+    decision = item.outcome.decision
+    standing = {"PASS": 2, "REVIEW": 1}.get(decision.verdict, 0)
+    apparent = sum(1 for r in decision.review if r.kind in ("apparent_breach", "small_group"))
     mean = item.candidate.mean
-    return (standing, mean["precision_at_k"] or 0.0, mean["recall_at_k"] or 0.0)
+    return (standing, -apparent, mean["precision_at_k"] or 0.0, mean["recall_at_k"] or 0.0)
 
 
 def release(

@@ -21,8 +21,8 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
-from audits.charts import Bar, Point, bar_chart, scatter_chart
 from audits.audit import AuditOutcome, headlines, label_bias_sensitivity
+from audits.charts import Bar, Point, bar_chart, scatter_chart
 from audits.gate import Decision
 from audits.metrics import GroupAudit
 from audits.policy import Policy

@@ -87,7 +87,7 @@ class ClusterBootstrap:
                 (np.ones(len(present)), (np.arange(len(present)), present)),
                 shape=(len(present), width),
             )
-            self.clusters = int(len(keys))
+            self.clusters = len(keys)
             return
         cluster, uniques = pd.factorize(np.asarray(clusters), sort=False)
         self.clusters = len(uniques)

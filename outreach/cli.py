@@ -218,6 +218,8 @@ def release_with_data(home: Home, spec_path: str, data: str | None) -> tuple[Any
     spec, dataset = load_dataset(spec_path, data, progress=_progress)
     policy = policy_for(spec)
     _progress(f"policy '{policy.name}' (sha256 {policy.sha256[:12]}...)")
+    for note in policy.changed_meanings:
+        _progress(f"  note: {note}")
     result = release(spec, dataset, _registry(home), policy=policy, progress=_progress)
     return result, dataset
 
@@ -300,8 +302,10 @@ def models_list(home: Home, name: str | None, as_json: bool) -> None:
         return
     click.echo(f"{'model':<24} {'ver':>4} {'aliases':<22} {'audit':<6} {'prec@k':>7} approval")
     for r in rows:
+        review = r.get("review_groups") or ""
+        waiting = f"awaiting review ({review[:60]}{'...' if len(review) > 60 else ''})"
         approval = (
-            "awaiting"
+            (waiting if r["decision"] == "REVIEW" else "awaiting")
             if r["awaiting_approval"]
             else f"approved by {r['approved_by']}"
             if r["approved_by"]
@@ -419,6 +423,8 @@ def audit_command(
     if (predictions is None) == (model_ref is None):
         raise BadInputError("give either --predictions FILE or --model NAME/VERSION")
     chosen_policy = load_policy(policy or _default_policy())
+    for note in chosen_policy.changed_meanings:
+        _progress(f"note: {note}")
     if predictions is not None:
         from audits.external import OperatingPoint, audit_predictions
         from model.data import read_table

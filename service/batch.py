@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from model.data import ordinal_to_period, parse_periods
 from model.errors import DataValidationError
+from model.metrics import top_k_rows
 from service.db import Database, EntryGroup, OptOut, Outcome, PeriodGroup, QueueEntry
 from service.loader import Serving
 
@@ -57,20 +58,6 @@ def _period_rows(
     return chosen, rows
 
 
-def _top(ids: np.ndarray, scores: np.ndarray, eligible: np.ndarray, k: int) -> np.ndarray:
-    """The ``k`` eligible rows with the highest scores, ties by id: the head of a full sort.
-
-    Only the rows scoring at least the k-th highest eligible score are sorted (with their ties),
-    so a period of a million people costs one partition instead of a sort of a million ids.
-    """
-    pool = np.flatnonzero(eligible)
-    if len(pool) > k > 0:
-        cut = np.partition(scores[pool], len(pool) - k)[len(pool) - k]
-        pool = pool[scores[pool] >= cut]
-    order = pool[np.lexsort((ids[pool], -scores[pool]))]
-    return order[:k]
-
-
 def score_period(
     db: Database,
     serving: Serving,
@@ -109,7 +96,8 @@ def score_period(
     with db.session() as session:
         opted = list(session.scalars(select(OptOut.person_id)))
     eligible = ~np.isin(ids, opted) if opted else np.ones(len(ids), dtype=bool)
-    chosen_rows = _top(ids, scores, eligible, k)
+    # The audit's own top-k rule, on the ids as typed (the queue is the audited list).
+    chosen_rows = top_k_rows(scores, rows[model.id_column].to_numpy(), k, eligible=eligible)
     reasons: list[list[dict[str, object]]] = [[] for _ in chosen_rows]
     for number, batch in enumerate(batches):  # all of a chunk's queued records at once
         inside = np.flatnonzero(chosen_rows // CHUNK == number)

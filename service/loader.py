@@ -89,7 +89,9 @@ class ModelSource:
         try:
             meta = json.loads(self._lkg.read_text())
             artifact = self._lkg.parent / meta["artifact"]
-            if sha256_file(artifact) != meta["model_sha256"] or meta["decision"] != "PASS":
+            # Saved only after load_production verified it: a PASS, or a REVIEW it saw approved.
+            servable = meta["decision"] in ("PASS", "REVIEW")
+            if sha256_file(artifact) != meta["model_sha256"] or not servable:
                 log.error("last-known-good copy of %s failed its checks; not serving it", self.name)
                 return None
             model = ScoringModel.load(artifact)

@@ -5,7 +5,8 @@ coordinators' outcomes. Sensitive attributes appear here only as group aggregate
 flagged when a group's disparity is beyond a limit of the policy the serving model was audited
 under, for the gates that can be judged before outcomes are known:
 
-- ``selection_rate``: the group's share put on the list, against the reference group's;
+- ``selection_rate``: the group's share put on the list, against everyone else's (or the
+  policy's reference group's);
 - ``flagged_to_need``: the group's share of the list over its share of need, with need taken
   from the release audit (the last months whose outcomes were known).
 
@@ -20,10 +21,13 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from audits.policy import Gate
+from audits.groups import Grouping
+from audits.metrics import REST, reference_index
+from audits.policy import Policy, policy_from_report
 from service.db import EntryGroup, Outcome, PeriodGroup, QueueEntry
 
 OUTCOME_STATUSES = ("contacted", "accepted", "declined", "unreachable")
@@ -85,37 +89,49 @@ def _need_shares(report: dict[str, Any], attribute: str) -> dict[str, float]:
 
 
 def _reference(rows: list[GroupRow], attribute: str, rule: Any) -> GroupRow | None:
-    """The policy's named reference group for ``attribute`` if present, else the largest (as
-    the audit chooses it)."""
+    """The group each row is compared with, as the audit chooses it (:func:`reference_index`):
+    ``None`` when each group is compared with everyone else."""
     if not rows:
         return None
-    if isinstance(rule, dict) and attribute in rule:
-        named = [r for r in rows if r.group == rule[attribute]]
-        if named:
-            return named[0]
-    return max(rows, key=lambda r: r.population)
+    grouping = Grouping(
+        attribute,
+        tuple(r.group for r in rows),
+        np.repeat(np.arange(len(rows)), [r.population for r in rows]),
+    )
+    index = reference_index(grouping, rule)
+    return None if index is None else rows[index]
 
 
 def _judge(
-    attribute: str, rows: list[GroupRow], policy: dict[str, Any], need: dict[str, float]
+    attribute: str, rows: list[GroupRow], policy: Policy, need: dict[str, float]
 ) -> list[str]:
+    """Warnings where a group's list share is beyond a limit of the audit's policy.
+
+    The policy is the one the serving model's audit applied (rebuilt from its report), the
+    comparison is the audit's (everyone else, by default), and the limit check is the gate's.
+    """
     warnings: list[str] = []
-    minimum = int(policy.get("min_group_size", 0))
     for row in rows:
-        row.sufficient = row.population >= minimum
-    ref = _reference(rows, attribute, policy.get("reference_group", "largest"))
-    if ref is None:
-        return warnings
-    ref.reference = True
+        row.sufficient = row.population >= policy.min_group_size
+    ref = _reference(rows, attribute, policy.reference_group)
+    if ref is not None:
+        ref.reference = True
+    everyone = GroupRow("(all)", sum(r.population for r in rows), sum(r.selected for r in rows))
+
+    def against(row: GroupRow) -> GroupRow:
+        if ref is not None:
+            return ref
+        return GroupRow(
+            REST, everyone.population - row.population, everyone.selected - row.selected
+        )
+
     for row in rows:  # always shown, judged only where the policy gates it
-        rate, ref_rate = row.selection_rate, ref.selection_rate
+        rate, ref_rate = row.selection_rate, against(row).selection_rate
         row.ratios["selection_rate"] = rate / ref_rate if ref_rate and math.isfinite(rate) else None
-    total = sum(r.selected for r in rows) or 1
-    for gate in policy.get("gates", []):
-        metric = gate["metric"]
-        if metric not in JUDGED_METRICS:
-            continue
-        if not Gate.model_validate(gate).applies_to(attribute):
+    total = everyone.selected or 1
+    for gate in policy.gates:
+        metric = gate.metric
+        if metric not in JUDGED_METRICS or not gate.applies_to(attribute):
             continue
 
         def value(row: GroupRow, metric: str = metric) -> float | None:
@@ -124,37 +140,45 @@ def _judge(
             share = need.get(row.group)
             return (row.selected / total) / share if share else None
 
-        base = value(ref)
         for row in rows:
+            other = against(row)
             mine = value(row)
+            base = _rest_value(metric, row, rows, need, total) if ref is None else value(other)
             if mine is None or base is None or not math.isfinite(mine) or not base:
                 row.ratios[metric] = None
                 continue
-            disparity = mine / base if gate["disparity"] == "ratio" else mine - base
+            disparity = mine / base if gate.disparity == "ratio" else mine - base
             row.ratios[metric] = disparity
-            if row.reference or not row.sufficient:
+            if row.reference or not row.sufficient or not gate.outside(disparity):
                 continue
-            low, high = gate.get("min"), gate.get("max")
-            below = low is not None and disparity < low
-            if below or (high is not None and disparity > high):
-                limit = f"at least {low}" if below else f"at most {high}"
-                kind = (
-                    "a blocking gate"
-                    if gate.get("action", "block") == "block"
-                    else "a warning gate"
-                )
-                warnings.append(
-                    f"{attribute} = {row.group}: {metric.replace('_', ' ')} {gate['disparity']} "
-                    f"{disparity:.2f} against {ref.group} (policy: {limit}; {kind})"
-                )
+            below = gate.min is not None and disparity < gate.min
+            limit = f"at least {gate.min:g}" if below else f"at most {gate.max:g}"
+            kind = "a blocking gate" if gate.action == "block" else "a warning gate"
+            warnings.append(
+                f"{attribute} = {row.group}: {metric.replace('_', ' ')} {gate.disparity} "
+                f"{disparity:.2f} against {other.group} (policy: {limit}; {kind})"
+            )
     return warnings
+
+
+def _rest_value(
+    metric: str, row: GroupRow, rows: list[GroupRow], need: dict[str, float], total: int
+) -> float | None:
+    """Everyone else's value of a metric, against which ``row`` is compared."""
+    others = [r for r in rows if r is not row]
+    population = sum(r.population for r in others)
+    selected = sum(r.selected for r in others)
+    if metric == "selection_rate":
+        return selected / population if population else None
+    share = sum(need.get(r.group, 0.0) for r in others)
+    return (selected / total) / share if share else None
 
 
 def periods(
     session: Session, name: str, report: dict[str, Any] | None, *, limit: int = 12
 ) -> list[PeriodView]:
     """The latest ``limit`` scored periods, newest first, with group counts and outcomes."""
-    policy = (report or {}).get("policy", {})
+    policy = policy_from_report(report or {})
     labels = list(
         session.scalars(
             select(PeriodGroup.period)
@@ -195,7 +219,11 @@ def periods(
             rows = sorted(table[label][attribute], key=lambda r: r.group)
             for row in rows:
                 row.outcomes = dict(tally.get((label, attribute, row.group), {}))
-            warnings = _judge(attribute, rows, policy, _need_shares(report or {}, attribute))
+            warnings = (
+                _judge(attribute, rows, policy, _need_shares(report or {}, attribute))
+                if policy is not None
+                else []
+            )
             attributes.append(AttributeView(attribute, rows, warnings))
         first = next(iter(table[label].values()))
         views.append(

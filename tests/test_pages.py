@@ -485,6 +485,38 @@ def test_approving_a_release_awaiting_approval(as_role, own_site: Site, db: Data
     )
 
 
+def test_a_review_release_names_the_groups_it_could_not_judge_before_approval(
+    as_role, own_site: Site, small_spec, dataset
+) -> None:
+    from audits.release import release
+    from tests.test_release import policy_text
+
+    registry = connect(own_site.home)
+    review = release(
+        small_spec,
+        dataset,
+        registry,
+        policy=policy_text(**{"bootstrap_resamples = 1000": "bootstrap_resamples = 200"}),
+    )
+    assert review.decision == "REVIEW" and review.awaiting_approval and not review.promoted
+    name, version = small_spec.name, str(review.chosen.candidate.version)
+    groups = "; ".join(review.chosen.outcome.decision.review_groups)
+    client = as_role("oversight")
+    html = client.get("/oversight/releases").get_data(as_text=True)
+    assert "The audit could not judge:" in html and f"Approve version {version}" in html
+    first = review.chosen.outcome.decision.review_groups[0]
+    assert first.replace("×", "&times;") in html or first in html
+    response = client.post(
+        f"/oversight/releases/{name}/{version}/decision",
+        data={"csrf_token": csrf(html), "decision": "approve", "note": "took the groups on"},
+    )
+    assert response.status_code == 302
+    row = next(r for r in list_versions(registry, name) if r["version"] == version)
+    assert "production" in row["aliases"] and row["approved_review_groups"] == groups
+    page = client.get("/oversight/releases").get_data(as_text=True)
+    assert "Took on the groups the audit could not judge" in page
+
+
 def test_a_refused_decision_records_nothing(as_role, own_site: Site, db: Database) -> None:
     client = as_role("oversight")
     name = own_site.awaiting[0]
@@ -601,6 +633,16 @@ def test_monitoring_warns_beyond_the_policy_limits(db: Database, app: Flask) -> 
     sex = next(a for a in view.attributes if a.attribute == "sex")
     assert [g.group for g in sex.groups if g.reference] == ["male"]
     assert any("against male" in w and "a blocking gate" in w for w in sex.warnings)
+    rest = {"policy": {**report["policy"], "reference_group": "rest"}}
+    with db.session() as session:
+        view = monitoring.periods(session, name, rest)[0]
+    for attribute in view.attributes:  # compared with everyone else: no group is the reference
+        assert not [g for g in attribute.groups if g.reference]
+        for g in attribute.groups:
+            others = [o for o in attribute.groups if o is not g]
+            rate = sum(o.selected for o in others) / sum(o.population for o in others)
+            assert g.ratios["selection_rate"] == pytest.approx(g.selection_rate / rate)
+    assert any("against everyone else" in w for w in view.warnings)
     relaxed = {"policy": {**report["policy"], "gates": [{**gate, "min": 0.0, "max": 100.0}]}}
     with db.session() as session:
         assert not monitoring.periods(session, name, relaxed)[0].warnings

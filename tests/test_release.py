@@ -6,9 +6,10 @@ import json
 from pathlib import Path
 
 import mlflow
+import numpy as np
 import pytest
 
-from audits.policy import Policy, parse_policy
+from audits.policy import Policy, load_policy, parse_policy
 from audits.release import (
     ReleaseResult,
     approve,
@@ -38,10 +39,18 @@ def policy_text(**replacements: str) -> Policy:
     return parse_policy(tomllib.loads(text), sha256="test-policy")
 
 
-LENIENT = {"bootstrap_resamples = 1000": "bootstrap_resamples = 200"}
+# For tests that need a promoted model from a small population: few resamples, no
+# intersections, the power rule only noted, and a low limit, so that the small test data's noise
+# does not send it to REVIEW.
+LENIENT = {
+    "bootstrap_resamples = 1000": "bootstrap_resamples = 200",
+    'intersections = [["race_ethnicity", "sex"]]': "intersections = []",
+    'underpowered = "review"': 'underpowered = "report"',
+    "min = 0.8": "min = 0.3",
+}
 STRICT = {
     **LENIENT,
-    'decision_rule = "significant_breach"': 'decision_rule = "confident_pass"',
+    'decision_rule = "significant_breach"': 'decision_rule = "point_estimate"',
     "min = 0.8": "min = 0.999",
 }
 
@@ -153,12 +162,17 @@ def test_rollback_and_reject(
     assert load_production(registry, name).version == newer
     with pytest.raises(GateError, match="roll back first"):
         reject(registry, name, newer, by="oversight", note="no")
-    assert rollback(registry, name) == first
-    assert load_production(registry, name).version == first
+    before = {r["version"]: r for r in list_versions(registry, name)}
+    previous = max(
+        (v for v, r in before.items() if r["decision"] == "PASS" and int(v) < int(newer)), key=int
+    )
+    assert int(previous) >= int(first)
+    assert rollback(registry, name) == previous
+    assert load_production(registry, name).version == previous
     reject(registry, name, newer, by="oversight", note="worse list overlap")
     rows = {r["version"]: r for r in list_versions(registry, name)}
     assert rows[newer]["rejected_by"] == "oversight"
-    assert rows[first]["aliases"] == ["production"]
+    assert rows[previous]["aliases"] == ["production"]
     with pytest.raises(GateError, match="no earlier version"):
         for _ in range(10):
             rollback(registry, name)
@@ -167,26 +181,68 @@ def test_rollback_and_reject(
     )
 
 
+def _truth_recall_ratios(result: ReleaseResult, item) -> dict[tuple[str, str], tuple[float, int]]:
+    """Each group's recall against everyone else's on the ground truth, over the audit window."""
+    data = result.training.validation
+    truth = data.truth
+    assert truth is not None
+    selected = item.selected
+    out = {}
+    for attribute in result.policy.sensitive_attributes:
+        values = np.asarray(data.sensitive(attribute), dtype=str)
+        for group in np.unique(values):
+            mine, rest = values == group, values != group
+            need, other_need = (truth == 1) & mine, (truth == 1) & rest
+            ratio = (selected[need].mean()) / (selected[other_need].mean())
+            out[(attribute, group)] = (float(ratio), int(need.sum()))
+    return out
+
+
 @pytest.mark.slow
-def test_biased_population_plain_model_fails_and_mitigated_candidate_is_promoted(
+def test_biased_population_at_the_default_size_promotes_nothing_unfair(
     registry: Registry,
 ) -> None:
-    """Under-recorded crises for one group: the plain model under-serves it; mitigation fixes it.
+    """The shipped spec on the biased preset, at the default size (200,000 person-months).
 
-    A large population (100,000 people over 12 months) so that the gap is beyond noise.
+    Crises of one group are under-recorded: the plain model reaches that group's people in crisis
+    at well under 0.8 of everyone else's rate (on the ground truth). It must not be promoted
+    automatically, and whatever is promoted must reach every sizeable group's people in need at
+    0.8 of the rest or better on the ground truth over the audit's six labelled months; when no
+    candidate can show that, nothing is promoted and the report says why.
     """
     raw = spec_mapping()
-    raw["validation"] = {"splits": 1, "step_months": 1, "window_months": 1, "min_train_periods": 3}
+    raw["data"] = {**raw["data"], "synthetic_preset": "biased"}
+    raw["validation"] = {**raw["validation"], "splits": 1}
     raw["candidates"] = [{"name": "logistic", "family": "logistic", "grid": {"C": [1.0]}}]
-    raw["mitigation"] = {"attribute": "race_ethnicity", "methods": ["equal_opportunity"]}
     spec = parse_spec(raw)
-    frame = generate_preset(unit="individual", rows=1_200_000, seed=5, preset="biased", periods=12)
-    result = release(spec, validate(frame, spec), registry, policy=policy_text(**LENIENT))
+    assert spec.data.synthetic_rows == 200_000 and spec.validation.audit_months == 6
+    frame = generate_preset(
+        unit="individual",
+        rows=spec.data.synthetic_rows,
+        seed=spec.data.synthetic_seed,
+        preset="biased",
+        periods=spec.data.synthetic_periods,
+    )
+    result = release(spec, validate(frame, spec), registry, policy=load_policy(DEFAULT_POLICY))
     by_name = {c.candidate.config.name: c for c in result.candidates}
-    plain = by_name["logistic"].outcome.decision
-    assert plain.verdict == "FAIL"
-    assert "Hispanic or Latino" in {b.group for b in plain.breaches}
-    mitigated = by_name["logistic_equal_opportunity"]
-    assert mitigated.outcome.decision.verdict == "PASS"
-    assert result.chosen is mitigated and result.promoted
-    assert load_production(registry, spec.name).version == str(mitigated.candidate.version)
+    plain = by_name["logistic"]
+    ratios = _truth_recall_ratios(result, plain)
+    assert ratios[("race_ethnicity", "Hispanic or Latino")][0] < 0.6  # the harm is real
+    assert plain.outcome.decision.verdict == "FAIL"
+    failed = {(b.group, b.metric) for b in plain.outcome.decision.breaches}
+    assert ("Hispanic or Latino", "recall ratio (ground truth)") in failed
+    assert not (result.promoted and result.chosen is plain)
+    if result.promoted:
+        promoted = _truth_recall_ratios(result, result.chosen)
+        for (attribute, group), (ratio, in_need) in promoted.items():
+            if in_need >= 200:
+                assert ratio >= 0.8, (attribute, group, ratio)
+    else:
+        decision = result.chosen.outcome.decision
+        assert decision.verdict in ("REVIEW", "FAIL")
+        assert decision.breaches or decision.review
+        report = json.loads(result.chosen.written.json_path.read_text())
+        assert report["decision"] == decision.verdict and (report["breaches"] or report["review"])
+        assert report["truth"]["headlines"] and report["fairlearn"]["matched"]
+        with pytest.raises(NotFoundError):
+            load_production(registry, spec.name)

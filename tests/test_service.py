@@ -406,7 +406,7 @@ def test_model_health_and_metrics(
     assert "outreach_requests_total" in text and "outreach_scores_served_total" in text
     audits = client.get("/api/v1/audits", headers=auth(tokens["oversight"])).json["audits"]
     one = client.get(f"/api/v1/audits/{audits[0]['audit_id']}", headers=auth(tokens["oversight"]))
-    assert one.status_code == 200 and one.json["schema"] == "outreach.audit/1"
+    assert one.status_code == 200 and one.json["schema"] == "outreach.audit/2"
     assert client.get("/api/v1/audits/nope", headers=auth(tokens["oversight"])).status_code == 404
 
 
@@ -676,7 +676,8 @@ def test_rescoring_a_period_keeps_entries_with_outcomes_and_lists_the_top_k(
     rows = changed[changed["period"] == latest].reset_index(drop=True)
     batch = model.score_frame(rows)
     ids = rows["person_id"].astype(str).to_numpy()
-    ranked = sorted(range(len(rows)), key=lambda i: (-batch.scores[i], ids[i]))
+    typed = rows["person_id"].to_numpy()  # ties are broken by the id as typed (here: numbers)
+    ranked = sorted(range(len(rows)), key=lambda i: (-batch.scores[i], typed[i]))
     expected = [i for i in ranked if ids[i] != before[3][0]][: model.k_for(len(rows))]
     with db.session() as session:
         listed = list(
@@ -724,7 +725,7 @@ def test_rescoring_a_period_keeps_entries_with_outcomes_and_lists_the_top_k(
 def test_the_top_k_equals_the_head_of_a_full_sort(seed: int) -> None:
     import numpy as np
 
-    from service.batch import _top
+    from model.metrics import top_k_rows
 
     rng = np.random.default_rng(seed)
     n = int(rng.integers(1, 400))
@@ -733,4 +734,38 @@ def test_the_top_k_equals_the_head_of_a_full_sort(seed: int) -> None:
     eligible = rng.random(n) > 0.2
     k = int(rng.integers(0, n + 2))
     full = sorted(np.flatnonzero(eligible), key=lambda i: (-scores[i], ids[i]))[:k]
-    assert _top(ids, scores, eligible, k).tolist() == full
+    assert top_k_rows(scores, ids, k, eligible=eligible).tolist() == full
+
+
+def test_the_queue_is_the_audited_list_when_scores_tie(
+    app: Flask, db: Database, dataset: Dataset
+) -> None:
+    """Batch scoring and the audit pick the same people, integer ids tied at every score."""
+    import numpy as np
+
+    from model.metrics import top_k_mask
+    from service.db import QueueEntry
+
+    serving = app.extensions["outreach.model"].current
+    model = serving.model
+    frame = dataset.source_frame()
+    latest = str(frame["period"].max())
+    tied = frame[frame["period"] == latest].reset_index(drop=True)
+    for feature in model.features:  # two score levels only: ties everywhere
+        if feature.kind != "category":
+            tied[feature.name] = (feature.lower or 0.0) + (tied["person_id"] % 2)
+    score_period(db, serving, tied)
+    scores = model.score_frame(tied).scores
+    audited = top_k_mask(
+        scores, tied["period"].to_numpy(), tied["person_id"].to_numpy(), model.k_for
+    )
+    with db.session() as session:
+        queued = set(
+            session.scalars(
+                select(QueueEntry.person_id).where(QueueEntry.period == latest, QueueEntry.rank > 0)
+            )
+        )
+    cut = np.sort(scores)[::-1][model.k_for(len(tied)) - 1]
+    tied_at_cut = scores == cut
+    assert (tied_at_cut & audited).any() and (tied_at_cut & ~audited).any()  # ids decide
+    assert queued == set(tied.loc[audited, "person_id"].astype(str))
