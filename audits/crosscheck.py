@@ -119,7 +119,7 @@ def crosscheck(
         "compared": compared,
         "undefined": undefined,
         "max_difference": largest,
-        "tolerance": TOLERANCE,
+        "tolerance": f"{TOLERANCE:g}",
         "between_groups": summaries,
     }
 

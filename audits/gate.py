@@ -178,6 +178,12 @@ def months_to_settle(gate: Gate, disparity: DisparityResult, months: int) -> flo
     return max(months * (max(factors) - 1), 1.0)
 
 
+def _adjusted(policy: Policy, p_value: float) -> str:
+    if policy.multiple_comparisons != "holm":
+        return ""
+    return f"{p_value:.3g} after Holm's adjustment for the many groups compared, "
+
+
 def _words(gate: Gate) -> str:
     return f"{gate.metric.replace('_', ' ')} {gate.disparity}"
 
@@ -228,8 +234,8 @@ def _judge_sufficient(
         )
         numbers = (
             f"{d.group} ({d.attribute}) has a {_words(gate)} of {d.value:.3f} against "
-            f"{d.reference} (interval {d.ci[0]:.3f} to {d.ci[1]:.3f}, adjusted p {p_value:.3g}, "
-            f"effective size {d.effective_n:.0f})"
+            f"{d.reference} (interval {d.ci[0]:.3f} to {d.ci[1]:.3f}, p {d.p_value:.3g}, "
+            f"{_adjusted(policy, p_value)}effective size {d.effective_n:.0f})"
         )
         if verdict == "breach":
             breaches.append(
