@@ -22,6 +22,7 @@ import numpy as np
 from mlflow.exceptions import MlflowException
 
 from audits.audit import AuditOutcome, run_audit
+from audits.gate import Breach
 from audits.metrics import GroupAudit
 from audits.mitigation import mitigated_candidates
 from audits.policy import Policy, load_policy
@@ -253,30 +254,9 @@ class ReleaseResult:
             "report": str(chosen.written.html_path) if chosen.written else None,
             "report_json": str(chosen.written.json_path) if chosen.written else None,
             "policy": {"name": self.policy.name, "sha256": self.policy.sha256},
-            "breaches": [
-                {
-                    "metric": b.metric,
-                    "group": b.group,
-                    "attribute": b.attribute,
-                    "value": b.as_dict()["value"],
-                    "ci": b.as_dict()["ci"],
-                    "limit": b.limit,
-                }
-                for b in chosen.outcome.decision.breaches
-            ],
+            "breaches": [_finding(b) for b in chosen.outcome.decision.breaches],
             "review": [
-                {
-                    "metric": r.metric,
-                    "group": r.group,
-                    "attribute": r.attribute,
-                    "kind": r.kind,
-                    "value": r.as_dict()["value"],
-                    "ci": r.as_dict()["ci"],
-                    "limit": r.limit,
-                    "message": r.message,
-                    "settle": r.settle,
-                }
-                for r in chosen.outcome.decision.review
+                _finding(r, "kind", "message", "settle") for r in chosen.outcome.decision.review
             ],
             "candidates": [
                 {
@@ -293,6 +273,13 @@ class ReleaseResult:
                 for c in self.candidates
             ],
         }
+
+
+def _finding(item: Breach, *extra: str) -> dict[str, Any]:
+    """A breach or open question as the ``release --json`` document lists it."""
+    full = item.as_dict()
+    keys = ("metric", "group", "attribute", "value", "ci", "limit", *extra)
+    return {key: full[key] for key in keys}
 
 
 def policy_for(spec: ExperimentSpec, override: str | None = None) -> Policy:

@@ -267,21 +267,14 @@ def validate(
         if column.isna().any():
             problems.append(f"column '{attribute}': missing in {_rows(column.isna().to_numpy())}")
         out[attribute] = column.astype(str).to_numpy(dtype=object)
-    label = spec.label.column
-    if label in frame.columns:
-        values = pd.to_numeric(frame[label], errors="coerce")
-        bad = ~values.isin([0, 1]).to_numpy()
-        if bad.any():
-            problems.append(f"column '{label}': not 0 or 1 in {_rows(bad)}")
-        else:
-            out[label] = values.to_numpy(dtype=np.int8)
-    if truth and truth in frame.columns:
-        values = pd.to_numeric(frame[truth], errors="coerce")
-        bad = ~values.isin([0, 1]).to_numpy()
-        if bad.any():
-            problems.append(f"column '{truth}': not 0 or 1 in {_rows(bad)}")
-        else:
-            out[truth] = values.to_numpy(dtype=np.int8)
+    for outcome in (spec.label.column, truth):  # the recorded label and the ground truth
+        if outcome and outcome in frame.columns:
+            values = pd.to_numeric(frame[outcome], errors="coerce")
+            bad = ~values.isin([0, 1]).to_numpy()
+            if bad.any():
+                problems.append(f"column '{outcome}': not 0 or 1 in {_rows(bad)}")
+            else:
+                out[outcome] = values.to_numpy(dtype=np.int8)
     if ordinals is not None and not ids.isna().any():
         keys = pd.DataFrame({"id": ids.to_numpy(), "period": ordinals})
         dup = keys.duplicated(keep="first").to_numpy()

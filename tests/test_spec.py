@@ -19,6 +19,19 @@ def test_shipped_specs_load(path: Path) -> None:
     assert spec.policy and spec.resolve_path(spec.policy).is_file()
 
 
+def test_version_1_keys_still_work() -> None:
+    """Specs written before the audit window, truth column and several attributes existed."""
+    raw = spec_mapping()
+    raw["mitigation"] = {"attribute": "race_ethnicity", "methods": ["equal_opportunity"]}
+    raw["label"].pop("truth_column")
+    raw["validation"].pop("audit_months")
+    raw["data"]["ignore_columns"] = ["need_probability", "crisis_6m_true"]
+    spec = parse_spec(raw)
+    assert spec.mitigation is not None
+    assert spec.mitigation.all_attributes == ("race_ethnicity",)
+    assert spec.validation.audit_months == 6 and spec.label.truth_column is None
+
+
 def _errors(raw: dict) -> list[str]:
     with pytest.raises(SpecError) as caught:
         parse_spec(raw)
@@ -55,6 +68,15 @@ def test_sensitive_attribute_as_feature_is_refused() -> None:
         ),
         (lambda r: r["features"][0].update(reason="{count} visits"), "template is invalid"),
         (lambda r: r["data"].update(path="x.csv"), "exactly one of 'path' or 'synthetic_preset'"),
+        (
+            lambda r: r["mitigation"].update(attributes=["race_ethnicity", "income"]),
+            "mitigation.attributes[1]: 'income' is not one of the sensitive_attributes",
+        ),
+        (lambda r: r["mitigation"].pop("attributes"), "mitigation: give 'attributes'"),
+        (
+            lambda r: r["label"].update(truth_column="er_visits_90d"),
+            "'er_visits_90d' is an id, time, label or truth column",
+        ),
     ],
 )
 def test_each_problem_names_its_key_path(change, expected: str) -> None:
