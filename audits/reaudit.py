@@ -7,9 +7,9 @@ from typing import Any
 import numpy as np
 
 from audits.audit import run_audit
+from audits.loading import load_version
 from audits.policy import Policy
 from audits.proxies import check_proxies
-from audits.release import load_version
 from audits.report import Subject, build_report, new_audit_id
 from model.data import fingerprint, parse_periods, read_table
 from model.errors import BadInputError, DataValidationError

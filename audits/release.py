@@ -1,28 +1,36 @@
-"""Releases: train, audit every candidate, gate, register, promote; and the only ways to serve.
+"""Releases: train, audit every candidate, gate, register, promote; and the board's decisions.
 
 ``production`` is an MLflow alias that only a passing audit (and, where the policy asks for it, an
-oversight approval) moves. :func:`load_production` is the one way to obtain a model to serve: it
-refuses a version whose audit tags are missing or failed, whose approval is outstanding, or whose
-artifact bytes differ from the sha256 its audit recorded, whoever moved the alias.
+oversight approval) or an approved REVIEW moves. Every decision (release, approval, rejection,
+withdrawal) is signed into the model's attestation log (:mod:`audits.attestation`); serving
+trusts those statements, never the tags (:mod:`audits.loading`). Versions and reports are listed
+by :mod:`audits.catalogue`.
 """
 
 from __future__ import annotations
 
-import json
-import re
-import tempfile
+import getpass
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-import mlflow
 import numpy as np
 from mlflow.exceptions import MlflowException
 
+from audits import catalogue
+from audits.attestation import Trust, WithdrawnError, now
 from audits.audit import AuditOutcome, run_audit
+from audits.catalogue import (
+    ARTIFACT_SHA256,
+    CANDIDATE,
+    PRODUCTION,
+    list_versions,
+    production_alias,
+    read_report,
+    version_tags,
+)
 from audits.gate import Breach
+from audits.loading import LoadedModel, load_production, load_version, trust_for
 from audits.metrics import GroupAudit
 from audits.mitigation import mitigated_candidates
 from audits.policy import Policy, load_policy
@@ -40,13 +48,26 @@ from model.candidates import expand
 from model.data import Dataset, ordinal_to_period
 from model.errors import BadInputError, GateError, NotFoundError
 from model.metrics import top_k_mask
-from model.registry import Registry, log_training, sha256_file
-from model.scorer import ARTIFACT_NAME, ScoringModel
+from model.registry import Registry, log_training
 from model.spec import ExperimentSpec
 from model.train import CandidateResult, TrainingResult, train
 
 Progress = Callable[[str], None]
-PRODUCTION, CANDIDATE = "production", "candidate"
+
+__all__ = [
+    "LoadedModel",
+    "ReleaseResult",
+    "approve",
+    "list_versions",
+    "load_production",
+    "load_version",
+    "production_version",
+    "read_report",
+    "reject",
+    "release",
+    "rollback",
+    "withdraw",
+]
 
 
 def _quiet(_: str) -> None:
@@ -93,120 +114,6 @@ def model_card(spec: ExperimentSpec, result: TrainingResult) -> dict[str, Any]:
             "re-audit on new data before relying on them.",
         ],
     }
-
-
-# ----------------------------------------------------------------------------- loading
-
-
-@dataclass(frozen=True)
-class LoadedModel:
-    """A verified model version: what the service may serve."""
-
-    name: str
-    version: str
-    audit_id: str
-    decision: str
-    model: ScoringModel
-    tags: dict[str, str]
-    artifact_sha256: str
-
-
-def version_tags(registry: Registry, name: str, version: str) -> dict[str, str]:
-    try:
-        return dict(registry.client.get_model_version(name, version).tags)
-    except MlflowException as err:
-        raise NotFoundError(f"no version {version} of registered model '{name}'") from err
-
-
-def refusals(tags: dict[str, str]) -> list[str]:
-    """Why a version may not be served, from its recorded audit and oversight decisions.
-
-    Servable: an audit that PASSed (approved, where the policy asks), or a REVIEW that an
-    oversight user approved; never a rejected version.
-    """
-    problems = []
-    audit_id = tags.get("audit_id")
-    decision = tags.get("audit_decision", "")
-    if not audit_id:
-        problems.append("it has no fairness audit")
-    elif decision == "REVIEW":
-        if not tags.get("approved_by"):
-            groups = tags.get("review_groups") or "some groups"
-            problems.append(
-                f"its fairness audit {audit_id} asks for a review ({groups}) that no oversight "
-                "user has approved"
-            )
-    elif decision != "PASS":
-        problems.append(f"its fairness audit {audit_id} decided {decision or 'nothing'}")
-    elif tags.get("approval_required") == "true" and not tags.get("approved_by"):
-        problems.append("its release is still awaiting an oversight approval")
-    if tags.get("rejected_by"):
-        problems.append(f"the oversight board rejected it ({tags['rejected_by']})")
-    return problems
-
-
-def servable(tags: dict[str, str]) -> bool:
-    """Whether a version's audit and oversight decisions allow serving it."""
-    return not refusals(tags)
-
-
-def load_version(
-    registry: Registry, name: str, version: str, *, require_pass: bool = True
-) -> LoadedModel:
-    """Load one registered version after checking its audit tags and artifact bytes.
-
-    Raises
-    ------
-    GateError
-        If the audit is missing or failed (when ``require_pass``), an approval is outstanding,
-        or the artifact's sha256 differs from the one its audit recorded.
-    NotFoundError
-        If the version does not exist.
-    """
-    tags = version_tags(registry, name, version)
-    audit_id = tags.get("audit_id")
-    decision = tags.get("audit_decision", "")
-    expected = tags.get("artifact_sha256")
-    problems = refusals(tags) if require_pass else []
-    if not expected:
-        problems.append("no artifact sha256 was recorded for it")
-    if problems or expected is None:
-        raise GateError(f"refusing to serve {name} version {version}: " + "; ".join(problems))
-    with tempfile.TemporaryDirectory(prefix="outreach-load-") as folder:
-        try:
-            local = mlflow.artifacts.download_artifacts(
-                artifact_uri=f"models:/{name}/{version}", dst_path=folder
-            )
-        except (MlflowException, OSError) as err:
-            raise GateError(f"refusing to serve {name} version {version}: {err}") from err
-        found = list(Path(local).rglob(ARTIFACT_NAME))
-        if len(found) != 1:
-            raise GateError(f"refusing to serve {name} version {version}: no scoring artifact")
-        actual = sha256_file(found[0])
-        if actual != expected:
-            raise GateError(
-                f"refusing to serve {name} version {version}: its artifact's sha256 {actual[:12]}"
-                f" differs from the audited {expected[:12]} (the bytes were changed)"
-            )
-        model = ScoringModel.load(found[0])
-    return LoadedModel(name, version, audit_id or "", decision, model, tags, actual)
-
-
-def load_production(registry: Registry, name: str) -> LoadedModel:
-    """The verified ``production`` version of ``name``; the only way to obtain a model to serve.
-
-    Raises
-    ------
-    NotFoundError
-        If no version holds the ``production`` alias.
-    GateError
-        If that version's audit is missing, failed, unapproved, or bound to other bytes.
-    """
-    try:
-        version = registry.client.get_model_version_by_alias(name, PRODUCTION)
-    except MlflowException as err:
-        raise NotFoundError(f"registered model '{name}' has no production version") from err
-    return load_version(registry, name, str(version.version))
 
 
 # ----------------------------------------------------------------------------- release
@@ -403,12 +310,17 @@ def release(
     *,
     policy: Policy,
     progress: Progress = _quiet,
+    released_by: str | None = None,
+    trust: Trust | None = None,
 ) -> ReleaseResult:
     """Train, audit every candidate, gate, register, and promote the best passing one.
 
     The ``candidate`` alias always moves to the chosen version; ``production`` moves only when it
-    passed and the policy needs no approval (otherwise the version awaits one).
+    passed and the policy needs no approval (otherwise the version awaits one). Every candidate's
+    decision is signed (:mod:`audits.attestation`), with ``released_by`` (default: the user
+    running the release), who may not approve it.
     """
+    released_by = released_by or getpass.getuser()
     _check_attributes(policy, spec)
     configs, fitters = mitigated_candidates(spec)
     result = train(
@@ -495,15 +407,27 @@ def release(
     client = registry.client
     version = str(chosen.candidate.version)
     client.set_registered_model_alias(spec.name, CANDIDATE, version)
-    promoted = awaiting = False
     verdict = chosen.outcome.decision.verdict
-    if verdict == "REVIEW" or (verdict == "PASS" and policy.approval.required):
-        # Never promoted automatically: an oversight user decides, naming what they took on.
-        client.set_model_version_tag(spec.name, version, "awaiting_approval", "true")
-        awaiting = True
-    elif verdict == "PASS":
-        _promote(registry, spec.name, version, reason="passed its audit")
-        promoted = True
+    # Never promoted automatically: a REVIEW (or a PASS the policy wants approved) waits for an
+    # oversight user, who names what they took on.
+    awaiting = verdict == "REVIEW" or (verdict == "PASS" and policy.approval.required)
+    promoted = verdict == "PASS" and not awaiting
+    trust = trust or trust_for(registry.home)
+    for item in audited:
+        sha = version_tags(registry, spec.name, str(item.candidate.version))[ARTIFACT_SHA256]
+        _attest_release(
+            trust,
+            spec,
+            policy,
+            item,
+            artifact_sha256=sha,
+            promoted=promoted and item is chosen,
+            released_by=released_by,
+        )
+    if awaiting:
+        client.set_model_version_tag(spec.name, version, catalogue.AWAITING_APPROVAL, "true")
+    elif promoted:
+        _promote(registry, spec.name, version, reason="passed its audit", trust=trust)
     return ReleaseResult(spec, policy, chosen, audited, promoted, awaiting, result)
 
 
@@ -514,17 +438,18 @@ def _record_audit(
     item: CandidateRelease,
     tags: dict[str, str],
 ) -> None:
+    """The audit's readable cache on the version and its run (never trusted to serve)."""
     assert item.written is not None
     version = str(item.candidate.version)
     values = {
-        "audit_id": item.audit_id,
-        "audit_decision": item.outcome.decision.verdict,
-        "audit_breaches": str(len(item.outcome.decision.breaches)),
-        "report_sha256": item.written.sha256,
-        "policy_name": policy.name,
-        "policy_sha256": policy.sha256,
-        "approval_required": "true" if policy.approval.required else "false",
-        "review_groups": "; ".join(item.outcome.decision.review_groups)[:4000],
+        catalogue.AUDIT_ID: item.audit_id,
+        catalogue.AUDIT_DECISION: item.outcome.decision.verdict,
+        catalogue.AUDIT_BREACHES: str(len(item.outcome.decision.breaches)),
+        catalogue.REPORT_SHA256: item.written.sha256,
+        catalogue.POLICY_NAME: policy.name,
+        catalogue.POLICY_SHA256: policy.sha256,
+        catalogue.APPROVAL_REQUIRED: "true" if policy.approval.required else "false",
+        catalogue.REVIEW_GROUPS: "; ".join(item.outcome.decision.review_groups)[:4000],
     }
     for key, value in values.items():
         registry.client.set_model_version_tag(spec.name, version, key, value)
@@ -532,87 +457,196 @@ def _record_audit(
     if run_id:
         registry.client.log_artifact(run_id, str(item.written.json_path), "audit")
         registry.client.log_artifact(run_id, str(item.written.html_path), "audit")
-        registry.client.set_tag(run_id, "audit_decision", item.outcome.decision.verdict)
-        registry.client.set_tag(run_id, "audit_id", item.audit_id)
+        registry.client.set_tag(run_id, catalogue.AUDIT_DECISION, item.outcome.decision.verdict)
+        registry.client.set_tag(run_id, catalogue.AUDIT_ID, item.audit_id)
 
 
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
+def _attest_release(
+    trust: Trust,
+    spec: ExperimentSpec,
+    policy: Policy,
+    item: CandidateRelease,
+    *,
+    artifact_sha256: str,
+    promoted: bool,
+    released_by: str,
+) -> None:
+    """Sign what was decided about one candidate: its bytes, report, policy and decision."""
+    assert item.written is not None
+    decision = item.outcome.decision
+    trust.sign(
+        spec.name,
+        {
+            "kind": "release",
+            "version": str(item.candidate.version),
+            "artifact_sha256": artifact_sha256,
+            "audit_id": item.audit_id,
+            "report_sha256": item.written.sha256,
+            "policy_sha256": policy.sha256,
+            "decision": decision.verdict,
+            "review_groups": "; ".join(decision.review_groups),
+            "approval_required": policy.approval.required,
+            "promoted": promoted,
+            "by": released_by,
+        },
+    )
 
 
-def _promote(registry: Registry, name: str, version: str, *, reason: str) -> None:
-    load_version(registry, name, version)  # the same checks the service makes
+def _promote(
+    registry: Registry, name: str, version: str, *, reason: str, trust: Trust | None = None
+) -> None:
+    load_version(registry, name, version, trust=trust)  # the same checks the service makes
     client = registry.client
     try:
         previous = str(client.get_model_version_by_alias(name, PRODUCTION).version)
     except MlflowException:
         previous = ""
     client.set_registered_model_alias(name, PRODUCTION, version)
-    client.set_model_version_tag(name, version, "promoted_at", _now())
-    client.set_model_version_tag(name, version, "promoted_because", reason)
-    if "awaiting_approval" in version_tags(registry, name, version):
-        client.delete_model_version_tag(name, version, "awaiting_approval")
+    client.set_model_version_tag(name, version, catalogue.PROMOTED_AT, now())
+    client.set_model_version_tag(name, version, catalogue.PROMOTED_BECAUSE, reason)
+    if catalogue.AWAITING_APPROVAL in version_tags(registry, name, version):
+        client.delete_model_version_tag(name, version, catalogue.AWAITING_APPROVAL)
     if previous and previous != version:
-        client.set_model_version_tag(name, version, "previous_production", previous)
+        client.set_model_version_tag(name, version, catalogue.PREVIOUS_PRODUCTION, previous)
 
 
 # ----------------------------------------------------------------------------- oversight
 
 
-def approve(registry: Registry, name: str, version: str, *, by: str, note: str) -> bool:
-    """Record an oversight approval; promotes the version if it was awaiting one.
+def production_version(registry: Registry, name: str) -> str:
+    """The version the ``production`` alias names ('' if none)."""
+    return production_alias(registry, name) or ""
 
-    A REVIEW version's approval is recorded with the groups its audit could not judge (tag
-    ``approved_review_groups``). Returns whether the version became production.
+
+def approve(
+    registry: Registry,
+    name: str,
+    version: str,
+    *,
+    by: str,
+    note: str,
+    role: str = "oversight",
+    trust: Trust | None = None,
+) -> bool:
+    """Record an oversight approval, signed; promotes the version if it was awaiting one.
+
+    A REVIEW version's approval names the groups its audit could not judge. Approving the
+    production version of a withdrawn model reinstates it. Returns whether the version became
+    (or is again) production.
 
     Raises
     ------
     GateError
-        If the version failed its audit (or has none) or was rejected.
+        If no valid release attestation covers the version, its audit failed, it was rejected,
+        or the approver is the person who released it.
     """
-    tags = version_tags(registry, name, version)
-    if tags.get("audit_decision") not in ("PASS", "REVIEW"):
+    trust = trust or trust_for(registry.home)
+    found = trust.standing(name, version)
+    release = found.release
+    if release is None:
+        raise GateError(
+            f"refusing to approve {name} version {version}: no signed release attestation covers it"
+        )
+    if release.get("decision") not in ("PASS", "REVIEW"):
         raise GateError(
             f"refusing to approve {name} version {version}: its audit "
-            f"{tags.get('audit_id', '(none)')} decided {tags.get('audit_decision', 'nothing')}"
+            f"{release.get('audit_id')} decided {release.get('decision')}"
         )
-    if tags.get("rejected_by"):
-        raise GateError(f"{name} version {version} was rejected by {tags['rejected_by']}")
-    client = registry.client
-    client.set_model_version_tag(name, version, "approved_by", by)
-    client.set_model_version_tag(name, version, "approved_at", _now())
-    client.set_model_version_tag(name, version, "approval_note", note)
-    if tags.get("audit_decision") == "REVIEW":
-        # The approval names the groups the audit could not judge: the approver took them on.
-        client.set_model_version_tag(
-            name, version, "approved_review_groups", tags.get("review_groups", "")
-        )
-    if tags.get("awaiting_approval") == "true":
-        _promote(registry, name, version, reason=f"approved by {by}")
-        return True
-    return False
-
-
-def reject(registry: Registry, name: str, version: str, *, by: str, note: str) -> None:
-    """Record an oversight rejection; the version can never be served."""
-    tags = version_tags(registry, name, version)
-    client = registry.client
-    try:
-        production = str(client.get_model_version_by_alias(name, PRODUCTION).version)
-    except MlflowException:
-        production = ""
-    if production == version:
+    if found.rejected is not None:
+        raise GateError(f"{name} version {version} was rejected by {found.rejected.get('by')}")
+    if str(release.get("by", "")).strip().lower() == by.strip().lower():
         raise GateError(
-            f"{name} version {version} is in production; roll back first, then reject it"
+            f"refusing the approval of {name} version {version}: {release.get('by')} released "
+            "it, and a "
+            "release needs a second person's approval"
         )
-    client.set_model_version_tag(name, version, "rejected_by", by)
-    client.set_model_version_tag(name, version, "rejected_at", _now())
-    client.set_model_version_tag(name, version, "rejection_note", note)
-    if tags.get("awaiting_approval"):
-        client.delete_model_version_tag(name, version, "awaiting_approval")
+    tags = version_tags(registry, name, version)
+    reinstating = found.withdrawn is not None and production_version(registry, name) == version
+    groups = str(release.get("review_groups", ""))
+    trust.sign(
+        name,
+        {
+            "kind": "approval",
+            "version": version,
+            "by": by,
+            "role": role,
+            "note": note,
+            "review_groups": groups if release.get("decision") == "REVIEW" else "",
+        },
+    )
+    client = registry.client
+    client.set_model_version_tag(name, version, catalogue.APPROVED_BY, by)
+    client.set_model_version_tag(name, version, catalogue.APPROVED_AT, now())
+    client.set_model_version_tag(name, version, catalogue.APPROVAL_NOTE, note)
+    if release.get("decision") == "REVIEW":
+        # The approval names the groups the audit could not judge: the approver took them on.
+        client.set_model_version_tag(name, version, catalogue.APPROVED_REVIEW_GROUPS, groups)
+    if tags.get(catalogue.WITHDRAWN_BY):
+        client.delete_model_version_tag(name, version, catalogue.WITHDRAWN_BY)
+    if tags.get(catalogue.AWAITING_APPROVAL) == "true":
+        _promote(registry, name, version, reason=f"approved by {by}", trust=trust)
+        return True
+    return reinstating
 
 
-def rollback(registry: Registry, name: str) -> str:
+def reject(
+    registry: Registry,
+    name: str,
+    version: str,
+    *,
+    by: str,
+    note: str,
+    role: str = "oversight",
+    trust: Trust | None = None,
+) -> None:
+    """Record an oversight rejection, signed; the version can never be served."""
+    trust = trust or trust_for(registry.home)
+    tags = version_tags(registry, name, version)
+    if production_version(registry, name) == version:
+        raise GateError(
+            f"{name} version {version} is in production; roll back first (or withdraw the model), "
+            "then reject it"
+        )
+    trust.sign(
+        name, {"kind": "rejection", "version": version, "by": by, "role": role, "note": note}
+    )
+    client = registry.client
+    client.set_model_version_tag(name, version, catalogue.REJECTED_BY, by)
+    client.set_model_version_tag(name, version, catalogue.REJECTED_AT, now())
+    client.set_model_version_tag(name, version, catalogue.REJECTION_NOTE, note)
+    if tags.get(catalogue.AWAITING_APPROVAL):
+        client.delete_model_version_tag(name, version, catalogue.AWAITING_APPROVAL)
+
+
+def withdraw(
+    registry: Registry,
+    name: str,
+    *,
+    by: str,
+    note: str,
+    role: str = "oversight",
+    trust: Trust | None = None,
+) -> str:
+    """The board's stop button: sign a withdrawal of the model; nothing of it is served until a
+    new PASS release or an explicit re-approval. Returns the production version it stopped
+    ('' if there was none)."""
+    trust = trust or trust_for(registry.home)
+    if not note.strip():
+        raise BadInputError("a withdrawal needs a note saying why")
+    version = production_version(registry, name)
+    if not version and not trust.log(name).exists():
+        raise NotFoundError(f"no registered model '{name}' has been released here")
+    trust.sign(
+        name, {"kind": "withdrawal", "version": version, "by": by, "role": role, "note": note}
+    )
+    if version:
+        client = registry.client
+        client.set_model_version_tag(name, version, catalogue.WITHDRAWN_BY, by)
+        client.set_model_version_tag(name, version, catalogue.WITHDRAWN_AT, now())
+    return version
+
+
+def rollback(registry: Registry, name: str, *, trust: Trust | None = None) -> str:
     """Move ``production`` back to the latest earlier version that may be served.
 
     Raises
@@ -620,8 +654,9 @@ def rollback(registry: Registry, name: str) -> str:
     NotFoundError
         If there is no production version.
     GateError
-        If no earlier version passed its audit (and approval).
+        If no earlier version is covered by a servable attestation (or the model is withdrawn).
     """
+    trust = trust or trust_for(registry.home)
     client = registry.client
     try:
         current = int(client.get_model_version_by_alias(name, PRODUCTION).version)
@@ -634,62 +669,15 @@ def rollback(registry: Registry, name: str) -> str:
     for number in earlier:
         if number >= current:
             continue
-        if servable(version_tags(registry, name, str(number))):
-            _promote(registry, name, str(number), reason=f"rolled back from version {current}")
-            client.set_model_version_tag(name, str(current), "rolled_back_at", _now())
-            return str(number)
-    raise GateError(f"no earlier version of '{name}' passed its audit; production is unchanged")
-
-
-def list_versions(registry: Registry, name: str | None = None) -> list[dict[str, Any]]:
-    """Registered versions with their aliases, audit decisions and metrics at capacity."""
-    client = registry.client
-    names = [name] if name else [m.name for m in client.search_registered_models()]
-    rows = []
-    for model_name in names:
         try:
-            aliases = client.get_registered_model(model_name).aliases
-        except MlflowException as err:
-            raise NotFoundError(f"no registered model '{model_name}'") from err
-        by_version: dict[str, list[str]] = {}
-        for alias, version in aliases.items():
-            by_version.setdefault(str(version), []).append(alias)
-        for v in client.search_model_versions(f"name='{model_name}'"):
-            tags = dict(v.tags)
-            rows.append(
-                {
-                    "name": model_name,
-                    "version": str(v.version),
-                    "aliases": sorted(by_version.get(str(v.version), [])),
-                    "candidate": tags.get("candidate"),
-                    "audit_id": tags.get("audit_id"),
-                    "decision": tags.get("audit_decision"),
-                    "awaiting_approval": tags.get("awaiting_approval") == "true",
-                    "approved_by": tags.get("approved_by"),
-                    "review_groups": tags.get("review_groups") or "",
-                    "approved_review_groups": tags.get("approved_review_groups") or "",
-                    "rejected_by": tags.get("rejected_by"),
-                    "precision_at_k": _float(tags.get("metric.precision_at_k")),
-                    "recall_at_k": _float(tags.get("metric.recall_at_k")),
-                    "created": v.creation_timestamp,
-                }
-            )
-    return sorted(rows, key=lambda r: (r["name"], int(r["version"])))
-
-
-def _float(value: str | None) -> float | None:
-    return None if value is None else float(value)
-
-
-#: What an audit id may look like (``audit-20261125T025954-baf9598f``): no paths, bounded.
-_AUDIT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,119}")
-
-
-def read_report(registry: Registry, audit_id: str) -> dict[str, Any]:
-    """A stored audit report by id."""
-    if not isinstance(audit_id, str) or not _AUDIT_ID.fullmatch(audit_id):
-        raise NotFoundError(f"no audit '{str(audit_id)[:80]}'")
-    path = registry.home.audits / audit_id / "audit.json"
-    if not path.is_file():
-        raise NotFoundError(f"no audit '{audit_id}'")
-    return dict(json.loads(path.read_text()))
+            load_version(registry, name, str(number), trust=trust)
+        except WithdrawnError:
+            raise
+        except GateError:
+            continue
+        _promote(
+            registry, name, str(number), reason=f"rolled back from version {current}", trust=trust
+        )
+        client.set_model_version_tag(name, str(current), catalogue.ROLLED_BACK_AT, now())
+        return str(number)
+    raise GateError(f"no earlier version of '{name}' passed its audit; production is unchanged")

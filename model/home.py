@@ -9,6 +9,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from model.signing import KeyPaths
+
 DEFAULT_HOME = ".outreach"
 HOME_ENV = "OUTREACH_HOME"
 
@@ -24,12 +26,25 @@ class Home:
     """
 
     root: Path
+    #: Where the signing keys are, when the environment names them (else under ``keys/``).
+    key_paths: KeyPaths | None = None
 
     @classmethod
     def resolve(cls, explicit: str | os.PathLike[str] | None = None) -> Home:
-        """Return the home given explicitly, else ``$OUTREACH_HOME``, else ``./.outreach``."""
+        """Return the home given explicitly, else ``$OUTREACH_HOME``, else ``./.outreach``;
+        key paths from the environment (:meth:`KeyPaths.resolve`)."""
         chosen = explicit or os.environ.get(HOME_ENV) or DEFAULT_HOME
-        return cls(Path(chosen).expanduser().resolve())
+        root = Path(chosen).expanduser().resolve()
+        return cls(root, KeyPaths.resolve(root / "keys", os.environ))
+
+    @property
+    def signing_keys(self) -> KeyPaths:
+        return self.key_paths or KeyPaths.resolve(self.keys, {})
+
+    @property
+    def attestations(self) -> Path:
+        """Signed release attestations, one log per registered model."""
+        return self.root / "attestations"
 
     @property
     def mlflow_db(self) -> Path:
@@ -50,6 +65,11 @@ class Home:
     @property
     def data(self) -> Path:
         return self.root / "data"
+
+    @property
+    def keys(self) -> Path:
+        """Signing keys (created 0600 on first use; see :mod:`model.signing`)."""
+        return self.root / "keys"
 
     def ensure(self) -> Home:
         """Create the folders this home needs; returns ``self``."""

@@ -294,7 +294,7 @@ def models() -> None:
 @reported
 def models_list(home: Home, name: str | None, as_json: bool) -> None:
     """Versions with their aliases, audit decisions and metrics at capacity."""
-    from audits.release import list_versions
+    from audits.catalogue import list_versions
 
     rows = list_versions(_registry(home), name)
     if as_json:
@@ -330,7 +330,7 @@ def models_list(home: Home, name: str | None, as_json: bool) -> None:
 def models_approve(home: Home, name: str, version: str, by: str, note: str) -> None:
     """Approve a version that passed, or one whose audit asks for a review; it becomes
     production if it was awaiting approval. A review's approval names the groups it takes on."""
-    from audits.release import version_tags
+    from audits.catalogue import version_tags
     from service.approvals import decide
 
     registry = _registry(home)
@@ -356,6 +356,28 @@ def models_reject(home: Home, name: str, version: str, by: str, note: str) -> No
 
     decide(_service_db(home), _registry(home), name, version, decision="reject", by=by, note=note)
     click.echo(f"rejected {name} version {version}")
+
+
+@models.command("withdraw")
+@click.argument("name")
+@click.option("--by", required=True, help="Who withdraws (a role name).")
+@click.option("--note", required=True, help="Why.")
+@click.pass_obj
+@reported
+def models_withdraw(home: Home, name: str, by: str, note: str) -> None:
+    """The board's stop button: nothing of NAME is served (503) until a new PASS release or an
+    explicit re-approval. Signed and recorded; survives restarts."""
+    from audits.release import production_version
+    from service.approvals import decide
+
+    registry = _registry(home)
+    version = production_version(registry, name)  # '' if none: later ones are stopped too
+    decide(_service_db(home), registry, name, version, decision="withdraw", by=by, note=note)
+    stopped = f"version {version}" if version else "no version was in production"
+    click.echo(
+        f"withdrew {name} ({stopped}); the service stops serving it within one poll interval. "
+        f"A new PASS release, or 'outreach models approve {name} VERSION', lifts it."
+    )
 
 
 @models.command("rollback")
@@ -519,7 +541,7 @@ def users_password(home: Home, name: str, password: str) -> None:
 
 def _monitored_attributes(home: Home, audit_id: str) -> list[str]:
     """The sensitive attributes the serving model's audit covered (for monitoring counts)."""
-    from audits.release import read_report
+    from audits.catalogue import read_report
     from service.monitoring import audited_attributes
 
     try:
@@ -604,20 +626,99 @@ def serve(home: Home, host: str, port: int, workers: int) -> None:
     os.execvpe(args[0], args, env)
 
 
-@main.command("access-log")
-@click.argument("action", type=click.Choice(["verify"]))
+@main.group("access-log")
+def access_log_command() -> None:
+    """The access log: verify it against its signed checkpoints, export them, purge old rows."""
+
+
+def _access_log_writer(home: Home, db: Any) -> Any:
+    """The home's checkpoint writer (file, key and intervals resolved here, from the
+    environment, as the service resolves them)."""
+    import os
+
+    from service.access_log import CheckpointSettings, CheckpointWriter
+
+    return CheckpointWriter(db, CheckpointSettings.resolve(home, db, os.environ))
+
+
+@access_log_command.command("verify")
+@click.option(
+    "--checkpoints",
+    "checkpoints_file",
+    type=click.Path(dir_okay=False, exists=True),
+    help="A shipped copy of the checkpoint file (default: the home's).",
+)
+@click.option(
+    "--public-key",
+    type=click.Path(dir_okay=False, exists=True),
+    help="The access-log public key (PEM) to check it with (default: the home's).",
+)
 @click.pass_obj
 @reported
-def access_log_command(home: Home, action: str) -> None:
-    """Verify the access log's hash chain; names the first broken row."""
-    from service.access_log import verify
+def access_log_verify(home: Home, checkpoints_file: str | None, public_key: str | None) -> None:
+    """Check every row's hash and link and every signed checkpoint; exit 3 naming what is
+    broken and where."""
+    from model.signing import load_verifier
+    from service.access_log import CheckpointLog, verify
 
-    result = verify(_service_db(home))
+    db = _service_db(home)
+    log = _access_log_writer(home, db).log
+    if checkpoints_file or public_key:
+        log = CheckpointLog(
+            Path(checkpoints_file) if checkpoints_file else log.path,
+            key_path=log.key_path,
+            verifier=load_verifier(Path(public_key)) if public_key else None,
+        )
+    result = verify(db, checkpoints=log)
     if result.ok:
-        click.echo(f"access log intact: {result.rows} rows")
+        click.echo(f"access log {result.describe()}")
         return
-    click.echo(f"access log broken at row {result.first_broken}: {result.reason}", err=True)
+    if result.first_broken:
+        click.echo(f"access log broken at row {result.first_broken}: {result.reason}", err=True)
+    for problem in result.problems:
+        click.echo(f"access log problem: {problem}", err=True)
     sys.exit(3)
+
+
+@access_log_command.command("export-checkpoints")
+@click.pass_obj
+@reported
+def access_log_export(home: Home) -> None:
+    """Print the signed checkpoints (JSON lines, as written) for shipping elsewhere."""
+    log = _access_log_writer(home, _service_db(home)).log
+    data = log.export()
+    click.echo(data, nl=False)
+    _progress(f"{len(data.splitlines())} checkpoint lines from {log.path}")
+
+
+@access_log_command.command("purge")
+@click.option(
+    "--before",
+    required=True,
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    help="Remove the rows signed off before this day (YYYY-MM-DD, UTC), segment by segment.",
+)
+@click.option("--by", required=True, help="Who purges (recorded in the access log).")
+@click.pass_obj
+@reported
+def access_log_purge(home: Home, before: Any, by: str) -> None:
+    """Remove whole old segments up to a signed checkpoint, never rows younger than the
+    deployment's minimum (OUTREACH_ACCESS_LOG_MIN_DAYS, default 183 days); signed and recorded."""
+    import os
+
+    from service.access_log import purge, retention_days
+
+    min_days = retention_days(os.environ)
+    writer = _access_log_writer(home, _service_db(home))
+    done = purge(writer, before=before.date(), min_days=min_days, by=by)
+    if done.up_to is None:
+        click.echo(f"nothing to purge: no signed checkpoint before {before:%Y-%m-%d}")
+        return
+    click.echo(
+        f"purged {done.removed} rows up to row {done.up_to} (signed off before "
+        f"{before:%Y-%m-%d}); the chain is verified from there. Recorded as access-log row "
+        f"{done.record} and a signed anchor in {writer.log.path}"
+    )
 
 
 DEMO_ROLES = ("coordinator", "analyst", "oversight", "admin")

@@ -40,7 +40,20 @@ def _source() -> ModelSource:
     return current_app.extensions["outreach.model"]
 
 
+def not_paused() -> None:
+    """Queue and outcome routes stop while the oversight board has withdrawn the model."""
+    reason = _source().withdrawn
+    if reason:
+        raise ApiError(
+            503,
+            "model_withdrawn",
+            "outreach is paused: the oversight board withdrew the model",
+            details=[reason],
+        )
+
+
 def serving() -> Serving:
+    not_paused()
     current = _source().current
     if current is None:
         raise ApiError(
@@ -371,6 +384,7 @@ def last_outcomes(session: Any, name: str, person_ids: list[str]) -> dict[str, O
 @requires("queue")
 def queue() -> Any:
     """The period's ranked outreach list within capacity, opted-out people excluded."""
+    not_paused()
     limit = _int_arg("limit", 50, low=1, high=1000)
     offset = _int_arg("offset", 0, low=0, high=10_000_000)
     name = _source().name
@@ -402,6 +416,7 @@ def queue() -> Any:
 @requires("outcome")
 def outcome(entry_id: int) -> Any:
     """Record what happened when outreach was offered."""
+    not_paused()
     payload = _json()
     unknown = sorted(set(payload) - {"purpose", "status", "note"})
     problems = [f"{k}: unknown field" for k in unknown]
@@ -497,7 +512,7 @@ def model_info() -> Any:
 @requires("audits")
 def audits() -> Any:
     """Every registered version's audit decision."""
-    from audits.release import list_versions
+    from audits.catalogue import list_versions
     from model.registry import connect
 
     rows = list_versions(connect(current_app.extensions["outreach.home"]), _source().name)
@@ -508,7 +523,7 @@ def audits() -> Any:
 @requires("audits")
 def audit(audit_id: str) -> Any:
     """One audit report (the JSON source of truth)."""
-    from audits.release import read_report
+    from audits.catalogue import read_report
     from model.registry import connect
 
     return jsonify(read_report(connect(current_app.extensions["outreach.home"]), audit_id))
@@ -522,6 +537,8 @@ def healthz() -> Any:
 @api.get("/readyz")
 def readyz() -> Any:
     current = _source().current
+    if _source().withdrawn:
+        return jsonify({"status": "withdrawn", "problem": _source().withdrawn}), 503
     if current is None:
         return jsonify({"status": "not ready", "problem": _source().problem}), 503
     return jsonify(

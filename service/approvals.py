@@ -1,13 +1,18 @@
 """Oversight decisions on releases: recorded in the service's database (who, when, why) in the
-same step as the registry change, whether made on the releases page or with the command line."""
+same step as the signed registry change, whether made on the releases page or with the command
+line. A withdrawal (the board's stop button) also writes an access-log row."""
 
 from __future__ import annotations
 
 from typing import Literal
 
-from audits.release import approve, reject
+from audits.release import approve, reject, withdraw
 from model.registry import Registry
+from service import access_log
 from service.db import Approval, Database
+
+Decision = Literal["approve", "reject", "withdraw"]
+RECORDED = {"approve": "approved", "reject": "rejected", "withdraw": "withdrawn"}
 
 
 def decide(
@@ -16,28 +21,48 @@ def decide(
     name: str,
     version: str,
     *,
-    decision: Literal["approve", "reject"],
+    decision: Decision,
     by: str,
     note: str,
+    role: str = "oversight",
+    request_id: str = "cli",
 ) -> bool:
-    """Approve or reject ``name`` ``version``; returns whether it became production.
+    """Approve, reject or withdraw; returns whether a version became (or is again) production.
 
     The record is written in the transaction around the registry change: if the registry
     refuses (:class:`model.errors.GateError`), nothing is recorded; if the record cannot be
-    written, the registry is not touched.
+    written, the registry is not touched. For a withdrawal ``version`` may be '' (whatever is in
+    production is stopped).
     """
-    with db.session() as session:
-        session.add(
-            Approval(
-                model_name=name,
-                model_version=version,
-                decision="approved" if decision == "approve" else "rejected",
-                by=by,
-                note=note,
+
+    def attempt() -> bool:
+        with db.session() as session:
+            session.add(
+                Approval(
+                    model_name=name,
+                    model_version=version,
+                    decision=RECORDED[decision],
+                    by=by,
+                    note=note,
+                )
             )
-        )
-        session.flush()
-        if decision == "approve":
-            return approve(registry, name, version, by=by, note=note)
-        reject(registry, name, version, by=by, note=note)
-        return False
+            session.flush()
+            if decision == "withdraw":
+                access_log.append(
+                    session,
+                    user=by,
+                    role=role,
+                    action="withdraw",
+                    purpose="oversight",
+                    subject_ids=[],
+                    model_version=f"{name}:{version}",
+                    request_id=request_id,
+                )
+                withdraw(registry, name, by=by, note=note, role=role)
+                return False
+            if decision == "approve":
+                return approve(registry, name, version, by=by, note=note, role=role)
+            reject(registry, name, version, by=by, note=note, role=role)
+            return False
+
+    return access_log.retrying(attempt) if decision == "withdraw" else attempt()

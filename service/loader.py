@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from audits.release import LoadedModel, load_production
-from model.errors import OutreachError
+from audits.attestation import WithdrawnError, refusal
+from audits.catalogue import production_alias, report_sha256
+from audits.loading import LoadedModel, load_production, trust_for
+from model.errors import NotFoundError, OutreachError
 from model.home import Home
 from model.registry import Registry, connect, sha256_file
 from model.scorer import ScoringModel
@@ -55,6 +58,8 @@ class ModelSource:
         self._current: Serving | None = None
         self._lock = threading.Lock()
         self.problem = "not loaded yet"
+        #: Why the board stopped the model ('' when it is not withdrawn).
+        self.withdrawn = ""
         self._stop = threading.Event()
         self._registry: Registry | None = None
 
@@ -70,7 +75,8 @@ class ModelSource:
         folder = self._lkg.parent
         folder.mkdir(parents=True, exist_ok=True)
         artifact = folder / f"{self.name}.model.json"
-        tmp = artifact.with_suffix(".tmp")
+        # Unique temporary names: two workers may save at the same moment.
+        tmp = artifact.with_name(f".{artifact.name}.{os.getpid()}.tmp")
         loaded.model.save(tmp)
         tmp.replace(artifact)
         meta = {
@@ -79,26 +85,45 @@ class ModelSource:
             "audit_id": loaded.audit_id,
             "decision": loaded.decision,
             "artifact": artifact.name,
-            "model_sha256": sha256_file(artifact),
+            "artifact_sha256": loaded.artifact_sha256,
         }
-        tmp_meta = self._lkg.with_suffix(".tmp")
+        tmp_meta = self._lkg.with_name(f".{self._lkg.name}.{os.getpid()}.tmp")
         tmp_meta.write_text(json.dumps(meta))
         tmp_meta.replace(self._lkg)
 
     def _load_lkg(self) -> Serving | None:
+        """The last-known-good copy, only if its signed release statement still vouches for it.
+
+        The metadata beside the copy proves nothing (anyone who can write the folder can write
+        it too): the release statement is re-read from the attestation log, must verify with the
+        release public key, and its attested sha256 must be the copy's own.
+        """
         try:
             meta = json.loads(self._lkg.read_text())
             artifact = self._lkg.parent / meta["artifact"]
-            # Saved only after load_production verified it: a PASS, or a REVIEW it saw approved.
-            servable = meta["decision"] in ("PASS", "REVIEW")
-            if sha256_file(artifact) != meta["model_sha256"] or not servable:
-                log.error("last-known-good copy of %s failed its checks; not serving it", self.name)
-                return None
             model = ScoringModel.load(artifact)
-        except (OSError, ValueError, KeyError):
+            trust = trust_for(self.home, signing=False)
+            found = trust.standing(self.name, str(meta["version"]))
+            attested = str((found.release or {}).get("artifact_sha256", ""))
+            report = report_sha256(self.home.audits, str((found.release or {}).get("audit_id", "")))
+            reason = refusal(found, str(meta["version"]), attested, report)
+            if reason or sha256_file(artifact) != attested:
+                log.error(
+                    "last-known-good copy of %s failed its checks (%s); not serving it",
+                    self.name,
+                    reason or "its bytes or metadata were changed",
+                )
+                return None
+        except (OSError, ValueError, KeyError, OutreachError):
             return None
+        release = found.release or {}
         return Serving(
-            self.name, meta["version"], meta["audit_id"], meta["decision"], model, degraded=True
+            self.name,
+            str(meta["version"]),
+            str(release.get("audit_id", "")),
+            str(release.get("decision", "")),
+            model,
+            degraded=True,
         )
 
     def refresh(self) -> bool:
@@ -113,16 +138,25 @@ class ModelSource:
                 self._registry = connect(self.home, tracking_uri=self.tracking_uri)
             registry = self._registry
             current = self._current
-            alias = registry.client.get_model_version_by_alias(self.name, "production")
+            alias = production_alias(registry, self.name)  # None: there is none (not "no answer")
             if (
                 current is not None
                 and not current.degraded
-                and current.version == str(alias.version)
+                and current.version == alias
+                and self._still_standing(current)
             ):
                 return False
             loaded = load_production(registry, self.name)
+        except (WithdrawnError, NotFoundError) as err:
+            # The board's stop button, or no production version: nothing is to be served.
+            with self._lock:
+                self._current = None
+            self.problem = str(err)
+            self.withdrawn = str(err) if isinstance(err, WithdrawnError) else ""
+            log.error("not serving %s: %s", self.name, err)
+            return False
         except OutreachError as err:
-            # The gate refused (or nothing is in production): keep what is served, if anything.
+            # The gate refused a hand-moved alias: keep what is served, if anything.
             self.problem = str(err)
             log.error("not serving a new version of %s: %s", self.name, err)
             return False
@@ -136,10 +170,16 @@ class ModelSource:
         serving = Serving(self.name, loaded.version, loaded.audit_id, loaded.decision, loaded.model)
         with self._lock:
             self._current = serving
-        self.problem = ""
+        self.problem = self.withdrawn = ""
         self._save_lkg(loaded)
         log.info("serving %s version %s (audit %s)", self.name, loaded.version, loaded.audit_id)
         return True
+
+    def _still_standing(self, current: Serving) -> bool:
+        """Whether nothing signed since (a withdrawal, a rejection) stops what is served: the
+        attestation log is re-read on every poll, without downloading the artifact again."""
+        found = trust_for(self.home, signing=False).standing(self.name, current.version)
+        return found.withdrawn is None and found.rejected is None
 
     def watch(self, every: float) -> threading.Thread:
         """Poll the registry every ``every`` seconds in a daemon thread."""

@@ -7,7 +7,7 @@ from urllib.parse import quote
 from flask import Blueprint, current_app, g, render_template
 from flask.typing import ResponseReturnValue
 
-from audits.release import list_versions
+from audits.catalogue import list_versions
 from service.pages.common import fmt_time, registry
 from service.pages.security import signed_in
 

@@ -10,7 +10,17 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask.typing import ResponseReturnValue
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
@@ -22,6 +32,19 @@ from service.pages.security import signed_in
 from service.queue import latest_outcomes, on_list
 
 pages = Blueprint("coordinator", __name__, url_prefix="/outreach")
+
+#: Still open while outreach is paused: a person may always leave (or rejoin) the lists.
+OPEN_WHEN_PAUSED = frozenset({"coordinator.opt_out", "coordinator.opt_in"})
+
+
+@pages.before_request
+def paused() -> ResponseReturnValue | None:
+    """While the board has withdrawn the model, lists, people and outcomes are paused (503)."""
+    reason = current_app.extensions["outreach.model"].withdrawn
+    if reason and request.endpoint not in OPEN_WHEN_PAUSED:
+        return render_template("coordinator/paused.html", reason=reason), 503
+    return None
+
 
 PAGE_SIZE = 50
 OUTCOMES = {

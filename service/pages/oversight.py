@@ -25,8 +25,9 @@ from flask.typing import ResponseReturnValue
 from sqlalchemy import Text, cast, func, select
 
 from audits import charts
+from audits.catalogue import list_versions, read_report
 from audits.policy import Gate
-from audits.release import list_versions, read_report
+from audits.release import production_version
 from audits.report import CSS, METRIC_WORDS, gate_chart, render_body
 from model.errors import OutreachError
 from service import access_log, approvals, monitoring
@@ -129,6 +130,38 @@ def decide(name: str, version: str) -> ResponseReturnValue:
     else:
         message = f"Rejected {name} version {version}; it can never be served."
     flash(message)
+    return redirect(url_for("oversight.releases"))
+
+
+@pages.post("/releases/<name>/withdraw")
+@signed_in("decide_release")
+def withdraw(name: str) -> ResponseReturnValue:
+    """The board's stop button: withdraw the model, with a note; signed, recorded and logged."""
+    note = request.form.get("note", "").strip()
+    if name not in {r["name"] for r in list_versions(registry())}:
+        abort(404, f"There is no registered model {name}.")
+    version = production_version(registry(), name)
+    if not note or len(note) > MAX_NOTE:
+        message = f"Write a note of 1 to {MAX_NOTE:,} characters explaining the withdrawal."
+        return _releases_page(problem=(name, "", message), note=note[:MAX_NOTE], status=400)
+    try:
+        approvals.decide(
+            db(),
+            registry(),
+            name,
+            version,
+            decision="withdraw",
+            by=g.principal.name,
+            note=note,
+            role=g.principal.role,
+            request_id=g.request_id,
+        )
+    except OutreachError as err:
+        abort(409, err.message)
+    flash(
+        f"Withdrew {name}: nothing of it is served, and coordinators' lists are paused, until a "
+        "new release passes or a version is approved again."
+    )
     return redirect(url_for("oversight.releases"))
 
 
@@ -283,25 +316,31 @@ FULL_CHECK_SECONDS = 600
 def _chain_status(force_full: bool) -> tuple[access_log.Verification, float]:
     """The chain's status: in full at most every ``FULL_CHECK_SECONDS`` (or when asked), and
     otherwise only the rows added since the last full check (linked to it), so the page stays
-    fast as the log grows. Returns the result and when the last full check ran."""
+    fast as the log grows. Both check the signed checkpoints. A break, once found, is shown on
+    every view until a full check passes; a full check also confirms the newest row an earlier
+    check saw is still there. Returns the result and when the last full check ran."""
+    from dataclasses import replace
+
     cache: dict[str, Any] = current_app.extensions.setdefault("outreach.chain_status", {})
+    checkpoints = access_log.for_app(current_app).log
     now = time.time()
     full_at = float(cache.get("full_at", 0.0))
-    last = cache.get("last")
-    if force_full or last is None or now - full_at > FULL_CHECK_SECONDS:
-        result = access_log.verify(db())
+    last, broken = cache.get("last"), cache.get("broken")
+    if force_full or now - full_at > FULL_CHECK_SECONDS or (last is None and broken is None):
+        result = access_log.verify(db(), checkpoints=checkpoints, seen=cache.get("seen"))
         full_at = now
         total = result.rows
+    elif broken is not None:
+        return broken, full_at
     else:
-        result = access_log.verify(db(), after=last)
+        result = access_log.verify(db(), after=last, checkpoints=checkpoints)
         total = int(cache.get("rows", 0)) + result.rows
+    shown = replace(result, rows=total)
     if result.ok:
-        cache.update(full_at=full_at, last=result.last, rows=total)
+        seen = result.last or cache.get("seen")
+        cache.update(full_at=full_at, last=result.last, rows=total, seen=seen, broken=None)
     else:
-        cache.clear()  # check in full again next time
-    shown = access_log.Verification(
-        result.ok, total, result.first_broken, result.reason, result.last
-    )
+        cache.update(full_at=full_at, broken=shown)  # kept until a full check passes
     return shown, full_at
 
 

@@ -1,0 +1,236 @@
+"""Release attestations: signed statements of exactly what was decided about a model version.
+
+At every release, approval, rejection, withdrawal and reinstatement the release tooling appends a
+statement to the model's attestation log (``<home>/attestations/<model>.jsonl``), signed with the
+release key (:mod:`model.signing`, never stored in MLflow). A release statement binds the
+version to its artifact's sha256, its audit report's sha256, the policy's sha256 and the audit's
+decision; an approval names who approved, with which role, when, and the groups a REVIEW left
+open. Each statement also carries the hash of the one before it, so the log cannot be reordered
+or have a statement taken out of its middle without the chain showing it.
+
+Registry tags stay as a readable cache and are never trusted: whether a version may be served is
+decided here, from statements whose signatures verify (:func:`standing`). Someone who can edit
+the registry can copy tags, but cannot sign.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from model.errors import GateError
+from model.signing import KeyPaths, Signer, Verifier, canonical, load_signer, load_verifier
+
+Kind = Literal["release", "approval", "rejection", "withdrawal"]
+GENESIS = "0" * 64
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def log_path(folder: Path, name: str) -> Path:
+    """The attestation log of registered model ``name`` in ``folder``."""
+    return folder / f"{name}.jsonl"
+
+
+def _digest(entry: dict[str, Any]) -> str:
+    return hashlib.sha256(canonical(entry)).hexdigest()
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_suffix(".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One signed statement as stored: the statement, its signature and the key's id."""
+
+    statement: dict[str, Any]
+    signature: str
+    key_id: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"statement": self.statement, "signature": self.signature, "key_id": self.key_id}
+
+
+def read(path: Path) -> list[Entry]:
+    """Every entry of a log, in order (an unreadable line is kept as an invalid entry)."""
+    if not path.exists():
+        return []
+    entries = []
+    for line in path.read_text().splitlines():
+        if not line.strip():
+            continue
+        try:
+            raw = json.loads(line)
+            entries.append(Entry(dict(raw["statement"]), str(raw["signature"]), str(raw["key_id"])))
+        except (ValueError, KeyError, TypeError):
+            entries.append(Entry({"kind": "unreadable"}, "", ""))
+    return entries
+
+
+def append(path: Path, signer: Signer, statement: dict[str, Any]) -> Entry:
+    """Sign ``statement`` (numbered and linked to the previous entry) and append it."""
+    with _locked(path):
+        existing = read(path)
+        previous = _digest(existing[-1].as_dict()) if existing else GENESIS
+        full = {**statement, "sequence": len(existing) + 1, "previous": previous, "at": now()}
+        entry = Entry(full, signer.sign(full), signer.verifier.key_id)
+        line = json.dumps(entry.as_dict(), sort_keys=True) + "\n"
+        handle = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        try:
+            os.write(handle, line.encode())
+            os.fsync(handle)
+        finally:
+            os.close(handle)
+    return entry
+
+
+@dataclass
+class Standing:
+    """What the verified statements say about one version, and about the model."""
+
+    release: dict[str, Any] | None = None
+    approvals: list[dict[str, Any]] = field(default_factory=list)
+    rejected: dict[str, Any] | None = None
+    #: The model's latest withdrawal still in force (not lifted by a later PASS release or
+    #: approval), with who and why.
+    withdrawn: dict[str, Any] | None = None
+    problems: list[str] = field(default_factory=list)
+
+
+def verified(path: Path, verifier: Verifier) -> tuple[list[dict[str, Any]], list[str]]:
+    """The log's statements that verify, in order, and what is wrong with the rest.
+
+    A statement whose signature fails, whose link to the one before is broken, or whose sequence
+    number is out of place is not used, and named.
+    """
+    statements: list[dict[str, Any]] = []
+    problems: list[str] = []
+    previous = GENESIS
+    for number, entry in enumerate(read(path), start=1):
+        statement = entry.statement
+        if not entry.signature or not verifier.verify(statement, entry.signature):
+            problems.append(f"attestation {number} of {path.name} has no valid signature")
+        elif statement.get("previous") != previous or statement.get("sequence") != number:
+            problems.append(f"attestation {number} of {path.name} is out of its place in the log")
+        else:
+            statements.append(statement)
+        previous = _digest(entry.as_dict())
+    return statements, problems
+
+
+def standing(path: Path, verifier: Verifier, version: str) -> Standing:
+    """The verified standing of ``version``, and whether the model is withdrawn."""
+    statements, problems = verified(path, verifier)
+    found = Standing(problems=problems)
+    for statement in statements:
+        kind = statement.get("kind")
+        mine = str(statement.get("version")) == str(version)
+        if kind == "release" and mine:
+            found.release = statement
+        elif kind == "approval" and mine:
+            found.approvals.append(statement)
+        elif kind == "rejection" and mine:
+            found.rejected = statement
+        if kind == "withdrawal":
+            found.withdrawn = statement
+        elif kind == "approval" or (
+            kind == "release" and statement.get("decision") == "PASS" and statement.get("promoted")
+        ):
+            found.withdrawn = None  # a new PASS release or an explicit approval lifts it
+    return found
+
+
+def refusal(found: Standing, version: str, artifact_sha256: str, report_sha256: str | None) -> str:
+    """Why the version may not be served ('' when it may), from verified statements alone."""
+    release = found.release
+    if release is None:
+        problem = "no signed release attestation covers it"
+        return problem + (f" ({'; '.join(found.problems)})" if found.problems else "")
+    if release.get("artifact_sha256") != artifact_sha256:
+        return (
+            f"its artifact's sha256 {artifact_sha256[:12]} differs from the audited "
+            f"{str(release.get('artifact_sha256'))[:12]} attested at release (the bytes were "
+            "changed)"
+        )
+    if report_sha256 is None:
+        return f"its audit report {release.get('audit_id')} is missing"
+    if release.get("report_sha256") != report_sha256:
+        return (
+            f"its audit report {release.get('audit_id')} was changed after release (sha256 "
+            f"{report_sha256[:12]}, attested {str(release.get('report_sha256'))[:12]})"
+        )
+    if found.rejected is not None:
+        return f"the oversight board rejected it ({found.rejected.get('by')})"
+    decision = release.get("decision")
+    if decision == "REVIEW" and not found.approvals:
+        groups = release.get("review_groups") or "some groups"
+        return f"its audit asks for a review ({groups}) that no oversight user has approved"
+    if decision == "PASS" and release.get("approval_required") and not found.approvals:
+        return "its release is still awaiting an oversight approval"
+    if decision not in ("PASS", "REVIEW"):
+        return f"its fairness audit {release.get('audit_id')} decided {decision}"
+    if found.withdrawn is not None:
+        w = found.withdrawn
+        return f"the model was withdrawn by {w.get('by')} at {w.get('at')}: {w.get('note')}"
+    return ""
+
+
+class WithdrawnError(GateError):
+    """The oversight board withdrew the model: nothing of it may be served."""
+
+    code = "model_withdrawn"
+
+
+@dataclass(frozen=True)
+class Trust:
+    """Where a model's attestations live, the key that signs them (release tooling only) and
+    the key that verifies them (everyone who serves)."""
+
+    folder: Path
+    verifier: Verifier
+    signer: Signer | None = None
+
+    @classmethod
+    def for_home(cls, keys: KeyPaths, folder: Path, *, signing: bool = True) -> Trust:
+        """The trust of a deployment: its attestation folder and keys (created on first use
+        when ``signing``; a verifying-only process needs just the public key)."""
+        if signing:
+            signer = load_signer(keys.release)
+            return cls(folder, signer.verifier, signer)
+        if not keys.release_public.exists() and keys.release.exists():
+            return cls(folder, load_signer(keys.release, create=False).verifier)
+        if not keys.release_public.exists():
+            raise GateError(
+                f"no release public key at {keys.release_public}: nothing can be verified, so "
+                "nothing is served (release a model first, or set OUTREACH_RELEASE_PUBLIC_KEY)"
+            )
+        return cls(folder, load_verifier(keys.release_public))
+
+    def log(self, name: str) -> Path:
+        return log_path(self.folder, name)
+
+    def sign(self, name: str, statement: dict[str, Any]) -> Entry:
+        if self.signer is None:
+            raise GateError("this process holds no release key: it can verify, not sign")
+        return append(self.log(name), self.signer, {"model": name, **statement})
+
+    def standing(self, name: str, version: str) -> Standing:
+        return standing(self.log(name), self.verifier, version)

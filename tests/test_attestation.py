@@ -1,0 +1,240 @@
+"""Release attestations and the board's stop button, tried as a person with registry rights would.
+
+Every test uses a real MLflow SQLite store, real signed attestation logs and the real service.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import shutil
+from pathlib import Path
+
+import mlflow
+import pytest
+from click.testing import CliRunner
+
+from audits.attestation import WithdrawnError, read
+from audits.catalogue import report_path, version_tags
+from audits.loading import load_production, trust_for
+from audits.release import ReleaseResult, approve, release
+from model.data import Dataset
+from model.errors import GateError, NotFoundError
+from model.home import Home
+from model.registry import Registry, connect
+from model.signing import load_signer
+from model.spec import ExperimentSpec
+from outreach.cli import main
+from service import create_app
+from tests.test_release import LENIENT, STRICT, policy_text
+
+
+@pytest.fixture(scope="module")
+def site(
+    tmp_path_factory: pytest.TempPathFactory, small_spec: ExperimentSpec, dataset: Dataset
+) -> tuple[Home, ReleaseResult, ReleaseResult]:
+    """A home with a promoted release and a failed one (two separate releases)."""
+    home = Home(tmp_path_factory.mktemp("attest") / "home")
+    registry = connect(home)
+    good = release(small_spec, dataset, registry, policy=policy_text(**LENIENT))
+    assert good.promoted
+    failed = release(small_spec, dataset, registry, policy=policy_text(**STRICT))
+    assert failed.decision == "FAIL"
+    return home, good, failed
+
+
+@pytest.fixture
+def own(site: tuple[Home, ReleaseResult, ReleaseResult], tmp_path: Path) -> Home:
+    """A private copy of the site: tests may change its registry, files and logs freely."""
+    root = tmp_path / "home"
+    shutil.copytree(site[0].root, root)
+    return Home(root)
+
+
+def _production(registry: Registry, name: str) -> str:
+    return str(registry.client.get_model_version_by_alias(name, "production").version)
+
+
+def _app(home: Home, tmp_path: Path, **config):
+    return create_app(
+        {
+            "HOME": home,
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'service.db'}",
+            "WATCH_SECONDS": 0,
+            **config,
+        }
+    )
+
+
+def test_a_forged_version_with_copied_tags_is_refused(own: Home, tmp_path: Path) -> None:
+    """A registry user registers changed bytes as a new version, copies the audited version's
+    tags (with the new bytes' sha256) and moves production: nothing signed covers it."""
+    registry = connect(own)
+    client = registry.client
+    name = "individual_outreach"
+    good = _production(registry, name)
+    original = Path(
+        mlflow.artifacts.download_artifacts(f"models:/{name}/{good}", dst_path=str(tmp_path / "dl"))
+    )
+    artifact = next(original.rglob("scoring_model.json"))
+    document = json.loads(artifact.read_text())
+    document["intercept"] = float(document.get("intercept", 0.0)) + 3.0  # everyone scores higher
+    artifact.write_text(json.dumps(document, indent=1, sort_keys=True))
+    tags = version_tags(registry, name, good)
+    forged = client.create_model_version(name, original.as_uri(), run_id=tags.get("run_id"))
+    from model.registry import sha256_file
+
+    for key, value in {**tags, "artifact_sha256": sha256_file(artifact)}.items():
+        client.set_model_version_tag(name, forged.version, key, value)
+    client.set_registered_model_alias(name, "production", str(forged.version))
+    with pytest.raises(GateError, match="no signed release attestation covers it"):
+        load_production(registry, name)
+    app = _app(own, tmp_path)
+    assert app.test_client().get("/api/v1/readyz").status_code == 503
+
+
+def test_a_failed_version_whose_tags_say_pass_is_refused(
+    own: Home, site: tuple[Home, ReleaseResult, ReleaseResult]
+) -> None:
+    registry = connect(own)
+    name, bad = "individual_outreach", str(site[2].chosen.candidate.version)
+    for key, value in {"audit_decision": "PASS", "approval_required": "false"}.items():
+        registry.client.set_model_version_tag(name, bad, key, value)
+    registry.client.set_registered_model_alias(name, "production", bad)
+    with pytest.raises(GateError, match="decided FAIL"):
+        load_production(registry, name)
+
+
+def test_an_edited_report_is_refused(own: Home) -> None:
+    registry = connect(own)
+    name = "individual_outreach"
+    loaded = load_production(registry, name)
+    path = report_path(own.audits, loaded.audit_id)
+    report = json.loads(path.read_text())
+    report["decision"] = "PASS"
+    report["breaches"] = []
+    path.write_text(json.dumps(report, indent=2, sort_keys=True) + " ")
+    with pytest.raises(GateError, match="was changed after release"):
+        load_production(registry, name)
+
+
+def test_an_attestation_without_the_key_is_not_trusted(own: Home, tmp_path: Path) -> None:
+    """Someone who can write the log but has no key appends a statement: it is ignored and
+    named, and it breaks nothing signed before it."""
+    registry = connect(own)
+    name = "individual_outreach"
+    log = trust_for(own).log(name)
+    outsider = load_signer(tmp_path / "outsider.key")
+    from audits.attestation import append
+
+    append(
+        log, outsider, {"model": name, "kind": "withdrawal", "version": "", "by": "x", "note": "x"}
+    )
+    found = trust_for(own, signing=False).standing(name, _production(registry, name))
+    assert found.withdrawn is None
+    assert any("no valid signature" in p for p in found.problems)
+    assert load_production(registry, name).version == _production(registry, name)
+
+
+def test_the_releasing_user_cannot_approve_their_own_release(
+    small_spec: ExperimentSpec, dataset: Dataset, tmp_path: Path
+) -> None:
+    registry = connect(Home(tmp_path / "home"))
+    awaiting = release(
+        small_spec,
+        dataset,
+        registry,
+        policy=policy_text(**LENIENT, **{"required = false": "required = true"}),
+        released_by="analyst-1",
+    )
+    version = str(awaiting.chosen.candidate.version)
+    with pytest.raises(GateError, match="analyst-1 released it"):
+        approve(registry, small_spec.name, version, by="Analyst-1 ", note="mine")
+    with pytest.raises(NotFoundError):
+        load_production(registry, small_spec.name)
+    assert approve(registry, small_spec.name, version, by="oversight-1", note="checked")
+    entries = [e.statement for e in read(trust_for(registry.home).log(small_spec.name))]
+    assert [e["kind"] for e in entries][-1] == "approval"
+    assert entries[-1]["by"] == "oversight-1" and entries[-1]["version"] == version
+
+
+def test_withdraw_stops_serving_survives_a_restart_and_reapproval_lifts_it(
+    own: Home, tmp_path: Path
+) -> None:
+    registry = connect(own)
+    name = "individual_outreach"
+    version = _production(registry, name)
+    app = _app(own, tmp_path)
+    source = app.extensions["outreach.model"]
+    assert source.current is not None
+    runner = CliRunner()
+    result = runner.invoke(
+        main,
+        [
+            "--home",
+            str(own.root),
+            "models",
+            "withdraw",
+            name,
+            "--by",
+            "oversight",
+            "--note",
+            "harm",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    with pytest.raises(WithdrawnError, match="withdrawn by oversight"):
+        load_production(registry, name)
+    source.refresh()  # what the poll does
+    client = app.test_client()
+    assert source.current is None and "harm" in source.withdrawn
+    assert client.get("/api/v1/readyz").status_code == 503
+    assert client.get("/api/v1/readyz").json["status"] == "withdrawn"
+    restarted = _app(own, tmp_path)  # a restart: the withdrawal is signed and recorded
+    assert restarted.test_client().get("/api/v1/readyz").status_code == 503
+    offline = _app(own, tmp_path, TRACKING_URI="http://127.0.0.1:9")
+    assert offline.extensions["outreach.model"].current is None  # no last-known-good either
+    with pytest.raises(GateError, match="second person"):  # the releasing user, again
+        approve(registry, name, version, by=getpass.getuser(), note="n")
+    assert approve(registry, name, version, by="oversight-2", note="reviewed, reinstated")
+    source.refresh()
+    assert source.current is not None and source.current.version == version
+    assert client.get("/api/v1/readyz").status_code == 200
+
+
+def test_an_alias_that_disappears_means_nothing_to_serve(own: Home, tmp_path: Path) -> None:
+    registry = connect(own)
+    name = "individual_outreach"
+    app = _app(own, tmp_path)
+    source = app.extensions["outreach.model"]
+    assert source.current is not None
+    registry.client.delete_registered_model_alias(name, "production")
+    source.refresh()
+    assert source.current is None
+    assert app.test_client().get("/api/v1/readyz").status_code == 503
+
+
+@pytest.mark.parametrize("change", ["bytes", "metadata"])
+def test_a_changed_last_known_good_copy_is_refused(own: Home, tmp_path: Path, change: str) -> None:
+    _app(own, tmp_path)  # serves and keeps a last-known-good copy
+    folder = own.root / "service" / "last_known_good"
+    if change == "bytes":
+        artifact = folder / "individual_outreach.model.json"
+        document = json.loads(artifact.read_text())
+        document["intercept"] = float(document.get("intercept", 0.0)) + 1.0
+        artifact.write_text(json.dumps(document, indent=1, sort_keys=True))
+    else:
+        meta_path = folder / "individual_outreach.json"
+        meta = json.loads(meta_path.read_text())
+        meta.update(version="1", decision="PASS")  # claim another (unattested) version
+        meta_path.write_text(json.dumps(meta))
+    offline = _app(own, tmp_path, TRACKING_URI="http://127.0.0.1:9")
+    assert offline.extensions["outreach.model"].current is None
+    assert offline.test_client().get("/api/v1/readyz").status_code == 503
+
+
+def test_a_valid_last_known_good_copy_is_served_degraded(own: Home, tmp_path: Path) -> None:
+    _app(own, tmp_path)
+    offline = _app(own, tmp_path, TRACKING_URI="http://127.0.0.1:9")
+    ready = offline.test_client().get("/api/v1/readyz").json
+    assert ready["status"] == "degraded" and ready["model"]["degraded"] is True
