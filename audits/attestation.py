@@ -198,6 +198,17 @@ class WithdrawnError(GateError):
 
     code = "model_withdrawn"
 
+    def __init__(self, message: str, *, statement: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.statement = statement or {}
+
+    @property
+    def plain(self) -> str:
+        """Who withdrew the model, when and why, as coordinators read it."""
+        s = self.statement
+        when = str(s.get("at", "")).replace("T", " ").replace("+00:00", " UTC")
+        return f"Withdrawn by {s.get('by', 'the oversight board')} on {when}: {s.get('note', '')}"
+
 
 @dataclass(frozen=True)
 class Trust:

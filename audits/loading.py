@@ -76,12 +76,10 @@ def check(
     audit_id = str((found.release or {}).get("audit_id", ""))
     reason = refusal(found, version, artifact_sha256, report_sha256(registry.home.audits, audit_id))
     if reason:
-        error = (
-            WithdrawnError
-            if found.withdrawn is not None and reason.startswith("the model was")
-            else GateError
-        )
-        raise error(f"refusing to serve {name} version {version}: {reason}")
+        message = f"refusing to serve {name} version {version}: {reason}"
+        if found.withdrawn is not None and reason.startswith("the model was withdrawn"):
+            raise WithdrawnError(message, statement=found.withdrawn)
+        raise GateError(message)
     return found
 
 

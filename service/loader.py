@@ -152,7 +152,7 @@ class ModelSource:
             with self._lock:
                 self._current = None
             self.problem = str(err)
-            self.withdrawn = str(err) if isinstance(err, WithdrawnError) else ""
+            self.withdrawn = err.plain if isinstance(err, WithdrawnError) else ""
             log.error("not serving %s: %s", self.name, err)
             return False
         except OutreachError as err:

@@ -44,13 +44,22 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def server(site: Site, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Site]]:
     """The site served by gunicorn (through ``outreach serve``) on a free loopback port."""
-    own = copy_site(site, tmp_path_factory.mktemp("browser"))
+    yield from _serve(copy_site(site, tmp_path_factory.mktemp("browser")), watch=0)
+
+
+@pytest.fixture
+def polling_server(site: Site, tmp_path: Path) -> Iterator[tuple[str, Site]]:
+    """Its own copy of the site, served by workers that poll the registry every second."""
+    yield from _serve(copy_site(site, tmp_path), watch=1)
+
+
+def _serve(own: Site, *, watch: float) -> Iterator[tuple[str, Site]]:
     port = _free_port()
     env = {
         **os.environ,
         "OUTREACH_HOME": str(own.home.root),
         "OUTREACH_DATABASE_URL": own.database_url,
-        "OUTREACH_WATCH_SECONDS": "0",
+        "OUTREACH_WATCH_SECONDS": str(watch),
     }
     outreach = Path(sys.executable).with_name("outreach")
     log = (own.home.root / "gunicorn.log").open("w")
@@ -223,3 +232,34 @@ def test_analyst_versions(page: Page, server: tuple[str, Site]) -> None:
         "href", re.compile(r"^http://127\.0\.0\.1:5000/#/models/")
     )
     check(page, "14-analyst-versions")
+
+
+def test_oversight_withdraws_the_model_and_the_coordinators_list_is_paused(
+    page: Page, browser: Browser, polling_server: tuple[str, Site]
+) -> None:
+    base, site = polling_server
+    name = site.awaiting[0]
+    sign_in(page, base, site, "oversight")
+    form = page.locator("form.withdraw")
+    form.get_by_label("Why (kept on the record)").fill("a gap was found in this month's list")
+    form.get_by_role("button", name=f"Withdraw {name}").click()  # the confirmation is accepted
+    expect(page.get_by_role("status")).to_contain_text(f"Withdrew {name}")
+    expect(
+        page.get_by_role("cell", name=re.compile("^Withdrawn by .*: not served"))
+    ).to_be_visible()
+    check(page, "15-oversight-withdrawn")
+
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    coordinator = context.new_page()
+    sign_in(coordinator, base, site, "coordinator")
+    deadline = time.monotonic() + 15  # within a poll interval of every worker
+    while True:
+        coordinator.goto(f"{base}/outreach/")
+        heading = coordinator.get_by_role("heading", level=1).inner_text()
+        if heading == "Outreach is paused" or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    expect(coordinator.get_by_role("heading", level=1)).to_have_text("Outreach is paused")
+    expect(coordinator.locator(".paused")).to_contain_text("a gap was found in this month's list")
+    check(coordinator, "16-coordinator-paused")
+    context.close()

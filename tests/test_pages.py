@@ -517,6 +517,40 @@ def test_a_review_release_names_the_groups_it_could_not_judge_before_approval(
     assert "Took on the groups the audit could not judge" in page
 
 
+def test_the_board_can_withdraw_the_production_model_and_coordinators_see_it_paused(
+    app: Flask, as_role, own_site: Site, db: Database
+) -> None:
+    oversight, coordinator = as_role("oversight"), as_role("coordinator")
+    name = own_site.awaiting[0]
+    assert coordinator.get("/outreach/").status_code == 200
+    html = oversight.get("/oversight/releases").get_data(as_text=True)
+    assert f"Withdraw {name}" in html and "data-confirm=" in html
+    path = f"/oversight/releases/{name}/withdraw"
+    refused = oversight.post(path, data={"note": "no token"})
+    assert refused.status_code == 400  # CSRF
+    no_note = oversight.post(path, data={"csrf_token": csrf(html), "note": " "})
+    assert no_note.status_code == 400 and "explaining the withdrawal" in no_note.get_data(True)
+    assert coordinator.post(path, data={"csrf_token": csrf(html), "note": "x"}).status_code == 403
+    before = count(db, AccessLogRow)
+    response = oversight.post(path, data={"csrf_token": csrf(html), "note": "gap found"})
+    assert response.status_code == 302
+    assert count(db, AccessLogRow) == before + 1
+    with db.session() as session:
+        row = session.scalars(select(AccessLogRow).order_by(AccessLogRow.id.desc())).first()
+        recorded = session.scalars(select(Approval).where(Approval.decision == "withdrawn")).one()
+    assert row is not None and (row.action, row.user) == ("withdraw", own_site.user("oversight"))
+    assert recorded.note == "gap found"
+    app.extensions["outreach.model"].refresh()  # what the next poll does
+    paused = coordinator.get("/outreach/")
+    assert paused.status_code == 503 and "Outreach is paused" in paused.get_data(as_text=True)
+    assert "gap found" in paused.get_data(as_text=True)
+    assert coordinator.get("/outreach/people/1").status_code == 503
+    api = app.test_client()
+    assert api.get("/api/v1/readyz").status_code == 503
+    page = oversight.get("/oversight/releases").get_data(as_text=True)
+    assert "Withdrawn" in page and f"Withdraw {name}" not in page
+
+
 def test_a_refused_decision_records_nothing(as_role, own_site: Site, db: Database) -> None:
     client = as_role("oversight")
     name = own_site.awaiting[0]
@@ -592,7 +626,8 @@ def test_access_log_page_reports_a_broken_chain(as_role, db: Database) -> None:
     as_role("coordinator").get("/outreach/")
     client = as_role("oversight")
     assert "The chain is intact" in client.get("/oversight/access-log").get_data(as_text=True)
-    with db.engine.begin() as connection:
+    with db.engine.begin() as connection:  # the table refuses updates: drop that first
+        connection.exec_driver_sql("DROP TRIGGER access_log_no_update")
         connection.execute(update(AccessLogRow).values(user="someone else"))
     page = client.get("/oversight/access-log?full=1").get_data(as_text=True)
     assert "The chain is broken at row 1" in page
@@ -606,6 +641,7 @@ def test_access_log_page_checks_new_rows_between_full_checks(as_role, db: Databa
     assert "The chain is intact" in page
     as_role("coordinator").get("/outreach/")
     with db.engine.begin() as connection:  # tamper with a row added since: checked at once
+        connection.exec_driver_sql("DROP TRIGGER access_log_no_update")
         newest = connection.scalar(select(func.max(AccessLogRow.id)))
         connection.execute(
             update(AccessLogRow).where(AccessLogRow.id == newest).values(user="someone")

@@ -6,9 +6,11 @@ attributes are never read here.
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from flask import (
     Blueprint,
@@ -33,17 +35,25 @@ from service.queue import latest_outcomes, on_list
 
 pages = Blueprint("coordinator", __name__, url_prefix="/outreach")
 
-#: Still open while outreach is paused: a person may always leave (or rejoin) the lists.
-OPEN_WHEN_PAUSED = frozenset({"coordinator.opt_out", "coordinator.opt_in"})
+F = TypeVar("F", bound=Callable[..., ResponseReturnValue])
 
 
-@pages.before_request
-def paused() -> ResponseReturnValue | None:
-    """While the board has withdrawn the model, lists, people and outcomes are paused (503)."""
-    reason = current_app.extensions["outreach.model"].withdrawn
-    if reason and request.endpoint not in OPEN_WHEN_PAUSED:
-        return render_template("coordinator/paused.html", reason=reason), 503
-    return None
+def unless_paused(view: F) -> F:
+    """While the board has withdrawn the model, lists, people and outcomes are paused (503).
+
+    Placed under ``signed_in``, so only a signed-in coordinator sees why. Opt-outs stay open: a
+    person may always leave (or rejoin) the lists.
+    """
+
+    @functools.wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> ResponseReturnValue:
+        reason = current_app.extensions["outreach.model"].withdrawn
+        if reason:
+            page = render_template("coordinator/paused.html", principal=g.principal, reason=reason)
+            return page, 503
+        return view(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
 
 
 PAGE_SIZE = 50
@@ -152,6 +162,7 @@ def _changes(session: Session, name: str, period: str, periods: list[str]) -> Ch
 
 @pages.get("/")
 @signed_in("outreach_list")
+@unless_paused
 def outreach_list() -> ResponseReturnValue:
     """The period's ranked list within capacity, with filters, pages and what changed."""
     name = model_name()
@@ -232,6 +243,7 @@ def _entry_view(entry: QueueEntry, outcome: Outcome | None) -> dict[str, Any]:
 
 @pages.get("/people/<person_id>")
 @signed_in("outreach_list")
+@unless_paused
 def person(person_id: str) -> ResponseReturnValue:
     """One person's offer of help: band, reasons with a chart, history, outcome and opt-out."""
     name = model_name()
@@ -309,6 +321,7 @@ def _text(field: str) -> str:
 
 @pages.post("/entries/<int:entry_id>/outcome")
 @signed_in("outcome")
+@unless_paused
 def record_outcome(entry_id: int) -> ResponseReturnValue:
     status = request.form.get("status", "")
     if status not in OUTCOMES:
