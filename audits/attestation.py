@@ -26,8 +26,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 from model.errors import GateError
-from model.signing import KeyPaths, Signer, Verifier, canonical, load_signer, load_verifier
+from model.signing import (
+    KeyPaths,
+    Signer,
+    Verifier,
+    canonical,
+    load_signer,
+    load_verifier,
+    private_pem,
+)
 
 Kind = Literal["release", "approval", "rejection", "withdrawal"]
 GENESIS = "0" * 64
@@ -115,30 +125,44 @@ class Standing:
     problems: list[str] = field(default_factory=list)
 
 
-def verified(path: Path, verifier: Verifier) -> tuple[list[dict[str, Any]], list[str]]:
+Verifiers = dict[str, Verifier]
+
+
+def verified(path: Path, verifiers: Verifiers) -> tuple[list[dict[str, Any]], list[str]]:
     """The log's statements that verify, in order, and what is wrong with the rest.
 
-    A statement whose signature fails, whose link to the one before is broken, or whose sequence
+    ``verifiers`` are the trusted public keys by key id: the current one and retired ones. A
+    statement whose signature fails, whose key is unknown, or was retired (by a ``key_rotation``
+    statement earlier in the log), whose link to the one before is broken, or whose sequence
     number is out of place is not used, and named.
     """
     statements: list[dict[str, Any]] = []
     problems: list[str] = []
+    retired: set[str] = set()
     previous = GENESIS
     for number, entry in enumerate(read(path), start=1):
         statement = entry.statement
-        if not entry.signature or not verifier.verify(statement, entry.signature):
-            problems.append(f"attestation {number} of {path.name} has no valid signature")
+        verifier = verifiers.get(entry.key_id)
+        where = f"attestation {number} of {path.name}"
+        if verifier is None or not entry.signature:
+            problems.append(f"{where} has no valid signature (unknown key)")
+        elif entry.key_id in retired:
+            problems.append(f"{where} is signed with a key retired before it")
+        elif not verifier.verify(statement, entry.signature):
+            problems.append(f"{where} has no valid signature")
         elif statement.get("previous") != previous or statement.get("sequence") != number:
-            problems.append(f"attestation {number} of {path.name} is out of its place in the log")
+            problems.append(f"{where} is out of its place in the log")
         else:
             statements.append(statement)
+            if statement.get("kind") == "key_rotation":
+                retired.add(str(statement.get("retired_key_id")))
         previous = _digest(entry.as_dict())
     return statements, problems
 
 
-def standing(path: Path, verifier: Verifier, version: str) -> Standing:
+def standing(path: Path, verifiers: Verifiers, version: str) -> Standing:
     """The verified standing of ``version``, and whether the model is withdrawn."""
-    statements, problems = verified(path, verifier)
+    statements, problems = verified(path, verifiers)
     found = Standing(problems=problems)
     for statement in statements:
         kind = statement.get("kind")
@@ -218,22 +242,32 @@ class Trust:
     folder: Path
     verifier: Verifier
     signer: Signer | None = None
+    #: Public keys retired by rotation: their statements signed before the rotation still hold.
+    retired: tuple[Verifier, ...] = ()
+
+    @property
+    def verifiers(self) -> Verifiers:
+        return {v.key_id: v for v in (*self.retired, self.verifier)}
 
     @classmethod
     def for_home(cls, keys: KeyPaths, folder: Path, *, signing: bool = True) -> Trust:
         """The trust of a deployment: its attestation folder and keys (created on first use
-        when ``signing``; a verifying-only process needs just the public key)."""
+        when ``signing``; a verifying-only process needs just the public key), and the public
+        keys retired by rotation (``retired/*.pub`` beside the release key)."""
+        retired = tuple(
+            load_verifier(p) for p in sorted((keys.release.parent / "retired").glob("*.pub"))
+        )
         if signing:
             signer = load_signer(keys.release)
-            return cls(folder, signer.verifier, signer)
+            return cls(folder, signer.verifier, signer, retired)
         if not keys.release_public.exists() and keys.release.exists():
-            return cls(folder, load_signer(keys.release, create=False).verifier)
+            return cls(folder, load_signer(keys.release, create=False).verifier, None, retired)
         if not keys.release_public.exists():
             raise GateError(
                 f"no release public key at {keys.release_public}: nothing can be verified, so "
                 "nothing is served (release a model first, or set OUTREACH_RELEASE_PUBLIC_KEY)"
             )
-        return cls(folder, load_verifier(keys.release_public))
+        return cls(folder, load_verifier(keys.release_public), None, retired)
 
     def log(self, name: str) -> Path:
         return log_path(self.folder, name)
@@ -244,4 +278,37 @@ class Trust:
         return append(self.log(name), self.signer, {"model": name, **statement})
 
     def standing(self, name: str, version: str) -> Standing:
-        return standing(self.log(name), self.verifier, version)
+        return standing(self.log(name), self.verifiers, version)
+
+
+def rotate(keys: KeyPaths, folder: Path) -> tuple[str, str]:
+    """Replace the release key: a new key signs a ``key_rotation`` statement into every model's
+    log, the old public key is kept (in ``retired/``) so that what it signed before still holds,
+    and the old private key is deleted, so that nothing new can be signed with it (a statement
+    it signs after the rotation is refused). Returns the old and new key ids.
+    """
+    old = load_signer(keys.release, create=False)
+    fresh = Ed25519PrivateKey.generate()
+    new = Signer(fresh)
+    old_id, new_id = old.verifier.key_id, new.verifier.key_id
+    for log in sorted(folder.glob("*.jsonl")):
+        append(
+            log,
+            new,
+            {
+                "model": log.stem,
+                "kind": "key_rotation",
+                "retired_key_id": old_id,
+                "new_key_id": new_id,
+            },
+        )
+    retired = keys.release.parent / "retired"
+    retired.mkdir(parents=True, exist_ok=True)
+    (retired / f"{old_id}.pub").write_bytes(old.verifier.pem())
+    staged = keys.release.with_name(f".{keys.release.name}.new")
+    handle = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(handle, "wb") as out:
+        out.write(private_pem(fresh))
+    os.replace(staged, keys.release)
+    keys.release_public.write_bytes(new.verifier.pem())
+    return old_id, new_id

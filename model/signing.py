@@ -78,7 +78,7 @@ class Signer:
         return base64.b64encode(self.private_key.sign(canonical(statement))).decode()
 
 
-def _private_pem(key: Ed25519PrivateKey) -> bytes:
+def private_pem(key: Ed25519PrivateKey) -> bytes:
     return key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
@@ -105,7 +105,7 @@ def load_signer(path: Path, *, create: bool = True) -> Signer:
             pass  # another process created it first: use theirs
         else:
             with os.fdopen(handle, "wb") as out:
-                out.write(_private_pem(key))
+                out.write(private_pem(key))
             public = path.with_suffix(".pub")
             public.write_bytes(Signer(key).verifier.pem())
     try:

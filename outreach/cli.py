@@ -626,6 +626,26 @@ def serve(home: Home, host: str, port: int, workers: int) -> None:
     os.execvpe(args[0], args, env)
 
 
+@main.group()
+def keys() -> None:
+    """The release signing key: where it is, and replacing it."""
+
+
+@keys.command("rotate")
+@click.pass_obj
+@reported
+def keys_rotate(home: Home) -> None:
+    """Replace the release key. What the old key signed still holds; it can sign nothing new."""
+    from audits.attestation import rotate
+
+    old, new = rotate(home.signing_keys, home.attestations)
+    click.echo(
+        f"release key {old} retired, {new} in use; give services the new public key "
+        f"{home.signing_keys.release_public} (OUTREACH_RELEASE_PUBLIC_KEY) and keep "
+        f"{home.signing_keys.release.parent / 'retired'} beside it"
+    )
+
+
 @main.group("access-log")
 def access_log_command() -> None:
     """The access log: verify it against its signed checkpoints, export them, purge old rows."""

@@ -23,7 +23,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     ``WATCH_SECONDS`` (0: no background polling).
     """
     from model.home import Home
-    from service import errors, pages
+    from service import access_log, errors, pages
     from service.api import RateLimiter, api
     from service.auth import TokenCache
     from service.db import Database, default_url
@@ -64,6 +64,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
             "outreach.tokens": TokenCache(),
         }
     )
+    access_log.for_app(app)  # checkpoint settings resolved (and checked) at start-up
     errors.register(app)
     app.register_blueprint(api)
     pages.register(app)

@@ -8,6 +8,7 @@ The schema is created and upgraded by Alembic migrations (``service/migrations``
 from __future__ import annotations
 
 import fcntl
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -138,7 +139,12 @@ class EntryGroup(Base):
 
 
 class AccessLogRow(Base):
-    """Append-only, hash-chained: each row's hash covers its content and the previous hash."""
+    """Append-only, hash-chained: each row's hash covers its content and the previous hash.
+
+    Append-only at the database too: SQLite triggers refuse UPDATE and DELETE (migration 0003),
+    PostgreSQL grants give the service's role SELECT and INSERT only; the retention purge in
+    :mod:`service.access_log` is the one path that deletes.
+    """
 
     __tablename__ = "access_log"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -188,6 +194,8 @@ class Database:
             if database and database != ":memory:":
                 self._lock_path = f"{database}.lock"
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._reader: Engine | None = None
+        self._reader_lock = threading.Lock()
 
     @contextmanager
     def _exclusive(self) -> Iterator[None]:
@@ -226,6 +234,50 @@ class Database:
         """A core-level transaction (no ORM), for the hot path."""
         with self._exclusive(), self.engine.begin() as connection:
             yield connection
+
+    @contextmanager
+    def snapshot(self) -> Iterator[Connection]:
+        """A read-only transaction over one consistent state, taking no writer's lock.
+
+        For checks that read much (the access log's verification): on SQLite in WAL mode a
+        deferred read transaction on its own connection, which writers never wait for and which
+        never takes the lock beside the database; on PostgreSQL ``REPEATABLE READ``. The
+        snapshot is taken by the first statement.
+        """
+        if self._lock_path is None and self.url.startswith("sqlite"):
+            with self.engine.begin() as connection:  # in memory: one connection, no readers
+                yield connection
+            return
+        if not self.url.startswith("sqlite"):
+            with (
+                self.engine.connect().execution_options(
+                    isolation_level="REPEATABLE READ"
+                ) as connection,
+                connection.begin(),
+            ):
+                yield connection
+            return
+        with self._reader_engine().begin() as connection:
+            yield connection
+
+    def _reader_engine(self) -> Engine:
+        with self._reader_lock:
+            if self._reader is None:
+                reader = create_engine(self.url, connect_args={"isolation_level": None})
+
+                @event.listens_for(reader, "connect")
+                def _on_connect(connection: Any, _record: Any) -> None:
+                    cursor = connection.cursor()
+                    cursor.execute("PRAGMA busy_timeout=5000")
+                    cursor.execute("PRAGMA query_only=ON")
+                    cursor.close()
+
+                @event.listens_for(reader, "begin")
+                def _on_begin(connection: Any) -> None:
+                    connection.exec_driver_sql("BEGIN")  # deferred: a reader, never the writer
+
+                self._reader = reader
+            return self._reader
 
     def upgrade(self) -> None:
         """Create or upgrade the schema to the latest migration."""

@@ -238,3 +238,26 @@ def test_a_valid_last_known_good_copy_is_served_degraded(own: Home, tmp_path: Pa
     offline = _app(own, tmp_path, TRACKING_URI="http://127.0.0.1:9")
     ready = offline.test_client().get("/api/v1/readyz").json
     assert ready["status"] == "degraded" and ready["model"]["degraded"] is True
+
+
+def test_rotating_the_key_keeps_what_was_signed_and_retires_the_old_key(
+    own: Home, tmp_path: Path
+) -> None:
+    registry = connect(own)
+    name = "individual_outreach"
+    old = load_signer(own.signing_keys.release, create=False)
+    result = CliRunner().invoke(main, ["--home", str(own.root), "keys", "rotate"])
+    assert result.exit_code == 0, result.output
+    assert load_production(registry, name).version == _production(registry, name)  # still holds
+    new = load_signer(own.signing_keys.release, create=False)
+    assert new.verifier.key_id != old.verifier.key_id
+    from audits.attestation import append
+
+    statement = {"model": name, "kind": "withdrawal", "version": "", "by": "x", "note": "old key"}
+    append(trust_for(own).log(name), old, statement)  # someone kept the old private key
+    found = trust_for(own, signing=False).standing(name, _production(registry, name))
+    assert found.withdrawn is None
+    assert any("retired before it" in p for p in found.problems)
+    trust_for(own).sign(name, {**statement, "note": "new key"})
+    with pytest.raises(WithdrawnError, match="new key"):
+        load_production(registry, name)

@@ -329,16 +329,19 @@ def _chain_status(force_full: bool) -> tuple[access_log.Verification, float]:
     if force_full or now - full_at > FULL_CHECK_SECONDS or (last is None and broken is None):
         result = access_log.verify(db(), checkpoints=checkpoints, seen=cache.get("seen"))
         full_at = now
-        total = result.rows
+        total, signed = result.rows, result.checkpoints
     elif broken is not None:
         return broken, full_at
     else:
         result = access_log.verify(db(), after=last, checkpoints=checkpoints)
         total = int(cache.get("rows", 0)) + result.rows
-    shown = replace(result, rows=total)
+        signed = int(cache.get("signed", 0)) + result.checkpoints
+    shown = replace(result, rows=total, checkpoints=signed)
     if result.ok:
         seen = result.last or cache.get("seen")
-        cache.update(full_at=full_at, last=result.last, rows=total, seen=seen, broken=None)
+        cache.update(
+            full_at=full_at, last=result.last, rows=total, signed=signed, seen=seen, broken=None
+        )
     else:
         cache.update(full_at=full_at, broken=shown)  # kept until a full check passes
     return shown, full_at
