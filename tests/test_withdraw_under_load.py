@@ -1,0 +1,157 @@
+"""The stop button under load: the real service (gunicorn, two workers polling every second)
+answers concurrent clients while the board withdraws the model, restarts, and re-approves."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from model.data import Dataset
+from outreach.cli import main
+from service.auth import add_user
+from service.db import Database
+from tests.conftest import Site
+from tests.test_browser import _free_port
+from tests.test_pages import copy_site
+
+POLL = 1.0
+
+
+class Service:
+    """``outreach serve`` for one site; started and stopped by the test."""
+
+    def __init__(self, site: Site) -> None:
+        self.site, self.port = site, _free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log = (site.home.root / "gunicorn.log").open("a")
+
+    def start(self) -> None:
+        env = {
+            **os.environ,
+            "OUTREACH_HOME": str(self.site.home.root),
+            "OUTREACH_DATABASE_URL": self.site.database_url,
+            "OUTREACH_WATCH_SECONDS": str(POLL),
+            "OUTREACH_RATE_LIMIT": "1000000",
+        }
+        outreach = Path(sys.executable).with_name("outreach")
+        self.process = subprocess.Popen(
+            [str(outreach), "serve", "--port", str(self.port), "--workers", "2"],
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                urllib.request.urlopen(f"{self.base}/api/v1/healthz", timeout=2).close()
+                return
+            except OSError:
+                time.sleep(0.25)
+        pytest.fail("the service did not start")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=30)
+            self.process = None
+
+
+def score(base: str, token: str, body: bytes) -> tuple[int, dict]:
+    request = urllib.request.Request(
+        f"{base}/api/v1/score",
+        data=body,
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
+
+
+@pytest.fixture
+def service(site: Site, tmp_path: Path) -> Iterator[Service]:
+    running = Service(copy_site(site, tmp_path))
+    running.start()
+    yield running
+    running.stop()
+    running.log.close()
+
+
+def test_withdraw_under_load_restart_and_reapproval(service: Service, dataset: Dataset) -> None:
+    site = service.site
+    token = add_user(Database(site.database_url), "load coordinator", "coordinator")
+    row = dataset.frame.iloc[0]
+    record = {"id": str(row["person_id"])}
+    for feature in dataset.spec.features:
+        value = row[feature.name]
+        record[feature.name] = value if feature.kind == "category" else float(value)
+    body = json.dumps({"purpose": "outreach", "records": [record]}).encode()
+    assert score(service.base, token, body)[0] == 200
+
+    seen: list[tuple[float, int, dict]] = []
+    stop = threading.Event()
+
+    def client() -> None:
+        while not stop.is_set():
+            status, document = score(service.base, token, body)
+            seen.append((time.monotonic(), status, document))
+
+    clients = [threading.Thread(target=client) for _ in range(4)]
+    for thread in clients:
+        thread.start()
+    time.sleep(1.5)
+    name = site.awaiting[0]
+    runner = CliRunner()
+    home = ["--home", str(site.home.root)]
+    withdrawn = runner.invoke(
+        main, [*home, "models", "withdraw", name, "--by", "oversight", "--note", "under load"]
+    )
+    assert withdrawn.exit_code == 0, withdrawn.output
+    at = time.monotonic()
+    time.sleep(POLL * 3 + 1)
+    stop.set()
+    for thread in clients:
+        thread.join(timeout=30)
+
+    statuses = {status for _, status, _ in seen}
+    assert statuses <= {200, 503}, statuses  # no other 5xx, no 4xx
+    for _, status, document in seen:  # every answer whole: a score, or the plain reason
+        if status == 200:
+            assert len(document["results"]) == 1 and document["model"]["name"] == name
+        else:
+            assert document["error"]["code"] in ("model_withdrawn", "model_unavailable")
+    late = [status for t, status, _ in seen if t > at + POLL * 2 + 0.5]
+    assert late and set(late) == {503}, "still scoring after the poll interval"
+    assert any(status == 200 for t, status, _ in seen if t < at)
+    ready = urllib.request.Request(f"{service.base}/api/v1/readyz")
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        urllib.request.urlopen(ready, timeout=5)
+    assert caught.value.code == 503
+
+    service.stop()
+    service.start()  # a restart: the withdrawal is signed and recorded
+    assert score(service.base, token, body)[0] == 503
+
+    production = json.loads(runner.invoke(main, [*home, "models", "list", "--json"]).stdout)
+    live = next(r["version"] for r in production if "production" in r["aliases"])
+    approved = runner.invoke(
+        main, [*home, "models", "approve", name, live, "--by", "oversight-2", "--note", "fixed"]
+    )
+    assert approved.exit_code == 0, approved.output
+    deadline = time.monotonic() + POLL * 5
+    while score(service.base, token, body)[0] != 200:
+        assert time.monotonic() < deadline, "not serving again after the re-approval"
+        time.sleep(0.2)
