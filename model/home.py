@@ -28,14 +28,25 @@ class Home:
     root: Path
     #: Where the signing keys are, when the environment names them (else under ``keys/``).
     key_paths: KeyPaths | None = None
+    #: An MLflow tracking server (``OUTREACH_TRACKING_URI``) instead of the home's SQLite store.
+    tracking_server: str | None = None
+    #: The service's database (``OUTREACH_DATABASE_URL``) instead of the home's SQLite file.
+    database_url: str | None = None
 
     @classmethod
     def resolve(cls, explicit: str | os.PathLike[str] | None = None) -> Home:
-        """Return the home given explicitly, else ``$OUTREACH_HOME``, else ``./.outreach``;
-        key paths from the environment (:meth:`KeyPaths.resolve`)."""
-        chosen = explicit or os.environ.get(HOME_ENV) or DEFAULT_HOME
+        """The deployment's settings, resolved once by an entry point (the CLI, ``create_app``):
+        the home given explicitly, else ``$OUTREACH_HOME``, else ``./.outreach``; key paths
+        (:meth:`KeyPaths.resolve`), tracking URI and database URL from the environment."""
+        env = os.environ
+        chosen = explicit or env.get(HOME_ENV) or DEFAULT_HOME
         root = Path(chosen).expanduser().resolve()
-        return cls(root, KeyPaths.resolve(root / "keys", os.environ))
+        return cls(
+            root,
+            KeyPaths.resolve(root / "keys", env),
+            env.get("OUTREACH_TRACKING_URI") or None,
+            env.get("OUTREACH_DATABASE_URL") or None,
+        )
 
     @property
     def signing_keys(self) -> KeyPaths:
@@ -52,7 +63,8 @@ class Home:
 
     @property
     def tracking_uri(self) -> str:
-        return f"sqlite:///{self.mlflow_db}"
+        """The MLflow store: the configured server, else the home's SQLite file."""
+        return self.tracking_server or f"sqlite:///{self.mlflow_db}"
 
     @property
     def artifacts(self) -> Path:

@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -45,7 +46,13 @@ class Registry:
 
 
 def connect(home: Home, *, tracking_uri: str | None = None) -> Registry:
-    """Point MLflow at the home's SQLite store (or ``tracking_uri``) with bounded retries."""
+    """A client of the home's store (its configured server, else its SQLite file, or
+    ``tracking_uri``) with bounded retries.
+
+    Sets no process-wide MLflow URI: two registries in one process (the service's and a
+    remote one, say) never read each other's stores. The few fluent MLflow calls (logging a
+    training run) point MLflow at this registry only while they run (:func:`fluent`).
+    """
     home.ensure()
     uri = tracking_uri or home.tracking_uri
     # A remote store that does not answer must fail in seconds, not minutes.
@@ -54,9 +61,24 @@ def connect(home: Home, *, tracking_uri: str | None = None) -> Registry:
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # never call out of this machine
     for noisy in ("mlflow", "alembic"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
     return Registry(MlflowClient(tracking_uri=uri, registry_uri=uri), home, uri)
+
+
+_FLUENT_LOCK = threading.Lock()
+
+
+@contextmanager
+def fluent(registry: Registry) -> Iterator[None]:
+    """MLflow's fluent API pointed at ``registry`` for the duration, then restored."""
+    with _FLUENT_LOCK:
+        tracking, registry_uri = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+        mlflow.set_tracking_uri(registry.tracking_uri)
+        mlflow.set_registry_uri(registry.tracking_uri)
+        try:
+            yield
+        finally:
+            mlflow.set_tracking_uri(tracking)
+            mlflow.set_registry_uri(registry_uri)
 
 
 def experiment_id(registry: Registry, name: str) -> str:
@@ -181,7 +203,10 @@ def log_training(
     """
     spec = result.spec
     experiment = experiment_id(registry, spec.name)
-    with mlflow.start_run(experiment_id=experiment, run_name=f"train {spec.name}") as parent:
+    with (
+        fluent(registry),
+        mlflow.start_run(experiment_id=experiment, run_name=f"train {spec.name}") as parent,
+    ):
         mlflow.set_tags(
             {"outreach.kind": "train", "spec_sha256": spec.sha256 or "", "unit": spec.unit}
         )

@@ -487,11 +487,9 @@ def audit_command(
 
 
 def _service_db(home: Home) -> Any:
-    import os
-
     from service.db import Database, default_url
 
-    db = Database(os.environ.get("OUTREACH_DATABASE_URL") or default_url(home.ensure().root))
+    db = Database(home.database_url or default_url(home.ensure().root))
     db.upgrade()
     return db
 

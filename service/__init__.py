@@ -32,12 +32,12 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     app = Flask(__name__)
     env = os.environ
-    home = Home.resolve(env.get("OUTREACH_HOME"))
+    home = Home.resolve(env.get("OUTREACH_HOME"))  # the deployment's settings, resolved once
     app.config.update(
         HOME=home,
-        DATABASE_URL=env.get("OUTREACH_DATABASE_URL"),
+        DATABASE_URL=home.database_url,
         MODEL_NAME=env.get("OUTREACH_MODEL", "individual_outreach"),
-        TRACKING_URI=env.get("OUTREACH_TRACKING_URI"),
+        TRACKING_URI=home.tracking_server,
         MAX_RECORDS=1000,
         MAX_CONTENT_LENGTH=2 * 1024 * 1024,
         RATE_LIMIT=int(env.get("OUTREACH_RATE_LIMIT", "6000")),

@@ -21,7 +21,7 @@ from audits.release import ReleaseResult, approve, release
 from model.data import Dataset
 from model.errors import GateError, NotFoundError
 from model.home import Home
-from model.registry import Registry, connect
+from model.registry import Registry, connect, fluent
 from model.signing import load_signer
 from model.spec import ExperimentSpec
 from outreach.cli import main
@@ -73,9 +73,9 @@ def test_a_forged_version_with_copied_tags_is_refused(own: Home, tmp_path: Path)
     client = registry.client
     name = "individual_outreach"
     good = _production(registry, name)
-    original = Path(
-        mlflow.artifacts.download_artifacts(f"models:/{name}/{good}", dst_path=str(tmp_path / "dl"))
-    )
+    with fluent(registry):
+        uri, folder = f"models:/{name}/{good}", str(tmp_path / "dl")
+        original = Path(mlflow.artifacts.download_artifacts(uri, dst_path=folder))
     artifact = next(original.rglob("scoring_model.json"))
     document = json.loads(artifact.read_text())
     document["intercept"] = float(document.get("intercept", 0.0)) + 3.0  # everyone scores higher

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from model.home import Home
-from model.registry import Registry, connect, log_training, sha256_file
+from model.registry import Registry, connect, fluent, log_training, sha256_file
 from model.scorer import scored_frame
 from model.train import TrainingResult
 
@@ -56,13 +56,41 @@ def test_registered_pyfunc_scores_like_the_scorer(
     registry, _ = logged
     candidate = trained.candidates[1]
     uri = f"models:/{trained.spec.name}/{candidate.version}"
-    loaded = mlflow.pyfunc.load_model(uri)
+    with fluent(registry):
+        loaded = mlflow.pyfunc.load_model(uri)
     frame = trained.validation.features.head(50)
     served = loaded.predict(frame)
     expected = scored_frame(candidate.scoring_model, frame)
     assert np.allclose(served["score"], expected["score"], rtol=0, atol=1e-12)
     assert list(served["band"]) == list(expected["band"])
-    local = mlflow.artifacts.download_artifacts(f"{uri}")
+    with fluent(registry):
+        local = mlflow.artifacts.download_artifacts(f"{uri}")
     version = registry.client.get_model_version(trained.spec.name, str(candidate.version))
     artifact = next(__import__("pathlib").Path(local).rglob("scoring_model.json"))
     assert sha256_file(artifact) == version.tags["artifact_sha256"]
+
+
+def test_connect_sets_no_process_wide_uri(tmp_path) -> None:
+    from model.home import Home
+
+    before = (mlflow.get_tracking_uri(), mlflow.get_registry_uri())
+    first = connect(Home(tmp_path / "a"))
+    second = connect(Home(tmp_path / "b"), tracking_uri="http://127.0.0.1:9")
+    assert (mlflow.get_tracking_uri(), mlflow.get_registry_uri()) == before
+    assert first.tracking_uri.startswith("sqlite:///") and second.tracking_uri.endswith(":9")
+    with fluent(first):
+        assert mlflow.get_tracking_uri() == first.tracking_uri
+    assert (mlflow.get_tracking_uri(), mlflow.get_registry_uri()) == before
+
+
+def test_the_home_carries_the_deployments_settings(tmp_path, monkeypatch) -> None:
+    from model.home import Home
+
+    monkeypatch.setenv("OUTREACH_TRACKING_URI", "http://tracking.invalid:5000")
+    monkeypatch.setenv("OUTREACH_DATABASE_URL", "postgresql+psycopg://x@127.0.0.1/outreach")
+    monkeypatch.setenv("OUTREACH_RELEASE_KEY", str(tmp_path / "k" / "release.key"))
+    home = Home.resolve(tmp_path / "home")
+    assert home.tracking_uri == "http://tracking.invalid:5000"
+    assert home.database_url == "postgresql+psycopg://x@127.0.0.1/outreach"
+    assert home.signing_keys.release == tmp_path / "k" / "release.key"
+    assert home.signing_keys.release_public == tmp_path / "k" / "release.pub"

@@ -22,7 +22,7 @@ from audits.release import (
 from model.data import Dataset, validate
 from model.errors import GateError, NotFoundError
 from model.home import Home
-from model.registry import Registry, connect
+from model.registry import Registry, connect, fluent
 from model.spec import ExperimentSpec, parse_spec
 from model.synthetic import generate_preset
 from tests.conftest import spec_mapping
@@ -120,7 +120,8 @@ def test_hand_moved_alias_to_a_failed_version_is_refused(
 def test_tampered_artifact_bytes_are_refused(registry: Registry, released: ReleaseResult) -> None:
     name = released.spec.name
     version = registry.client.get_model_version(name, str(released.chosen.candidate.version))
-    local = Path(mlflow.artifacts.download_artifacts(f"models:/{name}/{version.version}"))
+    with fluent(registry):
+        local = Path(mlflow.artifacts.download_artifacts(f"models:/{name}/{version.version}"))
     stored = next(
         p
         for p in registry.home.artifacts.rglob("scoring_model.json")
