@@ -15,7 +15,19 @@ from typing import Any
 from mlflow.exceptions import MlflowException
 
 from model.errors import NotFoundError
-from model.registry import Registry
+from model.registry import ARTIFACT_SHA256, Registry
+
+__all__ = [
+    "ARTIFACT_SHA256",  # defined where registration writes it; one name everywhere
+    "CANDIDATE",
+    "PRODUCTION",
+    "list_versions",
+    "production_alias",
+    "read_report",
+    "report_path",
+    "report_sha256",
+    "version_tags",
+]
 
 PRODUCTION, CANDIDATE = "production", "candidate"
 
@@ -26,7 +38,6 @@ AUDIT_BREACHES = "audit_breaches"
 REPORT_SHA256 = "report_sha256"
 POLICY_NAME = "policy_name"
 POLICY_SHA256 = "policy_sha256"
-ARTIFACT_SHA256 = "artifact_sha256"
 APPROVAL_REQUIRED = "approval_required"
 REVIEW_GROUPS = "review_groups"
 AWAITING_APPROVAL = "awaiting_approval"

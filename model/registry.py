@@ -32,6 +32,10 @@ from model.train import CandidateResult, TrainingResult
 
 Progress = Callable[[str], None]
 
+#: The tag naming a registered version's artifact sha256 (what registration saw; the signed
+#: release attestation is what serving trusts). Other tag names: :mod:`audits.catalogue`.
+ARTIFACT_SHA256 = "artifact_sha256"
+
 #: The packages a served model needs, given explicitly (inferring them costs seconds per model).
 _REQUIREMENTS = ("mlflow", "numpy", "pandas", "pydantic", "scikit-learn")
 
@@ -166,7 +170,7 @@ def _log_candidate(
     tags = {
         "candidate": config.label,
         "family": config.family,
-        "artifact_sha256": artifact_sha,
+        ARTIFACT_SHA256: artifact_sha,
         "data_fingerprint": result.data_fingerprint,
         "spec_sha256": spec.sha256 or "",
         "run_id": mlflow.active_run().info.run_id,  # type: ignore[union-attr]
