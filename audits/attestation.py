@@ -258,6 +258,13 @@ class Trust:
             load_verifier(p) for p in sorted((keys.release.parent / "retired").glob("*.pub"))
         )
         if signing:
+            if not keys.release.exists() and keys.release_public.exists():
+                # Only the public half is here: creating a new key would sign statements that
+                # the deployment's public key can never verify.
+                raise GateError(
+                    f"this host holds only the release public key ({keys.release_public}): it "
+                    "can verify, not sign (set OUTREACH_RELEASE_KEY where decisions are made)"
+                )
             signer = load_signer(keys.release)
             return cls(folder, signer.verifier, signer, retired)
         if not keys.release_public.exists() and keys.release.exists():

@@ -10,6 +10,7 @@ by :mod:`audits.catalogue`.
 from __future__ import annotations
 
 import getpass
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -182,6 +183,14 @@ class ReleaseResult:
         }
 
 
+def _current_user() -> str:
+    """Who runs the release (recorded, and refused as its approver)."""
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):  # no name for this uid (some containers)
+        return f"uid {os.getuid()}"
+
+
 def _finding(item: Breach, *extra: str) -> dict[str, Any]:
     """A breach or open question as the ``release --json`` document lists it."""
     full = item.as_dict()
@@ -320,7 +329,7 @@ def release(
     decision is signed (:mod:`audits.attestation`), with ``released_by`` (default: the user
     running the release), who may not approve it.
     """
-    released_by = released_by or getpass.getuser()
+    released_by = released_by or _current_user()
     _check_attributes(policy, spec)
     configs, fitters = mitigated_candidates(spec)
     result = train(

@@ -261,3 +261,14 @@ def test_rotating_the_key_keeps_what_was_signed_and_retires_the_old_key(
     trust_for(own).sign(name, {**statement, "note": "new key"})
     with pytest.raises(WithdrawnError, match="new key"):
         load_production(registry, name)
+
+
+def test_a_host_with_only_the_public_key_serves_but_cannot_sign(own: Home) -> None:
+    registry = connect(own)
+    name = "individual_outreach"
+    version = _production(registry, name)
+    own.signing_keys.release.unlink()  # a serving host: release.pub only
+    assert load_production(registry, name).version == version
+    with pytest.raises(GateError, match="can verify, not sign"):
+        approve(registry, name, version, by="oversight-3", note="n")
+    assert not own.signing_keys.release.exists()  # no stray key was made
