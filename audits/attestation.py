@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -39,7 +39,6 @@ from model.signing import (
     private_pem,
 )
 
-Kind = Literal["release", "approval", "rejection", "withdrawal"]
 GENESIS = "0" * 64
 
 

@@ -54,7 +54,6 @@ PROMOTED_AT = "promoted_at"
 PROMOTED_BECAUSE = "promoted_because"
 PREVIOUS_PRODUCTION = "previous_production"
 ROLLED_BACK_AT = "rolled_back_at"
-RELEASED_BY = "released_by"
 
 
 #: MLflow's answers that mean "there is no such alias (or model)", as opposed to "no answer".

@@ -56,15 +56,6 @@ PROPORTIONS = (
     "false_positive_rate",
     "false_negative_rate",
 )
-#: Each metric's denominator: whose count its effective sample size describes.
-DENOMINATOR = {
-    "selection_rate": "people",
-    "recall": "people in need",
-    "precision": "people offered outreach",
-    "false_positive_rate": "people not in need",
-    "false_negative_rate": "people in need",
-    "flagged_to_need": "people in need",
-}
 
 
 def count_table(

@@ -171,19 +171,7 @@ def append(
     return digest
 
 
-_COLUMNS = (
-    "at",
-    "user",
-    "role",
-    "action",
-    "purpose",
-    "subject_ids",
-    "model_version",
-    "request_id",
-    "allowed",
-    "previous_hash",
-    "hash",
-)
+_COLUMNS = (*HASHED, "previous_hash", "hash")
 _LAST = "SELECT hash FROM access_log ORDER BY id DESC LIMIT 1"
 _INSERT = (
     f"INSERT INTO access_log ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
