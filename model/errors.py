@@ -1,12 +1,15 @@
 """The project's exception tree: each error knows how it is reported.
 
-One place in each adapter (the CLI, the web service) turns these into output: an exit code
-for the command line, an HTTP status and a JSON body for the API.
+Every error the project reports is an :class:`OutreachError` and carries its HTTP status, a
+stable machine-readable ``code`` and its CLI exit code. One place in each adapter turns these
+into output: the CLI's ``reported`` wrapper (a message and the exit code), the service's error
+handler (JSON under ``/api``, an HTML page elsewhere). Exit codes: 2 bad input or a refusal,
+3 a gate or check that did not pass, 4 a dependency that is unavailable, 1 anything else.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 
 class OutreachError(Exception):
@@ -16,10 +19,20 @@ class OutreachError(Exception):
     http_status: int = 500
     code: str = "internal_error"
 
-    def __init__(self, message: str, *, details: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        details: Sequence[str] = (),
+        code: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.details: tuple[str, ...] = tuple(details)
+        if code is not None:
+            self.code = code  # a more specific stable code than the class's
+        self.headers: dict[str, str] = dict(headers or {})
 
     def __str__(self) -> str:
         if not self.details:
@@ -47,12 +60,66 @@ class DataValidationError(BadInputError):
     code = "invalid_data"
 
 
+class PayloadTooLargeError(BadInputError):
+    """A request body or a list in it is larger than the documented limit."""
+
+    http_status = 413
+    code = "too_large"
+
+
+class UnsupportedMediaError(BadInputError):
+    """A request body is not in the format the endpoint takes (JSON)."""
+
+    http_status = 415
+    code = "unsupported_media_type"
+
+
+class UnauthenticatedError(OutreachError):
+    """No credentials, or credentials that are not (or no longer) valid."""
+
+    exit_code = 2
+    http_status = 401
+    code = "unauthenticated"
+
+
+class ForbiddenError(OutreachError):
+    """The caller is known but may not do this (their role, a refused purpose)."""
+
+    exit_code = 2
+    http_status = 403
+    code = "forbidden"
+
+
 class NotFoundError(OutreachError):
-    """A named thing (model, version, audit) does not exist."""
+    """A named thing (model, version, audit, person in one's areas) does not exist."""
 
     exit_code = 2
     http_status = 404
     code = "not_found"
+
+
+class ConflictError(OutreachError):
+    """The request is well formed but the current state refuses it (someone opted out)."""
+
+    exit_code = 2
+    http_status = 409
+    code = "conflict"
+
+
+class RateLimitedError(OutreachError):
+    """Too many requests or sign-in attempts; ``headers`` carry ``Retry-After``."""
+
+    exit_code = 2
+    http_status = 429
+    code = "rate_limited"
+
+
+class UnavailableError(OutreachError):
+    """Something the request needs is not available now (no verified model, the log)."""
+
+    exit_code = 4
+    http_status = 503
+    code = "unavailable"
 
 
 class GateError(OutreachError):
@@ -61,3 +128,11 @@ class GateError(OutreachError):
     exit_code = 3
     http_status = 409
     code = "gate_failed"
+
+
+class CheckFailedError(OutreachError):
+    """A check ran and found a problem (an audit that did not pass, a broken chain)."""
+
+    exit_code = 3
+    http_status = 409
+    code = "check_failed"

@@ -17,11 +17,20 @@ from typing import Any
 from flask import Blueprint, Response, current_app, g, jsonify, request
 from sqlalchemy import delete, func, select
 
-from model.errors import DataValidationError
+from model.errors import (
+    BadInputError,
+    DataValidationError,
+    ForbiddenError,
+    NotFoundError,
+    PayloadTooLargeError,
+    RateLimitedError,
+    UnauthenticatedError,
+    UnavailableError,
+    UnsupportedMediaError,
+)
 from service import access_log
 from service.auth import Principal, authenticate
 from service.db import Database, OptOut, Outcome, QueueEntry
-from service.errors import ApiError
 from service.loader import ModelSource, Serving
 from service.queue import latest_outcomes, on_list
 
@@ -44,11 +53,10 @@ def not_paused() -> None:
     """Queue and outcome routes stop while the oversight board has withdrawn the model."""
     reason = _source().withdrawn
     if reason:
-        raise ApiError(
-            503,
-            "model_withdrawn",
+        raise UnavailableError(
             "outreach is paused: the oversight board withdrew the model",
             details=[reason],
+            code="model_withdrawn",
         )
 
 
@@ -56,11 +64,10 @@ def serving() -> Serving:
     not_paused()
     current = _source().current
     if current is None:
-        raise ApiError(
-            503,
-            "model_unavailable",
+        raise UnavailableError(
             "no verified model is being served",
             details=[_source().problem],
+            code="model_unavailable",
         )
     return current
 
@@ -79,11 +86,10 @@ class RateLimiter:
             calls.popleft()
         if len(calls) >= self.limit:
             retry = max(1, int(self.window - (now - calls[0])) + 1)
-            raise ApiError(
-                429,
-                "rate_limited",
+            raise RateLimitedError(
                 f"more than {self.limit} requests a minute",
                 headers={"Retry-After": str(retry)},
+                code="rate_limited",
             )
         calls.append(now)
 
@@ -96,11 +102,10 @@ def requires(route: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         def wrapped(*args: Any, **kwargs: Any) -> Any:
             header = request.headers.get("Authorization", "")
             if not header.startswith("Bearer "):
-                raise ApiError(
-                    401,
-                    "unauthenticated",
+                raise UnauthenticatedError(
                     "send 'Authorization: Bearer <token>'",
                     headers={"WWW-Authenticate": "Bearer"},
+                    code="unauthenticated",
                 )
             principal = authenticate(
                 _db(),
@@ -108,15 +113,16 @@ def requires(route: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
                 cache=current_app.extensions["outreach.tokens"],
             )
             if principal is None:
-                raise ApiError(
-                    401,
-                    "unauthenticated",
+                raise UnauthenticatedError(
                     "the token is not valid",
                     headers={"WWW-Authenticate": "Bearer"},
+                    code="unauthenticated",
                 )
             current_app.extensions["outreach.limiter"].check(principal.name)
             if not principal.may(route):
-                raise ApiError(403, "forbidden", f"the {principal.role} role may not use {route}")
+                raise ForbiddenError(
+                    f"the {principal.role} role may not use {route}", code="forbidden"
+                )
             g.principal = principal
             return view(*args, **kwargs)
 
@@ -127,23 +133,22 @@ def requires(route: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
 
 def _json() -> dict[str, Any]:
     if not request.is_json:
-        raise ApiError(
-            415, "unsupported_media_type", "send a JSON body (Content-Type: application/json)"
+        raise UnsupportedMediaError(
+            "send a JSON body (Content-Type: application/json)", code="unsupported_media_type"
         )
     payload = request.get_json(silent=True)
     if not isinstance(payload, dict):
-        raise ApiError(400, "malformed_json", "the body is not a JSON object")
+        raise BadInputError("the body is not a JSON object", code="malformed_json")
     return payload
 
 
 def _purpose(value: Any, *, action: str, ids: list[str]) -> None:
     """Personal data is only for outreach: a missing purpose is 400, another one 403 (logged)."""
     if value is None or value == "":
-        raise ApiError(
-            400,
-            "purpose_required",
+        raise BadInputError(
             "state the purpose of this request: 'outreach'",
             details=["purpose: required"],
+            code="purpose_required",
         )
     if value != PURPOSE:
         principal: Principal = g.principal
@@ -159,10 +164,9 @@ def _purpose(value: Any, *, action: str, ids: list[str]) -> None:
                 request_id=g.request_id,
                 allowed=False,
             )
-        raise ApiError(
-            403,
-            "purpose_refused",
+        raise ForbiddenError(
             f"purpose {str(value)[:40]!r} is refused: this service is for outreach only",
+            code="purpose_refused",
         )
 
 
@@ -239,24 +243,22 @@ def score() -> Any:
     payload = _json()
     unknown = sorted(set(payload) - {"purpose", "records"})
     if unknown:
-        raise ApiError(
-            400, "bad_input", "unknown fields", details=[f"{k}: unknown field" for k in unknown]
+        raise BadInputError(
+            "unknown fields", details=[f"{k}: unknown field" for k in unknown], code="bad_input"
         )
     records = payload.get("records")
     limit = current_app.config["MAX_RECORDS"]
     if not isinstance(records, list) or not records:
-        raise ApiError(
-            400,
-            "bad_input",
+        raise BadInputError(
             "'records' must be a non-empty list",
             details=["records: required, 1 or more"],
+            code="bad_input",
         )
     if len(records) > limit:
-        raise ApiError(
-            413,
-            "too_many_records",
+        raise PayloadTooLargeError(
             f"at most {limit} records per request",
             details=[f"records: {len(records)} given"],
+            code="too_many_records",
         )
     ids: list[str] = []
     problems: list[str] = []
@@ -269,11 +271,11 @@ def score() -> Any:
     try:
         batch = current.model.score_records(records, allowed_extra={"id"})
     except DataValidationError as err:
-        raise ApiError(
-            400, "invalid_records", err.message, details=problems + list(err.details)
+        raise BadInputError(
+            err.message, details=problems + list(err.details), code="invalid_records"
         ) from err
     if problems:
-        raise ApiError(400, "invalid_records", "the records are invalid", details=problems)
+        raise BadInputError("the records are invalid", details=problems, code="invalid_records")
     _purpose(payload.get("purpose"), action="score", ids=ids)
     results = [
         {
@@ -313,15 +315,14 @@ def _int_arg(name: str, default: int, *, low: int, high: int) -> int:
     try:
         value = int(raw)
     except ValueError as err:
-        raise ApiError(
-            400, "bad_input", f"'{name}' must be a whole number", details=[f"{name}: {raw!r}"]
+        raise BadInputError(
+            f"'{name}' must be a whole number", details=[f"{name}: {raw!r}"], code="bad_input"
         ) from err
     if not low <= value <= high:
-        raise ApiError(
-            400,
-            "bad_input",
+        raise BadInputError(
             f"'{name}' must be between {low} and {high}",
             details=[f"{name}: {value}"],
+            code="bad_input",
         )
     return value
 
@@ -427,11 +428,11 @@ def outcome(entry_id: int) -> Any:
     if not isinstance(note, str) or len(note) > MAX_NOTE:
         problems.append(f"note: must be text of at most {MAX_NOTE} characters")
     if problems:
-        raise ApiError(400, "bad_input", "the outcome is invalid", details=problems)
+        raise BadInputError("the outcome is invalid", details=problems, code="bad_input")
     with _db().session() as session:
         entry = session.get(QueueEntry, entry_id)
         if entry is None:
-            raise ApiError(404, "not_found", f"no queue entry {entry_id}")
+            raise NotFoundError(f"no queue entry {entry_id}", code="not_found")
         person = entry.person_id
     _purpose(payload.get("purpose"), action="outcome", ids=[person])
 
@@ -466,7 +467,7 @@ def add_opt_out() -> Any:
     if not isinstance(reason, str) or len(reason) > MAX_NOTE:
         problems.append(f"reason: must be text of at most {MAX_NOTE} characters")
     if problems:
-        raise ApiError(400, "bad_input", "the opt-out is invalid", details=problems)
+        raise BadInputError("the opt-out is invalid", details=problems, code="bad_input")
     _purpose(payload.get("purpose"), action="opt_out", ids=[str(person)])
 
     def record(session: Any) -> None:
@@ -487,7 +488,7 @@ def remove_opt_out(person_id: str) -> Any:
         return int(session.execute(delete(OptOut).where(OptOut.person_id == person_id)).rowcount)
 
     if _with_log("opt_in", [person_id], "", remove) == 0:
-        raise ApiError(404, "not_found", f"{person_id!r} had not opted out")
+        raise NotFoundError(f"{person_id!r} had not opted out", code="not_found")
     return Response(status=204)
 
 

@@ -28,6 +28,9 @@ from sqlalchemy import (
     create_engine,
     event,
 )
+from sqlalchemy import (
+    false as sa_false,
+)
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
@@ -50,6 +53,18 @@ class User(Base):
     #: Page sessions carry the epoch they began in; raising it ends them all (sign-out,
     #: a new password).
     session_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    #: A disabled user can neither sign in nor use a token (their sessions and tokens ended).
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False, server_default=sa_false())
+
+
+class UserArea(Base):
+    """An area a coordinator works in: their lists, people, outcomes and opt-outs stay in it."""
+
+    __tablename__ = "user_areas"
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    area: Mapped[str] = mapped_column(String(120), primary_key=True)
 
 
 class Token(Base):
@@ -59,6 +74,9 @@ class Token(Base):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: When the token stops working (``None``: tokens issued before expiry existed; they are
+    #: given one by migration 0004).
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class QueueEntry(Base):

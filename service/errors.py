@@ -1,35 +1,22 @@
-"""HTTP errors as JSON, from the project's exception tree: never a traceback, never a 500 for
-bad input. ``{"error": {"code", "message", "details"}, "request_id"}``."""
+"""One handler for every error: JSON under ``/api``, an HTML page elsewhere; never a traceback.
+
+Errors come from the project's exception tree (:mod:`model.errors`), each carrying its status and
+stable code. The JSON body is ``{"error": {"code", "message", "details"}, "request_id"}``.
+Werkzeug's own HTTP errors (an unknown route, a method not allowed) are rendered the same way and
+keep their headers (``Allow`` on a 405).
+"""
 
 from __future__ import annotations
 
 import logging
 from typing import Any
 
-from flask import Flask, g, jsonify, render_template, request
+from flask import Flask, current_app, g, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from model.errors import OutreachError
 
 log = logging.getLogger("outreach.service")
-
-
-class ApiError(Exception):
-    """An error with its HTTP status and a stable code."""
-
-    def __init__(
-        self,
-        status: int,
-        code: str,
-        message: str,
-        *,
-        details: list[str] | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
-        self.details = details or []
-        self.headers = headers or {}
 
 
 def body(code: str, message: str, details: list[str] | None = None) -> dict[str, Any]:
@@ -47,6 +34,9 @@ def _reply(
     headers: dict[str, str] | None = None,
 ) -> Any:
     """JSON for the API; a page (same words, no internals) for people using the web pages."""
+    metrics = current_app.extensions.get("outreach.metrics")
+    if metrics is not None and 400 <= status < 500:
+        metrics.refused(code)
     if request.path.startswith("/api/"):
         return jsonify(body(code, message, details)), status, headers or {}
     page = render_template(
@@ -60,16 +50,13 @@ def _reply(
 
 
 def register(app: Flask) -> None:
-    @app.errorhandler(ApiError)
-    def _api(err: ApiError) -> Any:
-        return _reply(err.status, err.code, err.message, err.details, err.headers)
-
     @app.errorhandler(OutreachError)
     def _project(err: OutreachError) -> Any:
+        # An error that is the user's input's fault is never reported as the server's.
         status = 400 if err.http_status == 500 and err.exit_code == 2 else err.http_status
         if status >= 500:
-            log.error("request failed: %s", err.message)
-        return _reply(status, err.code, err.message, list(err.details))
+            log.error("request failed: %s", err)
+        return _reply(status, err.code, err.message, list(err.details), err.headers)
 
     @app.errorhandler(RequestEntityTooLarge)
     def _too_large(err: RequestEntityTooLarge) -> Any:
@@ -80,7 +67,8 @@ def register(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def _http(err: HTTPException) -> Any:
         code = (err.name or "error").lower().replace(" ", "_")
-        return _reply(err.code or 500, code, err.description or err.name)
+        headers = {k: v for k, v in err.get_headers() if k.lower() != "content-type"}
+        return _reply(err.code or 500, code, err.description or err.name, headers=headers)
 
     @app.errorhandler(Exception)
     def _unexpected(err: Exception) -> Any:

@@ -31,6 +31,21 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.refusals = Counter(
+            "outreach_refusals",
+            "Requests refused, by reason (the error code)",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.access_log_failures = Counter(
+            "outreach_access_log_write_failures",
+            "Access-log rows that could not be written (nothing was shown)",
+            registry=self.registry,
+        )
+
+    def refused(self, reason: str) -> None:
+        self.refusals.labels(reason).inc()
+
     def observe(self, endpoint: str, status: int, seconds: float) -> None:
         self.requests.labels(endpoint, str(status)).inc()
         self.latency.labels(endpoint).observe(seconds)

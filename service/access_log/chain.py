@@ -29,7 +29,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from model.errors import OutreachError
+from model.errors import UnavailableError
 from service.access_log.checkpoints import _signing_in_background
 from service.db import AccessLogRow, Database
 
@@ -43,10 +43,9 @@ log = logging.getLogger("outreach.service")
 ATTEMPTS = 20
 
 
-class AccessLogUnavailableError(OutreachError):
+class AccessLogUnavailableError(UnavailableError):
     """The access-log row could not be written, so no personal data may be shown."""
 
-    http_status = 503
     code = "access_log_unavailable"
 
 
