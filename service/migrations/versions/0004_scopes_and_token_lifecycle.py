@@ -1,4 +1,4 @@
-"""Coordinator areas, disabled users, and token expiry.
+"""Coordinator areas, disabled users, token expiry, and the record of opt-ins (with a reason).
 
 Tokens issued before expiry existed get one 90 days from the upgrade, so nothing lives forever.
 
@@ -28,6 +28,14 @@ def upgrade() -> None:
         ),
         sa.Column("area", sa.String(120), primary_key=True),
     )
+    op.create_table(
+        "opt_ins",
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("person_id", sa.String(120), nullable=False, index=True),
+        sa.Column("reason", sa.Text, nullable=False),
+        sa.Column("recorded_by", sa.String(120), nullable=False),
+        sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
+    )
     op.add_column(
         "users", sa.Column("disabled", sa.Boolean, nullable=False, server_default=sa.false())
     )
@@ -43,4 +51,5 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_column("tokens", "expires_at")
     op.drop_column("users", "disabled")
+    op.drop_table("opt_ins")
     op.drop_table("user_areas")
