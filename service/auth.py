@@ -43,6 +43,8 @@ class Principal:
 
     name: str
     role: str
+    #: The areas a coordinator acts in (``service.queue``); empty for everyone else.
+    areas: frozenset[str] = frozenset()
 
     def may(self, route: str) -> bool:
         return self.role in ROUTE_ROLES[route]
