@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 import click
 
-from model.errors import BadInputError, OutreachError
+from model.errors import BadInputError, CheckFailedError, GateError, OutreachError
 from model.home import Home
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -279,7 +279,7 @@ def release_command(home: Home, experiment: str, data: str | None, as_json: bool
     if as_json:
         click.echo(json.dumps(summary, indent=2))
     if summary["decision"] == "FAIL":
-        sys.exit(3)
+        raise GateError("the gate failed every candidate; nothing was promoted")
 
 
 @main.group()
@@ -483,7 +483,9 @@ def audit_command(
     if as_json:
         click.echo(json.dumps(json_document(report, paths), indent=2))
     if report["decision"] != "PASS":
-        sys.exit(3)
+        raise CheckFailedError(
+            f"the audit's decision is {report['decision']}, not PASS (report {written.html_path})"
+        )
 
 
 def _service_db(home: Home) -> Any:
@@ -560,7 +562,6 @@ def score_command(
 ) -> None:
     """Score a period with reasons into the outreach queue (or a file), in one transaction."""
     from model.data import read_table
-    from model.errors import GateError
     from model.scorer import scored_frame
     from service.batch import score_period
     from service.loader import ModelSource
@@ -691,11 +692,12 @@ def access_log_verify(home: Home, checkpoints_file: str | None, public_key: str 
     if result.ok:
         click.echo(f"access log {result.describe()}")
         return
-    if result.first_broken:
-        click.echo(f"access log broken at row {result.first_broken}: {result.reason}", err=True)
-    for problem in result.problems:
-        click.echo(f"access log problem: {problem}", err=True)
-    sys.exit(3)
+    from service.access_log import AccessLogBrokenError
+
+    where = f" at row {result.first_broken}: {result.reason}" if result.first_broken else ""
+    raise AccessLogBrokenError(
+        f"access log broken{where}", details=[f"access log problem: {p}" for p in result.problems]
+    )
 
 
 @access_log_command.command("export-checkpoints")

@@ -15,13 +15,11 @@ from functools import wraps
 from typing import Any
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
-from sqlalchemy import delete, func, select
 
 from model.errors import (
     BadInputError,
     DataValidationError,
     ForbiddenError,
-    NotFoundError,
     PayloadTooLargeError,
     RateLimitedError,
     UnauthenticatedError,
@@ -29,16 +27,14 @@ from model.errors import (
     UnsupportedMediaError,
 )
 from service import access_log
+from service import queue as queue_rules
 from service.auth import Principal, authenticate
-from service.db import Database, OptOut, Outcome, QueueEntry
+from service.db import Database, Outcome, QueueEntry
 from service.loader import ModelSource, Serving
-from service.queue import latest_outcomes, on_list
 
 api = Blueprint("api", __name__, url_prefix="/api/v1")
 
 PURPOSE = "outreach"
-OUTCOMES = ("contacted", "accepted", "declined", "unreachable")
-MAX_NOTE = 2000
 
 
 def _db() -> Database:
@@ -352,62 +348,37 @@ def entry_dict(entry: QueueEntry, last: Outcome | None) -> dict[str, Any]:
     }
 
 
-def latest_period(session: Any, name: str) -> str | None:
-    return session.scalar(select(func.max(QueueEntry.period)).where(QueueEntry.model_name == name))
+def _caller() -> queue_rules.Caller:
+    return queue_rules.Caller(g.principal, g.request_id, _source().name)
 
 
-def queue_page(session: Any, name: str, period: str, limit: int, offset: int) -> list[Any]:
-    return list(
-        session.scalars(
-            select(QueueEntry)
-            .where(*on_list(name, period))
-            .order_by(QueueEntry.rank)
-            .limit(limit)
-            .offset(offset)
+def _fields(payload: dict[str, Any], allowed: set[str], what: str) -> None:
+    unknown = sorted(set(payload) - allowed)
+    if unknown:
+        raise BadInputError(
+            f"the {what} has unknown fields", details=[f"{k}: unknown field" for k in unknown]
         )
-    )
-
-
-def last_outcomes(session: Any, name: str, person_ids: list[str]) -> dict[str, Outcome]:
-    """Each person's latest outcome, from any month's list."""
-    if not person_ids:
-        return {}
-    latest = latest_outcomes(name)
-    rows = session.execute(
-        select(latest.c.person_id, Outcome)
-        .join(Outcome, Outcome.id == latest.c.last_id)
-        .where(latest.c.person_id.in_(person_ids))
-    )
-    return {person: outcome for person, outcome in rows}
 
 
 @api.get("/queue")
 @requires("queue")
 def queue() -> Any:
-    """The period's ranked outreach list within capacity, opted-out people excluded."""
+    """The period's ranked outreach list within capacity and the caller's areas, opted-out
+    people excluded."""
     not_paused()
     limit = _int_arg("limit", 50, low=1, high=1000)
     offset = _int_arg("offset", 0, low=0, high=10_000_000)
-    name = _source().name
-    with _db().session() as session:
-        period = request.args.get("period") or latest_period(session, name)
-        entries = queue_page(session, name, period, limit, offset) if period else []
-    ids = [e.person_id for e in entries]
-    _purpose(request.args.get("purpose"), action="queue", ids=ids)
-
-    def page(session: Any) -> list[dict[str, Any]]:
-        outcomes = last_outcomes(session, name, [e.person_id for e in entries])
-        return [entry_dict(e, outcomes.get(e.person_id)) for e in entries]
-
-    version = entries[0].model_version if entries else ""
-    rows = _with_log("queue", ids, version, page)
+    period = request.args.get("period") or None
+    _purpose(request.args.get("purpose"), action="queue", ids=[])
+    listing, _ = queue_rules.list_queue(_db(), _caller(), period, limit=limit, offset=offset)
     return jsonify(
         {
             "purpose": PURPOSE,
-            "period": period,
+            "period": listing.period,
             "limit": limit,
             "offset": offset,
-            "entries": rows,
+            "total": listing.total,
+            "entries": [entry_dict(entry, last) for entry, last in listing.rows],
             "request_id": g.request_id,
         }
     )
@@ -419,35 +390,18 @@ def outcome(entry_id: int) -> Any:
     """Record what happened when outreach was offered."""
     not_paused()
     payload = _json()
-    unknown = sorted(set(payload) - {"purpose", "status", "note"})
-    problems = [f"{k}: unknown field" for k in unknown]
-    status = payload.get("status")
-    if status not in OUTCOMES:
-        problems.append(f"status: must be one of {', '.join(OUTCOMES)}")
-    note = payload.get("note", "")
-    if not isinstance(note, str) or len(note) > MAX_NOTE:
-        problems.append(f"note: must be text of at most {MAX_NOTE} characters")
-    if problems:
-        raise BadInputError("the outcome is invalid", details=problems, code="bad_input")
-    with _db().session() as session:
-        entry = session.get(QueueEntry, entry_id)
-        if entry is None:
-            raise NotFoundError(f"no queue entry {entry_id}", code="not_found")
-        person = entry.person_id
-    _purpose(payload.get("purpose"), action="outcome", ids=[person])
-
-    def record(session: Any) -> int:
-        row = Outcome(entry_id=entry_id, status=status, note=note, recorded_by=g.principal.name)
-        session.add(row)
-        session.flush()
-        return row.id
-
-    outcome_id = _with_log("outcome", [person], "", record)
+    _fields(payload, {"purpose", "status", "note"}, "outcome")
+    queue_rules.outcome_status(payload.get("status"))
+    queue_rules.free_text(payload.get("note"), field="note")
+    _purpose(payload.get("purpose"), action="outcome", ids=[])
+    done = queue_rules.record_outcome(
+        _db(), _caller(), entry_id, payload.get("status"), payload.get("note")
+    )
     return jsonify(
         {
-            "outcome_id": outcome_id,
-            "entry_id": entry_id,
-            "status": status,
+            "outcome_id": done.outcome_id,
+            "entry_id": done.entry_id,
+            "status": done.status,
             "request_id": g.request_id,
         }
     ), 201
@@ -458,37 +412,24 @@ def outcome(entry_id: int) -> Any:
 def add_opt_out() -> Any:
     """A person asked not to be contacted: they leave every list from now on."""
     payload = _json()
-    unknown = sorted(set(payload) - {"purpose", "person_id", "reason"})
-    problems = [f"{k}: unknown field" for k in unknown]
-    person = payload.get("person_id")
-    if not isinstance(person, str | int) or isinstance(person, bool) or str(person) == "":
-        problems.append("person_id: required (a string or an integer)")
-    reason = payload.get("reason", "")
-    if not isinstance(reason, str) or len(reason) > MAX_NOTE:
-        problems.append(f"reason: must be text of at most {MAX_NOTE} characters")
-    if problems:
-        raise BadInputError("the opt-out is invalid", details=problems, code="bad_input")
-    _purpose(payload.get("purpose"), action="opt_out", ids=[str(person)])
-
-    def record(session: Any) -> None:
-        if session.get(OptOut, str(person)) is None:
-            session.add(OptOut(person_id=str(person), recorded_by=g.principal.name, reason=reason))
-
-    _with_log("opt_out", [str(person)], "", record)
-    return jsonify({"person_id": str(person), "opted_out": True, "request_id": g.request_id}), 201
+    _fields(payload, {"purpose", "person_id", "reason"}, "opt-out")
+    person = queue_rules.person_id(payload.get("person_id"))
+    queue_rules.free_text(payload.get("reason"), field="reason")
+    _purpose(payload.get("purpose"), action="opt_out", ids=[person])
+    queue_rules.opt_out(_db(), _caller(), person, payload.get("reason"))
+    return jsonify({"person_id": person, "opted_out": True, "request_id": g.request_id}), 201
 
 
 @api.delete("/opt-outs/<person_id>")
 @requires("opt_out")
 def remove_opt_out(person_id: str) -> Any:
-    """The person asked to be offered outreach again."""
-    _purpose(request.args.get("purpose"), action="opt_in", ids=[person_id])
-
-    def remove(session: Any) -> int:
-        return int(session.execute(delete(OptOut).where(OptOut.person_id == person_id)).rowcount)
-
-    if _with_log("opt_in", [person_id], "", remove) == 0:
-        raise NotFoundError(f"{person_id!r} had not opted out", code="not_found")
+    """The person asked to be offered outreach again (a JSON body with the reason)."""
+    payload = _json()
+    _fields(payload, {"purpose", "reason"}, "opt-in")
+    person = queue_rules.person_id(person_id)
+    queue_rules.free_text(payload.get("reason"), field="reason", required=True)
+    _purpose(payload.get("purpose"), action="opt_in", ids=[person])
+    queue_rules.opt_in(_db(), _caller(), person, payload.get("reason"))
     return Response(status=204)
 
 

@@ -1,13 +1,115 @@
-"""The outreach queue as both the API and the pages read it: who is on a period's list, and
-each person's latest recorded outcome."""
+"""The outreach queue and the one rule for each action on it, called by the API and the pages.
+
+Each action is one function here: listing a period's queue, showing a person, recording an
+outcome, opting out and opting back in. Each checks the caller's areas, writes its access-log row
+in the same transaction as its read or write, and raises from the project's exception tree. The
+adapters (``service.api``, ``service.pages.coordinator``) only parse input and render output; no
+SQL lives in them.
+
+**Areas.** A coordinator acts only within the areas an admin assigned (``outreach users areas``).
+A person's area is the area of their latest queue entry of the serving model. Anything outside
+the caller's areas is answered exactly as if it did not exist (404), so a refusal never confirms
+that a person is known, and the refusal is written to the access log (``allowed = False``). A
+coordinator with no area sees nothing. ``*`` stands for every area, including entries whose
+area was not recorded.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import ColumnElement, false, func, select, true
+from sqlalchemy.orm import Session
 
-from service.db import OptOut, Outcome, QueueEntry
+from model.errors import BadInputError, ConflictError, NotFoundError, OutreachError
+from service import access_log
+from service.auth import Principal
+from service.db import Database, OptIn, OptOut, Outcome, QueueEntry
+
+T = TypeVar("T")
+
+#: What can happen when outreach is offered: stored value -> the words coordinators read.
+OUTCOMES: dict[str, str] = {
+    "contacted": "Contacted",
+    "accepted": "Accepted help",
+    "declined": "Declined, thank you",
+    "unreachable": "Could not reach",
+}
+BANDS = ("priority", "elevated", "standard")
+#: The one limit on a person id, everywhere (the database columns are this wide).
+MAX_ID = 120
+#: The longest note or reason.
+MAX_TEXT = 2000
+#: The area that stands for every area.
+ALL_AREAS = "*"
+PURPOSE = "outreach"
+
+
+def person_id(value: Any, *, field: str = "person_id") -> str:
+    """A person id as stored: a string or an integer, 1 to ``MAX_ID`` characters."""
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise BadInputError(
+            "a person id must be a string or an integer",
+            details=[f"{field}: required (a string or an integer)"],
+            code="invalid_id",
+        )
+    text = str(value)
+    if not 1 <= len(text) <= MAX_ID:
+        raise BadInputError(
+            f"a person id has 1 to {MAX_ID} characters",
+            details=[f"{field}: {len(text)} characters"],
+            code="invalid_id",
+        )
+    return text
+
+
+def free_text(value: Any, *, field: str, required: bool = False) -> str:
+    """A note or reason: text of at most ``MAX_TEXT`` characters (stripped)."""
+    if value is None:
+        value = ""
+    if not isinstance(value, str) or len(value) > MAX_TEXT:
+        raise BadInputError(
+            f"the {field} must be text of at most {MAX_TEXT:,} characters",
+            details=[f"{field}: text of at most {MAX_TEXT} characters"],
+        )
+    text = value.strip()
+    if required and not text:
+        raise BadInputError(f"a {field} is required", details=[f"{field}: required"])
+    return text
+
+
+def outcome_status(value: Any) -> str:
+    if value not in OUTCOMES:
+        raise BadInputError(
+            "the outcome is not one of the recorded kinds",
+            details=[f"status: must be one of {', '.join(OUTCOMES)}"],
+        )
+    return str(value)
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who acts, for which request, on which model's queue."""
+
+    principal: Principal
+    request_id: str
+    model: str
+
+
+def in_areas(principal: Principal) -> ColumnElement[bool]:
+    """Condition for queue entries inside the caller's areas (nothing when they have none)."""
+    areas = principal.areas
+    if ALL_AREAS in areas:
+        return true()
+    if not areas:
+        return false()
+    return QueueEntry.area.in_(sorted(areas))
+
+
+def _covers(principal: Principal, area: str | None) -> bool:
+    return ALL_AREAS in principal.areas or (area is not None and area in principal.areas)
 
 
 def on_list(name: str, period: str) -> list[ColumnElement[bool]]:
@@ -30,3 +132,317 @@ def latest_outcomes(name: str) -> Any:
         .group_by(QueueEntry.person_id)
         .subquery()
     )
+
+
+def _logged(
+    db: Database,
+    caller: Caller,
+    action: str,
+    work: Callable[[Session], tuple[Sequence[str], str, T]],
+) -> T:
+    """Run ``work`` and append its access-log row in one transaction (retried on a race).
+
+    ``work`` returns (person ids concerned, model version, result). If it raises
+    :class:`_RefusalError`, the refusal is logged (``allowed = False``) and committed, then the
+    refusal's error is raised.
+    """
+
+    def attempt() -> T | _RefusalError:
+        with db.session() as session:
+            try:
+                ids, version, result = work(session)
+            except _RefusalError as refused:
+                session.rollback()
+                access_log.append(session, **_fields(caller, action, refused.ids, allowed=False))
+                return refused
+            access_log.append(session, **_fields(caller, action, ids, version=version))
+            return result
+
+    outcome = access_log.retrying(attempt)
+    if isinstance(outcome, _RefusalError):
+        raise outcome.error
+    return outcome
+
+
+def _fields(
+    caller: Caller, action: str, ids: Sequence[str], *, version: str = "", allowed: bool = True
+) -> dict[str, Any]:
+    return {
+        "user": caller.principal.name,
+        "role": caller.principal.role,
+        "action": action,
+        "purpose": PURPOSE,
+        "subject_ids": list(dict.fromkeys(ids)),
+        "model_version": version,
+        "request_id": caller.request_id,
+        "allowed": allowed,
+    }
+
+
+class _RefusalError(OutreachError):
+    """Internal: a refusal to log before its public ``error`` is raised (never escapes)."""
+
+    def __init__(self, ids: Sequence[str], error: OutreachError) -> None:
+        super().__init__(error.message)
+        self.ids, self.error = list(ids), error
+
+
+def _not_found(person: str) -> _RefusalError:
+    return _RefusalError(
+        [person],
+        NotFoundError("no such person on a list in your areas", code="not_found"),
+    )
+
+
+def _person_entries(session: Session, caller: Caller, person: str) -> list[QueueEntry]:
+    """The person's entries of the serving model, newest period first, if in the caller's
+    areas; otherwise :class:`_RefusalError` (404), whether or not the person exists."""
+    entries = list(
+        session.scalars(
+            select(QueueEntry)
+            .where(QueueEntry.model_name == caller.model, QueueEntry.person_id == person)
+            .order_by(QueueEntry.period.desc(), QueueEntry.id.desc())
+        )
+    )
+    if not entries or not _covers(caller.principal, entries[0].area):
+        raise _not_found(person)
+    return entries
+
+
+# --- Listing ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ListFilters:
+    area: str = ""
+    band: str = ""
+    status: str = ""  # "" | "new" | one of OUTCOMES
+
+
+@dataclass(frozen=True)
+class Listing:
+    period: str | None
+    total: int
+    rows: list[tuple[QueueEntry, Outcome | None]]
+
+
+def periods(session: Session, name: str) -> list[str]:
+    """The periods that have a list, newest first."""
+    return list(
+        session.scalars(
+            select(QueueEntry.period)
+            .where(QueueEntry.model_name == name)
+            .group_by(QueueEntry.period)
+            .order_by(QueueEntry.period.desc())
+        )
+    )
+
+
+def areas_on_list(session: Session, principal: Principal, name: str, period: str) -> list[str]:
+    """The areas of ``period``'s entries that the caller may see (for a filter)."""
+    found = session.scalars(
+        select(QueueEntry.area)
+        .where(QueueEntry.model_name == name, QueueEntry.period == period, in_areas(principal))
+        .group_by(QueueEntry.area)
+        .order_by(QueueEntry.area)
+    )
+    return [a for a in found if a]
+
+
+def _listing(
+    session: Session,
+    principal: Principal,
+    name: str,
+    period: str,
+    filters: ListFilters,
+    limit: int,
+    offset: int,
+) -> Listing:
+    latest = latest_outcomes(name)
+    statement = (
+        select(QueueEntry, Outcome)
+        .outerjoin(latest, latest.c.person_id == QueueEntry.person_id)
+        .outerjoin(Outcome, Outcome.id == latest.c.last_id)
+        .where(*on_list(name, period), in_areas(principal))
+    )
+    if filters.area:
+        statement = statement.where(QueueEntry.area == filters.area)
+    if filters.band:
+        statement = statement.where(QueueEntry.band == filters.band)
+    if filters.status == "new":
+        statement = statement.where(latest.c.last_id.is_(None))
+    elif filters.status:
+        statement = statement.where(Outcome.status == filters.status)
+    total = session.scalar(select(func.count()).select_from(statement.subquery())) or 0
+    rows = session.execute(statement.order_by(QueueEntry.rank).limit(limit).offset(offset)).all()
+    return Listing(period, int(total), [(entry, outcome) for entry, outcome in rows])
+
+
+def list_queue(
+    db: Database,
+    caller: Caller,
+    period: str | None,
+    *,
+    limit: int,
+    offset: int = 0,
+    filters: ListFilters = ListFilters(),
+    also_shown: Callable[[Session, list[str]], tuple[list[str], T]] | None = None,
+) -> tuple[Listing, T | None]:
+    """A page of ``period``'s list (default: the latest) within the caller's areas, each entry
+    with the person's latest outcome; logged as one ``queue`` view of the ids shown.
+
+    ``also_shown(session, ids)`` may read more for the same view (the page's month-to-month
+    changes) and returns the extra ids it shows with its data, logged in the same row.
+    """
+
+    def work(session: Session) -> tuple[list[str], str, tuple[Listing, T | None]]:
+        chosen = period or next(iter(periods(session, caller.model)), None)
+        if chosen is None:
+            return [], "", (Listing(None, 0, []), None)
+        listing = _listing(session, caller.principal, caller.model, chosen, filters, limit, offset)
+        ids = [entry.person_id for entry, _ in listing.rows]
+        extra: T | None = None
+        if also_shown is not None:
+            more, extra = also_shown(session, ids)
+            ids += more
+        version = listing.rows[0][0].model_version if listing.rows else ""
+        return ids, version, (listing, extra)
+
+    return _logged(db, caller, "queue", work)
+
+
+def scoped_list_ids(
+    session: Session, principal: Principal, name: str, period: str
+) -> dict[str, tuple[int, str | None]]:
+    """Everyone on ``period``'s list within the caller's areas: id -> (rank, main reasons'
+    features, comma-joined). Core rows, no ORM: lists have thousands of entries."""
+    rows = session.connection().execute(
+        select(QueueEntry.person_id, QueueEntry.rank, QueueEntry.reason_features).where(
+            *on_list(name, period), in_areas(principal)
+        )
+    )
+    return {pid: (rank, features) for pid, rank, features in rows}
+
+
+# --- A person ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PersonView:
+    """What a coordinator may see of one person. For someone who opted out, only
+    ``opted_out`` is set: no band, percentile, reasons or history."""
+
+    person_id: str
+    opted_out: OptOut | None
+    current: QueueEntry | None = None
+    entries: tuple[QueueEntry, ...] = ()
+    history: tuple[Outcome, ...] = ()
+
+
+def show_person(db: Database, caller: Caller, person: str) -> PersonView:
+    """One person as the caller may see them; a 404 (logged) outside their areas."""
+    person = person_id(person)
+
+    def work(session: Session) -> tuple[list[str], str, PersonView]:
+        entries = _person_entries(session, caller, person)
+        opted = session.get(OptOut, person)
+        if opted is not None:
+            return [person], "", PersonView(person, opted)
+        history = session.scalars(
+            select(Outcome)
+            .where(Outcome.entry_id.in_([e.id for e in entries]))
+            .order_by(Outcome.id.desc())
+        )
+        current = next((e for e in entries if e.rank > 0), entries[0])
+        view = PersonView(person, None, current, tuple(entries), tuple(history))
+        return [person], current.model_version, view
+
+    return _logged(db, caller, "person", work)
+
+
+# --- Actions -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RecordedOutcome:
+    outcome_id: int
+    entry_id: int
+    person_id: str
+    status: str
+
+
+def record_outcome(
+    db: Database, caller: Caller, entry_id: int, status: Any, note: Any
+) -> RecordedOutcome:
+    """Record what happened when outreach was offered.
+
+    Only on the serving model's entries that are on a list, inside the caller's areas (else a
+    logged 404), and never for someone who asked not to be contacted (409, logged).
+    """
+    status = outcome_status(status)
+    note = free_text(note, field="note")
+
+    def work(session: Session) -> tuple[list[str], str, RecordedOutcome]:
+        entry = session.get(QueueEntry, entry_id)
+        if (
+            entry is None
+            or entry.model_name != caller.model
+            or entry.rank <= 0
+            or not _covers(caller.principal, entry.area)
+        ):
+            raise _RefusalError(
+                [] if entry is None else [entry.person_id],
+                NotFoundError(f"no queue entry {entry_id} on a list in your areas"),
+            )
+        if session.get(OptOut, entry.person_id) is not None:
+            raise _RefusalError(
+                [entry.person_id],
+                ConflictError(
+                    "this person asked not to be contacted; no contact can be recorded",
+                    code="opted_out",
+                ),
+            )
+        row = Outcome(
+            entry_id=entry.id, status=status, note=note, recorded_by=caller.principal.name
+        )
+        session.add(row)
+        session.flush()
+        return (
+            [entry.person_id],
+            entry.model_version,
+            RecordedOutcome(row.id, entry.id, entry.person_id, status),
+        )
+
+    return _logged(db, caller, "outcome", work)
+
+
+def opt_out(db: Database, caller: Caller, person: Any, reason: Any) -> str:
+    """A person asked not to be contacted: they leave every list from now on (idempotent)."""
+    person = person_id(person)
+    reason = free_text(reason, field="reason")
+
+    def work(session: Session) -> tuple[list[str], str, str]:
+        _person_entries(session, caller, person)
+        if session.get(OptOut, person) is None:
+            session.add(OptOut(person_id=person, recorded_by=caller.principal.name, reason=reason))
+        return [person], "", person
+
+    return _logged(db, caller, "opt_out", work)
+
+
+def opt_in(db: Database, caller: Caller, person: Any, reason: Any) -> str:
+    """A person who had opted out asked to be offered outreach again; a reason is required
+    and kept with who recorded it."""
+    person = person_id(person)
+    reason = free_text(reason, field="reason", required=True)
+
+    def work(session: Session) -> tuple[list[str], str, str]:
+        _person_entries(session, caller, person)
+        opted = session.get(OptOut, person)
+        if opted is None:
+            raise _RefusalError([person], NotFoundError("this person had not asked to be left out"))
+        session.delete(opted)
+        session.add(OptIn(person_id=person, reason=reason, recorded_by=caller.principal.name))
+        return [person], "", person
+
+    return _logged(db, caller, "opt_in", work)

@@ -134,11 +134,12 @@ def site(
 ) -> Site:
     from audits.release import read_report, release
     from model.registry import connect
-    from service.auth import add_user
+    from service.auth import add_user, set_areas
     from service.batch import score_period
     from service.db import Database, default_url
     from service.loader import ModelSource
     from service.monitoring import audited_attributes
+    from service.queue import ALL_AREAS
     from tests.test_release import LENIENT, policy_text
 
     home = Home(tmp_path_factory.mktemp("site") / "home")
@@ -167,4 +168,5 @@ def site(
     passwords = {role: f"{role}-password-for-tests" for role in ROLES}
     for role, password in passwords.items():
         add_user(db, f"{role}-user", role, password=password)
+    set_areas(db, "coordinator-user", [ALL_AREAS])
     return Site(home, url, passwords, (summary["registered_model"], str(summary["version"])))

@@ -385,7 +385,9 @@ def test_opting_out_removes_the_person_from_the_list_and_back(as_role, db: Datab
     assert "asked not to be contacted" in client.get(f"/outreach/people/{person}").get_data(
         as_text=True
     )
-    client.post(f"/outreach/people/{person}/opt-in", data={"csrf_token": token})
+    client.post(
+        f"/outreach/people/{person}/opt-in", data={"csrf_token": token, "reason": "asked again"}
+    )
     assert count(db, OptOut) == 0
     assert f'/outreach/people/{person}"' in client.get("/outreach/").get_data(as_text=True)
 

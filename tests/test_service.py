@@ -20,9 +20,10 @@ from model.registry import connect
 from model.spec import ExperimentSpec
 from service import access_log, create_app
 from service.access_log import SqliteAppender, verify
-from service.auth import ROUTE_ROLES, add_user
+from service.auth import ROUTE_ROLES, add_user, set_areas
 from service.batch import score_period
 from service.db import AccessLogRow, Database
+from service.queue import ALL_AREAS
 from tests.test_release import LENIENT, STRICT, policy_text
 
 ROLES = ("coordinator", "analyst", "oversight", "admin")
@@ -57,7 +58,9 @@ def db(app: Flask) -> Database:
 
 @pytest.fixture
 def tokens(db: Database) -> dict[str, str]:
-    return {role: add_user(db, f"{role} user", role) for role in ROLES}
+    tokens = {role: add_user(db, f"{role} user", role) for role in ROLES}
+    set_areas(db, "coordinator user", [ALL_AREAS])
+    return tokens
 
 
 @pytest.fixture
@@ -328,7 +331,11 @@ def test_queue_outcomes_and_opt_outs(
     after = client.get("/api/v1/queue?purpose=outreach&limit=1000", headers=headers).json
     assert person not in {e["person_id"] for e in after["entries"]}
     assert (
-        client.delete(f"/api/v1/opt-outs/{person}?purpose=outreach", headers=headers).status_code
+        client.delete(
+            f"/api/v1/opt-outs/{person}",
+            headers=headers,
+            json={"purpose": "outreach", "reason": "asked again by phone"},
+        ).status_code
         == 204
     )
     back = client.get("/api/v1/queue?purpose=outreach&limit=1000", headers=headers).json

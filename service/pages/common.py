@@ -1,16 +1,13 @@
-"""What the pages share: the database, the registry, and access-logged reads."""
+"""What the pages share: the database, the registry, and how times are shown."""
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
 from typing import Any, TypeVar
 
-from flask import current_app, g
-from sqlalchemy.orm import Session
+from flask import current_app
 
 from model.registry import Registry, connect
-from service import access_log
 from service.db import Database
 
 T = TypeVar("T")
@@ -37,41 +34,6 @@ def registry() -> Registry:
             )
             current_app.extensions["outreach.registry"] = found
     return found
-
-
-def logged(action: str, ids: list[str], version: str, then: Callable[[Session], T]) -> T:
-    """Write the access-log row for ``ids``, then read or write with ``then``, in one transaction.
-
-    If the row cannot be written, nothing is shown (503).
-    """
-    return shown(action, lambda session: (ids, version, then(session)))
-
-
-def shown(action: str, read: Callable[[Session], tuple[list[str], str, T]]) -> T:
-    """Read what a page will show, and log whom it shows, in one committed transaction.
-
-    ``read`` returns ``(person ids shown, model version, data)``; the access-log row naming
-    those ids is appended in the same transaction, which commits before anything is rendered:
-    if the row cannot be written, nothing is shown (503).
-    """
-    principal = g.principal
-
-    def attempt() -> T:
-        with db().session() as session:
-            ids, version, data = read(session)
-            access_log.append(
-                session,
-                user=principal.name,
-                role=principal.role,
-                action=action,
-                purpose=PURPOSE,
-                subject_ids=list(dict.fromkeys(ids)),
-                model_version=version,
-                request_id=g.request_id,
-            )
-        return data
-
-    return access_log.retrying(attempt)
 
 
 def fmt_time(value: Any) -> str:

@@ -1,7 +1,7 @@
 """Coordinators' pages: today's outreach list, a person's page, outcomes and opt-outs.
 
-Every page that shows a person writes its access-log row first (``common.logged``). Sensitive
-attributes are never read here.
+Every rule (areas, opt-outs, what is shown, the access-log row written first) lives in
+:mod:`service.queue`; these views parse forms and render. Sensitive attributes are never read here.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from typing import Any, TypeVar
 
 from flask import (
     Blueprint,
-    abort,
     current_app,
     flash,
     g,
@@ -24,14 +23,15 @@ from flask import (
     url_for,
 )
 from flask.typing import ResponseReturnValue
-from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from audits.charts import SignedBar, signed_chart
+from model.errors import NotFoundError
+from service import queue as queue_rules
 from service.db import OptOut, Outcome, QueueEntry
-from service.pages.common import db, fmt_time, logged, model_name, shown
+from service.pages.common import db, fmt_time, model_name
 from service.pages.security import signed_in
-from service.queue import latest_outcomes, on_list
+from service.queue import BANDS, OUTCOMES, Caller, ListFilters
 
 pages = Blueprint("coordinator", __name__, url_prefix="/outreach")
 
@@ -57,27 +57,12 @@ def unless_paused(view: F) -> F:
 
 
 PAGE_SIZE = 50
-OUTCOMES = {
-    "contacted": "Contacted",
-    "accepted": "Accepted help",
-    "declined": "Declined, thank you",
-    "unreachable": "Could not reach",
-}
 STATUS_FILTERS = {"new": "Not contacted yet", **OUTCOMES}
-BANDS = ("priority", "elevated", "standard")
-MAX_TEXT = 2000
 CHANGES_SHOWN = 25
 
 
-def _periods(session: Session, name: str) -> list[str]:
-    return list(
-        session.scalars(
-            select(QueueEntry.period)
-            .where(QueueEntry.model_name == name)
-            .group_by(QueueEntry.period)
-            .order_by(QueueEntry.period.desc())
-        )
-    )
+def _caller() -> Caller:
+    return Caller(g.principal, g.request_id, model_name())
 
 
 @dataclass(frozen=True)
@@ -109,18 +94,6 @@ class Filters:
         return {k: v for k, v in values.items() if v != "" and not (k == "page" and v == 1)}
 
 
-def _filtered(statement: Any, filters: Filters, latest: Any) -> Any:
-    if filters.area:
-        statement = statement.where(QueueEntry.area == filters.area)
-    if filters.band:
-        statement = statement.where(QueueEntry.band == filters.band)
-    if filters.status == "new":
-        statement = statement.where(latest.c.last_id.is_(None))
-    elif filters.status:
-        statement = statement.where(Outcome.status == filters.status)
-    return statement
-
-
 @dataclass(frozen=True)
 class Changes:
     previous: str | None
@@ -130,20 +103,17 @@ class Changes:
     counts: tuple[int, int, int]
 
 
-def _changes(session: Session, name: str, period: str, periods: list[str]) -> Changes:
-    """Who entered and left the list since the previous period's, and whose reasons changed."""
+def _changes(session: Session, period: str, periods: list[str]) -> Changes:
+    """Who entered and left the list (within the caller's areas) since the previous period's,
+    and whose reasons changed."""
     earlier = [p for p in periods if p < period]
     if not earlier:
         return Changes(None, [], [], [], (0, 0, 0))
     previous = earlier[0]
 
     def top_features(p: str) -> dict[str, tuple[int, list[str]]]:
-        rows = session.connection().execute(  # core rows: thousands of tuples, no ORM
-            select(QueueEntry.person_id, QueueEntry.rank, QueueEntry.reason_features).where(
-                *on_list(name, p)
-            )
-        )
-        return {pid: (rank, (features or "").split(",")) for pid, rank, features in rows}
+        found = queue_rules.scoped_list_ids(session, g.principal, model_name(), p)
+        return {pid: (rank, (features or "").split(",")) for pid, (rank, features) in found.items()}
 
     now, before = top_features(period), top_features(previous)
     entered = sorted((p for p in now if p not in before), key=lambda p: now[p][0])
@@ -164,49 +134,32 @@ def _changes(session: Session, name: str, period: str, periods: list[str]) -> Ch
 @signed_in("outreach_list")
 @unless_paused
 def outreach_list() -> ResponseReturnValue:
-    """The period's ranked list within capacity, with filters, pages and what changed."""
+    """The period's ranked list within capacity and the coordinator's areas, with filters,
+    pages and what changed."""
     name = model_name()
     with db().session() as session:
-        periods = _periods(session, name)
+        periods = queue_rules.periods(session, name)
         period = request.args.get("period") or (periods[0] if periods else "")
         if periods and period not in periods:
-            abort(404, f"There is no outreach list for {period}.")
-        areas = [
-            a
-            for a in session.scalars(
-                select(QueueEntry.area)
-                .where(QueueEntry.model_name == name, QueueEntry.period == period)
-                .group_by(QueueEntry.area)
-                .order_by(QueueEntry.area)
-            )
-            if a
-        ]
+            raise NotFoundError(f"There is no outreach list for {period[:20]}.")
+        areas = queue_rules.areas_on_list(session, g.principal, name, period)
     filters = Filters.from_args(areas)
-    latest = latest_outcomes(name)
-    base = (
-        select(QueueEntry, Outcome)
-        .outerjoin(latest, latest.c.person_id == QueueEntry.person_id)
-        .outerjoin(Outcome, Outcome.id == latest.c.last_id)
-        .where(*on_list(name, period))
+
+    def changes(session: Session, _shown: list[str]) -> tuple[list[str], Changes]:
+        found = _changes(session, period, periods)
+        ids = found.entered + found.left + [c[0] for c in found.reasons_changed]
+        return ids, found
+
+    listing, found = queue_rules.list_queue(
+        db(),
+        _caller(),
+        period or None,
+        limit=PAGE_SIZE,
+        offset=(filters.page - 1) * PAGE_SIZE,
+        filters=ListFilters(filters.area, filters.band, filters.status),
+        also_shown=changes,
     )
-    statement = _filtered(base, filters, latest)
-
-    def read(session: Session) -> tuple[list[str], str, dict[str, Any]]:
-        total = session.scalar(select(func.count()).select_from(statement.subquery())) or 0
-        rows = session.execute(
-            statement.order_by(QueueEntry.rank)
-            .limit(PAGE_SIZE)
-            .offset((filters.page - 1) * PAGE_SIZE)
-        ).all()
-        changes = _changes(session, name, period, periods)
-        ids = [e.person_id for e, _o in rows] + changes.entered + changes.left
-        ids += [c[0] for c in changes.reasons_changed]
-        version = rows[0][0].model_version if rows else ""
-        entries = [_entry_view(entry, outcome) for entry, outcome in rows]
-        return ids, version, {"total": total, "entries": entries, "changes": changes}
-
-    data = shown("list", read)
-    pages_total = max(1, math.ceil(data["total"] / PAGE_SIZE))
+    pages_total = max(1, math.ceil(listing.total / PAGE_SIZE))
     return render_template(
         "coordinator/list.html",
         principal=g.principal,
@@ -217,7 +170,10 @@ def outreach_list() -> ResponseReturnValue:
         statuses=STATUS_FILTERS,
         filters=filters,
         page_count=pages_total,
-        **data,
+        total=listing.total,
+        entries=[_entry_view(entry, outcome) for entry, outcome in listing.rows],
+        changes=found or Changes(None, [], [], [], (0, 0, 0)),
+        no_areas=not g.principal.areas,
     )
 
 
@@ -245,131 +201,77 @@ def _entry_view(entry: QueueEntry, outcome: Outcome | None) -> dict[str, Any]:
 @signed_in("outreach_list")
 @unless_paused
 def person(person_id: str) -> ResponseReturnValue:
-    """One person's offer of help: band, reasons with a chart, history, outcome and opt-out."""
-    name = model_name()
-    person_id = person_id[:120]
+    """One person's offer of help: band, reasons with a chart, history, outcome and opt-out.
 
-    def read(session: Session) -> tuple[list[str], str, dict[str, Any] | None]:
-        entries = list(
-            session.scalars(
-                select(QueueEntry)
-                .where(QueueEntry.model_name == name, QueueEntry.person_id == person_id)
-                .order_by(QueueEntry.period.desc())
-            )
+    For someone who asked not to be contacted, only their contact preference is shown."""
+    view = queue_rules.show_person(db(), _caller(), person_id)
+    if view.opted_out is not None or view.current is None:
+        return render_template(
+            "coordinator/person.html",
+            principal=g.principal,
+            person_id=view.person_id,
+            opted_out=_opt_out_view(view.opted_out),
+            entry=None,
         )
-        if not entries:
-            return [person_id], "", None
-        history = list(
-            session.scalars(
-                select(Outcome)
-                .where(Outcome.entry_id.in_([e.id for e in entries]))
-                .order_by(Outcome.id.desc())
-            )
-        )
-        opted = session.get(OptOut, person_id)
-        current = next((e for e in entries if e.rank > 0), entries[0])
-        return (
-            [person_id],
-            current.model_version,
-            {
-                "entry": _entry_view(current, None),
-                "periods": [
-                    {"period": e.period, "rank": e.rank, "band": e.band} for e in entries[:12]
-                ],
-                "history": [
-                    {
-                        "period": next(e.period for e in entries if e.id == o.entry_id),
-                        "status": OUTCOMES.get(o.status, o.status),
-                        "note": o.note,
-                        "by": o.recorded_by,
-                        "at": fmt_time(o.recorded_at),
-                    }
-                    for o in history
-                ],
-                "opted_out": None
-                if opted is None
-                else {"at": fmt_time(opted.recorded_at), "by": opted.recorded_by},
-            },
-        )
-
-    data = shown("person", read)
-    if data is None:
-        abort(404, "This person is not on any outreach list.")
+    entries = {e.id: e for e in view.entries}
+    reasons = view.current.reasons
     chart = signed_chart(
         [
             SignedBar(r["feature"].replace("_", " "), float(r["contribution"]), r["text"])
-            for r in data["entry"]["reasons"]
+            for r in reasons
         ],
         title="What raised or lowered the estimate",
     )
     return render_template(
         "coordinator/person.html",
         principal=g.principal,
-        person_id=person_id,
+        person_id=view.person_id,
         chart=chart,
         outcomes=OUTCOMES,
-        **data,
+        entry=_entry_view(view.current, None),
+        periods=[{"period": e.period, "rank": e.rank, "band": e.band} for e in view.entries[:12]],
+        history=[
+            {
+                "period": entries[o.entry_id].period,
+                "status": OUTCOMES.get(o.status, o.status),
+                "note": o.note,
+                "by": o.recorded_by,
+                "at": fmt_time(o.recorded_at),
+            }
+            for o in view.history
+        ],
+        opted_out=None,
     )
 
 
-def _text(field: str) -> str:
-    value = request.form.get(field, "")
-    if len(value) > MAX_TEXT:
-        abort(400, f"The {field} may be at most {MAX_TEXT} characters.")
-    return value.strip()
+def _opt_out_view(opted: OptOut | None) -> dict[str, str] | None:
+    if opted is None:
+        return None
+    return {"at": fmt_time(opted.recorded_at), "by": opted.recorded_by}
 
 
 @pages.post("/entries/<int:entry_id>/outcome")
 @signed_in("outcome")
 @unless_paused
 def record_outcome(entry_id: int) -> ResponseReturnValue:
-    status = request.form.get("status", "")
-    if status not in OUTCOMES:
-        abort(400, "Choose what happened: " + ", ".join(OUTCOMES.values()) + ".")
-    note = _text("note")
-    with db().session() as session:
-        entry = session.get(QueueEntry, entry_id)
-        if entry is None or entry.model_name != model_name():
-            abort(404, "This list entry does not exist.")
-        person_id = entry.person_id
-        if session.get(OptOut, person_id) is not None:
-            abort(409, "This person asked not to be contacted; no contact can be recorded.")
-
-    def write(session: Session) -> None:
-        session.add(
-            Outcome(entry_id=entry_id, status=status, note=note, recorded_by=g.principal.name)
-        )
-
-    logged("outcome", [person_id], "", write)
-    flash(f"Recorded: {OUTCOMES[status]}.")
-    return redirect(url_for("coordinator.person", person_id=person_id))
+    done = queue_rules.record_outcome(
+        db(), _caller(), entry_id, request.form.get("status", ""), request.form.get("note", "")
+    )
+    flash(f"Recorded: {OUTCOMES[done.status]}.")
+    return redirect(url_for("coordinator.person", person_id=done.person_id))
 
 
 @pages.post("/people/<person_id>/opt-out")
 @signed_in("opt_out")
 def opt_out(person_id: str) -> ResponseReturnValue:
-    person_id = person_id[:120]
-    reason = _text("reason")
-
-    def write(session: Session) -> None:
-        if session.get(OptOut, person_id) is None:
-            session.add(OptOut(person_id=person_id, recorded_by=g.principal.name, reason=reason))
-
-    logged("opt_out", [person_id], "", write)
+    person = queue_rules.opt_out(db(), _caller(), person_id, request.form.get("reason", ""))
     flash("Recorded: this person asked not to be contacted. They are off every list from now on.")
-    return redirect(url_for("coordinator.person", person_id=person_id))
+    return redirect(url_for("coordinator.person", person_id=person))
 
 
 @pages.post("/people/<person_id>/opt-in")
 @signed_in("opt_out")
 def opt_in(person_id: str) -> ResponseReturnValue:
-    person_id = person_id[:120]
-
-    def write(session: Session) -> int:
-        result: Any = session.execute(delete(OptOut).where(OptOut.person_id == person_id))
-        return int(result.rowcount)
-
-    if logged("opt_in", [person_id], "", write) == 0:
-        abort(404, "This person had not asked to be left out.")
+    person = queue_rules.opt_in(db(), _caller(), person_id, request.form.get("reason", ""))
     flash("Recorded: this person may be offered outreach again.")
-    return redirect(url_for("coordinator.person", person_id=person_id))
+    return redirect(url_for("coordinator.person", person_id=person))

@@ -12,7 +12,6 @@ from typing import Any
 
 from flask import (
     Blueprint,
-    abort,
     current_app,
     flash,
     g,
@@ -29,7 +28,7 @@ from audits.catalogue import list_versions, read_report
 from audits.policy import Gate
 from audits.release import production_version
 from audits.report import CSS, METRIC_WORDS, gate_chart, render_body
-from model.errors import OutreachError
+from model.errors import NotFoundError, OutreachError
 from service import access_log, approvals, monitoring
 from service.db import AccessLogRow, Approval
 from service.pages.common import db, fmt_time, model_name, registry
@@ -59,8 +58,8 @@ def _report_if_found(audit_id: str | None) -> dict[str, Any] | None:
 def _report(audit_id: str) -> dict[str, Any]:
     try:
         return read_report(registry(), audit_id)
-    except OutreachError:
-        abort(404, f"There is no audit {audit_id[:80]!r}.")
+    except OutreachError as err:
+        raise NotFoundError(f"There is no audit {audit_id[:80]!r}.") from err
 
 
 @pages.get("/releases")
@@ -103,7 +102,7 @@ def decide(name: str, version: str) -> ResponseReturnValue:
     note = request.form.get("note", "").strip()
     known = {(r["name"], r["version"]) for r in list_versions(registry())}
     if (name, version) not in known:
-        abort(404, f"There is no release {name} version {version}.")
+        raise NotFoundError(f"There is no release {name[:120]} version {version[:20]}.")
     if decision not in ("approve", "reject"):
         message = "Choose to approve or to reject the release."
         return _releases_page(problem=(name, version, message), note=note[:MAX_NOTE], status=400)
@@ -111,18 +110,15 @@ def decide(name: str, version: str) -> ResponseReturnValue:
         message = f"Write a note of 1 to {MAX_NOTE:,} characters explaining the decision."
         return _releases_page(problem=(name, version, message), note=note[:MAX_NOTE], status=400)
     approving = decision == "approve"
-    try:
-        promoted = approvals.decide(
-            db(),
-            registry(),
-            name,
-            version,
-            decision="approve" if approving else "reject",
-            by=g.principal.name,
-            note=note,
-        )
-    except OutreachError as err:
-        abort(409, err.message)
+    promoted = approvals.decide(  # a refusal is the project's error, rendered as a page
+        db(),
+        registry(),
+        name,
+        version,
+        decision="approve" if approving else "reject",
+        by=g.principal.name,
+        note=note,
+    )
     if approving:
         message = f"Approved {name} version {version}" + (
             "; it is now in production." if promoted else "."
@@ -139,25 +135,22 @@ def withdraw(name: str) -> ResponseReturnValue:
     """The board's stop button: withdraw the model, with a note; signed, recorded and logged."""
     note = request.form.get("note", "").strip()
     if name not in {r["name"] for r in list_versions(registry())}:
-        abort(404, f"There is no registered model {name}.")
+        raise NotFoundError(f"There is no registered model {name[:120]}.")
     version = production_version(registry(), name)
     if not note or len(note) > MAX_NOTE:
         message = f"Write a note of 1 to {MAX_NOTE:,} characters explaining the withdrawal."
         return _releases_page(problem=(name, "", message), note=note[:MAX_NOTE], status=400)
-    try:
-        approvals.decide(
-            db(),
-            registry(),
-            name,
-            version,
-            decision="withdraw",
-            by=g.principal.name,
-            note=note,
-            role=g.principal.role,
-            request_id=g.request_id,
-        )
-    except OutreachError as err:
-        abort(409, err.message)
+    approvals.decide(
+        db(),
+        registry(),
+        name,
+        version,
+        decision="withdraw",
+        by=g.principal.name,
+        note=note,
+        role=g.principal.role,
+        request_id=g.request_id,
+    )
     flash(
         f"Withdrew {name}: nothing of it is served, and coordinators' lists are paused, until a "
         "new release passes or a version is approved again."
