@@ -498,14 +498,37 @@ def _service_db(home: Home) -> Any:
 
 @main.group()
 def users() -> None:
-    """Service users and their API tokens."""
+    """Service users, their API tokens, areas and access.
+
+    Tokens expire after OUTREACH_TOKEN_DAYS days (default 90) unless --days says otherwise.
+    """
+
+
+ROLE_CHOICE = click.Choice(["coordinator", "analyst", "oversight", "admin"])
+DAYS_OPTION = click.option(
+    "--days",
+    type=click.IntRange(1, 3650),
+    default=None,
+    help="Days the token works (default: OUTREACH_TOKEN_DAYS, else 90).",
+)
+
+
+def _expiry(days: int | None) -> str:
+    from datetime import UTC, datetime, timedelta
+
+    from service.auth import default_token_days
+
+    lifetime = days if days is not None else default_token_days()
+    return f"{datetime.now(UTC) + timedelta(days=lifetime):%Y-%m-%d}"
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
 
 
 @users.command("add")
 @click.argument("name")
-@click.option(
-    "--role", type=click.Choice(["coordinator", "analyst", "oversight", "admin"]), required=True
-)
+@click.option("--role", type=ROLE_CHOICE, required=True)
 @click.option(
     "--password",
     help="Also set a password for the web pages (12+ characters); give the option alone to be "
@@ -515,14 +538,16 @@ def users() -> None:
     hide_input=True,
     confirmation_prompt=True,
 )
+@DAYS_OPTION
 @click.pass_obj
 @reported
-def users_add(home: Home, name: str, role: str, password: str | None) -> None:
+def users_add(home: Home, name: str, role: str, password: str | None, days: int | None) -> None:
     """Create a user; prints its API token once, alone on the last line."""
     from service.auth import add_user
 
-    token = add_user(_service_db(home), name, role, password=password)
-    click.echo(f"created {role} '{name}'; its API token (shown only now):")
+    expires = _expiry(days)
+    token = add_user(_service_db(home), name, role, password=password, days=days)
+    click.echo(f"created {role} '{name}'; its API token (shown only now; expires {expires}):")
     click.echo(token)
 
 
@@ -532,11 +557,222 @@ def users_add(home: Home, name: str, role: str, password: str | None) -> None:
 @click.pass_obj
 @reported
 def users_password(home: Home, name: str, password: str) -> None:
-    """Set or replace a user's password for the web pages."""
+    """Set or replace a user's password for the web pages.
+
+    Also ends every page session of the user and revokes every API token they hold.
+    """
     from service.auth import set_password
 
-    set_password(_service_db(home), name, password)
-    click.echo(f"password set for '{name}'")
+    revoked = set_password(_service_db(home), name, password)
+    click.echo(
+        f"password set for '{name}'; signed out everywhere and "
+        f"{_plural(revoked, 'API token')} revoked (outreach users token {name} makes a new one)"
+    )
+
+
+@users.command("token")
+@click.argument("name")
+@DAYS_OPTION
+@click.pass_obj
+@reported
+def users_token(home: Home, name: str, days: int | None) -> None:
+    """A new API token for NAME; printed once, alone on the last line."""
+    from service.auth import issue_token
+
+    expires = _expiry(days)
+    token = issue_token(_service_db(home), name, days=days)
+    click.echo(f"new API token for '{name}' (shown only now; expires {expires}):")
+    click.echo(token)
+
+
+@users.command("tokens")
+@click.argument("name")
+@click.pass_obj
+@reported
+def users_tokens(home: Home, name: str) -> None:
+    """List NAME's API tokens: id, created, expires, status (never the token itself)."""
+    from service.auth import list_tokens
+
+    found = list_tokens(_service_db(home), name)
+    if not found:
+        click.echo(f"'{name}' has no API tokens")
+        return
+    click.echo(f"{'id':>6}  {'created':<17}  {'expires':<17}  status")
+    for info in found:
+        expires = f"{info.expires_at:%Y-%m-%d %H:%M}" if info.expires_at else "-"
+        click.echo(f"{info.id:>6}  {info.created_at:%Y-%m-%d %H:%M}  {expires:<17}  {info.status}")
+
+
+@users.command("revoke-token")
+@click.argument("name")
+@click.option("--id", "token_id", type=click.IntRange(min=1), help="The token's id (users tokens).")
+@click.option("--all", "every", is_flag=True, help="Every token of NAME.")
+@click.option(
+    "--token-stdin",
+    is_flag=True,
+    help="Read the token itself from stdin (never give a token as an argument: it would be "
+    "kept in shell history and shown to other users by ps).",
+)
+@click.pass_obj
+@reported
+def users_revoke_token(
+    home: Home, name: str, token_id: int | None, every: bool, token_stdin: bool
+) -> None:
+    """Revoke one of NAME's API tokens (--id or --token-stdin) or all of them (--all).
+
+    A revoked token is refused from the next request on, in every worker.
+    """
+    from service.auth import revoke_token_value, revoke_tokens
+
+    if sum((token_id is not None, every, token_stdin)) != 1:
+        raise BadInputError("say which token: exactly one of --id ID, --all or --token-stdin")
+    db = _service_db(home)
+    if token_stdin:
+        token = sys.stdin.readline().strip()
+        if not token:
+            raise BadInputError("no token on stdin")
+        found = revoke_token_value(db, name, token)
+        click.echo(f"revoked token {found} of '{name}'")
+        return
+    revoked = revoke_tokens(db, name, token_id=token_id)
+    if token_id is not None:
+        state = "revoked" if revoked else "was already revoked:"
+        click.echo(f"{state} token {token_id} of '{name}'")
+    else:
+        click.echo(f"revoked {_plural(revoked, 'API token')} of '{name}'")
+
+
+@users.command("disable")
+@click.argument("name")
+@click.pass_obj
+@reported
+def users_disable(home: Home, name: str) -> None:
+    """Disable NAME: no sign-in, every page session ended, every API token revoked."""
+    from service.auth import disable_user
+
+    revoked = disable_user(_service_db(home), name)
+    click.echo(
+        f"disabled '{name}': signed out everywhere and {_plural(revoked, 'API token')} revoked"
+    )
+
+
+@users.command("enable")
+@click.argument("name")
+@click.pass_obj
+@reported
+def users_enable(home: Home, name: str) -> None:
+    """Let a disabled user sign in again; their old tokens stay revoked."""
+    from service.auth import enable_user
+
+    was = enable_user(_service_db(home), name)
+    if not was:
+        click.echo(f"'{name}' was not disabled; nothing changed")
+        return
+    click.echo(
+        f"enabled '{name}': they may sign in with their password; old API tokens stay revoked "
+        f"(outreach users token {name} makes a new one)"
+    )
+
+
+@users.command("set-role")
+@click.argument("name")
+@click.argument("role", type=ROLE_CHOICE)
+@click.pass_obj
+@reported
+def users_set_role(home: Home, name: str, role: str) -> None:
+    """Give NAME a new role: page sessions end; API tokens carry the new role from the next
+    request (revoke them with revoke-token --all if that is not wanted); leaving the
+    coordinator role clears the areas."""
+    from service.auth import set_role
+
+    cleared = set_role(_service_db(home), name, role)
+    click.echo(
+        f"'{name}' is now {role}; signed out of the pages; API tokens kept, with the new role"
+    )
+    if cleared:
+        click.echo(f"areas cleared (only coordinators have areas): {', '.join(cleared)}")
+
+
+@users.command("areas")
+@click.argument("name")
+@click.argument("area", nargs=-1)
+@click.option("--clear", is_flag=True, help="Remove every area (the coordinator sees no one).")
+@click.pass_obj
+@reported
+def users_areas(home: Home, name: str, area: tuple[str, ...], clear: bool) -> None:
+    """Set the areas coordinator NAME works in (replacing the old ones), or show them.
+
+    '*' stands for every area. With no AREA and no --clear, prints the current areas. Applies
+    from the user's next request.
+    """
+    from service.auth import areas_of, known_areas, set_areas
+
+    db = _service_db(home)
+    if clear and area:
+        raise BadInputError("give areas or --clear, not both")
+    if not clear and not area:
+        now = areas_of(db, name)
+        click.echo(f"'{name}' works in: {', '.join(now)}" if now else f"'{name}' has no areas")
+        return
+    chosen = set_areas(db, name, list(area))
+    if not chosen:
+        click.echo(f"cleared the areas of '{name}': they see no one on the outreach list")
+        return
+    click.echo(f"'{name}' now works in: {', '.join(chosen)}")
+    unknown = sorted(set(chosen) - set(known_areas(db)) - {"*"})
+    if unknown:
+        _progress(f"warning: no outreach list has these areas yet: {', '.join(unknown)}")
+
+
+@users.command("list")
+@click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
+@click.pass_obj
+@reported
+def users_list(home: Home, as_json: bool) -> None:
+    """Every user: role, status, working API tokens, page password, areas."""
+    from service.auth import list_users
+
+    found = list_users(_service_db(home))
+    if as_json:
+        document = [
+            {
+                "name": u.name,
+                "role": u.role,
+                "disabled": u.disabled,
+                "password": u.password,
+                "active_tokens": u.active_tokens,
+                "areas": list(u.areas),
+            }
+            for u in found
+        ]
+        click.echo(json.dumps({"users": document}, indent=2))
+        return
+    if not found:
+        click.echo("no users yet (outreach users add NAME --role ROLE)")
+        return
+    width = max(4, *(len(u.name) for u in found))
+    click.echo(f"{'name':<{width}}  {'role':<11}  {'status':<8}  tokens  pages  areas")
+    for u in found:
+        click.echo(
+            f"{u.name:<{width}}  {u.role:<11}  {'disabled' if u.disabled else 'active':<8}  "
+            f"{u.active_tokens:>6}  {'yes' if u.password else 'no':<5}  "
+            f"{', '.join(u.areas) if u.areas else '-'}"
+        )
+
+
+@users.command("unlock")
+@click.argument("name")
+@click.pass_obj
+@reported
+def users_unlock(home: Home, name: str) -> None:
+    """Lift the sign-in locks on NAME (after too many wrong passwords), at every address."""
+    from service.signin import unlock
+
+    removed = unlock(_service_db(home), name)
+    if removed:
+        click.echo(f"lifted the sign-in locks and counts on '{name}'")
+    else:
+        click.echo(f"'{name}' had no sign-in locks or counts")
 
 
 def _monitored_attributes(home: Home, audit_id: str) -> list[str]:
@@ -744,20 +980,37 @@ def access_log_purge(home: Home, before: Any, by: str) -> None:
 DEMO_ROLES = ("coordinator", "analyst", "oversight", "admin")
 
 
-def demo_users(home: Home) -> list[tuple[str, str, str, str]]:
-    """One demo user per role: (name, role, password, fresh API token)."""
-    from service.auth import add_user, issue_token
+def demo_users(home: Home) -> tuple[list[tuple[str, str, str, str]], int]:
+    """One demo user per role: (name, role, password, fresh API token), and how many earlier
+    demo tokens were revoked.
+
+    The passwords are random and new at every run (printed once); a demo user who already
+    exists gets the new password, which revokes their earlier tokens and ends their sessions.
+    """
+    import secrets
+
+    from service.auth import add_user, issue_token, set_password
 
     db = _service_db(home)
     out = []
+    revoked = 0
     for role in DEMO_ROLES:
-        name, password = f"demo-{role}", f"demo-{role}-password"
+        name, password = f"demo-{role}", secrets.token_urlsafe(12)
         try:
             token = add_user(db, name, role, password=password)
-        except BadInputError:
+        except BadInputError:  # made by an earlier run
+            revoked += set_password(db, name, password)
             token = issue_token(db, name)
         out.append((name, role, password, token))
-    return out
+    return out, revoked
+
+
+def _demo_areas(home: Home) -> None:
+    """The demo coordinator works in every area on the outreach queue."""
+    from service.auth import assign_all_areas
+
+    areas = assign_all_areas(_service_db(home), "demo-coordinator")
+    click.echo(f"demo-coordinator works in: {', '.join(areas) if areas else 'no area yet'}")
 
 
 @main.command()
@@ -828,9 +1081,16 @@ def demo(ctx: click.Context, no_serve: bool, port: int) -> None:
         "MLflow UI on this store:\n"
         f"  .venv/bin/mlflow ui --backend-store-uri {home.tracking_uri} --port 5000"
     )
-    click.echo("\nDemo users (name / password / API token):")
-    for name, role, password, token in demo_users(home):
+    click.echo("\nDemo users (name / password / API token), new at every run:")
+    made, revoked = demo_users(home)
+    for name, role, password, token in made:
         click.echo(f"  {role:<12} {name:<18} {password:<28} {token}")
+    if revoked:
+        click.echo(
+            f"warning: {_plural(revoked, 'earlier demo API token')} revoked, and the demo "
+            "users' earlier passwords replaced"
+        )
+    _demo_areas(home)
     if no_serve:
         return
     click.echo(f"\nServing on http://127.0.0.1:{port} (Ctrl-C to stop).")

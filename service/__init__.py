@@ -25,7 +25,6 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from model.home import Home
     from service import access_log, errors, pages
     from service.api import RateLimiter, api
-    from service.auth import TokenCache
     from service.db import Database, default_url
     from service.loader import ModelSource
     from service.metrics import Metrics
@@ -61,7 +60,6 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
             "outreach.model": source,
             "outreach.metrics": Metrics(),
             "outreach.limiter": RateLimiter(app.config["RATE_LIMIT"]),
-            "outreach.tokens": TokenCache(),
         }
     )
     access_log.for_app(app)  # checkpoint settings resolved (and checked) at start-up

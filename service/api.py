@@ -103,11 +103,8 @@ def requires(route: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
                     headers={"WWW-Authenticate": "Bearer"},
                     code="unauthenticated",
                 )
-            principal = authenticate(
-                _db(),
-                header.removeprefix("Bearer ").strip(),
-                cache=current_app.extensions["outreach.tokens"],
-            )
+            # Read on every request (no cache): a revoked token stops at once.
+            principal = authenticate(_db(), header.removeprefix("Bearer ").strip())
             if principal is None:
                 raise UnauthenticatedError(
                     "the token is not valid",

@@ -323,3 +323,21 @@ class Database:
 
 def default_url(home_root: Path) -> str:
     return f"sqlite:///{home_root / 'service.db'}"
+
+
+class SignInCounter(Base):
+    """Sign-in attempts or failures under one key, shared by every worker (``service.signin``).
+
+    ``kind`` says what is counted (an address's attempts, a name's failures); times are seconds
+    since the epoch. A row means nothing after ``forget_at`` and is pruned then.
+    """
+
+    __tablename__ = "sign_in_counters"
+    kind: Mapped[str] = mapped_column(String(20), primary_key=True)
+    key: Mapped[str] = mapped_column(String(300), primary_key=True)
+    count: Mapped[int] = mapped_column(Integer, default=0)
+    window_start: Mapped[float] = mapped_column(Float)
+    #: Locks so far (each lock lasts twice the previous one, up to the rule's cap).
+    locks: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[float] = mapped_column(Float, default=0.0)
+    forget_at: Mapped[float] = mapped_column(Float, index=True)

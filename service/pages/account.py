@@ -1,13 +1,14 @@
-"""Signing in and out, and the administrator's list of users."""
+"""Signing in and out, and the administrator's page of users.
+
+Sign-in protection (attempts per address checked before any password is hashed, locks per name
+at an address and per name from anywhere, counted in the database so every worker agrees) is
+:mod:`service.signin`'s; the trade-offs are in its docstring.
+"""
 
 from __future__ import annotations
 
-import time
-from collections import defaultdict, deque
-
 from flask import (
     Blueprint,
-    current_app,
     flash,
     g,
     redirect,
@@ -17,64 +18,55 @@ from flask import (
     url_for,
 )
 from flask.typing import ResponseReturnValue
-from sqlalchemy import select
 
-from service.auth import check_password, end_sessions, page_user
-from service.db import User
+from model.errors import BadInputError
+from service import signin
+from service.auth import (
+    check_password,
+    disable_user,
+    enable_user,
+    end_sessions,
+    list_users,
+    page_user,
+    set_areas,
+)
 from service.pages import security
 from service.pages.common import db, fmt_time
 
 pages = Blueprint("account", __name__)
 
-#: Failed sign-ins allowed per user name and address within ``LOCK_SECONDS`` (per app and
-#: worker process). Keyed by address too, so that nobody can lock a colleague out from afar.
-MAX_FAILURES, LOCK_SECONDS, MAX_TRACKED = 5, 10 * 60, 10_000
-
-
-def _failures() -> dict[tuple[str, str], deque[float]]:
-    found: dict[tuple[str, str], deque[float]] = current_app.extensions.setdefault(
-        "outreach.login_failures", defaultdict(deque)
-    )
-    if len(found) > MAX_TRACKED:  # bounded memory under a flood of made-up names
-        found.clear()
-    return found
-
-
-def _locked(key: tuple[str, str]) -> bool:
-    now = time.monotonic()
-    recent = _failures()[key]
-    while recent and now - recent[0] > LOCK_SECONDS:
-        recent.popleft()
-    return len(recent) >= MAX_FAILURES
+#: The one answer to every failed sign-in: unknown name, wrong password, disabled user.
+NOT_RIGHT = "The user name or password is not right."
 
 
 @pages.route("/login", methods=["GET", "POST"])
 def login() -> ResponseReturnValue:
     error = None
     status = 200
+    headers: dict[str, str] = {}
     if request.method == "POST":
         security.check_csrf(request)
         name = request.form.get("username", "").strip()[:120]
         password = request.form.get("password", "")[:1000]
-        key = (name, request.remote_addr or "")
-        if _locked(key):
-            error = "Too many failed attempts. Please wait 10 minutes and try again."
-            status = 429
+        address = request.remote_addr
+        refusal = signin.before_attempt(db(), name, address)
+        if refusal is not None:
+            error, status = refusal.message, 429
+            headers["Retry-After"] = str(refusal.retry_after)
         else:
             principal = check_password(db(), name, password) if name and password else None
             user = page_user(db(), name) if principal is not None else None
             if user is None:
-                _failures()[key].append(time.monotonic())
-                error = "The user name or password is not right."
-                status = 401
+                signin.record_failure(db(), name, address)
+                error, status = NOT_RIGHT, 401
             else:
-                _failures().pop(key, None)
+                signin.record_success(db(), name, address)
                 security.sign_in(user)
                 target = security.safe_next(request.args.get("next"))
                 return redirect(target or url_for("index"))
     elif request.args.get("expired"):
         error = "You were signed out after a period without activity. Please sign in again."
-    return render_template("login.html", error=error), status
+    return render_template("login.html", error=error), status, headers
 
 
 @pages.post("/logout")
@@ -92,14 +84,67 @@ def logout() -> ResponseReturnValue:
 @pages.get("/admin/users")
 @security.signed_in("users")
 def users() -> ResponseReturnValue:
-    with db().session() as s:
-        rows = [
-            {
-                "name": u.name,
-                "role": u.role,
-                "password": bool(u.password_hash),
-                "created": fmt_time(u.created_at),
-            }
-            for u in s.scalars(select(User).order_by(User.name))
-        ]
+    """Every user with their role, areas and tokens; areas and access can be changed here."""
+    rows = [
+        {
+            "name": u.name,
+            "role": u.role,
+            "password": u.password,
+            "disabled": u.disabled,
+            "areas": u.areas,
+            "tokens": u.active_tokens,
+            "created": fmt_time(u.created_at),
+        }
+        for u in list_users(db())
+    ]
     return render_template("admin/users.html", users=rows, principal=g.principal)
+
+
+def _named() -> str:
+    name = request.form.get("name", "").strip()
+    if not name:
+        raise BadInputError("say which user (the form's name field is empty)")
+    return name
+
+
+@pages.post("/admin/users/areas")
+@security.signed_in("users")
+def user_areas() -> ResponseReturnValue:
+    """Set a coordinator's areas: one a line, or separated by commas."""
+    name = _named()
+    typed = request.form.get("areas", "").replace(",", "\n").splitlines()
+    areas = set_areas(db(), name, [a for a in typed if a.strip()])
+    flash(
+        f"{name} now works in: {', '.join(areas)}."
+        if areas
+        else f"{name} now has no areas and sees no one on the outreach list."
+    )
+    return redirect(url_for("account.users"))
+
+
+@pages.post("/admin/users/disable")
+@security.signed_in("users")
+def user_disable() -> ResponseReturnValue:
+    """Disable a user: their sessions end and their API tokens are revoked."""
+    name = _named()
+    if name == g.principal.name:
+        raise BadInputError("you cannot disable yourself; another administrator can")
+    revoked = disable_user(db(), name)
+    flash(
+        f"{name} is disabled: signed out everywhere and {revoked} API "
+        f"token{'s' if revoked != 1 else ''} revoked."
+    )
+    return redirect(url_for("account.users"))
+
+
+@pages.post("/admin/users/enable")
+@security.signed_in("users")
+def user_enable() -> ResponseReturnValue:
+    """Let a disabled user sign in again (their old tokens stay revoked)."""
+    name = _named()
+    enable_user(db(), name)
+    flash(
+        f"{name} may sign in again; old API tokens stay revoked "
+        f"(outreach users token {name} makes a new one)."
+    )
+    return redirect(url_for("account.users"))
