@@ -7,6 +7,8 @@ the same transaction; if that row cannot be written, nothing is shown.
 
 from __future__ import annotations
 
+import json
+import re
 import time
 import uuid
 from collections import defaultdict, deque
@@ -15,12 +17,12 @@ from functools import wraps
 from typing import Any
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
+from werkzeug.routing import BaseConverter, ValidationError
 
 from model.errors import (
     BadInputError,
     DataValidationError,
     ForbiddenError,
-    PayloadTooLargeError,
     RateLimitedError,
     UnauthenticatedError,
     UnavailableError,
@@ -35,6 +37,34 @@ from service.loader import ModelSource, Serving
 api = Blueprint("api", __name__, url_prefix="/api/v1")
 
 PURPOSE = "outreach"
+#: The largest database integer: a queue entry id beyond it names nothing.
+MAX_ENTRY_ID = 2**63 - 1
+#: How deeply a JSON body may nest (a score request needs 3 levels).
+MAX_DEPTH = 32
+#: A ``\\ud800``-``\\udfff`` escape: the only way a lone UTF-16 surrogate gets into JSON text.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89abcdefABCDEF]")
+_WHOLE_NUMBER = re.compile(r"-?[0-9]+")
+
+
+class EntryIdConverter(BaseConverter):
+    """A queue entry id in a path: ASCII digits naming 1 to 2**63 - 1. Anything else (a sign,
+    other scripts' digits, an id beyond 64 bits) matches no route: 404, never the database."""
+
+    regex = r"[0-9]+"
+
+    def to_python(self, value: str) -> int:
+        digits = value.lstrip("0")
+        if not digits or len(digits) > 19 or int(digits) > MAX_ENTRY_ID:
+            raise ValidationError()
+        return int(digits)
+
+    def to_url(self, value: Any) -> str:
+        return str(int(value))
+
+
+@api.record_once
+def _converters(state: Any) -> None:
+    state.app.url_map.converters["entry_id"] = EntryIdConverter
 
 
 def _db() -> Database:
@@ -125,14 +155,102 @@ def requires(route: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
 
 
 def _json() -> dict[str, Any]:
+    """The request's body: one JSON object in UTF-8, every route's single parsing boundary.
+
+    Refused with a 4xx naming the problem: not JSON (415 ``unsupported_media_type``), not UTF-8
+    or not parseable (``malformed_json``), nested more than :data:`MAX_DEPTH` levels
+    (``too_deep``), a lone UTF-16 surrogate in any string or key, which no database or UTF-8
+    response can hold (``invalid_unicode``), anything but an object (``not_an_object``).
+    """
     if not request.is_json:
         raise UnsupportedMediaError(
             "send a JSON body (Content-Type: application/json)", code="unsupported_media_type"
         )
-    payload = request.get_json(silent=True)
+    try:
+        text = request.get_data(cache=True).decode("utf-8")
+        payload = json.loads(text, parse_float=_number)
+    except RecursionError as err:
+        raise _too_deep() from err
+    except json.JSONDecodeError as err:
+        raise BadInputError(
+            "the body is not valid JSON",
+            details=[f"body: {err.msg} (line {err.lineno}, column {err.colno})"],
+            code="malformed_json",
+        ) from err
+    except ValueError as err:  # not UTF-8, or an integer too long to convert
+        raise BadInputError(
+            "the body is not valid JSON in UTF-8", details=[f"body: {err}"], code="malformed_json"
+        ) from err
+    _check_tree(payload, strings=_SURROGATE_ESCAPE.search(text) is not None)
     if not isinstance(payload, dict):
-        raise BadInputError("the body is not a JSON object", code="malformed_json")
+        raise BadInputError(
+            "the body must be a JSON object",
+            details=[f"body: {type(payload).__name__} given, an object expected"],
+            code="not_an_object",
+        )
     return payload
+
+
+def _number(literal: str) -> float | int:
+    """A JSON number with a fraction or exponent: whole values are integers, as JSON Schema
+    counts them (``45.0`` is the id ``45``), up to 2**53, where floats stop being exact."""
+    value = float(literal)
+    return int(value) if value.is_integer() and abs(value) <= 2**53 else value
+
+
+def _too_deep() -> BadInputError:
+    return BadInputError(
+        f"the JSON body is nested more than {MAX_DEPTH} levels deep",
+        details=[f"body: at most {MAX_DEPTH} levels of arrays and objects"],
+        code="too_deep",
+    )
+
+
+def _is_text(value: str) -> bool:
+    """Whether ``value`` is valid Unicode text (no lone surrogate)."""
+    if value.isascii():
+        return True
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _check_tree(payload: Any, *, strings: bool) -> None:
+    """Depth, and (when the text had a surrogate escape) every key and string, without
+    recursion: a hostile body cannot exhaust the stack here."""
+    stack: list[tuple[Any, str, int]] = [(payload, "body", 1)]
+    while stack:
+        value, where, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise _too_deep()
+        if isinstance(value, dict):
+            items: Any = value.items()
+        elif isinstance(value, list):
+            items = enumerate(value)
+        else:
+            continue
+        for key, item in items:
+            if strings and isinstance(key, str) and not _is_text(key):
+                raise _lone_surrogate(f"{where}: a key")
+            if isinstance(item, dict | list):
+                stack.append((item, _place(where, key), depth + 1))
+            elif strings and isinstance(item, str) and not _is_text(item):
+                raise _lone_surrogate(_place(where, key))
+
+
+def _place(where: str, key: str | int) -> str:
+    return f"{where}[{key}]" if isinstance(key, int) else f"{where}.{key[:60]}"
+
+
+def _lone_surrogate(where: str) -> BadInputError:
+    where = where.removeprefix("body.").encode("utf-8", "backslashreplace").decode()
+    return BadInputError(
+        "text must be valid Unicode: a lone UTF-16 surrogate (\\ud800 to \\udfff) is refused",
+        details=[f"{where}: lone surrogate"],
+        code="invalid_unicode",
+    )
 
 
 def _purpose(value: Any, *, action: str, ids: list[str]) -> None:
@@ -247,19 +365,24 @@ def score() -> Any:
             details=["records: required, 1 or more"],
             code="bad_input",
         )
-    if len(records) > limit:
-        raise PayloadTooLargeError(
+    if len(records) > limit:  # the documented maxItems: a schema violation like any other (400)
+        raise BadInputError(
             f"at most {limit} records per request",
-            details=[f"records: {len(records)} given"],
+            details=[f"records: {len(records)} given, at most {limit}"],
             code="too_many_records",
         )
     ids: list[str] = []
     problems: list[str] = []
     for i, record in enumerate(records):
         value = record.get("id") if isinstance(record, dict) else None
-        if not isinstance(value, str | int) or isinstance(value, bool) or str(value) == "":
-            problems.append(f"records[{i}].id: required (a string or an integer)")
-        ids.append(str(value))
+        try:  # the one id rule (service.queue.person_id)
+            ids.append(queue_rules.person_id(value, field=f"records[{i}].id"))
+        except BadInputError:
+            problems.append(
+                f"records[{i}].id: required, a string or an integer of 1 to "
+                f"{queue_rules.MAX_ID} characters"
+            )
+            ids.append("")
     current = serving()
     try:
         batch = current.model.score_records(records, allowed_extra={"id"})
@@ -302,22 +425,27 @@ def score() -> Any:
 
 
 def _int_arg(name: str, default: int, *, low: int, high: int) -> int:
-    raw = request.args.get(name)
-    if raw is None:
+    """A whole-number query parameter (ASCII digits, an optional minus), given at most once,
+    from ``low`` to ``high``; ``default`` when absent."""
+    given = request.args.getlist(name)
+    if not given:
         return default
-    try:
-        value = int(raw)
-    except ValueError as err:
+    if len(given) > 1:
         raise BadInputError(
-            f"'{name}' must be a whole number", details=[f"{name}: {raw!r}"], code="bad_input"
-        ) from err
-    if not low <= value <= high:
+            f"'{name}' may be given once", details=[f"{name}: given {len(given)} times"]
+        )
+    raw = given[0]
+    if not _WHOLE_NUMBER.fullmatch(raw):
+        raise BadInputError(
+            f"'{name}' must be a whole number", details=[f"{name}: {raw[:40]!r}"], code="bad_input"
+        )
+    if len(raw.lstrip("-")) > 18 or not low <= int(raw) <= high:
         raise BadInputError(
             f"'{name}' must be between {low} and {high}",
-            details=[f"{name}: {value}"],
+            details=[f"{name}: {raw[:40]}"],
             code="bad_input",
         )
-    return value
+    return int(raw)
 
 
 def entry_dict(entry: QueueEntry, last: Outcome | None) -> dict[str, Any]:
@@ -381,7 +509,7 @@ def queue() -> Any:
     )
 
 
-@api.post("/queue/<int:entry_id>/outcome")
+@api.post("/queue/<entry_id:entry_id>/outcome")
 @requires("outcome")
 def outcome(entry_id: int) -> Any:
     """Record what happened when outreach was offered."""
@@ -417,7 +545,7 @@ def add_opt_out() -> Any:
     return jsonify({"person_id": person, "opted_out": True, "request_id": g.request_id}), 201
 
 
-@api.delete("/opt-outs/<person_id>")
+@api.delete("/opt-outs/<path:person_id>")
 @requires("opt_out")
 def remove_opt_out(person_id: str) -> Any:
     """The person asked to be offered outreach again (a JSON body with the reason)."""

@@ -1,34 +1,81 @@
-"""The OpenAPI 3.1 document of ``/api/v1``, with the serving model's input schema filled in."""
+"""The OpenAPI 3.1 document of ``/api/v1``, with the serving model's input schema filled in.
+
+It describes exactly what the code does: every status a route can answer, the schema of every
+body it answers with, the bounds the code enforces on every parameter and field, and links from
+what one call returns to the calls that use it. The fuzz suite (``tests/test_fuzz.py``) holds the
+two together: schemathesis checks each response against this document, that requests the
+document calls valid are accepted and that requests it calls invalid are refused.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from model.scorer import ScoringModel
+from model.scorer import BANDS, ScoringModel
+from service.api import MAX_DEPTH, MAX_ENTRY_ID
+from service.queue import MAX_ID, MAX_TEXT, OUTCOMES
+
+#: What ``GET /queue`` takes (the bounds the route checks).
+QUEUE_LIMIT = (1, 1000)
+QUEUE_OFFSET = (0, 10_000_000)
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
+_REQUEST_ID = {
+    "description": "this request's id, also in every JSON body and the access log",
+    "required": True,
+    "schema": {"type": "string"},
+}
+_WORDS = {
+    400: "bad input: the error names each field and the problem",
+    401: "no token, or a token that is not valid",
+    403: "the caller's role may not use this, or a purpose other than 'outreach'",
+    404: "not found (outside the caller's areas looks exactly the same)",
+    405: "method not allowed on this path (the Allow header lists the methods)",
+    409: "refused in the current state",
+    413: "the request body is larger than the limit",
+    415: "the body is not JSON",
+    429: "more requests a minute than the token may make",
+    503: "not available now: no verified model, outreach paused, or the access log unwritable",
+}
+_ERROR_HEADERS: dict[int, dict[str, Any]] = {
+    401: {"WWW-Authenticate": {"required": True, "schema": {"type": "string", "const": "Bearer"}}},
+    405: {"Allow": {"required": True, "schema": {"type": "string", "minLength": 1}}},
+    429: {"Retry-After": {"required": True, "schema": {"type": "string", "pattern": "^[0-9]+$"}}},
+}
 
 
-def _responses(ok: str, *codes: int) -> dict[str, Any]:
-    out: dict[str, Any] = {"200": {"description": ok}} if ok else {}
-    words = {
-        201: "created",
-        204: "done",
-        400: "bad input",
-        401: "no or invalid token",
-        403: "role or purpose refused",
-        404: "not found",
-        413: "too large",
-        415: "not JSON",
-        429: "rate limited",
-        503: "not available",
-    }
+def _ok(status: int, description: str, schema: dict[str, Any] | None) -> dict[str, Any]:
+    entry: dict[str, Any] = {"description": description, "headers": {"X-Request-ID": _REQUEST_ID}}
+    if schema is not None:
+        entry["content"] = {"application/json": {"schema": schema}}
+    return {str(status): entry}
+
+
+def _linked(responses: dict[str, Any], status: int, **links: dict[str, Any]) -> dict[str, Any]:
+    """``responses`` with links from the ``status`` answer to the calls that use what it returns
+    (schemathesis follows them in its stateful phase)."""
+    responses[str(status)]["links"] = links
+    return responses
+
+
+def _errors(*codes: int) -> dict[str, Any]:
+    out: dict[str, Any] = {}
     for code in codes:
-        entry: dict[str, Any] = {"description": words[code]}
-        if code >= 400:
-            entry["content"] = {"application/json": {"schema": _ERROR}}
-        out[str(code)] = entry
+        out[str(code)] = {
+            "description": _WORDS[code],
+            "headers": {"X-Request-ID": _REQUEST_ID, **_ERROR_HEADERS.get(code, {})},
+            "content": {"application/json": {"schema": _ERROR}},
+        }
     return out
+
+
+def _object(properties: dict[str, Any], *, optional: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A response object: these properties, all present unless ``optional``."""
+    return {
+        "type": "object",
+        "required": [name for name in properties if name not in optional],
+        "properties": properties,
+    }
 
 
 def _json_body(properties: dict[str, Any], *, optional: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -43,8 +90,26 @@ def _json_body(properties: dict[str, Any], *, optional: tuple[str, ...] = ()) ->
     return {"required": True, "content": {"application/json": {"schema": schema}}}
 
 
+#: The one id rule (``service.queue.person_id``): a string, or an integer, of 1 to 120 characters.
+_ID = {
+    "oneOf": [
+        {"type": "string", "minLength": 1, "maxLength": MAX_ID},
+        {"type": "integer", "minimum": -(10 ** (MAX_ID - 1) - 1), "maximum": 10**MAX_ID - 1},
+    ]
+}
+#: A note or reason: optional text (``null`` is none), stripped, at most 2,000 characters.
+_TEXT = {"type": ["string", "null"], "maxLength": MAX_TEXT}
+_PURPOSE_QUERY = {
+    "name": "purpose",
+    "in": "query",
+    "required": True,
+    "description": "personal data is only for outreach: missing is 400, another purpose 403",
+    "schema": {"type": "string", "const": "outreach"},
+}
+
+
 def _record_schema(model: ScoringModel | None) -> dict[str, Any]:
-    properties: dict[str, Any] = {"id": {"type": ["string", "integer"]}}
+    properties: dict[str, Any] = {"id": _ID}
     if model is not None:
         for feature in model.features:
             if feature.kind == "category":
@@ -66,49 +131,132 @@ def _record_schema(model: ScoringModel | None) -> dict[str, Any]:
     }
 
 
+def _schemas(model: ScoringModel | None) -> dict[str, Any]:
+    text_or_none = {"type": ["string", "null"]}
+    return {
+        "Error": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["error", "request_id"],
+            "properties": {
+                "error": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["code", "message", "details"],
+                    "properties": {
+                        "code": {"type": "string", "pattern": "^[a-z][a-z0-9_]*$"},
+                        "message": {"type": "string", "minLength": 1},
+                        "details": {"type": "array", "items": {"type": "string"}},
+                    },
+                },
+                "request_id": {"type": "string"},
+            },
+        },
+        "Record": _record_schema(model),
+        "Reason": _object(
+            {
+                "feature": {"type": "string"},
+                "value": {"type": ["string", "number", "boolean", "null"]},
+                "contribution": {"type": "number"},
+                "text": {"type": "string"},
+                "service": text_or_none,
+            }
+        ),
+        "ModelBlock": _object(
+            {
+                "name": {"type": "string"},
+                "version": {"type": "string"},
+                "audit_id": text_or_none,
+                "audit_decision": text_or_none,
+                "degraded": {"type": "boolean"},
+            }
+        ),
+        "Score": _object(
+            {
+                "id": {"type": ["string", "integer"]},
+                "score": {"type": "number", "minimum": 0, "maximum": 1},
+                "percentile": {"type": "number", "minimum": 0, "maximum": 100},
+                "band": {"enum": list(BANDS)},
+                "reasons": {"type": "array", "items": {"$ref": "#/components/schemas/Reason"}},
+            }
+        ),
+        "Entry": _object(
+            {
+                "entry_id": {"type": "integer", "minimum": 1},
+                "rank": {"type": "integer", "minimum": 1},
+                "person_id": {"type": "string", "minLength": 1, "maxLength": MAX_ID},
+                "period": {"type": "string"},
+                "score": {"type": "number", "minimum": 0, "maximum": 1},
+                "percentile": {"type": "number", "minimum": 0, "maximum": 100},
+                "band": {"enum": list(BANDS)},
+                "reasons": {"type": "array", "items": {"$ref": "#/components/schemas/Reason"}},
+                "model": _object(
+                    {
+                        "name": {"type": "string"},
+                        "version": {"type": "string"},
+                        "audit_id": text_or_none,
+                    }
+                ),
+                "last_outcome": {
+                    "oneOf": [
+                        {"type": "null"},
+                        _object(
+                            {
+                                "status": {"enum": list(OUTCOMES)},
+                                "note": {"type": "string", "maxLength": MAX_TEXT},
+                                "at": {"type": "string", "minLength": 1},
+                            }
+                        ),
+                    ]
+                },
+            }
+        ),
+        "AuditRow": _object(
+            {
+                "name": {"type": "string"},
+                "version": {"type": "string"},
+                "aliases": {"type": "array", "items": {"type": "string"}},
+                "candidate": text_or_none,
+                "audit_id": {"type": "string", "minLength": 1},
+                "decision": text_or_none,
+                "awaiting_approval": {"type": "boolean"},
+                "approved_by": text_or_none,
+                "review_groups": {"type": "string"},
+                "approved_review_groups": {"type": "string"},
+                "rejected_by": text_or_none,
+                "withdrawn_by": text_or_none,
+                "precision_at_k": {"type": ["number", "null"]},
+                "recall_at_k": {"type": ["number", "null"]},
+                "created": {"type": ["integer", "null"]},
+            }
+        ),
+    }
+
+
 def document(model: ScoringModel | None, *, max_records: int) -> dict[str, Any]:
     """The API description; ``model`` fills in the record schema (None: ids only)."""
-    common = (400, 401, 403, 429)
-    purpose_query = {
-        "name": "purpose",
-        "in": "query",
-        "required": True,
-        "schema": {"const": "outreach"},
-    }
+    signed_in = (401, 403, 429)  # every route behind a token: no or bad token, role, rate
+    ref = "#/components/schemas/"
     return {
         "openapi": "3.1.0",
         "info": {
             "title": "outreach scoring service",
             "version": "1",
             "description": "Scores for voluntary welfare outreach, with reasons. Personal data "
-            "is returned only for the purpose 'outreach', and every view is logged.",
+            "is returned only for the purpose 'outreach', and every view is logged. JSON bodies "
+            f"are UTF-8 objects nested at most {MAX_DEPTH} levels, without lone UTF-16 "
+            "surrogates, at most 2 MiB (413). A method a path does not list answers 405 with "
+            "an Allow header.",
         },
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-            "schemas": {
-                "Error": {
-                    "type": "object",
-                    "required": ["error", "request_id"],
-                    "properties": {
-                        "error": {
-                            "type": "object",
-                            "required": ["code", "message", "details"],
-                            "properties": {
-                                "code": {"type": "string"},
-                                "message": {"type": "string"},
-                                "details": {"type": "array", "items": {"type": "string"}},
-                            },
-                        },
-                        "request_id": {"type": "string"},
-                    },
-                },
-                "Record": _record_schema(model),
-            },
+            "schemas": _schemas(model),
         },
         "security": [{"bearer": []}],
         "paths": {
             "/api/v1/score": {
                 "post": {
+                    "operationId": "score",
                     "summary": f"Score 1 to {max_records} records with reasons",
                     "requestBody": _json_body(
                         {
@@ -116,124 +264,386 @@ def document(model: ScoringModel | None, *, max_records: int) -> dict[str, Any]:
                                 "type": "array",
                                 "minItems": 1,
                                 "maxItems": max_records,
-                                "items": {"$ref": "#/components/schemas/Record"},
+                                "items": {"$ref": ref + "Record"},
                             }
                         }
                     ),
-                    "responses": _responses("scores", *common, 413, 415, 503),
+                    "responses": {
+                        **_ok(
+                            200,
+                            "scores, bands, percentiles and reasons, in the records' order",
+                            _object(
+                                {
+                                    "purpose": {"const": "outreach"},
+                                    "model": {"$ref": ref + "ModelBlock"},
+                                    "results": {
+                                        "type": "array",
+                                        "minItems": 1,
+                                        "maxItems": max_records,
+                                        "items": {"$ref": ref + "Score"},
+                                    },
+                                    "request_id": {"type": "string"},
+                                }
+                            ),
+                        ),
+                        **_errors(400, *signed_in, 413, 415, 503),
+                    },
                 }
             },
             "/api/v1/queue": {
                 "get": {
-                    "summary": "The period's ranked outreach list within capacity",
+                    "operationId": "queue",
+                    "summary": "The period's ranked outreach list within capacity and the "
+                    "caller's areas, opted-out people excluded",
                     "parameters": [
-                        purpose_query,
-                        {"name": "period", "in": "query", "schema": {"type": "string"}},
-                        {"name": "limit", "in": "query", "schema": {"type": "integer"}},
-                        {"name": "offset", "in": "query", "schema": {"type": "integer"}},
+                        _PURPOSE_QUERY,
+                        {
+                            "name": "period",
+                            "in": "query",
+                            "description": "the list's period (default: the latest)",
+                            "schema": {"type": "string"},
+                        },
+                        {
+                            "name": "limit",
+                            "in": "query",
+                            "schema": {
+                                "type": "integer",
+                                "minimum": QUEUE_LIMIT[0],
+                                "maximum": QUEUE_LIMIT[1],
+                                "default": 50,
+                            },
+                        },
+                        {
+                            "name": "offset",
+                            "in": "query",
+                            "schema": {
+                                "type": "integer",
+                                "minimum": QUEUE_OFFSET[0],
+                                "maximum": QUEUE_OFFSET[1],
+                                "default": 0,
+                            },
+                        },
                     ],
-                    "responses": _responses("entries", *common),
+                    "responses": _linked(
+                        {
+                            **_ok(
+                                200,
+                                "a page of the list, with each person's latest outcome",
+                                _object(
+                                    {
+                                        "purpose": {"const": "outreach"},
+                                        "period": {"type": ["string", "null"]},
+                                        "limit": {"type": "integer"},
+                                        "offset": {"type": "integer"},
+                                        "total": {"type": "integer", "minimum": 0},
+                                        "entries": {
+                                            "type": "array",
+                                            "maxItems": QUEUE_LIMIT[1],
+                                            "items": {"$ref": ref + "Entry"},
+                                        },
+                                        "request_id": {"type": "string"},
+                                    }
+                                ),
+                            ),
+                            **_errors(400, *signed_in, 503),
+                        },
+                        200,
+                        RecordOutcome={
+                            "operationId": "recordOutcome",
+                            "parameters": {"path.entry_id": "$response.body#/entries/0/entry_id"},
+                        },
+                        OptOut={
+                            "operationId": "addOptOut",
+                            "requestBody": {
+                                "purpose": "outreach",
+                                "person_id": "$response.body#/entries/0/person_id",
+                            },
+                        },
+                    ),
                 }
             },
             "/api/v1/queue/{entry_id}/outcome": {
                 "post": {
+                    "operationId": "recordOutcome",
                     "summary": "Record an outreach outcome",
                     "parameters": [
                         {
                             "name": "entry_id",
                             "in": "path",
                             "required": True,
-                            "schema": {"type": "integer"},
+                            "schema": {"type": "integer", "minimum": 1, "maximum": MAX_ENTRY_ID},
                         }
                     ],
                     "requestBody": _json_body(
-                        {
-                            "status": {
-                                "enum": ["contacted", "accepted", "declined", "unreachable"]
-                            },
-                            "note": {"type": "string", "maxLength": 2000},
-                        },
+                        {"status": {"enum": list(OUTCOMES)}, "note": _TEXT},
                         optional=("note",),
                     ),
-                    "responses": _responses("", 201, *common, 404, 415),
+                    "responses": {
+                        **_ok(
+                            201,
+                            "recorded",
+                            _object(
+                                {
+                                    "outcome_id": {"type": "integer", "minimum": 1},
+                                    "entry_id": {"type": "integer", "minimum": 1},
+                                    "status": {"enum": list(OUTCOMES)},
+                                    "request_id": {"type": "string"},
+                                }
+                            ),
+                        ),
+                        **_errors(400, *signed_in, 404, 409, 413, 415, 503),
+                    },
                 }
             },
             "/api/v1/opt-outs": {
                 "post": {
-                    "summary": "A person opts out of outreach",
+                    "operationId": "addOptOut",
+                    "summary": "A person on a list in the caller's areas opts out of outreach",
                     "requestBody": _json_body(
-                        {
-                            "person_id": {"type": ["string", "integer"]},
-                            "reason": {"type": "string", "maxLength": 2000},
-                        },
-                        optional=("reason",),
+                        {"person_id": _ID, "reason": _TEXT}, optional=("reason",)
                     ),
-                    "responses": _responses("", 201, *common, 415),
+                    "responses": _linked(
+                        {
+                            **_ok(
+                                201,
+                                "the person leaves every list from now on (again: no change)",
+                                _object(
+                                    {
+                                        "person_id": {
+                                            "type": "string",
+                                            "minLength": 1,
+                                            "maxLength": MAX_ID,
+                                        },
+                                        "opted_out": {"const": True},
+                                        "request_id": {"type": "string"},
+                                    }
+                                ),
+                            ),
+                            **_errors(400, *signed_in, 404, 413, 415, 503),
+                        },
+                        201,
+                        OptBackIn={
+                            "operationId": "removeOptOut",
+                            "parameters": {"path.person_id": "$response.body#/person_id"},
+                        },
+                    ),
                 }
             },
             "/api/v1/opt-outs/{person_id}": {
                 "delete": {
-                    "summary": "A person opts back in",
+                    "operationId": "removeOptOut",
+                    "summary": "A person who had opted out opts back in (a reason is required)",
                     "parameters": [
-                        purpose_query,
                         {
                             "name": "person_id",
                             "in": "path",
                             "required": True,
-                            "schema": {"type": "string"},
+                            "schema": {"type": "string", "minLength": 1, "maxLength": MAX_ID},
                         },
                     ],
-                    "responses": _responses("", 204, *common, 404),
+                    "requestBody": _json_body(
+                        {
+                            "reason": {
+                                "type": "string",
+                                "minLength": 1,
+                                "maxLength": MAX_TEXT,
+                                "pattern": "\\S",
+                            }
+                        }
+                    ),
+                    "responses": _linked(
+                        {
+                            **_ok(204, "the person is offered outreach again", None),
+                            **_errors(400, *signed_in, 404, 413, 415, 503),
+                        },
+                        204,
+                        OptOutAgain={
+                            "operationId": "addOptOut",
+                            "requestBody": {
+                                "purpose": "outreach",
+                                "person_id": "$request.path.person_id",
+                            },
+                        },
+                    ),
                 }
             },
             "/api/v1/model": {
                 "get": {
+                    "operationId": "model",
                     "summary": "The serving model, its audit and input schema",
-                    "responses": _responses("model", *common, 503),
+                    "responses": {
+                        **_ok(
+                            200,
+                            "the serving model",
+                            {
+                                "allOf": [
+                                    {"$ref": ref + "ModelBlock"},
+                                    _object(
+                                        {
+                                            "candidate": {"type": "string"},
+                                            "label": {"type": "string"},
+                                            "capacity": {"type": "object"},
+                                            "input_schema": {
+                                                "type": "array",
+                                                "items": _object(
+                                                    {
+                                                        "name": {"type": "string"},
+                                                        "kind": {"type": "string"},
+                                                        "description": {"type": "string"},
+                                                        "categories": {
+                                                            "type": "array",
+                                                            "items": {"type": "string"},
+                                                        },
+                                                        "min": {"type": ["number", "null"]},
+                                                        "max": {"type": ["number", "null"]},
+                                                    },
+                                                    optional=("categories", "min", "max"),
+                                                ),
+                                            },
+                                            "request_id": {"type": "string"},
+                                        }
+                                    ),
+                                ]
+                            },
+                        ),
+                        **_errors(*signed_in, 503),
+                    },
                 }
             },
             "/api/v1/audits": {
                 "get": {
+                    "operationId": "audits",
                     "summary": "Audit decisions of every version",
-                    "responses": _responses("audits", *common),
+                    "responses": _linked(
+                        {
+                            **_ok(
+                                200,
+                                "every registered version that has an audit",
+                                _object(
+                                    {
+                                        "audits": {
+                                            "type": "array",
+                                            "items": {"$ref": ref + "AuditRow"},
+                                        },
+                                        "request_id": {"type": "string"},
+                                    }
+                                ),
+                            ),
+                            **_errors(*signed_in, 404),
+                        },
+                        200,
+                        Audit={
+                            "operationId": "audit",
+                            "parameters": {"path.audit_id": "$response.body#/audits/0/audit_id"},
+                        },
+                    ),
                 }
             },
             "/api/v1/audits/{audit_id}": {
                 "get": {
-                    "summary": "One audit report",
+                    "operationId": "audit",
+                    "summary": "One audit report (the JSON source of truth)",
                     "parameters": [
                         {
                             "name": "audit_id",
                             "in": "path",
                             "required": True,
-                            "schema": {"type": "string"},
+                            "schema": {
+                                "type": "string",
+                                "pattern": "^[A-Za-z0-9][A-Za-z0-9_-]{0,119}$",
+                            },
                         }
                     ],
-                    "responses": _responses("report", *common, 404),
+                    "responses": {
+                        **_ok(
+                            200,
+                            "the audit report",
+                            {
+                                "type": "object",
+                                "required": ["audit_id", "decision"],
+                                "properties": {
+                                    "audit_id": {"type": "string"},
+                                    "decision": {"type": "string"},
+                                },
+                            },
+                        ),
+                        **_errors(*signed_in, 404),
+                    },
                 }
             },
             "/api/v1/healthz": {
-                "get": {"security": [], "summary": "Liveness", "responses": _responses("alive")}
+                "get": {
+                    "operationId": "healthz",
+                    "security": [],
+                    "summary": "Liveness",
+                    "responses": _ok(200, "alive", _object({"status": {"const": "ok"}})),
+                }
             },
             "/api/v1/readyz": {
                 "get": {
+                    "operationId": "readyz",
                     "security": [],
                     "summary": "Readiness",
-                    "responses": _responses("ready", 503),
+                    "responses": {
+                        **_ok(
+                            200,
+                            "serving a verified model",
+                            _object(
+                                {
+                                    "status": {"enum": ["ready", "degraded"]},
+                                    "model": {"$ref": ref + "ModelBlock"},
+                                    "problem": {"type": "string"},
+                                },
+                                optional=("problem",),
+                            ),
+                        ),
+                        "503": {
+                            "description": "no verified model, or the model was withdrawn",
+                            "headers": {"X-Request-ID": _REQUEST_ID},
+                            "content": {
+                                "application/json": {
+                                    "schema": _object(
+                                        {
+                                            "status": {"enum": ["not ready", "withdrawn"]},
+                                            "problem": {"type": "string"},
+                                        }
+                                    )
+                                }
+                            },
+                        },
+                    },
                 }
             },
             "/api/v1/metrics": {
                 "get": {
+                    "operationId": "metrics",
                     "security": [],
                     "summary": "Prometheus metrics",
-                    "responses": _responses("metrics"),
+                    "responses": {
+                        "200": {
+                            "description": "metrics in the Prometheus text format",
+                            "headers": {"X-Request-ID": _REQUEST_ID},
+                            "content": {"text/plain": {"schema": {"type": "string"}}},
+                        }
+                    },
                 }
             },
             "/api/v1/openapi.json": {
                 "get": {
+                    "operationId": "openapi",
                     "security": [],
                     "summary": "This document",
-                    "responses": _responses("document"),
+                    "responses": _ok(
+                        200,
+                        "the OpenAPI document",
+                        _object(
+                            {
+                                "openapi": {"type": "string"},
+                                "info": {"type": "object"},
+                                "paths": {"type": "object"},
+                            }
+                        ),
+                    ),
                 }
             },
         },

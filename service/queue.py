@@ -81,7 +81,7 @@ def free_text(value: Any, *, field: str, required: bool = False) -> str:
 
 
 def outcome_status(value: Any) -> str:
-    if value not in OUTCOMES:
+    if not isinstance(value, str) or value not in OUTCOMES:  # a list or object is unhashable
         raise BadInputError(
             "the outcome is not one of the recorded kinds",
             details=[f"status: must be one of {', '.join(OUTCOMES)}"],
