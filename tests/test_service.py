@@ -203,7 +203,7 @@ def _nan_record(records: list[dict]) -> str:
                 json.dumps({"purpose": "outreach", "records": r * 201}),
                 "application/json",
             ),
-            413,
+            400,
             "at most 1000 records",
         ),
         (lambda r: ("x" * (10 * 1024 * 1024), "application/json"), 413, "larger than the limit"),
