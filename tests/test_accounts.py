@@ -175,6 +175,11 @@ def test_a_disabled_user_loses_tokens_sessions_and_sign_in(
     assert app.test_client().get(MODEL, headers=bearer(token)).status_code == 403  # accepted
     assert disable_user(db, "lead") == 1
     assert app.test_client().get(MODEL, headers=bearer(token)).status_code == 401
+    with db.session() as session:  # even a token left unrevoked is refused while disabled
+        session.execute(update(Token).values(revoked=False))
+    assert app.test_client().get(MODEL, headers=bearer(token)).status_code == 401
+    with db.session() as session:
+        session.execute(update(Token).values(revoked=True))
     ended = page.get("/admin/users")
     assert ended.status_code == 302 and ended.headers["Location"].startswith("/login")
     status, body = try_sign_in(app.test_client(), "lead", PASSWORD)
