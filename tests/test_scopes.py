@@ -88,7 +88,7 @@ def signed_in(scoped: Scoped, name: str = "coordinator-a") -> tuple[FlaskClient,
         "/login", data={"csrf_token": token, "username": name, "password": PASSWORD}
     )
     assert response.status_code == 302, response.get_data(as_text=True)[:300]
-    return client, token
+    return client, csrf(client.get("/outreach/").get_data(as_text=True))  # the session's token
 
 
 def last_log(db: Database) -> AccessLogRow:
