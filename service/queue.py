@@ -392,7 +392,7 @@ def record_outcome(
         ):
             raise _RefusalError(
                 [] if entry is None else [entry.person_id],
-                NotFoundError(f"no queue entry {entry_id} on a list in your areas"),
+                NotFoundError("no such queue entry on a list in your areas"),
             )
         if session.get(OptOut, entry.person_id) is not None:
             raise _RefusalError(
