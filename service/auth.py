@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cache
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import Select, bindparam, delete, select, update
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -206,23 +206,29 @@ class PageUser:
 def page_user(db: Database, name: str) -> PageUser | None:
     """The user ``name`` if they may sign in to the pages (a password, not disabled)."""
     with db.snapshot() as connection:
-        rows = connection.execute(
-            select(
-                User.name,
-                User.role,
-                User.session_epoch,
-                User.password_hash,
-                User.disabled,
-                UserArea.area,
-            )
-            .outerjoin(UserArea, UserArea.user_id == User.id)
-            .where(User.name == name)
-        ).all()
+        rows = connection.execute(_page_user_query(), {"name": name}).all()
     if not rows or not rows[0].password_hash or rows[0].disabled:
         return None
     first = rows[0]
     principal = Principal(first.name, first.role, _areas(first.role, (r.area for r in rows)))
     return PageUser(principal, int(first.session_epoch or 0))
+
+
+@cache
+def _page_user_query() -> Select[str, str, int, str | None, bool, str]:
+    """Read at every page request; built once."""
+    return (
+        select(
+            User.name,
+            User.role,
+            User.session_epoch,
+            User.password_hash,
+            User.disabled,
+            UserArea.area,
+        )
+        .outerjoin(UserArea, UserArea.user_id == User.id)
+        .where(User.name == bindparam("name"))
+    )
 
 
 def _areas(role: str, found: Iterable[str | None]) -> frozenset[str]:
@@ -259,19 +265,7 @@ def authenticate(db: Database, token: str) -> Principal | None:
         return None
     digest = hash_token(token)
     with db.snapshot() as connection:
-        rows = connection.execute(
-            select(
-                User.name,
-                User.role,
-                User.disabled,
-                Token.token_hash,
-                Token.expires_at,
-                UserArea.area,
-            )
-            .join(Token, Token.user_id == User.id)
-            .outerjoin(UserArea, UserArea.user_id == User.id)
-            .where(Token.token_hash == digest, Token.revoked.is_(False))
-        ).all()
+        rows = connection.execute(_token_query(), {"digest": digest}).all()
     if not rows:
         return None
     first = rows[0]
@@ -280,6 +274,24 @@ def authenticate(db: Database, token: str) -> Principal | None:
     if not _in_future(first.expires_at):  # no expiry recorded: refused, nothing lives forever
         return None
     return Principal(first.name, first.role, _areas(first.role, (r.area for r in rows)))
+
+
+@cache
+def _token_query() -> Select[str, str, bool, str, datetime | None, str]:
+    """The hot path's one query, built once (building it costs as much as running it)."""
+    return (
+        select(
+            User.name,
+            User.role,
+            User.disabled,
+            Token.token_hash,
+            Token.expires_at,
+            UserArea.area,
+        )
+        .join(Token, Token.user_id == User.id)
+        .outerjoin(UserArea, UserArea.user_id == User.id)
+        .where(Token.token_hash == bindparam("digest"), Token.revoked.is_(False))
+    )
 
 
 def _in_future(moment: datetime | None) -> bool:
