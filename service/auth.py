@@ -385,26 +385,36 @@ def assign_all_areas(db: Database, name: str, model_name: str | None = None) -> 
 # --------------------------------------------------------------------------- lifecycle
 
 
-def set_role(db: Database, name: str, role: str) -> list[str]:
-    """Give ``name`` a new role; returns the areas cleared (a coordinator no longer).
+@dataclass(frozen=True)
+class RoleChange:
+    """What :func:`set_role` did: the role before, and the areas it cleared."""
 
-    Ends the user's page sessions, so that they sign in again under the new role. Their API
-    tokens are kept: every request reads the role afresh, so the tokens carry the new role from
-    the next request (revoke them with :func:`revoke_tokens` if that is not wanted).
+    previous: str
+    cleared: tuple[str, ...] = ()
+
+
+def set_role(db: Database, name: str, role: str) -> RoleChange:
+    """Give ``name`` a new role; leaving the coordinator role clears their areas.
+
+    Ends the user's page sessions (when the role changes), so that they sign in again under the
+    new role. Their API tokens are kept: every request reads the role afresh, so the tokens
+    carry the new role from the next request (revoke them with :func:`revoke_tokens` if that is
+    not wanted).
     """
     _check_role(role)
     with db.session() as session:
         user = _user(session, name)
+        previous = user.role
         cleared: list[str] = []
         if role != "coordinator":
             cleared = sorted(
                 session.scalars(select(UserArea.area).where(UserArea.user_id == user.id)).all()
             )
             _replace_areas(session, user, [])
-        if user.role != role:
+        if previous != role:
             user.role = role
             _end_sessions(user)
-        return cleared
+        return RoleChange(previous, tuple(cleared))
 
 
 def disable_user(db: Database, name: str) -> int:

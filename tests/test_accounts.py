@@ -198,7 +198,7 @@ def test_a_new_role_applies_at_the_next_request(
     token = add_user(db, "pat", "analyst", password=PASSWORD)
     client = app.test_client()
     assert client.get(MODEL, headers=bearer(token)).status_code == 503
-    assert set_role(db, "pat", "admin") == []
+    assert set_role(db, "pat", "admin") == auth.RoleChange("analyst")
     assert client.get(MODEL, headers=bearer(token)).status_code == 403  # token kept, new role
     page = signed_in("pat")
     assert page.get("/admin/users").status_code == 200
@@ -243,7 +243,7 @@ def test_areas_are_stored_loaded_and_follow_the_role(db: Database) -> None:
         set_areas(db, "reader", ["North"])
     with pytest.raises(BadInputError, match="no user named 'ghost'"):
         set_areas(db, "ghost", ["North"])
-    assert set_role(db, "coord", "analyst") == ["North", "South"]  # cleared
+    assert set_role(db, "coord", "analyst").cleared == ("North", "South")
     assert areas_of(db, "coord") == []
     set_role(db, "coord", "coordinator")
     assert set_areas(db, "coord", ["East"]) == ["East"]
@@ -511,7 +511,10 @@ def test_users_commands(cli: Callable[..., tuple[int, str]], tmp_path: Path) -> 
     assert code == 2 and "exactly one of --id ID, --all or --token-stdin" in out
 
     code, out = cli("users", "set-role", "coord", "analyst")
-    assert code == 0 and "is now analyst" in out and "areas cleared" in out
+    assert code == 0 and "'coord' is now analyst (was coordinator)" in out
+    assert "areas cleared (only coordinators have areas): North, South" in out
+    code, out = cli("users", "set-role", "coord", "analyst")
+    assert (code, out.strip()) == (0, "'coord' is already analyst; nothing changed")
     code, out = cli("users", "set-role", "coord", "chief")
     assert code == 2 and "chief" in out
     code, out = cli("users", "areas", "coord", "North")
