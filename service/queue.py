@@ -286,13 +286,15 @@ def list_queue(
     limit: int,
     offset: int = 0,
     filters: ListFilters = ListFilters(),
+    action: str = "queue",
     also_shown: Callable[[Session, list[str]], tuple[list[str], T]] | None = None,
 ) -> tuple[Listing, T | None]:
     """A page of ``period``'s list (default: the latest) within the caller's areas, each entry
     with the person's latest outcome; logged as one ``queue`` view of the ids shown.
 
     ``also_shown(session, ids)`` may read more for the same view (the page's month-to-month
-    changes) and returns the extra ids it shows with its data, logged in the same row.
+    changes) and returns the extra ids it shows with its data, logged in the same row. ``action``
+    names the view in the log (the API's ``queue``, the page's ``list``).
     """
 
     def work(session: Session) -> tuple[list[str], str, tuple[Listing, T | None]]:
@@ -308,7 +310,7 @@ def list_queue(
         version = listing.rows[0][0].model_version if listing.rows else ""
         return ids, version, (listing, extra)
 
-    return _logged(db, caller, "queue", work)
+    return _logged(db, caller, action, work)
 
 
 def scoped_list_ids(

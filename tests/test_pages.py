@@ -434,9 +434,10 @@ def test_last_contact_counts_every_month(as_role, db: Database) -> None:
     assert f'/outreach/people/{earlier.person_id}"' in declined.split("What changed")[0]
     new = client.get("/outreach/?status=new").get_data(as_text=True)
     assert "1 person" not in new and f"{len(current) - 1} people" in new
-    from service.auth import add_user
+    from service.auth import add_user, set_areas
 
     token = add_user(db, "api coordinator", "coordinator")
+    set_areas(db, "api coordinator", ["*"])
     body = client.get(
         "/api/v1/queue?purpose=outreach&limit=1000", headers={"Authorization": f"Bearer {token}"}
     ).json

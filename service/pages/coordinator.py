@@ -157,6 +157,7 @@ def outreach_list() -> ResponseReturnValue:
         limit=PAGE_SIZE,
         offset=(filters.page - 1) * PAGE_SIZE,
         filters=ListFilters(filters.area, filters.band, filters.status),
+        action="list",
         also_shown=changes,
     )
     pages_total = max(1, math.ceil(listing.total / PAGE_SIZE))
