@@ -20,6 +20,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 
+from model.errors import SpecError
 from model.spec import ExperimentSpec, Feature
 
 
@@ -104,5 +105,5 @@ def build_pipeline(config: CandidateConfig, spec: FeatureSchema, *, seed: int) -
             **params,
         )
     else:
-        raise ValueError(f"unknown model family {config.family!r}")
+        raise SpecError(f"unknown model family {config.family!r}")
     return Pipeline([("features", preprocess), ("model", estimator)])

@@ -19,6 +19,7 @@ from sklearn.pipeline import Pipeline
 
 from model.additive import AdditiveModel, Term
 from model.candidates import category_features, numeric_features
+from model.errors import SpecError
 from model.spec import ExperimentSpec
 
 TOP_REASONS = 3
@@ -49,7 +50,7 @@ def _tree_thresholds(estimator: object, n_columns: int) -> list[np.ndarray]:
         nodes = tree.nodes[~tree.nodes["is_leaf"].astype(bool)]
         used = set(nodes["feature_idx"].tolist())
         if len(used) > 1:
-            raise ValueError("a tree splits on several features; the model is not additive")
+            raise SpecError("a tree splits on several features; the model is not additive")
         for column, threshold in zip(nodes["feature_idx"], nodes["num_threshold"], strict=True):
             found[int(column)].add(float(threshold))
     return [np.array(sorted(t)) for t in found]
@@ -121,7 +122,7 @@ def compile_additive(
     elif family == "boosted_additive":
         terms, intercept = _boosted_terms(pipeline, spec)
     else:
-        raise ValueError(f"cannot explain model family {family!r} exactly")
+        raise SpecError(f"cannot explain model family {family!r} exactly")
     slope, offset = 1.0, 0.0
     if calibrator is not None:
         (calibrated,) = calibrator.calibrated_classifiers_

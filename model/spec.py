@@ -281,7 +281,7 @@ class ExperimentSpec(_Frozen):
         for feature in self.features:
             if feature.name == name:
                 return feature
-        raise KeyError(name)
+        raise SpecError(f"the experiment has no feature {name!r}")
 
     @property
     def required_columns(self) -> tuple[str, ...]:
