@@ -1,6 +1,8 @@
 """The project home folder: where the MLflow store, artifacts and service data live.
 
 Nothing here runs at import time; the entry point resolves a :class:`Home` once and passes it on.
+The home holds personal data (the service database) and keys: it is the owner's alone, folder
+0700 and files 0600 (:meth:`Home.ensure` takes wider access away from a home made before).
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from model.files import make_private
 from model.signing import KeyPaths
 
 DEFAULT_HOME = ".outreach"
@@ -83,8 +86,20 @@ class Home:
         """Signing keys (created 0600 on first use; see :mod:`model.signing`)."""
         return self.root / "keys"
 
+    @property
+    def service(self) -> Path:
+        """The service's own files: session key, last-known-good copies, metrics, locks."""
+        return self.root / "service"
+
+    @property
+    def metrics(self) -> Path:
+        """prometheus-client's multiprocess folder under gunicorn (emptied at every start)."""
+        return self.service / "metrics"
+
     def ensure(self) -> Home:
-        """Create the folders this home needs; returns ``self``."""
+        """Create the folders this home needs (0700), take group and world access away from
+        what is there (all of it if the home itself was open); returns ``self``."""
         for folder in (self.root, self.artifacts, self.audits, self.data):
-            folder.mkdir(parents=True, exist_ok=True)
+            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        make_private(self.root)
         return self

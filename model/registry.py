@@ -26,7 +26,6 @@ from mlflow.models import infer_signature
 from mlflow.tracking import MlflowClient
 
 from model.home import Home
-from model.plots import calibration_figure, capacity_curve_figure
 from model.scorer import ARTIFACT_NAME, OutreachPyfunc, scored_frame
 from model.train import CandidateResult, TrainingResult
 
@@ -140,6 +139,10 @@ def _log_candidate(
         mlflow.log_metric("lift_over_random", precision / random_p)
     if heuristic_p:
         mlflow.log_metric("lift_over_heuristic", precision / heuristic_p)
+
+    # Here, not at the top: matplotlib takes about a second to import, and the service (which
+    # connects to the registry in every worker at start) never draws.
+    from model.plots import calibration_figure, capacity_curve_figure
 
     labels = result.validation.labels
     scores = candidate.final.validation_scores

@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from model.errors import BadInputError
+from model.files import create_once, write_atomically
 
 
 def canonical(statement: dict[str, Any]) -> bytes:
@@ -97,17 +98,11 @@ def load_signer(path: Path, *, create: bool = True) -> Signer:
     if not path.exists():
         if not create:
             raise BadInputError(f"no signing key at {path}")
-        path.parent.mkdir(parents=True, exist_ok=True)
         key = Ed25519PrivateKey.generate()
-        try:
-            handle = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            pass  # another process created it first: use theirs
-        else:
-            with os.fdopen(handle, "wb") as out:
-                out.write(private_pem(key))
-            public = path.with_suffix(".pub")
-            public.write_bytes(Signer(key).verifier.pem())
+        # Complete or absent (another process may read it the moment it appears); of processes
+        # creating it at once, one wins and the others use its key.
+        if create_once(path, private_pem(key)):
+            write_atomically(path.with_suffix(".pub"), Signer(key).verifier.pem())
     try:
         loaded = serialization.load_pem_private_key(path.read_bytes(), password=None)
     except (ValueError, OSError) as err:

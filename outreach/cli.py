@@ -50,6 +50,14 @@ def reported(func: F) -> F:
 @click.pass_context
 def main(ctx: click.Context, home: str | None) -> None:
     """Fair, audited, explainable scoring for voluntary welfare outreach."""
+    import os
+
+    from model.files import private_umask
+
+    # What any command writes in the home (stores, keys, audits, the database) is the owner's
+    # alone; restored when the command ends (it matters when called in-process, as tests do).
+    previous = private_umask()
+    ctx.call_on_close(lambda: os.umask(previous))
     ctx.obj = Home.resolve(home)
 
 
@@ -842,8 +850,12 @@ def serve(home: Home, host: str, port: int, workers: int) -> None:
     """Run the service with gunicorn (native threads limited to one per worker)."""
     import os
 
+    # Service-wide metrics: every worker counts into one folder of the home (emptied by
+    # gunicorn's master at start), named before any process imports prometheus-client.
+    multiproc = "PROMETHEUS_MULTIPROC_DIR"
     env = {
         **os.environ,
+        multiproc: os.environ.get(multiproc) or str(home.metrics),
         "OUTREACH_HOME": str(home.root),
         "OMP_NUM_THREADS": "1",
         "OPENBLAS_NUM_THREADS": "1",

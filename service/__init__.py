@@ -22,13 +22,16 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     ``MAX_RECORDS``, ``MAX_CONTENT_LENGTH``, ``RATE_LIMIT`` (requests a minute per token),
     ``WATCH_SECONDS`` (0: no background polling).
     """
+    from model.files import private_umask
     from model.home import Home
     from service import access_log, errors, pages
     from service.api import RateLimiter, api
     from service.db import Database, default_url
     from service.loader import ModelSource
     from service.metrics import Metrics
+    from service.startup import make_private_database
 
+    private_umask()  # what the service writes (database, keys, copies) is the owner's alone
     app = Flask(__name__)
     env = os.environ
     home = Home.resolve(env.get("OUTREACH_HOME"))  # the deployment's settings, resolved once
@@ -49,6 +52,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     logging.getLogger("outreach.service").setLevel(logging.INFO)
     db = Database(app.config["DATABASE_URL"] or default_url(home.root))
     db.upgrade()
+    make_private_database(db.url)
     source = ModelSource(home, app.config["MODEL_NAME"], tracking_uri=app.config["TRACKING_URI"])
     source.refresh()
     if app.config["WATCH_SECONDS"]:

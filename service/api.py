@@ -337,6 +337,9 @@ def _request_id() -> None:
 @api.after_app_request
 def _stamp(response: Response) -> Response:
     response.headers["X-Request-ID"] = getattr(g, "request_id", "")
+    if request.path.startswith("/api/"):
+        # Scores, queues and audits are personal data: no browser or proxy keeps a copy.
+        response.headers["Cache-Control"] = "no-store"
     metrics = current_app.extensions.get("outreach.metrics")
     if metrics is not None and request.endpoint:
         metrics.observe(
@@ -603,14 +606,21 @@ def healthz() -> Any:
 
 @api.get("/readyz")
 def readyz() -> Any:
-    current = _source().current
-    if _source().withdrawn:
-        return jsonify({"status": "withdrawn", "problem": _source().withdrawn}), 503
+    # Anyone may ask: the reasons are the loader's public words; the detail (paths, URIs, the
+    # registry's own error) is in the log and on the signed-in pages.
+    source = _source()
+    current = source.current
+    if source.withdrawn:
+        return jsonify({"status": "withdrawn", "problem": source.reason}), 503
     if current is None:
-        return jsonify({"status": "not ready", "problem": _source().problem}), 503
-    return jsonify(
-        {"status": "degraded" if current.degraded else "ready", "model": current.block()}
-    )
+        return jsonify({"status": "not ready", "problem": source.reason}), 503
+    ready: dict[str, Any] = {
+        "status": "degraded" if current.degraded else "ready",
+        "model": current.block(),
+    }
+    if current.degraded:
+        ready["problem"] = source.reason
+    return jsonify(ready)
 
 
 @api.get("/metrics")

@@ -2,18 +2,86 @@
 
 Sync workers, one request at a time each, one per core: a request is about a millisecond of
 Python, so more workers or threads than cores only queue on the same CPUs and the GIL.
+
+Start-up, in order:
+
+- this module (in the master): everything created is the owner's alone (umask 0o077), and
+  prometheus-client's multiprocess folder is named (``<home>/service/metrics/``, unless
+  ``PROMETHEUS_MULTIPROC_DIR`` names one) before anything imports the library;
+- ``on_starting`` (master, once, before any worker): the metrics folder is emptied, the one-time
+  work done (home folders and modes, the database schema, the session key), and the heavy
+  libraries imported, so each forked worker builds its app in a fraction of a second instead of
+  importing MLflow, pandas and scikit-learn on its own while the others do the same;
+- each worker then calls ``service:create_app()``, which repeats the one-time steps under locks
+  (they find the work done) and loads the verified model.
+
+A failure in ``on_starting`` stops the server with its message, before any worker boots.
 """
 
 from __future__ import annotations
 
 import gc
+import importlib
+import os
+from pathlib import Path
 from typing import Any
+
+# Nothing imported here may import prometheus_client: its mode is fixed at its first import.
+from model.files import PRIVATE_UMASK, private_umask
+from model.home import Home
 
 worker_class = "sync"
 timeout = 60
+umask = PRIVATE_UMASK  # gunicorn's own files (worker heartbeats, a unix socket)
+
+private_umask()  # the master's, inherited by every worker
+_home = Home.resolve(os.environ.get("OUTREACH_HOME"))
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+os.environ.setdefault(MULTIPROC_ENV, str(_home.metrics))
+
+# gunicornc's control socket: the default (~/.gunicorn/gunicorn.ctl) is one path for every server
+# of the user, and each server's start and stop unlinks the others'. One per home instead (a
+# Unix socket path has at most 107 bytes: none where the home's is longer).
+control_socket = str(_home.service / "gunicorn.ctl")
+control_socket_disable = len(control_socket.encode()) > 100
+
+#: Imported by the master before it forks: the workers share them instead of each importing
+#: them at the same moment (seconds of CPU each). None opens a file or starts a thread at import.
+PRELOADED = (
+    "pandas",
+    "sklearn",
+    "mlflow",
+    "mlflow.artifacts",
+    "mlflow.tracking",
+    "mlflow.store.tracking.sqlalchemy_store",
+    "mlflow.store.model_registry.sqlalchemy_store",
+    "alembic.command",
+    "audits.loading",
+    "service",
+    "service.api",
+    "service.pages",
+    "service.loader",
+)
+
+
+def on_starting(server: Any) -> None:
+    from service.db import default_url
+    from service.metrics import reset_folder
+    from service.startup import prepare
+
+    reset_folder(Path(os.environ[MULTIPROC_ENV]))
+    for name in PRELOADED:
+        importlib.import_module(name)
+    prepare(_home, _home.database_url or default_url(_home.root))
 
 
 def post_worker_init(worker: Any) -> None:
     # Everything loaded so far (Flask, MLflow, pandas, the model) lives as long as the worker:
     # keep it out of the collector, whose full passes over it would take about 0.2 s each.
     gc.freeze()
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    from service.metrics import worker_exited
+
+    worker_exited(worker.pid)

@@ -8,9 +8,9 @@ marked degraded. If nothing verified is available the service is not ready (``/r
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
-import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,11 +20,13 @@ from audits.attestation import WithdrawnError, refusal
 from audits.catalogue import production_alias, report_sha256
 from audits.loading import LoadedModel, load_production, trust_for
 from model.errors import NotFoundError, OutreachError
+from model.files import file_lock, write_atomically
 from model.home import Home
-from model.registry import Registry, connect, sha256_file
+from model.registry import Registry, connect
 from model.scorer import ScoringModel
 
 log = logging.getLogger("outreach.service")
+NO_MODEL = "no verified model"
 
 
 @dataclass(frozen=True)
@@ -57,7 +59,10 @@ class ModelSource:
         self.tracking_uri = tracking_uri
         self._current: Serving | None = None
         self._lock = threading.Lock()
+        #: What is wrong, in detail (paths, URIs, messages): for the log and signed-in pages.
         self.problem = "not loaded yet"
+        #: The same in words safe for anyone (``/readyz``): never a path, URI or raw error.
+        self.reason = "the model has not been loaded yet"
         #: Why the board stopped the model ('' when it is not withdrawn).
         self.withdrawn = ""
         self._stop = threading.Event()
@@ -69,16 +74,20 @@ class ModelSource:
 
     @property
     def _lkg(self) -> Path:
-        return self.home.root / "service" / "last_known_good" / f"{self.name}.json"
+        return self.home.service / "last_known_good" / f"{self.name}.json"
+
+    @property
+    def _lkg_lock(self) -> Path:
+        return self._lkg.parent / f".{self.name}.lock"
 
     def _save_lkg(self, loaded: LoadedModel) -> None:
-        folder = self._lkg.parent
-        folder.mkdir(parents=True, exist_ok=True)
-        artifact = folder / f"{self.name}.model.json"
-        # Unique temporary names: two workers may save at the same moment.
-        tmp = artifact.with_name(f".{artifact.name}.{os.getpid()}.tmp")
-        loaded.model.save(tmp)
-        tmp.replace(artifact)
+        """Write the verified copy and its metadata as one step for every other process.
+
+        Every worker saves at start, at the same moment: the pair is written under an exclusive
+        lock (so a reader never pairs one worker's artifact with another's metadata), each file
+        through a unique temporary name, flushed and renamed into place.
+        """
+        artifact = self._lkg.parent / f"{self.name}.model.json"
         meta = {
             "name": self.name,
             "version": loaded.version,
@@ -87,9 +96,29 @@ class ModelSource:
             "artifact": artifact.name,
             "artifact_sha256": loaded.artifact_sha256,
         }
-        tmp_meta = self._lkg.with_name(f".{self._lkg.name}.{os.getpid()}.tmp")
-        tmp_meta.write_text(json.dumps(meta))
-        tmp_meta.replace(self._lkg)
+        data = json.dumps(loaded.model.to_dict(), indent=1, sort_keys=True).encode()
+        if hashlib.sha256(data).hexdigest() != loaded.artifact_sha256:
+            # The bytes would not match the signed release: a copy that could never be served.
+            log.error("not keeping a last-known-good copy of %s: its bytes differ", self.name)
+            return
+        try:
+            with file_lock(self._lkg_lock):
+                if self._kept(meta, artifact):
+                    return  # another worker (or an earlier start) kept this very copy
+                write_atomically(artifact, data)
+                write_atomically(self._lkg, json.dumps(meta).encode())
+        except OSError as err:  # serving goes on; only the fallback copy is missing
+            log.error("the last-known-good copy of %s cannot be written: %s", self.name, err)
+
+    def _kept(self, meta: dict[str, Any], artifact: Path) -> bool:
+        try:
+            kept = json.loads(self._lkg.read_text()) == meta
+            return (
+                kept
+                and hashlib.sha256(artifact.read_bytes()).hexdigest() == meta["artifact_sha256"]
+            )
+        except (OSError, ValueError):
+            return False
 
     def _load_lkg(self) -> Serving | None:
         """The last-known-good copy, only if its signed release statement still vouches for it.
@@ -99,15 +128,17 @@ class ModelSource:
         release public key, and its attested sha256 must be the copy's own.
         """
         try:
-            meta = json.loads(self._lkg.read_text())
-            artifact = self._lkg.parent / meta["artifact"]
-            model = ScoringModel.load(artifact)
+            with file_lock(self._lkg_lock, shared=True):  # the pair as one worker wrote it
+                meta = json.loads(self._lkg.read_text())
+                artifact = self._lkg.parent / meta["artifact"]
+                raw = artifact.read_bytes()
+            model = ScoringModel.from_dict(json.loads(raw))
             trust = trust_for(self.home, signing=False)
             found = trust.standing(self.name, str(meta["version"]))
             attested = str((found.release or {}).get("artifact_sha256", ""))
             report = report_sha256(self.home.audits, str((found.release or {}).get("audit_id", "")))
             reason = refusal(found, str(meta["version"]), attested, report)
-            if reason or sha256_file(artifact) != attested:
+            if reason or hashlib.sha256(raw).hexdigest() != attested:
                 log.error(
                     "last-known-good copy of %s failed its checks (%s); not serving it",
                     self.name,
@@ -135,7 +166,7 @@ class ModelSource:
             # One client for the life of the source: creating an MLflow store checks its schema
             # and would stall request handling in this process every poll.
             if self._registry is None:
-                self._registry = connect(self.home, tracking_uri=self.tracking_uri)
+                self._registry = self._connect()
             registry = self._registry
             current = self._current
             alias = production_alias(registry, self.name)  # None: there is none (not "no answer")
@@ -153,11 +184,14 @@ class ModelSource:
                 self._current = None
             self.problem = str(err)
             self.withdrawn = err.plain if isinstance(err, WithdrawnError) else ""
+            self.reason = "withdrawn by the oversight board" if self.withdrawn else NO_MODEL
             log.error("not serving %s: %s", self.name, err)
             return False
         except OutreachError as err:
             # The gate refused a hand-moved alias: keep what is served, if anything.
             self.problem = str(err)
+            if self._current is None:
+                self.reason = NO_MODEL
             log.error("not serving a new version of %s: %s", self.name, err)
             return False
         except Exception as err:  # registry unreachable: keep serving what we have
@@ -166,14 +200,26 @@ class ModelSource:
             log.error("%s", self.problem)
             if self._current is None:
                 self._current = self._load_lkg()
+            if self._current is None:
+                self.reason = f"{NO_MODEL}; the model registry cannot be reached"
+            elif self._current.degraded:
+                self.reason = "the model registry cannot be reached; serving the last verified copy"
             return False
         serving = Serving(self.name, loaded.version, loaded.audit_id, loaded.decision, loaded.model)
         with self._lock:
             self._current = serving
-        self.problem = self.withdrawn = ""
+        self.problem = self.withdrawn = self.reason = ""
         self._save_lkg(loaded)
         log.info("serving %s version %s (audit %s)", self.name, loaded.version, loaded.audit_id)
         return True
+
+    def _connect(self) -> Registry:
+        """The registry client. On the home's own SQLite store, one process at a time: MLflow
+        creates the store's tables when they are missing, and every worker starts at once."""
+        if self.tracking_uri or self.home.tracking_server:
+            return connect(self.home, tracking_uri=self.tracking_uri)
+        with file_lock(self.home.service / "mlflow-store.lock"):
+            return connect(self.home)
 
     def _still_standing(self, current: Serving) -> bool:
         """Whether nothing signed since (a withdrawal, a rejection) stops what is served: the

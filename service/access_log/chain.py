@@ -24,6 +24,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+from flask import current_app, has_app_context
 from sqlalchemy import insert, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
@@ -63,9 +64,17 @@ def retrying(attempt: Callable[[], T], *, attempts: int = ATTEMPTS) -> T:
             time.sleep(random.uniform(0.0005, 0.002) * (number + 1))
         except (SQLAlchemyError, sqlite3.Error):
             break
+    _count_failure()
     raise AccessLogUnavailableError(
         "the access log cannot be written, so no personal data is shown"
     )
+
+
+def _count_failure() -> None:
+    """Count the unwritten row in the app's metrics, when there is an app."""
+    metrics = current_app.extensions.get("outreach.metrics") if has_app_context() else None
+    if metrics is not None:
+        metrics.access_log_failures.inc()
 
 
 #: The row's fields its hash covers, in the order :func:`verify` reads them.

@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import hmac
-import os
 import secrets
 import time
 from collections.abc import Callable
@@ -25,6 +24,8 @@ from urllib.parse import urlsplit
 from flask import Flask, Request, Response, abort, current_app, g, redirect, request, session
 from flask.sessions import SecureCookieSessionInterface
 
+from model.errors import UnavailableError
+from model.files import create_once
 from service.auth import PageUser, Principal, page_user
 
 CSP = (
@@ -57,19 +58,17 @@ class SessionInterface(SecureCookieSessionInterface):
 
 
 def secret_key(folder: Path) -> bytes:
-    """The home's session-signing key, created on first use (readable by the owner only)."""
-    folder.mkdir(parents=True, exist_ok=True)
+    """The home's session-signing key, created on first use (readable by the owner only).
+
+    Every worker asks at the same moment: the key appears under its name only complete (written
+    beside it, then linked), so no worker reads an empty or partial key and all agree on it.
+    """
     path = folder / "session_key"
-    if not path.exists():
-        key = secrets.token_bytes(32)
-        try:
-            handle = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:  # another worker created it first
-            pass
-        else:
-            with os.fdopen(handle, "wb") as out:
-                out.write(key)
-    return path.read_bytes()
+    create_once(path, secrets.token_bytes(32))
+    key = path.read_bytes()
+    if len(key) < 32:
+        raise UnavailableError(f"the session key {path} is shorter than 32 bytes; remove it")
+    return key
 
 
 def csrf_token() -> str:
