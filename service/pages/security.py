@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Flask, Request, Response, abort, current_app, g, redirect, request, session
+from flask import Flask, Request, Response, current_app, g, redirect, request, session
 from flask.sessions import SecureCookieSessionInterface
 
-from model.errors import UnavailableError
+from model.errors import BadInputError, ForbiddenError, UnavailableError
 from model.files import create_once
 from service.auth import PageUser, Principal, page_user
 
@@ -86,7 +86,10 @@ def check_csrf(req: Request) -> None:
     sent = req.form.get("csrf_token", "")
     expected = session.get("csrf", "")
     if not sent or not expected or not hmac.compare_digest(str(sent), str(expected)):
-        abort(400, "This form has expired or did not come from this site. Please try again.")
+        raise BadInputError(
+            "This form has expired or did not come from this site. Please try again.",
+            code="csrf_failed",
+        )
 
 
 def sign_in(user: PageUser) -> None:
@@ -140,7 +143,7 @@ def signed_in(route: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
             if principal is None:
                 return redirect(_login_url())
             if not principal.may(route):
-                abort(403, f"This page is not open to the {principal.role} role.")
+                raise ForbiddenError(f"This page is not open to the {principal.role} role.")
             g.principal = principal
             check_csrf(request)
             return view(*args, **kwargs)
