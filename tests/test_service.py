@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -125,7 +126,7 @@ def _nan_record(records: list[dict]) -> str:
 @pytest.mark.parametrize(
     ("make", "status", "needle"),
     [
-        (lambda r: ("{not json", "application/json"), 400, "not a JSON object"),
+        (lambda r: ("{not json", "application/json"), 400, "not valid JSON"),
         (
             lambda r: (json.dumps({"purpose": "outreach", "records": r}), "text/plain"),
             415,
@@ -527,7 +528,7 @@ def test_openapi_documents_every_route(app: Flask, client: FlaskClient) -> None:
     for rule in app.url_map.iter_rules():
         if not rule.rule.startswith("/api/v1"):
             continue
-        path = rule.rule.replace("<int:", "{").replace("<", "{").replace(">", "}")
+        path = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule)  # <conv:name> -> {name}
         for method in rule.methods - {"HEAD", "OPTIONS"}:
             served.add((path, method))
     assert documented == served
