@@ -9,8 +9,9 @@ codes, content types, headers and bodies as documented, schema-valid requests ac
 schema-invalid ones refused, 405 with ``Allow``, authentication enforced. Any failure fails the
 test with schemathesis's own reproduction (a curl line per failure).
 
-Reproducible: a fixed seed, deterministic generation (no example database), no network beyond
-loopback. Budget: about a minute and a half on two cores; the case counts are printed.
+Reproducible: schemathesis's deterministic generation (derandomized, no example database; the
+fixed seed is passed as well), no network beyond loopback. Budget: about 75 s on two cores for
+about 4,400 cases; the counts per role and the links the stateful phase covered are printed.
 """
 
 from __future__ import annotations
