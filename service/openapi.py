@@ -13,7 +13,7 @@ from typing import Any
 
 from model.scorer import BANDS, ScoringModel
 from service.api import MAX_DEPTH, MAX_ENTRY_ID
-from service.queue import MAX_ID, MAX_TEXT, OUTCOMES
+from service.queue import ID_PATTERN, MAX_ID, MAX_TEXT, OUTCOMES, TEXT_PATTERN
 
 #: What ``GET /queue`` takes (the bounds the route checks).
 QUEUE_LIMIT = (1, 1000)
@@ -90,15 +90,17 @@ def _json_body(properties: dict[str, Any], *, optional: tuple[str, ...] = ()) ->
     return {"required": True, "content": {"application/json": {"schema": schema}}}
 
 
-#: The one id rule (``service.queue.person_id``): a string, or an integer, of 1 to 120 characters.
+#: The one id rule (``service.queue.person_id``): a string without control characters, or an
+#: integer, of 1 to 120 characters.
+_ID_TEXT = {"type": "string", "minLength": 1, "maxLength": MAX_ID, "pattern": ID_PATTERN}
 _ID = {
     "oneOf": [
-        {"type": "string", "minLength": 1, "maxLength": MAX_ID},
+        _ID_TEXT,
         {"type": "integer", "minimum": -(10 ** (MAX_ID - 1) - 1), "maximum": 10**MAX_ID - 1},
     ]
 }
 #: A note or reason: optional text (``null`` is none), stripped, at most 2,000 characters.
-_TEXT = {"type": ["string", "null"], "maxLength": MAX_TEXT}
+_TEXT = {"type": ["string", "null"], "maxLength": MAX_TEXT, "pattern": TEXT_PATTERN}
 _PURPOSE_QUERY = {
     "name": "purpose",
     "in": "query",
@@ -184,7 +186,7 @@ def _schemas(model: ScoringModel | None) -> dict[str, Any]:
             {
                 "entry_id": {"type": "integer", "minimum": 1},
                 "rank": {"type": "integer", "minimum": 1},
-                "person_id": {"type": "string", "minLength": 1, "maxLength": MAX_ID},
+                "person_id": _ID_TEXT,
                 "period": {"type": "string"},
                 "score": {"type": "number", "minimum": 0, "maximum": 1},
                 "percentile": {"type": "number", "minimum": 0, "maximum": 100},
@@ -203,7 +205,11 @@ def _schemas(model: ScoringModel | None) -> dict[str, Any]:
                         _object(
                             {
                                 "status": {"enum": list(OUTCOMES)},
-                                "note": {"type": "string", "maxLength": MAX_TEXT},
+                                "note": {
+                                    "type": "string",
+                                    "maxLength": MAX_TEXT,
+                                    "pattern": TEXT_PATTERN,
+                                },
                                 "at": {"type": "string", "minLength": 1},
                             }
                         ),
@@ -409,11 +415,7 @@ def document(model: ScoringModel | None, *, max_records: int) -> dict[str, Any]:
                                 "the person leaves every list from now on (again: no change)",
                                 _object(
                                     {
-                                        "person_id": {
-                                            "type": "string",
-                                            "minLength": 1,
-                                            "maxLength": MAX_ID,
-                                        },
+                                        "person_id": _ID_TEXT,
                                         "opted_out": {"const": True},
                                         "request_id": {"type": "string"},
                                     }
@@ -438,7 +440,7 @@ def document(model: ScoringModel | None, *, max_records: int) -> dict[str, Any]:
                             "name": "person_id",
                             "in": "path",
                             "required": True,
-                            "schema": {"type": "string", "minLength": 1, "maxLength": MAX_ID},
+                            "schema": _ID_TEXT,
                         },
                     ],
                     "requestBody": _json_body(
@@ -447,7 +449,7 @@ def document(model: ScoringModel | None, *, max_records: int) -> dict[str, Any]:
                                 "type": "string",
                                 "minLength": 1,
                                 "maxLength": MAX_TEXT,
-                                "pattern": "\\S",
+                                "pattern": "^[^\\u0000]*\\S[^\\u0000]*$",
                             }
                         }
                     ),

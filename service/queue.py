@@ -16,6 +16,7 @@ area was not recorded.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -40,6 +41,11 @@ OUTCOMES: dict[str, str] = {
 BANDS = ("priority", "elevated", "standard")
 #: The one limit on a person id, everywhere (the database columns are this wide).
 MAX_ID = 120
+#: Characters no id may hold (control characters), and the same as a JSON Schema pattern.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+ID_PATTERN = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$"
+#: A note or reason may hold anything but NUL (no database text column can).
+TEXT_PATTERN = "^[^\\u0000]*$"
 #: The longest note or reason.
 MAX_TEXT = 2000
 #: The area that stands for every area.
@@ -62,6 +68,12 @@ def person_id(value: Any, *, field: str = "person_id") -> str:
             details=[f"{field}: {len(text)} characters"],
             code="invalid_id",
         )
+    if _CONTROL.search(text):
+        raise BadInputError(
+            "a person id may not contain control characters",
+            details=[f"{field}: a control or unprintable character"],
+            code="invalid_id",
+        )
     return text
 
 
@@ -73,6 +85,10 @@ def free_text(value: Any, *, field: str, required: bool = False) -> str:
         raise BadInputError(
             f"the {field} must be text of at most {MAX_TEXT:,} characters",
             details=[f"{field}: text of at most {MAX_TEXT} characters"],
+        )
+    if "\x00" in value:  # no database text column can hold it (PostgreSQL refuses it)
+        raise BadInputError(
+            f"the {field} may not contain a NUL character", details=[f"{field}: NUL character"]
         )
     text = value.strip()
     if required and not text:

@@ -285,3 +285,20 @@ def test_an_id_longer_than_120_characters_is_refused_the_same_way_everywhere(
         assert "1 to 120 characters" in response.get_data(as_text=True)
     with scoped.db.session() as session:  # never cut to 120 and applied to another id
         assert session.get(OptOut, long_id[:120]) is None
+
+
+@pytest.mark.parametrize("bad", ["a\x00b", "tab\there", "\x7f", "line\nbreak", "\x9b"])
+def test_an_id_with_a_control_character_is_refused(scoped: Scoped, bad: str) -> None:
+    response = api(scoped)("post", "/api/v1/opt-outs", person_id=bad)
+    assert response.status_code == 400  # type: ignore[attr-defined]
+    assert response.json["error"]["code"] == "invalid_id"  # type: ignore[attr-defined]
+
+
+def test_a_note_with_a_nul_character_is_refused_and_nothing_is_written(scoped: Scoped) -> None:
+    response = api(scoped)(
+        "post", f"/api/v1/queue/{scoped.mine.entry_id}/outcome", status="contacted", note="a\x00"
+    )
+    assert response.status_code == 400  # type: ignore[attr-defined]
+    assert response.json["error"]["details"] == ["note: NUL character"]  # type: ignore[attr-defined]
+    with scoped.db.session() as session:
+        assert session.scalar(select(Outcome.id)) is None
