@@ -412,6 +412,15 @@ def test_every_failed_sign_in_says_the_same(app: Flask, db: Database) -> None:
         assert status == 401 and found and found.group(1) == NOT_RIGHT, name
 
 
+def test_sign_in_refusals_are_counted_by_reason(app: Flask, db: Database) -> None:
+    add_user(db, "lead", "admin", password=PASSWORD)
+    client = app.test_client()
+    for _ in range(3):
+        assert try_sign_in(client, "lead", "wrong", address="10.7.7.7")[0] == 401
+    metrics = client.get("/api/v1/metrics").get_data(as_text=True)
+    assert 'outreach_refusals_total{reason="sign_in_failed"} 3.0' in metrics
+
+
 def test_ipv6_addresses_count_by_their_64_prefix() -> None:
     assert signin.address_key("2001:db8::1") == signin.address_key("2001:db8::ffff:1")
     assert signin.address_key("2001:db8::1") == "2001:db8::/64"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from flask import (
     Blueprint,
+    current_app,
     flash,
     g,
     redirect,
@@ -53,12 +54,14 @@ def login() -> ResponseReturnValue:
         if refusal is not None:
             error, status = refusal.message, 429
             headers["Retry-After"] = str(refusal.retry_after)
+            _count_refusal("sign_in_limited")
         else:
             principal = check_password(db(), name, password) if name and password else None
             user = page_user(db(), name) if principal is not None else None
             if user is None:
                 signin.record_failure(db(), name, address)
                 error, status = NOT_RIGHT, 401
+                _count_refusal("sign_in_failed")
             else:
                 signin.record_success(db(), name, address)
                 security.sign_in(user)
@@ -67,6 +70,13 @@ def login() -> ResponseReturnValue:
     elif request.args.get("expired"):
         error = "You were signed out after a period without activity. Please sign in again."
     return render_template("login.html", error=error), status, headers
+
+
+def _count_refusal(reason: str) -> None:
+    """Sign-in refusals are rendered here, not by the error handler: count them the same way."""
+    metrics = current_app.extensions.get("outreach.metrics")
+    if metrics is not None:
+        metrics.refused(reason)
 
 
 @pages.post("/logout")
