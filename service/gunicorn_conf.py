@@ -20,9 +20,11 @@ A failure in ``on_starting`` stops the server with its message, before any worke
 
 from __future__ import annotations
 
+import faulthandler
 import gc
 import importlib
 import os
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +37,8 @@ timeout = 60
 umask = PRIVATE_UMASK  # gunicorn's own files (worker heartbeats, a unix socket)
 
 private_umask()  # the master's, inherited by every worker
+# MLflow starts its usage-reporting client when imported; the master imports it (below).
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 _home = Home.resolve(os.environ.get("OUTREACH_HOME"))
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 os.environ.setdefault(MULTIPROC_ENV, str(_home.metrics))
@@ -79,6 +83,9 @@ def post_worker_init(worker: Any) -> None:
     # Everything loaded so far (Flask, MLflow, pandas, the model) lives as long as the worker:
     # keep it out of the collector, whose full passes over it would take about 0.2 s each.
     gc.freeze()
+    # ``kill -USR2 <worker pid>`` writes every thread's stack to the error log: a worker that
+    # seems stuck can be looked at without stopping it (gunicorn leaves USR2 alone in workers).
+    faulthandler.register(signal.SIGUSR2, all_threads=True)
 
 
 def child_exit(server: Any, worker: Any) -> None:

@@ -1,10 +1,11 @@
-"""One-time start-up work, safe to run in every worker at once and run first in gunicorn's master.
+"""One-time start-up work, done first in gunicorn's master and safe to repeat in every worker.
 
-:func:`prepare` makes the home's folders (owner-only), upgrades the database schema (under a
-lock beside an SQLite file: the first process migrates, the others find it done), takes wider
-access away from an SQLite database and its journal files, and creates the session key. Gunicorn
-runs it once in the master before forking (``service.gunicorn_conf``); ``create_app`` runs the
-same steps, which then find everything in place.
+:func:`prepare` makes the home's folders and takes group and world access away from everything
+in it, upgrades the database schema (under a lock beside an SQLite file: the first process
+migrates, the others find it done), tightens an SQLite database and its journal files wherever
+they are, and creates the session key. Gunicorn runs it once in the master before forking
+(``service.gunicorn_conf``); each worker's ``create_app`` then repeats the same steps (the home's
+top level only), which find everything in place.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
-from model.files import tighten
+from model.files import make_private, tighten
 from model.home import Home
 
 
@@ -41,7 +42,9 @@ def prepare(home: Home, database_url: str) -> None:
     from service.db import Database
     from service.pages.security import secret_key
 
-    home.ensure()
+    # Once per server start, the whole tree: files another process wrote with a wider umask
+    # (a notebook, a script using the library) are found however deep they are.
+    make_private(home.ensure().root, deep=True)
     db = Database(database_url)
     try:
         db.upgrade()

@@ -124,16 +124,33 @@ class Served:
         if self.process is not None and self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:
-                self.process.wait(timeout=30)
+                self.process.wait(timeout=25)  # gunicorn's graceful timeout is 30 s
             except subprocess.TimeoutExpired:
+                stuck = self.diagnose()
                 self.process.kill()
                 self.process.wait()
-                pytest.fail(f"the server did not stop on SIGTERM:\n{self.stderr()}")
+                pytest.fail(f"the server did not stop on SIGTERM:\n{stuck}\n{self.stderr()}")
         self.process = None
         return time.monotonic() - started
 
+    def diagnose(self) -> str:
+        """What the master and its workers are doing (workers dump their Python stacks)."""
+        assert self.process is not None
+        found = subprocess.run(
+            ["ps", "-o", "pid,stat,wchan:32,args", "--ppid", str(self.process.pid)],
+            check=False,
+            capture_output=True,
+            text=True,
+        ).stdout
+        for line in found.splitlines()[1:]:
+            os.kill(int(line.split()[0]), signal.SIGUSR2)
+        time.sleep(2)
+        master = Path(f"/proc/{self.process.pid}/task")
+        threads = [(t / "comm").read_text().strip() for t in master.iterdir()]
+        return f"workers:\n{found}master threads: {threads}"
+
     def stderr(self) -> str:
-        return self.log_path.read_text(errors="replace")[-6000:]
+        return self.log_path.read_text(errors="replace")[-20000:]
 
 
 def open_entries(root: Path) -> list[str]:
