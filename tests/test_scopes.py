@@ -7,14 +7,13 @@ written to the access log.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 
 from service import create_app
 from service.auth import add_user, set_areas
@@ -41,9 +40,10 @@ class Scoped:
     token: str  # coordinator "coordinator-a", assigned only ``mine``
 
 
-@pytest.fixture
-def scoped(site: Site, tmp_path: Path) -> Scoped:
-    own = copy_site(site, tmp_path)
+@pytest.fixture(scope="module")
+def shared(site: Site, tmp_path_factory: pytest.TempPathFactory) -> Scoped:
+    """One copy of the site and one app for the module (building them is most of the cost)."""
+    own = copy_site(site, tmp_path_factory.mktemp("scopes"))
     app = create_app(
         {"HOME": own.home, "DATABASE_URL": own.database_url, "WATCH_SECONDS": 0, "TESTING": True}
     )
@@ -66,6 +66,19 @@ def scoped(site: Site, tmp_path: Path) -> Scoped:
     token = add_user(db, "coordinator-a", "coordinator", password=PASSWORD)
     set_areas(db, "coordinator-a", [a])
     return Scoped(app, db, Area(a, one.person_id, one.id), Area(b, two.person_id, two.id), token)
+
+
+@pytest.fixture
+def scoped(shared: Scoped) -> Iterator[Scoped]:
+    """The shared site, put back after each test: no outcome, opt-out or opt-in, every entry the
+    serving model's, coordinator-a in its one area."""
+    yield shared
+    name = shared.app.extensions["outreach.model"].name
+    with shared.db.session() as session:
+        for table in (Outcome, OptOut, OptIn):
+            session.execute(delete(table))
+        session.execute(update(QueueEntry).values(model_name=name))
+    set_areas(shared.db, "coordinator-a", [shared.mine.name])
 
 
 def api(scoped: Scoped) -> Callable[..., object]:
