@@ -43,11 +43,13 @@ _home = Home.resolve(os.environ.get("OUTREACH_HOME"))
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 os.environ.setdefault(MULTIPROC_ENV, str(_home.metrics))
 
-# gunicornc's control socket: the default (~/.gunicorn/gunicorn.ctl) is one path for every server
-# of the user, and each server's start and stop unlinks the others'. One per home instead (a
-# Unix socket path has at most 107 bytes: none where the home's is longer).
-control_socket = str(_home.service / "gunicorn.ctl")
-control_socket_disable = len(control_socket.encode()) > 100
+# gunicorn's control socket (a server thread in the master, for ``gunicornc``): nothing here
+# uses it, and its default path (~/.gunicorn/gunicorn.ctl) is one for every server of the user,
+# so each server's start and stop unlinked the others'. Off, with one thread less in the master.
+control_socket_disable = True
+# A worker gets this long to finish its request after SIGTERM before the master kills it: a
+# request is milliseconds, so a stop never waits on a stuck worker for gunicorn's default 30 s.
+graceful_timeout = 10
 
 #: Imported by the master before it forks: the workers share them instead of each importing
 #: them at the same moment (seconds of CPU each). None opens a file or starts a thread at import.

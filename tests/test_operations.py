@@ -166,33 +166,46 @@ def open_entries(root: Path) -> list[str]:
 # -- clean starts ------------------------------------------------------------------------------
 
 
+def _start_and_stop(home: Home, log: Path) -> tuple[float, float, str]:
+    server = Served(home, 4, log)
+    try:
+        ready = server.start()
+    finally:
+        stopped = server.stop()
+    return ready, stopped, server.stderr()
+
+
 def test_twenty_starts_with_four_workers_all_become_ready(
     served_home: Home, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """Two servers start at once, on different homes, ten times: one home is restarted again
+    and again, the other is every other time a home never started (no database, no key)."""
     restarted = copy_home(served_home, tmp_path / "restarted")  # the same home, start after start
+    second = copy_home(served_home, tmp_path / "second")
     timings: list[tuple[str, float, float]] = []
-    homes = {restarted.root}
-    for number in range(STARTS):
-        fresh = number % FRESH_EVERY == 0
-        home = (
-            copy_home(served_home, tmp_path / f"fresh{number}", fresh_database=True)
-            if fresh
-            else restarted
-        )
-        homes.add(home.root)
-        server = Served(home, 4, tmp_path / f"start{number}.log")
-        try:
-            ready = server.start()
-        finally:
-            stopped = server.stop()
-        log = server.stderr()
-        assert "Worker failed to boot" not in log and "Traceback" not in log, log
-        timings.append(("fresh" if fresh else "restart", ready, stopped))
+    homes = {restarted.root, second.root}
+    with ThreadPoolExecutor(2) as pool:
+        for number in range(0, STARTS, 2):
+            fresh = number % FRESH_EVERY == 0
+            other = (
+                copy_home(served_home, tmp_path / f"fresh{number}", fresh_database=True)
+                if fresh
+                else second
+            )
+            homes.add(other.root)
+            runs = [
+                pool.submit(_start_and_stop, home, tmp_path / f"start{number + i}.log")
+                for i, home in enumerate((restarted, other))
+            ]
+            for kind, run in zip(("restart", "fresh" if fresh else "restart"), runs, strict=True):
+                ready, stopped, log = run.result()
+                assert "Worker failed to boot" not in log and "Traceback" not in log, log
+                timings.append((kind, ready, stopped))
 
-    total = sum(ready + stopped for _, ready, stopped in timings)
+    total = sum(ready + stopped for _, ready, stopped in timings) / 2  # two at a time
     with capsys.disabled():
         print(
-            f"\n{STARTS} starts with 4 workers: {total:.1f} s in all; to ready "
+            f"\n{STARTS} starts with 4 workers, two at a time: about {total:.1f} s; to ready "
             f"min {min(t[1] for t in timings):.2f} s, max {max(t[1] for t in timings):.2f} s; "
             f"stop max {max(t[2] for t in timings):.2f} s; "
             + ", ".join(f"{kind[0]}{ready:.1f}/{stopped:.1f}" for kind, ready, stopped in timings)
