@@ -92,7 +92,7 @@ def serving() -> Serving:
     if current is None:
         raise UnavailableError(
             "no verified model is being served",
-            details=[_source().problem],
+            details=[_source().reason],  # public words; the detail is in the log
             code="model_unavailable",
         )
     return current
