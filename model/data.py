@@ -183,6 +183,15 @@ class Dataset:
         return self.frame[attribute].to_numpy()
 
     @property
+    def accepted(self) -> np.ndarray | None:
+        """1 in a period an outreach offer was accepted, when the spec names the column and the
+        data has it (see :mod:`model.feedback`)."""
+        column = self.spec.data.accepted_column
+        if column is None or column not in self.frame.columns:
+            return None
+        return self.frame[column].to_numpy(dtype=np.int8)
+
+    @property
     def truth(self) -> np.ndarray | None:
         """Ground-truth outcomes, when the spec names a truth column and the data has it."""
         column = self.spec.label.truth_column
@@ -225,7 +234,11 @@ def validate(
         required += list(spec.sensitive_attributes)
     if require_label:
         required.append(spec.label.column)
+        if data.accepted_column:  # training needs it to find the treated rows
+            required.append(data.accepted_column)
     optional = {spec.label.column, *spec.sensitive_attributes, *data.ignore_columns}
+    if data.accepted_column:
+        optional.add(data.accepted_column)
     truth = spec.label.truth_column
     if truth:
         optional.add(truth)
@@ -267,7 +280,8 @@ def validate(
         if column.isna().any():
             problems.append(f"column '{attribute}': missing in {_rows(column.isna().to_numpy())}")
         out[attribute] = column.astype(str).to_numpy(dtype=object)
-    for outcome in (spec.label.column, truth):  # the recorded label and the ground truth
+    # The recorded label, the ground truth and who accepted an offer: all 0/1, never missing.
+    for outcome in (spec.label.column, truth, data.accepted_column):
         if outcome and outcome in frame.columns:
             values = pd.to_numeric(frame[outcome], errors="coerce")
             bad = ~values.isin([0, 1]).to_numpy()

@@ -225,6 +225,7 @@ def log_training(
                 "splits": json.dumps([s.describe() for s in result.splits]),
                 "data_fingerprint": result.data_fingerprint,
                 "features": ",".join(spec.feature_names),
+                **{f"treated_{k}": v for k, v in result.treatment.as_dict().items()},
             }
         )
         for name, baseline in result.baselines.items():

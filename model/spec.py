@@ -53,6 +53,11 @@ class DataSource(_Frozen):
     #: The column naming the area a row belongs to: carried into the outreach queue so that
     #: coordinators can filter their list by area; never a model feature.
     area_column: Annotated[str, Field(min_length=1)] | None = None
+    #: A 0/1 column: 1 in a period in which the person (or area) accepted an outreach offer.
+    #: Rows from a person's first acceptance on are "treated" (their outcome is one the help
+    #: could prevent; see model/feedback.py) and ``training.treated`` decides how training handles them.
+    #: Never a model feature; scoring files need not have it.
+    accepted_column: Annotated[str, Field(min_length=1)] | None = None
 
     @model_validator(mode="after")
     def _one_source(self) -> DataSource:
@@ -141,6 +146,16 @@ def _value_key(value: object) -> str:
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return str(value)
+
+
+class Training(_Frozen):
+    """How training treats rows whose outcome a past accepted offer may have changed."""
+
+    #: ``"exclude"`` (the guard): treated rows are left out of fitting and calibration.
+    #: ``"keep"``: they are used as if untreated, so prevented crises read as "not in need" (the
+    #: naive retraining the guard exists to avoid; kept for comparison). Needs
+    #: ``data.accepted_column``.
+    treated: Literal["exclude", "keep"] = "exclude"
 
 
 class Capacity(_Frozen):
@@ -265,6 +280,7 @@ class ExperimentSpec(_Frozen):
     sensitive_attributes: tuple[str, ...] = ()
     capacity: Capacity
     validation: Validation = Validation()
+    training: Training = Training()
     candidates: Annotated[tuple[Candidate, ...], Field(min_length=1)]
     baselines: Baselines
     mitigation: Mitigation | None = None
@@ -336,10 +352,33 @@ def _cross_checks(raw: Mapping[str, Any]) -> list[str]:
                 f"data.area_column: '{area}' is a feature or a sensitive attribute; the area "
                 "is for filtering coordinators' lists only"
             )
+        accepted = data.get("accepted_column")
+        if isinstance(accepted, str) and (
+            accepted in names
+            or accepted in keys
+            or accepted in (sensitive or [])
+            or accepted in (area, label.get("truth_column"))
+        ):
+            problems.append(
+                f"data.accepted_column: '{accepted}' is already used by the spec (a feature, "
+                "sensitive attribute, id, time, area, label or truth column); who accepted an "
+                "offer is for the feedback-loop guard only and can never be a model feature"
+            )
+        training = raw.get("training")
+        if isinstance(training, Mapping) and "treated" in training and accepted is None:
+            problems.append(
+                "training.treated: needs data.accepted_column (the column saying who accepted "
+                "an outreach offer in which period)"
+            )
         ignored = data.get("ignore_columns", [])
         if isinstance(ignored, list):
             for i, column in enumerate(ignored):
-                if column in names or column in keys or column in (sensitive or []):
+                if (
+                    column in names
+                    or column in keys
+                    or column in (sensitive or [])
+                    or column == data.get("accepted_column")
+                ):
                     problems.append(f"data.ignore_columns[{i}]: '{column}' is used by the spec")
     mitigation = raw.get("mitigation")
     if isinstance(mitigation, Mapping) and isinstance(sensitive, list):

@@ -29,6 +29,7 @@ import pyarrow as pa
 from model.errors import BadInputError
 
 __all__ = [
+    "ACCEPTED_COLUMN",
     "COLUMNS",
     "FEATURES",
     "ID_COLUMN",
@@ -42,6 +43,7 @@ __all__ = [
     "UNITS",
     "BiasKnobs",
     "LabelUnderRecording",
+    "PastOutreach",
     "ProxyOverMeasurement",
     "SmallGroup",
     "Unit",
@@ -122,12 +124,40 @@ class SmallGroup:
 
 
 @dataclass(frozen=True)
+class PastOutreach:
+    """A past outreach programme that worked: the feedback loop a retrained model must not learn.
+
+    Individuals only. In every period the programme offered help to the top ``share`` of
+    families with children (``children_in_household >= 1``) by an earlier list's score (the sum
+    of ``shelter_contacts_12m``, ``eviction_filings_12m`` and ``er_visits_90d``, ties at random),
+    among those never offered before; each offer is accepted with probability ``acceptance``
+    (once declined, an offer is not repeated, so the people who declined stay untreated). From the
+    month after a person's first acceptance on, their monthly crisis hazard is cut by ``effect``.
+    The population gains the column ``ACCEPTED_COLUMN`` (1 in the period an offer was accepted).
+
+    Parameters
+    ----------
+    share : float
+        Share of the families offered help each period, in ``(0, 1]``.
+    acceptance : float
+        Probability that an offer is accepted, in ``[0, 1]``.
+    effect : float
+        Share of the crisis hazard that accepted help prevents, in ``[0, 1]``.
+    """
+
+    share: float = 0.04
+    acceptance: float = 0.6
+    effect: float = 0.85
+
+
+@dataclass(frozen=True)
 class BiasKnobs:
     """The bias knobs of one population; ``None`` switches a knob off (the default)."""
 
     label_under_recording: LabelUnderRecording | None = None
     proxy_over_measurement: ProxyOverMeasurement | None = None
     small_group: SmallGroup | None = None
+    past_outreach: PastOutreach | None = None
 
 
 NO_KNOBS = BiasKnobs()
@@ -156,7 +186,13 @@ PRESETS: dict[str, dict[Unit, BiasKnobs]] = {
             small_group=SmallGroup(attribute="majority_group", group="Asian", share=0.02),
         ),
     },
+    # A past programme helped families with children and prevented most of their crises; the
+    # data carries who accepted (``ACCEPTED_COLUMN``). Individuals only.
+    "feedback": {"individual": BiasKnobs(past_outreach=PastOutreach())},
 }
+
+#: The column a :class:`PastOutreach` population gains: 1 in a period an offer was accepted.
+ACCEPTED_COLUMN = "outreach_accepted"
 
 
 # --------------------------------------------------------------------------------------------
@@ -397,7 +433,8 @@ def generate_preset(
     seed : int
         Non-negative seed.
     preset : str, default "default"
-        A key of ``PRESETS``: ``"default"`` has every knob off, ``"biased"`` every knob on.
+        A key of ``PRESETS``: ``"default"`` has every knob off, ``"biased"`` every bias knob on,
+        ``"feedback"`` (individuals only) a past outreach programme that prevented crises.
     periods : int, default 24
         Number of monthly snapshots, at least 8.
 
@@ -416,6 +453,11 @@ def generate_preset(
         raise BadInputError(
             f"unknown preset {preset!r}; expected one of {known}",
             details=[f"preset: {preset!r} is not one of {known}"],
+        )
+    if unit in UNITS and unit not in PRESETS[preset]:
+        raise BadInputError(
+            f"the preset {preset!r} has no {unit} population",
+            details=[f"preset: {preset!r} is for {', '.join(PRESETS[preset])} populations only"],
         )
     knobs = PRESETS[preset].get(unit, NO_KNOBS)  # an unknown unit is reported by generate
     return generate(unit=unit, rows=rows, seed=seed, periods=periods, knobs=knobs)
@@ -566,6 +608,20 @@ def _check_knobs(unit: Unit, knobs: object) -> list[str]:
             problems.append(
                 f"{where}.share: must be a number strictly between 0 and 1 (got {small.share!r})"
             )
+    past = knobs.past_outreach
+    if past is not None:
+        where = "knobs.past_outreach"
+        if unit != "individual":
+            problems.append(f"{where}: only the individual unit has a past outreach programme")
+        share = _as_real(past.share)
+        if share is None or not 0.0 < share <= 1.0:
+            problems.append(f"{where}.share: must be a number in (0, 1] (got {past.share!r})")
+        for name in ("acceptance", "effect"):
+            value = _as_real(getattr(past, name))
+            if value is None or not 0.0 <= value <= 1.0:
+                problems.append(
+                    f"{where}.{name}: must be a number in [0, 1] (got {getattr(past, name)!r})"
+                )
     return problems
 
 
@@ -592,6 +648,7 @@ def _streams(seed: int, unit: Unit) -> dict[str, np.random.Generator]:
         "under_features",
         "proxy",
         "area",
+        "outreach",  # last, so that adding it changed no other stream's seed
     )
     code = _UNIT_CODE[unit]
     return {name: np.random.default_rng([seed, code, i]) for i, name in enumerate(names)}
@@ -821,6 +878,12 @@ def _individual(n: int, labels: list[str], seed: int, knobs: BiasKnobs) -> pd.Da
     medicaid = (medicaid_p[:, None] + 0.35 * current_need > 0.2).astype(np.int64)
     waitlist = (waitlist_p[:, None] + 0.7 * recent_need > 1.4).astype(np.int64)
 
+    accepted = np.zeros((n, periods), dtype=np.int64)
+    if knobs.past_outreach is not None:
+        hazard, accepted = _past_outreach(
+            rng["outreach"], knobs.past_outreach, hazard, features, children, ends
+        )
+
     # Crises: monthly events from the hazard; the label looks six months ahead.
     crisis_window = slice(lookback + 1, lookback + periods + horizon)
     events = rng["crises"].random((n, periods + horizon - 1)) < hazard[:, crisis_window]
@@ -864,7 +927,43 @@ def _individual(n: int, labels: list[str], seed: int, knobs: BiasKnobs) -> pd.Da
         "crisis_6m_true": truth.ravel(),
         "need_probability": need_probability.ravel(),
     }
-    return _frame(columns, unit)
+    frame = _frame(columns, unit)
+    if knobs.past_outreach is not None:
+        frame[ACCEPTED_COLUMN] = accepted.ravel()
+    return frame
+
+
+def _past_outreach(
+    rng: np.random.Generator,
+    past: PastOutreach,
+    hazard: np.ndarray,
+    features: Mapping[str, np.ndarray],
+    children: np.ndarray,
+    ends: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Run a :class:`PastOutreach` programme: the cut hazard and who accepted in which period."""
+    n, periods = children.shape[0], ends.shape[0]
+    score = (
+        features["shelter_contacts_12m"]
+        + features["eviction_filings_12m"]
+        + features["er_visits_90d"]
+    )
+    families = np.flatnonzero(children > 0)
+    offers = math.ceil(float(past.share) * families.size)
+    accepts = rng.random((n, periods)) < float(past.acceptance)
+    ties = rng.random((n, periods))
+    offered_before = np.zeros(n, dtype=bool)
+    accepted = np.zeros((n, periods), dtype=np.int64)
+    cut = hazard.copy()
+    for t in range(periods):
+        waiting = families[~offered_before[families]]
+        order = np.lexsort((ties[waiting, t], -score[waiting, t]))
+        offered = waiting[order[:offers]]
+        offered_before[offered] = True
+        took = offered[accepts[offered, t]]
+        accepted[took, t] = 1
+        cut[took, ends[t] + 1 :] *= 1.0 - float(past.effect)
+    return cut, accepted
 
 
 # --------------------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from model.candidates import CandidateConfig, build_pipeline, expand
 from model.data import Dataset, TemporalSplit, temporal_splits
 from model.errors import BadInputError
 from model.explain import compile_additive
+from model.feedback import TreatmentSummary, treated_rows
 from model.metrics import (
     CapacityMetrics,
     capacity_metrics,
@@ -83,6 +84,7 @@ class TrainingResult:
     candidates: list[CandidateResult]
     baselines: dict[str, BaselineResult]
     validation: Dataset
+    treatment: TreatmentSummary
 
     def best(self) -> CandidateResult:
         """The candidate with the highest mean precision at capacity (ties: mean recall)."""
@@ -110,6 +112,7 @@ def fit_candidate(
     split: TemporalSplit,
     *,
     fitter: Fitter | None = None,
+    exclude: np.ndarray | None = None,
 ) -> FittedCandidate:
     """Fit, calibrate, compile and measure one candidate on one split.
 
@@ -119,10 +122,16 @@ def fit_candidate(
         Fits the pipeline on the split's fit rows instead of a plain ``pipeline.fit`` (used by
         fairness mitigations that reweight or constrain training). The fitted pipeline must stay
         in its family's form so that it can be explained exactly.
+    exclude : array of bool, optional
+        Rows left out of fitting and calibration (the feedback-loop guard's treated rows);
+        validation still reads every row of its periods.
     """
     periods = dataset.periods
     fit_mask = np.isin(periods, split.fit_periods)
     cal_mask = periods == split.calibration_period
+    if exclude is not None:
+        fit_mask &= ~exclude
+        cal_mask &= ~exclude
     val_mask = np.isin(periods, split.validation_periods)
     features = dataset.features
     labels = dataset.labels
@@ -187,6 +196,10 @@ def train(
     fitters : dict, optional
         Custom fitting steps by candidate name (see :func:`fit_candidate`).
 
+    Rows whose outcome a past accepted offer may have changed (see :mod:`model.feedback`) are
+    left out of fitting and calibration when the spec's ``training.treated`` is ``"exclude"``;
+    the result's ``treatment`` says how many there were and what was done.
+
     Raises
     ------
     BadInputError
@@ -208,6 +221,21 @@ def train(
     }
     latest = splits[-1]
     validation = dataset.subset(np.isin(dataset.periods, latest.validation_periods))
+    treated = treated_rows(dataset)
+    exclude = treated if spec.training.treated == "exclude" else None
+    training_rows = np.isin(dataset.periods, latest.train_periods)
+    treatment = TreatmentSummary(
+        handling="none" if dataset.accepted is None else spec.training.treated,
+        treated_rows=int(treated.sum()),
+        treated_people=int(np.unique(dataset.ids[treated]).size),
+        excluded_rows=int((training_rows & treated).sum()) if exclude is not None else 0,
+    )
+    if treatment.treated_rows:
+        done = "left out of training" if exclude is not None else "kept as if untreated"
+        progress(
+            f"{treatment.treated_rows:,} rows of {treatment.treated_people:,} people follow an "
+            f"accepted offer: {done}"
+        )
     results = []
     total = len(configs) * len(splits)
     step = 0
@@ -218,7 +246,7 @@ def train(
             step += 1
             progress(f"[{step}/{total}] {config.label}: {split.describe()}")
             fitter = (fitters or {}).get(config.name)
-            fitted = fit_candidate(config, spec, dataset, split, fitter=fitter)
+            fitted = fit_candidate(config, spec, dataset, split, fitter=fitter, exclude=exclude)
             per_split.append(fitted.metrics)
             progress(
                 f"        precision@k {fitted.metrics.precision_at_k:.3f}  "
@@ -241,4 +269,5 @@ def train(
         candidates=results,
         baselines=baselines,
         validation=validation,
+        treatment=treatment,
     )

@@ -146,6 +146,7 @@ def train_summary(result: Any, run_id: str) -> dict[str, Any]:
         "best": result.best().config.name,
         "candidates": candidates,
         "baselines": {name: metrics(b.mean) for name, b in result.baselines.items()},
+        "treated": result.treatment.as_dict(),
     }
 
 
