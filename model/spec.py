@@ -55,7 +55,7 @@ class DataSource(_Frozen):
     area_column: Annotated[str, Field(min_length=1)] | None = None
     #: A 0/1 column: 1 in a period in which the person (or area) accepted an outreach offer.
     #: Rows from a person's first acceptance on are "treated" (their outcome is one the help
-    #: could prevent; see model/feedback.py) and ``training.treated`` decides how training handles them.
+    #: could prevent; see model/feedback.py); ``training.treated`` decides what training does.
     #: Never a model feature; scoring files need not have it.
     accepted_column: Annotated[str, Field(min_length=1)] | None = None
 
