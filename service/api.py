@@ -37,8 +37,6 @@ from service.loader import ModelSource, Serving
 api = Blueprint("api", __name__, url_prefix="/api/v1")
 
 PURPOSE = "outreach"
-#: The largest database integer: a queue entry id beyond it names nothing.
-MAX_ENTRY_ID = 2**63 - 1
 #: How deeply a JSON body may nest (a score request needs 3 levels).
 MAX_DEPTH = 32
 #: A ``\\ud800``-``\\udfff`` escape: the only way a lone UTF-16 surrogate gets into JSON text.
@@ -54,7 +52,7 @@ class EntryIdConverter(BaseConverter):
 
     def to_python(self, value: str) -> int:
         digits = value.lstrip("0")
-        if not digits or len(digits) > 19 or int(digits) > MAX_ENTRY_ID:
+        if not digits or len(digits) > 19 or int(digits) > queue_rules.MAX_ENTRY_ID:
             raise ValidationError()
         return int(digits)
 
@@ -263,20 +261,26 @@ def _purpose(value: Any, *, action: str, ids: list[str]) -> None:
         )
     if value != PURPOSE:
         principal: Principal = g.principal
-        with _db().session() as session:
-            access_log.append(
-                session,
-                user=principal.name,
-                role=principal.role,
-                action=action,
-                purpose=str(value)[:40],
-                subject_ids=ids,
-                model_version="",
-                request_id=g.request_id,
-                allowed=False,
-            )
+        # As the person typed it, but printable: no database text column holds a NUL.
+        stated = "".join(c if c.isprintable() else "?" for c in str(value)[:40])
+
+        def refuse() -> None:
+            with _db().session() as session:
+                access_log.append(
+                    session,
+                    user=principal.name,
+                    role=principal.role,
+                    action=action,
+                    purpose=stated,
+                    subject_ids=ids,
+                    model_version="",
+                    request_id=g.request_id,
+                    allowed=False,
+                )
+
+        access_log.retrying(refuse)
         raise ForbiddenError(
-            f"purpose {str(value)[:40]!r} is refused: this service is for outreach only",
+            f"purpose {stated!r} is refused: this service is for outreach only",
             code="purpose_refused",
         )
 
@@ -496,7 +500,8 @@ def queue() -> Any:
     not_paused()
     limit = _int_arg("limit", 50, low=1, high=1000)
     offset = _int_arg("offset", 0, low=0, high=10_000_000)
-    period = request.args.get("period") or None
+    raw_period = request.args.get("period")
+    period = queue_rules.period(raw_period) if raw_period else None
     _purpose(request.args.get("purpose"), action="queue", ids=[])
     listing, _ = queue_rules.list_queue(_db(), _caller(), period, limit=limit, offset=offset)
     return jsonify(

@@ -135,8 +135,8 @@ def add_user(
     """
     _check_role(role)
     name = name.strip()
-    if not name or len(name) > 120:
-        raise BadInputError("a user name must have 1 to 120 characters")
+    if not name or len(name) > 120 or not name.isprintable():
+        raise BadInputError("a user name must have 1 to 120 printable characters")
     if password is not None:
         _check_password_text(password)
     if days is not None:
@@ -328,6 +328,11 @@ def _clean_areas(areas: Iterable[str]) -> list[str]:
             raise BadInputError(
                 f"an area name must have 1 to {MAX_AREA} characters, not {len(text)}: {text[:40]!r}"
             )
+        if "," in text or not text.isprintable():
+            raise BadInputError(
+                f"an area name may hold no comma or control character: {text[:40]!r}"
+                " (the users page separates areas with commas)"
+            )
         cleaned.add(text)
     return sorted(cleaned)
 
@@ -340,7 +345,8 @@ def _replace_areas(session: Session, user: User, areas: list[str]) -> None:
 def set_areas(db: Database, name: str, areas: Iterable[str]) -> list[str]:
     """Replace the areas coordinator ``name`` acts in (an empty list clears them).
 
-    Area names are stripped and must have 1 to 120 characters; ``*`` stands for every area
+    Area names are stripped and must have 1 to 120 characters, no comma and no control
+    character; ``*`` stands for every area
     (``service.queue``). Only coordinators have areas. Applies from the user's next request.
     Returns the areas now set, sorted.
     """

@@ -12,8 +12,16 @@ from __future__ import annotations
 from typing import Any
 
 from model.scorer import BANDS, ScoringModel
-from service.api import MAX_DEPTH, MAX_ENTRY_ID
-from service.queue import ID_PATTERN, MAX_ID, MAX_TEXT, OUTCOMES, TEXT_PATTERN
+from service.api import MAX_DEPTH
+from service.queue import (
+    ID_PATTERN,
+    MAX_ENTRY_ID,
+    MAX_ID,
+    MAX_TEXT,
+    OUTCOMES,
+    PERIOD_PATTERN,
+    TEXT_PATTERN,
+)
 
 #: What ``GET /queue`` takes (the bounds the route checks).
 QUEUE_LIMIT = (1, 1000)
@@ -306,8 +314,8 @@ def document(model: ScoringModel | None, *, max_records: int) -> dict[str, Any]:
                         {
                             "name": "period",
                             "in": "query",
-                            "description": "the list's period (default: the latest)",
-                            "schema": {"type": "string"},
+                            "description": "the list's period, YYYY-MM (default: the latest)",
+                            "schema": {"type": "string", "pattern": f"^({PERIOD_PATTERN[1:-1]})?$"},
                         },
                         {
                             "name": "limit",

@@ -44,8 +44,12 @@ MAX_ID = 120
 #: Characters no id may hold (control characters), and the same as a JSON Schema pattern.
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 ID_PATTERN = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$"
+_PERIOD = re.compile("[0-9]{4}-(0[1-9]|1[0-2])")
+PERIOD_PATTERN = "^[0-9]{4}-(0[1-9]|1[0-2])$"
 #: A note or reason may hold anything but NUL (no database text column can).
 TEXT_PATTERN = "^[^\\u0000]*$"
+#: The largest database integer: an entry id beyond it names nothing.
+MAX_ENTRY_ID = 2**63 - 1
 #: The longest note or reason.
 MAX_TEXT = 2000
 #: The area that stands for every area.
@@ -75,6 +79,17 @@ def person_id(value: Any, *, field: str = "person_id") -> str:
             code="invalid_id",
         )
     return text
+
+
+def period(value: Any) -> str:
+    """A list's period as stored: ``YYYY-MM``."""
+    if not isinstance(value, str) or not _PERIOD.fullmatch(value):
+        raise BadInputError(
+            "a period is a month written YYYY-MM",
+            details=[f"period: {str(value)[:20]!r} is not YYYY-MM"],
+            code="invalid_period",
+        )
+    return value
 
 
 def free_text(value: Any, *, field: str, required: bool = False) -> str:
@@ -138,16 +153,21 @@ def on_list(name: str, period: str) -> list[ColumnElement[bool]]:
     ]
 
 
-def latest_outcomes(name: str) -> Any:
+def latest_outcomes(name: str, principal: Principal | None = None) -> Any:
     """Each person's latest recorded outcome id (``person_id``, ``last_id``), whichever month's
-    list it was recorded on, so someone who declined last month does not look untouched now."""
-    return (
+    list it was recorded on, so someone who declined last month does not look untouched now.
+
+    With ``principal``: only outcomes recorded on entries inside their areas, so a person who
+    moved does not carry another area's notes onto an old list.
+    """
+    statement = (
         select(QueueEntry.person_id, func.max(Outcome.id).label("last_id"))
         .join(QueueEntry, QueueEntry.id == Outcome.entry_id)
         .where(QueueEntry.model_name == name)
-        .group_by(QueueEntry.person_id)
-        .subquery()
     )
+    if principal is not None:
+        statement = statement.where(in_areas(principal))
+    return statement.group_by(QueueEntry.person_id).subquery()
 
 
 def _logged(
@@ -274,7 +294,7 @@ def _listing(
     limit: int,
     offset: int,
 ) -> Listing:
-    latest = latest_outcomes(name)
+    latest = latest_outcomes(name, principal)
     statement = (
         select(QueueEntry, Outcome)
         .outerjoin(latest, latest.c.person_id == QueueEntry.person_id)
@@ -401,17 +421,14 @@ def record_outcome(
     note = free_text(note, field="note")
 
     def work(session: Session) -> tuple[list[str], str, RecordedOutcome]:
-        entry = session.get(QueueEntry, entry_id)
-        if (
-            entry is None
-            or entry.model_name != caller.model
-            or entry.rank <= 0
-            or not _covers(caller.principal, entry.area)
-        ):
-            raise _RefusalError(
-                [] if entry is None else [entry.person_id],
-                NotFoundError("no such queue entry on a list in your areas"),
-            )
+        entry = session.get(QueueEntry, entry_id) if 0 < entry_id <= MAX_ENTRY_ID else None
+        refused = NotFoundError("no such queue entry on a list in your areas")
+        if entry is None or entry.model_name != caller.model or entry.rank <= 0:
+            raise _RefusalError([] if entry is None else [entry.person_id], refused)
+        try:  # the person's area now, as for their page: not the area of an old entry
+            _person_entries(session, caller, entry.person_id)
+        except _RefusalError as err:
+            raise _RefusalError(err.ids, refused) from err
         if session.get(OptOut, entry.person_id) is not None:
             raise _RefusalError(
                 [entry.person_id],

@@ -7,7 +7,9 @@ sees the same counts):
    (an IPv6 address counts as its /64), right or wrong; past that, a minute's wait (429 with
    ``Retry-After``). Checked *before* any password is hashed: a scrypt check costs about 90 ms,
    so this also bounds the CPU one address can make the service spend. A successful sign-in
-   gives its attempt back, so an office behind one address is not held up by its own people.
+   gives its attempt back, so an office behind one address is not held up by its own people;
+   at most 60 a minute per address do (:data:`ADDRESS_SUCCESSES`), so one valid account
+   signing in over and over cannot make the service hash without end.
 2. **Per name at one address** (:data:`NAME_AT_ADDRESS`): 5 wrong passwords for one name within
    10 minutes lock that name *from that address* for 5 minutes; each further lock lasts twice as
    long as the one before, up to 1 hour. The right password clears the count; a lock is
@@ -83,6 +85,9 @@ class Rule:
 ADDRESS = Rule("address", limit=20, window=60.0, lock=60.0, cap=60.0)
 NAME_AT_ADDRESS = Rule("name_address", limit=5, window=600.0, lock=300.0, cap=3600.0)
 NAME = Rule("name", limit=50, window=3600.0, lock=900.0, cap=900.0)
+#: Successes that give their attempt back under rule 1: past 60 a minute from one address they
+#: count like any attempt, so one valid account cannot make the service hash without end.
+ADDRESS_SUCCESSES = Rule("address_success", limit=60, window=60.0, lock=60.0, cap=60.0)
 
 
 @dataclass(frozen=True)
@@ -162,19 +167,27 @@ def record_failure(
         _prune(connection, now)
 
 
-def record_success(db: Database, name: str, address: str | None) -> None:
-    """The right password: clear the name's count at this address and give the attempt back.
+def record_success(
+    db: Database, name: str, address: str | None, *, now: float | None = None
+) -> None:
+    """The right password: clear the name's count at this address and give the attempt back
+    (at most :data:`ADDRESS_SUCCESSES` a minute per address).
 
     The name's count from anywhere (rule 3) stays until its hour passes: one success must not
     give guessers elsewhere a fresh allowance.
     """
+    now = time.time() if now is None else now
     with db.transaction() as connection:
+        _count(connection, ADDRESS_SUCCESSES, address_key(address), now)
+        refund = not _locked_until(connection, ADDRESS_SUCCESSES, address_key(address), now)
         connection.execute(
             delete(SignInCounter).where(
                 SignInCounter.kind == NAME_AT_ADDRESS.kind,
                 SignInCounter.key == _keys(name, address)[NAME_AT_ADDRESS],
             )
         )
+        if not refund:
+            return
         connection.execute(
             update(SignInCounter)
             .where(

@@ -390,6 +390,20 @@ def test_a_successful_sign_in_gives_its_attempt_back(app: Flask, db: Database) -
         assert try_sign_in(client, "lead", PASSWORD)[0] == 302
 
 
+def test_successes_give_back_at_most_sixty_attempts_a_minute(db: Database) -> None:
+    """One valid account signing in over and over still meets the address limit: past 60
+    successes a minute they count like any attempt (each would cost a password hash)."""
+    now = 1_000_000.0
+    allowed = 0
+    while allowed < 200 and signin.before_attempt(db, "lead", "10.9.9.9", now=now) is None:
+        signin.record_success(db, "lead", "10.9.9.9", now=now)
+        allowed += 1
+    limit = signin.ADDRESS_SUCCESSES.limit
+    assert limit <= allowed <= limit + signin.ADDRESS.limit
+    later = now + signin.ADDRESS.lock + signin.ADDRESS_SUCCESSES.window + 1
+    assert signin.before_attempt(db, "lead", "10.9.9.9", now=later) is None
+
+
 def test_counters_are_shared_by_two_workers(empty_home: Home, url: str) -> None:
     first, second = make_app(empty_home, url), make_app(empty_home, url)
     add_user(first.extensions["outreach.db"], "lead", "admin", password=PASSWORD)
@@ -616,3 +630,17 @@ def test_migration_0005_goes_up_and_down_on_sqlite(tmp_path: Path) -> None:
     assert "sign_in_counters" in tables()
     signin.record_failure(db, "lead", "10.0.0.1")
     assert signin.locked_for(db, "lead", "10.0.0.1") == 0
+
+
+@pytest.mark.parametrize("area", ["North, South", "tab\there", "nul\x00"])
+def test_an_area_name_with_a_comma_or_control_character_is_refused(db: Database, area: str) -> None:
+    add_user(db, "field", "coordinator")
+    with pytest.raises(BadInputError, match="no comma or control character"):
+        set_areas(db, "field", [area])
+
+
+def test_a_user_name_with_a_control_character_signs_in_nobody(app: Flask, db: Database) -> None:
+    add_user(db, "lead", "admin", password=PASSWORD)
+    assert try_sign_in(app.test_client(), "lead\x00", PASSWORD)[0] == 401
+    with pytest.raises(BadInputError, match="printable"):
+        add_user(db, "odd\x01name", "analyst")

@@ -217,7 +217,7 @@ def test_invalid_utf8_in_query_and_path_is_never_a_5xx(
     text without surrogates, so they need no rule of their own: never a 5xx."""
     for raw in ("%ED%A0%80", "%FF", "a%ED%B3%BDb"):
         queue = client.get(f"/api/v1/queue?purpose=outreach&period={raw}", headers=coordinator)
-        assert queue.status_code == 200 and queue.json["entries"] == []
+        assert queue.status_code == 400 and queue.json["error"]["code"] == "invalid_period"
         opt_in = _send(
             client,
             "DELETE",

@@ -315,3 +315,62 @@ def test_a_note_with_a_nul_character_is_refused_and_nothing_is_written(scoped: S
     assert response.json["error"]["details"] == ["note: NUL character"]  # type: ignore[attr-defined]
     with scoped.db.session() as session:
         assert session.scalar(select(Outcome.id)) is None
+
+
+def test_a_period_that_is_not_a_month_is_refused(scoped: Scoped) -> None:
+    for period in ("%00", "2026-13", "last", "2026-1"):
+        response = api(scoped)("get", f"/api/v1/queue?purpose=outreach&period={period}")
+        assert response.status_code == 400  # type: ignore[attr-defined]
+        assert response.json["error"]["code"] == "invalid_period"  # type: ignore[attr-defined]
+
+
+def test_an_old_entry_in_ones_area_takes_no_outcome_once_the_person_moved(scoped: Scoped) -> None:
+    """A person's area is that of their latest entry: an entry from when they lived in area A
+    takes no outcome from A's coordinator once they are in B, and B's notes stay in B."""
+    theirs = scoped.theirs
+    with scoped.db.session() as session:
+        entry = session.get(QueueEntry, theirs.entry_id)
+        assert entry is not None
+        old = QueueEntry(
+            model_name=entry.model_name,
+            model_version=entry.model_version,
+            audit_id=entry.audit_id,
+            period="2000-01",
+            person_id=theirs.person,
+            rank=1,
+            score=entry.score,
+            percentile=entry.percentile,
+            band=entry.band,
+            reasons=entry.reasons,
+            area=scoped.mine.name,  # back then, in coordinator-a's area
+        )
+        session.add(old)
+        session.flush()
+        old_id = old.id
+        session.add(
+            Outcome(entry_id=theirs.entry_id, status="declined", note="B's note", recorded_by="b")
+        )
+    call = api(scoped)
+    response = call("post", f"/api/v1/queue/{old_id}/outcome", status="contacted")
+    assert response.status_code == 404  # type: ignore[attr-defined]
+    listed = call("get", "/api/v1/queue?purpose=outreach&period=2000-01")
+    (shown,) = listed.json["entries"]  # type: ignore[attr-defined]
+    assert shown["person_id"] == theirs.person and shown["last_outcome"] is None
+    with scoped.db.session() as session:
+        session.execute(delete(QueueEntry).where(QueueEntry.id == old_id))
+
+
+def test_a_huge_entry_id_on_the_page_is_a_404_not_a_crash(scoped: Scoped) -> None:
+    client, token = signed_in(scoped)
+    response = client.post(
+        "/outreach/entries/99999999999999999999/outcome",
+        data={"csrf_token": token, "status": "contacted"},
+    )
+    assert response.status_code == 404
+
+
+def test_a_person_id_with_a_slash_has_a_page(scoped: Scoped) -> None:
+    client, _ = signed_in(scoped)
+    response = client.get("/outreach/people/some/where")
+    assert response.status_code == 404  # looked up as the id "some/where", not a missing route
+    assert last_log(scoped.db).subject_ids == ["some/where"]

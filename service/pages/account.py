@@ -48,6 +48,8 @@ def login() -> ResponseReturnValue:
     if request.method == "POST":
         security.check_csrf(request)
         name = request.form.get("username", "").strip()[:120]
+        if not name.isprintable():  # no user's name holds a control character (nor can a column)
+            name = ""
         password = request.form.get("password", "")[:1000]
         address = request.remote_addr
         refusal = signin.before_attempt(db(), name, address)

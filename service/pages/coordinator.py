@@ -198,7 +198,7 @@ def _entry_view(entry: QueueEntry, outcome: Outcome | None) -> dict[str, Any]:
     }
 
 
-@pages.get("/people/<person_id>")
+@pages.get("/people/<path:person_id>")
 @signed_in("outreach_list")
 @unless_paused
 def person(person_id: str) -> ResponseReturnValue:
@@ -251,7 +251,7 @@ def _opt_out_view(opted: OptOut | None) -> dict[str, str] | None:
     return {"at": fmt_time(opted.recorded_at), "by": opted.recorded_by}
 
 
-@pages.post("/entries/<int:entry_id>/outcome")
+@pages.post("/entries/<entry_id:entry_id>/outcome")
 @signed_in("outcome")
 @unless_paused
 def record_outcome(entry_id: int) -> ResponseReturnValue:
@@ -262,7 +262,7 @@ def record_outcome(entry_id: int) -> ResponseReturnValue:
     return redirect(url_for("coordinator.person", person_id=done.person_id))
 
 
-@pages.post("/people/<person_id>/opt-out")
+@pages.post("/people/<path:person_id>/opt-out")
 @signed_in("opt_out")
 def opt_out(person_id: str) -> ResponseReturnValue:
     person = queue_rules.opt_out(db(), _caller(), person_id, request.form.get("reason", ""))
@@ -270,7 +270,7 @@ def opt_out(person_id: str) -> ResponseReturnValue:
     return redirect(url_for("coordinator.person", person_id=person))
 
 
-@pages.post("/people/<person_id>/opt-in")
+@pages.post("/people/<path:person_id>/opt-in")
 @signed_in("opt_out")
 def opt_in(person_id: str) -> ResponseReturnValue:
     person = queue_rules.opt_in(db(), _caller(), person_id, request.form.get("reason", ""))
