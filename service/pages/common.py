@@ -11,7 +11,6 @@ from model.registry import Registry, connect
 from service.db import Database
 
 T = TypeVar("T")
-PURPOSE = "outreach"
 _registry_lock = threading.Lock()
 
 
