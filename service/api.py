@@ -260,41 +260,28 @@ def _purpose(value: Any, *, action: str, ids: list[str]) -> None:
             code="purpose_required",
         )
     if value != PURPOSE:
-        principal: Principal = g.principal
         # As the person typed it, but printable: no database text column holds a NUL.
         stated = "".join(c if c.isprintable() else "?" for c in str(value)[:40])
-
-        def refuse() -> None:
-            with _db().session() as session:
-                access_log.append(
-                    session,
-                    user=principal.name,
-                    role=principal.role,
-                    action=action,
-                    purpose=stated,
-                    subject_ids=ids,
-                    model_version="",
-                    request_id=g.request_id,
-                    allowed=False,
-                )
-
-        access_log.retrying(refuse)
+        _write_log(_log_fields(action, ids, "", purpose=stated, allowed=False))
         raise ForbiddenError(
             f"purpose {stated!r} is refused: this service is for outreach only",
             code="purpose_refused",
         )
 
 
-def _log_fields(action: str, ids: list[str], version: str) -> dict[str, Any]:
+def _log_fields(
+    action: str, ids: list[str], version: str, *, purpose: str = PURPOSE, allowed: bool = True
+) -> dict[str, Any]:
     principal: Principal = g.principal
     return {
         "user": principal.name,
         "role": principal.role,
         "action": action,
-        "purpose": PURPOSE,
+        "purpose": purpose,
         "subject_ids": ids,
         "model_version": version,
         "request_id": g.request_id,
+        "allowed": allowed,
     }
 
 
@@ -307,29 +294,21 @@ def _appender() -> access_log.SqliteAppender | None:
     return appender
 
 
-def _with_log(action: str, ids: list[str], version: str, then: Callable[[Any], Any] | None) -> Any:
-    """Write the access-log row, then produce the data, in one transaction.
-
-    With ``then=None`` (the scores' hot path) the row is written and committed on its own before
-    anything is shown, through :class:`access_log.SqliteAppender` on SQLite. Conflicting writers
+def _write_log(fields: dict[str, Any]) -> None:
+    """Write and commit one access-log row before anything is shown (the scores' hot path and
+    refused purposes), through :class:`access_log.SqliteAppender` on SQLite. Conflicting writers
     retry (:func:`access_log.retrying`); if the row cannot be written, nothing is shown (503).
-    """
-    fields = _log_fields(action, ids, version)
+    The queue's actions log through :mod:`service.queue`, in their own transactions."""
 
-    def attempt() -> Any:
-        if then is None:
-            appender = _appender()
-            if appender is not None:
-                appender.append(**fields)
-                return None
-            with _db().transaction() as connection:
-                access_log.append(connection, **fields)
-            return None
-        with _db().session() as session:
-            access_log.append(session, **fields)
-            return then(session)
+    def attempt() -> None:
+        appender = _appender()
+        if appender is not None:
+            appender.append(**fields)
+            return
+        with _db().transaction() as connection:
+            access_log.append(connection, **fields)
 
-    return access_log.retrying(attempt)
+    access_log.retrying(attempt)
 
 
 @api.before_app_request
@@ -417,7 +396,7 @@ def score() -> Any:
             strict=True,
         )
     ]
-    _with_log("score", ids, current.version, None)
+    _write_log(_log_fields("score", ids, current.version))
     metrics = current_app.extensions.get("outreach.metrics")
     if metrics is not None:
         metrics.scored(current.name, current.version, len(results))
