@@ -97,6 +97,13 @@ class QueueEntry(Base):
     reason_features: Mapped[str | None] = mapped_column(String(400), nullable=True)
     area: Mapped[str | None] = mapped_column(String(120), nullable=True, index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    #: How the entry came to be offered outreach: ``"list"`` (the top k by score, probability 1)
+    #: or ``"lottery"`` (the evaluation arm's extra places at the margin, drawn with
+    #: ``selection_probability``).
+    source: Mapped[str] = mapped_column(String(10), default="list", server_default="list")
+    selection_probability: Mapped[float] = mapped_column(Float, default=1.0, server_default="1.0")
+    #: The outcome that came back for the entry's period (``outreach labels ingest``).
+    label: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 class Outcome(Base):
@@ -165,6 +172,53 @@ class EntryGroup(Base):
     )
     attribute: Mapped[str] = mapped_column(String(120), primary_key=True)
     group_name: Mapped[str] = mapped_column(String(240))
+
+
+class ScoredPeriod(Base):
+    """What batch scoring kept of a period beyond its queue (monitoring only).
+
+    ``snapshot`` is a Parquet file of the whole scored population (id, score, rank, offer, source,
+    selection probability, sensitive groups), bound here by its sha256; ``estimates`` and
+    ``drift`` are the documents computed when the period was scored.
+    """
+
+    __tablename__ = "scored_periods"
+    __table_args__ = (UniqueConstraint("model_name", "period"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model_name: Mapped[str] = mapped_column(String(120))
+    period: Mapped[str] = mapped_column(String(7))
+    model_version: Mapped[str] = mapped_column(String(20))
+    audit_id: Mapped[str] = mapped_column(String(80))
+    population: Mapped[int] = mapped_column(Integer)
+    capacity: Mapped[int] = mapped_column(Integer)
+    #: The margin band of the evaluation lottery: ranks ``capacity + 1`` to ``band_end``.
+    band_end: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    lottery_places: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    lottery_seed: Mapped[str] = mapped_column(String(64), default="", server_default="")
+    snapshot: Mapped[str] = mapped_column(Text)
+    snapshot_sha256: Mapped[str] = mapped_column(String(64))
+    estimates: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    drift: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    scored_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class PeriodLabels(Base):
+    """A period's ingested labels (file bound by sha256) and the realised results on them."""
+
+    __tablename__ = "period_labels"
+    __table_args__ = (UniqueConstraint("model_name", "period"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model_name: Mapped[str] = mapped_column(String(120))
+    period: Mapped[str] = mapped_column(String(7))
+    labelled: Mapped[int] = mapped_column(Integer)
+    positives: Mapped[int] = mapped_column(Integer)
+    #: People scored in the period for whom the file had no label.
+    unlabelled: Mapped[int] = mapped_column(Integer)
+    labels: Mapped[str] = mapped_column(Text)
+    labels_sha256: Mapped[str] = mapped_column(String(64))
+    realised: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    ingested_by: Mapped[str] = mapped_column(String(120))
+    ingested_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class AccessLogRow(Base):
