@@ -6,6 +6,8 @@
 of per-feature functions (a boosted generalised additive model) that can be explained exactly.
 
 Sensitive attributes never reach these pipelines: they select the spec's features by name.
+Under ``training.treated = "indicator"`` a pipeline also reads the treatment indicator column,
+passed through unchanged as the last model input (see :mod:`model.feedback`).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 
 from model.errors import SpecError
-from model.spec import ExperimentSpec, Feature
+from model.spec import TREATMENT_INDICATOR, ExperimentSpec, Feature
 
 
 class FeatureSchema(Protocol):
@@ -68,11 +70,26 @@ def category_features(spec: FeatureSchema) -> list[str]:
     return [f.name for f in spec.features if f.kind == "category"]
 
 
-def build_pipeline(config: CandidateConfig, spec: FeatureSchema, *, seed: int) -> Pipeline:
-    """An unfitted pipeline for one candidate, reading only the spec's features."""
+def build_pipeline(
+    config: CandidateConfig, spec: FeatureSchema, *, seed: int, treatment_indicator: bool = False
+) -> Pipeline:
+    """An unfitted pipeline for one candidate, reading only the spec's features.
+
+    Parameters
+    ----------
+    config : CandidateConfig
+    spec : FeatureSchema
+    seed : int
+        Random seed of the boosted family.
+    treatment_indicator : bool
+        Also read :data:`~model.spec.TREATMENT_INDICATOR` and pass it unchanged to the model as
+        its last input (every input frame must then have that column, at fit and predict time).
+    """
     numeric = numeric_features(spec)
     categorical = category_features(spec)
     categories = [list(spec.feature(name).categories) for name in categorical]
+    # Unscaled (0 to 1) in both families: at 0 it adds nothing to a logistic model's log-odds.
+    indicator = [("treatment", "passthrough", [TREATMENT_INDICATOR])] if treatment_indicator else []
     if config.family == "logistic":
         params = {"C": 1.0, **config.params}
         class_weight = params.pop("class_weight", None)
@@ -80,6 +97,7 @@ def build_pipeline(config: CandidateConfig, spec: FeatureSchema, *, seed: int) -
             [
                 ("numbers", StandardScaler(), numeric),
                 ("categories", OneHotEncoder(categories=categories, dtype=float), categorical),
+                *indicator,
             ],
             verbose_feature_names_out=False,
         )
@@ -94,6 +112,7 @@ def build_pipeline(config: CandidateConfig, spec: FeatureSchema, *, seed: int) -
             [
                 ("numbers", "passthrough", numeric),
                 ("categories", OrdinalEncoder(categories=categories, dtype=float), categorical),
+                *indicator,
             ],
             verbose_feature_names_out=False,
         )

@@ -4,6 +4,9 @@
 :class:`~model.additive.AdditiveModel`. Logistic terms come from the coefficients; boosted terms
 from the trees' split thresholds, with each interval's value read back through the estimator's
 own ``decision_function``, so the result equals scikit-learn's output (tests check 1e-9).
+A pipeline trained with the treatment indicator (``training.treated = "indicator"``) is compiled
+with the indicator fixed at 0: the additive model is the untreated risk, exactly, and has no term
+for the indicator, so it is never a reason and never an input.
 
 A :class:`Reason` is one feature that raised a score, in the spec's plain words.
 """
@@ -25,9 +28,19 @@ from model.spec import ExperimentSpec
 TOP_REASONS = 3
 
 
+def _indicator_inputs(pipeline: Pipeline) -> int:
+    """1 if the pipeline passes the treatment indicator to its model (as the last input), else 0."""
+    preprocess = pipeline.named_steps["features"]
+    return sum(1 for name, _, _ in preprocess.transformers if name == "treatment")
+
+
 def _logistic_terms(pipeline: Pipeline, spec: ExperimentSpec) -> tuple[list[Term], float]:
     preprocess, estimator = pipeline.named_steps["features"], pipeline.named_steps["model"]
     coef = estimator.coef_.ravel()
+    # The treatment indicator's coefficient, last, is left out: at 0 it adds nothing.
+    expected = len(preprocess.get_feature_names_out())
+    if coef.size != expected:
+        raise SpecError(f"the model has {coef.size} inputs where {expected} were expected")
     scaler = preprocess.named_transformers_["numbers"]
     terms: list[Term] = []
     numeric = numeric_features(spec)
@@ -61,10 +74,16 @@ def _boosted_terms(pipeline: Pipeline, spec: ExperimentSpec) -> tuple[list[Term]
     numeric = numeric_features(spec)
     categorical = category_features(spec)
     columns = numeric + categorical
-    thresholds = _tree_thresholds(estimator, len(columns))
+    inputs = len(columns) + _indicator_inputs(pipeline)
+    if estimator.n_features_in_ != inputs:
+        raise SpecError(
+            f"the model has {estimator.n_features_in_} inputs where {inputs} were expected"
+        )
+    thresholds = _tree_thresholds(estimator, inputs)
     # Probe the estimator one feature at a time around a reference row; additivity makes
-    # raw(x) = raw(ref) + sum_j [raw(ref with x_j) - raw(ref)] exact.
-    reference = np.zeros(len(columns))
+    # raw(x) = raw(ref) + sum_j [raw(ref with x_j) - raw(ref)] exact. The treatment indicator,
+    # after the features, stays 0 in every probe: the terms and base are the untreated risk.
+    reference = np.zeros(inputs)
     grids: list[np.ndarray] = []
     for j, name in enumerate(columns):
         if name in categorical:
@@ -116,6 +135,11 @@ def compile_additive(
     background : DataFrame
         The training population; terms are centred on its mean so contributions read as
         "compared with a typical person in the training data".
+
+    A pipeline that reads the treatment indicator is compiled with the indicator at 0 (its
+    calibration should then be fitted on untreated rows): the result scores the risk without
+    help, has a term for each spec feature only, and its base value is that risk at the
+    background's centre, so contributions still add up exactly to every served score.
     """
     if family == "logistic":
         terms, intercept = _logistic_terms(pipeline, spec)

@@ -148,14 +148,23 @@ def _value_key(value: object) -> str:
     return str(value)
 
 
+#: The column training adds beside the features under ``training.treated = "indicator"``: 1 on
+#: treated rows, the share of the label window in the help on the rows just before them, else 0.
+#: Only fitting reads it; the served model fixes it at 0 (see model/feedback.py).
+TREATMENT_INDICATOR = "__treated"
+
+
 class Training(_Frozen):
     """How training treats rows whose outcome a past accepted offer may have changed."""
 
     #: ``"exclude"`` (the guard): treated rows are left out of fitting and calibration.
+    #: ``"indicator"``: treated rows are kept and every row is fitted with a treatment indicator
+    #: beside the features, so the crises the help prevented are put down to the help; the served
+    #: model scores with the indicator at 0 (the risk without help), calibrated on untreated rows.
     #: ``"keep"``: they are used as if untreated, so prevented crises read as "not in need" (the
     #: naive retraining the guard exists to avoid; kept for comparison). Needs
     #: ``data.accepted_column``.
-    treated: Literal["exclude", "keep"] = "exclude"
+    treated: Literal["exclude", "indicator", "keep"] = "exclude"
 
 
 class Capacity(_Frozen):
@@ -370,6 +379,14 @@ def _cross_checks(raw: Mapping[str, Any]) -> list[str]:
                 "training.treated: needs data.accepted_column (the column saying who accepted "
                 "an outreach offer in which period)"
             )
+        if isinstance(training, Mapping) and training.get("treated") == "indicator":
+            listed = sensitive if isinstance(sensitive, list) else []
+            used = [*names, *keys, *listed, area, accepted, label.get("truth_column")]
+            if TREATMENT_INDICATOR in used:
+                problems.append(
+                    f"training.treated: the spec already uses the column '{TREATMENT_INDICATOR}', "
+                    'which "indicator" adds for training; rename that column'
+                )
         ignored = data.get("ignore_columns", [])
         if isinstance(ignored, list):
             for i, column in enumerate(ignored):

@@ -4,6 +4,13 @@ For each split the candidate is fitted on the earlier training periods, Platt-ca
 last training period, and measured on the later validation period. The model kept for release is
 the one trained on the latest split, so its validation period is the held-out later data that
 the audit reads. Baselines (random and a one-feature heuristic) are measured on the same lists.
+
+Rows a past accepted offer may have changed (:mod:`model.feedback`) are handled as the spec's
+``training.treated`` says: ``"exclude"`` leaves them out of fitting and calibration;
+``"indicator"`` fits every row with a treatment indicator (1 on treated rows, a share on the rows
+just before them, see :func:`model.feedback.treatment_exposure`), calibrates where it is 0 and
+compiles the served model with it at 0, so scores and their calibration are those of untreated
+people; ``"keep"`` fits and calibrates on them as if untreated.
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ from model.candidates import CandidateConfig, build_pipeline, expand
 from model.data import Dataset, TemporalSplit, temporal_splits
 from model.errors import BadInputError
 from model.explain import compile_additive
-from model.feedback import TreatmentSummary, treated_rows
+from model.feedback import TreatmentSummary, treated_rows, treatment_indicator, with_indicator
 from model.metrics import (
     CapacityMetrics,
     capacity_metrics,
@@ -113,6 +120,7 @@ def fit_candidate(
     *,
     fitter: Fitter | None = None,
     exclude: np.ndarray | None = None,
+    indicator: np.ndarray | None = None,
 ) -> FittedCandidate:
     """Fit, calibrate, compile and measure one candidate on one split.
 
@@ -125,6 +133,12 @@ def fit_candidate(
     exclude : array of bool, optional
         Rows left out of fitting and calibration (the feedback-loop guard's treated rows);
         validation still reads every row of its periods.
+    indicator : array of float, optional
+        The treatment indicator per row (:func:`model.feedback.treatment_indicator`): fitting
+        reads it as one more input, calibration reads only the rows where it is 0, and the
+        compiled model scores with it at 0, so its scores are calibrated for untreated people.
+        A ``fitter`` then receives a dataset whose ``features`` end with the indicator column
+        (:class:`model.feedback.IndicatedDataset`).
     """
     periods = dataset.periods
     fit_mask = np.isin(periods, split.fit_periods)
@@ -132,18 +146,26 @@ def fit_candidate(
     if exclude is not None:
         fit_mask &= ~exclude
         cal_mask &= ~exclude
+    if indicator is not None:
+        # Calibrate where the indicator is 0, as it always is when the model is served.
+        cal_mask &= indicator == 0
+        dataset = with_indicator(dataset, indicator)
     val_mask = np.isin(periods, split.validation_periods)
     features = dataset.features
     labels = dataset.labels
     _labels_ok(labels[fit_mask], f"the training data ({split.describe()})")
     _labels_ok(labels[cal_mask], "the calibration period")
-    pipeline = build_pipeline(config, spec, seed=spec.seed)
+    pipeline = build_pipeline(
+        config, spec, seed=spec.seed, treatment_indicator=indicator is not None
+    )
     if fitter is None:
         pipeline.fit(features.loc[fit_mask], labels[fit_mask])
     else:
         fitter(pipeline, dataset, fit_mask)
     calibrator = CalibratedClassifierCV(FrozenEstimator(pipeline), method="sigmoid")
     calibrator.fit(features.loc[cal_mask], labels[cal_mask])
+    if indicator is not None:
+        features = features[list(spec.feature_names)]  # what is compiled, measured and served
     additive = compile_additive(
         pipeline,
         calibrator,
@@ -197,8 +219,9 @@ def train(
         Custom fitting steps by candidate name (see :func:`fit_candidate`).
 
     Rows whose outcome a past accepted offer may have changed (see :mod:`model.feedback`) are
-    left out of fitting and calibration when the spec's ``training.treated`` is ``"exclude"``;
-    the result's ``treatment`` says how many there were and what was done.
+    left out of fitting and calibration when the spec's ``training.treated`` is ``"exclude"``,
+    and fitted with a treatment indicator (left out of calibration, fixed at 0 when scoring) when
+    it is ``"indicator"``; the result's ``treatment`` says how many there were and what was done.
 
     Raises
     ------
@@ -222,16 +245,31 @@ def train(
     latest = splits[-1]
     validation = dataset.subset(np.isin(dataset.periods, latest.validation_periods))
     treated = treated_rows(dataset)
-    exclude = treated if spec.training.treated == "exclude" else None
-    training_rows = np.isin(dataset.periods, latest.train_periods)
+    handling = spec.training.treated
+    exclude = treated if handling == "exclude" else None
+    indicator = treatment_indicator(dataset) if handling == "indicator" and treated.any() else None
+    excluded, indicated, partial = 0, 0, 0
+    if exclude is not None:
+        excluded = int((np.isin(dataset.periods, latest.train_periods) & treated).sum())
+    if indicator is not None:
+        fitting = np.isin(dataset.periods, latest.fit_periods)
+        excluded = int(((dataset.periods == latest.calibration_period) & (indicator > 0)).sum())
+        indicated = int((fitting & (indicator == 1)).sum())
+        partial = int((fitting & (indicator > 0) & (indicator < 1)).sum())
     treatment = TreatmentSummary(
-        handling="none" if dataset.accepted is None else spec.training.treated,
+        handling="none" if dataset.accepted is None else handling,
         treated_rows=int(treated.sum()),
         treated_people=int(np.unique(dataset.ids[treated]).size),
-        excluded_rows=int((training_rows & treated).sum()) if exclude is not None else 0,
+        excluded_rows=excluded,
+        indicator_rows=indicated,
+        partial_rows=partial,
     )
     if treatment.treated_rows:
-        done = "left out of training" if exclude is not None else "kept as if untreated"
+        done = {
+            "exclude": "left out of training",
+            "indicator": "fitted with a treatment indicator that scoring fixes at 0",
+            "keep": "kept as if untreated",
+        }[handling]
         progress(
             f"{treatment.treated_rows:,} rows of {treatment.treated_people:,} people follow an "
             f"accepted offer: {done}"
@@ -246,7 +284,9 @@ def train(
             step += 1
             progress(f"[{step}/{total}] {config.label}: {split.describe()}")
             fitter = (fitters or {}).get(config.name)
-            fitted = fit_candidate(config, spec, dataset, split, fitter=fitter, exclude=exclude)
+            fitted = fit_candidate(
+                config, spec, dataset, split, fitter=fitter, exclude=exclude, indicator=indicator
+            )
             per_split.append(fitted.metrics)
             progress(
                 f"        precision@k {fitted.metrics.precision_at_k:.3f}  "

@@ -77,6 +77,18 @@ def test_sensitive_attribute_as_feature_is_refused() -> None:
             lambda r: r["label"].update(truth_column="er_visits_90d"),
             "'er_visits_90d' is an id, time, label or truth column",
         ),
+        (
+            lambda r: r.update(training={"treated": "indicator"}),
+            "training.treated: needs data.accepted_column",
+        ),
+        (
+            lambda r: (
+                r["data"].update(accepted_column="outreach_accepted"),
+                r["features"][0].update(name="__treated"),
+                r.update(training={"treated": "indicator"}),
+            ),
+            "training.treated: the spec already uses the column '__treated'",
+        ),
     ],
 )
 def test_each_problem_names_its_key_path(change, expected: str) -> None:
