@@ -30,6 +30,7 @@ from audits.catalogue import (
     read_report,
     version_tags,
 )
+from audits.drift import reference_profile
 from audits.gate import Breach
 from audits.loading import LoadedModel, load_production, load_version, trust_for
 from audits.metrics import GroupAudit
@@ -377,6 +378,7 @@ def release(
     ]
     card = model_card(spec, result)
     experiment = _experiment_info(spec, result)
+    kinds = {f.name: f.kind for f in spec.features}
     for item in audited:
         tags = version_tags(registry, spec.name, str(item.candidate.version))
         item.report = build_report(
@@ -405,6 +407,10 @@ def release(
             candidates=summaries,
             production=_comparison(production, production_selected, item.selected, data, policy),
             model_card=card,
+            # Each version's own scores: whichever version is served later is compared with them.
+            reference_profile=reference_profile(
+                data.features, kinds, item.candidate.final.validation_scores, sensitive
+            ),
         )
         item.written = write_report(item.report, registry.home.audits / item.audit_id)
         _record_audit(registry, spec, policy, item, tags)

@@ -142,8 +142,14 @@ def build_report(
     model_card: dict[str, Any] | None = None,
     created_at: datetime | None = None,
     outcome_detail: AuditOutcome | None = None,
+    reference_profile: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The audit report as a JSON-ready mapping (schema ``outreach.audit/2``)."""
+    """The audit report as a JSON-ready mapping (schema ``outreach.audit/2``).
+
+    ``reference_profile`` is the drift reference of the audited data and scores
+    (:func:`audits.drift.reference_profile`), kept under ``"reference_profile"`` so that the
+    signed report carries it.
+    """
     created = (created_at or datetime.now(UTC)).isoformat(timespec="seconds")
     truth = None
     if outcome_detail is not None and outcome_detail.truth is not None:
@@ -213,6 +219,7 @@ def build_report(
             "candidates": [asdict(c) for c in candidates],
             "production_comparison": asdict(production) if production else None,
             "model_card": model_card,
+            "reference_profile": reference_profile,
         }
     )
 
