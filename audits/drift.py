@@ -671,7 +671,7 @@ def drift(
         The period's scores from the released model.
     sensitive : mapping of str to ndarray
         The period's sensitive attributes; profiled attributes not given are named in a note,
-        groups the reference never saw are too few to judge.
+        others are ignored, and groups the reference never saw are too few to judge.
     min_group_size : int
         The fewest people a group needs, on each side, to be judged.
 
