@@ -6,6 +6,7 @@ every audit so that a decision can always be traced to the exact limits it appli
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
@@ -101,6 +102,45 @@ class Evidence(_Frozen):
     judge_truth: bool = True
 
 
+class Evaluation(_Frozen):
+    """The evaluation arm: extra places at the margin, offered by lottery (off unless ``share``).
+
+    Each period the top k by score are offered outreach as always. With ``share`` above 0,
+    ``round(share * k)`` (at least one) **extra** places are drawn by lottery, uniformly, among
+    the eligible people ranked just below the cut-off: ranks k+1 to k + ``band`` * k. Nobody on
+    the list loses a place; the places are extra capacity the board budgets for. Every queue
+    entry records its selection probability and whether it came from the list or the lottery,
+    so that labels, when they come, give unbiased (inverse-probability) estimates of how well
+    the model ranks around the cut-off and of what an offer changes there.
+    """
+
+    share: Annotated[float, Field(ge=0.0, le=0.5)] = 0.0
+    band: Annotated[float, Field(gt=0.0, le=10.0)] = 1.0
+
+    @model_validator(mode="after")
+    def _fits(self) -> Evaluation:
+        if self.share > self.band:
+            raise ValueError(
+                f"evaluation.share ({self.share:g}) cannot be more than evaluation.band "
+                f"({self.band:g}): the lottery would need more places than the band has people"
+            )
+        return self
+
+    @property
+    def enabled(self) -> bool:
+        return self.share > 0
+
+    def places(self, capacity: int) -> int:
+        """Extra places drawn by lottery for a list of ``capacity``."""
+        if not self.enabled or capacity <= 0:
+            return 0
+        return max(1, round(self.share * capacity))
+
+    def band_size(self, capacity: int) -> int:
+        """How many ranks below the cut-off the lottery draws from."""
+        return max(self.places(capacity), math.ceil(self.band * capacity)) if self.enabled else 0
+
+
 #: What changed in the meaning of version-1 keys; said whenever a version-1 policy is loaded.
 VERSION_1_CHANGES = {
     "decision_rule": (
@@ -142,6 +182,7 @@ class Policy(_Frozen):
     proxies: Proxies = Proxies()
     approval: Approval = Approval()
     evidence: Evidence = Evidence()
+    evaluation: Evaluation = Evaluation()
     sha256: str = ""
     source_path: str | None = None
 
@@ -264,6 +305,24 @@ def policy_from_report(report: dict[str, Any]) -> Policy | None:
         "reference_group": reference,
         "min_group_size": stored.get("min_group_size", 100),
         "min_group_positives": stored.get("min_group_positives", 20),
+        **{
+            key: stored[key]
+            for key in (
+                "small_groups",
+                "interval_level",
+                "bootstrap_resamples",
+                "decision_rule",
+                "multiple_comparisons",
+                "intersections",
+                "evaluation",
+            )
+            if stored.get(key) is not None
+        },
+        **(
+            {"evidence": {"underpowered": stored["underpowered"]}}
+            if stored.get("underpowered")
+            else {}
+        ),
         "gates": [
             {k: v for k, v in g.items() if v is not None and v not in ((), [])}
             for g in stored["gates"]

@@ -48,13 +48,14 @@ METRIC_WORDS = {
 }
 
 
-def _num(value: Any) -> Any:
+def plain_numbers(value: Any) -> Any:
+    """``value`` with floats rounded to 6 places and NaN or infinity as ``None`` (JSON-safe)."""
     if isinstance(value, float):
         return round(value, 6) if math.isfinite(value) else None
     if isinstance(value, tuple | list):
-        return [_num(v) for v in value]
+        return [plain_numbers(v) for v in value]
     if isinstance(value, dict):
-        return {k: _num(v) for k, v in value.items()}
+        return {k: plain_numbers(v) for k, v in value.items()}
     return value
 
 
@@ -158,10 +159,10 @@ def build_report(
             "decision": outcome_detail.truth_decision.verdict,
             "judged": policy.evidence.judge_truth,
             "headlines": headlines(policy, outcome_detail.truth),
-            "groups": _group_rows(outcome_detail.truth),
+            "groups": group_rows(outcome_detail.truth),
             "overall": outcome_detail.truth.overall,
         }
-    return _num(
+    return plain_numbers(
         {
             "schema": SCHEMA,
             "audit_id": audit_id,
@@ -183,12 +184,14 @@ def build_report(
                 "reference_group": policy.reference_group,
                 "version": policy.version,
                 "sensitive_attributes": list(policy.sensitive_attributes),
+                "intersections": [list(combo) for combo in policy.intersections],
                 "multiple_comparisons": policy.multiple_comparisons,
                 "underpowered": policy.evidence.underpowered,
                 "gates": [g.model_dump() for g in policy.gates],
                 "no_regression_tolerance": policy.no_regression.tolerance,
                 "proxy_max_auc": policy.proxies.max_auc,
                 "approval_required": policy.approval.required,
+                "evaluation": policy.evaluation.model_dump(),
             },
             "operating_point": operating_point,
             "decision": decision.verdict,
@@ -212,7 +215,7 @@ def build_report(
             "notes": list(decision.notes),
             "summary": _summary_sentences(audit, outcome, policy),
             "overall": audit.overall,
-            "groups": _group_rows(audit),
+            "groups": group_rows(audit),
             "disparities": [asdict(d) for d in audit.disparities],
             "spreads": [asdict(s) for s in audit.spreads],
             "proxies": [p.as_dict() for p in proxies],
@@ -224,7 +227,7 @@ def build_report(
     )
 
 
-def _group_rows(audit: GroupAudit) -> list[dict[str, Any]]:
+def group_rows(audit: GroupAudit) -> list[dict[str, Any]]:
     return [
         {
             "attribute": g.attribute,

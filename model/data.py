@@ -53,7 +53,8 @@ def fingerprint(frame: pd.DataFrame) -> str:
     return digest.hexdigest()
 
 
-def _rows(mask: np.ndarray) -> str:
+def row_list(mask: np.ndarray) -> str:
+    """The rows flagged by ``mask``, 1-based as a spreadsheet numbers them, the first few named."""
     positions = np.flatnonzero(mask)
     shown = ", ".join(str(p + 1) for p in positions[:_SHOWN_ROWS])
     more = f" and {len(positions) - _SHOWN_ROWS} more" if len(positions) > _SHOWN_ROWS else ""
@@ -66,35 +67,39 @@ def _check_numeric(column: pd.Series, feature: Feature) -> tuple[list[str], np.n
     values = pd.to_numeric(column, errors="coerce")
     bad_type = values.isna().to_numpy() & column.notna().to_numpy()
     if bad_type.any():
-        return [f"column '{name}': not a number in {_rows(bad_type)}"], None
+        return [f"column '{name}': not a number in {row_list(bad_type)}"], None
     array = values.to_numpy(dtype=float, na_value=np.nan)
     problems = []
     if not np.isfinite(array).all():
-        problems.append(f"column '{name}': missing or infinite in {_rows(~np.isfinite(array))}")
+        problems.append(f"column '{name}': missing or infinite in {row_list(~np.isfinite(array))}")
     finite = np.where(np.isfinite(array), array, 0.0)
     if feature.kind in ("count", "binary"):
         fractional = finite != np.round(finite)
         if fractional.any():
-            problems.append(f"column '{name}': not a whole number in {_rows(fractional)}")
+            problems.append(f"column '{name}': not a whole number in {row_list(fractional)}")
     lower, upper = feature.lower, feature.upper
     if lower is not None and (finite < lower).any():
-        problems.append(f"column '{name}': below the minimum {lower:g} in {_rows(finite < lower)}")
+        problems.append(
+            f"column '{name}': below the minimum {lower:g} in {row_list(finite < lower)}"
+        )
     if upper is not None and (finite > upper).any():
-        problems.append(f"column '{name}': above the maximum {upper:g} in {_rows(finite > upper)}")
+        problems.append(
+            f"column '{name}': above the maximum {upper:g} in {row_list(finite > upper)}"
+        )
     return problems, array
 
 
 def _check_category(column: pd.Series, feature: Feature) -> list[str]:
     missing = column.isna().to_numpy()
     if missing.any():
-        return [f"column '{feature.name}': missing in {_rows(missing)}"]
+        return [f"column '{feature.name}': missing in {row_list(missing)}"]
     as_text = column.astype(str)
     unknown = ~as_text.isin(feature.categories).to_numpy()
     if unknown.any():
         seen = sorted(set(as_text[unknown]))[:_SHOWN_ROWS]
         return [
             f"column '{feature.name}': unknown categories {', '.join(repr(s) for s in seen)} "
-            f"in {_rows(unknown)} (allowed: {', '.join(feature.categories)})"
+            f"in {row_list(unknown)} (allowed: {', '.join(feature.categories)})"
         ]
     return []
 
@@ -106,9 +111,9 @@ def parse_periods(column: pd.Series, name: str) -> tuple[list[str], np.ndarray |
     except (ValueError, TypeError, OverflowError):
         parsed = pd.to_datetime(column.astype(str), errors="coerce", format="mixed")
         bad = parsed.isna().to_numpy()
-        return [f"column '{name}': not a month (expected YYYY-MM) in {_rows(bad)}"], None
+        return [f"column '{name}': not a month (expected YYYY-MM) in {row_list(bad)}"], None
     if periods.isna().any():
-        return [f"column '{name}': missing in {_rows(periods.isna())}"], None
+        return [f"column '{name}': missing in {row_list(periods.isna())}"], None
     return [], periods.asi8.astype(np.int64)
 
 
@@ -267,7 +272,7 @@ def validate(
     out: dict[str, object] = {}
     ids = frame[data.id_column]
     if ids.isna().any():
-        problems.append(f"column '{data.id_column}': missing in {_rows(ids.isna().to_numpy())}")
+        problems.append(f"column '{data.id_column}': missing in {row_list(ids.isna().to_numpy())}")
     out[data.id_column] = ids.astype(str).to_numpy() if ids.dtype == object else ids.to_numpy()
     period_problems, ordinals = parse_periods(frame[data.time_column], data.time_column)
     problems += period_problems
@@ -278,7 +283,9 @@ def validate(
     for attribute in present_sensitive:
         column = frame[attribute]
         if column.isna().any():
-            problems.append(f"column '{attribute}': missing in {_rows(column.isna().to_numpy())}")
+            problems.append(
+                f"column '{attribute}': missing in {row_list(column.isna().to_numpy())}"
+            )
         out[attribute] = column.astype(str).to_numpy(dtype=object)
     # The recorded label, the ground truth and who accepted an offer: all 0/1, never missing.
     for outcome in (spec.label.column, truth, data.accepted_column):
@@ -286,7 +293,7 @@ def validate(
             values = pd.to_numeric(frame[outcome], errors="coerce")
             bad = ~values.isin([0, 1]).to_numpy()
             if bad.any():
-                problems.append(f"column '{outcome}': not 0 or 1 in {_rows(bad)}")
+                problems.append(f"column '{outcome}': not 0 or 1 in {row_list(bad)}")
             else:
                 out[outcome] = values.to_numpy(dtype=np.int8)
     if ordinals is not None and not ids.isna().any():
@@ -294,7 +301,7 @@ def validate(
         dup = keys.duplicated(keep="first").to_numpy()
         if dup.any():
             problems.append(
-                f"duplicate ({data.id_column}, {data.time_column}) keys: {_rows(dup)} repeat "
+                f"duplicate ({data.id_column}, {data.time_column}) keys: {row_list(dup)} repeat "
                 "an earlier row"
             )
     if problems:

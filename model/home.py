@@ -74,6 +74,11 @@ class Home:
         return self.root / "mlartifacts"
 
     @property
+    def monitoring(self) -> Path:
+        """Scored-period snapshots and ingested labels (owner-only Parquet files)."""
+        return self.root / "monitoring"
+
+    @property
     def audits(self) -> Path:
         return self.root / "audits"
 

@@ -6,6 +6,7 @@ input); progress goes to stderr; ``--json`` prints one document on stdout.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import time
@@ -833,13 +834,78 @@ def score_command(
         frame,
         period=period,
         attributes=_monitored_attributes(home, serving.audit_id),
+        monitoring=_monitoring(home, serving.audit_id),
         progress=_progress,
     )
+    lottery = f" and {result.lottery:,} by the evaluation lottery" if result.lottery else ""
     click.echo(
-        f"{result.period}: scored {result.scored:,}, queued {result.queued:,} "
+        f"{result.period}: scored {result.scored:,}, queued {result.queued:,}{lottery} "
         f"(model {serving.name} v{serving.version}, audit {serving.audit_id}); "
         f"{result.opted_out:,} opted out"
     )
+
+
+def _monitoring(home: Home, audit_id: str) -> Any:
+    """What scoring keeps for monitoring, from the serving model's audit report."""
+    from audits.catalogue import read_report
+    from service.periods import Monitoring
+
+    try:
+        report = read_report(_registry(home), audit_id)
+    except OutreachError:
+        report = None
+    return Monitoring.from_report(home.monitoring, report)
+
+
+@main.group()
+def labels() -> None:
+    """Outcomes that came back for scored periods: ingest them and judge the list on them."""
+
+
+@labels.command("ingest")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--model", "model_name", default="individual_outreach", show_default=True)
+@click.option("--by", required=True, help="Who ingests (a role name; recorded with the labels).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
+@click.pass_obj
+@reported
+def labels_ingest(home: Home, file: str, model_name: str, by: str, as_json: bool) -> None:
+    """Ingest FILE (CSV or Parquet: the model's id, period and label columns) for every period
+    it covers; all of it or nothing. Each period must have been scored (outreach score)."""
+    from audits.catalogue import read_report
+    from model.data import read_table
+    from service.labels import LabelColumns, ingest
+    from service.loader import ModelSource
+
+    source = ModelSource(home.ensure(), model_name)
+    source.refresh()
+    serving = source.current
+    if serving is None:
+        raise GateError(f"no verified production model for {model_name}: {source.problem}")
+    model = serving.model
+    registry = _registry(home)
+    done = ingest(
+        _service_db(home),
+        name=model_name,
+        frame=read_table(file),
+        columns=LabelColumns(model.id_column, model.time_column, model.label_column),
+        report_for=lambda audit_id: read_report(registry, audit_id),
+        folder=home.monitoring,
+        by=by,
+        progress=_progress,
+    )
+    if as_json:
+        click.echo(json.dumps({"periods": [vars(p) for p in done]}, indent=2))
+        return
+    for p in done:
+        extra = f"; {p.unknown:,} ids not scored that period were left out" if p.unknown else ""
+        click.echo(
+            f"{p.period}: {p.labelled:,} labels ({p.positives:,} positive), "
+            f"{p.unlabelled:,} scored people without a label{extra}; realised at capacity: "
+            f"{p.verdict}"
+        )
+        for warning in p.warnings:
+            click.echo(f"  warning: {warning}")
 
 
 @main.command("serve")
@@ -995,6 +1061,144 @@ def access_log_purge(home: Home, before: Any, by: str) -> None:
 
 
 DEMO_ROLES = ("coordinator", "analyst", "oversight", "admin")
+#: Months the demo simulates after the release: scored, offered, outcomes recorded, labelled.
+DEMO_MONTHS_AFTER = 3
+#: The demo's oversight board turns the evaluation arm on at a small share.
+DEMO_EVALUATION_SHARE = 0.05
+
+
+def _demo_policy(home: Home, spec: Any) -> Any:
+    """The spec's policy with the evaluation arm on, written into the home (its own file and
+    sha256): the demo's board designed it so; the shipped policy keeps the arm off."""
+    from audits.policy import load_policy
+    from audits.release import policy_for
+
+    shipped = policy_for(spec)
+    if shipped.source_path is None:
+        return shipped
+    text = Path(shipped.source_path).read_text()
+    off = "\nshare = 0.0\n"
+    if off not in text:
+        return shipped
+    path = home.ensure().root / "demo-policy.toml"
+    path.write_text(
+        text.replace(off, f"\nshare = {DEMO_EVALUATION_SHARE}\n", 1).replace(
+            f'name = "{shipped.name}"', f'name = "{shipped.name} (demo: evaluation arm on)"', 1
+        )
+    )
+    return load_policy(path)
+
+
+def _demo_release(home: Home, spec_path: Path) -> tuple[Any, Any]:
+    """Release one experiment. For individuals, the synthetic population runs
+    ``DEMO_MONTHS_AFTER`` months past the released data: those months come back after release.
+    Returns the release result and the later months' rows (or ``None``)."""
+    from audits.release import policy_for, release
+    from model.data import validate
+    from model.spec import load_spec
+    from model.synthetic import generate_preset
+
+    spec = load_spec(str(spec_path))
+    data = spec.data
+    if spec.unit != "individual" or data.synthetic_preset is None or data.path is not None:
+        return release_with_data(home, str(spec_path), None)[0], None
+    months = data.synthetic_periods + DEMO_MONTHS_AFTER
+    _progress(
+        f"generating the synthetic '{data.synthetic_preset}' population for {months} months: "
+        f"{data.synthetic_periods} to release on, {DEMO_MONTHS_AFTER} after release"
+    )
+    frame = generate_preset(
+        unit=spec.unit,
+        rows=data.synthetic_rows // data.synthetic_periods * months,
+        seed=data.synthetic_seed,
+        preset=data.synthetic_preset,
+        periods=months,
+    )
+    labels = sorted(frame[data.time_column].astype(str).unique())
+    later = frame[data.time_column].astype(str).isin(labels[-DEMO_MONTHS_AFTER:]).to_numpy()
+    dataset = validate(frame.loc[~later].reset_index(drop=True), spec)
+    policy = _demo_policy(home, spec) if spec.policy else policy_for(spec)
+    _progress(f"policy '{policy.name}' (sha256 {policy.sha256[:12]}...)")
+    result = release(spec, dataset, _registry(home), policy=policy, progress=_progress)
+    return result, frame.loc[later].reset_index(drop=True)
+
+
+def _demo_after_release(home: Home, spec: Any, after: Any) -> None:
+    """Score each month after release into the queue (evaluation lottery included), record
+    the demo coordinator's outcomes, then ingest the labels that come back."""
+    import pandas as pd
+
+    from audits.catalogue import read_report
+    from service.auth import add_user, assign_all_areas
+    from service.batch import score_period
+    from service.labels import LabelColumns, ingest
+    from service.loader import ModelSource
+    from service.simulation import labels_after_help, record_outcomes
+
+    source = ModelSource(home, spec.name)
+    source.refresh()
+    serving = source.current
+    if serving is None:
+        _progress(f"  not in production ({source.problem}): no months after release")
+        return
+    db = _service_db(home)
+    with contextlib.suppress(BadInputError):  # made by an earlier run
+        add_user(db, "demo-coordinator", "coordinator")
+    columns = (spec.data.id_column, spec.data.time_column)
+    files = []
+    for number, period in enumerate(sorted(after[columns[1]].astype(str).unique()), start=1):
+        rows = after.loc[after[columns[1]].astype(str) == period]
+        batch = score_period(
+            db,
+            serving,
+            after,
+            period=period,
+            attributes=_monitored_attributes(home, serving.audit_id),
+            monitoring=_monitoring(home, serving.audit_id),
+            progress=_progress,
+        )
+        assign_all_areas(db, "demo-coordinator")
+        month, accepted = record_outcomes(
+            db,
+            model=spec.name,
+            period=period,
+            rows=rows,
+            id_column=columns[0],
+            coordinator="demo-coordinator",
+            seed=spec.seed + number,
+        )
+        _progress(
+            f"  {period} (month {number} after release): {batch.queued:,} on the list, "
+            f"{batch.lottery:,} by the evaluation lottery; {month.reached:,} reached, "
+            f"{month.accepted:,} accepted help"
+        )
+        files.append(
+            labels_after_help(
+                rows,
+                id_column=columns[0],
+                time_column=columns[1],
+                label_column=spec.label.column,
+                truth_column=spec.label.truth_column or spec.label.column,
+                accepted=accepted,
+                seed=spec.seed + 100 + number,
+            )
+        )
+    registry = _registry(home)
+    done = ingest(
+        db,
+        name=spec.name,
+        frame=pd.concat(files, ignore_index=True),
+        columns=LabelColumns(*columns, spec.label.column),
+        report_for=lambda audit_id: read_report(registry, audit_id),
+        folder=home.monitoring,
+        by="demo-analyst",
+        progress=_progress,
+    )
+    for p in done:
+        _progress(
+            f"  labels for {p.period}: {p.labelled:,} ({p.positives:,} crises); realised at "
+            f"capacity: {p.verdict}; {len(p.warnings)} warning(s)"
+        )
 
 
 def demo_users(home: Home) -> tuple[list[tuple[str, str, str, str]], int]:
@@ -1038,8 +1242,6 @@ def _demo_areas(home: Home) -> None:
 def demo(ctx: click.Context, no_serve: bool, port: int) -> None:
     """The main job on embedded defaults: releases through the gate, queue, users, service."""
     from service.approvals import decide
-    from service.batch import score_period
-    from service.loader import ModelSource
 
     home: Home = ctx.obj
     root = Path(__file__).resolve().parent.parent / "experiments"
@@ -1050,7 +1252,7 @@ def demo(ctx: click.Context, no_serve: bool, port: int) -> None:
     reports = []
     for spec_path in specs:
         _progress(f"\n== {spec_path.name} ==")
-        result, dataset = release_with_data(home, str(spec_path), None)
+        result, after = _demo_release(home, spec_path)
         summary = result.summary()
         print_table(train_summary(result.training, ""))
         print_release(summary)
@@ -1073,24 +1275,8 @@ def demo(ctx: click.Context, no_serve: bool, port: int) -> None:
         if summary["awaiting_approval"]:
             decision += " (approved by demo-oversight)"
         reports.append((summary["registered_model"], decision, summary["report"]))
-        if result.spec.unit == "individual":
-            source = ModelSource(home, result.spec.name)
-            source.refresh()
-            if source.current is not None:
-                # The last two months, so the list shows what changed since the previous one.
-                frame = dataset.source_frame()
-                periods = sorted(frame[result.spec.data.time_column].unique())[-2:]
-                attributes = _monitored_attributes(home, source.current.audit_id)
-                for period in periods:
-                    batch = score_period(
-                        _service_db(home),
-                        source.current,
-                        frame,
-                        period=str(period),
-                        attributes=attributes,
-                        progress=_progress,
-                    )
-                    _progress(f"  outreach queue for {batch.period}: {batch.queued:,} people")
+        if after is not None:
+            _demo_after_release(home, result.spec, after)
     _progress(f"\ndemo finished in {time.perf_counter() - started:.0f} s; home: {home.root}")
     for name, decision, report in reports:
         click.echo(f"{name}: {decision}; audit report: {report}")

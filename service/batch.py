@@ -15,11 +15,12 @@ import pandas as pd
 from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session
 
+from audits.policy import Evaluation
 from model.data import ordinal_to_period, parse_periods
 from model.errors import DataValidationError
-from model.metrics import top_k_rows
 from service.db import Database, EntryGroup, OptOut, Outcome, PeriodGroup, QueueEntry
 from service.loader import Serving
+from service.periods import Monitoring, keep_period, lottery_seed, scored_period, select_people
 
 CHUNK = 100_000
 
@@ -30,6 +31,8 @@ class BatchResult:
     scored: int
     queued: int
     opted_out: int
+    #: Extra places drawn by the evaluation lottery (beside ``queued`` on the list).
+    lottery: int = 0
 
 
 def _period_rows(
@@ -65,6 +68,7 @@ def score_period(
     *,
     period: str | None = None,
     attributes: Sequence[str] = (),
+    monitoring: Monitoring | None = None,
     progress: Callable[[str], None] = lambda _: None,
 ) -> BatchResult:
     """Score one period (default: the latest) and replace its queue in one transaction.
@@ -72,6 +76,9 @@ def score_period(
     ``attributes``: sensitive attributes (columns of ``frame``) whose group counts are kept for
     monitoring, in the same transaction: per group, how many were scored and how many queued,
     and each queued entry's group for outcome aggregates. They are never model inputs.
+
+    ``monitoring``: keep the period for monitoring (:mod:`service.periods`): the evaluation
+    lottery of the audit's policy, a snapshot of the scored population, estimates and drift.
     """
     model = serving.model
     chosen, rows = _period_rows(frame, serving, period)
@@ -92,12 +99,23 @@ def score_period(
     ids = rows[model.id_column].astype(str).to_numpy()
     area_column = model.area_column
     areas = rows[area_column].astype(str).to_numpy() if area_column in rows.columns else None
-    groups = {a: rows[a].astype(str).to_numpy() for a in attributes if a in rows.columns}
+    wanted = dict.fromkeys([*attributes, *(monitoring.attributes if monitoring else ())])
+    groups = {a: rows[a].astype(str).to_numpy() for a in wanted if a in rows.columns}
     with db.session() as session:
         opted = list(session.scalars(select(OptOut.person_id)))
     eligible = ~np.isin(ids, opted) if opted else np.ones(len(ids), dtype=bool)
-    # The audit's own top-k rule, on the ids as typed (the queue is the audited list).
-    chosen_rows = top_k_rows(scores, rows[model.id_column].to_numpy(), k, eligible=eligible)
+    # The audit's own top-k rule, on the ids as typed (the queue is the audited list), and the
+    # evaluation lottery's extra places at the margin when the audit's policy turns it on.
+    selection = select_people(
+        scores,
+        rows[model.id_column].to_numpy(),
+        eligible,
+        k,
+        monitoring.evaluation if monitoring else Evaluation(),
+        lottery_seed(serving.name, serving.version, serving.audit_id, chosen),
+    )
+    chosen_rows = np.concatenate([selection.listed, selection.lottery]).astype(np.int64)
+    sources = ["list"] * len(selection.listed) + ["lottery"] * len(selection.lottery)
     reasons: list[list[dict[str, object]]] = [[] for _ in chosen_rows]
     for number, batch in enumerate(batches):  # all of a chunk's queued records at once
         inside = np.flatnonzero(chosen_rows // CHUNK == number)
@@ -115,6 +133,8 @@ def score_period(
             "period": chosen,
             "person_id": person,
             "rank": rank,
+            "source": source,
+            "selection_probability": probability,
             "score": score,
             "percentile": percentile,
             "band": band,
@@ -122,24 +142,54 @@ def score_period(
             "reason_features": ",".join(str(r["feature"]) for r in found)[:400],
             "area": area,
         }
-        for rank, (person, score, percentile, band, found, area) in enumerate(
-            zip(
-                ids[chosen_rows].tolist(),
-                scores[chosen_rows].tolist(),
-                percentiles[chosen_rows].tolist(),
-                bands[chosen_rows].tolist(),
-                reasons,
-                [None] * len(chosen_rows) if areas is None else areas[chosen_rows].tolist(),
-                strict=True,
-            ),
-            start=1,
+        for person, rank, source, probability, score, percentile, band, found, area in zip(
+            ids[chosen_rows].tolist(),
+            selection.rank[chosen_rows].tolist(),
+            sources,
+            selection.probability[chosen_rows].tolist(),
+            scores[chosen_rows].tolist(),
+            percentiles[chosen_rows].tolist(),
+            bands[chosen_rows].tolist(),
+            reasons,
+            [None] * len(chosen_rows) if areas is None else areas[chosen_rows].tolist(),
+            strict=True,
         )
     ]
+    previous: str | None = None
     with db.session() as session:
         _replace_queue(session, serving.name, chosen, entries)
-        _record_groups(session, serving.name, chosen, groups, chosen_rows, ids, len(rows))
+        _record_groups(
+            session, serving.name, chosen, groups, selection.listed, chosen_rows, ids, len(rows)
+        )
+        if monitoring is not None:
+            progress("keeping the period for monitoring: snapshot, estimates, drift")
+            old = scored_period(session, serving.name, chosen)
+            previous = old.snapshot if old is not None else None
+            kept = keep_period(
+                session,
+                name=serving.name,
+                version=serving.version,
+                audit_id=serving.audit_id,
+                period=chosen,
+                ids=ids,
+                scores=scores,
+                selection=selection,
+                groups=groups,
+                features=rows,
+                monitoring=monitoring,
+            )
+            if previous == kept.snapshot:
+                previous = None
+    if previous is not None and monitoring is not None:  # the replaced snapshot, unreferenced
+        (monitoring.folder / previous).unlink(missing_ok=True)
     progress(f"wrote {len(entries):,} queue entries for {chosen}")
-    return BatchResult(chosen, len(rows), len(entries), int((~eligible).sum()))
+    return BatchResult(
+        chosen,
+        len(rows),
+        len(selection.listed),
+        int((~eligible).sum()),
+        lottery=len(selection.lottery),
+    )
 
 
 def _chunks(values: list[Any], size: int = 10_000) -> Iterator[list[Any]]:
@@ -181,7 +231,17 @@ def _replace_queue(session: Session, name: str, period: str, entries: list[dict[
         {**e, "_id": existing[e["person_id"]]} for e in entries if e["person_id"] in existing
     ]
     if changed:
-        columns = ("model_version", "audit_id", "rank", "score", "percentile", "band", "reasons")
+        columns = (
+            "model_version",
+            "audit_id",
+            "rank",
+            "source",
+            "selection_probability",
+            "score",
+            "percentile",
+            "band",
+            "reasons",
+        )
         connection.execute(
             update(table)
             .where(table.c.id == bindparam("_id"))
@@ -200,11 +260,16 @@ def _record_groups(
     name: str,
     period: str,
     groups: dict[str, np.ndarray],
+    listed: np.ndarray,
     chosen_rows: np.ndarray,
     ids: np.ndarray,
     population: int,
 ) -> None:
-    """Replace the period's group counts and the queued entries' groups (monitoring only)."""
+    """Replace the period's group counts and the queued entries' groups (monitoring only).
+
+    ``selected`` counts the list (``listed``); every queued entry (the lottery's too) gets its
+    groups, for the funnel.
+    """
     connection = session.connection()
     connection.execute(
         delete(PeriodGroup).where(PeriodGroup.model_name == name, PeriodGroup.period == period)
@@ -220,7 +285,7 @@ def _record_groups(
     for part in _chunks(queued):
         connection.execute(delete(EntryGroup).where(EntryGroup.entry_id.in_(part)))
     selected = np.zeros(population, dtype=bool)
-    selected[chosen_rows] = True
+    selected[listed] = True
     for attribute, values in groups.items():
         codes, names = pd.factorize(values, sort=True)
         counts = np.bincount(codes, minlength=len(names))

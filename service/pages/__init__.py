@@ -15,6 +15,7 @@ from flask.typing import ResponseReturnValue
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from service.pages import account, analyst, coordinator, oversight, security
+from service.pages import monitoring as monitoring  # adds /oversight/monitoring to oversight.pages
 
 __all__ = ["register"]
 

@@ -1,0 +1,319 @@
+"""The monitoring page (``/oversight/monitoring``): after release, one period at a time.
+
+For the oversight board and analysts, aggregates only: the period's warnings and whether a
+re-audit is recommended; estimated against realised performance per group; the realised gate;
+calibration; drift; the funnel by group over the latest months; the evaluation arm; and the
+share of each group put on the list, month by month (:mod:`service.monitoring`). The numbers are
+the JSON API's (``GET /api/v1/monitoring?period=``), drawn as charts where a picture reads
+faster than a table.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import g, render_template, request
+from flask.typing import ResponseReturnValue
+from markupsafe import Markup
+
+from audits import charts
+from audits.catalogue import read_report
+from model.errors import OutreachError
+from service import monitoring
+from service import queue as queue_rules
+from service.funnel import funnel
+from service.pages.common import db, model_name, registry
+from service.pages.oversight import pages
+from service.pages.security import signed_in
+from service.period_report import period_document, periods_index
+
+CHART_PERIODS = 3
+FUNNEL_MONTHS = 6
+
+
+def _report_for(audit_id: str) -> dict[str, Any] | None:
+    try:
+        return read_report(registry(), audit_id)
+    except OutreachError:
+        return None
+
+
+@pages.get("/monitoring")
+@signed_in("monitoring")
+def monitoring_page() -> ResponseReturnValue:
+    """One scored period (``?period=``, default the latest) and the months before it."""
+    name = model_name()
+    chosen = request.args.get("period")
+    if chosen is not None:
+        queue_rules.period(chosen)
+    with db().session() as session:
+        index = periods_index(session, name)
+        period = chosen or (index[0]["period"] if index else None)
+        document = period_document(session, name, period, _report_for) if period else None
+        audit_id = document["model"]["audit_id"] if document else None
+        report = _report_for(audit_id) if audit_id else None
+        shown = document["funnel"] if document else {}
+        level, limit = float(shown.get("level") or 0.95), shown.get("limit")
+        funnels = [
+            funnel(session, name, row["period"], level=level, limit=limit)
+            | {"period": row["period"]}
+            for row in index
+            if period is not None and row["period"] <= period
+        ][:FUNNEL_MONTHS]
+        views = monitoring.periods(session, name, report)
+    return render_template(
+        "oversight/monitoring.html",
+        principal=g.principal,
+        name=name,
+        index=index,
+        period=period,
+        doc=document,
+        views=views,
+        statuses=monitoring.OUTCOME_STATUSES,
+        report=report,
+        figures=_figures(document, funnels, report) if document else {},
+        selection_charts=_selection_charts(views),
+    )
+
+
+def _figures(
+    doc: dict[str, Any], funnels: list[dict[str, Any]], report: dict[str, Any] | None
+) -> dict[str, list[Markup]]:
+    gates = (report or {}).get("policy", {}).get("gates") or []
+    return {
+        "performance": _performance_charts(doc),
+        "realised": _realised_charts(doc, gates),
+        "drift": _drift_charts(doc),
+        "funnel": _funnel_charts(funnels),
+        "evaluation": _evaluation_charts(doc),
+    }
+
+
+def _estimate_rows(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    return [dict(r) for r in (doc.get("estimates") or {}).get("groups") or []]
+
+
+def _band(row: dict[str, Any], metric: str) -> tuple[Any, Any, Any]:
+    return row.get(f"{metric}_expected"), row.get(f"{metric}_low"), row.get(f"{metric}_high")
+
+
+def _performance_charts(doc: dict[str, Any]) -> list[Markup]:
+    """Per attribute: each group's estimated recall at capacity with its sampling band, beside
+    the realised recall with its interval once labels are in."""
+    realised = {
+        (r["attribute"], r["group"]): r for r in (doc.get("realised") or {}).get("groups") or []
+    }
+    rows = _estimate_rows(doc)
+    out = []
+    for attribute in dict.fromkeys(r["attribute"] for r in rows if r["attribute"] != "overall"):
+        bars = []
+        for row in [r for r in rows if r["attribute"] == attribute]:
+            value, low, high = _band(row, "recall")
+            bars.append(charts.Bar(f"{row['group']}: estimated", value, low, high, muted=True))
+            found = realised.get((attribute, row["group"]))
+            if found is not None:
+                ci = (found.get("ci") or {}).get("recall") or [None, None]
+                bars.append(
+                    charts.Bar(
+                        f"{row['group']}: realised",
+                        (found.get("metrics") or {}).get("recall"),
+                        ci[0],
+                        ci[1],
+                    )
+                )
+        out.append(
+            charts.bar_chart(
+                bars,
+                title=f"{doc['period']}: recall at capacity by {attribute}, estimated (band) "
+                "and realised (interval)",
+                axis_label="share of the people who had the crisis who were on the list",
+                fmt="{:.2f}",
+            )
+        )
+    return out
+
+
+def _realised_charts(doc: dict[str, Any], gates: list[dict[str, Any]]) -> list[Markup]:
+    realised = doc.get("realised") or {}
+    out = []
+    by_metric: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for d in realised.get("disparities") or []:
+        by_metric.setdefault((d["metric"], d["attribute"]), []).append(d)
+    limits = {
+        g["metric"]: [v for v in (g.get("min"), g.get("max")) if v is not None] for g in gates
+    }
+    for (metric, attribute), rows in by_metric.items():
+        if " × " in attribute:
+            continue
+        out.append(
+            charts.bar_chart(
+                [
+                    charts.Bar(
+                        d["group"],
+                        d.get("value"),
+                        (d.get("ci") or [None, None])[0],
+                        (d.get("ci") or [None, None])[1],
+                        muted=not d.get("sufficient", True),
+                        note="" if d.get("sufficient", True) else "too few to judge",
+                    )
+                    for d in rows
+                ],
+                title=f"{doc['period']}, realised: {metric.replace('_', ' ')} of each "
+                f"{attribute} group against everyone else",
+                axis_label=f"{rows[0].get('kind', 'ratio')} against everyone else (lines: the "
+                "policy's limits)",
+                reference=1.0 if rows[0].get("kind") == "ratio" else 0.0,
+                limits=limits.get(metric, []),
+            )
+        )
+    return out
+
+
+def _drift_charts(doc: dict[str, Any]) -> list[Markup]:
+    drift = doc.get("drift") or {}
+    features = dict(drift.get("features") or {})
+    if drift.get("score"):
+        features = {"(the score)": drift["score"], **features}
+    bars = []
+    for name, found in features.items():
+        overall = (found or {}).get("overall") or {}
+        if overall.get("psi") is None:
+            continue
+        bars.append(charts.Bar(name, overall["psi"], note=str(overall.get("band") or "")))
+    if not bars:
+        return []
+    bands = drift.get("psi_bands") or {"moderate": 0.1, "major": 0.25}
+    return [
+        charts.bar_chart(
+            sorted(bars, key=lambda b: -(b.value or 0))[:25],
+            title=f"{doc['period']}: population stability index against the release's data",
+            axis_label="PSI (lines: 0.1 moderate, 0.25 major shift)",
+            limits=[bands["moderate"], bands["major"]],
+            fmt="{:.3f}",
+        )
+    ]
+
+
+def _funnel_charts(funnels: list[dict[str, Any]]) -> list[Markup]:
+    """Per attribute: each group's rate of being reached and of accepting help against everyone
+    else's, over the latest months."""
+    out = []
+    attributes = dict.fromkeys(a["attribute"] for f in funnels for a in f["attributes"])
+    for attribute in attributes:
+        for rate in ("reached", "accepted"):
+            bars = []
+            limit = None
+            for f in reversed(funnels):
+                limit = f.get("limit")
+                for a in f["attributes"]:
+                    if a["attribute"] != attribute:
+                        continue
+                    for row in a["groups"]:
+                        c = row["comparisons"][rate]
+                        ci = c.get("ci") or [None, None]
+                        bars.append(
+                            charts.Bar(
+                                f"{row['group']}, {f['period']}",
+                                c.get("ratio"),
+                                ci[0],
+                                ci[1],
+                                note=f"{c.get('rate') or 0:.0%} of {row['offered']}",
+                            )
+                        )
+            if any(b.value is not None for b in bars):
+                out.append(
+                    charts.bar_chart(
+                        bars,
+                        title=f"Offered outreach: {rate} rate of each {attribute} group against "
+                        "everyone else's, month by month",
+                        axis_label="ratio (1 = the same as everyone else; line: the policy's "
+                        "recall limit)",
+                        reference=1.0,
+                        limits=[limit] if limit else [],
+                    )
+                )
+    return out
+
+
+def _evaluation_charts(doc: dict[str, Any]) -> list[Markup]:
+    """The arm's crisis rates at the margin, with and without an offer, beside what the model
+    expected there; and the effect of an offer (a difference, so a chart of its own)."""
+    evaluation = (doc.get("realised") or {}).get("evaluation") or {}
+    found = evaluation.get("estimates") or {}
+    words = {
+        "untreated_rate": "crisis rate without an offer",
+        "treated_rate": "crisis rate with an offer",
+    }
+    bars = []
+    for key, label in words.items():
+        e = found.get(key)
+        if e:
+            bars.append(charts.Bar(label, e["value"], e["low"], e["high"]))
+    untreated = found.get("untreated_rate") or {}
+    if untreated.get("model_expected") is not None:
+        bars.append(
+            charts.Bar("the model's expected rate", untreated["model_expected"], muted=True)
+        )
+    out = []
+    if bars:
+        out.append(
+            charts.bar_chart(
+                bars,
+                title=f"{doc['period']}: the evaluation arm, people ranked just below the cut-off",
+                axis_label="share who had the crisis (with intervals)",
+                fmt="{:.3f}",
+            )
+        )
+    effect = found.get("effect")
+    if effect:
+        out.append(
+            charts.bar_chart(
+                [
+                    charts.Bar(
+                        "with an offer − without", effect["value"], effect["low"], effect["high"]
+                    )
+                ],
+                title=f"{doc['period']}: what an offer changed at the margin",
+                axis_label="difference in crisis rate (0 = no change; below 0: fewer crises)",
+                reference=0.0,
+                fmt="{:+.3f}",
+            )
+        )
+    return out
+
+
+def _selection_charts(views: list[monitoring.PeriodView]) -> list[Markup]:
+    """Per attribute: each group's share put on the list over the latest months."""
+    if not views:
+        return []
+    out = []
+    recent = views[:CHART_PERIODS]
+    found = {
+        (view.period, a.attribute, row.group): row
+        for view in recent
+        for a in view.attributes
+        for row in a.groups
+    }
+    for attribute in recent[0].attributes:
+        bars = []
+        for row in attribute.groups:
+            for view in recent:
+                match = found.get((view.period, attribute.attribute, row.group))
+                if match is not None:
+                    bars.append(
+                        charts.Bar(
+                            f"{row.group}{' (reference)' if row.reference else ''}, {view.period}",
+                            match.selection_rate,
+                            muted=not match.sufficient,
+                            note="too few to judge" if not match.sufficient else "",
+                        )
+                    )
+        out.append(
+            charts.bar_chart(
+                bars,
+                title=f"Share put on the list by {attribute.attribute}, latest months",
+                axis_label="selection rate (hatched: too few people to judge)",
+                fmt="{:.3f}",
+            )
+        )
+    return out
