@@ -6,7 +6,6 @@ input); progress goes to stderr; ``--json`` prints one document on stdout.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import sys
 import time
@@ -1129,7 +1128,6 @@ def _demo_after_release(home: Home, spec: Any, after: Any) -> None:
     import pandas as pd
 
     from audits.catalogue import read_report
-    from service.auth import add_user, assign_all_areas
     from service.batch import score_period
     from service.labels import LabelColumns, ingest
     from service.loader import ModelSource
@@ -1142,8 +1140,6 @@ def _demo_after_release(home: Home, spec: Any, after: Any) -> None:
         _progress(f"  not in production ({source.problem}): no months after release")
         return
     db = _service_db(home)
-    with contextlib.suppress(BadInputError):  # made by an earlier run
-        add_user(db, "demo-coordinator", "coordinator")
     columns = (spec.data.id_column, spec.data.time_column)
     files = []
     for number, period in enumerate(sorted(after[columns[1]].astype(str).unique()), start=1):
@@ -1157,7 +1153,6 @@ def _demo_after_release(home: Home, spec: Any, after: Any) -> None:
             monitoring=_monitoring(home, serving.audit_id),
             progress=_progress,
         )
-        assign_all_areas(db, "demo-coordinator")
         month, accepted = record_outcomes(
             db,
             model=spec.name,

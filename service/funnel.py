@@ -27,6 +27,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from audits.metrics import REST
+from audits.policy import Policy
 from service.db import EntryGroup, Outcome, QueueEntry
 
 STATUSES = ("contacted", "accepted", "declined", "unreachable")
@@ -53,6 +54,13 @@ class FunnelRow:
         if rate == "reached":
             return sum(self.counts.get(s, 0) for s in REACHED)
         return self.counts.get(rate, 0)
+
+
+def recall_limit(policy: Policy | None) -> float | None:
+    """The policy's lower limit on recall: the yardstick for a group reached too rarely."""
+    if policy is None:
+        return None
+    return next((g.min for g in policy.gates if g.metric == "recall" and g.min), None)
 
 
 def log_ratio_interval(

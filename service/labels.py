@@ -231,8 +231,21 @@ def realised_results(
             level=policy.interval_level,
             seed=seed,
         ).as_dict()
-    warnings = [f"realised at capacity: {b.message}" for b in decision.breaches]
-    warnings += [f"realised at capacity (a warning gate): {b.message}" for b in decision.warnings]
+    # A month is thinner evidence than a release audit's months: a group the month could not
+    # judge at the limit ("underpowered") is no finding here. A breach beyond noise is the
+    # board's warning and recommends a re-audit; a point beyond a limit that could be noise is a
+    # warning to watch.
+    warnings = [f"realised at capacity, a breach: {b.message}" for b in decision.breaches]
+    warnings += [
+        f"realised at capacity (a warning gate): {b.message}"
+        for b in decision.warnings
+        if b.kind != "underpowered"
+    ]
+    warnings += [
+        f"realised at capacity, to watch: {b.message}"
+        for b in decision.review
+        if b.kind == "apparent_breach" or (b.kind == "small_group" and ": beyond " in b.message)
+    ]
     outside = [row for row in against if row.get("outside_band")]
     for row in outside[:10]:
         warnings.append(
@@ -241,9 +254,7 @@ def realised_results(
             f"{_pct(row.get('low'))}–{_pct(row.get('high'))}: the scores may no longer be "
             "calibrated for this group, or help prevented crises the model foresaw"
         )
-    reaudit = [b.message for b in decision.breaches] + [
-        b.message for b in decision.review if b.metric in gated
-    ]
+    reaudit = [b.message for b in decision.breaches]
     return plain_numbers(
         {
             "labelled": len(joined),

@@ -27,7 +27,7 @@ from audits.policy import Gate, Policy, policy_from_report
 from audits.report import plain_numbers
 from model.errors import NotFoundError
 from service.db import PeriodLabels, ScoredPeriod
-from service.funnel import funnel
+from service.funnel import funnel, recall_limit
 
 ESTIMATED_METRICS = ("recall", "precision", "selection_rate", "flagged_to_need")
 OVERALL = ("overall", "overall")
@@ -194,16 +194,12 @@ def period_document(
         )
     else:
         warnings += [f"drift: {w}" for w in drift.get("warnings") or []]
-    recall_limit = next(
-        (g.min for g in (policy.gates if policy else ()) if g.metric == "recall" and g.min),
-        None,
-    )
     flow = funnel(
         session,
         name,
         period,
         level=policy.interval_level if policy else 0.95,
-        limit=recall_limit,
+        limit=recall_limit(policy),
     )
     warnings += [f"funnel: {w}" for w in flow["warnings"]]
     realised = labels.realised if labels is not None else None

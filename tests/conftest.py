@@ -170,3 +170,100 @@ def site(
         add_user(db, f"{role}-user", role, password=password)
     set_areas(db, "coordinator-user", [ALL_AREAS])
     return Site(home, url, passwords, (summary["registered_model"], str(summary["version"])))
+
+
+@dataclass(frozen=True)
+class Released:
+    """A release whose policy turns the evaluation arm on, with months scored for monitoring."""
+
+    home: Home
+    database_url: str
+    frame: pd.DataFrame
+    periods: tuple[str, ...]
+    name: str
+
+    @property
+    def db(self) -> Any:
+        from service.db import Database
+
+        return Database(self.database_url)
+
+
+def labels_for(released: Released, period: str, accepted: set[str] | None = None) -> pd.DataFrame:
+    """The period's labels file from the synthetic ground truth (help prevents half the crises
+    of those who ``accepted``)."""
+    from service.simulation import labels_after_help
+
+    rows = released.frame.loc[released.frame["period"].astype(str) == period]
+    return labels_after_help(
+        rows,
+        id_column="person_id",
+        time_column="period",
+        label_column="crisis_6m",
+        truth_column="crisis_6m_true",
+        accepted=accepted or set(),
+        seed=1,
+    )
+
+
+@pytest.fixture(scope="session")
+def released(
+    tmp_path_factory: pytest.TempPathFactory, small_spec: ExperimentSpec, dataset: Dataset
+) -> Released:
+    """A release whose policy turns the evaluation arm on (10%); its two latest months scored
+    for monitoring (lottery, snapshot, estimates, drift), outcomes recorded by the demo's rules.
+    Treat as read-only: copy the home to change it (``copy_released``)."""
+    from audits.catalogue import read_report
+    from audits.release import release
+    from model.registry import connect
+    from service.auth import add_user
+    from service.batch import score_period
+    from service.db import Database, default_url
+    from service.loader import ModelSource
+    from service.periods import Monitoring
+    from service.simulation import record_outcomes
+    from tests.test_release import LENIENT, policy_text
+
+    home = Home(tmp_path_factory.mktemp("after") / "home")
+    policy = policy_text(**LENIENT, **{"share = 0.0": "share = 0.1"})
+    assert policy.evaluation.share == 0.1
+    registry = connect(home)
+    assert release(small_spec, dataset, registry, policy=policy).promoted
+    url = default_url(home.root)
+    db = Database(url)
+    db.upgrade()
+    source = ModelSource(home, small_spec.name)
+    source.refresh()
+    serving = source.current
+    assert serving is not None, source.problem
+    monitoring = Monitoring.from_report(home.monitoring, read_report(registry, serving.audit_id))
+    frame = dataset.source_frame()
+    periods = tuple(str(p) for p in sorted(frame["period"].unique())[-2:])
+    add_user(db, "demo-coordinator", "coordinator")
+    for number, period in enumerate(periods):
+        score_period(db, serving, frame, period=period, monitoring=monitoring)
+        record_outcomes(
+            db,
+            model=small_spec.name,
+            period=period,
+            rows=frame.loc[frame["period"].astype(str) == period],
+            id_column="person_id",
+            coordinator="demo-coordinator",
+            seed=number,
+        )
+    return Released(home, url, frame, periods, small_spec.name)
+
+
+def copy_released(released: Released, folder: Path) -> Released:
+    """A private copy (registry, database, snapshots) that a test may change freely."""
+    import shutil
+
+    root = folder / "home"
+    shutil.copytree(released.home.root, root)
+    return Released(
+        Home(root),
+        f"sqlite:///{root / 'service.db'}",
+        released.frame,
+        released.periods,
+        released.name,
+    )

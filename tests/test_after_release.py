@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -21,97 +20,20 @@ from sqlalchemy import delete, select, update
 
 from audits.policy import Evaluation
 from model.errors import CheckFailedError, DataValidationError
-from model.home import Home
-from model.spec import ExperimentSpec
 from outreach.cli import main
 from service import create_app
 from service.auth import add_user
-from service.batch import score_period
 from service.db import Database, PeriodLabels, QueueEntry, ScoredPeriod, default_url
 from service.funnel import log_ratio_interval
 from service.labels import LabelColumns, ingest, read_labels
-from service.loader import ModelSource
-from service.periods import Monitoring, load_snapshot, select_people
-from service.simulation import labels_after_help, record_outcomes
+from service.periods import load_snapshot, select_people
+from tests.conftest import Released, copy_released, labels_for
 
 PASSWORD = "after-release-password"
 
 
-@dataclass(frozen=True)
-class Released:
-    home: Home
-    db: Database
-    frame: pd.DataFrame
-    periods: tuple[str, str]
-    name: str
-    spec: ExperimentSpec
-
-
-def _monitoring(home: Home, audit_id: str) -> Monitoring:
-    from audits.catalogue import read_report
-    from model.registry import connect
-
-    return Monitoring.from_report(home.monitoring, read_report(connect(home), audit_id))
-
-
-def _serving(home: Home, name: str):  # type: ignore[no-untyped-def]
-    source = ModelSource(home, name)
-    source.refresh()
-    assert source.current is not None, source.problem
-    return source.current
-
-
-@pytest.fixture(scope="module")
-def released(
-    tmp_path_factory: pytest.TempPathFactory, small_spec: ExperimentSpec, dataset
-) -> Released:
-    """A release whose policy turns the evaluation arm on (10%), two months scored for
-    monitoring, outcomes recorded by the demo's rules."""
-    from audits.release import release
-    from model.registry import connect
-    from tests.test_release import LENIENT, policy_text
-
-    home = Home(tmp_path_factory.mktemp("after") / "home")
-    policy = policy_text(**LENIENT, **{"share = 0.0": "share = 0.1"})
-    assert policy.evaluation.share == 0.1
-    assert release(small_spec, dataset, connect(home), policy=policy).promoted
-    db = Database(default_url(home.root))
-    db.upgrade()
-    serving = _serving(home, small_spec.name)
-    frame = dataset.source_frame()
-    periods = tuple(str(p) for p in sorted(frame["period"].unique())[-2:])
-    add_user(db, "demo-coordinator", "coordinator")
-    for number, period in enumerate(periods):
-        score_period(
-            db,
-            serving,
-            frame,
-            period=period,
-            monitoring=_monitoring(home, serving.audit_id),
-        )
-        record_outcomes(
-            db,
-            model=small_spec.name,
-            period=period,
-            rows=frame.loc[frame["period"].astype(str) == period],
-            id_column="person_id",
-            coordinator="demo-coordinator",
-            seed=number,
-        )
-    return Released(home, db, frame, periods, small_spec.name, small_spec)  # type: ignore[arg-type]
-
-
-def _labels(released: Released, period: str, **overrides: object) -> pd.DataFrame:
-    rows = released.frame.loc[released.frame["period"].astype(str) == period]
-    return labels_after_help(
-        rows,
-        id_column="person_id",
-        time_column="period",
-        label_column="crisis_6m",
-        truth_column="crisis_6m_true",
-        accepted=set(),
-        seed=1,
-    )
+def _labels(released: Released, period: str) -> pd.DataFrame:
+    return labels_for(released, period)
 
 
 def _ingest(released: Released, frame: pd.DataFrame):  # type: ignore[no-untyped-def]
@@ -130,11 +52,17 @@ def _ingest(released: Released, frame: pd.DataFrame):  # type: ignore[no-untyped
     )
 
 
+@pytest.fixture(scope="module")
+def mine(released: Released, tmp_path_factory: pytest.TempPathFactory) -> Released:
+    """This module's copy of the released site."""
+    return copy_released(released, tmp_path_factory.mktemp("after-release"))
+
+
 @pytest.fixture
-def fresh(released: Released) -> Iterator[Released]:
-    """The released site, without any ingested labels after the test."""
-    yield released
-    with released.db.session() as session:
+def fresh(mine: Released) -> Iterator[Released]:
+    """This module's copy, without any ingested labels after the test."""
+    yield mine
+    with mine.db.session() as session:
         session.execute(delete(PeriodLabels))
         session.execute(update(QueueEntry).values(label=None))
 
@@ -226,7 +154,8 @@ def test_scoring_records_the_lottery_on_the_queue(released: Released) -> None:
     assert row.drift is not None and "features" in row.drift
 
 
-def test_a_changed_snapshot_is_refused(released: Released, tmp_path: Path) -> None:
+def test_a_changed_snapshot_is_refused(mine: Released) -> None:
+    released = mine
     with released.db.session() as session:
         row = session.scalars(
             select(ScoredPeriod).where(ScoredPeriod.period == released.periods[0])
@@ -436,7 +365,8 @@ def test_the_funnel_counts_outcomes_by_group(released: Released) -> None:
 
 
 @pytest.fixture(scope="module")
-def app(released: Released) -> Flask:
+def app(mine: Released) -> Flask:
+    released = mine
     return create_app(
         {
             "HOME": released.home,
@@ -470,8 +400,9 @@ def test_monitoring_api_is_for_oversight_and_analysts(
 
 
 def test_monitoring_api_lists_periods_and_documents_one(
-    app: Flask, tokens: dict[str, str], released: Released
+    app: Flask, tokens: dict[str, str], mine: Released
 ) -> None:
+    released = mine
     client = app.test_client()
     headers = {"Authorization": f"Bearer {tokens['analyst']}"}
     index = client.get("/api/v1/monitoring", headers=headers).get_json()

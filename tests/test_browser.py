@@ -20,7 +20,7 @@ import pytest
 from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from tests.conftest import ROOT, Site
+from tests.conftest import ROOT, Released, Site, copy_released, labels_for
 from tests.test_pages import copy_site
 
 CHROMIUM = os.environ.get("OUTREACH_CHROMIUM", "/usr/bin/chromium")
@@ -263,3 +263,83 @@ def test_oversight_withdraws_the_model_and_the_coordinators_list_is_paused(
     expect(coordinator.locator(".paused")).to_contain_text("a gap was found in this month's list")
     check(coordinator, "16-coordinator-paused")
     context.close()
+
+
+@pytest.fixture(scope="module")
+def monitored(
+    released: Released, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[str, Site, Released]]:
+    """Months after release, served: two months scored with the evaluation lottery and outcomes
+    recorded, the earlier one's labels ingested (help prevented some crises), the later one
+    still waiting for its labels."""
+    from sqlalchemy import select
+
+    from audits.catalogue import read_report
+    from model.registry import connect
+    from service.auth import add_user
+    from service.db import Outcome, QueueEntry
+    from service.labels import LabelColumns, ingest
+
+    own = copy_released(released, tmp_path_factory.mktemp("browser-monitoring"))
+    db = own.db
+    first = own.periods[0]
+    with db.session() as session:
+        accepted = set(
+            session.scalars(
+                select(QueueEntry.person_id)
+                .join(Outcome, Outcome.entry_id == QueueEntry.id)
+                .where(QueueEntry.period == first, Outcome.status == "accepted")
+            )
+        )
+    registry = connect(own.home)
+    ingest(
+        db,
+        name=own.name,
+        frame=labels_for(own, first, accepted),
+        columns=LabelColumns("person_id", "period", "crisis_6m"),
+        report_for=lambda audit_id: read_report(registry, audit_id),
+        folder=own.home.monitoring,
+        by="analyst",
+    )
+    passwords = {role: f"{role}-password-for-monitoring" for role in ("oversight", "analyst")}
+    for role, password in passwords.items():
+        add_user(db, f"{role}-user", role, password=password)
+    site = Site(own.home, own.database_url, passwords, ("", ""))
+    for base, served in _serve(site, watch=0):
+        yield base, served, own
+
+
+def test_oversight_reads_the_months_after_release(
+    page: Page, monitored: tuple[str, Site, Released]
+) -> None:
+    base, site, own = monitored
+    labelled, waiting = own.periods
+    sign_in(page, base, site, "oversight")
+    page.get_by_role("link", name="Monitoring", exact=True).click()
+    expect(page.get_by_role("heading", level=1)).to_contain_text("Monitoring")
+    page.get_by_role("link", name=labelled, exact=True).click()
+    expect(page.locator("#status")).to_contain_text("re-audit recommended", ignore_case=True)
+    performance = page.locator("#performance-table")
+    expect(performance).to_contain_text("Everyone")
+    expect(performance).not_to_contain_text("no labels yet")
+    expect(page.locator("#realised-verdict")).to_have_text(re.compile("PASS|REVIEW|FAIL"))
+    expect(page.locator("#drift-table")).to_contain_text("(the score)")
+    expect(page.locator(".funnel-table").first).to_contain_text("Offered")
+    evaluation = page.locator("#evaluation-table")
+    expect(evaluation).to_contain_text("with an offer")
+    assert page.locator("figure.chart svg").count() >= 6
+    check(page, "14-oversight-monitoring-after-release")
+
+    page.get_by_role("link", name=waiting, exact=True).click()
+    expect(page.locator("#performance-table")).to_contain_text("no labels yet")
+    expect(page.get_by_text("The arm's estimates need this month's labels.")).to_be_visible()
+    check(page, "15-oversight-monitoring-awaiting-labels")
+
+
+def test_analyst_opens_monitoring(page: Page, monitored: tuple[str, Site, Released]) -> None:
+    base, site, _ = monitored
+    sign_in(page, base, site, "analyst")
+    page.get_by_role("link", name="Monitoring", exact=True).click()
+    expect(
+        page.get_by_role("heading", level=2, name="The funnel by group: offered, reached, helped")
+    ).to_be_visible()

@@ -12,16 +12,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import g, render_template, request
+from flask import current_app, g, render_template, request
 from flask.typing import ResponseReturnValue
 from markupsafe import Markup
 
 from audits import charts
 from audits.catalogue import read_report
-from model.errors import OutreachError
+from audits.policy import policy_from_report
+from model.errors import NotFoundError, OutreachError
 from service import monitoring
 from service import queue as queue_rules
-from service.funnel import funnel
+from service.funnel import funnel, recall_limit
 from service.pages.common import db, model_name, registry
 from service.pages.oversight import pages
 from service.pages.security import signed_in
@@ -41,52 +42,63 @@ def _report_for(audit_id: str) -> dict[str, Any] | None:
 @pages.get("/monitoring")
 @signed_in("monitoring")
 def monitoring_page() -> ResponseReturnValue:
-    """One scored period (``?period=``, default the latest) and the months before it."""
+    """One month (``?period=``, default the latest) and the months before it."""
     name = model_name()
     chosen = request.args.get("period")
     if chosen is not None:
         queue_rules.period(chosen)
+    serving = current_app.extensions["outreach.model"].current
+    serving_report = _report_for(serving.audit_id) if serving is not None else None
     with db().session() as session:
         index = periods_index(session, name)
-        period = chosen or (index[0]["period"] if index else None)
-        document = period_document(session, name, period, _report_for) if period else None
-        audit_id = document["model"]["audit_id"] if document else None
-        report = _report_for(audit_id) if audit_id else None
-        shown = document["funnel"] if document else {}
-        level, limit = float(shown.get("level") or 0.95), shown.get("limit")
+        views = monitoring.periods(session, name, serving_report)
+        kept = {row["period"] for row in index}
+        months = sorted(kept | {v.period for v in views}, reverse=True)
+        if chosen is not None and chosen not in months:
+            raise NotFoundError(f"no month {chosen} has been scored for {name}")
+        period = chosen or (months[0] if months else None)
+        document = period_document(session, name, period, _report_for) if period in kept else None
+        report = (
+            _report_for(document["model"]["audit_id"]) if document else None
+        ) or serving_report
+        policy = policy_from_report(report or {})
+        level = policy.interval_level if policy is not None else 0.95
         funnels = [
-            funnel(session, name, row["period"], level=level, limit=limit)
-            | {"period": row["period"]}
-            for row in index
-            if period is not None and row["period"] <= period
+            funnel(session, name, month, level=level, limit=recall_limit(policy))
+            | {"period": month}
+            for month in months
+            if period is not None and month <= period
         ][:FUNNEL_MONTHS]
-        views = monitoring.periods(session, name, report)
     return render_template(
         "oversight/monitoring.html",
         principal=g.principal,
         name=name,
-        index=index,
+        months=months,
+        labelled={row["period"] for row in index if row["labels"]},
         period=period,
         doc=document,
+        flow=funnels[0] if funnels else None,
         views=views,
         statuses=monitoring.OUTCOME_STATUSES,
         report=report,
-        figures=_figures(document, funnels, report) if document else {},
+        figures=_figures(document, funnels, report),
         selection_charts=_selection_charts(views),
     )
 
 
 def _figures(
-    doc: dict[str, Any], funnels: list[dict[str, Any]], report: dict[str, Any] | None
+    doc: dict[str, Any] | None, funnels: list[dict[str, Any]], report: dict[str, Any] | None
 ) -> dict[str, list[Markup]]:
     gates = (report or {}).get("policy", {}).get("gates") or []
-    return {
-        "performance": _performance_charts(doc),
-        "realised": _realised_charts(doc, gates),
-        "drift": _drift_charts(doc),
-        "funnel": _funnel_charts(funnels),
-        "evaluation": _evaluation_charts(doc),
-    }
+    figures = {"funnel": _funnel_charts(funnels)}
+    if doc is not None:
+        figures |= {
+            "performance": _performance_charts(doc),
+            "realised": _realised_charts(doc, gates),
+            "drift": _drift_charts(doc),
+            "evaluation": _evaluation_charts(doc),
+        }
+    return figures
 
 
 def _estimate_rows(doc: dict[str, Any]) -> list[dict[str, Any]]:
