@@ -322,13 +322,16 @@ def release(
     progress: Progress = _quiet,
     released_by: str | None = None,
     trust: Trust | None = None,
+    after_release: dict[str, Any] | None = None,
 ) -> ReleaseResult:
     """Train, audit every candidate, gate, register, and promote the best passing one.
 
     The ``candidate`` alias always moves to the chosen version; ``production`` moves only when it
     passed and the policy needs no approval (otherwise the version awaits one). Every candidate's
     decision is signed (:mod:`audits.attestation`), with ``released_by`` (default: the user
-    running the release), who may not approve it.
+    running the release), who may not approve it. ``after_release``: what the months since the
+    last release showed (realised results and the evaluation arm, from the service's monitoring),
+    kept in every candidate's report for the board.
     """
     released_by = released_by or _current_user()
     _check_attributes(policy, spec)
@@ -411,6 +414,7 @@ def release(
             reference_profile=reference_profile(
                 data.features, kinds, item.candidate.final.validation_scores, sensitive
             ),
+            after_release=after_release,
         )
         item.written = write_report(item.report, registry.home.audits / item.audit_id)
         _record_audit(registry, spec, policy, item, tags)

@@ -144,6 +144,7 @@ def build_report(
     created_at: datetime | None = None,
     outcome_detail: AuditOutcome | None = None,
     reference_profile: dict[str, Any] | None = None,
+    after_release: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The audit report as a JSON-ready mapping (schema ``outreach.audit/2``).
 
@@ -223,6 +224,7 @@ def build_report(
             "production_comparison": asdict(production) if production else None,
             "model_card": model_card,
             "reference_profile": reference_profile,
+            "after_release": after_release,
         }
     )
 

@@ -229,8 +229,30 @@ def release_with_data(home: Home, spec_path: str, data: str | None) -> tuple[Any
     _progress(f"policy '{policy.name}' (sha256 {policy.sha256[:12]}...)")
     for note in policy.changed_meanings:
         _progress(f"  note: {note}")
-    result = release(spec, dataset, _registry(home), policy=policy, progress=_progress)
+    result = release(
+        spec,
+        dataset,
+        _registry(home),
+        policy=policy,
+        progress=_progress,
+        after_release=_after_release(home, spec.name),
+    )
     return result, dataset
+
+
+def _after_release(home: Home, name: str) -> dict[str, Any] | None:
+    """What the labelled months since earlier releases showed (none for a new home)."""
+    from service.period_report import after_release_evidence
+
+    if home.database_url is None and not (home.root / "service.db").exists():
+        return None
+    with _service_db(home).session() as session:
+        found = after_release_evidence(session, name)
+    if found:
+        _progress(
+            f"the audit report carries {len(found['months'])} labelled month(s) since release"
+        )
+    return found
 
 
 def print_release(summary: dict[str, Any]) -> None:
@@ -1118,7 +1140,14 @@ def _demo_release(home: Home, spec_path: Path) -> tuple[Any, Any]:
     dataset = validate(frame.loc[~later].reset_index(drop=True), spec)
     policy = _demo_policy(home, spec) if spec.policy else policy_for(spec)
     _progress(f"policy '{policy.name}' (sha256 {policy.sha256[:12]}...)")
-    result = release(spec, dataset, _registry(home), policy=policy, progress=_progress)
+    result = release(
+        spec,
+        dataset,
+        _registry(home),
+        policy=policy,
+        progress=_progress,
+        after_release=_after_release(home, spec.name),
+    )
     return result, frame.loc[later].reset_index(drop=True)
 
 

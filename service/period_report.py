@@ -249,3 +249,64 @@ def period_document(
             "reaudit_reasons": reaudit,
         }
     )
+
+
+def after_release_evidence(
+    session: Session, name: str, *, limit: int = 12
+) -> dict[str, Any] | None:
+    """What the labelled months of ``name`` showed, for the next release's audit report.
+
+    Per labelled month (newest first, at most ``limit``): the version that scored it, the
+    realised verdict and its breaches, overall calibration, and the evaluation arm's estimates
+    with their intervals. ``None`` when no month has labels.
+    """
+    rows = session.execute(
+        select(PeriodLabels, ScoredPeriod)
+        .join(
+            ScoredPeriod,
+            (ScoredPeriod.model_name == PeriodLabels.model_name)
+            & (ScoredPeriod.period == PeriodLabels.period),
+        )
+        .where(PeriodLabels.model_name == name)
+        .order_by(PeriodLabels.period.desc())
+        .limit(limit)
+    ).all()
+    if not rows:
+        return None
+    months = []
+    for labels, scored in rows:
+        realised = labels.realised or {}
+        decision = realised.get("decision") or {}
+        overall = next(
+            (
+                c
+                for c in (realised.get("calibration") or {}).get("groups") or []
+                if c.get("attribute") == "overall"
+            ),
+            None,
+        )
+        months.append(
+            {
+                "period": labels.period,
+                "model_version": scored.model_version,
+                "audit_id": scored.audit_id,
+                "labelled": labels.labelled,
+                "positives": labels.positives,
+                "verdict": decision.get("verdict"),
+                "breaches": [b.get("message") for b in decision.get("breaches") or []],
+                "reaudit_recommended": bool(realised.get("reaudit_recommended")),
+                "calibration": overall,
+                "lottery_places": scored.lottery_places,
+                "evaluation": (realised.get("evaluation") or {}).get("estimates"),
+            }
+        )
+    return plain_numbers(
+        {
+            "model": name,
+            "months": months,
+            "caveat": (
+                "Realised results count crises that help prevented as misses; the evaluation "
+                "arm's estimates at the margin do not."
+            ),
+        }
+    )

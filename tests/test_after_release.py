@@ -418,3 +418,30 @@ def test_monitoring_api_lists_periods_and_documents_one(
     assert client.get("/api/v1/monitoring?period=2024-13", headers=headers).status_code == 400
     missing = client.get("/api/v1/monitoring?period=1999-01", headers=headers)
     assert missing.status_code == 404 and missing.get_json()["error"]["code"] == "period_not_found"
+
+
+def test_the_next_release_audit_carries_the_months_after_release(fresh: Released) -> None:
+    """The labelled months (realised verdict, calibration, the evaluation arm with intervals)
+    reach the next release's report, and its HTML shows them."""
+    from audits.catalogue import read_report
+    from audits.report import render_html
+    from model.registry import connect
+    from service.period_report import after_release_evidence
+
+    with fresh.db.session() as session:
+        assert after_release_evidence(session, fresh.name) is None
+    period = fresh.periods[0]
+    _ingest(fresh, _labels(fresh, period))
+    with fresh.db.session() as session:
+        evidence = after_release_evidence(session, fresh.name)
+        scored = session.scalars(select(ScoredPeriod).where(ScoredPeriod.period == period)).one()
+    assert evidence is not None
+    [month] = evidence["months"]
+    assert month["period"] == period and month["lottery_places"] == scored.lottery_places > 0
+    untreated = month["evaluation"]["untreated_rate"]
+    assert untreated["low"] <= untreated["value"] <= untreated["high"]
+    report = read_report(connect(fresh.home), scored.audit_id)
+    html = render_html({**report, "after_release": evidence})
+    assert "Since the earlier release: the months with labels" in html
+    assert period in html.split('id="after-release"', 1)[1]
+    json.dumps(evidence)  # JSON-ready

@@ -57,7 +57,11 @@ def monitoring_page() -> ResponseReturnValue:
         if chosen is not None and chosen not in months:
             raise NotFoundError(f"no month {chosen} has been scored for {name}")
         period = chosen or (months[0] if months else None)
-        document = period_document(session, name, period, _report_for) if period in kept else None
+        document = (
+            period_document(session, name, period, _report_for)
+            if period is not None and period in kept
+            else None
+        )
         report = (
             _report_for(document["model"]["audit_id"]) if document else None
         ) or serving_report
