@@ -12,15 +12,15 @@ offer (people about to be helped are at their riskiest), a bias of its own.
 The spec's ``training.treated`` decides what training does with them (see :mod:`model.train`).
 
 With ``"indicator"`` every row is fitted with one more input, :data:`TREATMENT_INDICATOR`: the
-share of its label window that follows the first acceptance (:func:`treatment_indicator`), so 1
-on treated rows, ``k / horizon`` on the ``horizon - 1`` rows before them whose windows end ``k``
-months into the help, and 0 elsewhere. The crises the help prevented are then put down to the
-help and not to the features of the people it reached, and no row is left out of fitting, so
-nothing there is selected on need (calibration reads the rows at 0 only). The indicator is a training input only: the served model is compiled with it
-fixed at 0, so every score is the risk without help; it is no term of the additive model (so
-never a reason, never in the input schema) and no request can set it. Being one more additive
-term, it learns one shift in log-odds, scaled by the share: an effect of help that differs
-between kinds of people is averaged.
+share of its label window that follows the first acceptance (:func:`treatment_indicator`), so 1 on
+treated rows, ``k / horizon`` on the ``horizon - 1`` rows before them whose windows end ``k``
+months into the help, and 0 elsewhere. The crises the help prevented are then put down to the help
+and not to the features of the people it reached, and no row is left out of fitting, so nothing
+there is selected on need (calibration reads the rows at 0 only). The indicator is a training input
+only: the served model is compiled with it fixed at 0, so every score is the risk without help; it
+is no term of the additive model (so never a reason, never in the input schema) and no request can
+set it. Being one more additive term, it learns one shift in log-odds, scaled by the share: an
+effect of help that differs between kinds of people is averaged.
 """
 
 from __future__ import annotations
