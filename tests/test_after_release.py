@@ -445,3 +445,54 @@ def test_the_next_release_audit_carries_the_months_after_release(fresh: Released
     assert "Since the earlier release: the months with labels" in html
     assert period in html.split('id="after-release"', 1)[1]
     json.dumps(evidence)  # JSON-ready
+
+
+def test_the_demo_months_after_release_are_scored_offered_and_labelled(
+    released: Released, small_spec, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    """The demo's loop on a copy of the released site: each later month scored with the
+    lottery, outcomes recorded, labels ingested, and the monitoring document complete."""
+    from outreach.cli import _demo_after_release
+    from service.period_report import period_document
+
+    own = copy_released(released, tmp_path)
+    later = own.frame.loc[own.frame["period"].astype(str) == own.periods[-1]].copy()
+    later["period"] = "2031-01"
+    _demo_after_release(own.home, small_spec, later.reset_index(drop=True))
+    with own.db.session() as session:
+        labels = session.scalars(select(PeriodLabels).where(PeriodLabels.period == "2031-01")).one()
+        document = period_document(session, own.name, "2031-01", _reports(own))
+    assert labels.labelled == len(later)
+    assert document["lottery"]["places"] > 0
+    assert document["realised"]["evaluation"]["estimates"]["untreated_rate"] is not None
+    offered = sum(g["offered"] for g in document["funnel"]["attributes"][0]["groups"])
+    recorded = sum(
+        g[s]
+        for g in document["funnel"]["attributes"][0]["groups"]
+        for s in ("contacted", "accepted", "declined", "unreachable")
+    )
+    assert offered == recorded > 0  # the demo coordinator answered every offer
+
+
+def test_estimates_beyond_a_limit_recommend_a_reaudit() -> None:
+    """Before any label: a group whose people at risk the list passes over has an estimated
+    recall far below everyone else's, and the policy's limit makes a re-audit recommended."""
+    from audits.estimates import estimate_performance
+    from service.period_report import estimated_disparities
+    from tests.test_release import LENIENT, policy_text
+
+    rng = np.random.default_rng(3)
+    n = 4000
+    group = np.where(rng.random(n) < 0.5, "a", "b")
+    p = rng.beta(1, 12, n)
+    ranked = np.where(group == "b", p * 0.2, p)  # the list reads group b's risk as a fifth
+    selected = np.zeros(n, dtype=bool)
+    selected[np.argsort(-ranked)[:400]] = True
+    estimates = estimate_performance(p, selected, {"sex": group}).as_dict()
+    policy = policy_text(**{k: v for k, v in LENIENT.items() if k != "min = 0.8"})  # limit 0.8
+    rows, reasons = estimated_disparities(estimates, policy)
+    b = next(r for r in rows if r["group"] == "b" and r["metric"] == "recall")
+    assert b["beyond_limit"] and b["value"] < 0.5
+    assert any("sex = b" in r for r in reasons)
+    fair = estimate_performance(p, np.argsort(np.argsort(-p)) < 400, {"sex": group}).as_dict()
+    assert estimated_disparities(fair, policy)[1] == []
