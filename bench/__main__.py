@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import sys
 
-from bench import audit_bench, model_bench, pages_bench, service_bench
+from bench import audit_bench, model_bench, monitoring_bench, pages_bench, service_bench
 
 BENCHES = {
     "model": model_bench.main,
     "audit": audit_bench.main,
     "service": service_bench.main,
     "pages": pages_bench.main,
+    "monitoring": monitoring_bench.main,
 }
 
 
