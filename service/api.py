@@ -28,7 +28,7 @@ from model.errors import (
     UnavailableError,
     UnsupportedMediaError,
 )
-from service import access_log
+from service import access_log, reviews
 from service import queue as queue_rules
 from service.auth import Principal, authenticate
 from service.db import Database, Outcome, QueueEntry
@@ -545,6 +545,145 @@ def remove_opt_out(person_id: str) -> Any:
     return Response(status=204)
 
 
+# --- Requests for review of a listing (service.reviews) ---------------------------------------
+
+
+def review_dict(view: reviews.RequestView) -> dict[str, Any]:
+    """A request for review as the API shows it: never anyone's sensitive attributes."""
+    return {
+        "id": view.id,
+        "person_id": view.person_id,
+        "model": {"name": view.model_name},
+        "period": view.period,
+        "entry_id": view.entry_id,
+        "kind": view.kind,
+        "raised_by": view.raised_by,
+        "details": view.details,
+        "state": view.state,
+        "next_states": list(view.next_states),
+        "filed_by": view.filed_by,
+        "created_at": view.created_at.isoformat(),
+        "updated_at": view.updated_at.isoformat(),
+        "history": [
+            {"state": e.state, "note": e.note, "by": e.by, "at": e.at.isoformat()}
+            for e in view.history
+        ],
+    }
+
+
+@api.post("/review-requests")
+@requires("review_file")
+def file_review_request() -> Any:
+    """A coordinator files a request for review of a person's listing (wrong data, or the
+    person asked not to be contacted, which also takes them off every list)."""
+    payload = _json()
+    _fields(payload, {"purpose", "person_id", "kind", "raised_by", "details"}, "review request")
+    person = queue_rules.person_id(payload.get("person_id"))
+    reviews.request_kind(payload.get("kind"))
+    reviews.who_raised(payload.get("raised_by"))
+    queue_rules.free_text(payload.get("details"), field="details")
+    _purpose(payload.get("purpose"), action="review_request", ids=[person])
+    filed = reviews.file_request(
+        _db(),
+        _caller(),
+        person,
+        payload.get("kind"),
+        payload.get("raised_by"),
+        payload.get("details"),
+    )
+    return jsonify(
+        {
+            **review_dict(filed.request),
+            "opt_out_recorded": filed.opt_out_recorded,
+            "request_id": g.request_id,
+        }
+    ), 201
+
+
+@api.get("/review-requests")
+@requires("review_list")
+def review_requests() -> Any:
+    """Requests for review, newest first, with their history (filter by state and month)."""
+    limit = _int_arg("limit", 100, low=1, high=1000)
+    offset = _int_arg("offset", 0, low=0, high=10_000_000)
+    state = request.args.get("state") or ""
+    month = request.args.get("month") or ""
+    states = [reviews.request_state(state)] if state else []
+    if month:
+        reviews.filed_month(month)
+    _purpose(request.args.get("purpose"), action="review_requests", ids=[])
+    found = reviews.list_requests(
+        _db(), _caller(), states=states, month_filed=month or None, limit=limit, offset=offset
+    )
+    return jsonify(
+        {
+            "purpose": PURPOSE,
+            "state": state or None,
+            "month": month or None,
+            "limit": limit,
+            "offset": offset,
+            "total": found.total,
+            "requests": [review_dict(view) for view in found.requests],
+            "request_id": g.request_id,
+        }
+    )
+
+
+@api.post("/review-requests/<request_id>/state")
+@requires("review_decide")
+def move_review_request(request_id: str) -> Any:
+    """Move a request to its next state (in review, resolved or declined), with a note."""
+    number = reviews.request_number(request_id)
+    payload = _json()
+    _fields(payload, {"purpose", "state", "note"}, "state change")
+    reviews.request_state(payload.get("state"))
+    queue_rules.free_text(payload.get("note"), field="note", required=True)
+    _purpose(payload.get("purpose"), action="review_transition", ids=[])
+    moved = reviews.transition(_db(), _caller(), number, payload.get("state"), payload.get("note"))
+    return jsonify({**review_dict(moved), "request_id": g.request_id})
+
+
+@api.get("/review-requests/summary")
+@requires("review_summary")
+def review_summary() -> Any:
+    """Requests counted by month, kind, state and sensitive group: aggregates only, small
+    counts withheld."""
+    summary = reviews.counts_by_group_and_month(_db())
+
+    def row(found: reviews.CountRow) -> dict[str, Any]:
+        return {
+            "month": found.month,
+            "kind": found.kind,
+            "state": found.state,
+            "total": found.total,
+        }
+
+    return jsonify(
+        {
+            "threshold": summary.threshold,
+            "rows": [row(r) for r in summary.totals],
+            "attributes": [
+                {
+                    "attribute": a.attribute,
+                    "groups": list(a.groups),
+                    "rows": [
+                        {
+                            **row(r),
+                            "counts": [
+                                {"group": g_, "count": n, "withheld": n is None}
+                                for g_, n in zip(a.groups, r.counts, strict=True)
+                            ],
+                        }
+                        for r in a.rows
+                    ],
+                }
+                for a in summary.attributes
+            ],
+            "request_id": g.request_id,
+        }
+    )
+
+
 @api.get("/model")
 @requires("model")
 def model_info() -> Any:
@@ -581,6 +720,36 @@ def audit(audit_id: str) -> Any:
     from model.registry import connect
 
     return jsonify(read_report(connect(current_app.extensions["outreach.home"]), audit_id))
+
+
+@api.get("/monitoring")
+@requires("monitoring")
+def monitoring() -> Any:
+    """After release, aggregates only: without ``period``, the scored periods; with it, that
+    period's estimates, drift, funnel, realised results and evaluation arm, with warnings."""
+    from audits.catalogue import read_report
+    from model.errors import OutreachError
+    from model.registry import connect
+    from service.period_report import period_document, periods_index
+
+    name = _source().name
+    period = request.args.get("period")
+    with _db().session() as session:
+        if period is None:
+            return jsonify(
+                {"model": name, "periods": periods_index(session, name), "request_id": g.request_id}
+            )
+        queue_rules.period(period)
+        registry = connect(current_app.extensions["outreach.home"])
+
+        def report_for(audit_id: str) -> dict[str, Any] | None:
+            try:
+                return read_report(registry, audit_id)
+            except OutreachError:
+                return None
+
+        document = period_document(session, name, period, report_for)
+    return jsonify({**document, "request_id": g.request_id})
 
 
 @api.get("/healthz")

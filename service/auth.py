@@ -40,12 +40,19 @@ ROUTE_ROLES: dict[str, frozenset[str]] = {
     "audits": frozenset({"analyst", "oversight"}),
     "access_log": frozenset({"oversight"}),
     "users": frozenset({"admin"}),
+    # Requests for review of a listing (service.reviews): coordinators file them, the board
+    # (and admins) read and decide them; only the board reads the counts by group.
+    "review_file": frozenset({"coordinator"}),
+    "review_list": frozenset({"oversight", "admin"}),
+    "review_decide": frozenset({"oversight", "admin"}),
+    "review_summary": frozenset({"oversight"}),
+    # Aggregates after release (never a person): the API and the page.
+    "monitoring": frozenset({"oversight", "analyst"}),
     # Pages only.
     "outreach_list": frozenset({"coordinator"}),
     "releases": frozenset({"oversight"}),
     "decide_release": frozenset({"oversight"}),
     "policy": frozenset({"oversight", "analyst"}),
-    "monitoring": frozenset({"oversight"}),
     "versions": frozenset({"analyst", "oversight"}),
 }
 

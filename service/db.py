@@ -398,3 +398,42 @@ class SignInCounter(Base):
     locks: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[float] = mapped_column(Float, default=0.0)
     forget_at: Mapped[float] = mapped_column(Float, index=True)
+
+
+class ReviewRequest(Base):
+    """A request for review of a listing (``service.reviews``): wrong data, or a person who asked
+    not to be contacted. Attached to the person's latest queue entry when it was filed (its
+    model and period are kept if the entry is later removed); its state changes are kept in
+    :class:`ReviewRequestEvent`."""
+
+    __tablename__ = "review_requests"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    person_id: Mapped[str] = mapped_column(String(120), index=True)
+    model_name: Mapped[str] = mapped_column(String(120))
+    period: Mapped[str] = mapped_column(String(7))
+    entry_id: Mapped[int | None] = mapped_column(
+        ForeignKey("queue_entries.id", ondelete="SET NULL"), nullable=True, index=True
+    )
+    kind: Mapped[str] = mapped_column(String(20))
+    #: Who raised it: ``"person"`` (they asked, through a coordinator) or ``"coordinator"``.
+    raised_by: Mapped[str] = mapped_column(String(20))
+    details: Mapped[str] = mapped_column(Text, default="")
+    state: Mapped[str] = mapped_column(String(20), index=True)
+    filed_by: Mapped[str] = mapped_column(String(120))
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, index=True
+    )
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ReviewRequestEvent(Base):
+    """One state a review request entered, who moved it and why. Append-only (on SQLite,
+    triggers refuse UPDATE and DELETE; migration 0007)."""
+
+    __tablename__ = "review_request_events"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    request_id: Mapped[int] = mapped_column(ForeignKey("review_requests.id"), index=True)
+    state: Mapped[str] = mapped_column(String(20))
+    note: Mapped[str] = mapped_column(Text, default="")
+    by: Mapped[str] = mapped_column(String(120))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from model.scorer import BANDS, ScoringModel
+from service import reviews
 from service.api import MAX_DEPTH
 from service.queue import (
     ID_PATTERN,
@@ -247,6 +248,258 @@ def _schemas(model: ScoringModel | None) -> dict[str, Any]:
     }
 
 
+# --- Requests for review of a listing (service.reviews) ---------------------------------------
+
+_REVIEW_STATE = {"enum": list(reviews.STATES)}
+_REVIEW = _object(
+    {
+        "id": {"type": "integer", "minimum": 1},
+        "person_id": _ID_TEXT,
+        "model": _object({"name": {"type": "string"}}),
+        "period": {"type": "string"},
+        "entry_id": {"type": ["integer", "null"], "minimum": 1},
+        "kind": {"enum": list(reviews.KINDS)},
+        "raised_by": {"enum": list(reviews.RAISED_BY)},
+        "details": {"type": "string", "maxLength": MAX_TEXT, "pattern": TEXT_PATTERN},
+        "state": _REVIEW_STATE,
+        "next_states": {"type": "array", "items": _REVIEW_STATE},
+        "filed_by": {"type": "string", "minLength": 1},
+        "created_at": {"type": "string", "minLength": 1},
+        "updated_at": {"type": "string", "minLength": 1},
+        "history": {
+            "type": "array",
+            "minItems": 1,
+            "items": _object(
+                {
+                    "state": _REVIEW_STATE,
+                    "note": {"type": "string"},
+                    "by": {"type": "string", "minLength": 1},
+                    "at": {"type": "string", "minLength": 1},
+                }
+            ),
+        },
+    }
+)
+_COUNT = _object(
+    {
+        "month": {"type": "string", "pattern": PERIOD_PATTERN},
+        "kind": {"enum": list(reviews.KINDS)},
+        "state": _REVIEW_STATE,
+        "total": {"type": "integer", "minimum": 1},
+    }
+)
+
+_GROUP_ROW = {
+    "allOf": [
+        _COUNT,
+        _object(
+            {
+                "counts": {
+                    "type": "array",
+                    "items": _object(
+                        {
+                            "group": {"type": "string"},
+                            "count": {"type": ["integer", "null"], "minimum": 0},
+                            "withheld": {"type": "boolean"},
+                        }
+                    ),
+                }
+            }
+        ),
+    ]
+}
+
+
+def _review_paths(signed_in: tuple[int, ...]) -> dict[str, Any]:
+    """Requests for review: coordinators file them; the board (and admins) list and move
+    them; the board reads their counts by group and month."""
+    return {
+        "/api/v1/review-requests": {
+            "post": {
+                "operationId": "fileReviewRequest",
+                "summary": "File a request for review of the listing of a person on a list in "
+                "the caller's areas: wrong data, or they asked not to be contacted (which also "
+                "takes them off every list)",
+                "requestBody": _json_body(
+                    {
+                        "person_id": _ID,
+                        "kind": {"enum": list(reviews.KINDS)},
+                        "raised_by": {"enum": list(reviews.RAISED_BY)},
+                        "details": _TEXT,
+                    },
+                    optional=("details",),
+                ),
+                "responses": {
+                    **_ok(
+                        201,
+                        "filed, open; attached to the person's latest queue entry",
+                        {
+                            "allOf": [
+                                _REVIEW,
+                                _object(
+                                    {
+                                        "opt_out_recorded": {"type": "boolean"},
+                                        "request_id": {"type": "string"},
+                                    }
+                                ),
+                            ]
+                        },
+                    ),
+                    **_errors(400, *signed_in, 404, 413, 415, 503),
+                },
+            },
+            "get": {
+                "operationId": "reviewRequests",
+                "summary": "Requests for review, newest first, each with its history (no "
+                "sensitive attribute of anyone)",
+                "parameters": [
+                    _PURPOSE_QUERY,
+                    {
+                        "name": "state",
+                        "in": "query",
+                        "description": "only requests in this state (empty: every state)",
+                        "schema": {"type": "string", "enum": ["", *reviews.STATES]},
+                    },
+                    {
+                        "name": "month",
+                        "in": "query",
+                        "description": "only requests filed in this month, YYYY-MM (UTC)",
+                        "schema": {"type": "string", "pattern": f"^({PERIOD_PATTERN[1:-1]})?$"},
+                    },
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "schema": {
+                            "type": "integer",
+                            "minimum": 1,
+                            "maximum": 1000,
+                            "default": 100,
+                        },
+                    },
+                    {
+                        "name": "offset",
+                        "in": "query",
+                        "schema": {
+                            "type": "integer",
+                            "minimum": QUEUE_OFFSET[0],
+                            "maximum": QUEUE_OFFSET[1],
+                            "default": 0,
+                        },
+                    },
+                ],
+                "responses": _linked(
+                    {
+                        **_ok(
+                            200,
+                            "a page of requests",
+                            _object(
+                                {
+                                    "purpose": {"const": "outreach"},
+                                    "state": {"type": ["string", "null"]},
+                                    "month": {"type": ["string", "null"]},
+                                    "limit": {"type": "integer"},
+                                    "offset": {"type": "integer"},
+                                    "total": {"type": "integer", "minimum": 0},
+                                    "requests": {
+                                        "type": "array",
+                                        "maxItems": 1000,
+                                        "items": _REVIEW,
+                                    },
+                                    "request_id": {"type": "string"},
+                                }
+                            ),
+                        ),
+                        **_errors(400, *signed_in, 503),
+                    },
+                    200,
+                    MoveReviewRequest={
+                        "operationId": "moveReviewRequest",
+                        "parameters": {"path.request_id": "$response.body#/requests/0/id"},
+                    },
+                ),
+            },
+        },
+        "/api/v1/review-requests/{request_id}/state": {
+            "post": {
+                "operationId": "moveReviewRequest",
+                "summary": "Move a request open -> in_review -> resolved or declined (or from "
+                "open straight to either), with a note; any other move is a 409",
+                "parameters": [
+                    {
+                        "name": "request_id",
+                        "in": "path",
+                        "required": True,
+                        "schema": {
+                            "type": "integer",
+                            "minimum": 1,
+                            "maximum": reviews.MAX_REQUEST_ID,
+                        },
+                    }
+                ],
+                "requestBody": _json_body(
+                    {
+                        "state": _REVIEW_STATE,
+                        "note": {
+                            "type": "string",
+                            "minLength": 1,
+                            "maxLength": MAX_TEXT,
+                            "pattern": reviews.REQUIRED_TEXT_PATTERN,
+                        },
+                    }
+                ),
+                "responses": {
+                    **_ok(
+                        200,
+                        "moved; the history holds the new state with who moved it and why",
+                        {
+                            "allOf": [
+                                _REVIEW,
+                                _object({"request_id": {"type": "string"}}),
+                            ]
+                        },
+                    ),
+                    **_errors(400, *signed_in, 404, 409, 413, 415, 503),
+                },
+            }
+        },
+        "/api/v1/review-requests/summary": {
+            "get": {
+                "operationId": "reviewRequestSummary",
+                "summary": "Requests counted by month filed, kind, state and sensitive group "
+                "(aggregates only; small counts withheld)",
+                "responses": {
+                    **_ok(
+                        200,
+                        "per month, kind and state: the total, and per attribute the count "
+                        "of each group (null where withheld)",
+                        _object(
+                            {
+                                "threshold": {"type": "integer", "minimum": 1},
+                                "rows": {"type": "array", "items": _COUNT},
+                                "attributes": {
+                                    "type": "array",
+                                    "items": _object(
+                                        {
+                                            "attribute": {"type": "string"},
+                                            "groups": {
+                                                "type": "array",
+                                                "items": {"type": "string"},
+                                            },
+                                            "rows": {"type": "array", "items": _GROUP_ROW},
+                                        }
+                                    ),
+                                },
+                                "request_id": {"type": "string"},
+                            }
+                        ),
+                    ),
+                    **_errors(*signed_in, 503),
+                },
+            }
+        },
+    }
+
+
 def document(model: ScoringModel | None, *, max_records: int) -> dict[str, Any]:
     """The API description; ``model`` fills in the record schema (None: ids only)."""
     signed_in = (401, 403, 429)  # every route behind a token: no or bad token, role, rate
@@ -373,6 +626,16 @@ def document(model: ScoringModel | None, *, max_records: int) -> dict[str, Any]:
                                 "person_id": "$response.body#/entries/0/person_id",
                             },
                         },
+                        FileReviewRequest={
+                            "operationId": "fileReviewRequest",
+                            "requestBody": {
+                                "purpose": "outreach",
+                                "person_id": "$response.body#/entries/0/person_id",
+                                "kind": "wrong_data",
+                                "raised_by": "person",
+                                "details": "the household size is out of date",
+                            },
+                        },
                     ),
                 }
             },
@@ -477,6 +740,7 @@ def document(model: ScoringModel | None, *, max_records: int) -> dict[str, Any]:
                     ),
                 }
             },
+            **_review_paths(signed_in),
             "/api/v1/model": {
                 "get": {
                     "operationId": "model",
@@ -578,6 +842,53 @@ def document(model: ScoringModel | None, *, max_records: int) -> dict[str, Any]:
                             },
                         ),
                         **_errors(*signed_in, 404),
+                    },
+                }
+            },
+            "/api/v1/monitoring": {
+                "get": {
+                    "operationId": "monitoring",
+                    "summary": "After release (aggregates only): the scored periods, or one "
+                    "period's estimates, drift, funnel, realised results and evaluation arm",
+                    "parameters": [
+                        {
+                            "name": "period",
+                            "in": "query",
+                            "required": False,
+                            "description": "A scored month, YYYY-MM; without it, the list of "
+                            "scored periods",
+                            "schema": {"type": "string", "pattern": PERIOD_PATTERN},
+                        }
+                    ],
+                    "responses": {
+                        **_ok(
+                            200,
+                            "without period: {model, periods}; with period: the period's "
+                            "monitoring document (warnings, reaudit_recommended and its reasons, "
+                            "estimates, estimated_disparities, drift, funnel, labels, realised, "
+                            "lottery)",
+                            {
+                                "type": "object",
+                                "required": ["request_id"],
+                                "properties": {
+                                    "request_id": {"type": "string"},
+                                    "periods": {"type": "array", "items": {"type": "object"}},
+                                    "period": {"type": "string"},
+                                    "warnings": {"type": "array", "items": {"type": "string"}},
+                                    "reaudit_recommended": {"type": "boolean"},
+                                    "reaudit_reasons": {
+                                        "type": "array",
+                                        "items": {"type": "string"},
+                                    },
+                                    "estimates": {"type": ["object", "null"]},
+                                    "drift": {"type": ["object", "null"]},
+                                    "funnel": {"type": "object"},
+                                    "realised": {"type": ["object", "null"]},
+                                    "lottery": {"type": ["object", "null"]},
+                                },
+                            },
+                        ),
+                        **_errors(*signed_in, 400, 404),
                     },
                 }
             },

@@ -170,7 +170,7 @@ def latest_outcomes(name: str, principal: Principal | None = None) -> Any:
     return statement.group_by(QueueEntry.person_id).subquery()
 
 
-def _logged(
+def logged(
     db: Database,
     caller: Caller,
     action: str,
@@ -178,31 +178,33 @@ def _logged(
 ) -> T:
     """Run ``work`` and append its access-log row in one transaction (retried on a race).
 
+    Every action on people runs through here (this module's, and :mod:`service.reviews`').
     ``work`` returns (person ids concerned, model version, result). If it raises
-    :class:`_RefusalError`, the refusal is logged (``allowed = False``) and committed, then the
+    :class:`RefusalError`, the refusal is logged (``allowed = False``) and committed, then the
     refusal's error is raised.
     """
 
-    def attempt() -> T | _RefusalError:
+    def attempt() -> T | RefusalError:
         with db.session() as session:
             try:
                 ids, version, result = work(session)
-            except _RefusalError as refused:
+            except RefusalError as refused:
                 session.rollback()
-                access_log.append(session, **_fields(caller, action, refused.ids, allowed=False))
+                access_log.append(session, **log_fields(caller, action, refused.ids, allowed=False))
                 return refused
-            access_log.append(session, **_fields(caller, action, ids, version=version))
+            access_log.append(session, **log_fields(caller, action, ids, version=version))
             return result
 
     outcome = access_log.retrying(attempt)
-    if isinstance(outcome, _RefusalError):
+    if isinstance(outcome, RefusalError):
         raise outcome.error
     return outcome
 
 
-def _fields(
+def log_fields(
     caller: Caller, action: str, ids: Sequence[str], *, version: str = "", allowed: bool = True
 ) -> dict[str, Any]:
+    """An access-log row's fields for ``caller``'s ``action`` on ``ids``."""
     return {
         "user": caller.principal.name,
         "role": caller.principal.role,
@@ -215,24 +217,25 @@ def _fields(
     }
 
 
-class _RefusalError(OutreachError):
-    """Internal: a refusal to log before its public ``error`` is raised (never escapes)."""
+class RefusalError(OutreachError):
+    """Raised inside :func:`logged`'s work: a refusal to log before its public ``error`` is
+    raised (it never escapes :func:`logged`)."""
 
     def __init__(self, ids: Sequence[str], error: OutreachError) -> None:
         super().__init__(error.message)
         self.ids, self.error = list(ids), error
 
 
-def _not_found(person: str) -> _RefusalError:
-    return _RefusalError(
+def _not_found(person: str) -> RefusalError:
+    return RefusalError(
         [person],
         NotFoundError("no such person on a list in your areas", code="not_found"),
     )
 
 
-def _person_entries(session: Session, caller: Caller, person: str) -> list[QueueEntry]:
+def person_entries(session: Session, caller: Caller, person: str) -> list[QueueEntry]:
     """The person's entries of the serving model, newest period first, if in the caller's
-    areas; otherwise :class:`_RefusalError` (404), whether or not the person exists."""
+    areas; otherwise :class:`RefusalError` (404), whether or not the person exists."""
     entries = list(
         session.scalars(
             select(QueueEntry)
@@ -346,7 +349,7 @@ def list_queue(
         version = listing.rows[0][0].model_version if listing.rows else ""
         return ids, version, (listing, extra)
 
-    return _logged(db, caller, action, work)
+    return logged(db, caller, action, work)
 
 
 def scoped_list_ids(
@@ -382,7 +385,7 @@ def show_person(db: Database, caller: Caller, person: str) -> PersonView:
     person = person_id(person)
 
     def work(session: Session) -> tuple[list[str], str, PersonView]:
-        entries = _person_entries(session, caller, person)
+        entries = person_entries(session, caller, person)
         opted = session.get(OptOut, person)
         if opted is not None:
             return [person], "", PersonView(person, opted)
@@ -395,7 +398,7 @@ def show_person(db: Database, caller: Caller, person: str) -> PersonView:
         view = PersonView(person, None, current, tuple(entries), tuple(history))
         return [person], current.model_version, view
 
-    return _logged(db, caller, "person", work)
+    return logged(db, caller, "person", work)
 
 
 # --- Actions -----------------------------------------------------------------------------------
@@ -424,13 +427,13 @@ def record_outcome(
         entry = session.get(QueueEntry, entry_id) if 0 < entry_id <= MAX_ENTRY_ID else None
         refused = NotFoundError("no such queue entry on a list in your areas")
         if entry is None or entry.model_name != caller.model or entry.rank <= 0:
-            raise _RefusalError([] if entry is None else [entry.person_id], refused)
+            raise RefusalError([] if entry is None else [entry.person_id], refused)
         try:  # the person's area now, as for their page: not the area of an old entry
-            _person_entries(session, caller, entry.person_id)
-        except _RefusalError as err:
-            raise _RefusalError(err.ids, refused) from err
+            person_entries(session, caller, entry.person_id)
+        except RefusalError as err:
+            raise RefusalError(err.ids, refused) from err
         if session.get(OptOut, entry.person_id) is not None:
-            raise _RefusalError(
+            raise RefusalError(
                 [entry.person_id],
                 ConflictError(
                     "this person asked not to be contacted; no contact can be recorded",
@@ -448,7 +451,7 @@ def record_outcome(
             RecordedOutcome(row.id, entry.id, entry.person_id, status),
         )
 
-    return _logged(db, caller, "outcome", work)
+    return logged(db, caller, "outcome", work)
 
 
 def opt_out(db: Database, caller: Caller, person: Any, reason: Any) -> str:
@@ -457,12 +460,20 @@ def opt_out(db: Database, caller: Caller, person: Any, reason: Any) -> str:
     reason = free_text(reason, field="reason")
 
     def work(session: Session) -> tuple[list[str], str, str]:
-        _person_entries(session, caller, person)
-        if session.get(OptOut, person) is None:
-            session.add(OptOut(person_id=person, recorded_by=caller.principal.name, reason=reason))
+        person_entries(session, caller, person)
+        add_opt_out(session, caller, person, reason)
         return [person], "", person
 
-    return _logged(db, caller, "opt_out", work)
+    return logged(db, caller, "opt_out", work)
+
+
+def add_opt_out(session: Session, caller: Caller, person: str, reason: str) -> bool:
+    """Inside an action's transaction, once the person is known to be in the caller's areas:
+    record that they asked not to be contacted. ``False`` if they already had (kept as it was)."""
+    if session.get(OptOut, person) is not None:
+        return False
+    session.add(OptOut(person_id=person, recorded_by=caller.principal.name, reason=reason))
+    return True
 
 
 def opt_in(db: Database, caller: Caller, person: Any, reason: Any) -> str:
@@ -472,12 +483,12 @@ def opt_in(db: Database, caller: Caller, person: Any, reason: Any) -> str:
     reason = free_text(reason, field="reason", required=True)
 
     def work(session: Session) -> tuple[list[str], str, str]:
-        _person_entries(session, caller, person)
+        person_entries(session, caller, person)
         opted = session.get(OptOut, person)
         if opted is None:
-            raise _RefusalError([person], NotFoundError("this person had not asked to be left out"))
+            raise RefusalError([person], NotFoundError("this person had not asked to be left out"))
         session.delete(opted)
         session.add(OptIn(person_id=person, reason=reason, recorded_by=caller.principal.name))
         return [person], "", person
 
-    return _logged(db, caller, "opt_in", work)
+    return logged(db, caller, "opt_in", work)

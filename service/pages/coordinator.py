@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 from audits.charts import SignedBar, signed_chart
 from model.errors import NotFoundError
 from service import queue as queue_rules
+from service import reviews
 from service.db import OptOut, Outcome, QueueEntry
 from service.pages.common import db, fmt_time, model_name
 from service.pages.security import signed_in
@@ -213,6 +214,8 @@ def person(person_id: str) -> ResponseReturnValue:
             person_id=view.person_id,
             opted_out=_opt_out_view(view.opted_out),
             entry=None,
+            review_kinds=reviews.KINDS,
+            raisers=reviews.RAISED_BY,
         )
     entries = {e.id: e for e in view.entries}
     reasons = view.current.reasons
@@ -242,6 +245,8 @@ def person(person_id: str) -> ResponseReturnValue:
             for o in view.history
         ],
         opted_out=None,
+        review_kinds=reviews.KINDS,
+        raisers=reviews.RAISED_BY,
     )
 
 
@@ -276,3 +281,30 @@ def opt_in(person_id: str) -> ResponseReturnValue:
     person = queue_rules.opt_in(db(), _caller(), person_id, request.form.get("reason", ""))
     flash("Recorded: this person may be offered outreach again.")
     return redirect(url_for("coordinator.person", person_id=person))
+
+
+@pages.post("/people/<path:person_id>/review-request")
+@signed_in("review_file")
+def request_review(person_id: str) -> ResponseReturnValue:
+    """File a request for review of the person's listing (open while outreach is paused: a
+    person may always ask)."""
+    form = request.form
+    filed = reviews.file_request(
+        db(),
+        _caller(),
+        person_id,
+        form.get("kind", ""),
+        form.get("raised_by", ""),
+        form.get("details", ""),
+    )
+    number = filed.request.id
+    if filed.opt_out_recorded:
+        flash(
+            f"Request for review {number} sent. This person asked not to be contacted: they are "
+            "off every list from now on."
+        )
+    elif filed.request.kind == "do_not_contact":
+        flash(f"Request for review {number} sent (they had already asked not to be contacted).")
+    else:
+        flash(f"Request for review {number} sent to the oversight board.")
+    return redirect(url_for("coordinator.person", person_id=filed.request.person_id))

@@ -23,16 +23,17 @@ from flask import (
 from flask.typing import ResponseReturnValue
 from sqlalchemy import Text, cast, func, select
 
-from audits import charts
 from audits.catalogue import list_versions, read_report
 from audits.policy import Gate
 from audits.release import production_version
 from audits.report import CSS, METRIC_WORDS, gate_chart, render_body
-from model.errors import NotFoundError, OutreachError
-from service import access_log, approvals, monitoring
+from model.errors import BadInputError, ConflictError, NotFoundError, OutreachError
+from service import access_log, approvals
+from service import reviews as review_rules
 from service.db import AccessLogRow, Approval
 from service.pages.common import db, fmt_time, model_name, registry
 from service.pages.security import signed_in
+from service.queue import Caller
 
 pages = Blueprint("oversight", __name__, url_prefix="/oversight")
 
@@ -392,85 +393,79 @@ def access_log_page() -> ResponseReturnValue:
     )
 
 
-@pages.get("/monitoring")
-@signed_in("monitoring")
-def monitoring_page() -> ResponseReturnValue:
-    """Per period: selection rate and outreach outcomes by group, with policy warnings."""
-    name = model_name()
-    production = [r for r in _versions() if r["name"] == name and "production" in r["aliases"]]
-    report = _report_if_found(production[0]["audit_id"]) if production else None
-    with db().session() as session:
-        views = monitoring.periods(session, name, report)
-    return render_template(
-        "oversight/monitoring.html",
-        principal=g.principal,
-        name=name,
-        views=views,
-        chart_sets=_monitoring_charts(views),
-        statuses=monitoring.OUTCOME_STATUSES,
-        report=report,
+# --- Requests for review of a listing (service.reviews) ---------------------------------------
+
+REVIEWS_SHOWN = 200
+#: What the buttons moving a request say.
+REVIEW_VERBS = {"in_review": "Start the review", "resolved": "Resolve", "declined": "Decline"}
+#: The page's choices of requests: those awaiting a decision (the default), one state, or all.
+REVIEW_SHOWS = {"awaiting": "Awaiting a decision", **review_rules.STATES, "all": "Every state"}
+
+
+@pages.get("/reviews")
+@signed_in("review_list")
+def reviews_page() -> ResponseReturnValue:
+    """Requests for review: counts by group and month (the board only), and the requests with
+    forms that move them."""
+    return _reviews_page()
+
+
+def _reviews_page(
+    *, problem: tuple[int, str] | None = None, note: str = "", status: int = 200
+) -> ResponseReturnValue:
+    """The page; ``problem`` (request id, message) shows a refused move at the top and beside
+    that request's form, with the note as it was typed."""
+    show = request.args.get("show", "awaiting")
+    show = show if show in REVIEW_SHOWS else "awaiting"
+    month = request.args.get("month", "")
+    try:
+        month = review_rules.filed_month(month) if month else ""
+    except BadInputError:
+        month = ""
+    states = {"awaiting": review_rules.AWAITING, "all": ()}.get(show, (show,))
+    caller = Caller(g.principal, g.request_id, model_name())
+    found = review_rules.list_requests(
+        db(), caller, states=states, month_filed=month or None, limit=REVIEWS_SHOWN
     )
+    summary = (
+        review_rules.counts_by_group_and_month(db()) if g.principal.may("review_summary") else None
+    )
+    return render_template(
+        "oversight/reviews.html",
+        principal=g.principal,
+        summary=summary,
+        requests=found.requests,
+        total=found.total,
+        show=show,
+        shows=REVIEW_SHOWS,
+        month=month,
+        kinds=review_rules.KIND_NAMES,
+        raisers=review_rules.RAISED_BY,
+        states=review_rules.STATES,
+        verbs=REVIEW_VERBS,
+        when=fmt_time,
+        problem=problem,
+        typed_note=note,
+    ), status
 
 
-CHART_PERIODS = 3
-
-
-def _monitoring_charts(views: list[monitoring.PeriodView]) -> list[Any]:
-    """Per attribute: each group's share put on the list over the latest months, and, where
-    outcomes are recorded, the share of contacted people who accepted help (latest month)."""
-    if not views:
-        return []
-    out = []
-    recent = views[:CHART_PERIODS]
-    found = {
-        (view.period, a.attribute, row.group): row
-        for view in recent
-        for a in view.attributes
-        for row in a.groups
-    }
-    for attribute in recent[0].attributes:
-        bars = []
-        for row in attribute.groups:
-            for view in recent:
-                match = found.get((view.period, attribute.attribute, row.group))
-                if match is not None:
-                    bars.append(
-                        charts.Bar(
-                            f"{row.group}{' (reference)' if row.reference else ''}, {view.period}",
-                            match.selection_rate,
-                            muted=not match.sufficient,
-                            note="too few to judge" if not match.sufficient else "",
-                        )
-                    )
-        out.append(
-            charts.bar_chart(
-                bars,
-                title=f"Share put on the list by {attribute.attribute}, latest months",
-                axis_label="selection rate (hatched: too few people to judge)",
-                fmt="{:.3f}",
-            )
+@pages.post("/reviews/<int:request_id>/state")
+@signed_in("review_decide")
+def move_review(request_id: int) -> ResponseReturnValue:
+    """Move a request to the state its button names, with a note; kept with who and when."""
+    note = request.form.get("note", "")
+    try:
+        moved = review_rules.transition(
+            db(),
+            Caller(g.principal, g.request_id, model_name()),
+            request_id,
+            request.form.get("state", ""),
+            note,
         )
-        answered = [
-            (row, sum(row.outcomes.values()), row.outcomes.get("accepted", 0))
-            for row in attribute.groups
-        ]
-        if any(total for _, total, _ in answered):
-            out.append(
-                charts.bar_chart(
-                    [
-                        charts.Bar(
-                            row.group,
-                            accepted / total if total else None,
-                            note=f"{accepted} of {total}",
-                        )
-                        for row, total, accepted in answered
-                    ],
-                    title=(
-                        f"{recent[0].period}: share accepting help among people with a recorded "
-                        f"outcome, by {attribute.attribute}"
-                    ),
-                    axis_label="accepted / outcomes recorded",
-                    fmt="{:.2f}",
-                )
-            )
-    return out
+    except (BadInputError, ConflictError) as err:
+        message = err.message + (f" ({'; '.join(err.details)})" if err.details else "")
+        return _reviews_page(
+            problem=(request_id, message), note=note[:MAX_NOTE], status=err.http_status
+        )
+    flash(f"Request {moved.id} is now {review_rules.STATES[moved.state].lower()}.")
+    return redirect(url_for("oversight.reviews_page"))
