@@ -89,11 +89,17 @@ def funnel(
     session: Session, name: str, period: str, *, level: float, limit: float | None
 ) -> dict[str, Any]:
     """The period's funnel by group, with each rate compared with everyone else's."""
+    entries = select(QueueEntry.id).where(
+        QueueEntry.model_name == name, QueueEntry.period == period, QueueEntry.rank > 0
+    )
     latest = (
         select(Outcome.entry_id, func.max(Outcome.id).label("last"))
+        .where(Outcome.entry_id.in_(entries))
         .group_by(Outcome.entry_id)
         .subquery()
     )
+    # Counted by the database: a few hundred (group, source, status, label) cells, not a row per
+    # entry and attribute.
     rows = session.execute(
         select(
             EntryGroup.attribute,
@@ -101,22 +107,30 @@ def funnel(
             QueueEntry.source,
             QueueEntry.label,
             Outcome.status,
+            func.count(),
         )
         .join(EntryGroup, EntryGroup.entry_id == QueueEntry.id)
         .outerjoin(latest, latest.c.entry_id == QueueEntry.id)
         .outerjoin(Outcome, Outcome.id == latest.c.last)
         .where(QueueEntry.model_name == name, QueueEntry.period == period, QueueEntry.rank > 0)
+        .group_by(
+            EntryGroup.attribute,
+            EntryGroup.group_name,
+            QueueEntry.source,
+            QueueEntry.label,
+            Outcome.status,
+        )
     )
     table: dict[tuple[str, str], FunnelRow] = {}
-    for attribute, group, source, label, status in rows:
+    for attribute, group, source, label, status, count in rows:
         row = table.setdefault((attribute, group), FunnelRow(attribute, group))
-        row.offered += 1
-        row.lottery += source == "lottery"
+        row.offered += count
+        row.lottery += count if source == "lottery" else 0
         key = status or "no_outcome"
-        row.counts[key] = row.counts.get(key, 0) + 1
+        row.counts[key] = row.counts.get(key, 0) + count
         if label is not None:
-            row.labelled += 1
-            row.crises[key] = row.crises.get(key, 0) + int(label)
+            row.labelled += count
+            row.crises[key] = row.crises.get(key, 0) + int(label) * count
     by_attribute: dict[str, list[FunnelRow]] = defaultdict(list)
     for row in table.values():
         by_attribute[row.attribute].append(row)

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from audits.audit import applicable_intersections, run_audit
@@ -101,8 +101,11 @@ def read_labels(frame: pd.DataFrame, columns: LabelColumns) -> dict[str, pd.Data
     if bad.any():
         problems.append(f"column '{columns.label_column}': not 0 or 1 in {row_list(bad)}")
     if ordinals is not None and not ids.isna().any():
-        keys = pd.DataFrame({"id": ids.astype(str).to_numpy(), "period": ordinals})
-        dup = keys.duplicated(keep="first").to_numpy()
+        # One integer per (id, month): duplicates found without hashing text pairs.
+        people, _ = pd.factorize(ids.astype(str))
+        months = ordinals - ordinals.min()
+        keys = people.astype(np.int64) * (int(months.max()) + 1) + months
+        dup = pd.Series(keys).duplicated(keep="first").to_numpy()
         if dup.any():
             problems.append(
                 f"duplicate ({columns.id_column}, {columns.time_column}) keys: {row_list(dup)} "
@@ -121,6 +124,16 @@ def read_labels(frame: pd.DataFrame, columns: LabelColumns) -> dict[str, pd.Data
         ordinal_to_period(int(o)): part.drop(columns="ordinal").reset_index(drop=True)
         for o, part in table.groupby("ordinal", sort=True)
     }
+
+
+def _text(column: pd.Series) -> np.ndarray:
+    """A group column as text values (a categorical's labels taken by code, not converted one
+    by one)."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        names = np.asarray(column.cat.categories.astype(str), dtype=object)
+        codes = column.cat.codes.to_numpy()
+        return np.where(codes >= 0, names[np.maximum(codes, 0)], "nan").astype(object)
+    return column.astype(str).to_numpy(dtype=object)
 
 
 def _calibration(
@@ -153,8 +166,9 @@ def _calibration(
     everyone = np.ones(len(scores), dtype=bool)
     rows = [{"attribute": "overall", "group": "overall", **cell(everyone)}]
     for attribute, values in groups.items():
-        for group in sorted(set(values.tolist())):
-            rows.append({"attribute": attribute, "group": group, **cell(values == group)})
+        codes, names = pd.factorize(values, sort=True)
+        for code, group in enumerate(names):
+            rows.append({"attribute": attribute, "group": str(group), **cell(codes == code)})
     edges = np.quantile(scores, np.linspace(0, 1, CALIBRATION_BINS + 1)) if len(scores) else []
     bins = np.clip(np.searchsorted(edges, scores, side="right") - 1, 0, CALIBRATION_BINS - 1)
     reliability = []
@@ -180,13 +194,19 @@ def realised_results(
     scored: ScoredPeriod,
     seed: int = 0,
 ) -> dict[str, Any]:
-    """The realised results of one period (labels joined to its scored population)."""
-    joined = snapshot.merge(labels, on="person_id", how="inner", validate="one_to_one")
-    y = joined["label"].to_numpy(dtype=np.int8)
+    """The realised results of one period (labels joined to its scored population).
+
+    Ids are unique on both sides (scoring and :func:`read_labels` refuse duplicates), so the join
+    is a lookup: each scored person's position in the labels, in the snapshot's order.
+    """
+    position = pd.Index(labels["person_id"]).get_indexer(snapshot["person_id"])
+    inside = position >= 0
+    joined = snapshot.loc[inside].reset_index(drop=True)
+    y = labels["label"].to_numpy(dtype=np.int8)[position[inside]]
     scores = joined["score"].to_numpy(dtype=float)
     on_list = (joined["source"] == "list").to_numpy()
     attributes = [a for a in policy.sensitive_attributes if a in joined.columns]
-    groups = {a: joined[a].astype(str).to_numpy() for a in attributes}
+    groups = {a: _text(joined[a]) for a in attributes}
     outcome = run_audit(
         policy,
         labels=y,
@@ -308,6 +328,10 @@ def realised_map_items(
     }
 
 
+def _chunks(values: list[int], size: int = 5_000) -> list[list[int]]:
+    return [values[i : i + size] for i in range(0, len(values), size)]
+
+
 def _pct(value: Any) -> str:
     return f"{float(value):.1%}" if isinstance(value, int | float) else "n/a"
 
@@ -353,7 +377,7 @@ def ingest(
         row = scored[period]
         progress(f"{period}: joining {len(labels):,} labels to {row.population:,} scored people")
         snapshot = load_snapshot(row, folder)
-        known = labels["person_id"].isin(snapshot["person_id"]).to_numpy()
+        known = pd.Index(snapshot["person_id"]).get_indexer(labels["person_id"]) >= 0
         kept = labels.loc[known].reset_index(drop=True)
         if kept.empty:
             raise DataValidationError(
@@ -420,6 +444,9 @@ def _store(
     row.ingested_by = by
     connection = session.connection()
     table = QueueEntry.metadata.tables[QueueEntry.__tablename__]
+    connection.execute(
+        update(table).where(table.c.model_name == name, table.c.period == period).values(label=None)
+    )
     entries = dict(
         connection.execute(
             select(QueueEntry.person_id, QueueEntry.id).where(
@@ -428,21 +455,11 @@ def _store(
         ).all()
     )
     if entries:
-        connection.execute(
-            update(table)
-            .where(table.c.model_name == name, table.c.period == period)
-            .values(label=None)
-        )
-        found = labels.loc[labels["person_id"].isin(list(entries))]
-        values = [
-            {"_id": entries[person], "label": int(label)}
-            for person, label in zip(found["person_id"], found["label"], strict=True)
-        ]
-        if values:
-            connection.execute(
-                update(table)
-                .where(table.c.id == bindparam("_id"))
-                .values(label=bindparam("label")),
-                values,
-            )
+        found = labels.loc[pd.Index(list(entries)).get_indexer(labels["person_id"]) >= 0]
+        by_label: dict[int, list[int]] = {0: [], 1: []}
+        for person, label in zip(found["person_id"], found["label"], strict=True):
+            by_label[int(label)].append(entries[person])
+        for label, ids in by_label.items():  # two statements per chunk, not one per entry
+            for part in _chunks(ids):
+                connection.execute(update(table).where(table.c.id.in_(part)).values(label=label))
     session.flush()

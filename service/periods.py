@@ -195,7 +195,7 @@ def snapshot_frame(
     n = len(ids)
     frame = pd.DataFrame(
         {
-            "person_id": ids.astype(str),
+            "person_id": _text(ids),
             "score": scores.astype(float),
             "rank": selection.rank,
             "offered": selection.offered(n),
@@ -206,8 +206,13 @@ def snapshot_frame(
         }
     )
     for attribute, values in groups.items():
-        frame[attribute] = pd.Categorical(np.asarray(values).astype(str))
+        frame[attribute] = pd.Categorical(_text(values))
     return frame
+
+
+def _text(values: Any) -> Any:
+    """Values as a pandas text array without a round trip through fixed-width numpy strings."""
+    return pd.array(np.asarray(values, dtype=object), dtype="str")
 
 
 def _parquet(frame: pd.DataFrame) -> bytes:
