@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import tomllib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from model.home import Home
 from model.spec import ExperimentSpec, load_spec, parse_spec
 from model.synthetic import generate_preset
 from model.train import TrainingResult, train
+from tests.postgres import Cluster, copy_rows, start_cluster
 
 ROOT = Path(__file__).resolve().parent.parent
 ROLES = ("coordinator", "analyst", "oversight", "admin")
@@ -81,6 +83,41 @@ def fast_mapping(path: Path = INDIVIDUAL_SPEC, **overrides: Any) -> dict[str, An
 
 def fast_spec(path: Path = INDIVIDUAL_SPEC, **overrides: Any) -> ExperimentSpec:
     return parse_spec(fast_mapping(path, **overrides), source_path=str(path))
+
+
+#: The service databases the tests that matter for the database run on (``on_both_databases``).
+BACKENDS = ("sqlite", "postgresql")
+#: Runs a test once per backend: it overrides the ``backend`` fixture (``"sqlite"`` otherwise).
+on_both_databases = pytest.mark.parametrize("backend", BACKENDS)
+
+
+@pytest.fixture
+def backend() -> str:
+    """The service database's kind; tests marked ``on_both_databases`` get each in turn."""
+    return "sqlite"
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Cluster]:
+    """A throwaway PostgreSQL cluster on loopback for the whole run (``tests/postgres.py``).
+
+    Started on first use, stopped and removed at the end; a cluster that cannot start fails the
+    tests that need it (never a skip)."""
+    try:
+        cluster = start_cluster()
+    except RuntimeError as err:
+        pytest.fail(str(err), pytrace=False)
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+def database_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty service database on the test's backend (no schema yet: the app migrates it)."""
+    if backend == "sqlite":
+        return f"sqlite:///{tmp_path / 'service.db'}"
+    cluster: Cluster = request.getfixturevalue("postgres")
+    return cluster.create_database()
 
 
 @pytest.fixture(scope="session")
@@ -170,6 +207,30 @@ def site(
         add_user(db, f"{role}-user", role, password=password)
     set_areas(db, "coordinator-user", [ALL_AREAS])
     return Site(home, url, passwords, (summary["registered_model"], str(summary["version"])))
+
+
+@pytest.fixture(scope="session")
+def site_template(site: Site, postgres: Cluster) -> str:
+    """A PostgreSQL database holding the site's service rows (migrated, then copied row by row
+    with their ids), used only as the template of each test's copy (``site_database``)."""
+    from service.db import Database
+
+    url = postgres.create_database()
+    target = Database(url)
+    target.upgrade()
+    target.engine.dispose()
+    copy_rows(site.database_url, url)
+    return url.rsplit("/", 1)[1]
+
+
+def site_database(request: pytest.FixtureRequest, backend: str) -> str | None:
+    """For a copy of the site on ``backend``: ``None`` on SQLite (the copied file serves), else a
+    fresh PostgreSQL database holding the site's rows."""
+    if backend == "sqlite":
+        return None
+    template: str = request.getfixturevalue("site_template")
+    cluster: Cluster = request.getfixturevalue("postgres")
+    return cluster.create_database(template=template)
 
 
 @dataclass(frozen=True)

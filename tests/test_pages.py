@@ -17,7 +17,8 @@ from model.home import Home
 from model.registry import connect
 from service import create_app, monitoring
 from service.db import AccessLogRow, Approval, Database, OptOut, Outcome, QueueEntry
-from tests.conftest import ROLES, Site
+from tests.conftest import ROLES, Site, on_both_databases, site_database
+from tests.postgres import lift_update_guard, refuse_access_log_inserts
 
 SENSITIVE = ("race_ethnicity", "age_band", "disability", "Hispanic or Latino", "Multiracial")
 
@@ -34,16 +35,19 @@ PAGES = {
 }
 
 
-def copy_site(site: Site, folder: Path) -> Site:
-    """A private copy of the site (registry and database), so tests may change it freely."""
+def copy_site(site: Site, folder: Path, database_url: str | None = None) -> Site:
+    """A private copy of the site (registry and database), so tests may change it freely; its
+    service database is the copied SQLite file unless ``database_url`` (``site_database``) says
+    otherwise."""
     root = folder / "home"
     shutil.copytree(site.home.root, root)
-    return Site(Home(root), f"sqlite:///{root / 'service.db'}", site.passwords, site.awaiting)
+    url = database_url or f"sqlite:///{root / 'service.db'}"
+    return Site(Home(root), url, site.passwords, site.awaiting)
 
 
 @pytest.fixture
-def own_site(site: Site, tmp_path: Path) -> Site:
-    return copy_site(site, tmp_path)
+def own_site(site: Site, tmp_path: Path, backend: str, request: pytest.FixtureRequest) -> Site:
+    return copy_site(site, tmp_path, site_database(request, backend))
 
 
 @pytest.fixture
@@ -119,6 +123,7 @@ def test_every_page_with_every_role(as_role, role: str, path: str) -> None:
         assert "not open to the" in response.get_data(as_text=True)
 
 
+@on_both_databases
 def test_wrong_password_is_refused_and_repeated_failures_lock_the_name(
     app: Flask, own_site: Site
 ) -> None:
@@ -168,6 +173,7 @@ def test_sign_out_ends_the_session(as_role) -> None:
     assert client.get("/outreach/").status_code == 302
 
 
+@on_both_databases
 def test_signing_out_ends_copies_of_the_session_too(app: Flask, own_site: Site) -> None:
     client = app.test_client()
     sign_in(client, own_site, "coordinator")
@@ -262,6 +268,7 @@ def test_api_errors_stay_json_and_page_errors_are_pages(app: Flask) -> None:
 # ----------------------------------------------------------------------------- coordinators
 
 
+@on_both_databases
 def test_list_shows_the_period_in_rank_order_and_logs_first(as_role, db: Database) -> None:
     client = as_role("coordinator")
     before = count(db, AccessLogRow)
@@ -286,6 +293,7 @@ def test_list_shows_the_period_in_rank_order_and_logs_first(as_role, db: Databas
 
 
 @pytest.mark.parametrize("field", ["area", "band", "status"])
+@on_both_databases
 def test_list_filters(as_role, db: Database, field: str) -> None:
     client = as_role("coordinator")
     with db.session() as session:
@@ -314,6 +322,7 @@ def test_list_pages(as_role) -> None:
     assert 'rel="next"' in first
 
 
+@on_both_databases
 def test_changes_since_the_previous_period(as_role, db: Database) -> None:
     client = as_role("coordinator")
     with db.session() as session:
@@ -350,6 +359,7 @@ def test_person_page_shows_reasons_chart_and_forms(as_role, db: Database) -> Non
     assert client.get("/outreach/people/nobody-here").status_code == 404
 
 
+@on_both_databases
 def test_recording_an_outcome(as_role, db: Database) -> None:
     client = as_role("coordinator")
     with db.session() as session:
@@ -371,6 +381,7 @@ def test_recording_an_outcome(as_role, db: Database) -> None:
         assert [o.status for o in session.scalars(select(Outcome))] == ["accepted"]
 
 
+@on_both_databases
 def test_opting_out_removes_the_person_from_the_list_and_back(as_role, db: Database) -> None:
     client = as_role("coordinator")
     with db.session() as session:
@@ -392,6 +403,7 @@ def test_opting_out_removes_the_person_from_the_list_and_back(as_role, db: Datab
     assert f'/outreach/people/{person}"' in client.get("/outreach/").get_data(as_text=True)
 
 
+@on_both_databases
 def test_no_contact_is_recorded_for_someone_who_opted_out(as_role, db: Database) -> None:
     client = as_role("coordinator")
     with db.session() as session:
@@ -406,6 +418,7 @@ def test_no_contact_is_recorded_for_someone_who_opted_out(as_role, db: Database)
     assert response.status_code == 409 and count(db, Outcome) == 0
 
 
+@on_both_databases
 def test_last_contact_counts_every_month(as_role, db: Database) -> None:
     """Someone who declined on last month's list does not look untouched on this month's."""
     client = as_role("coordinator")
@@ -445,12 +458,11 @@ def test_last_contact_counts_every_month(as_role, db: Database) -> None:
     assert entry["period"] == periods[-1] and entry["last_outcome"]["status"] == "declined"
 
 
+@on_both_databases
 def test_an_unwritable_access_log_shows_nothing(as_role, db: Database) -> None:
     client = as_role("coordinator")
     with db.engine.begin() as connection:
-        connection.exec_driver_sql(
-            "CREATE TRIGGER refuse BEFORE INSERT ON access_log BEGIN SELECT RAISE(ABORT, 'no'); END"
-        )
+        refuse_access_log_inserts(connection)
     response = client.get("/outreach/")
     assert response.status_code == 503
     assert "/outreach/people/" not in response.get_data(as_text=True)
@@ -459,6 +471,7 @@ def test_an_unwritable_access_log_shows_nothing(as_role, db: Database) -> None:
 # ----------------------------------------------------------------------------- oversight
 
 
+@on_both_databases
 def test_approving_a_release_awaiting_approval(as_role, own_site: Site, db: Database) -> None:
     client = as_role("oversight")
     name, version = own_site.awaiting
@@ -520,6 +533,7 @@ def test_a_review_release_names_the_groups_it_could_not_judge_before_approval(
     assert "Took on the groups the audit could not judge" in page
 
 
+@on_both_databases
 def test_the_board_can_withdraw_the_production_model_and_coordinators_see_it_paused(
     app: Flask, as_role, own_site: Site, db: Database
 ) -> None:
@@ -625,17 +639,19 @@ def test_access_log_filter_by_person(as_role, db: Database) -> None:
     assert f"{len(rows)} rows;" in text
 
 
+@on_both_databases
 def test_access_log_page_reports_a_broken_chain(as_role, db: Database) -> None:
     as_role("coordinator").get("/outreach/")
     client = as_role("oversight")
     assert "The chain is intact" in client.get("/oversight/access-log").get_data(as_text=True)
-    with db.engine.begin() as connection:  # the table refuses updates: drop that first
-        connection.exec_driver_sql("DROP TRIGGER access_log_no_update")
+    with db.engine.begin() as connection:  # the table refuses updates: lift that first
+        lift_update_guard(connection)
         connection.execute(update(AccessLogRow).values(user="someone else"))
     page = client.get("/oversight/access-log?full=1").get_data(as_text=True)
     assert "The chain is broken at row 1" in page
 
 
+@on_both_databases
 def test_access_log_page_checks_new_rows_between_full_checks(as_role, db: Database) -> None:
     client = as_role("oversight")
     client.get("/oversight/access-log")  # a full check
@@ -644,7 +660,7 @@ def test_access_log_page_checks_new_rows_between_full_checks(as_role, db: Databa
     assert "The chain is intact" in page
     as_role("coordinator").get("/outreach/")
     with db.engine.begin() as connection:  # tamper with a row added since: checked at once
-        connection.exec_driver_sql("DROP TRIGGER access_log_no_update")
+        lift_update_guard(connection)
         newest = connection.scalar(select(func.max(AccessLogRow.id)))
         connection.execute(
             update(AccessLogRow).where(AccessLogRow.id == newest).values(user="someone")
@@ -727,6 +743,7 @@ def test_compare_marks_estimates_beyond_a_gate(
     assert _beyond(report, disparity) is expected
 
 
+@on_both_databases
 def test_monitoring_page_charts_lists_and_outcomes_by_group(as_role, db: Database) -> None:
     coordinator = as_role("coordinator")
     with db.session() as session:
@@ -749,6 +766,7 @@ def test_monitoring_page_charts_lists_and_outcomes_by_group(as_role, db: Databas
     assert "/outreach/people/" not in html  # group totals only, never a person
 
 
+@on_both_databases
 def test_a_password_can_be_replaced_and_must_be_long_enough(
     app: Flask, db: Database, own_site: Site
 ) -> None:

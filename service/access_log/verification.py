@@ -133,41 +133,43 @@ def _walk(
             expected.setdefault(entry.row_id, []).append(entry)
     if seen is not None and seen[0] > start_id:
         expected.setdefault(seen[0], []).append(Checkpoint(0, "seen", seen[0], seen[1], 0, None))
-    rows = connection.execution_options(yield_per=2000).execute(
+    # Closed on every way out: on PostgreSQL the rows come through a server-side cursor that
+    # would otherwise stay open after an early return (a broken row).
+    with connection.execution_options(yield_per=2000).execute(
         select(table.id, table.previous_hash, table.hash, *(table[name] for name in HASHED))
         .where(table.id > start_id)
         .order_by(table.id)
-    )
-    # Plain tuples: a row's attribute lookups would cost more than hashing it.
-    for row_id, linked, digest, *values in rows:
-        count += 1
-        position += 1
-        if linked != previous:
-            return result(row_id, _link_broken(count == 1 and last is None, anchor))
-        if _digest(previous, dict(zip(HASHED, values, strict=True))) != digest:
-            return result(row_id, "its content does not match its hash")
-        for entry in expected.pop(row_id, ()):
-            if entry.hash != digest:
-                where = (
-                    f"at row {row_id}"
-                    if confirmed + 1 >= row_id
-                    else f"between rows {confirmed + 1} and {row_id}"
-                )
-                return result(
-                    confirmed + 1,
-                    f"the log was rewritten {where} and its hashes recomputed: row {row_id}'s "
-                    f"hash is not the one {entry.describe()} vouches for",
-                )
-            if entry.kind != "seen" and entry.rows != position:
-                return result(
-                    confirmed + 1,
-                    f"row {row_id} is row {position} of the log, but {entry.describe()} signed "
-                    f"it as row {entry.rows}: rows before it were removed or added",
-                )
-            matched += entry.kind != "seen"
-            confirmed = row_id
-        previous = digest
-        last = (row_id, digest)
+    ) as rows:
+        # Plain tuples: a row's attribute lookups would cost more than hashing it.
+        for row_id, linked, digest, *values in rows:
+            count += 1
+            position += 1
+            if linked != previous:
+                return result(row_id, _link_broken(count == 1 and last is None, anchor))
+            if _digest(previous, dict(zip(HASHED, values, strict=True))) != digest:
+                return result(row_id, "its content does not match its hash")
+            for entry in expected.pop(row_id, ()):
+                if entry.hash != digest:
+                    where = (
+                        f"at row {row_id}"
+                        if confirmed + 1 >= row_id
+                        else f"between rows {confirmed + 1} and {row_id}"
+                    )
+                    return result(
+                        confirmed + 1,
+                        f"the log was rewritten {where} and its hashes recomputed: row {row_id}'s "
+                        f"hash is not the one {entry.describe()} vouches for",
+                    )
+                if entry.kind != "seen" and entry.rows != position:
+                    return result(
+                        confirmed + 1,
+                        f"row {row_id} is row {position} of the log, but {entry.describe()} signed "
+                        f"it as row {entry.rows}: rows before it were removed or added",
+                    )
+                matched += entry.kind != "seen"
+                confirmed = row_id
+            previous = digest
+            last = (row_id, digest)
     if expected:
         end = last[0] if last is not None else start_id
         entry = min((e for entries in expected.values() for e in entries), key=lambda e: e.row_id)
