@@ -9,7 +9,7 @@ import numpy as np
 from audits.audit import run_audit
 from audits.loading import load_version
 from audits.policy import Policy
-from audits.proxies import check_proxies
+from audits.proxies import check_missingness, check_proxies
 from audits.report import Subject, build_report, new_audit_id
 from model.data import fingerprint, parse_periods, read_table
 from model.errors import BadInputError, DataValidationError
@@ -61,6 +61,9 @@ def reaudit(
         a: frame[a].astype(str).to_numpy(dtype=object) for a in policy.sensitive_attributes
     }
     proxies = check_proxies(frame[list(model.feature_names)], sensitive, model)
+    missingness = check_missingness(
+        frame[list(model.feature_names)], sensitive, model, clusters=ids
+    )
     outcome = run_audit(
         policy,
         labels=labels.to_numpy(dtype=np.int8),
@@ -92,5 +95,6 @@ def reaudit(
         },
         outcome=model.label_description,
         proxies=proxies,
+        missingness=missingness,
         outcome_detail=outcome,
     )

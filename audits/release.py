@@ -36,7 +36,7 @@ from audits.loading import LoadedModel, load_production, load_version, trust_for
 from audits.metrics import GroupAudit
 from audits.mitigation import mitigated_candidates
 from audits.policy import Policy, load_policy
-from audits.proxies import ProxyResult, check_proxies
+from audits.proxies import MissingnessResult, ProxyResult, check_missingness, check_proxies
 from audits.report import (
     CandidateSummary,
     ProductionComparison,
@@ -343,6 +343,9 @@ def release(
     sensitive = _sensitive(policy, data)
     progress("checking whether the features stand in for sensitive attributes")
     proxies: list[ProxyResult] = check_proxies(data.features, sensitive, spec, seed=spec.seed)
+    missingness: list[MissingnessResult] = check_missingness(
+        data.features, sensitive, spec, clusters=data.ids
+    )
     view = _production_view(registry, spec, policy, data, progress)
     production, production_selected, production_outcome = view if view else (None, None, None)
     production_audit: GroupAudit | None = production_outcome.audit if production_outcome else None
@@ -407,6 +410,7 @@ def release(
             outcome=spec.label.description,
             experiment={**experiment, "training_run_id": run_id},
             proxies=proxies,
+            missingness=missingness,
             candidates=summaries,
             production=_comparison(production, production_selected, item.selected, data, policy),
             model_card=card,

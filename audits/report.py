@@ -26,7 +26,7 @@ from audits.charts import Bar, Point, bar_chart, scatter_chart
 from audits.gate import Decision
 from audits.metrics import GroupAudit
 from audits.policy import Policy
-from audits.proxies import ProxyResult
+from audits.proxies import MISSINGNESS_ALPHA, MISSINGNESS_RATIO, MissingnessResult, ProxyResult
 
 SCHEMA = "outreach.audit/2"
 #: What each decision means, in the words an oversight board reads.
@@ -138,6 +138,7 @@ def build_report(
     outcome: str,
     experiment: dict[str, Any] | None = None,
     proxies: Sequence[ProxyResult] = (),
+    missingness: Sequence[MissingnessResult] = (),
     candidates: Sequence[CandidateSummary] = (),
     production: ProductionComparison | None = None,
     model_card: dict[str, Any] | None = None,
@@ -220,6 +221,15 @@ def build_report(
             "disparities": [asdict(d) for d in audit.disparities],
             "spreads": [asdict(s) for s in audit.spreads],
             "proxies": [p.as_dict() for p in proxies],
+            "missingness": {
+                "rule": (
+                    f"a group is flagged when its share missing and everyone else's differ by a "
+                    f"factor of at least {MISSINGNESS_RATIO:g} and a chi-square test gives "
+                    f"p < {MISSINGNESS_ALPHA:g}"
+                ),
+                "features": [m.as_dict() for m in missingness],
+                "findings": [f for m in missingness for f in m.findings],
+            },
             "candidates": [asdict(c) for c in candidates],
             "production_comparison": asdict(production) if production else None,
             "model_card": model_card,

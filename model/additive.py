@@ -20,6 +20,7 @@ from typing import Any, Literal
 import numpy as np
 
 from model.errors import BadInputError
+from model.spec import is_missing
 
 TermKind = Literal["linear", "step", "table"]
 FORMAT_VERSION = 1
@@ -32,6 +33,10 @@ class Term:
     ``linear``: ``slope * x + offset``. ``step``: ``values[i]`` where ``i`` counts the thresholds
     strictly below ``x`` (the trees' "go left when x <= threshold" rule). ``table``: one value per
     category, in ``categories`` order.
+
+    ``missing`` is the term's value at a gap (NaN, or a missing category) for a feature with
+    ``missing = "allowed"``: its own learned value, attributed to the feature like any other;
+    ``None`` when the feature refuses gaps.
     """
 
     feature: str
@@ -42,6 +47,7 @@ class Term:
     thresholds: tuple[float, ...] = ()
     values: tuple[float, ...] = ()
     categories: tuple[str, ...] = ()
+    missing: float | None = None
 
     @cached_property
     def index(self) -> dict[str, int]:
@@ -49,13 +55,19 @@ class Term:
         return {c: i for i, c in enumerate(self.categories)}
 
     def evaluate(self, x: np.ndarray) -> np.ndarray:
-        """The centred term at ``x`` (floats, or category codes for tables)."""
+        """The centred term at ``x`` (floats with NaN for gaps, or category codes for tables,
+        where a gap's code is ``len(categories)``)."""
+        if self.kind == "table":
+            gap = () if self.missing is None else (self.missing,)
+            return np.asarray((*self.values, *gap), dtype=float)[x] - self.center
         if self.kind == "linear":
-            return self.slope * x + (self.offset - self.center)
-        table = np.asarray(self.values, dtype=float) - self.center
-        if self.kind == "step":
-            return table[np.searchsorted(np.asarray(self.thresholds), x, side="left")]
-        return table[x]
+            out = self.slope * x + (self.offset - self.center)
+        else:
+            table = np.asarray(self.values, dtype=float) - self.center
+            out = table[np.searchsorted(np.asarray(self.thresholds), x, side="left")]
+        if self.missing is not None:
+            out = np.where(np.isnan(x), self.missing - self.center, out)
+        return out
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"feature": self.feature, "kind": self.kind, "center": self.center}
@@ -65,6 +77,8 @@ class Term:
             out.update(thresholds=list(self.thresholds), values=list(self.values))
         else:
             out.update(categories=list(self.categories), values=list(self.values))
+        if self.missing is not None:
+            out["missing"] = self.missing
         return out
 
     @classmethod
@@ -78,6 +92,7 @@ class Term:
             thresholds=tuple(float(t) for t in raw.get("thresholds", ())),
             values=tuple(float(v) for v in raw.get("values", ())),
             categories=tuple(str(c) for c in raw.get("categories", ())),
+            missing=None if raw.get("missing") is None else float(raw["missing"]),
         )
 
 
@@ -114,7 +129,15 @@ class AdditiveModel:
         try:
             return np.fromiter((index[c] for c in column), dtype=np.intp, count=len(column))
         except KeyError as err:
-            raise BadInputError(f"'{term.feature}': unknown category {err.args[0]!r}") from err
+            if term.missing is None or not is_missing(err.args[0]):
+                raise BadInputError(f"'{term.feature}': unknown category {err.args[0]!r}") from err
+        gap = len(term.categories)  # a column with gaps: the slower lookup, gaps to their code
+        values = list(column)
+        codes = [gap if is_missing(c) else index.get(c, -1) for c in values]
+        if -1 in codes:
+            bad = values[codes.index(-1)]
+            raise BadInputError(f"'{term.feature}': unknown category {bad!r}")
+        return np.asarray(codes, dtype=np.intp)
 
     def contributions(self, columns: Mapping[str, Any]) -> np.ndarray:
         """Per-record, per-feature contributions to the calibrated log-odds.

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from model.errors import BadInputError, DataValidationError
-from model.spec import ExperimentSpec, Feature
+from model.spec import ALLOW_MISSING_HINT, ExperimentSpec, Feature
 
 _SHOWN_ROWS = 5
 
@@ -70,8 +70,12 @@ def _check_numeric(column: pd.Series, feature: Feature) -> tuple[list[str], np.n
         return [f"column '{name}': not a number in {row_list(bad_type)}"], None
     array = values.to_numpy(dtype=float, na_value=np.nan)
     problems = []
-    if not np.isfinite(array).all():
-        problems.append(f"column '{name}': missing or infinite in {row_list(~np.isfinite(array))}")
+    gaps = np.isnan(array)
+    if gaps.any() and not feature.allows_missing:
+        problems.append(f"column '{name}': {missing_problem(gaps)}")
+    infinite = np.isinf(array)
+    if infinite.any():
+        problems.append(f"column '{name}': infinite in {row_list(infinite)}")
     finite = np.where(np.isfinite(array), array, 0.0)
     if feature.kind in ("count", "binary"):
         fractional = finite != np.round(finite)
@@ -89,12 +93,17 @@ def _check_numeric(column: pd.Series, feature: Feature) -> tuple[list[str], np.n
     return problems, array
 
 
+def missing_problem(gaps: np.ndarray) -> str:
+    """What a validation error says about gaps in a feature that refuses them."""
+    return f"missing in {row_list(gaps)}; {ALLOW_MISSING_HINT}"
+
+
 def _check_category(column: pd.Series, feature: Feature) -> list[str]:
     missing = column.isna().to_numpy()
-    if missing.any():
-        return [f"column '{feature.name}': missing in {row_list(missing)}"]
+    if missing.any() and not feature.allows_missing:
+        return [f"column '{feature.name}': {missing_problem(missing)}"]
     as_text = column.astype(str)
-    unknown = ~as_text.isin(feature.categories).to_numpy()
+    unknown = ~(as_text.isin(feature.categories).to_numpy() | missing)
     if unknown.any():
         seen = sorted(set(as_text[unknown]))[:_SHOWN_ROWS]
         return [
@@ -138,7 +147,8 @@ def validate_features(
     problems : list of str
         One line per column with problems, naming the rows.
     columns : dict
-        Clean arrays: floats for numbers, strings (object) for categories.
+        Clean arrays: floats for numbers, strings (object) for categories; a gap in a feature
+        with ``missing = "allowed"`` is NaN in both (a float NaN in the object array).
     """
     problems: list[str] = []
     columns: dict[str, np.ndarray] = {}
@@ -146,7 +156,10 @@ def validate_features(
         column = frame[feature.name]
         if feature.kind == "category":
             problems += _check_category(column, feature)
-            columns[feature.name] = column.astype(str).to_numpy(dtype=object)
+            clean = column.astype(str).to_numpy(dtype=object)
+            if feature.allows_missing:
+                clean[column.isna().to_numpy()] = np.nan
+            columns[feature.name] = clean
         else:
             found, array = _check_numeric(column, feature)
             problems += found

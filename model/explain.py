@@ -8,6 +8,11 @@ A pipeline trained with the treatment indicator (``training.treated = "indicator
 with the indicator fixed at 0: the additive model is the untreated risk, exactly, and has no term
 for the indicator, so it is never a reason and never an input.
 
+A gap (a feature with ``missing = "allowed"``) is attributed to its own feature like any other
+value: logistic terms carry ``slope * median + indicator weight`` (numbers) or the weight of the
+missing level (categories) as their ``missing`` value; boosted terms read the trees' value at NaN
+back from ``decision_function``. Contributions plus the base still equal the log-odds exactly.
+
 A :class:`Reason` is one feature that raised a score, in the spec's plain words.
 """
 
@@ -21,9 +26,9 @@ from sklearn.calibration import CalibratedClassifierCV
 from sklearn.pipeline import Pipeline
 
 from model.additive import AdditiveModel, Term
-from model.candidates import category_features, numeric_features
+from model.candidates import category_features, gap_numeric_features, numeric_features
 from model.errors import SpecError
-from model.spec import ExperimentSpec
+from model.spec import ExperimentSpec, is_missing
 
 TOP_REASONS = 3
 
@@ -41,18 +46,40 @@ def _logistic_terms(pipeline: Pipeline, spec: ExperimentSpec) -> tuple[list[Term
     expected = len(preprocess.get_feature_names_out())
     if coef.size != expected:
         raise SpecError(f"the model has {coef.size} inputs where {expected} were expected")
-    scaler = preprocess.named_transformers_["numbers"]
-    terms: list[Term] = []
+    numbers = preprocess.named_transformers_["numbers"]
+    scaler, medians = numbers, None
+    if isinstance(numbers, Pipeline):  # a spec with gaps: median imputation before scaling
+        scaler = numbers.named_steps["scale"]
+        medians = np.nan_to_num(numbers.named_steps["impute"].statistics_)
     numeric = numeric_features(spec)
+    categorical = category_features(spec)
+    # Layout: numbers, category levels (a gap the last level), missing indicators, treatment.
+    indicators = len(numeric) + sum(
+        len(spec.feature(name).categories) + spec.feature(name).allows_missing
+        for name in categorical
+    )
+    indicator_of = {name: indicators + i for i, name in enumerate(gap_numeric_features(spec))}
+    terms: list[Term] = []
     for i, name in enumerate(numeric):
         slope = coef[i] / scaler.scale_[i]
-        terms.append(Term(name, "linear", slope=slope, offset=-slope * scaler.mean_[i]))
+        offset = -slope * scaler.mean_[i]
+        missing = None
+        if name in indicator_of and medians is not None:
+            missing = float(slope * medians[i] + offset + coef[indicator_of[name]])
+        terms.append(Term(name, "linear", slope=slope, offset=offset, missing=missing))
     position = len(numeric)
-    for name in category_features(spec):
-        categories = spec.feature(name).categories
+    for name in categorical:
+        feature = spec.feature(name)
+        categories = feature.categories
         values = coef[position : position + len(categories)]
-        terms.append(Term(name, "table", categories=categories, values=tuple(values)))
         position += len(categories)
+        missing = None
+        if feature.allows_missing:
+            missing = float(coef[position])
+            position += 1
+        terms.append(
+            Term(name, "table", categories=categories, values=tuple(values), missing=missing)
+        )
     return terms, float(estimator.intercept_[0])
 
 
@@ -65,7 +92,10 @@ def _tree_thresholds(estimator: object, n_columns: int) -> list[np.ndarray]:
         if len(used) > 1:
             raise SpecError("a tree splits on several features; the model is not additive")
         for column, threshold in zip(nodes["feature_idx"], nodes["num_threshold"], strict=True):
-            found[int(column)].add(float(threshold))
+            # An infinite threshold is the split "gaps apart from every value": every number
+            # goes left, which the grid's last probe (inf) already reads.
+            if np.isfinite(threshold):
+                found[int(column)].add(float(threshold))
     return [np.array(sorted(t)) for t in found]
 
 
@@ -83,13 +113,16 @@ def _boosted_terms(pipeline: Pipeline, spec: ExperimentSpec) -> tuple[list[Term]
     # Probe the estimator one feature at a time around a reference row; additivity makes
     # raw(x) = raw(ref) + sum_j [raw(ref with x_j) - raw(ref)] exact. The treatment indicator,
     # after the features, stays 0 in every probe: the terms and base are the untreated risk.
+    # A feature that may be missing gets one more probe, at NaN: the trees' learned gap value.
     reference = np.zeros(inputs)
     grids: list[np.ndarray] = []
+    gaps = [spec.feature(name).allows_missing for name in columns]
     for j, name in enumerate(columns):
         if name in categorical:
-            grids.append(np.arange(len(spec.feature(name).categories), dtype=float))
+            grid = np.arange(len(spec.feature(name).categories), dtype=float)
         else:
-            grids.append(np.append(thresholds[j], np.inf))
+            grid = np.append(thresholds[j], np.inf)
+        grids.append(np.append(grid, np.nan) if gaps[j] else grid)
     probes = np.repeat(reference[None, :], sum(len(g) for g in grids) + 1, axis=0)
     row = 1
     for j, grid in enumerate(grids):
@@ -102,13 +135,15 @@ def _boosted_terms(pipeline: Pipeline, spec: ExperimentSpec) -> tuple[list[Term]
     for j, (name, grid) in enumerate(zip(columns, grids, strict=True)):
         values = tuple(float(v) for v in raw[row : row + len(grid)] - base)
         row += len(grid)
+        missing = None
+        if gaps[j]:
+            values, missing = values[:-1], values[-1]
         if name in categorical:
             categories = spec.feature(name).categories
-            terms.append(Term(name, "table", categories=categories, values=values))
+            terms.append(Term(name, "table", categories=categories, values=values, missing=missing))
         else:
-            terms.append(
-                Term(name, "step", thresholds=tuple(thresholds[j].tolist()), values=values)
-            )
+            cuts = tuple(thresholds[j].tolist())
+            terms.append(Term(name, "step", thresholds=cuts, values=values, missing=missing))
     return terms, base
 
 
@@ -176,7 +211,7 @@ class Reason:
     service: str | None
 
     def to_dict(self) -> dict[str, object]:
-        value = self.value
+        value = None if is_missing(self.value) else self.value  # a gap is JSON null
         if isinstance(value, float) and value.is_integer():
             value = int(value)
         return {

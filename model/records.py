@@ -13,15 +13,22 @@ from typing import Any
 
 import numpy as np
 
-from model.spec import Feature
+from model.spec import ALLOW_MISSING_HINT, Feature
 
 _MISSING = object()
 
 
 def check_value(feature: Feature, value: Any) -> tuple[Any, str | None]:
-    """The clean value, or ``None`` and what is wrong with it."""
+    """The clean value, or ``None`` and what is wrong with it.
+
+    ``null`` is a gap: NaN for a feature with ``missing = "allowed"``, a problem for any other.
+    """
     if value is _MISSING:
         return None, "is required"
+    if value is None:
+        if feature.allows_missing:
+            return math.nan, None
+        return None, f"is missing (null); {ALLOW_MISSING_HINT}"
     if feature.kind == "category":
         if not isinstance(value, str):
             return None, f"must be one of {', '.join(feature.categories)} (got {value!r})"
@@ -67,7 +74,8 @@ def check_records(
     problems : list of str
         ``records[i].field: what is wrong``, for every problem found.
     columns : dict
-        One array per feature (floats, or strings for categories), if there were no problems.
+        One array per feature (floats, or strings for categories; a gap is NaN), if there were
+        no problems.
     """
     problems: list[str] = []
     names = [f.name for f in features]

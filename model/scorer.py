@@ -26,7 +26,7 @@ from model.data import validate_features
 from model.errors import DataValidationError
 from model.explain import TOP_REASONS, Reason
 from model.records import check_records
-from model.spec import Capacity, ExperimentSpec, Feature
+from model.spec import Capacity, ExperimentSpec, Feature, is_missing
 
 FORMAT_VERSION = 1
 QUANTILES = 1001
@@ -305,6 +305,8 @@ class ScoringModel:
             reasons = []
             for j, amount in zip(features[:n], amounts[:n], strict=True):
                 value = values[j][r]
+                if is_missing(value):  # one key for every gap (NaN is not equal to itself)
+                    value = None
                 key = (j, value)
                 found = texts.get(key)
                 if found is None:
@@ -335,7 +337,7 @@ class ScoringModel:
             "label_column": self.label_column,
             "label_description": self.label_description,
             "capacity": dict(self.capacity),
-            "features": [f.model_dump() for f in self.features],
+            "features": [_feature_dict(f) for f in self.features],
             "additive": self.additive.to_dict(),
             "quantiles": list(self.quantiles),
             "capacity_share": self.capacity_share,
@@ -374,16 +376,30 @@ class ScoringModel:
         return cls.from_dict(json.loads(Path(path).read_text()))
 
     def input_schema(self) -> list[dict[str, Any]]:
-        """The features a record needs: names, kinds, ranges, allowed categories."""
+        """The features a record needs: names, kinds, ranges, allowed categories, and whether
+        the value may be ``null`` (``nullable``: the feature has ``missing = "allowed"``)."""
         out = []
         for f in self.features:
-            entry: dict[str, Any] = {"name": f.name, "kind": f.kind, "description": f.description}
+            entry: dict[str, Any] = {
+                "name": f.name,
+                "kind": f.kind,
+                "description": f.description,
+                "nullable": f.allows_missing,
+            }
             if f.kind == "category":
                 entry["categories"] = list(f.categories)
             else:
                 entry["min"], entry["max"] = f.lower, f.upper
             out.append(entry)
         return out
+
+
+def _feature_dict(feature: Feature) -> dict[str, Any]:
+    """A feature as the artifact stores it; the gap keys only when gaps are allowed, so models of
+    specs without gaps keep the bytes they always had."""
+    if feature.allows_missing:
+        return feature.model_dump()
+    return feature.model_dump(exclude={"missing", "reason_missing"})
 
 
 def scored_frame(model: ScoringModel, frame: pd.DataFrame) -> pd.DataFrame:

@@ -14,12 +14,32 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import numpy as np
+import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from model.errors import SpecError
 
 Unit = Literal["individual", "neighbourhood"]
 FeatureKind = Literal["count", "number", "binary", "category"]
+Missing = Literal["refused", "allowed"]
+
+#: The level a missing category is given inside the logistic pipeline (and in nothing a user sees):
+#: a spec may not list it among a feature's categories.
+MISSING_LEVEL = "(missing)"
+
+#: What a validation error adds when a feature that refuses gaps has some.
+ALLOW_MISSING_HINT = (
+    'to allow gaps, set missing = "allowed" and reason_missing on the feature in the spec'
+)
+
+
+def is_missing(value: object) -> bool:
+    """Whether a clean feature value is a gap (``None`` or a float NaN)."""
+    if value is None or value is pd.NA:
+        return True
+    return isinstance(value, float | np.floating) and math.isnan(value)
+
+
 Family = Literal["logistic", "boosted_additive"]
 
 #: Grid parameters each model family accepts, with the type every value must have.
@@ -89,10 +109,26 @@ class Feature(_Frozen):
     categories: tuple[str, ...] = ()
     min: float | None = None
     max: float | None = None
+    #: ``"allowed"``: the value may be missing (NaN, an empty cell, JSON ``null``); the models
+    #: learn what a gap means (see model/candidates.py) and ``reason_missing`` says it in words.
+    missing: Missing = "refused"
+    reason_missing: Annotated[str, Field(min_length=1)] | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> Feature:
         problems = []
+        if self.missing == "allowed" and self.reason_missing is None:
+            problems.append(
+                "'reason_missing' is required when missing = \"allowed\" (the plain words a "
+                'coordinator reads when the gap raises a score, e.g. "no income record on file")'
+            )
+        if self.missing == "refused" and self.reason_missing is not None:
+            problems.append("'reason_missing' is only for features with missing = \"allowed\"")
+        if MISSING_LEVEL in self.categories:
+            problems.append(
+                f"'categories' cannot list {MISSING_LEVEL!r}; leave the value empty and set "
+                'missing = "allowed" instead'
+            )
         if self.kind == "category" and len(self.categories) < 2:
             problems.append("a category feature needs 'categories' with at least two values")
         if self.kind != "category" and self.categories:
@@ -128,8 +164,14 @@ class Feature(_Frozen):
         """The largest valid value (1 for binaries)."""
         return 1.0 if self.kind == "binary" else self.max
 
+    @property
+    def allows_missing(self) -> bool:
+        return self.missing == "allowed"
+
     def render_reason(self, value: object) -> str:
-        """The plain-language reason for this feature at ``value``."""
+        """The plain-language reason for this feature at ``value`` (``reason_missing`` if a gap)."""
+        if is_missing(value) and self.reason_missing is not None:
+            return self.reason_missing
         key = _value_key(value)
         template = self.reason_by_value.get(key, self.reason)
         return template.format(value=_readable(value), name=self.name)

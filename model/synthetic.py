@@ -32,6 +32,7 @@ __all__ = [
     "ACCEPTED_COLUMN",
     "COLUMNS",
     "FEATURES",
+    "GAP_COLUMNS",
     "ID_COLUMN",
     "LABEL",
     "NO_KNOBS",
@@ -42,6 +43,7 @@ __all__ = [
     "UNDER_RECORDED_FEATURES",
     "UNITS",
     "BiasKnobs",
+    "Gaps",
     "LabelUnderRecording",
     "PastOutreach",
     "ProxyOverMeasurement",
@@ -151,6 +153,40 @@ class PastOutreach:
 
 
 @dataclass(frozen=True)
+class Gaps:
+    """Missing values, more of them in one group: records an agency does not have for everyone.
+
+    Individuals only. A person's ``GAP_COLUMNS`` (two categories and one number) are each blank,
+    independently, with a person-level probability (a record missing from the file is missing in
+    every month): ``factor`` times as likely for members of ``group`` as for everyone else,
+    scaled so that about ``share`` of all people have each gap. Differing missingness by group
+    is a classic proxy; the release audit reports it (``missingness`` in the report).
+
+    Parameters
+    ----------
+    attribute : str
+        Sensitive attribute that defines the group.
+    group : str
+        The group's value of that attribute.
+    share : float
+        Expected share of people with each gap, in ``(0, 1)``.
+    factor : float
+        How many times as likely a gap is in the group (>= 1); the group's probability is capped
+        at 1.
+    """
+
+    attribute: str = "race_ethnicity"
+    group: str = "Hispanic or Latino"
+    share: float = 0.06
+    factor: float = 2.5
+
+
+#: The columns a :class:`Gaps` knob blanks (income and employment records, and the months
+#: since the last service contact).
+GAP_COLUMNS: tuple[str, ...] = ("income_band", "employment_status", "months_since_last_service")
+
+
+@dataclass(frozen=True)
 class BiasKnobs:
     """The bias knobs of one population; ``None`` switches a knob off (the default)."""
 
@@ -158,6 +194,7 @@ class BiasKnobs:
     proxy_over_measurement: ProxyOverMeasurement | None = None
     small_group: SmallGroup | None = None
     past_outreach: PastOutreach | None = None
+    gaps: Gaps | None = None
 
 
 NO_KNOBS = BiasKnobs()
@@ -189,6 +226,9 @@ PRESETS: dict[str, dict[Unit, BiasKnobs]] = {
     # A past programme helped families with children and prevented most of their crises; the
     # data carries who accepted (``ACCEPTED_COLUMN``). Individuals only.
     "feedback": {"individual": BiasKnobs(past_outreach=PastOutreach())},
+    # About 6% of people have no income record, no employment record and no months since their
+    # last service on file, 2.5 times as often among Hispanic or Latino people. Individuals only.
+    "gaps": {"individual": BiasKnobs(gaps=Gaps())},
 }
 
 #: The column a :class:`PastOutreach` population gains: 1 in a period an offer was accepted.
@@ -400,7 +440,7 @@ def generate(
     -------
     pandas.DataFrame
         Columns ``COLUMNS[unit]`` in that order, sorted by id then period, with a fresh
-        ``RangeIndex``; no missing values.
+        ``RangeIndex``; no missing values unless ``knobs.gaps`` is on.
 
     Raises
     ------
@@ -434,7 +474,8 @@ def generate_preset(
         Non-negative seed.
     preset : str, default "default"
         A key of ``PRESETS``: ``"default"`` has every knob off, ``"biased"`` every bias knob on,
-        ``"feedback"`` (individuals only) a past outreach programme that prevented crises.
+        ``"feedback"`` (individuals only) a past outreach programme that prevented crises,
+        ``"gaps"`` (individuals only) missing records, more of them in one group.
     periods : int, default 24
         Number of monthly snapshots, at least 8.
 
@@ -622,6 +663,21 @@ def _check_knobs(unit: Unit, knobs: object) -> list[str]:
                 problems.append(
                     f"{where}.{name}: must be a number in [0, 1] (got {getattr(past, name)!r})"
                 )
+    gaps = knobs.gaps
+    if gaps is not None:
+        where = "knobs.gaps"
+        if unit != "individual":
+            problems.append(f"{where}: only the individual unit has columns with gaps")
+        else:
+            problems += _check_group(unit, where, gaps.attribute, gaps.group)
+        share = _as_real(gaps.share)
+        if share is None or not 0.0 < share < 1.0:
+            problems.append(
+                f"{where}.share: must be a number strictly between 0 and 1 (got {gaps.share!r})"
+            )
+        factor = _as_real(gaps.factor)
+        if factor is None or factor < 1.0:
+            problems.append(f"{where}.factor: must be a number >= 1 (got {gaps.factor!r})")
     return problems
 
 
@@ -648,7 +704,8 @@ def _streams(seed: int, unit: Unit) -> dict[str, np.random.Generator]:
         "under_features",
         "proxy",
         "area",
-        "outreach",  # last, so that adding it changed no other stream's seed
+        "outreach",  # after the others, so that adding it changed no other stream's seed
+        "gaps",  # likewise
     )
     code = _UNIT_CODE[unit]
     return {name: np.random.default_rng([seed, code, i]) for i, name in enumerate(names)}
@@ -930,7 +987,31 @@ def _individual(n: int, labels: list[str], seed: int, knobs: BiasKnobs) -> pd.Da
     frame = _frame(columns, unit)
     if knobs.past_outreach is not None:
         frame[ACCEPTED_COLUMN] = accepted.ravel()
+    if knobs.gaps is not None:
+        _blank(frame, rng["gaps"], knobs.gaps, attributes, periods)
     return frame
+
+
+def _blank(
+    frame: pd.DataFrame,
+    rng: np.random.Generator,
+    gaps: Gaps,
+    attributes: Mapping[str, np.ndarray],
+    periods: int,
+) -> None:
+    """Blank each of ``GAP_COLUMNS`` for a random set of people (in every period), in place."""
+    members = attributes[gaps.attribute] == SENSITIVE_ATTRIBUTES["individual"][
+        gaps.attribute
+    ].index(gaps.group)
+    # share = p * (1 + in_group * (factor - 1)) on average: solve for everyone else's p.
+    base = float(gaps.share) / (1.0 + members.mean() * (float(gaps.factor) - 1.0))
+    probability = np.where(members, min(1.0, base * float(gaps.factor)), base)
+    for column in GAP_COLUMNS:
+        blank = np.repeat(rng.random(len(members)) < probability, periods)
+        if frame[column].dtype.kind == "f":
+            frame.loc[blank, column] = np.nan
+        else:
+            frame[column] = frame[column].astype(object).where(~blank, None)
 
 
 def _past_outreach(

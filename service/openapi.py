@@ -134,6 +134,11 @@ def _record_schema(model: ScoringModel | None) -> dict[str, Any]:
                 if feature.upper is not None:
                     entry["maximum"] = feature.upper
                 properties[feature.name] = entry
+            if feature.allows_missing:  # a gap is null; the reason then reads reason_missing
+                properties[feature.name] = {
+                    "anyOf": [properties[feature.name], {"type": "null"}],
+                    "description": f"may be null: {feature.reason_missing}",
+                }
     return {
         "type": "object",
         "additionalProperties": False,
@@ -770,6 +775,7 @@ def document(model: ScoringModel | None, *, max_records: int) -> dict[str, Any]:
                                                         },
                                                         "min": {"type": ["number", "null"]},
                                                         "max": {"type": ["number", "null"]},
+                                                        "nullable": {"type": "boolean"},
                                                     },
                                                     optional=("categories", "min", "max"),
                                                 ),

@@ -40,13 +40,14 @@ def _details(frame: pd.DataFrame, spec) -> str:
             lambda f: f.assign(
                 months_since_last_service=f.months_since_last_service.where(f.index != 2, np.nan)
             ),
-            "column 'months_since_last_service': missing or infinite in row 3",
+            "column 'months_since_last_service': missing in row 3; to allow gaps, set missing = "
+            '"allowed" and reason_missing on the feature in the spec',
         ),
         (
             lambda f: f.assign(
                 months_since_last_service=f.months_since_last_service.where(f.index != 2, np.inf)
             ),
-            "missing or infinite in row 3",
+            "infinite in row 3",
         ),
         (
             lambda f: f.assign(
