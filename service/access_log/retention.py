@@ -143,11 +143,8 @@ def _delete_segment(
         triggers = connection.exec_driver_sql(
             "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'access_log'"
         ).all()
-    for name, _ in triggers:
-        connection.exec_driver_sql(f'DROP TRIGGER "{name}"')
-    removed = connection.execute(delete(AccessLogRow).where(AccessLogRow.id <= up_to)).rowcount
-    for _, sql in triggers:
-        connection.exec_driver_sql(sql)
+    # The purge's own row first: it follows the newest row, which is still there even when the
+    # whole log is purged (appended after the delete it would start a new chain from genesis).
     append(
         connection,
         user=by,
@@ -158,4 +155,9 @@ def _delete_segment(
         model_version="",
         request_id=f"purge-to-{up_to}",
     )
+    for name, _ in triggers:
+        connection.exec_driver_sql(f'DROP TRIGGER "{name}"')
+    removed = connection.execute(delete(AccessLogRow).where(AccessLogRow.id <= up_to)).rowcount
+    for _, sql in triggers:
+        connection.exec_driver_sql(sql)
     return removed, int(connection.scalar(select(func.max(AccessLogRow.id))) or 0)
