@@ -18,7 +18,7 @@ from sqlalchemy import delete, select, update
 from service import create_app
 from service.auth import add_user, set_areas
 from service.db import AccessLogRow, Database, OptIn, OptOut, Outcome, QueueEntry
-from tests.conftest import Site
+from tests.conftest import BACKENDS, Site, site_database
 from tests.test_pages import copy_site, csrf
 
 PASSWORD = "a-password-for-scope-tests"
@@ -40,10 +40,14 @@ class Scoped:
     token: str  # coordinator "coordinator-a", assigned only ``mine``
 
 
-@pytest.fixture(scope="module")
-def shared(site: Site, tmp_path_factory: pytest.TempPathFactory) -> Scoped:
-    """One copy of the site and one app for the module (building them is most of the cost)."""
-    own = copy_site(site, tmp_path_factory.mktemp("scopes"))
+@pytest.fixture(scope="module", params=BACKENDS)
+def shared(
+    site: Site, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Scoped:
+    """One copy of the site and one app for the module (building them is most of the cost), on
+    each database in turn."""
+    database_url = site_database(request, request.param)
+    own = copy_site(site, tmp_path_factory.mktemp("scopes"), database_url)
     app = create_app(
         {"HOME": own.home, "DATABASE_URL": own.database_url, "WATCH_SECONDS": 0, "TESTING": True}
     )

@@ -21,7 +21,7 @@ from model.data import Dataset
 from outreach.cli import main
 from service.auth import add_user
 from service.db import Database
-from tests.conftest import Site
+from tests.conftest import Site, on_both_databases, site_database
 from tests.test_browser import _free_port
 from tests.test_pages import copy_site
 
@@ -82,14 +82,17 @@ def score(base: str, token: str, body: bytes) -> tuple[int, dict]:
 
 
 @pytest.fixture
-def service(site: Site, tmp_path: Path) -> Iterator[Service]:
-    running = Service(copy_site(site, tmp_path))
+def service(
+    site: Site, tmp_path: Path, backend: str, request: pytest.FixtureRequest
+) -> Iterator[Service]:
+    running = Service(copy_site(site, tmp_path, site_database(request, backend)))
     running.start()
     yield running
     running.stop()
     running.log.close()
 
 
+@on_both_databases
 def test_withdraw_under_load_restart_and_reapproval(service: Service, dataset: Dataset) -> None:
     site = service.site
     token = add_user(Database(site.database_url), "load coordinator", "coordinator")
