@@ -3,15 +3,21 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+SPARK_STAMP := $(VENV)/.installed-spark
 
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: demo test lint bench clean browser postgres
+.PHONY: demo test lint bench clean browser postgres java
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
+
+# pyspark (about 490 MB) only for the tests and benchmarks, not for the demo.
+$(SPARK_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,spark]'
+	touch $(SPARK_STAMP)
 
 demo: $(STAMP)
 	$(BIN)/outreach demo
@@ -36,7 +42,16 @@ postgres:
 	@{ command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; } || { \
 	  echo "PostgreSQL's initdb is needed (PATH or /usr/lib/postgresql/*/bin) for the database tests"; exit 2; }
 
-test: $(STAMP) browser postgres
+# The Spark tests (tests/test_spark.py, pyspark from the `spark` extra) need Java 17.
+java:
+	@command -v java >/dev/null || { \
+	  echo "installing Debian's OpenJDK 17 for the Spark tests (apt-get)"; \
+	  SUDO=$$(test "$$(id -u)" = 0 || echo sudo); \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq openjdk-17-jre-headless; }
+	@command -v java >/dev/null || { echo "java (17) is needed on PATH for the Spark tests"; exit 2; }
+
+test: $(SPARK_STAMP) browser postgres java
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
@@ -47,7 +62,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-bench: $(STAMP)
+bench: $(SPARK_STAMP) java
 	$(BIN)/python -m bench
 
 clean:

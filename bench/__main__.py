@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import sys
 
-from bench import audit_bench, model_bench, monitoring_bench, pages_bench, service_bench
+from bench import (
+    audit_bench,
+    model_bench,
+    monitoring_bench,
+    pages_bench,
+    service_bench,
+    spark_bench,
+)
 
 BENCHES = {
     "model": model_bench.main,
@@ -12,6 +19,7 @@ BENCHES = {
     "service": service_bench.main,
     "pages": pages_bench.main,
     "monitoring": monitoring_bench.main,
+    "spark": spark_bench.main,
 }
 
 

@@ -822,16 +822,42 @@ def _monitored_attributes(home: Home, audit_id: str) -> list[str]:
 
 
 @main.command("score")
-@click.option("--data", type=click.Path(dir_okay=False), required=True)
-@click.option("--period", help="YYYY-MM (default: the latest period in the data).")
+@click.option("--data", type=click.Path(), required=True)
+@click.option(
+    "--period",
+    help="YYYY-MM (default: the latest period in the data; on Spark: every period).",
+)
 @click.option("--model", "model_name", default="individual_outreach", show_default=True)
-@click.option("--out", type=click.Path(dir_okay=False), help="Write scores here, not the queue.")
+@click.option(
+    "--out",
+    type=click.Path(),
+    help="Write scores here, not the queue (on Spark: a Parquet folder, by period).",
+)
+@click.option(
+    "--engine",
+    type=click.Choice(["process", "spark"]),
+    default="process",
+    show_default=True,
+    help="process: in this process; spark: MLflow's pyfunc Spark UDF over Parquet.",
+)
+@click.option(
+    "--master", default="local[*]", show_default=True, help="Spark master (--engine spark)."
+)
 @click.pass_obj
 @reported
 def score_command(
-    home: Home, data: str, period: str | None, model_name: str, out: str | None
+    home: Home,
+    data: str,
+    period: str | None,
+    model_name: str,
+    out: str | None,
+    engine: str,
+    master: str,
 ) -> None:
     """Score a period with reasons into the outreach queue (or a file), in one transaction."""
+    if engine == "spark":
+        _score_on_spark(home, data, period, model_name, out, master)
+        return
     from model.data import read_table
     from model.scorer import scored_frame
     from service.batch import score_period
@@ -861,6 +887,81 @@ def score_command(
     lottery = f" and {result.lottery:,} by the evaluation lottery" if result.lottery else ""
     click.echo(
         f"{result.period}: scored {result.scored:,}, queued {result.queued:,}{lottery} "
+        f"(model {serving.name} v{serving.version}, audit {serving.audit_id}); "
+        f"{result.opted_out:,} opted out"
+    )
+
+
+def _verified_production(home: Home, model_name: str) -> Any:
+    """The verified production version (the service's checks), or exit 3 naming why not."""
+    from audits.loading import load_production
+
+    try:
+        return load_production(_registry(home.ensure()), model_name)
+    except OutreachError as err:
+        raise GateError(f"no verified production model to score with: {err}") from err
+
+
+def _score_on_spark(
+    home: Home, data: str, period: str | None, model_name: str, out: str | None, master: str
+) -> None:
+    if out is None:
+        raise BadInputError("--engine spark writes a Parquet folder: give it with --out PATH")
+    if not Path(data).exists():
+        raise BadInputError(f"{data}: no such file or folder")
+    if Path(data).is_file() and Path(data).suffix.lower() not in (".parquet", ".pq"):
+        raise BadInputError(f"{data}: --engine spark reads Parquet (a file or a folder)")
+    from service.spark_batch import score_on_spark, spark_session
+
+    loaded = _verified_production(home, model_name)  # before any Spark work starts
+    started = time.perf_counter()
+    spark = spark_session(master)
+    _progress(
+        f"Spark session on {spark.sparkContext.master} in {time.perf_counter() - started:.1f} s"
+    )
+    result = score_on_spark(spark, loaded, data, out, period=period, progress=_progress)
+    click.echo(
+        f"scored {result.rows:,} rows of {', '.join(result.periods)} on Spark into {result.out} "
+        f"(model {loaded.name} v{loaded.version}, audit {loaded.audit_id})"
+    )
+
+
+@main.group()
+def queue() -> None:
+    """The outreach queue: load a period scored elsewhere."""
+
+
+@queue.command("load")
+@click.option(
+    "--from", "source_path", type=click.Path(), required=True, help="A Spark output folder."
+)
+@click.option("--period", required=True, help="YYYY-MM")
+@click.option("--model", "model_name", default="individual_outreach", show_default=True)
+@click.pass_obj
+@reported
+def queue_load(home: Home, source_path: str, period: str, model_name: str) -> None:
+    """Replace a period's queue from `score --engine spark` output, in one transaction."""
+    from service.batch import load_period, read_scored_period
+    from service.loader import ModelSource
+
+    scored = read_scored_period(source_path, period)
+    source = ModelSource(home.ensure(), model_name)
+    source.refresh()
+    serving = source.current
+    if serving is None or serving.degraded:
+        raise GateError(f"no verified production model to load with: {source.problem}")
+    result = load_period(
+        _service_db(home),
+        serving,
+        scored,
+        period=period,
+        attributes=_monitored_attributes(home, serving.audit_id),
+        monitoring=_monitoring(home, serving.audit_id),
+        progress=_progress,
+    )
+    lottery = f" and {result.lottery:,} by the evaluation lottery" if result.lottery else ""
+    click.echo(
+        f"{result.period}: loaded {result.scored:,} scored rows, queued {result.queued:,}{lottery} "
         f"(model {serving.name} v{serving.version}, audit {serving.audit_id}); "
         f"{result.opted_out:,} opted out"
     )

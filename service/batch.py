@@ -6,8 +6,10 @@ previous queue exactly as it was.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -17,10 +19,11 @@ from sqlalchemy.orm import Session
 
 from audits.policy import Evaluation
 from model.data import ordinal_to_period, parse_periods
-from model.errors import DataValidationError
+from model.errors import BadInputError, CheckFailedError, DataValidationError
 from service.db import Database, EntryGroup, OptOut, Outcome, PeriodGroup, QueueEntry
 from service.loader import Serving
 from service.periods import Monitoring, keep_period, lottery_seed, scored_period, select_people
+from service.spark_batch import PERIOD_COLUMN, PROVENANCE
 
 CHUNK = 100_000
 
@@ -85,7 +88,6 @@ def score_period(
     scores = np.empty(len(rows))
     percentiles = np.empty(len(rows))
     bands = np.empty(len(rows), dtype=object)
-    k = model.k_for(len(rows))
     # Score everything in chunks (validation included), keep scores; reasons only for the queue.
     batches = []
     for start in range(0, len(rows), CHUNK):
@@ -96,6 +98,52 @@ def score_period(
         bands[start : start + len(chunk)] = batch.bands
         batches.append(batch)
         progress(f"scored {min(start + CHUNK, len(rows)):,} of {len(rows):,} records")
+
+    def reasons_for(chosen_rows: np.ndarray) -> list[list[dict[str, object]]]:
+        reasons: list[list[dict[str, object]]] = [[] for _ in chosen_rows]
+        for number, batch in enumerate(batches):  # all of a chunk's queued records at once
+            inside = np.flatnonzero(chosen_rows // CHUNK == number)
+            for position, found in zip(
+                inside.tolist(),
+                model.reason_dicts(batch, chosen_rows[inside] - number * CHUNK),
+                strict=True,
+            ):
+                reasons[position] = found
+        return reasons
+
+    return _queue_scored(
+        db,
+        serving,
+        chosen,
+        rows,
+        scores,
+        percentiles,
+        bands,
+        reasons_for,
+        attributes=attributes,
+        monitoring=monitoring,
+        progress=progress,
+    )
+
+
+def _queue_scored(
+    db: Database,
+    serving: Serving,
+    chosen: str,
+    rows: pd.DataFrame,
+    scores: np.ndarray,
+    percentiles: np.ndarray,
+    bands: np.ndarray,
+    reasons_for: Callable[[np.ndarray], list[list[dict[str, object]]]],
+    *,
+    attributes: Sequence[str],
+    monitoring: Monitoring | None,
+    progress: Callable[[str], None],
+) -> BatchResult:
+    """The period's queue (top k, opt-outs excluded, the lottery) from its scored rows, written
+    in one transaction with its group counts and, with ``monitoring``, its snapshot."""
+    model = serving.model
+    k = model.k_for(len(rows))
     ids = rows[model.id_column].astype(str).to_numpy()
     area_column = model.area_column
     areas = rows[area_column].astype(str).to_numpy() if area_column in rows.columns else None
@@ -116,15 +164,7 @@ def score_period(
     )
     chosen_rows = np.concatenate([selection.listed, selection.lottery]).astype(np.int64)
     sources = ["list"] * len(selection.listed) + ["lottery"] * len(selection.lottery)
-    reasons: list[list[dict[str, object]]] = [[] for _ in chosen_rows]
-    for number, batch in enumerate(batches):  # all of a chunk's queued records at once
-        inside = np.flatnonzero(chosen_rows // CHUNK == number)
-        for position, found in zip(
-            inside.tolist(),
-            model.reason_dicts(batch, chosen_rows[inside] - number * CHUNK),
-            strict=True,
-        ):
-            reasons[position] = found
+    reasons = reasons_for(chosen_rows)
     entries = [
         {
             "model_name": serving.name,
@@ -189,6 +229,132 @@ def score_period(
         len(selection.listed),
         int((~eligible).sum()),
         lottery=len(selection.lottery),
+    )
+
+
+#: How far a score in a loaded file may differ from the verified model's own (Spark and this
+#: process run the same arithmetic; anything beyond rounding means the file was changed).
+SCORE_TOLERANCE = 1e-9
+
+
+def read_scored_period(path: str | Path, period: str) -> pd.DataFrame:
+    """One period of a Spark scoring job's output (``PATH/scored_period=YYYY-MM/``).
+
+    Raises
+    ------
+    BadInputError
+        If the folder holds no such period, or it cannot be read.
+    """
+    root = Path(path)
+    folder = root / f"{PERIOD_COLUMN}={period}"
+    if not folder.is_dir():
+        present = sorted(
+            p.name.split("=", 1)[1] for p in root.glob(f"{PERIOD_COLUMN}=*") if p.is_dir()
+        )
+        where = f"periods present: {', '.join(present)}" if present else "no scored periods"
+        raise BadInputError(
+            f"{root}: no scored rows for period {period} ({where}); "
+            "write them with outreach score --engine spark"
+        )
+    try:
+        return pd.read_parquet(folder)
+    except Exception as err:  # pyarrow raises its own error types for corrupt files
+        raise BadInputError(f"{folder}: cannot read it as Parquet: {err}") from err
+
+
+def _check_provenance(scored: pd.DataFrame, serving: Serving, period: str) -> None:
+    missing = [
+        c for c in (*PROVENANCE, "score", "percentile", "band", "reasons") if c not in scored
+    ]
+    if missing:
+        raise BadInputError(
+            f"the file for {period} is not a scoring job's output: "
+            f"missing columns: {', '.join(missing)}"
+        )
+    found = scored[list(PROVENANCE)].astype(str).drop_duplicates()
+    wanted = (serving.name, serving.version, serving.audit_id)
+    rows = [tuple(r) for r in found.itertuples(index=False)]
+    if rows != [wanted]:
+        seen = "; ".join(f"{n} v{v} (audit {a})" for n, v, a in rows[:3]) or "no rows"
+        raise BadInputError(
+            f"refusing to load {period}: it was scored by {seen}, not by the verified production "
+            f"version {serving.name} v{serving.version} (audit {serving.audit_id}); score it "
+            "again with outreach score --engine spark"
+        )
+
+
+def load_period(
+    db: Database,
+    serving: Serving,
+    scored: pd.DataFrame,
+    *,
+    period: str,
+    attributes: Sequence[str] = (),
+    monitoring: Monitoring | None = None,
+    progress: Callable[[str], None] = lambda _: None,
+) -> BatchResult:
+    """Replace ``period``'s queue from a Spark scoring job's output, in one transaction.
+
+    The rows must carry the serving version's name, version and audit id. They are checked
+    again in this process before anything is written: every score against the verified model
+    (within :data:`SCORE_TOLERANCE`), and the reasons of every queued entry; the queue, group
+    counts and monitoring snapshot are then those :func:`score_period` keeps.
+
+    Raises
+    ------
+    BadInputError
+        If the file was scored by another version, or lacks the scoring or model columns.
+    CheckFailedError
+        If a score or a queued entry's reasons differ from the verified model's.
+    """
+    _check_provenance(scored, serving, period)
+    model = serving.model
+    chosen, rows = _period_rows(scored, serving, period)
+    scores = rows["score"].to_numpy(dtype=float)
+    batches = []
+    for start in range(0, len(rows), CHUNK):
+        batch = model.score_frame(rows.iloc[start : start + CHUNK])
+        expected = scores[start : start + len(batch)]
+        if not np.allclose(batch.scores, expected, rtol=0.0, atol=SCORE_TOLERANCE):
+            worst = int(np.argmax(np.abs(batch.scores - expected))) + start
+            raise CheckFailedError(
+                f"refusing to load {chosen}: the score of {model.id_column} "
+                f"{rows[model.id_column].iloc[worst]} is not the verified model's "
+                f"({scores[worst]!r} in the file, {batch.scores[worst - start]!r} here); "
+                "the file was changed after scoring",
+                code="scores_changed",
+            )
+        batches.append(batch)
+    progress(f"checked the {len(rows):,} scores of {chosen} against the verified model")
+    texts = rows["reasons"].to_numpy(dtype=object)
+
+    def reasons_for(chosen_rows: np.ndarray) -> list[list[dict[str, object]]]:
+        out: list[list[dict[str, object]]] = [json.loads(texts[i]) for i in chosen_rows.tolist()]
+        for number, batch in enumerate(batches):
+            inside = np.flatnonzero(chosen_rows // CHUNK == number)
+            own = model.reason_dicts(batch, chosen_rows[inside] - number * CHUNK)
+            for position, found in zip(inside.tolist(), own, strict=True):
+                if out[position] != found:
+                    raise CheckFailedError(
+                        f"refusing to load {chosen}: the reasons of {model.id_column} "
+                        f"{rows[model.id_column].iloc[int(chosen_rows[position])]} are not the "
+                        "verified model's; the file was changed after scoring",
+                        code="reasons_changed",
+                    )
+        return out
+
+    return _queue_scored(
+        db,
+        serving,
+        chosen,
+        rows,
+        scores,
+        rows["percentile"].to_numpy(dtype=float),
+        rows["band"].astype(str).to_numpy(dtype=object),
+        reasons_for,
+        attributes=attributes,
+        monitoring=monitoring,
+        progress=progress,
     )
 
 

@@ -1,0 +1,96 @@
+"""Batch scoring on Spark against the same work in process, side by side, on 1,000,000 rows.
+
+Both produce the same file: every row's score, percentile, band and reasons (JSON), read from
+and written to Parquet. In process: pandas + :func:`model.scorer.scored_frame` in chunks. Spark:
+``outreach score --engine spark``'s job (:func:`service.spark_batch.score_on_spark`) on
+``local[*]`` through MLflow's pyfunc Spark UDF. On two cores Spark is expected to be slower: it
+pays for the JVM, Arrow transfers to Python workers and the partitioned write, and gains nothing
+from more machines; it is there for populations that do not fit one.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from audits.loading import load_production
+from bench.monitoring_bench import _release, _spec
+from model.home import Home
+from model.registry import connect
+from model.scorer import scored_frame
+from model.synthetic import generate_preset
+from service.spark_batch import score_on_spark, spark_session
+
+ROWS = 1_000_000
+CHUNK = 100_000
+
+
+def _progress(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def main() -> None:
+    rows: list[tuple[str, str]] = []
+
+    def report(name: str, value: str) -> None:
+        rows.append((name, value))
+        _progress(f"  {name}: {value}")
+
+    _progress(f"benchmark: Spark against in process, {ROWS:,} rows ({os.cpu_count()} cores)")
+    with tempfile.TemporaryDirectory(prefix="outreach-spark-bench-") as folder:
+        root = Path(folder)
+        home = Home(root / "home")
+        spec = _spec()
+        _release(home, spec)
+        loaded = load_production(connect(home), spec.name)
+        frame = generate_preset(unit="individual", rows=ROWS, seed=1)
+        data = root / "population.parquet"
+        frame.to_parquet(data, index=False)
+        del frame
+
+        started = time.perf_counter()
+        population = pd.read_parquet(data)
+        parts = [
+            scored_frame(loaded.model, population.iloc[start : start + CHUNK])
+            for start in range(0, len(population), CHUNK)
+        ]
+        pd.concat(parts, ignore_index=True).to_parquet(root / "in-process.parquet", index=False)
+        local = time.perf_counter() - started
+        report(
+            "in process: read, score + reasons for every row, write",
+            f"{local:.1f} s ({ROWS / local:,.0f} rows/s)",
+        )
+        del population, parts
+
+        started = time.perf_counter()
+        spark = spark_session("local[*]", app_name="outreach-bench")
+        report(
+            "Spark: session start (local[*], JVM included)",
+            f"{time.perf_counter() - started:.1f} s",
+        )
+        try:
+            started = time.perf_counter()
+            result = score_on_spark(spark, loaded, str(data), str(root / "spark"))
+            seconds = time.perf_counter() - started
+            assert result.rows == ROWS, result
+            report(
+                "Spark: read, score + reasons for every row (pyfunc UDF), write by period",
+                f"{seconds:.1f} s ({ROWS / seconds:,.0f} rows/s, "
+                f"{local / seconds:.2f}x the in-process rate)",
+            )
+        finally:
+            spark.stop()
+
+    width = max(len(r[0]) for r in rows)
+    print(f"\n{'measurement (1,000,000 rows)':<{width}}  result")
+    for name, value in rows:
+        print(f"{name:<{width}}  {value}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,255 @@
+"""Batch scoring on Spark (``local[2]``): the same scores, reasons and queue as in process."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import select
+
+from audits.catalogue import read_report
+from audits.loading import LoadedModel, load_production
+from model.errors import BadInputError, CheckFailedError
+from model.registry import connect
+from model.scorer import scored_frame
+from model.synthetic import generate_preset
+from outreach.cli import main
+from service.batch import load_period, read_scored_period
+from service.db import QueueEntry, ScoredPeriod
+from service.loader import ModelSource
+from service.periods import Monitoring
+from service.spark_batch import PERIOD_COLUMN, score_on_spark, spark_session
+from tests.conftest import Released, copy_released
+
+ROWS = 50_000
+
+
+@pytest.fixture(scope="module")
+def spark() -> Iterator[Any]:
+    started = time.perf_counter()
+    session = spark_session(
+        "local[2]", app_name="outreach-tests", config={"spark.sql.shuffle.partitions": "2"}
+    )
+    print(f"Spark session started in {time.perf_counter() - started:.1f} s")
+    yield session
+    session.stop()
+
+
+@pytest.fixture(scope="module")
+def loaded(released: Released) -> LoadedModel:
+    return load_production(connect(released.home), released.name)
+
+
+@pytest.fixture(scope="module")
+def scored_month(
+    spark: Any, loaded: LoadedModel, released: Released, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, str]:
+    """The released population's latest month, scored on Spark: (output folder, period)."""
+    folder = tmp_path_factory.mktemp("spark-month")
+    data = folder / "population.parquet"
+    released.frame.to_parquet(data, index=False)
+    period = released.periods[-1]
+    result = score_on_spark(spark, loaded, str(data), str(folder / "scored"), period=period)
+    assert result.periods == (period,)
+    return folder / "scored", period
+
+
+def test_spark_scores_equal_the_in_process_scores_on_50_000_rows(
+    spark: Any, loaded: LoadedModel, tmp_path: Path
+) -> None:
+    frame = generate_preset(unit="individual", rows=ROWS, seed=11, periods=20)
+    data = tmp_path / "population.parquet"
+    frame.to_parquet(data, index=False)
+    started = time.perf_counter()
+    result = score_on_spark(spark, loaded, str(data), str(tmp_path / "scored"))
+    print(f"Spark scored {ROWS:,} rows in {time.perf_counter() - started:.1f} s")
+    assert result.rows == ROWS
+    assert len(result.periods) == 20
+    got = pd.read_parquet(tmp_path / "scored")
+    assert len(got) == ROWS
+    key = ["person_id", "period"]
+    expected = pd.concat(
+        [frame[key], scored_frame(loaded.model, frame).drop(columns="person_id")], axis=1
+    )
+    both = expected.merge(
+        got.astype({"period": str}), on=key, suffixes=("", "_spark"), validate="1:1"
+    )
+    assert len(both) == ROWS
+    np.testing.assert_allclose(both["score_spark"], both["score"], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(both["percentile_spark"], both["percentile"], rtol=0, atol=1e-12)
+    assert (both["band_spark"].astype(str) == both["band"].astype(str)).all()
+    assert [json.loads(r) for r in both["reasons_spark"]] == [
+        json.loads(r) for r in both["reasons"]
+    ]
+    assert (both[PERIOD_COLUMN].astype(str) == both["period"]).all()
+    assert set(got["model_name"]) == {loaded.name}
+    assert set(got["model_version"]) == {loaded.version}
+    assert set(got["audit_id"]) == {loaded.audit_id}
+    # Every input column is kept (the monitoring snapshot and drift read the features).
+    assert set(frame.columns) <= set(got.columns)
+
+
+def _queue(database_url: str, name: str, period: str) -> list[tuple[Any, ...]]:
+    from service.db import Database
+
+    with Database(database_url).session() as session:
+        rows = session.scalars(
+            select(QueueEntry)
+            .where(QueueEntry.model_name == name, QueueEntry.period == period)
+            .order_by(QueueEntry.person_id)
+        ).all()
+        return [
+            (
+                e.id,
+                e.person_id,
+                e.rank,
+                e.source,
+                e.selection_probability,
+                e.score,
+                e.percentile,
+                e.band,
+                e.reasons,
+                e.area,
+                e.model_version,
+                e.audit_id,
+            )
+            for e in rows
+        ]
+
+
+def _kept(database_url: str, name: str, period: str) -> tuple[Any, ...]:
+    from service.db import Database
+
+    with Database(database_url).session() as session:
+        row = session.scalars(
+            select(ScoredPeriod).where(
+                ScoredPeriod.model_name == name, ScoredPeriod.period == period
+            )
+        ).one()
+        return (row.snapshot_sha256, row.population, row.capacity, row.lottery_places, row.drift)
+
+
+def test_queue_load_gives_the_queue_score_period_gave(
+    released: Released, scored_month: tuple[Path, str], tmp_path: Path
+) -> None:
+    folder, period = scored_month
+    mine = copy_released(released, tmp_path)
+    source = ModelSource(mine.home, mine.name)
+    source.refresh()
+    serving = source.current
+    assert serving is not None
+    monitoring = Monitoring.from_report(
+        mine.home.monitoring, read_report(connect(mine.home), serving.audit_id)
+    )
+    before = _queue(released.database_url, released.name, period)
+    assert before
+    result = load_period(
+        mine.db, serving, read_scored_period(folder, period), period=period, monitoring=monitoring
+    )
+    assert result.lottery > 0  # the released policy turns the evaluation lottery on
+    assert _queue(mine.database_url, mine.name, period) == before
+    assert _kept(mine.database_url, mine.name, period) == _kept(
+        released.database_url, released.name, period
+    )
+
+
+def _rewrite(folder: Path, period: str, target: Path, change: Any) -> Path:
+    frame = read_scored_period(folder, period)
+    change(frame)
+    (target / f"{PERIOD_COLUMN}={period}").mkdir(parents=True)
+    frame.to_parquet(target / f"{PERIOD_COLUMN}={period}" / "part-0.parquet", index=False)
+    return target
+
+
+def test_a_file_from_another_version_or_changed_is_refused(
+    released: Released, scored_month: tuple[Path, str], tmp_path: Path
+) -> None:
+    folder, period = scored_month
+    mine = copy_released(released, tmp_path)
+    source = ModelSource(mine.home, mine.name)
+    source.refresh()
+    serving = source.current
+    assert serving is not None
+    before = _queue(mine.database_url, mine.name, period)
+
+    def other_version(frame: pd.DataFrame) -> None:
+        frame["model_version"] = str(int(serving.version) + 1)
+
+    other = _rewrite(folder, period, tmp_path / "other", other_version)
+    with pytest.raises(BadInputError, match="not by the verified production version"):
+        load_period(mine.db, serving, read_scored_period(other, period), period=period)
+
+    def lowered(frame: pd.DataFrame) -> None:
+        top = frame["score"].idxmax()
+        frame.loc[top, "score"] = 0.0
+
+    changed = _rewrite(folder, period, tmp_path / "changed", lowered)
+    with pytest.raises(CheckFailedError, match="is not the verified model's"):
+        load_period(mine.db, serving, read_scored_period(changed, period), period=period)
+    assert _queue(mine.database_url, mine.name, period) == before  # nothing written
+
+    runner = CliRunner()
+    args = ["--home", str(mine.home.root), "queue", "load", "--from", str(other)]
+    outcome = runner.invoke(main, [*args, "--period", period, "--model", mine.name])
+    assert outcome.exit_code == 2, outcome.output
+    assert "not by the verified production version" in outcome.output
+    outcome = runner.invoke(main, [*args, "--period", "1999-01", "--model", mine.name])
+    assert outcome.exit_code == 2, outcome.output
+    assert f"periods present: {period}" in outcome.output
+
+
+def test_the_cli_scores_on_spark_and_loads_the_queue(
+    spark: Any, released: Released, tmp_path: Path
+) -> None:
+    mine = copy_released(released, tmp_path)
+    period = released.periods[-1]
+    data = tmp_path / "population.parquet"
+    released.frame.to_parquet(data, index=False)
+    before = _queue(mine.database_url, mine.name, period)
+    runner = CliRunner()
+    home = ["--home", str(mine.home.root)]
+    out = tmp_path / "scored"
+    score = [*home, "score", "--engine", "spark", "--model", mine.name, "--master", "local[2]"]
+    outcome = runner.invoke(
+        main, [*score, "--data", str(data), "--out", str(out), "--period", period]
+    )
+    assert outcome.exit_code == 0, outcome.output
+    assert f"on Spark into {out}" in outcome.output
+    load = [*home, "queue", "load", "--from", str(out), "--period", period, "--model", mine.name]
+    outcome = runner.invoke(main, load)
+    assert outcome.exit_code == 0, outcome.output
+    assert f"{period}: loaded" in outcome.output
+    assert _queue(mine.database_url, mine.name, period) == before
+
+    # Bad input: no --out, not Parquet, a missing column (exit 2).
+    outcome = runner.invoke(main, [*score, "--data", str(data)])
+    assert outcome.exit_code == 2 and "--out" in outcome.output
+    csv = tmp_path / "population.csv"
+    csv.write_text("person_id\n1\n")
+    outcome = runner.invoke(main, [*score, "--data", str(csv), "--out", str(out)])
+    assert outcome.exit_code == 2 and "reads Parquet" in outcome.output
+    partial = tmp_path / "partial.parquet"
+    released.frame.drop(columns=["er_visits_90d"]).to_parquet(partial, index=False)
+    outcome = runner.invoke(main, [*score, "--data", str(partial), "--out", str(out)])
+    assert outcome.exit_code == 2 and "missing columns: er_visits_90d" in outcome.output
+    # A value outside the model's input checks stops the job (exit 2), naming the column.
+    wrong = tmp_path / "wrong.parquet"
+    bad = released.frame.loc[released.frame["period"] == period].copy()
+    bad.loc[bad.index[0], "er_visits_90d"] = -5
+    bad.to_parquet(wrong, index=False)
+    outcome = runner.invoke(main, [*score, "--data", str(wrong), "--out", str(tmp_path / "w")])
+    assert outcome.exit_code == 2, outcome.output
+    assert "er_visits_90d" in outcome.output
+
+    # No servable model (exit 3), checked before Spark is asked for anything.
+    empty = ["--home", str(tmp_path / "empty"), "score", "--engine", "spark"]
+    outcome = runner.invoke(main, [*empty, "--data", str(data), "--out", str(out)])
+    assert outcome.exit_code == 3, outcome.output
+    assert "no verified production model" in outcome.output
