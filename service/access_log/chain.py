@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from flask import current_app, has_app_context
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
@@ -141,6 +141,10 @@ def _new_fields(
     }
 
 
+#: The PostgreSQL advisory lock every access-log append takes (an arbitrary, fixed key).
+APPEND_LOCK = 0x6F7574726561  # "outrea"
+
+
 def append(
     session: Session | Connection,
     *,
@@ -158,6 +162,11 @@ def append(
     Returns the row's hash. Two writers racing for the same previous row cannot both succeed:
     ``previous_hash`` is unique, so the loser gets an integrity error and retries.
     """
+    bind = session.get_bind() if isinstance(session, Session) else session
+    if bind.dialect.name == "postgresql":
+        # Appenders queue on one transaction-scoped lock (released at commit or rollback)
+        # instead of racing for the same previous row and retrying.
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": APPEND_LOCK})
     last = session.execute(
         select(AccessLogRow.hash).order_by(AccessLogRow.id.desc()).limit(1)
     ).scalar()
