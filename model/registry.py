@@ -26,7 +26,7 @@ from mlflow.models import infer_signature
 from mlflow.tracking import MlflowClient
 
 from model.home import Home
-from model.scorer import ARTIFACT_NAME, OutreachPyfunc, scored_frame
+from model.scorer import ARTIFACT_NAME, PYFUNC_CODE, scored_frame
 from model.train import CandidateResult, TrainingResult
 
 Progress = Callable[[str], None]
@@ -163,7 +163,9 @@ def _log_candidate(
     signature = infer_signature(example, scored_frame(candidate.scoring_model, example))
     info = mlflow.pyfunc.log_model(
         name="model",
-        python_model=OutreachPyfunc(),
+        # Models from code: the folder holds this code file, not a pickle of the pyfunc object
+        # (loading a pickle runs whatever it holds); the scoring model itself is JSON.
+        python_model=str(PYFUNC_CODE),
         artifacts={"scoring_model": str(artifact)},
         signature=signature,
         input_example=example,

@@ -37,6 +37,8 @@ BAND_TEXT = {
     "standard": "no outreach suggested this period",
 }
 ARTIFACT_NAME = "scoring_model.json"
+#: The pyfunc as code (MLflow "models from code"): the file MLflow runs to load the model.
+PYFUNC_CODE = Path(__file__).with_name("pyfunc_code.py")
 _TEXT_CACHE = 100_000  # rendered reasons kept per model (feature, value) before starting over
 _COLUMNAR = 8  # from this many records on, checking and explaining column-wise is cheaper
 

@@ -98,8 +98,7 @@ def verified_pyfunc(loaded: LoadedModel) -> Iterator[Path]:
     """
     import mlflow
 
-    from model import pyfunc_code
-    from model.scorer import ARTIFACT_NAME
+    from model.scorer import ARTIFACT_NAME, PYFUNC_CODE
 
     data = json.dumps(loaded.model.to_dict(), indent=1, sort_keys=True).encode()
     if hashlib.sha256(data).hexdigest() != loaded.artifact_sha256:
@@ -113,7 +112,7 @@ def verified_pyfunc(loaded: LoadedModel) -> Iterator[Path]:
         artifact.write_bytes(data)
         mlflow.pyfunc.save_model(
             str(folder / "model"),
-            python_model=str(Path(pyfunc_code.__file__)),
+            python_model=str(PYFUNC_CODE),
             artifacts={"scoring_model": str(artifact)},
             pip_requirements=[],  # the job runs in this environment (env_manager="local")
         )

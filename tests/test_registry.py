@@ -68,6 +68,9 @@ def test_registered_pyfunc_scores_like_the_scorer(
     version = registry.client.get_model_version(trained.spec.name, str(candidate.version))
     artifact = next(__import__("pathlib").Path(local).rglob("scoring_model.json"))
     assert sha256_file(artifact) == version.tags["artifact_sha256"]
+    # Logged as models from code: no pickle anywhere in the registered folder.
+    files = [p for p in __import__("pathlib").Path(local).rglob("*") if p.is_file()]
+    assert not [p.name for p in files if p.suffix in (".pkl", ".pickle", ".cloudpickle")]
 
 
 def test_connect_sets_no_process_wide_uri(tmp_path) -> None:
