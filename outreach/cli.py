@@ -875,21 +875,7 @@ def score_command(
         write_population(scored_frame(serving.model, frame), out)
         _progress(f"wrote {len(frame):,} scored rows to {out}")
         return
-    result = score_period(
-        _service_db(home),
-        serving,
-        frame,
-        period=period,
-        attributes=_monitored_attributes(home, serving.audit_id),
-        monitoring=_monitoring(home, serving.audit_id),
-        progress=_progress,
-    )
-    lottery = f" and {result.lottery:,} by the evaluation lottery" if result.lottery else ""
-    click.echo(
-        f"{result.period}: scored {result.scored:,}, queued {result.queued:,}{lottery} "
-        f"(model {serving.name} v{serving.version}, audit {serving.audit_id}); "
-        f"{result.opted_out:,} opted out"
-    )
+    _into_queue(home, serving, score_period, frame, period, "scored")
 
 
 def _verified_production(home: Home, model_name: str) -> Any:
@@ -950,10 +936,18 @@ def queue_load(home: Home, source_path: str, period: str, model_name: str) -> No
     serving = source.current
     if serving is None or serving.degraded:
         raise GateError(f"no verified production model to load with: {source.problem}")
-    result = load_period(
+    _into_queue(home, serving, load_period, scored, period, "loaded")
+
+
+def _into_queue(
+    home: Home, serving: Any, write: Callable[..., Any], frame: Any, period: str | None, verb: str
+) -> None:
+    """Write a period into the queue (``score_period`` or ``load_period``) with its group counts
+    and monitoring, and say what was done."""
+    result = write(
         _service_db(home),
         serving,
-        scored,
+        frame,
         period=period,
         attributes=_monitored_attributes(home, serving.audit_id),
         monitoring=_monitoring(home, serving.audit_id),
@@ -961,7 +955,7 @@ def queue_load(home: Home, source_path: str, period: str, model_name: str) -> No
     )
     lottery = f" and {result.lottery:,} by the evaluation lottery" if result.lottery else ""
     click.echo(
-        f"{result.period}: loaded {result.scored:,} scored rows, queued {result.queued:,}{lottery} "
+        f"{result.period}: {verb} {result.scored:,}, queued {result.queued:,}{lottery} "
         f"(model {serving.name} v{serving.version}, audit {serving.audit_id}); "
         f"{result.opted_out:,} opted out"
     )

@@ -203,23 +203,16 @@ def test_bad_label_files_are_refused_whole(fresh: Released, change, expected: st
         )
 
 
+def _ingest_cli(released: Released, path: Path, *extra: str):  # type: ignore[no-untyped-def]
+    home = ["--home", str(released.home.root)]
+    ingest_args = ["labels", "ingest", str(path), "--model", released.name, "--by", "analyst"]
+    return CliRunner().invoke(main, [*home, *ingest_args, *extra])
+
+
 def test_the_cli_refuses_a_bad_file_with_exit_2(fresh: Released, tmp_path: Path) -> None:
     path = tmp_path / "labels.csv"
     _labels(fresh, fresh.periods[-1]).drop(columns=["period"]).to_csv(path, index=False)
-    result = CliRunner().invoke(
-        main,
-        [
-            "--home",
-            str(fresh.home.root),
-            "labels",
-            "ingest",
-            str(path),
-            "--model",
-            fresh.name,
-            "--by",
-            "analyst",
-        ],
-    )
+    result = _ingest_cli(fresh, path)
     assert result.exit_code == 2, result.output
     assert "missing columns: period" in result.output
     assert "Traceback" not in result.output
@@ -232,21 +225,7 @@ def test_labels_are_stored_against_the_queue_and_the_population(
     labels = _labels(fresh, period)
     path = tmp_path / "labels.parquet"
     labels.to_parquet(path)
-    result = CliRunner().invoke(
-        main,
-        [
-            "--home",
-            str(fresh.home.root),
-            "labels",
-            "ingest",
-            str(path),
-            "--model",
-            fresh.name,
-            "--by",
-            "analyst",
-            "--json",
-        ],
-    )
+    result = _ingest_cli(fresh, path, "--json")
     assert result.exit_code == 0, result.output
     document = json.loads(result.stdout)
     [done] = document["periods"]
