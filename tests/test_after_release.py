@@ -475,3 +475,17 @@ def test_estimates_beyond_a_limit_recommend_a_reaudit() -> None:
     assert any("sex = b" in r for r in reasons)
     fair = estimate_performance(p, np.argsort(np.argsort(-p)) < 400, {"sex": group}).as_dict()
     assert estimated_disparities(fair, policy)[1] == []
+
+
+def test_outreach_score_queues_a_month_with_the_lottery(released: Released, tmp_path: Path) -> None:
+    own = copy_released(released, tmp_path)
+    data = tmp_path / "month.parquet"
+    own.frame.to_parquet(data)
+    period = own.periods[-1]
+    args = ["--home", str(own.home.root), "score", "--data", str(data), "--period", period]
+    result = CliRunner().invoke(main, [*args, "--model", own.name])
+    assert result.exit_code == 0, result.output
+    assert f"{period}: scored {len(own.frame[own.frame['period'].astype(str) == period]):,}" in (
+        result.output
+    )
+    assert "by the evaluation lottery" in result.output
