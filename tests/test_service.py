@@ -813,3 +813,57 @@ def test_the_queue_is_the_audited_list_when_scores_tie(
     tied_at_cut = scores == cut
     assert (tied_at_cut & audited).any() and (tied_at_cut & ~audited).any()  # ids decide
     assert queued == set(tied.loc[audited, "person_id"].astype(str))
+
+
+@on_both_databases
+def test_a_batch_replacing_the_queue_never_shows_a_mixed_list(
+    app: Flask, db: Database, dataset: Dataset, client: FlaskClient, tokens: dict[str, str]
+) -> None:
+    """While a period's queue is replaced again and again, every read sees one whole list: the
+    one before or the one after, never a mix, and its total agrees with its entries."""
+    import threading
+
+    import pandas as pd
+
+    serving = app.extensions["outreach.model"].current
+    frame = dataset.frame.rename(columns={"__period": "ordinal"})
+    frame["period"] = [str(p) for p in pd.PeriodIndex.from_ordinals(frame["ordinal"], freq="M")]
+    frame = frame.drop(columns=["ordinal"])
+    latest = frame["period"].max()
+    frame = frame.loc[frame["period"] == latest].reset_index(drop=True)
+    other = frame.copy()
+    other["shelter_contacts_12m"] = other["shelter_contacts_12m"].iloc[::-1].to_numpy()
+    headers = auth(tokens["coordinator"])
+    url = f"/api/v1/queue?purpose=outreach&period={latest}&limit=1000"
+
+    def listed() -> tuple[frozenset[str], int]:
+        body = client.get(url, headers=headers).json
+        return frozenset(e["person_id"] for e in body["entries"]), body["total"]
+
+    score_period(db, serving, frame, period=latest)
+    first, _ = listed()
+    score_period(db, serving, other, period=latest)
+    second, _ = listed()
+    assert first != second, "the two batches must list different people"
+    done = threading.Event()
+    failures: list[BaseException] = []
+
+    def replace() -> None:
+        try:
+            for turn in range(6):
+                score_period(db, serving, frame if turn % 2 == 0 else other, period=latest)
+        except BaseException as error:  # reported by the test, not lost in the thread
+            failures.append(error)
+        finally:
+            done.set()
+
+    writer = threading.Thread(target=replace)
+    writer.start()
+    seen = 0
+    while not done.is_set() or seen < 3:
+        people, total = listed()
+        assert people in (first, second), "a read saw a mix of two lists"
+        assert total == len(people)
+        seen += 1
+    writer.join()
+    assert not failures, failures
