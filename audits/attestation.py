@@ -181,18 +181,50 @@ def standing(path: Path, verifiers: Verifiers, version: str) -> Standing:
     return found
 
 
-def refusal(found: Standing, version: str, artifact_sha256: str, report_sha256: str | None) -> str:
-    """Why the version may not be served ('' when it may), from verified statements alone."""
+def manifest_changes(attested: dict[str, str], found: dict[str, str]) -> list[str]:
+    """How ``found`` differs from ``attested``, file by file, in words ([] when identical)."""
+    changes = [f"{p} was added" for p in sorted(set(found) - set(attested))]
+    changes += [f"{p} was removed" for p in sorted(set(attested) - set(found))]
+    changes += [
+        f"{p} was changed" for p in sorted(set(found) & set(attested)) if found[p] != attested[p]
+    ]
+    return changes
+
+
+def refusal(
+    found: Standing,
+    version: str,
+    artifact_sha256: str,
+    report_sha256: str | None,
+    files: dict[str, str] | None = None,
+) -> str:
+    """Why the version may not be served ('' when it may), from verified statements alone.
+
+    ``files`` is the manifest of the version's model folder as fetched now (``None`` for the
+    service's last-known-good copy, which keeps only the scoring model's JSON, checked by
+    ``artifact_sha256``). Every release must attest a manifest.
+    """
     release = found.release
     if release is None:
         problem = "no signed release attestation covers it"
         return problem + (f" ({'; '.join(found.problems)})" if found.problems else "")
+    attested_files = release.get("files")
+    if not isinstance(attested_files, dict) or not attested_files:
+        return (
+            "its release attestation names no manifest of the model folder's files (it predates "
+            "that check); release it again"
+        )
     if release.get("artifact_sha256") != artifact_sha256:
         return (
             f"its artifact's sha256 {artifact_sha256[:12]} differs from the audited "
             f"{str(release.get('artifact_sha256'))[:12]} attested at release (the bytes were "
             "changed)"
         )
+    if files is not None:
+        changes = manifest_changes({str(k): str(v) for k, v in attested_files.items()}, files)
+        if changes:
+            shown = "; ".join(changes[:5]) + ("; ..." if len(changes) > 5 else "")
+            return f"its model folder differs from the one attested at release ({shown})"
     if report_sha256 is None:
         return f"its audit report {release.get('audit_id')} is missing"
     if release.get("report_sha256") != report_sha256:

@@ -12,14 +12,13 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import mlflow
 from mlflow.exceptions import MlflowException
 
 from audits.attestation import Standing, Trust, WithdrawnError, refusal
 from audits.catalogue import ARTIFACT_SHA256, production_alias, report_sha256, version_tags
 from model.errors import GateError, NotFoundError
 from model.home import Home
-from model.registry import Registry, sha256_file
+from model.registry import Registry, download_version, folder_manifest, sha256_file
 from model.scorer import ARTIFACT_NAME, ScoringModel
 
 
@@ -43,27 +42,38 @@ def trust_for(home: Home, *, signing: bool = True) -> Trust:
     return Trust.for_home(home.signing_keys, home.attestations, signing=signing)
 
 
-def _artifact(registry: Registry, name: str, version: str) -> tuple[ScoringModel, str]:
+@dataclass(frozen=True)
+class Fetched:
+    """A registered version's folder as the store gave it: its scoring model and manifest."""
+
+    model: ScoringModel
+    artifact_sha256: str
+    files: dict[str, str]
+
+
+def _artifact(registry: Registry, name: str, version: str) -> Fetched:
     with tempfile.TemporaryDirectory(prefix="outreach-load-") as folder:
         try:
-            # This registry's own URIs, never MLflow's process-wide ones (another connection in
-            # the same process may have set those).
-            source = registry.client.get_model_version_download_uri(name, version)
-            local = mlflow.artifacts.download_artifacts(
-                artifact_uri=source, dst_path=folder, tracking_uri=registry.tracking_uri
-            )
+            local = download_version(registry, name, version, Path(folder))
         except (MlflowException, OSError) as err:
             raise GateError(f"refusing to serve {name} version {version}: {err}") from err
-        found = list(Path(local).rglob(ARTIFACT_NAME))
+        found = list(local.rglob(ARTIFACT_NAME))
         if len(found) != 1:
             raise GateError(f"refusing to serve {name} version {version}: no scoring artifact")
-        return ScoringModel.load(found[0]), sha256_file(found[0])
+        return Fetched(ScoringModel.load(found[0]), sha256_file(found[0]), folder_manifest(local))
 
 
 def check(
-    registry: Registry, trust: Trust, name: str, version: str, artifact_sha256: str
+    registry: Registry,
+    trust: Trust,
+    name: str,
+    version: str,
+    artifact_sha256: str,
+    files: dict[str, str] | None = None,
 ) -> Standing:
     """The version's verified standing; raises unless it may be served.
+
+    ``files`` is the manifest of the version's folder as fetched now; it must be the attested one.
 
     Raises
     ------
@@ -74,7 +84,9 @@ def check(
     """
     found = trust.standing(name, version)
     audit_id = str((found.release or {}).get("audit_id", ""))
-    reason = refusal(found, version, artifact_sha256, report_sha256(registry.home.audits, audit_id))
+    reason = refusal(
+        found, version, artifact_sha256, report_sha256(registry.home.audits, audit_id), files
+    )
     if reason:
         message = f"refusing to serve {name} version {version}: {reason}"
         if found.withdrawn is not None and reason.startswith("the model was withdrawn"):
@@ -105,7 +117,8 @@ def load_version(
         If the version does not exist.
     """
     tags = version_tags(registry, name, version)
-    model, actual = _artifact(registry, name, version)
+    fetched = _artifact(registry, name, version)
+    model, actual = fetched.model, fetched.artifact_sha256
     if not require_pass:
         expected = tags.get(ARTIFACT_SHA256)
         if expected != actual:
@@ -115,7 +128,7 @@ def load_version(
             )
         return LoadedModel(name, version, tags.get("audit_id", ""), "", model, tags, actual, {})
     trust = trust or trust_for(registry.home, signing=False)
-    found = check(registry, trust, name, version, actual)
+    found = check(registry, trust, name, version, actual, fetched.files)
     release = found.release or {}
     return LoadedModel(
         name,

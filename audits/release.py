@@ -503,6 +503,9 @@ def _attest_release(
             "kind": "release",
             "version": str(item.candidate.version),
             "artifact_sha256": artifact_sha256,
+            # Every file of the registered model folder, so that nothing beside the scoring
+            # model's JSON (the pyfunc's code, MLflow's descriptors) can be swapped unseen.
+            "files": item.candidate.files or {},
             "audit_id": item.audit_id,
             "report_sha256": item.written.sha256,
             "policy_sha256": policy.sha256,

@@ -34,6 +34,8 @@ Progress = Callable[[str], None]
 #: The tag naming a registered version's artifact sha256 (what registration saw; the signed
 #: release attestation is what serving trusts). Other tag names: :mod:`audits.catalogue`.
 ARTIFACT_SHA256 = "artifact_sha256"
+#: The tag holding the registered model folder's manifest: every file's path and sha256, as JSON.
+ARTIFACT_FILES = "artifact_files"
 
 #: The packages a served model needs, given explicitly (inferring them costs seconds per model).
 _REQUIREMENTS = ("mlflow", "numpy", "pandas", "pydantic", "scikit-learn")
@@ -99,6 +101,41 @@ def sha256_file(path: str | Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def folder_manifest(folder: str | Path) -> dict[str, str]:
+    """Every file under ``folder`` (its path relative to the folder, with ``/``) and its sha256.
+
+    Of a registered version's folder this is what the signed release covers: the scoring
+    model's JSON, the pyfunc's code, MLflow's descriptors and examples. A file added to, changed
+    in or removed from the folder afterwards no longer matches.
+    """
+    root = Path(folder)
+    return {
+        path.relative_to(root).as_posix(): sha256_file(path)
+        for path in sorted(root.rglob("*"))
+        if path.is_file()
+    }
+
+
+def download_version(registry: Registry, name: str, version: str, folder: Path) -> Path:
+    """Download a registered version's model folder into ``folder``; returns the model folder.
+
+    Registration and loading both fetch the folder this way, so that the manifest recorded at
+    release and the one checked before serving are taken over the same set of files.
+
+    Raises
+    ------
+    MlflowException, OSError
+        If the store cannot give the folder.
+    """
+    # This registry's own URIs, never MLflow's process-wide ones (another connection in the
+    # same process may have set those).
+    source = registry.client.get_model_version_download_uri(name, version)
+    local = mlflow.artifacts.download_artifacts(
+        artifact_uri=source, dst_path=str(folder), tracking_uri=registry.tracking_uri
+    )
+    return Path(local)
 
 
 def _requirements() -> list[str]:
@@ -172,10 +209,17 @@ def _log_candidate(
         pip_requirements=_requirements(),
     )
     version = _register(registry, spec.name, info)
+    with _scratch() as download:
+        candidate.files = folder_manifest(download_version(registry, spec.name, version, download))
+    if candidate.files.get(f"artifacts/{ARTIFACT_NAME}") != artifact_sha:
+        raise MlflowException(
+            f"{spec.name} version {version}: the registry holds other bytes than were logged"
+        )
     tags = {
         "candidate": config.label,
         "family": config.family,
         ARTIFACT_SHA256: artifact_sha,
+        ARTIFACT_FILES: json.dumps(candidate.files, sort_keys=True, separators=(",", ":")),
         "data_fingerprint": result.data_fingerprint,
         "spec_sha256": spec.sha256 or "",
         "run_id": mlflow.active_run().info.run_id,  # type: ignore[union-attr]

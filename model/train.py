@@ -65,6 +65,8 @@ class CandidateResult:
     final: FittedCandidate
     scoring_model: ScoringModel
     version: str | None = None
+    #: The registered model folder's manifest (path -> sha256), once registered.
+    files: dict[str, str] | None = None
 
     @property
     def mean(self) -> dict[str, float | None]:

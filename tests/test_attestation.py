@@ -272,3 +272,86 @@ def test_a_host_with_only_the_public_key_serves_but_cannot_sign(own: Home) -> No
     with pytest.raises(GateError, match="can verify, not sign"):
         approve(registry, name, version, by="oversight-3", note="n")
     assert not own.signing_keys.release.exists()  # no stray key was made
+
+
+def _served_folder(registry: Registry, name: str) -> Path:
+    """The production version's model folder where the store keeps it (a local artifact root)."""
+    uri = registry.client.get_model_version_download_uri(name, _production(registry, name))
+    assert uri.startswith("file://"), uri
+    return Path(uri.removeprefix("file://"))
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        ("add a pickle", "python_model.pkl was added"),
+        ("edit the pyfunc's code", "was changed"),
+        ("edit MLmodel", "MLmodel was changed"),
+        ("remove requirements.txt", "requirements.txt was removed"),
+    ],
+)
+def test_a_changed_file_beside_the_scoring_model_is_refused(
+    own: Home, tmp_path: Path, change: str, named: str
+) -> None:
+    """A registry user leaves the scoring model's JSON as attested but changes another file of
+    the version's folder, which MLflow would run or read when the pyfunc is loaded."""
+    registry = connect(own)
+    name = "individual_outreach"
+    load_production(registry, name)  # served as released
+    folder = _served_folder(registry, name)
+    # The store's artifact URIs are absolute: the folder is the module's site's, not a copy.
+    kept = shutil.copytree(folder, tmp_path / "kept")
+    try:
+        _change_folder(folder, change)
+        with pytest.raises(GateError, match="model folder differs") as refused:
+            load_production(registry, name)
+        assert named in str(refused.value)
+        assert _app(own, tmp_path).test_client().get("/api/v1/readyz").status_code == 503
+    finally:
+        shutil.rmtree(folder)
+        shutil.copytree(kept, folder)
+
+
+def _change_folder(folder: Path, change: str) -> None:
+    if change == "add a pickle":
+        (folder / "python_model.pkl").write_bytes(b"\x80\x04N.")
+    elif change == "edit the pyfunc's code":
+        code = next(p for p in folder.rglob("*.py"))
+        code.write_text(code.read_text() + "\nimport os  # anything could run here\n")
+    elif change == "edit MLmodel":
+        (folder / "MLmodel").write_text((folder / "MLmodel").read_text() + "\n# edited\n")
+    else:
+        (folder / "requirements.txt").unlink()
+
+
+def test_the_release_attests_every_file_of_the_model_folder(own: Home) -> None:
+    """The signed statement lists the folder as the store holds it: the scoring model's JSON,
+    the pyfunc's code and MLflow's descriptors, and no pickle."""
+    registry = connect(own)
+    name = "individual_outreach"
+    loaded = load_production(registry, name)
+    files = loaded.attestation["files"]
+    assert isinstance(files, dict)
+    assert files["artifacts/scoring_model.json"] == loaded.artifact_sha256
+    assert {"MLmodel", "requirements.txt"} <= set(files)
+    assert any(path.endswith(".py") for path in files)
+    assert not any(path.endswith((".pkl", ".pickle", ".cloudpickle")) for path in files)
+    from model.registry import folder_manifest
+
+    assert folder_manifest(_served_folder(registry, name)) == files
+
+
+def test_a_release_statement_without_a_manifest_is_refused(own: Home) -> None:
+    """A statement signed by an older release (no file manifest) no longer suffices to serve."""
+    registry = connect(own)
+    name = "individual_outreach"
+    attested = load_production(registry, name).attestation
+    # The same release as signed before the manifest existed: every field but "files".
+    older = {
+        k: v
+        for k, v in attested.items()
+        if k not in ("files", "model", "sequence", "previous", "at")
+    }
+    trust_for(own).sign(name, older)
+    with pytest.raises(GateError, match="names no manifest"):
+        load_production(registry, name)
