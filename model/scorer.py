@@ -397,11 +397,15 @@ class ScoringModel:
 
 
 def _feature_dict(feature: Feature) -> dict[str, Any]:
-    """A feature as the artifact stores it; the gap keys only when gaps are allowed, so models of
-    specs without gaps keep the bytes they always had."""
-    if feature.allows_missing:
-        return feature.model_dump()
-    return feature.model_dump(exclude={"missing", "reason_missing"})
+    """A feature as the artifact stores it; the gap keys only when gaps are allowed, and
+    ``actionable``/``source`` only when set, so models of specs without them keep the bytes they
+    always had."""
+    exclude = {"actionable", "source"} - {
+        k for k in ("actionable", "source") if getattr(feature, k)
+    }
+    if not feature.allows_missing:
+        exclude |= {"missing", "reason_missing"}
+    return feature.model_dump(exclude=exclude)
 
 
 def scored_frame(model: ScoringModel, frame: pd.DataFrame) -> pd.DataFrame:

@@ -113,6 +113,13 @@ class Feature(_Frozen):
     #: learn what a gap means (see model/candidates.py) and ``reason_missing`` says it in words.
     missing: Missing = "refused"
     reason_missing: Annotated[str, Field(min_length=1)] | None = None
+    #: A circumstance that help or the person's situation can change (rent arrears, say), never
+    #: an immutable fact or a count of the past: only these are considered for "what would
+    #: change this" (:mod:`model.counterfactual`).
+    actionable: bool = False
+    #: Where the column comes from (the record system and field an agency exports), shown in the
+    #: transparency record's datasheet and the explanation a person can be given.
+    source: Annotated[str, Field(min_length=1)] | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> Feature:
