@@ -6,11 +6,13 @@ every audit so that a decision can always be traced to the exact limits it appli
 
 from __future__ import annotations
 
+import datetime as dt
 import math
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from model.errors import SpecError
 from model.spec import read_toml
@@ -141,6 +143,84 @@ class Evaluation(_Frozen):
         return max(self.places(capacity), math.ceil(self.band * capacity)) if self.enabled else 0
 
 
+#: What marks an impact-assessment id as a stand-in rather than a real assessment's reference:
+#: the demo's marked placeholders, and the usual words for "not filled in yet".
+_PLACEHOLDER = re.compile(
+    r"placeholder|\b(todo|tbd|tba|fixme|changeme|dummy)\b|^(x+|n/?a|none|null|-+|\?+)$",
+    re.IGNORECASE,
+)
+#: The demo's marked placeholders (``outreach demo`` writes them into its own policy copy).
+DEMO_PLACEHOLDERS = {
+    "fundamental_rights": "DEMO-PLACEHOLDER-FRIA (not a real assessment)",
+    "data_protection": "DEMO-PLACEHOLDER-DPIA (not a real assessment)",
+}
+
+
+def is_placeholder(identifier: str) -> bool:
+    """Whether an impact-assessment id is a placeholder (the demo's, or "TODO", "TBD", "n/a"...)
+    rather than the reference of an assessment someone carried out."""
+    return bool(_PLACEHOLDER.search(identifier.strip())) or not identifier.strip()
+
+
+class ImpactAssessment(_Frozen):
+    """One assessment the deploying agency carried out: its id, and optionally when and who."""
+
+    id: Annotated[str, Field(min_length=1)]
+    date: dt.date | None = None
+    owner: str = ""
+    url: str = ""
+
+
+#: The two assessments a deployment names, with the words used when one is missing.
+ASSESSMENT_KINDS = {
+    "fundamental_rights": "the fundamental-rights impact assessment (FRIA, EU AI Act Art. 27)",
+    "data_protection": "the data-protection impact assessment (DPIA, GDPR Art. 35)",
+}
+
+
+class ImpactAssessments(_Frozen):
+    """The ids of the deployment's impact assessments (optional in the file; production needs
+    both). Each is an id string, or a table ``{ id, date, owner, url }``."""
+
+    fundamental_rights: ImpactAssessment | None = None
+    data_protection: ImpactAssessment | None = None
+
+    @field_validator("fundamental_rights", "data_protection", mode="before")
+    @classmethod
+    def _id_alone(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return {"id": value}
+        if value is not None and not isinstance(value, dict | ImpactAssessment):
+            raise ValueError(
+                "give the assessment's id as a string, or a table { id, date, owner, url }"
+            )
+        return value
+
+    def problems(self) -> list[str]:
+        """Why these ids do not name real assessments ([] when both do), in words."""
+        found = []
+        for key, words in ASSESSMENT_KINDS.items():
+            assessment: ImpactAssessment | None = getattr(self, key)
+            if assessment is None:
+                found.append(f"{words} is not named ([impact_assessments] {key} is missing)")
+            elif is_placeholder(assessment.id):
+                found.append(
+                    f"{words} is a placeholder ([impact_assessments] {key} = {assessment.id!r})"
+                )
+        return found
+
+
+def assessments_from_report(report: dict[str, Any]) -> ImpactAssessments:
+    """The impact-assessment ids an audit report's policy block carries (none for a report
+    written before the policy named them, or whose block does not parse)."""
+    stored = report.get("policy")
+    block = stored.get("impact_assessments") if isinstance(stored, dict) else None
+    try:
+        return ImpactAssessments.model_validate(block or {})
+    except ValidationError:
+        return ImpactAssessments()
+
+
 #: What changed in the meaning of version-1 keys; said whenever a version-1 policy is loaded.
 VERSION_1_CHANGES = {
     "decision_rule": (
@@ -183,6 +263,7 @@ class Policy(_Frozen):
     approval: Approval = Approval()
     evidence: Evidence = Evidence()
     evaluation: Evaluation = Evaluation()
+    impact_assessments: ImpactAssessments = ImpactAssessments()
     sha256: str = ""
     source_path: str | None = None
 
@@ -327,6 +408,7 @@ def policy_from_report(report: dict[str, Any]) -> Policy | None:
             {k: v for k, v in g.items() if v is not None and v not in ((), [])}
             for g in stored["gates"]
         ],
+        "impact_assessments": assessments_from_report(report),
     }
     try:
         return Policy.model_validate({**raw, "sha256": stored.get("sha256", "")})

@@ -194,6 +194,7 @@ def build_report(
                 "proxy_max_auc": policy.proxies.max_auc,
                 "approval_required": policy.approval.required,
                 "evaluation": policy.evaluation.model_dump(),
+                "impact_assessments": policy.impact_assessments.model_dump(mode="json"),
             },
             "operating_point": operating_point,
             "decision": decision.verdict,

@@ -1198,11 +1198,26 @@ def _demo_policy(home: Home, spec: Any) -> Any:
         return shipped
     path = home.ensure().root / "demo-policy.toml"
     path.write_text(
-        text.replace(off, f"\nshare = {DEMO_EVALUATION_SHARE}\n", 1).replace(
-            f'name = "{shipped.name}"', f'name = "{shipped.name} (demo: evaluation arm on)"', 1
+        _demo_assessments(
+            text.replace(off, f"\nshare = {DEMO_EVALUATION_SHARE}\n", 1).replace(
+                f'name = "{shipped.name}"', f'name = "{shipped.name} (demo: evaluation arm on)"', 1
+            )
         )
     )
     return load_policy(path)
+
+
+def _demo_assessments(text: str) -> str:
+    """The policy text with the impact-assessment ids filled by clearly marked placeholders:
+    the demo runs in development mode, where they are a warning; production refuses them."""
+    from audits.policy import DEMO_PLACEHOLDERS
+
+    header = "\n[impact_assessments]\n"
+    lines = "# DEMO PLACEHOLDERS, not real assessments: the deploying agency names its own.\n"
+    lines += "".join(f'{key} = "{value}"\n' for key, value in DEMO_PLACEHOLDERS.items())
+    if header in text:
+        return text.replace(header, header + lines, 1)
+    return text.rstrip("\n") + "\n" + header + lines
 
 
 def _demo_release(home: Home, spec_path: Path) -> tuple[Any, Any]:
