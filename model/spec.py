@@ -78,6 +78,10 @@ class DataSource(_Frozen):
     #: could prevent; see model/feedback.py); ``training.treated`` decides what training does.
     #: Never a model feature; scoring files need not have it.
     accepted_column: Annotated[str, Field(min_length=1)] | None = None
+    #: Where each non-feature column comes from (id, time, area, accepted, label, truth and
+    #: sensitive columns; a feature names its own ``source``): the transparency record's
+    #: datasheet shows it. Keys are checked against the spec's columns.
+    sources: dict[str, Annotated[str, Field(min_length=1)]] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _one_source(self) -> DataSource:
@@ -395,6 +399,19 @@ def _cross_checks(raw: Mapping[str, Any]) -> list[str]:
                     f"sensitive_attributes[{i}]: '{attribute}' is also listed as a feature; "
                     "sensitive attributes are for audits only and can never be model features"
                 )
+        for i, feature in enumerate(features if isinstance(features, list) else []):
+            # Said on its own as well: "what would change this" must never suggest a change to
+            # who someone is, even in a spec that is wrong in other ways.
+            if (
+                isinstance(feature, Mapping)
+                and feature.get("actionable") is True
+                and feature.get("name") in sensitive
+            ):
+                problems.append(
+                    f"features[{i}].actionable: '{feature['name']}' is a sensitive attribute; "
+                    "sensitive attributes are never considered for what would change a listing "
+                    "(set actionable = false)"
+                )
     data = raw.get("data")
     label = raw.get("label")
     if isinstance(data, Mapping) and isinstance(label, Mapping):
@@ -436,6 +453,21 @@ def _cross_checks(raw: Mapping[str, Any]) -> list[str]:
                     f"training.treated: the spec already uses the column '{TREATMENT_INDICATOR}', "
                     'which "indicator" adds for training; rename that column'
                 )
+        sources = data.get("sources")
+        if isinstance(sources, Mapping):
+            listed = sensitive if isinstance(sensitive, list) else []
+            described = {*keys, area, accepted, label.get("truth_column"), *listed} - {None}
+            for column in sources:
+                if column in names:
+                    problems.append(
+                        f"data.sources.{column}: '{column}' is a feature; give a feature's "
+                        "source as 'source' in its [[features]] table"
+                    )
+                elif column not in described:
+                    problems.append(
+                        f"data.sources.{column}: '{column}' is not a column of the spec (expected "
+                        "one of its id, time, area, accepted, label, truth or sensitive columns)"
+                    )
         ignored = data.get("ignore_columns", [])
         if isinstance(ignored, list):
             for i, column in enumerate(ignored):
