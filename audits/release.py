@@ -32,6 +32,7 @@ from audits.catalogue import (
 )
 from audits.drift import reference_profile
 from audits.gate import Breach
+from audits.incident import ensure_not_frozen
 from audits.loading import LoadedModel, load_production, load_version, trust_for
 from audits.metrics import GroupAudit
 from audits.mitigation import mitigated_candidates
@@ -335,6 +336,8 @@ def release(
     """
     released_by = released_by or _current_user()
     _check_attributes(policy, spec)
+    trust = trust or trust_for(registry.home)
+    ensure_not_frozen(trust, spec.name, "release")  # before training: nothing is registered
     configs, fitters = mitigated_candidates(spec)
     result = train(
         spec, dataset, progress=progress, configs=expand(spec) + configs, fitters=fitters
@@ -521,6 +524,7 @@ def _attest_release(
 def _promote(
     registry: Registry, name: str, version: str, *, reason: str, trust: Trust | None = None
 ) -> None:
+    ensure_not_frozen(trust or trust_for(registry.home, signing=False), name, "promote")
     load_version(registry, name, version, trust=trust)  # the same checks the service makes
     client = registry.client
     try:
@@ -567,6 +571,7 @@ def approve(
         or the approver is the person who released it.
     """
     trust = trust or trust_for(registry.home)
+    ensure_not_frozen(trust, name, "approve")  # an approval can promote or reinstate
     found = trust.standing(name, version)
     release = found.release
     if release is None:
@@ -683,6 +688,7 @@ def rollback(registry: Registry, name: str, *, trust: Trust | None = None) -> st
         If no earlier version is covered by a servable attestation (or the model is withdrawn).
     """
     trust = trust or trust_for(registry.home)
+    ensure_not_frozen(trust, name, "rollback")
     client = registry.client
     try:
         current = int(client.get_model_version_by_alias(name, PRODUCTION).version)

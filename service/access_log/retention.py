@@ -13,6 +13,8 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
+from audits.attestation import Trust
+from audits.incident import ensure_not_frozen
 from model.errors import OutreachError
 from service.access_log.chain import append
 from service.access_log.checkpoints import (
@@ -45,6 +47,7 @@ def purge(
     min_days: int,
     by: str,
     now: datetime | None = None,
+    incidents: Trust | None = None,
 ) -> Purge:
     """Remove whole old segments of the log: every row up to the newest signed checkpoint
     signed before ``before`` (UTC), if that day is at least ``min_days`` ago.
@@ -54,13 +57,20 @@ def purge(
     triggers dropped and re-created from their stored text in the same transaction) and the
     purge writes its own row (action ``purge``), then a checkpoint that signs it.
 
+    ``incidents``: the deployment's trust (:func:`audits.incident.trust_to_check`); while an
+    incident freeze is in force in it, nothing is purged, so the evidence is kept.
+
     Raises
     ------
+    FrozenError
+        If an incident freeze is in force.
     PurgeRefusedError
         If ``before`` is later than ``min_days`` ago.
     AccessLogBrokenError
         If the log does not verify (nothing is purged).
     """
+    if incidents is not None:
+        ensure_not_frozen(incidents, None, "purge")
     when = now or datetime.now(UTC)
     latest_allowed = when.date() - timedelta(days=min_days)
     if before > latest_allowed:
