@@ -305,6 +305,17 @@ def _experiment_info(spec: ExperimentSpec, result: TrainingResult) -> dict[str, 
     }
 
 
+def _released_data(spec: ExperimentSpec, dataset: Dataset) -> dict[str, Any]:
+    """The released data set's size and months, and where its non-feature columns come from
+    (``[data.sources]``): the signed report carries them for the transparency record."""
+    periods = np.unique(dataset.periods)
+    return {
+        "data_rows": len(dataset.frame),
+        "data_periods": [ordinal_to_period(int(periods[0])), ordinal_to_period(int(periods[-1]))],
+        "column_sources": dict(spec.data.sources),
+    }
+
+
 def _rank(item: CandidateRelease) -> tuple[int, int, float, float]:
     """PASS before REVIEW before FAIL; then fewer apparent breaches; then accuracy at capacity."""
     decision = item.outcome.decision
@@ -386,7 +397,7 @@ def release(
         for c in audited
     ]
     card = model_card(spec, result)
-    experiment = _experiment_info(spec, result)
+    experiment = {**_experiment_info(spec, result), **_released_data(spec, dataset)}
     kinds = {f.name: f.kind for f in spec.features}
     for item in audited:
         tags = version_tags(registry, spec.name, str(item.candidate.version))

@@ -456,7 +456,10 @@ def _cross_checks(raw: Mapping[str, Any]) -> list[str]:
         sources = data.get("sources")
         if isinstance(sources, Mapping):
             listed = sensitive if isinstance(sensitive, list) else []
-            described = {*keys, area, accepted, label.get("truth_column"), *listed} - {None}
+            ignored_list = data.get("ignore_columns", [])
+            ignored_names = ignored_list if isinstance(ignored_list, list) else []
+            described = {*keys, area, accepted, label.get("truth_column"), *listed, *ignored_names}
+            described.discard(None)
             for column in sources:
                 if column in names:
                     problems.append(
@@ -466,7 +469,8 @@ def _cross_checks(raw: Mapping[str, Any]) -> list[str]:
                 elif column not in described:
                     problems.append(
                         f"data.sources.{column}: '{column}' is not a column of the spec (expected "
-                        "one of its id, time, area, accepted, label, truth or sensitive columns)"
+                        "one of its id, time, area, accepted, label, truth, sensitive or ignored "
+                        "columns)"
                     )
         ignored = data.get("ignore_columns", [])
         if isinstance(ignored, list):
