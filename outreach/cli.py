@@ -1029,10 +1029,17 @@ def labels_ingest(home: Home, file: str, model_name: str, by: str, as_json: bool
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
 @click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64))
 @click.pass_obj
+@reported
 def serve(home: Home, host: str, port: int, workers: int) -> None:
-    """Run the service with gunicorn (native threads limited to one per worker)."""
+    """Run the service with gunicorn (native threads limited to one per worker).
+
+    With OUTREACH_ENV=production, exit 2 before any server starts if the production version's
+    policy does not name its impact assessments (or names placeholders)."""
     import os
 
+    from service.startup import check_production
+
+    check_production(home, os.environ)
     # Service-wide metrics: every worker counts into one folder of the home (emptied by
     # gunicorn's master at start), named before any process imports prometheus-client.
     multiproc = "PROMETHEUS_MULTIPROC_DIR"
@@ -1058,6 +1065,57 @@ def serve(home: Home, host: str, port: int, workers: int) -> None:
         "service:create_app()",
     ]
     os.execvpe(args[0], args, env)
+
+
+@main.group()
+def incident() -> None:
+    """Incident freezes: hold what is served and the evidence still while an incident is
+    looked into.
+
+    While frozen, the service serves exactly the version in production at the freeze; releases,
+    approvals, rollbacks and access-log purges are refused (exit 3). Withdrawing the model is
+    never blocked. Without NAME, every model released here is frozen (or released).
+    """
+
+
+@incident.command("freeze")
+@click.argument("name", required=False)
+@click.option("--note", required=True, help="What happened (recorded and signed).")
+@click.option("--by", required=True, help="Who freezes (a role or user name).")
+@click.pass_obj
+@reported
+def incident_freeze(home: Home, name: str | None, note: str, by: str) -> None:
+    """Freeze NAME (default: every released model) at its production version. Signed into the
+    attestation log and recorded in the access log; lifted only by 'outreach incident release'."""
+    from audits.loading import trust_for
+    from service.incidents import freeze_recorded
+
+    done = freeze_recorded(
+        _service_db(home), _registry(home), trust_for(home), name, by=by, note=note
+    )
+    for f in done:
+        click.echo(f"froze {f.model} at " + (f"version {f.version}" if f.version else "no version"))
+    click.echo(
+        "releases, approvals, rollbacks and access-log purges are refused until "
+        f"'outreach incident release{f' {name}' if name else ''} --note TEXT --by ROLE'; "
+        "'outreach models withdraw' still works"
+    )
+
+
+@incident.command("release")
+@click.argument("name", required=False)
+@click.option("--note", required=True, help="How the incident was settled.")
+@click.option("--by", required=True, help="Who lifts the freeze (a role or user name).")
+@click.pass_obj
+@reported
+def incident_release(home: Home, name: str | None, note: str, by: str) -> None:
+    """Lift the freeze of NAME (default: every frozen model). Signed and recorded."""
+    from audits.loading import trust_for
+    from service.incidents import lift_recorded
+
+    done = lift_recorded(_service_db(home), trust_for(home), name, by=by, note=note)
+    for f in done:
+        click.echo(f"lifted the freeze of {f.model} (pinned at version {f.version or 'none'})")
 
 
 @main.group()
@@ -1161,11 +1219,13 @@ def access_log_purge(home: Home, before: Any, by: str) -> None:
     deployment's minimum (OUTREACH_ACCESS_LOG_MIN_DAYS, default 183 days); signed and recorded."""
     import os
 
+    from audits.incident import trust_to_check
     from service.access_log import purge, retention_days
 
     min_days = retention_days(os.environ)
     writer = _access_log_writer(home, _service_db(home))
-    done = purge(writer, before=before.date(), min_days=min_days, by=by)
+    incidents = trust_to_check(home)  # refused while an incident freeze holds the evidence
+    done = purge(writer, before=before.date(), min_days=min_days, by=by, incidents=incidents)
     if done.up_to is None:
         click.echo(f"nothing to purge: no signed checkpoint before {before:%Y-%m-%d}")
         return

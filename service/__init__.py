@@ -20,7 +20,14 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     Keys: ``HOME`` (project home), ``DATABASE_URL``, ``MODEL_NAME``, ``TRACKING_URI``,
     ``MAX_RECORDS``, ``MAX_CONTENT_LENGTH``, ``RATE_LIMIT`` (requests a minute per token),
-    ``WATCH_SECONDS`` (0: no background polling).
+    ``WATCH_SECONDS`` (0: no background polling), ``ENV_MODE`` (``OUTREACH_ENV``: production or
+    development).
+
+    Raises
+    ------
+    BadInputError
+        For an unknown ``ENV_MODE``, and in production mode when the production version's
+        policy does not name its impact assessments (:func:`service.startup.refuse_unassessed`).
     """
     from model.files import private_umask
     from model.home import Home
@@ -29,7 +36,12 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from service.db import Database, default_url
     from service.loader import ModelSource
     from service.metrics import Metrics
-    from service.startup import make_private_database
+    from service.startup import (
+        environment_mode,
+        make_private_database,
+        model_name,
+        refuse_unassessed,
+    )
 
     private_umask()  # what the service writes (database, keys, copies) is the owner's alone
     app = Flask(__name__)
@@ -38,23 +50,31 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.config.update(
         HOME=home,
         DATABASE_URL=home.database_url,
-        MODEL_NAME=env.get("OUTREACH_MODEL", "individual_outreach"),
+        MODEL_NAME=model_name(env),
         TRACKING_URI=home.tracking_server,
         MAX_RECORDS=1000,
         MAX_CONTENT_LENGTH=2 * 1024 * 1024,
         RATE_LIMIT=int(env.get("OUTREACH_RATE_LIMIT", "6000")),
         WATCH_SECONDS=float(env.get("OUTREACH_WATCH_SECONDS", "10")),
+        ENV_MODE=env.get("OUTREACH_ENV", ""),
     )
     app.json.sort_keys = False  # type: ignore[attr-defined]  # responses keep their field order
     if test_config:
         app.config.update(test_config)
+    production = environment_mode(app.config["ENV_MODE"]) == "production"
     home = app.config["HOME"].ensure()
     logging.getLogger("outreach.service").setLevel(logging.INFO)
     db = Database(app.config["DATABASE_URL"] or default_url(home.root))
     db.upgrade()
     make_private_database(db.url)
-    source = ModelSource(home, app.config["MODEL_NAME"], tracking_uri=app.config["TRACKING_URI"])
+    source = ModelSource(
+        home,
+        app.config["MODEL_NAME"],
+        tracking_uri=app.config["TRACKING_URI"],
+        production=production,
+    )
     source.refresh()
+    refuse_unassessed(source)  # production mode: a policy without its impact assessments
     if app.config["WATCH_SECONDS"]:
         source.watch(app.config["WATCH_SECONDS"])
     app.extensions.update(

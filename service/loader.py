@@ -4,6 +4,11 @@
 tags and artifact sha256 checked) off the request path and swaps it in atomically. A verified copy
 is kept in the home folder; if the registry cannot be reached at start, that copy is served and
 marked degraded. If nothing verified is available the service is not ready (``/readyz`` 503).
+
+While an incident freeze is in force (:mod:`audits.incident`) the source serves exactly the
+pinned version: a moved alias is not followed, and the last-known-good copy is used only if it is
+that version. In production mode a version whose audit's policy does not name its impact
+assessments (or names placeholders) is not served; elsewhere that is a warning in the log.
 """
 
 from __future__ import annotations
@@ -17,9 +22,11 @@ from pathlib import Path
 from typing import Any
 
 from audits.attestation import WithdrawnError, refusal
-from audits.catalogue import production_alias, report_sha256
-from audits.loading import LoadedModel, load_production, trust_for
-from model.errors import NotFoundError, OutreachError
+from audits.catalogue import production_alias, report_path, report_sha256
+from audits.incident import Freeze, freeze_in_force, trust_to_check
+from audits.loading import LoadedModel, load_production, load_version, trust_for
+from audits.policy import assessments_from_report
+from model.errors import GateError, NotFoundError, OutreachError
 from model.files import file_lock, write_atomically
 from model.home import Home
 from model.registry import Registry, connect
@@ -53,10 +60,24 @@ class Serving:
 class ModelSource:
     """Holds the verified serving model for one registered model name."""
 
-    def __init__(self, home: Home, name: str, *, tracking_uri: str | None = None) -> None:
+    def __init__(
+        self,
+        home: Home,
+        name: str,
+        *,
+        tracking_uri: str | None = None,
+        production: bool = False,
+    ) -> None:
         self.home = home
         self.name = name
         self.tracking_uri = tracking_uri
+        #: Production mode: a version whose policy lacks its impact-assessment ids is refused.
+        self.production = production
+        #: Why the version last loaded does not name real impact assessments ([] when it does):
+        #: a refusal in production mode, a warning elsewhere.
+        self.unassessed: list[str] = []
+        #: The incident freeze in force, in words ('' when none).
+        self.frozen = ""
         self._current: Serving | None = None
         self._lock = threading.Lock()
         #: What is wrong, in detail (paths, URIs, messages): for the log and signed-in pages.
@@ -148,6 +169,8 @@ class ModelSource:
         except (OSError, ValueError, KeyError, OutreachError):
             return None
         release = found.release or {}
+        if self._assessment_refusal(str(meta["version"]), str(release.get("audit_id", ""))):
+            return None
         return Serving(
             self.name,
             str(meta["version"]),
@@ -162,6 +185,7 @@ class ModelSource:
 
         Never raises: a failure keeps what is served and records the problem.
         """
+        freeze = self._freeze()
         try:
             # One client for the life of the source: creating an MLflow store checks its schema
             # and would stall request handling in this process every poll.
@@ -170,14 +194,26 @@ class ModelSource:
             registry = self._registry
             current = self._current
             alias = production_alias(registry, self.name)  # None: there is none (not "no answer")
+            pinned = freeze.version if freeze else alias
             if (
                 current is not None
                 and not current.degraded
-                and current.version == alias
+                and current.version == pinned
                 and self._still_standing(current)
             ):
+                if freeze is not None:
+                    self._hold(self._frozen_note(alias, freeze))
                 return False
-            loaded = load_production(registry, self.name)
+            if freeze is not None and not freeze.version:
+                raise NotFoundError(f"{freeze.describe()}: nothing is served until it is lifted")
+            loaded = (
+                load_version(registry, self.name, freeze.version)
+                if freeze
+                else load_production(registry, self.name)
+            )
+            refused = self._assessment_refusal(loaded.version, loaded.audit_id)
+            if refused:
+                raise GateError(refused)
         except (WithdrawnError, NotFoundError) as err:
             # The board's stop button, or no production version: nothing is to be served.
             with self._lock:
@@ -199,7 +235,10 @@ class ModelSource:
             self.problem = f"the model registry cannot be reached: {err}"
             log.error("%s", self.problem)
             if self._current is None:
-                self._current = self._load_lkg()
+                kept = self._load_lkg()
+                # Frozen: the copy stands in only for the pinned version, never another one.
+                if kept is not None and (freeze is None or kept.version == freeze.version):
+                    self._current = kept
             if self._current is None:
                 self.reason = f"{NO_MODEL}; the model registry cannot be reached"
             elif self._current.degraded:
@@ -209,9 +248,61 @@ class ModelSource:
         with self._lock:
             self._current = serving
         self.problem = self.withdrawn = self.reason = ""
+        self._hold(self._frozen_note(alias, freeze))
         self._save_lkg(loaded)
         log.info("serving %s version %s (audit %s)", self.name, loaded.version, loaded.audit_id)
         return True
+
+    def _freeze(self) -> Freeze | None:
+        """The incident freeze in force on this model, from its verified statements."""
+        try:
+            trust = trust_to_check(self.home)
+            found = freeze_in_force(trust, self.name) if trust is not None else None
+        except OutreachError as err:  # no key to verify with: nothing verifies, nothing is served
+            log.error("the incident state of %s cannot be read: %s", self.name, err)
+            found = None
+        self.frozen = found.describe() if found else ""
+        return found
+
+    def _frozen_note(self, alias: str | None, freeze: Freeze | None) -> str:
+        """What a freeze holds back, for the log and oversight ('' when nothing is held)."""
+        if freeze is None or alias == freeze.version:
+            return ""
+        return (
+            f"the production alias names version {alias or '(none)'}, but {freeze.describe()}; "
+            "not swapping until 'outreach incident release'"
+        )
+
+    def _hold(self, note: str) -> None:
+        """Record what a freeze holds back (logged once, not at every poll)."""
+        if note and note != self.problem:
+            log.warning("%s", note)
+        self.problem = note
+
+    def _assessment_refusal(self, version: str, audit_id: str) -> str:
+        """Why ``version`` may not be served in production mode for want of impact-assessment
+        ids in its audit's policy ('' when it may); outside production mode only a warning."""
+        try:
+            report = json.loads(report_path(self.home.audits, audit_id).read_text())
+        except (OSError, ValueError, OutreachError):
+            report = {}
+        self.unassessed = assessments_from_report(report).problems()
+        if not self.unassessed:
+            return ""
+        said = "; ".join(self.unassessed)
+        if not self.production:
+            log.warning(
+                "%s version %s: %s (refused in production mode, OUTREACH_ENV=production)",
+                self.name,
+                version,
+                said,
+            )
+            return ""
+        return (
+            f"refusing to serve {self.name} version {version} in production mode: the fairness "
+            f"policy of its audit {audit_id} does not name the deployment's impact assessments: "
+            f"{said}. Name them in the policy's [impact_assessments] table and release again"
+        )
 
     def _connect(self) -> Registry:
         """The registry client. On the home's own SQLite store, one process at a time: MLflow

@@ -10,12 +10,85 @@ top level only), which find everything in place.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING, Literal
 
 from sqlalchemy.engine import make_url
 
+from model.errors import BadInputError
 from model.files import make_private, tighten
 from model.home import Home
+
+if TYPE_CHECKING:
+    from service.loader import ModelSource
+
+#: The environment variable that names the deployment's mode.
+MODE_ENV = "OUTREACH_ENV"
+Mode = Literal["production", "development"]
+#: The model served unless ``OUTREACH_MODEL`` names another.
+DEFAULT_MODEL = "individual_outreach"
+
+
+def model_name(env: Mapping[str, str]) -> str:
+    """The registered model the service serves (``OUTREACH_MODEL``)."""
+    return env.get("OUTREACH_MODEL", DEFAULT_MODEL)
+
+
+def environment_mode(value: str | None) -> Mode:
+    """The deployment's mode from ``OUTREACH_ENV``: ``production``, or ``development`` (also
+    when unset or empty).
+
+    Raises
+    ------
+    BadInputError
+        For any other value: a mistyped "production" must not start a lenient service.
+    """
+    mode = (value or "").strip().lower()
+    if mode in ("", "development"):
+        return "development"
+    if mode == "production":
+        return "production"
+    raise BadInputError(
+        f"{MODE_ENV}={value!r} is not a mode: give 'production' or 'development' (or leave it "
+        "unset for development)"
+    )
+
+
+def refuse_unassessed(source: ModelSource) -> None:
+    """The production-mode start-up refusal: after the source's first load, raise if the
+    version ``production`` names was refused because its audit's policy does not name the
+    deployment's impact assessments. No model at all is not refused: the service starts not
+    ready, and every later load is checked the same way (:class:`service.loader.ModelSource`).
+
+    Raises
+    ------
+    BadInputError
+        Naming the model, the version and each missing or placeholder id.
+    """
+    if source.production and source.current is None and source.unassessed:
+        raise BadInputError(
+            f"refusing to start in production mode ({MODE_ENV}=production): {source.problem}",
+            details=source.unassessed,
+            code="impact_assessments_missing",
+        )
+
+
+def check_production(home: Home, env: Mapping[str, str]) -> None:
+    """What ``outreach serve`` checks before it starts any server: the mode is valid and, in
+    production mode, the model to serve names its impact assessments (:func:`refuse_unassessed`).
+
+    Raises
+    ------
+    BadInputError
+    """
+    if environment_mode(env.get(MODE_ENV)) != "production":
+        return
+    from service.loader import ModelSource
+
+    source = ModelSource(home, model_name(env), tracking_uri=home.tracking_server, production=True)
+    source.refresh()
+    refuse_unassessed(source)
 
 
 def sqlite_file(url: str) -> Path | None:

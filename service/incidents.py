@@ -1,0 +1,68 @@
+"""Incident freezes as the deployment records them: the signed statement (:mod:`audits.incident`)
+and its access-log row (action ``incident_freeze`` or ``incident_release``) in one step.
+
+The row is written in the transaction around the signing: if the freeze is refused (already
+frozen, nothing to lift, no key), the row is rolled back and nothing is recorded.
+"""
+
+from __future__ import annotations
+
+from audits.attestation import Trust
+from audits.incident import Freeze, freeze, lift, pins, to_lift
+from model.registry import Registry
+from service import access_log
+from service.db import Database
+
+
+def freeze_recorded(
+    db: Database,
+    registry: Registry,
+    trust: Trust,
+    name: str | None,
+    *,
+    by: str,
+    note: str,
+    role: str = "oversight",
+    request_id: str = "cli",
+) -> list[Freeze]:
+    """Freeze model ``name`` (``None``: every model released here) and record it."""
+    with db.session() as session:
+        pinned = pins(registry, trust, name)
+        access_log.append(
+            session,
+            user=by,
+            role=role,
+            action="incident_freeze",
+            purpose="oversight",
+            subject_ids=[],
+            model_version=", ".join(f"{m}:{v}" for m, v in pinned.items()),
+            request_id=request_id,
+        )
+        session.flush()
+        return freeze(registry, trust, name, by=by, note=note, role=role)
+
+
+def lift_recorded(
+    db: Database,
+    trust: Trust,
+    name: str | None,
+    *,
+    by: str,
+    note: str,
+    role: str = "oversight",
+    request_id: str = "cli",
+) -> list[Freeze]:
+    """Lift the freeze of model ``name`` (``None``: every frozen model) and record it."""
+    with db.session() as session:
+        access_log.append(
+            session,
+            user=by,
+            role=role,
+            action="incident_release",
+            purpose="oversight",
+            subject_ids=[],
+            model_version=", ".join(f"{f.model}:{f.version}" for f in to_lift(trust, name)),
+            request_id=request_id,
+        )
+        session.flush()
+        return lift(trust, name, by=by, note=note, role=role)
