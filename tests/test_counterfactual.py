@@ -1,0 +1,319 @@
+"""What would change a listing: exact single-feature changes, the recourse audit, the person page.
+
+The exactness property: moving one actionable feature to the computed value crosses the cut-off
+(judged by the scorer's own arithmetic and band rule), the value just short of it does not, and
+no valid value nearer the current one crosses (a brute-force scan over a grid and every whole
+number, every threshold's neighbours and every category).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from model.additive import AdditiveModel, Term, sigmoid
+from model.counterfactual import Answer, crossings, logit
+from model.errors import BadInputError
+from model.spec import Feature
+
+# ----------------------------------------------------------------------------- random models
+
+
+@dataclass(frozen=True)
+class Case:
+    additive: AdditiveModel
+    features: tuple[Feature, ...]
+    record: dict[str, Any]
+    cutoff: float
+
+
+def _columns(record: dict[str, Any]) -> dict[str, np.ndarray]:
+    return {
+        k: np.asarray([v], dtype=object if isinstance(v, str) or v is None else float)
+        for k, v in record.items()
+    }
+
+
+def _log_odds(case: Case, record: dict[str, Any]) -> float:
+    return float(case.additive.log_odds(_columns(record))[0])
+
+
+def _within(case: Case, record: dict[str, Any]) -> bool:
+    """The scorer's rule: score (base + row sum of contributions) at least the cut-off."""
+    return bool(sigmoid(case.additive.log_odds(_columns(record)))[0] >= case.cutoff)
+
+
+def _crosses(case: Case, name: str, value: Any) -> bool:
+    return _within(case, {**case.record, name: value}) != _within(case, case.record)
+
+
+@st.composite
+def cases(draw: st.DrawFn) -> Case:
+    count = draw(st.integers(1, 3))
+    features: list[Feature] = []
+    terms: list[Term] = []
+    record: dict[str, Any] = {}
+    for i in range(count):
+        name = f"f{i}"
+        kind = draw(st.sampled_from(["count", "number", "binary", "category"]))
+        gaps = draw(st.booleans())
+        missing = {"missing": "allowed", "reason_missing": "not recorded"} if gaps else {}
+        weight = st.floats(-3, 3, allow_nan=False)
+        if kind == "category":
+            categories = tuple(f"c{j}" for j in range(draw(st.integers(2, 5))))
+            features.append(
+                Feature(
+                    name=name,
+                    kind="category",
+                    reason="{value}",
+                    categories=categories,
+                    actionable=True,
+                    **missing,
+                )
+            )
+            values = tuple(
+                draw(st.lists(weight, min_size=len(categories), max_size=len(categories)))
+            )
+            terms.append(
+                Term(
+                    name,
+                    "table",
+                    categories=categories,
+                    values=values,
+                    center=draw(weight),
+                    missing=draw(weight) if gaps else None,
+                )
+            )
+            record[name] = draw(st.sampled_from([*categories, *((None,) if gaps else ())]))
+            continue
+        if kind == "count":
+            low, high = 0.0, float(draw(st.integers(1, 40)))
+        elif kind == "binary":
+            low, high = 0.0, 1.0
+        else:
+            low = draw(st.floats(-10, 0, allow_nan=False))
+            high = low + draw(st.floats(0.5, 20, allow_nan=False))
+        bounds = {} if kind == "binary" else {"min": low, "max": high}
+        features.append(
+            Feature(name=name, kind=kind, reason="{value}", actionable=True, **bounds, **missing)
+        )
+        gap_value = draw(weight) if gaps else None
+        if draw(st.booleans()):
+            terms.append(
+                Term(
+                    name,
+                    "linear",
+                    slope=draw(weight),
+                    offset=draw(weight),
+                    center=draw(weight),
+                    missing=gap_value,
+                )
+            )
+        else:
+            cuts = draw(
+                st.lists(
+                    st.floats(low - 1, high + 1, allow_nan=False),
+                    min_size=1,
+                    max_size=6,
+                    unique=True,
+                )
+            )
+            if kind != "number" and draw(st.booleans()):
+                cuts = sorted({np.floor(c) + 0.5 for c in cuts})  # as trees split whole numbers
+            cuts = sorted(cuts)
+            values = tuple(draw(st.lists(weight, min_size=len(cuts) + 1, max_size=len(cuts) + 1)))
+            terms.append(
+                Term(
+                    name,
+                    "step",
+                    thresholds=tuple(cuts),
+                    values=values,
+                    center=draw(weight),
+                    missing=gap_value,
+                )
+            )
+        if kind == "number":
+            value = draw(st.floats(low, high, allow_nan=False))
+        else:
+            value = float(draw(st.integers(int(low), int(high))))
+        record[name] = np.nan if gaps and draw(st.integers(0, 5)) == 0 else value
+    # One feature that is not actionable: the rest of the score, never moved.
+    features.append(Feature(name="rest", kind="number", reason="{value}"))
+    terms.append(Term("rest", "linear", slope=1.0))
+    record["rest"] = draw(st.floats(-4, 4, allow_nan=False))
+    additive = AdditiveModel(
+        terms=tuple(terms),
+        intercept=draw(st.floats(-2, 2, allow_nan=False)),
+        calibration_slope=draw(st.floats(0.3, 2.0, allow_nan=False)),
+        calibration_intercept=draw(st.floats(-1, 1, allow_nan=False)),
+    )
+    # A cut-off near the record's own score, so that most cases have something to cross.
+    near = Case(additive, tuple(features), record, 0.5)
+    log_odds = _log_odds(near, record) + draw(st.floats(-2.5, 2.5, allow_nan=False))
+    cutoff = float(np.clip(sigmoid(np.asarray(log_odds)), 0.001, 0.999))
+    return Case(additive, tuple(features), record, cutoff)
+
+
+def _answer(case: Case) -> Answer:
+    return crossings(case.additive, case.features, _columns(case.record), case.cutoff)
+
+
+def _grid(feature: Feature, term: Term) -> list[float]:
+    """Every valid value worth trying: whole numbers, or a fine grid plus each threshold's
+    neighbours (for numbers)."""
+    low, high = feature.lower, feature.upper
+    assert low is not None and high is not None
+    if feature.kind in ("count", "binary"):
+        return [float(v) for v in range(int(low), int(high) + 1)]
+    points = set(np.linspace(low, high, 401).tolist())
+    for t in term.thresholds:
+        points |= {t, float(np.nextafter(t, np.inf)), float(np.nextafter(t, -np.inf))}
+    return sorted(v for v in points if low <= v <= high)
+
+
+@settings(max_examples=300, deadline=None)
+@given(cases())
+def test_the_computed_change_crosses_and_nothing_smaller_does(case: Case) -> None:
+    answer = _answer(case)
+    terms = {t.feature: t for t in case.additive.terms}
+    assert [c.feature for c in answer.features] == [f.name for f in case.features[:-1]]
+    assert bool(answer.within[0]) == _within(case, case.record)
+    for item, feature in zip(answer.features, case.features, strict=False):
+        x = case.record[item.feature]
+        term = terms[item.feature]
+        gap = x is None or (isinstance(x, float) and np.isnan(x))
+        assert bool(item.considered[0]) is not gap
+        if gap:
+            assert not item.crosses[0]
+            continue
+        required = item.required[0]
+        if feature.kind == "category":
+            size = {
+                c: abs(term.values[term.index[c]] - term.values[term.index[x]])
+                for c in feature.categories
+            }
+            others = [c for c in feature.categories if c != x]
+            if item.crosses[0]:
+                assert _crosses(case, item.feature, required)
+                assert all(
+                    not _crosses(case, item.feature, c) for c in others if size[c] < size[required]
+                )
+            else:
+                assert not any(_crosses(case, item.feature, c) for c in others)
+            continue
+        grid = _grid(feature, term)
+        if not item.crosses[0]:
+            assert not any(_crosses(case, item.feature, v) for v in grid), "missed a crossing"
+            continue
+        assert feature.lower <= required <= feature.upper  # type: ignore[operator]
+        if feature.kind != "number":
+            assert float(required).is_integer()
+        assert required != x
+        assert _crosses(case, item.feature, required)
+        # The value just short of it, towards the current value, does not cross.
+        if feature.kind == "number":
+            short = float(np.nextafter(required, x))
+        else:
+            short = required - np.sign(required - x)
+        if short != x:
+            assert not _crosses(case, item.feature, short)
+        distance = abs(required - x)
+        nearer = [v for v in grid if abs(v - x) < distance and v != x]
+        assert not any(_crosses(case, item.feature, v) for v in nearer), "a smaller change crosses"
+        # The resulting log-odds is the scorer's own for the changed record.
+        assert item.log_odds[0] == _log_odds(case, {**case.record, item.feature: required})
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(cases(), min_size=1, max_size=1), st.integers(2, 30), st.integers(0, 2**31))
+def test_many_records_at_once_equal_one_at_a_time(one: list[Case], n: int, seed: int) -> None:
+    """Vectorised over records, each answer is the single record's answer."""
+    case = one[0]
+    rng = np.random.default_rng(seed)
+    records = []
+    for _ in range(n):
+        record = dict(case.record)
+        record["rest"] = float(rng.uniform(-4, 4))
+        records.append(record)
+    columns = {
+        k: np.asarray(
+            [r[k] for r in records],
+            dtype=object if any(isinstance(r[k], str) or r[k] is None for r in records) else float,
+        )
+        for k in case.record
+    }
+    together = crossings(case.additive, case.features, columns, case.cutoff)
+    for i, record in enumerate(records):
+        alone = _answer(Case(case.additive, case.features, record, case.cutoff))
+        assert together.within[i] == alone.within[0]
+        for a, b in zip(together.features, alone.features, strict=True):
+            assert a.crosses[i] == b.crosses[0]
+            if b.crosses[0]:
+                assert a.required[i] == b.required[0]
+                assert a.log_odds[i] == b.log_odds[0]
+
+
+def test_an_unbounded_number_and_an_exact_boundary() -> None:
+    """A linear number without min/max: the answer is the first float past the analytic root,
+    in both directions, and an unreachable cut-off (slope 0) has no answer."""
+    features = (
+        Feature(name="x", kind="number", reason="{value}", actionable=True),
+        Feature(name="flat", kind="number", reason="{value}", actionable=True),
+    )
+    additive = AdditiveModel(
+        terms=(Term("x", "linear", slope=0.7), Term("flat", "linear", slope=0.0)), intercept=0.0
+    )
+    cutoff = float(sigmoid(np.asarray(1.0)))
+    for start in (-3.0, 5.0):
+        case = Case(additive, features, {"x": start, "flat": 0.0}, cutoff)
+        answer = _answer(case)
+        x_item, flat = answer.features
+        assert not flat.crosses[0]
+        required = float(x_item.required[0])
+        assert abs(required - 1.0 / 0.7) < 1e-12
+        assert _crosses(case, "x", required)
+        assert not _crosses(case, "x", float(np.nextafter(required, start)))
+
+
+def test_a_step_threshold_is_crossed_at_the_next_value() -> None:
+    """``x <= t`` goes left: moving up enters the next interval at the next float (numbers) or
+    the next whole number (counts); moving down lands on the threshold itself."""
+    for kind, above in (("number", float(np.nextafter(2.0, np.inf))), ("count", 3.0)):
+        feature = Feature(name="x", kind=kind, reason="{value}", actionable=True, min=0, max=9)
+        term = Term("x", "step", thresholds=(2.0,), values=(0.0, 2.0))
+        additive = AdditiveModel(terms=(term,), intercept=-1.0)
+        up = Case(additive, (feature,), {"x": 1.0}, 0.5)
+        assert _answer(up).features[0].required[0] == above
+        down = Case(additive, (feature,), {"x": 5.0}, 0.5)
+        assert _answer(down).features[0].required[0] == 2.0
+        assert not _within(down, {"x": 2.0}) and _within(down, {"x": above})
+
+
+def test_sensitive_attributes_are_never_levers() -> None:
+    features = (Feature(name="sex", kind="binary", reason="{value}", actionable=True),)
+    additive = AdditiveModel(terms=(Term("sex", "linear", slope=1.0),), intercept=0.0)
+    with pytest.raises(BadInputError, match="sensitive attribute"):
+        crossings(additive, features, {"sex": np.asarray([0.0])}, 0.5, sensitive=("sex",))
+
+
+def test_a_record_without_every_feature_needs_its_log_odds() -> None:
+    features = (
+        Feature(name="x", kind="count", reason="{value}", actionable=True, max=9),
+        Feature(name="y", kind="count", reason="{value}", max=9),
+    )
+    additive = AdditiveModel(
+        terms=(Term("x", "linear", slope=1.0), Term("y", "linear", slope=1.0)), intercept=-4.0
+    )
+    with pytest.raises(BadInputError, match="log-odds are needed"):
+        crossings(additive, features, {"x": np.asarray([1.0])}, 0.5)
+    partial = crossings(
+        additive, features, {"x": np.asarray([1.0])}, 0.5, log_odds=np.asarray([-1.0])
+    )
+    # -1 + (2 - 1) = 0: a score of exactly 0.5 is at the cut-off, which is within capacity.
+    assert partial.features[0].required[0] == 2.0
+    assert logit(0.5) == 0.0
