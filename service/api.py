@@ -28,7 +28,7 @@ from model.errors import (
     UnavailableError,
     UnsupportedMediaError,
 )
-from service import access_log, reviews
+from service import access_log, explanation, reviews
 from service import queue as queue_rules
 from service.auth import Principal, authenticate
 from service.db import Database, Outcome, QueueEntry
@@ -543,6 +543,24 @@ def remove_opt_out(person_id: str) -> Any:
     _purpose(payload.get("purpose"), action="opt_in", ids=[person])
     queue_rules.opt_in(_db(), _caller(), person, payload.get("reason"))
     return Response(status=204)
+
+
+@api.get("/people/<path:person_id>/explanation")
+@requires("explanation")
+def person_explanation(person_id: str) -> Any:
+    """The explanation a person can be given (service.explanation): the plain-language text
+    and the fields it says, for their latest listed entry; logged as ``explanation``."""
+    not_paused()
+    person = queue_rules.person_id(person_id)
+    _purpose(request.args.get("purpose"), action=explanation.ACTION, ids=[person])
+    found = explanation.explain_person(
+        _db(),
+        _caller(),
+        person,
+        versions=explanation.for_app(current_app),
+        contact=explanation.contact_for(current_app),
+    )
+    return jsonify({"purpose": PURPOSE, **found.to_dict(), "request_id": g.request_id})
 
 
 # --- Requests for review of a listing (service.reviews) ---------------------------------------

@@ -48,6 +48,9 @@ ROUTE_ROLES: dict[str, frozenset[str]] = {
     "review_summary": frozenset({"oversight"}),
     # Aggregates after release (never a person): the API and the page.
     "monitoring": frozenset({"oversight", "analyst"}),
+    # The explanation a person can be given (API and printable page), and "about this score".
+    "explanation": frozenset({"coordinator"}),
+    "about": frozenset({"coordinator", "analyst", "oversight"}),
     # Pages only.
     "outreach_list": frozenset({"coordinator"}),
     "releases": frozenset({"oversight"}),

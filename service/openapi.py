@@ -315,6 +315,51 @@ _GROUP_ROW = {
 }
 
 
+#: What ``GET /people/{person_id}/explanation`` answers (``service.explanation``).
+_EXPLANATION = _object(
+    {
+        "purpose": {"const": "outreach"},
+        "person_id": _ID_TEXT,
+        "unit": {"enum": ["individual", "neighbourhood"]},
+        "addressed_to": {"type": "string", "minLength": 1},
+        "period": {"type": "string", "pattern": PERIOD_PATTERN},
+        "reasons": {
+            "type": "array",
+            "maxItems": 4,
+            "items": _object(
+                {
+                    "feature": {"type": "string"},
+                    "value": {"type": ["string", "number", "boolean", "null"]},
+                    "contribution": {"type": "number", "exclusiveMinimum": 0},
+                    "text": {"type": "string"},
+                }
+            ),
+        },
+        "data_used": {
+            "type": "array",
+            "items": _object(
+                {
+                    "feature": {"type": "string"},
+                    "description": {"type": "string", "minLength": 1},
+                    "source": {"type": ["string", "null"]},
+                }
+            ),
+        },
+        "not_used": {"type": "array", "items": {"type": "string"}},
+        "contact": {"type": ["string", "null"]},
+        "model": _object(
+            {
+                "name": {"type": "string"},
+                "version": {"type": "string"},
+                "audit_id": {"type": "string"},
+            }
+        ),
+        "text": {"type": "string", "minLength": 1},
+        "request_id": {"type": "string"},
+    }
+)
+
+
 def _review_paths(signed_in: tuple[int, ...]) -> dict[str, Any]:
     """Requests for review: coordinators file them; the board (and admins) list and move
     them; the board reads their counts by group and month."""
@@ -631,6 +676,13 @@ def document(model: ScoringModel | None, *, max_records: int) -> dict[str, Any]:
                                 "person_id": "$response.body#/entries/0/person_id",
                             },
                         },
+                        Explanation={
+                            "operationId": "personExplanation",
+                            "parameters": {
+                                "path.person_id": "$response.body#/entries/0/person_id",
+                                "query.purpose": "outreach",
+                            },
+                        },
                         FileReviewRequest={
                             "operationId": "fileReviewRequest",
                             "requestBody": {
@@ -743,6 +795,31 @@ def document(model: ScoringModel | None, *, max_records: int) -> dict[str, Any]:
                             },
                         },
                     ),
+                }
+            },
+            "/api/v1/people/{person_id}/explanation": {
+                "get": {
+                    "operationId": "personExplanation",
+                    "summary": "The explanation a person can be given for their latest listed "
+                    "entry, in plain words (logged as 'explanation')",
+                    "parameters": [
+                        {
+                            "name": "person_id",
+                            "in": "path",
+                            "required": True,
+                            "schema": _ID_TEXT,
+                        },
+                        _PURPOSE_QUERY,
+                    ],
+                    "responses": {
+                        **_ok(
+                            200,
+                            "the text written to the person (or, for a neighbourhood, its "
+                            "residents) and the fields it says",
+                            _EXPLANATION,
+                        ),
+                        **_errors(400, *signed_in, 404, 503),
+                    },
                 }
             },
             **_review_paths(signed_in),

@@ -14,7 +14,7 @@ from flask import Flask, redirect, url_for
 from flask.typing import ResponseReturnValue
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from service.pages import account, analyst, coordinator, oversight, security
+from service.pages import account, analyst, coordinator, explanation, oversight, security
 from service.pages import monitoring as monitoring  # adds /oversight/monitoring to oversight.pages
 
 __all__ = ["register"]
@@ -35,6 +35,8 @@ def register(app: Flask) -> None:
     app.config.setdefault("IDLE_MINUTES", 15)
     app.config.setdefault("MAX_SESSION_HOURS", 12)
     app.config.setdefault("MLFLOW_UI_URL", "http://127.0.0.1:5000")
+    # Whom a person may contact about an explanation (service.explanation); unset: ask the worker.
+    app.config.setdefault("CONTACT", os.environ.get("OUTREACH_CONTACT", "").strip())
     app.config.update(SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax")
     app.session_interface = security.SessionInterface()
     proxies = int(app.config.get("PROXY_COUNT") or os.environ.get("OUTREACH_PROXY_COUNT", "0"))
@@ -44,6 +46,7 @@ def register(app: Flask) -> None:
         )
     for blueprint in (account.pages, coordinator.pages, oversight.pages, analyst.pages):
         app.register_blueprint(blueprint)
+    app.register_blueprint(explanation.pages)
     app.after_request(security.add_headers)
 
     @app.context_processor
