@@ -1,0 +1,1122 @@
+"""Transparency records: what a served release is, who answers for it and how it was decided,
+generated only from the attested release so that it can never drift from what is served.
+
+A record (schema ``outreach.transparency/1``) holds five documents:
+
+- ``atrs``: the UK Algorithmic Transparency Recording Standard (v3.0): tier 1 (the public
+  summary) and tier 2 (owner and responsibility, description and rationale, the decision-making
+  process with the human in the loop, the tool and its data, risks and impact assessments). Every
+  field is ``{"ref", "label", "value", "source"}``: its ATRS number, its name, the fact, and
+  where the fact came from.
+- ``register_entry``: a machine-readable algorithm-register entry, following the sections of the
+  Amsterdam and Helsinki algorithm registers (purpose, datasets, data processing,
+  non-discrimination, human oversight, risks) with the ATRS JSON's key names where they overlap.
+- ``model_card``: the release report's model card with the model's details and performance.
+- ``datasheet``: the data the release learnt from and was audited on: months, rows, counts and
+  label rates by group, missingness by group, and where each column comes from.
+- ``provenance``: the artifact's sha256, the model folder's manifest hash, the audit id and its
+  report's sha256, the policy's sha256, and the signed release statement (sequence number, key id).
+
+Facts come only from verified sources (:func:`verified_sources`): the version must load through
+:func:`audits.loading.load_version` (a tampered, unattested, rejected or withdrawn version gets no
+record), the audit report is read once and its bytes checked against the sha256 the release
+statement signs, and approvals are read from the verified attestation log. Facts only the
+deploying agency knows (its name, team, contact) come from its settings file
+(``<home>/transparency.toml``); otherwise they say :data:`AGENCY`, and
+:func:`required_fields_missing` lists them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, PackageLoader, select_autoescape
+from markupsafe import Markup
+
+from audits.attestation import Trust, read
+from audits.catalogue import production_alias, report_path
+from audits.loading import LoadedModel, load_version, trust_for
+from audits.policy import ASSESSMENT_KINDS, assessments_from_report, is_placeholder
+from audits.report import DECISION_WORDS, plain_numbers
+from model.errors import BadInputError, GateError, NotFoundError
+from model.files import write_atomically
+from model.home import Home
+from model.registry import Registry
+from model.signing import canonical
+from model.spec import read_toml
+
+__all__ = [
+    "AGENCY",
+    "SCHEMA",
+    "SETTINGS_KEYS",
+    "Sources",
+    "WrittenRecord",
+    "build_record",
+    "load_settings",
+    "public_summary",
+    "render_html",
+    "required_fields_missing",
+    "settings_path",
+    "transparency_record",
+    "verified_sources",
+    "write_record",
+]
+
+SCHEMA = "outreach.transparency/1"
+#: What a field says when the fact is the deploying agency's to give and its settings do not.
+AGENCY = "to be completed by the deploying agency"
+#: What the impact-assessment field says when the policy names no assessment (a finding).
+NOT_IN_POLICY = "not recorded in the policy"
+
+#: The deployment settings file's keys: the facts only the deploying agency knows.
+SETTINGS_KEYS = {
+    "organisation": "the organisation or department responsible for the tool",
+    "team": "the team responsible for the tool",
+    "senior_responsible_owner": "the role title of the senior responsible owner",
+    "contact_email": "the email address the public can write to about the tool",
+    "website": "the page with more information about the tool",
+    "external_supplier": "who else built or runs the tool, and on what terms (or 'none')",
+    "legal_basis": "the legal basis for processing the data",
+    "previous_process": "how people were chosen for outreach before the tool",
+    "required_training": "the training outreach coordinators receive before using the list",
+    "complaints": "how a person can complain or ask for a decision to be reviewed",
+}
+SETTINGS_FILE = "transparency.toml"
+
+
+def settings_path(home: Home) -> Path:
+    """Where a deployment keeps its transparency settings (optional)."""
+    return home.root / SETTINGS_FILE
+
+
+def load_settings(path: str | Path | None) -> dict[str, str]:
+    """The deploying agency's facts from a TOML file (``{}`` when ``path`` is ``None``).
+
+    Raises
+    ------
+    BadInputError
+        If the file cannot be read, is not TOML, has a key other than :data:`SETTINGS_KEYS` or a
+        value that is not a non-empty string; every problem is listed.
+    """
+    if path is None:
+        return {}
+    raw, _ = read_toml(path, "transparency settings file")
+    problems = [
+        f"{key}: unknown key (expected one of: {', '.join(SETTINGS_KEYS)})"
+        for key in raw
+        if key not in SETTINGS_KEYS
+    ]
+    problems += [
+        f"{key}: give {SETTINGS_KEYS[key]} as a non-empty string"
+        for key, value in raw.items()
+        if key in SETTINGS_KEYS and (not isinstance(value, str) or not value.strip())
+    ]
+    if problems:
+        raise BadInputError(f"the transparency settings file {path} is invalid", details=problems)
+    return {key: str(value).strip() for key, value in raw.items()}
+
+
+# ----------------------------------------------------------------------------- verified sources
+
+
+@dataclass(frozen=True)
+class Sources:
+    """Every fact a record may use, each verified: the served bytes, the signed statements and
+    the report whose sha256 the release statement binds."""
+
+    loaded: LoadedModel
+    release: dict[str, Any]
+    approvals: list[dict[str, Any]]
+    key_id: str
+    report: dict[str, Any]
+    report_sha256: str
+    in_production: bool
+
+
+def _key_id(trust: Trust, name: str, statement: Mapping[str, Any]) -> str:
+    """The id of the key that signed ``statement`` in the model's log (verified already)."""
+    for entry in read(trust.log(name)):
+        if entry.statement == statement:
+            return entry.key_id
+    raise GateError(f"the release statement of {name} is not in its attestation log")
+
+
+def verified_sources(
+    registry: Registry, trust: Trust | None, name: str, version: str | None = None
+) -> Sources:
+    """The facts of version ``version`` (default: the production version), all verified.
+
+    Raises
+    ------
+    NotFoundError
+        If there is no such model or version (or no production version when none is named).
+    GateError
+        If the version may not be served: no valid signed release covers its bytes, its report
+        or policy differ from the attested ones, it was rejected or withdrawn.
+    """
+    trust = trust or trust_for(registry.home, signing=False)
+    production = production_alias(registry, name)
+    if version is None:
+        if production is None:
+            raise NotFoundError(
+                f"registered model '{name}' has no production version; name one with --version"
+            )
+        version = production
+    loaded = load_version(registry, name, version, trust=trust)
+    found = trust.standing(name, version)
+    release = dict(found.release or {})
+    if release != loaded.attestation:
+        raise GateError(f"the release statement of {name} version {version} changed while read")
+    data = report_path(registry.home.audits, loaded.audit_id).read_bytes()
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != release.get("report_sha256"):
+        raise GateError(
+            f"no record for {name} version {version}: its audit report {loaded.audit_id} differs "
+            f"from the one attested at release (sha256 {digest[:12]})"
+        )
+    report = dict(json.loads(data))
+    if report.get("policy", {}).get("sha256") != release.get("policy_sha256"):
+        raise GateError(
+            f"no record for {name} version {version}: its report's policy is not the attested one"
+        )
+    return Sources(
+        loaded=loaded,
+        release=release,
+        approvals=list(found.approvals),
+        key_id=_key_id(trust, name, release),
+        report=report,
+        report_sha256=digest,
+        in_production=production == version,
+    )
+
+
+def transparency_record(
+    registry: Registry,
+    trust: Trust | None,
+    name: str,
+    version: str | None = None,
+    *,
+    settings: Mapping[str, str] | None = None,
+    generated_at: str | None = None,
+) -> dict[str, Any]:
+    """The transparency record of a served release, from verified sources only.
+
+    Parameters
+    ----------
+    registry, trust
+        The model registry and the deployment's trust (``None``: the home's, verifying only).
+    name, version
+        The registered model and version (default: the production version).
+    settings
+        The deploying agency's facts (:func:`load_settings`); absent ones are marked
+        :data:`AGENCY`.
+    generated_at
+        When the record was generated (default: now, UTC).
+
+    Raises
+    ------
+    NotFoundError, GateError
+        As :func:`verified_sources`: no record for what may not be served.
+    """
+    return build_record(
+        verified_sources(registry, trust, name, version),
+        settings=settings or {},
+        generated_at=generated_at,
+    )
+
+
+# ----------------------------------------------------------------------------- the record
+
+
+def _field(ref: str, label: str, value: Any, source: str) -> dict[str, Any]:
+    return {"ref": ref, "label": label, "value": value, "source": source}
+
+
+def _agency(settings: Mapping[str, str], key: str, ref: str, label: str) -> dict[str, Any]:
+    if key in settings:
+        return _field(ref, label, settings[key], f"deployment settings ({SETTINGS_FILE}: {key})")
+    return _field(ref, label, AGENCY, "the deploying agency")
+
+
+def _pct(value: Any) -> str:
+    return "–" if not _number(value) else f"{float(value):.1%}"
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and math.isfinite(float(value))
+
+
+def _when(value: Any) -> str:
+    return str(value or "").replace("T", " ").replace("+00:00", " UTC")
+
+
+@dataclass
+class _Facts:
+    """The verified facts, named once for the documents that use them."""
+
+    sources: Sources
+    settings: Mapping[str, str]
+    generated_at: str
+    findings: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        s = self.sources
+        self.name, self.version = s.loaded.name, s.loaded.version
+        self.model = s.loaded.model
+        self.report = s.report
+        self.experiment: dict[str, Any] = dict(s.report.get("experiment") or {})
+        self.policy: dict[str, Any] = dict(s.report.get("policy") or {})
+        self.card: dict[str, Any] = dict(s.report.get("model_card") or {})
+        self.overall: dict[str, Any] = dict(s.report.get("overall") or {})
+        self.decision = str(s.release.get("decision", ""))
+        self.min_group = int(self.policy.get("min_group_size") or 0)
+        self.unit_words = "people" if self.model.unit == "individual" else "neighbourhoods"
+
+    @property
+    def capacity(self) -> str:
+        return str(self.experiment.get("capacity") or "")
+
+    @property
+    def phase(self) -> str:
+        if self.sources.in_production:
+            return "production"
+        return "released: may be served, but another version is in production"
+
+    @property
+    def approvals_text(self) -> str:
+        approvals = self.sources.approvals
+        if not approvals:
+            if self.decision == "PASS" and not self.sources.release.get("approval_required"):
+                return (
+                    "Released after its fairness audit passed; the policy in force did not ask "
+                    "for an oversight approval."
+                )
+            return "No oversight approval is recorded."
+        return "; ".join(
+            f"approved by {a.get('by')} ({a.get('role')}) on {_when(a.get('at'))}"
+            + (f", taking on the groups the audit could not judge: {a['review_groups']}")
+            * bool(a.get("review_groups"))
+            for a in approvals
+        )
+
+    def chosen(self) -> dict[str, Any]:
+        rows = [c for c in self.report.get("candidates") or [] if c.get("chosen")]
+        return dict(rows[0]) if rows else {}
+
+
+def _tier_1(f: _Facts) -> dict[str, Any]:
+    description = (
+        f"{f.experiment.get('description') or f.card.get('intended_use', '')} Each month the tool "
+        f"ranks {f.unit_words} by how likely this outcome is: “{f.model.label_description}” "
+        f"(looking {f.experiment.get('horizon_months')} months ahead), and puts the top "
+        f"{f.capacity} on an outreach coordinator's list with the reasons for each "
+        "place. A coordinator decides whether and how to offer help; a person may decline or ask "
+        "not to be listed again. It is never used for enforcement, investigations, sanctions, "
+        "eligibility or benefit decisions."
+    )
+    audit = (
+        f"Every release is checked by a fairness audit across groups before it can be served. "
+        f"This version's audit ({f.sources.loaded.audit_id}, {_when(f.report.get('created_at'))}) "
+        f"decided {f.decision}: {DECISION_WORDS.get(f.decision, '')}."
+    )
+    return {
+        "name": _field("1.1", "Name", f"{f.name} (version {f.version})", "the registered model"),
+        "description": _field(
+            "1.2", "Description", description, "the experiment spec in the signed audit report"
+        ),
+        "website": _agency(f.settings, "website", "1.3", "Website"),
+        "contact_email": _agency(f.settings, "contact_email", "1.4", "Contact email"),
+        "organisation": _agency(f.settings, "organisation", "metadata", "Organisation"),
+        "phase": _field("metadata", "Phase", f.phase, "the registry's production alias"),
+        "human_oversight": _field(
+            "1.2",
+            "How people stay in control",
+            f"A person decides every offer of help. {f.approvals_text}",
+            "the signed release and approval statements",
+        ),
+        "fairness_audit": _field(
+            "1.2", "Fairness audit", audit, "the signed release statement and audit report"
+        ),
+        "last_updated": _field("metadata", "Record generated", f.generated_at, "this record"),
+    }
+
+
+def _owner(f: _Facts) -> dict[str, Any]:
+    release = f.sources.release
+    return {
+        "organisation": _agency(f.settings, "organisation", "2.1.1", "Organisation"),
+        "team": _agency(f.settings, "team", "2.1.2", "Team"),
+        "senior_responsible_owner": _agency(
+            f.settings, "senior_responsible_owner", "2.1.3", "Senior responsible owner"
+        ),
+        "external_supplier": _agency(
+            f.settings, "external_supplier", "2.1.4", "External supplier involvement"
+        ),
+        "release_accountability": _field(
+            "2.1",
+            "Who released and approved this version",
+            f"Released by {release.get('by')} on {_when(release.get('at'))}. {f.approvals_text}",
+            "the signed release and approval statements",
+        ),
+    }
+
+
+def _rationale(f: _Facts) -> dict[str, Any]:
+    features = ", ".join(f.model.feature_names)
+    candidates = f.report.get("candidates") or []
+    alternatives = (
+        f"{len(candidates)} candidate model(s) were trained and audited on the same later months: "
+        + "; ".join(
+            f"{c.get('name')} ({c.get('decision')}, precision at capacity "
+            f"{_pct(c.get('precision_at_k'))})"
+            for c in candidates
+        )
+        + ". The chosen one ranked first by its audit's decision, then accuracy at capacity; "
+        "each was also compared with a simple rule and a random list."
+    )
+    chosen = f.chosen()
+    benefit = (
+        f"Of the {f.unit_words} offered outreach in the audited later months, "
+        f"{_pct(f.overall.get('precision'))} went on to face the outcome (the people the help is "
+        f"for), and {_pct(f.overall.get('recall'))} of all who did were reached within capacity"
+        + (
+            f" (mean over validation splits: precision {_pct(chosen.get('precision_at_k'))}, "
+            f"recall {_pct(chosen.get('recall_at_k'))})"
+            if chosen
+            else ""
+        )
+        + "."
+    )
+    return {
+        "detailed_description": _field(
+            "2.2.1",
+            "Detailed description",
+            f"An additive model ({f.model.candidate}) over {len(f.model.feature_names)} inputs "
+            f"({features}) estimates the chance of this outcome: “{f.model.label_description}” "
+            f"(looking {f.experiment.get('horizon_months')} months ahead); each score is "
+            "explained exactly by the inputs' contributions, shown in plain words with a "
+            "suggested service.",
+            "the attested scoring model and the signed audit report",
+        ),
+        "scope": _field(
+            "2.2.2",
+            "Scope",
+            {
+                "intended_use": f.card.get("intended_use"),
+                "out_of_scope_uses": f.card.get("out_of_scope_uses"),
+            },
+            "the model card in the signed audit report",
+        ),
+        "benefit": _field("2.2.3", "Benefit", benefit, "the signed audit report"),
+        "previous_process": _agency(f.settings, "previous_process", "2.2.4", "Previous process"),
+        "alternatives_considered": _field(
+            "2.2.5", "Alternatives considered", alternatives, "the signed audit report"
+        ),
+    }
+
+
+def _decision_process(f: _Facts) -> dict[str, Any]:
+    areas = f" filtered to the coordinator's areas ({f.model.area_column})" * bool(
+        f.model.area_column
+    )
+    return {
+        "process_integration": _field(
+            "2.3.1",
+            "Process integration",
+            f"Once a month the served version scores every {f.model.unit} on record; the top "
+            f"{f.capacity} form the outreach list{areas}. Coordinators record each contact's "
+            "outcome; people who opted out are never listed.",
+            "the attested scoring model (capacity, columns)",
+        ),
+        "provided_information": _field(
+            "2.3.2",
+            "Information given to the people who decide",
+            "For each entry: the score, its band, the inputs that raised it in plain words with "
+            "a suggested service, and the model version and audit. Sensitive attributes are never "
+            "shown to coordinators and are never model inputs.",
+            "the attested scoring model",
+        ),
+        "frequency_and_scale": _field(
+            "2.3.3",
+            "Frequency and scale of use",
+            f"Monthly; {f.capacity} of the {f.unit_words} scored. The audit read "
+            f"{f.overall.get('n')} rows over {len(f.experiment.get('validation_periods') or [])} "
+            "later months.",
+            "the signed audit report",
+        ),
+        "human_decisions_and_review": _field(
+            "2.3.4",
+            "Human decisions and review",
+            "No one is contacted, offered or refused anything by the tool: an outreach "
+            "coordinator decides whether and how to offer help, and the person may decline. The "
+            "oversight board reads every release's audit, approves releases where the policy or "
+            "the audit asks, and can withdraw the model at once. " + f.approvals_text,
+            "the signed release and approval statements",
+        ),
+        "required_training": _agency(f.settings, "required_training", "2.3.5", "Required training"),
+        "appeals_and_review": _field(
+            "2.3.6",
+            "Appeals and review",
+            "A person may decline any offer and ask not to be listed again (an opt-out every list "
+            "respects); a coordinator can file a request for review of a listing, which the "
+            "oversight board decides and keeps on the record. "
+            + (
+                f"The agency's route: {f.settings['complaints']}"
+                if "complaints" in f.settings
+                else ""
+            ),
+            "the service's opt-out and requests for review"
+            + (
+                f"; deployment settings ({SETTINGS_FILE}: complaints)"
+                if "complaints" in f.settings
+                else ""
+            ),
+        ),
+    }
+
+
+def _tool(f: _Facts) -> dict[str, Any]:
+    return {
+        "system_architecture": _field(
+            "2.4.1",
+            "System architecture",
+            "scikit-learn models trained on earlier months and audited with Fairlearn on later "
+            "ones, registered in MLflow; a release is served only under a signed statement of its "
+            "exact bytes, audit report and policy, checked again before every load.",
+            "the signed release statement",
+        ),
+        "phase": _field("2.4.2", "Phase", f.phase, "the registry's production alias"),
+        "maintenance": _field(
+            "2.4.3",
+            "Maintenance",
+            "Every new version passes through the same audit and gate; after release, scores and "
+            "outcomes are monitored by group each month, and the next release's audit carries "
+            "what the months since showed. The board can withdraw the model at any time.",
+            "the release process",
+        ),
+        "models": _field(
+            "2.4.4",
+            "Models",
+            {
+                "name": f.name,
+                "version": f.version,
+                "task": f"rank {f.unit_words} by the chance of “{f.model.label_description}”",
+                "architecture": f.model.candidate,
+                "inputs": list(f.model.feature_names),
+                "output": "a calibrated probability, its band and the reasons that raised it",
+                "performance": {
+                    "precision_at_capacity": f.overall.get("precision"),
+                    "recall_at_capacity": f.overall.get("recall"),
+                    "audited_months": f.experiment.get("validation_periods"),
+                },
+            },
+            "the attested scoring model and the signed audit report",
+        ),
+    }
+
+
+def _data_specification(f: _Facts, datasheet: dict[str, Any]) -> dict[str, Any]:
+    sensitive = list(f.policy.get("sensitive_attributes") or [])
+    missing_by_group = [m for m in datasheet["missingness"] if m["allowed"]]
+    completeness = (
+        "Gaps are refused in every input (the data check names the rows)."
+        if not missing_by_group
+        else "Inputs that may be missing, with the share missing: "
+        + "; ".join(f"{m['feature']} {_pct(m['overall_share'])}" for m in missing_by_group)
+        + ". The audit compares each group's share missing with everyone else's."
+    )
+    return {
+        "source_data": _field(
+            "2.4.5",
+            "Source data",
+            [
+                {"column": c["column"], "role": c["role"], "source": c["source"]}
+                for c in datasheet["columns"]
+            ],
+            "feature sources in the attested scoring model; [data.sources] in the signed report",
+        ),
+        "data_description": _field(
+            "2.4.5",
+            "Data description and quantities",
+            f"{datasheet['rows']} rows of monthly {f.model.unit} snapshots from "
+            f"{datasheet['period_range']['from']} to {datasheet['period_range']['to']}; trained "
+            f"on {f.experiment.get('training')}.",
+            "the signed audit report",
+        ),
+        "sensitive_attributes": _field(
+            "2.4.5",
+            "Sensitive attributes",
+            f"Used only to audit fairness, never as model inputs and never shown to coordinators: "
+            f"{', '.join(sensitive)}.",
+            "the policy block of the signed audit report",
+        ),
+        "completeness_and_representativeness": _field(
+            "2.4.5",
+            "Completeness and representativeness",
+            completeness
+            + f" Groups smaller than {f.min_group} are judged on estimates pooled with their "
+            "parent group and their counts are not published here.",
+            "the signed audit report",
+        ),
+        "legal_basis": _agency(f.settings, "legal_basis", "2.4.5", "Legal basis for processing"),
+    }
+
+
+def _assessments(f: _Facts) -> dict[str, Any]:
+    found = assessments_from_report(f.report)
+    listed = []
+    for key, words in ASSESSMENT_KINDS.items():
+        item = getattr(found, key)
+        if item is None:
+            continue
+        listed.append(
+            {
+                "kind": key,
+                "assessment": words,
+                "id": item.id,
+                "date": item.date.isoformat() if item.date else None,
+                "owner": item.owner or None,
+                "url": item.url or None,
+                "placeholder": is_placeholder(item.id),
+            }
+        )
+    f.findings.extend(f"Impact assessments: {p}." for p in found.problems())
+    return _field(
+        "2.5.1",
+        "Impact assessments",
+        listed or NOT_IN_POLICY,
+        "[impact_assessments] of the policy in the signed audit report",
+    )
+
+
+def _risks(f: _Facts) -> dict[str, Any]:
+    risks = [
+        {"risk": text, "mitigation": "stated in the model card"}
+        for text in f.card.get("limitations") or []
+    ]
+    risks.append(
+        {
+            "risk": "automation bias: a coordinator may defer to the score",
+            "mitigation": "the list offers help only; reasons in plain words beside every score; "
+            "a person decides every contact and the person may decline",
+        }
+    )
+    for item in f.report.get("review") or []:
+        risks.append(
+            {
+                "risk": f"the audit could not judge {item.get('group')} ({item.get('attribute')}) "
+                f"on {item.get('metric')}",
+                "mitigation": "taken on by the oversight approval; monitored by group",
+            }
+        )
+    for finding in (f.report.get("missingness") or {}).get("findings") or []:
+        risks.append({"risk": finding, "mitigation": "shown to the board in the audit report"})
+    for proxy in f.report.get("proxies") or []:
+        if proxy.get("flagged"):
+            risks.append(
+                {
+                    "risk": f"the inputs may stand in for {proxy.get('attribute')}",
+                    "mitigation": "shown to the board in the audit report",
+                }
+            )
+    return _field(
+        "2.5.2",
+        "Risks and mitigations",
+        risks,
+        "the model card and findings of the signed audit report",
+    )
+
+
+def _suppressed(f: _Facts, n: Any, value: Any) -> Any:
+    """``value``, unless the group is smaller than the policy's minimum (then a words-only note)."""
+    if _number(n) and f.min_group and float(n) < f.min_group:
+        return f"not published (fewer than {f.min_group} rows)"
+    return value
+
+
+def _missingness(f: _Facts) -> list[dict[str, Any]]:
+    reported: dict[str, list[dict[str, Any]]] = {}
+    for item in (f.report.get("missingness") or {}).get("features") or []:
+        reported.setdefault(str(item.get("feature")), []).append(item)
+    out = []
+    for feature in f.model.features:
+        if not feature.allows_missing:
+            out.append(
+                {
+                    "feature": feature.name,
+                    "allowed": False,
+                    "overall_share": 0.0,
+                    "by_group": "none in any group: the data check refuses gaps in this input",
+                }
+            )
+            continue
+        items = reported.get(feature.name, [])
+        out.append(
+            {
+                "feature": feature.name,
+                "allowed": True,
+                "overall_share": items[0].get("share") if items else None,
+                "by_group": [
+                    {
+                        "attribute": item.get("attribute"),
+                        "group": g.get("group"),
+                        "share": _suppressed(f, g.get("n"), g.get("share")),
+                    }
+                    for item in items
+                    for g in item.get("groups") or []
+                ]
+                or None,
+            }
+        )
+    return out
+
+
+def _columns(f: _Facts) -> list[dict[str, Any]]:
+    """Every column the release read, its role, and where it comes from (``None``: not said)."""
+    sources: dict[str, Any] = dict(f.experiment.get("column_sources") or {})
+    m = f.model
+    roles: list[tuple[str, str, str | None]] = [
+        (m.id_column, "id", None),
+        (m.time_column, "time", None),
+    ]
+    if m.area_column and m.area_column != m.id_column:
+        roles.append((m.area_column, "area (never a model input)", None))
+    roles += [(ft.name, "model input", ft.kind) for ft in m.features]
+    roles.append((m.label_column, "label (the outcome learnt)", None))
+    for attribute in f.policy.get("sensitive_attributes") or []:
+        roles.append((attribute, "sensitive attribute (audits only)", None))
+    named = {column for column, _, _ in roles}
+    roles += [(c, "other (never a model input)", None) for c in sources if c not in named]
+    features = {ft.name: ft.source for ft in m.features}
+    return [
+        {
+            "column": column,
+            "role": role,
+            "kind": kind,
+            "source": features[column] if column in features else sources.get(column),
+        }
+        for column, role, kind in roles
+    ]
+
+
+def _period_range(f: _Facts) -> dict[str, Any]:
+    recorded = f.experiment.get("data_periods")
+    if isinstance(recorded, list) and len(recorded) == 2:
+        return {"from": recorded[0], "to": recorded[1]}
+    months = re.findall(r"\d{4}-\d{2}", str(f.experiment.get("training") or ""))
+    return {"from": months[0] if months else None, "to": months[-1] if months else None}
+
+
+def _datasheet(f: _Facts) -> dict[str, Any]:
+    n, positives = f.overall.get("n"), f.overall.get("positives")
+    groups = [
+        {
+            "attribute": g.get("attribute"),
+            "group": g.get("group"),
+            "rows": _suppressed(f, g.get("n"), g.get("n")),
+            "label_rate": _suppressed(
+                f, g.get("n"), (g["positives"] / g["n"]) if g.get("n") else None
+            ),
+            "judged_on_its_own": bool(g.get("sufficient")),
+        }
+        for g in f.report.get("groups") or []
+    ]
+    return {
+        "description": (
+            f"The data set release {f.version} was trained on and audited with: monthly "
+            f"{f.model.unit} snapshots; the audit read the later months, never seen in training. "
+            "Counts, label rates and missingness by group are of the audited months."
+        ),
+        "data_fingerprint": f.experiment.get("data_fingerprint"),
+        "unit": f.model.unit,
+        "period_range": _period_range(f),
+        "rows": f.experiment.get("data_rows"),
+        "training": f.experiment.get("training"),
+        "audited_periods": f.experiment.get("validation_periods"),
+        "audited_rows": n,
+        "label": {
+            "column": f.model.label_column,
+            "description": f.model.label_description,
+            "horizon_months": f.experiment.get("horizon_months"),
+            "rate": (positives / n) if _number(n) and n and _number(positives) else None,
+        },
+        "groups": groups,
+        "small_groups": f"counts of groups smaller than {f.min_group} rows are not published",
+        "missingness": _missingness(f),
+        "columns": _columns(f),
+    }
+
+
+def _provenance(f: _Facts) -> dict[str, Any]:
+    s = f.sources
+    release = s.release
+    files = release.get("files") or {}
+    return {
+        "statement": (
+            f"Generated from {f.name} version {f.version} as attested: its artifact, its model "
+            "folder's manifest, its audit report and its policy were checked against the signed "
+            "release statement below before any fact was read."
+        ),
+        "artifact_sha256": release.get("artifact_sha256"),
+        "artifact_sha256_verified": s.loaded.artifact_sha256 == release.get("artifact_sha256"),
+        "files_manifest_sha256": hashlib.sha256(canonical(dict(files))).hexdigest(),
+        "files": len(files),
+        "audit_id": release.get("audit_id"),
+        "report_sha256": s.report_sha256,
+        "policy_name": f.policy.get("name"),
+        "policy_sha256": release.get("policy_sha256"),
+        "decision": f.decision,
+        "attestation": {
+            "log": f"{f.name}.jsonl",
+            "sequence": release.get("sequence"),
+            "key_id": s.key_id,
+            "signed_at": release.get("at"),
+            "released_by": release.get("by"),
+        },
+        "approvals": [
+            {
+                "sequence": a.get("sequence"),
+                "by": a.get("by"),
+                "role": a.get("role"),
+                "at": a.get("at"),
+            }
+            for a in s.approvals
+        ],
+        "generated_at": f.generated_at,
+    }
+
+
+def _register_entry(f: _Facts, tier_1: dict[str, Any], tier_2: dict[str, Any]) -> dict[str, Any]:
+    owner = tier_2["owner_and_responsibility"]
+    data = tier_2["tool_specification"]
+    return {
+        "schema": "outreach.register-entry/1",
+        "follows": (
+            "the sections of the Amsterdam and Helsinki algorithm registers (purpose, datasets, "
+            "data processing, non-discrimination, human oversight, risks), with the UK ATRS "
+            "JSON's key names (name, description, organisation, contact_email, phase)"
+        ),
+        "id": f"{f.name}:{f.version}",
+        "name": tier_1["name"]["value"],
+        "description": tier_1["description"]["value"],
+        "purpose": f.card.get("intended_use"),
+        "status": f.phase,
+        "phase": "production" if f.sources.in_production else "beta",
+        "dates": {
+            "released": f.sources.release.get("at"),
+            "approved": [a.get("at") for a in f.sources.approvals],
+            "audited": f.report.get("created_at"),
+            "record_generated": f.generated_at,
+        },
+        "owner": {
+            "organisation": owner["organisation"]["value"],
+            "team": owner["team"]["value"],
+            "senior_responsible_owner": owner["senior_responsible_owner"]["value"],
+        },
+        "contact_email": tier_1["contact_email"]["value"],
+        "website": tier_1["website"]["value"],
+        "datasets": [
+            {
+                "name": f"{f.name} data set {str(f.experiment.get('data_fingerprint'))[:16]}",
+                "period_range": _period_range(f),
+                "sources": sorted({str(c["source"]) for c in _columns(f) if c["source"]}),
+            }
+        ],
+        "data_processing": data["models"]["value"],
+        "non_discrimination": (
+            f"Fairness audit {f.sources.loaded.audit_id} under the policy "
+            f"“{f.policy.get('name')}”: {f.decision}. Sensitive attributes are used only to audit."
+        ),
+        "human_oversight": tier_1["human_oversight"]["value"],
+        "risks": [r["risk"] for r in tier_2["risks_and_impact_assessments"]["risks"]["value"]],
+        "impact_assessments": tier_2["risks_and_impact_assessments"]["impact_assessments"]["value"],
+        "links": {
+            "public_summary": "/transparency",
+            "public_summary_json": "/transparency.json",
+            "record": f"/oversight/transparency/{f.name}/{f.version}",
+            "audit_report": f"/oversight/audits/{f.sources.loaded.audit_id}",
+        },
+        "hashes": {
+            "artifact_sha256": f.sources.release.get("artifact_sha256"),
+            "report_sha256": f.sources.report_sha256,
+            "policy_sha256": f.sources.release.get("policy_sha256"),
+        },
+    }
+
+
+def build_record(
+    sources: Sources, *, settings: Mapping[str, str], generated_at: str | None = None
+) -> dict[str, Any]:
+    """The record from verified ``sources`` (pure: no I/O)."""
+    when = generated_at or datetime.now(UTC).isoformat(timespec="seconds")
+    facts = _Facts(sources, settings, when)
+    datasheet = _datasheet(facts)
+    tier_1 = _tier_1(facts)
+    tier_2 = {
+        "owner_and_responsibility": _owner(facts),
+        "description_and_rationale": _rationale(facts),
+        "decision_making_process": _decision_process(facts),
+        "tool_specification": _tool(facts),
+        "data": _data_specification(facts, datasheet),
+        "risks_and_impact_assessments": {
+            "impact_assessments": _assessments(facts),
+            "risks": _risks(facts),
+        },
+    }
+    if sources.report.get("review_groups"):
+        facts.findings.append(
+            "The audit could not judge every group; the approval took them on: "
+            + "; ".join(sources.report["review_groups"])
+            + "."
+        )
+    facts.findings.extend((sources.report.get("missingness") or {}).get("findings") or [])
+    model_card = {
+        "model_details": {
+            "name": facts.name,
+            "version": facts.version,
+            "candidate": facts.model.candidate,
+            "audit_id": sources.loaded.audit_id,
+            "decision": facts.decision,
+        },
+        **facts.card,
+        "performance": tier_2["tool_specification"]["models"]["value"]["performance"],
+    }
+    return plain_numbers(
+        {
+            "schema": SCHEMA,
+            "name": facts.name,
+            "version": facts.version,
+            "generated_at": when,
+            "atrs": {"standard": "UK ATRS v3.0", "tier_1": tier_1, "tier_2": tier_2},
+            "register_entry": _register_entry(facts, tier_1, tier_2),
+            "model_card": model_card,
+            "datasheet": datasheet,
+            "provenance": _provenance(facts),
+            "findings": facts.findings,
+        }
+    )
+
+
+# ----------------------------------------------------------------------------- checks
+
+
+#: Keys each document must fill (the ATRS documents are checked field by field).
+REQUIRED = {
+    "register_entry": (
+        "id",
+        "name",
+        "description",
+        "purpose",
+        "status",
+        "dates",
+        "owner",
+        "contact_email",
+        "website",
+        "datasets",
+        "data_processing",
+        "non_discrimination",
+        "human_oversight",
+        "risks",
+        "impact_assessments",
+        "links",
+        "hashes",
+    ),
+    "model_card": (
+        "model_details",
+        "intended_use",
+        "out_of_scope_uses",
+        "training_data",
+        "evaluation_data",
+        "features",
+        "sensitive_attributes",
+        "limitations",
+        "performance",
+    ),
+    "datasheet": (
+        "description",
+        "data_fingerprint",
+        "unit",
+        "period_range",
+        "rows",
+        "training",
+        "audited_periods",
+        "audited_rows",
+        "label",
+        "groups",
+        "missingness",
+        "columns",
+    ),
+    "provenance": (
+        "artifact_sha256",
+        "files_manifest_sha256",
+        "audit_id",
+        "report_sha256",
+        "policy_sha256",
+        "decision",
+        "attestation",
+    ),
+}
+
+
+def _empty(value: Any) -> bool:
+    if value is None:
+        return True
+    if isinstance(value, str):
+        return not value.strip()
+    if isinstance(value, Mapping):
+        return not value or all(_empty(v) for v in value.values())
+    if isinstance(value, Sequence):
+        return len(value) == 0
+    return False
+
+
+def _atrs_fields(record: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any]]]:
+    atrs = record.get("atrs") or {}
+    found = [(f"atrs.tier_1.{k}", v) for k, v in (atrs.get("tier_1") or {}).items()]
+    for section, fields in (atrs.get("tier_2") or {}).items():
+        found += [(f"atrs.tier_2.{section}.{k}", v) for k, v in fields.items()]
+    return found
+
+
+def required_fields_missing(record: Mapping[str, Any]) -> list[str]:
+    """Every required field of ``record`` that is empty, by its path; a field still awaiting the
+    deploying agency is listed with ``(to be completed by the deploying agency)``.
+
+    Findings (such as impact assessments the policy does not record) are not missing fields: the
+    record states them in words and lists them under ``findings``.
+    """
+    missing: list[str] = []
+    if not _atrs_fields(record):
+        missing.append("atrs")
+    for path, item in _atrs_fields(record):
+        value = item.get("value") if isinstance(item, Mapping) else None
+        if _empty(value):
+            missing.append(path)
+        elif value == AGENCY:
+            missing.append(f"{path} ({AGENCY})")
+    for document, keys in REQUIRED.items():
+        found = record.get(document) or {}
+        missing += [f"{document}.{k}" for k in keys if _empty(found.get(k))]
+    register = record.get("register_entry") or {}
+    missing += [
+        f"register_entry.{k} ({AGENCY})"
+        for k in ("contact_email", "website")
+        if register.get(k) == AGENCY
+    ]
+    missing += [
+        f"register_entry.owner.{k} ({AGENCY})"
+        for k, v in (register.get("owner") or {}).items()
+        if v == AGENCY
+    ]
+    sheet = record.get("datasheet") or {}
+    for column in sheet.get("columns") or []:
+        if _empty(column.get("source")):
+            missing.append(f"datasheet.columns.{column.get('column')}.source")
+    for group in sheet.get("groups") or []:
+        for key in ("rows", "label_rate"):
+            if _empty(group.get(key)):
+                missing.append(
+                    f"datasheet.groups.{group.get('attribute')}={group.get('group')}.{key}"
+                )
+    for key in ("from", "to"):
+        if _empty((sheet.get("period_range") or {}).get(key)):
+            missing.append(f"datasheet.period_range.{key}")
+    attestation = (record.get("provenance") or {}).get("attestation") or {}
+    missing += [
+        f"provenance.attestation.{k}"
+        for k in ("sequence", "key_id", "signed_at")
+        if _empty(attestation.get(k))
+    ]
+    return missing
+
+
+def public_summary(record: Mapping[str, Any]) -> dict[str, Any]:
+    """The public tier-1 summary: no group counts, nothing about any one person."""
+    tier_1 = record["atrs"]["tier_1"]
+    provenance = record["provenance"]
+    return {
+        "schema": "outreach.transparency-summary/1",
+        "standard": "UK ATRS v3.0, tier 1",
+        "name": record["name"],
+        "version": record["version"],
+        "tier_1": {k: {"label": v["label"], "value": v["value"]} for k, v in tier_1.items()},
+        "impact_assessments": record["atrs"]["tier_2"]["risks_and_impact_assessments"][
+            "impact_assessments"
+        ]["value"],
+        "generated_from": {
+            "artifact_sha256": provenance["artifact_sha256"],
+            "audit_id": provenance["audit_id"],
+            "report_sha256": provenance["report_sha256"],
+            "policy_sha256": provenance["policy_sha256"],
+            "attestation_sequence": provenance["attestation"]["sequence"],
+            "key_id": provenance["attestation"]["key_id"],
+        },
+    }
+
+
+# ----------------------------------------------------------------------------- HTML and files
+
+
+def _environment() -> Environment:
+    return Environment(
+        loader=PackageLoader("audits", "templates"),
+        autoescape=select_autoescape(["html", "j2"]),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+def _context(record: Mapping[str, Any]) -> dict[str, Any]:
+    return {"record": record, "agency": AGENCY, "missing": required_fields_missing(record)}
+
+
+def render_html(record: Mapping[str, Any]) -> str:
+    """A self-contained page for the record (inline styles, no network access needed)."""
+    return _environment().get_template("transparency.html.j2").render(_context(record))
+
+
+def render_body(record: Mapping[str, Any]) -> Markup:
+    """The record's content without its page, for pages that frame it (styles: ``report.css``)."""
+    template = _environment().get_template("transparency_body.html.j2")
+    return Markup(template.render(_context(record)))
+
+
+@dataclass(frozen=True)
+class WrittenRecord:
+    json_path: Path
+    html_path: Path
+    sha256: str
+
+
+def write_record(record: Mapping[str, Any], folder: str | Path) -> WrittenRecord:
+    """Write ``transparency.json`` and ``transparency.html`` into ``folder``, each atomically and
+    readable by all (a public document, without personal data).
+
+    Raises
+    ------
+    BadInputError
+        If the folder cannot be created or written.
+    """
+    folder = Path(folder)
+    data = (json.dumps(record, indent=2, sort_keys=True) + "\n").encode()
+    page = render_html(record).encode()
+    json_path, html_path = folder / "transparency.json", folder / "transparency.html"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        for path, content in ((html_path, page), (json_path, data)):
+            write_atomically(path, content)
+            os.chmod(path, 0o644)
+    except OSError as err:
+        raise BadInputError(
+            f"cannot write the transparency record into {folder}: {err.strerror or err}"
+        ) from err
+    return WrittenRecord(json_path, html_path, hashlib.sha256(data).hexdigest())
