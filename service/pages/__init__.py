@@ -16,6 +16,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from service.pages import account, analyst, coordinator, explanation, oversight, security
 from service.pages import monitoring as monitoring  # adds /oversight/monitoring to oversight.pages
+from service.pages import transparency as transparency  # /transparency and the records
 
 __all__ = ["register"]
 
@@ -46,6 +47,7 @@ def register(app: Flask) -> None:
         )
     for blueprint in (account.pages, coordinator.pages, oversight.pages, analyst.pages):
         app.register_blueprint(blueprint)
+    app.register_blueprint(transparency.pages)
     app.register_blueprint(explanation.pages)
     app.after_request(security.add_headers)
 
