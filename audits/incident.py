@@ -150,6 +150,28 @@ def _targets(trust: Trust, name: str | None) -> list[str]:
     return names
 
 
+def pins(registry: Registry, trust: Trust, name: str | None) -> dict[str, str]:
+    """What a freeze of model ``name`` (``None``: every model released here) would pin: each
+    model and the version its ``production`` alias names now ('' for none).
+
+    Raises
+    ------
+    ConflictError
+        If one of the models is frozen already.
+    NotFoundError
+        If the model was never released here.
+    """
+    names = _targets(trust, name)
+    already = [f for f in (freeze_in_force(trust, n) for n in names) if f is not None]
+    if already:
+        raise ConflictError(
+            f"refusing a second freeze: {already[0].describe()}; lift it first with "
+            f"'{_lift_hint(already[0])}'",
+            details=[f.describe() for f in already[1:]],
+        )
+    return {model: production_alias(registry, model) or "" for model in names}
+
+
 def freeze(
     registry: Registry,
     trust: Trust,
@@ -160,7 +182,7 @@ def freeze(
     role: str,
 ) -> list[Freeze]:
     """Sign a freeze of model ``name`` (or, ``None``, of every model released here), pinning
-    each at the version its ``production`` alias names now ('' for none).
+    each at the version its ``production`` alias names now (:func:`pins`).
 
     Raises
     ------
@@ -172,20 +194,12 @@ def freeze(
         If the model was never released here.
     """
     _require(note=note, by=by)
-    names = _targets(trust, name)
-    already = [f for f in (freeze_in_force(trust, n) for n in names) if f is not None]
-    if already:
-        raise ConflictError(
-            f"refusing a second freeze: {already[0].describe()}; lift it first with "
-            f"'{_lift_hint(already[0])}'",
-            details=[f.describe() for f in already[1:]],
-        )
     scope = "deployment" if name is None else "model"
     signed = []
-    for model in names:
+    for model, version in pins(registry, trust, name).items():
         statement = {
             "kind": FREEZE,
-            "version": production_alias(registry, model) or "",
+            "version": version,
             "by": by,
             "role": role,
             "note": note,
@@ -193,6 +207,28 @@ def freeze(
         }
         signed.append(Freeze.of(trust.sign(model, statement).statement))
     return signed
+
+
+def to_lift(trust: Trust, name: str | None) -> list[Freeze]:
+    """The freezes a release of model ``name`` (``None``: every frozen model) would lift.
+
+    Raises
+    ------
+    ConflictError
+        If nothing named is frozen.
+    NotFoundError
+        If the model was never released here.
+    """
+    if name is None:
+        frozen = freezes(trust)
+    else:
+        _targets(trust, name)
+        found = freeze_in_force(trust, name)
+        frozen = [found] if found is not None else []
+    if not frozen:
+        what = f"{name} is not" if name else "no model is"
+        raise ConflictError(f"refusing to release an incident freeze: {what} frozen")
+    return frozen
 
 
 def lift(trust: Trust, name: str | None, *, by: str, note: str, role: str) -> list[Freeze]:
@@ -209,15 +245,7 @@ def lift(trust: Trust, name: str | None, *, by: str, note: str, role: str) -> li
         If the model was never released here.
     """
     _require(note=note, by=by)
-    if name is None:
-        frozen = freezes(trust)
-    else:
-        _targets(trust, name)
-        found = freeze_in_force(trust, name)
-        frozen = [found] if found is not None else []
-    if not frozen:
-        what = f"{name} is" if name else "no model is"
-        raise ConflictError(f"refusing to release an incident freeze: {what} frozen")
+    frozen = to_lift(trust, name)
     for f in frozen:
         trust.sign(
             f.model,

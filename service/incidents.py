@@ -7,11 +7,23 @@ frozen, nothing to lift, no key), the row is rolled back and nothing is recorded
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from audits.attestation import Trust
 from audits.incident import Freeze, freeze, lift, pins, to_lift
 from model.registry import Registry
 from service import access_log
 from service.db import Database
+
+#: The access log's column for model versions holds this many characters.
+MODEL_VERSION_LENGTH = 80
+
+
+def _versions(pinned: Iterable[str]) -> str:
+    """``name:version`` of each model, as much as the row holds (the signed statements in each
+    model's attestation log have them all)."""
+    text = ", ".join(pinned)
+    return text if len(text) <= MODEL_VERSION_LENGTH else text[: MODEL_VERSION_LENGTH - 3] + "..."
 
 
 def freeze_recorded(
@@ -35,7 +47,7 @@ def freeze_recorded(
             action="incident_freeze",
             purpose="oversight",
             subject_ids=[],
-            model_version=", ".join(f"{m}:{v}" for m, v in pinned.items()),
+            model_version=_versions(f"{m}:{v}" for m, v in pinned.items()),
             request_id=request_id,
         )
         session.flush()
@@ -61,7 +73,7 @@ def lift_recorded(
             action="incident_release",
             purpose="oversight",
             subject_ids=[],
-            model_version=", ".join(f"{f.model}:{f.version}" for f in to_lift(trust, name)),
+            model_version=_versions(f"{f.model}:{f.version}" for f in to_lift(trust, name)),
             request_id=request_id,
         )
         session.flush()

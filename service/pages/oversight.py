@@ -24,7 +24,7 @@ from flask.typing import ResponseReturnValue
 from sqlalchemy import Text, cast, func, select
 
 from audits.catalogue import list_versions, read_report
-from audits.policy import Gate
+from audits.policy import Gate, assessments_from_report
 from audits.release import production_version
 from audits.report import CSS, METRIC_WORDS, gate_chart, render_body
 from model.errors import BadInputError, ConflictError, NotFoundError, OutreachError
@@ -276,6 +276,8 @@ def policy() -> ResponseReturnValue:
                     "version": production[0]["version"],
                     "policy": report["policy"],
                     "text": _policy_text(report),
+                    "assessments": assessments_from_report(report),
+                    "unassessed": assessments_from_report(report).problems(),
                 }
             )
     history: dict[str, dict[str, Any]] = {}
@@ -301,6 +303,7 @@ def policy() -> ResponseReturnValue:
         in_force=in_force,
         history=list(reversed(history.values())),
         missing=missing,
+        frozen=current_app.extensions["outreach.model"].frozen,
     )
 
 
