@@ -38,6 +38,7 @@ from audits.metrics import GroupAudit
 from audits.mitigation import mitigated_candidates
 from audits.policy import Policy, load_policy
 from audits.proxies import MissingnessResult, ProxyResult, check_missingness, check_proxies
+from audits.recourse import recourse_audit
 from audits.report import (
     CandidateSummary,
     ProductionComparison,
@@ -433,6 +434,14 @@ def release(
                 data.features, kinds, item.candidate.final.validation_scores, sensitive
             ),
             after_release=after_release,
+            # How far people just below the cut-off are from it, per group (what would change
+            # their listing), on the same audit population and the version's own cut-off.
+            recourse=recourse_audit(
+                item.candidate.scoring_model,
+                data.features,
+                sensitive,
+                min_group_size=policy.min_group_size,
+            ),
         )
         item.written = write_report(item.report, registry.home.audits / item.audit_id)
         _record_audit(registry, spec, policy, item, tags)

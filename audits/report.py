@@ -146,12 +146,14 @@ def build_report(
     outcome_detail: AuditOutcome | None = None,
     reference_profile: dict[str, Any] | None = None,
     after_release: dict[str, Any] | None = None,
+    recourse: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The audit report as a JSON-ready mapping (schema ``outreach.audit/2``).
 
     ``reference_profile`` is the drift reference of the audited data and scores
     (:func:`audits.drift.reference_profile`), kept under ``"reference_profile"`` so that the
-    signed report carries it.
+    signed report carries it. ``recourse`` is :func:`audits.recourse.recourse_audit`'s section
+    (how far people just below the cut-off are from it, per group), ``None`` when not computed.
     """
     created = (created_at or datetime.now(UTC)).isoformat(timespec="seconds")
     truth = None
@@ -236,6 +238,7 @@ def build_report(
             "model_card": model_card,
             "reference_profile": reference_profile,
             "after_release": after_release,
+            "recourse": recourse,
         }
     )
 

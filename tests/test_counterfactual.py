@@ -8,18 +8,23 @@ number, every threshold's neighbours and every category).
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from model.additive import AdditiveModel, Term, sigmoid
-from model.counterfactual import Answer, crossings, logit
-from model.errors import BadInputError
-from model.spec import Feature
+from model.counterfactual import Answer, crossings, from_listing, logit, what_would_change
+from model.errors import BadInputError, SpecError
+from model.scorer import ScoringModel
+from model.spec import Feature, parse_spec
+from model.train import TrainingResult
+from tests.conftest import NEIGHBOURHOOD_SPEC, Released, fast_mapping, fast_spec
 
 # ----------------------------------------------------------------------------- random models
 
@@ -317,3 +322,227 @@ def test_a_record_without_every_feature_needs_its_log_odds() -> None:
     # -1 + (2 - 1) = 0: a score of exactly 0.5 is at the cut-off, which is within capacity.
     assert partial.features[0].required[0] == 2.0
     assert logit(0.5) == 0.0
+
+
+# ----------------------------------------------------------------------------- the spec
+
+
+def test_a_sensitive_attribute_cannot_be_actionable() -> None:
+    raw = fast_mapping()
+    raw["features"] = [
+        *raw["features"],
+        {"name": "sex", "kind": "binary", "reason": "{value}", "actionable": True},
+    ]
+    with pytest.raises(SpecError) as err:
+        parse_spec(raw)
+    assert any(
+        d.startswith(f"features[{len(raw['features']) - 1}].actionable: 'sex' is a sensitive")
+        for d in err.value.details
+    ), err.value.details
+
+
+def test_the_shipped_experiments_mark_only_changeable_circumstances() -> None:
+    individual = fast_spec()
+    neighbourhood = fast_spec(NEIGHBOURHOOD_SPEC)
+    assert [f.name for f in individual.features if f.actionable] == [
+        "snap_enrolled",
+        "medicaid_enrolled",
+        "income_band",
+        "housing_waitlist",
+        "employment_status",
+    ]
+    assert [f.name for f in neighbourhood.features if f.actionable] == [
+        "unemployment_rate",
+        "rent_burden_share",
+    ]
+    for spec in (individual, neighbourhood):
+        assert not {f.name for f in spec.features if f.actionable} & set(spec.sensitive_attributes)
+
+
+# ----------------------------------------------------------------------------- trained models
+
+ACTIONABLE = [
+    "snap_enrolled",
+    "medicaid_enrolled",
+    "income_band",
+    "housing_waitlist",
+    "employment_status",
+]
+
+
+def test_the_scoring_model_keeps_the_flag(trained: TrainingResult) -> None:
+    model = trained.candidates[0].scoring_model
+    stored = model.to_dict()["features"]
+    assert [f["name"] for f in stored if f.get("actionable")] == ACTIONABLE
+    assert all("actionable" not in f for f in stored if f["name"] not in ACTIONABLE)
+    again = ScoringModel.from_dict(json.loads(json.dumps(model.to_dict())))
+    assert again == model
+    assert [f.name for f in again.features if f.actionable] == ACTIONABLE
+
+
+def _record(frame: pd.DataFrame, i: int) -> dict[str, Any]:
+    return {k: (v if isinstance(v, str) else float(v)) for k, v in frame.iloc[i].items()}
+
+
+@pytest.mark.parametrize("candidate", ["logistic", "boosted"])
+def test_exact_on_the_trained_models(trained: TrainingResult, candidate: str) -> None:
+    """On the validation population of each trained family: the band flips at the computed
+    value, not before, for a sample of people on each side of the cut-off."""
+    model = next(c for c in trained.candidates if c.config.name == candidate).scoring_model
+    frame = trained.validation.features.reset_index(drop=True)
+    columns = model.check(frame)
+    answer = crossings(model.additive, model.features, columns, model.cutoffs["priority"])
+    assert [f.feature for f in answer.features] == ACTIONABLE
+    bands = model.score_columns(columns).bands
+    assert (answer.within == (bands == "priority")).all()
+    crossing = np.zeros(len(frame), dtype=bool)
+    for item in answer.features:
+        crossing |= item.crosses
+    assert crossing[answer.within].any() and crossing[~answer.within].any()
+    rng = np.random.default_rng(5)
+    sample = np.concatenate(
+        [
+            rng.choice(np.flatnonzero(crossing & answer.within), 40),
+            rng.choice(np.flatnonzero(crossing & ~answer.within), 40),
+        ]
+    )
+
+    def band(record: dict[str, Any]) -> str:
+        return str(model.score_records([record]).bands[0])
+
+    for i in sample.tolist():
+        record = _record(frame, i)
+        now = band(record) == "priority"
+        assert now == answer.within[i]
+        alone = {c.feature: c for c in what_would_change(model, record)}
+        for item in answer.features:
+            change = alone[item.feature]
+            assert change.crosses == bool(item.crosses[i])
+            assert change.direction == ("off" if now else "on")
+            if not item.crosses[i]:
+                assert "No change in" in change.text
+                continue
+            required = item.required[i]
+            assert change.required == (required if isinstance(required, str) else int(required))
+            assert (band({**record, item.feature: required}) == "priority") != now
+            assert change.score == pytest.approx(float(sigmoid(np.asarray(item.log_odds[i]))))
+            feature = model.feature(item.feature)
+            if feature.kind == "category":
+                term = next(t for t in model.additive.terms if t.feature == item.feature)
+                size = {
+                    c: abs(
+                        term.values[term.index[c]] - term.values[term.index[record[item.feature]]]
+                    )
+                    for c in feature.categories
+                }
+                for other in feature.categories:
+                    if other != record[item.feature] and size[other] < size[required]:
+                        assert (band({**record, item.feature: other}) == "priority") == now
+            word = "fall below" if now else "within this period"
+            assert word in change.text and "this person" in change.text
+
+
+def test_a_stored_listing_gives_the_same_answer(trained: TrainingResult) -> None:
+    """From the queue's score and reasons alone, an actionable reason's change is the one the
+    full record gives (the same value; the score to within rounding)."""
+    model = next(c for c in trained.candidates if c.config.name == "logistic").scoring_model
+    frame = trained.validation.features.reset_index(drop=True)
+    batch = model.score_frame(frame)
+    reasons = model.reason_dicts(batch, top=len(model.features))
+    checked = 0
+    for i in np.flatnonzero(batch.bands == "priority")[:200].tolist():
+        stored = [r for r in reasons[i] if r["feature"] in ACTIONABLE]
+        if not stored:
+            continue
+        listed = {
+            c.feature: c for c in from_listing(model, score=float(batch.scores[i]), reasons=stored)
+        }
+        full = {c.feature: c for c in what_would_change(model, _record(frame, i))}
+        assert set(listed) == {r["feature"] for r in stored}
+        for name, change in listed.items():
+            assert change.required == full[name].required
+            if change.crosses:
+                assert change.score == pytest.approx(full[name].score, abs=1e-9)
+        checked += 1
+    assert checked > 0
+
+
+# ----------------------------------------------------------------------------- the audit
+
+
+def test_the_recourse_audit_matches_a_brute_force_count(trained: TrainingResult) -> None:
+    """Every actionable feature of the individual experiment is binary or a category, so each
+    single change can be tried outright: the audit's "one change would cross" agrees with trying
+    every other value of every actionable feature on everyone just below the cut-off."""
+    from audits.recourse import recourse_audit
+
+    model = next(c for c in trained.candidates if c.config.name == "boosted").scoring_model
+    data = trained.validation
+    frame = data.features.reset_index(drop=True)
+    sensitive = {a: data.sensitive(a) for a in ("race_ethnicity", "sex")}
+    section = recourse_audit(model, frame, sensitive, min_group_size=100)
+    batch = model.score_frame(frame)
+    below = np.flatnonzero(batch.bands == "elevated")
+    assert section["overall"]["n"] == len(below) > 0
+    assert section["overall"]["population"] == len(frame)
+    reachable = []
+    for i in below.tolist():
+        record = _record(frame, i)
+        tries = []
+        for name in ACTIONABLE:
+            feature = model.feature(name)
+            options = feature.categories if feature.kind == "category" else (0.0, 1.0)
+            tries += [{**record, name: v} for v in options if v != record[name]]
+        bands = model.score_records(tries).bands
+        reachable.append(bool((bands == "priority").any()))
+    assert section["overall"]["share_with_change"] == pytest.approx(np.mean(reachable))
+    distance = logit(model.cutoffs["priority"]) - np.log(
+        batch.scores[below] / (1 - batch.scores[below])
+    )
+    assert section["overall"]["median_distance"] == pytest.approx(np.median(distance), abs=1e-9)
+    assert section["overall"]["distance_q90"] == pytest.approx(np.quantile(distance, 0.9), abs=1e-9)
+    for attribute, values in sensitive.items():
+        rows = [g for g in section["groups"] if g["attribute"] == attribute]
+        assert [g["group"] for g in rows] == sorted(set(np.asarray(values).astype(str)))
+        for g in rows:
+            inside = np.asarray(values).astype(str)[below] == g["group"]
+            assert g["n"] == int(inside.sum())
+            assert g["sufficient"] == (g["n"] >= 100)
+            if g["n"]:
+                share = float(np.mean(np.asarray(reachable)[inside]))
+                assert g["share_with_change"] == pytest.approx(share)
+    with pytest.raises(BadInputError, match="sensitive attribute"):
+        recourse_audit(
+            model, frame, {"income_band": frame["income_band"].to_numpy()}, min_group_size=100
+        )
+
+
+def test_the_release_report_has_the_recourse_section(released: Released) -> None:
+    """The served version's signed report carries the section per audited attribute (small
+    groups flagged), and its HTML page shows the table."""
+    from audits.catalogue import read_report
+    from audits.release import load_production
+    from model.registry import connect
+
+    registry = connect(released.home)
+    serving = load_production(registry, released.name)
+    report = read_report(registry, serving.audit_id)
+    section = report["recourse"]
+    assert section["actionable"] == ACTIONABLE
+    assert section["cutoff"] == pytest.approx(serving.model.cutoffs["priority"], abs=1e-6)
+    assert section["min_group_size"] == report["policy"]["min_group_size"]
+    attributes = report["policy"]["sensitive_attributes"]
+    assert {g["attribute"] for g in section["groups"]} == set(attributes)
+    overall = section["overall"]
+    assert overall["n"] > 0 and 0 < overall["share_with_change"] <= 1
+    for attribute in attributes:
+        rows = [g for g in section["groups"] if g["attribute"] == attribute]
+        assert sum(g["n"] for g in rows) == overall["n"]
+        assert sum(g["population"] for g in rows) == overall["population"]
+        for g in rows:
+            assert g["sufficient"] == (g["n"] >= section["min_group_size"])
+    html = (released.home.audits / serving.audit_id / "audit.html").read_text()
+    assert "How far are people just below the cut-off from it?" in html
+    small = [g for g in section["groups"] if not g["sufficient"]]
+    for g in small:
+        assert f"{g['attribute']}: {g['group']} (too few to judge)" in html
