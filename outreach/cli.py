@@ -1301,6 +1301,11 @@ def transparency_command(
 
 
 DEMO_ROLES = ("coordinator", "analyst", "oversight", "admin")
+#: The contact line of the demo's explanations: a placeholder, marked as one, never a real agency.
+DEMO_CONTACT = (
+    "[DEMO PLACEHOLDER - set OUTREACH_CONTACT] The outreach team: telephone, address and hours "
+    "go here."
+)
 #: Months the demo simulates after the release: scored, offered, outcomes recorded, labelled.
 DEMO_MONTHS_AFTER = 3
 #: The demo's oversight board turns the evaluation arm on at a small share.
@@ -1554,6 +1559,10 @@ def demo(ctx: click.Context, no_serve: bool, port: int) -> None:
     _demo_areas(home)
     if no_serve:
         return
+    import os
+
+    # Explanations name whom a person may contact (OUTREACH_CONTACT): a marked placeholder here.
+    os.environ.setdefault("OUTREACH_CONTACT", DEMO_CONTACT)
     click.echo(f"\nServing on http://127.0.0.1:{port} (Ctrl-C to stop).")
     click.echo(
         f"  pages: open http://127.0.0.1:{port}/ and sign in as demo-coordinator or "
