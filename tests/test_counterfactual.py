@@ -8,15 +8,19 @@ number, every threshold's neighbours and every category).
 
 from __future__ import annotations
 
+import html
 import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
+from flask import Flask
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from sqlalchemy import func, select, update
 
 from model.additive import AdditiveModel, Term, sigmoid
 from model.counterfactual import Answer, crossings, from_listing, logit, what_would_change
@@ -24,7 +28,8 @@ from model.errors import BadInputError, SpecError
 from model.scorer import ScoringModel
 from model.spec import Feature, parse_spec
 from model.train import TrainingResult
-from tests.conftest import NEIGHBOURHOOD_SPEC, Released, fast_mapping, fast_spec
+from service.db import AccessLogRow, QueueEntry
+from tests.conftest import NEIGHBOURHOOD_SPEC, Released, Site, fast_mapping, fast_spec
 
 # ----------------------------------------------------------------------------- random models
 
@@ -546,3 +551,109 @@ def test_the_release_report_has_the_recourse_section(released: Released) -> None
     small = [g for g in section["groups"] if not g["sufficient"]]
     for g in small:
         assert f"{g['attribute']}: {g['group']} (too few to judge)" in html
+
+
+# ----------------------------------------------------------------------------- the person page
+
+
+@pytest.fixture
+def coordinator_app(site: Site, tmp_path: Path) -> Flask:
+    from service import create_app
+    from tests.test_pages import copy_site
+
+    own = copy_site(site, tmp_path)
+    return create_app(
+        {"HOME": own.home, "DATABASE_URL": own.database_url, "WATCH_SECONDS": 0, "TESTING": True}
+    )
+
+
+def _listed(app: Flask) -> list[QueueEntry]:
+    db = app.extensions["outreach.db"]
+    with db.session() as session:
+        latest = session.scalar(select(func.max(QueueEntry.period)))
+        return list(
+            session.scalars(
+                select(QueueEntry)
+                .where(QueueEntry.period == latest, QueueEntry.rank > 0)
+                .order_by(QueueEntry.rank)
+            )
+        )
+
+
+def _page(app: Flask, site: Site, person: str) -> str:
+    from tests.test_pages import sign_in
+
+    client = app.test_client()
+    sign_in(client, site, "coordinator")
+    response = client.get(f"/outreach/people/{person}")
+    assert response.status_code == 200
+    return html.unescape(response.get_data(as_text=True))
+
+
+def _section(page: str) -> str:
+    start = page.index('<h2 id="what-would-change">')
+    return page[start : page.index("</section>", start)]
+
+
+def test_the_person_page_shows_what_would_change_this(coordinator_app: Flask, site: Site) -> None:
+    """A listed person whose reasons include a changeable circumstance: the page lists the
+    exact changes (the same as the model's), after the access-log row, with the note that it
+    is not advice and that sensitive and unchangeable facts are never considered."""
+    serving = coordinator_app.extensions["outreach.model"].current
+    assert serving is not None
+    found = None
+    for entry in _listed(coordinator_app):
+        changes = [
+            c
+            for c in from_listing(serving.model, score=entry.score, reasons=entry.reasons)
+            if c.crosses
+        ]
+        if changes:
+            found = entry, changes
+            break
+    assert found is not None, "no listed person has a changeable reason that crosses"
+    entry, changes = found
+    db = coordinator_app.extensions["outreach.db"]
+    with db.session() as session:
+        before = session.scalar(select(func.max(AccessLogRow.id))) or 0
+    section = _section(_page(coordinator_app, site, entry.person_id))
+    with db.session() as session:
+        rows = list(session.scalars(select(AccessLogRow).where(AccessLogRow.id > before)))
+    assert [(r.action, r.subject_ids) for r in rows] == [("person", [entry.person_id])]
+    assert "It is not advice to give the person" in section
+    assert "Sensitive facts about who someone is, and facts that cannot change" in section
+    assert "would move this listing below the outreach cut-off" in section
+    for change in changes[:3]:
+        assert change.direction == "off"
+        assert change.text in section
+        assert "fall below the outreach cut-off" in change.text
+    considered = section.split("Considered:")[1]
+    listed = {r["feature"] for r in entry.reasons if r["feature"] in ACTIONABLE}
+    assert {c for c in ACTIONABLE if c.replace("_", " ") in considered} == listed
+    for word in ("race", "ethnicity", "sex", "age band", "disability"):
+        assert word not in section.lower()
+
+
+def test_the_person_page_says_when_nothing_is_considered(
+    coordinator_app: Flask, site: Site
+) -> None:
+    """No changeable reason: the section says none is considered; a listing made by another
+    version than the one served shows no changes at all, only why."""
+    plain = next(
+        e
+        for e in _listed(coordinator_app)
+        if not any(r["feature"] in ACTIONABLE for r in e.reasons)
+    )
+    section = _section(_page(coordinator_app, site, plain.person_id))
+    assert "none of them is changeable" in section
+    assert "No single change among the facts considered" in section
+    db = coordinator_app.extensions["outreach.db"]
+    with db.session() as session:
+        session.execute(
+            update(QueueEntry)
+            .where(QueueEntry.person_id == plain.person_id)
+            .values(model_version="0")
+        )
+    section = _section(_page(coordinator_app, site, plain.person_id))
+    assert "made by model version 0, which is no longer the one in use" in section
+    assert "Considered:" not in section

@@ -26,6 +26,7 @@ from flask.typing import ResponseReturnValue
 from sqlalchemy.orm import Session
 
 from audits.charts import SignedBar, signed_chart
+from model.counterfactual import CUTOFF_BAND, from_listing
 from model.errors import NotFoundError
 from service import queue as queue_rules
 from service import reviews
@@ -247,7 +248,28 @@ def person(person_id: str) -> ResponseReturnValue:
         opted_out=None,
         review_kinds=reviews.KINDS,
         raisers=reviews.RAISED_BY,
+        changes=_what_would_change(view.current),
     )
+
+
+#: How many single changes the person page lists under "What would change this".
+CHANGES_LISTED = 3
+
+
+def _what_would_change(entry: QueueEntry) -> dict[str, Any]:
+    """Up to three single changes that would move the listing across the cut-off, from what the
+    queue stored (the score and the reasons' values), by the version that made the listing."""
+    serving = current_app.extensions["outreach.model"].current
+    if serving is None or serving.version != entry.model_version:
+        return {"other_version": entry.model_version, "changes": [], "considered": []}
+    model = serving.model
+    changes = from_listing(model, score=entry.score, reasons=entry.reasons)
+    return {
+        "other_version": None,
+        "changes": [c.to_dict() for c in changes if c.crosses][:CHANGES_LISTED],
+        "considered": [c.feature.replace("_", " ") for c in changes],
+        "off": entry.score >= model.cutoffs[CUTOFF_BAND],
+    }
 
 
 def _opt_out_view(opted: OptOut | None) -> dict[str, str] | None:
