@@ -186,6 +186,47 @@ def test_coordinator_list_person_outcome_and_opt_out(page: Page, server: tuple[s
     check(page, "06-coordinator-refused-oversight")
 
 
+def test_coordinator_reads_about_this_score_and_prints_an_explanation(
+    page: Page, server: tuple[str, Site]
+) -> None:
+    base, site = server
+    sign_in(page, base, site, "coordinator")
+    page.get_by_role("link", name="About this score").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("About this score")
+    expect(page.locator("#version")).to_contain_text(f"model {site.awaiting[0]}")
+    expect(page.locator("#accuracy-overall")).to_contain_text("Of the people in need")
+    groups = page.locator("table.accuracy-groups")
+    expect(groups.first).to_contain_text(re.compile("interval: |too few to judge"))
+    expect(page.get_by_role("heading", name="The score is one input: you decide")).to_be_visible()
+    check(page, "17-coordinator-about-this-score")
+
+    page.get_by_role("link", name="Outreach list").click()
+    person = page.locator("table.queue tbody tr").first.locator("th").inner_text().strip()
+    page.get_by_role("link", name=person, exact=True).first.click()
+    page.get_by_role("link", name="The explanation you can give them, ready to print").click()
+    expect(page).to_have_url(re.compile(r"/outreach/people/.+/explanation$"))
+    title = page.get_by_role("heading", level=1)
+    expect(title).to_have_text("An offer of help, and why you received it")
+    expect(page.locator("article.letter")).to_contain_text(f"Reference: {person}.")
+    expect(page.get_by_role("button", name="Print")).to_be_visible()
+    check(page, "18-coordinator-explanation")
+
+    page.emulate_media(media="print")
+    expect(page.locator("header.site")).to_be_hidden()
+    expect(page.get_by_role("navigation", name="Main")).to_be_hidden()
+    expect(page.get_by_role("button", name="Print")).to_be_hidden()
+    expect(title).to_be_visible()
+    expect(page.get_by_role("heading", name="How to contact us")).to_be_visible()
+    page.screenshot(path=str(SHOTS / "19-coordinator-explanation-printed.png"), full_page=True)
+    pdf = page.pdf(format="A4", print_background=False)
+    assert pdf.startswith(b"%PDF-")
+    pages = len(re.findall(rb"/Type\s*/Page[^s]", pdf))
+    assert pages == 1, f"the printed explanation takes {pages} pages, not one"
+    (SHOTS / "19-coordinator-explanation.pdf").write_bytes(pdf)
+    page.emulate_media(media="screen")
+    expect(page.get_by_role("navigation", name="Main")).to_be_visible()
+
+
 def test_oversight_report_compare_and_approve(page: Page, server: tuple[str, Site]) -> None:
     base, site = server
     name, version = site.awaiting
