@@ -211,8 +211,7 @@ def _linear(
     target = logit(cutoff)
     # The direction each record's value must move: up raises the log-odds when a > 0.
     sign = np.where(upward, 1.0, -1.0) * np.sign(a)
-    top = feature.upper if feature.upper is not None else None
-    bottom = feature.lower if feature.lower is not None else None
+    top, bottom = feature.upper, feature.lower
     if integer:
         far = np.where(
             sign > 0, _COUNT_CEILING if top is None else top, 0.0 if bottom is None else bottom
@@ -225,7 +224,8 @@ def _linear(
     rows = np.flatnonzero(np.isfinite(x) & (sign * (far - x) > 0))
 
     def crosses(r: np.ndarray, values: np.ndarray) -> np.ndarray:
-        log_odds = arithmetic.exact(term.feature, r, _contribution(additive, term, values))
+        with np.errstate(over="ignore"):  # an unbounded number's far end may overflow to inf
+            log_odds = arithmetic.exact(term.feature, r, _contribution(additive, term, values))
         return _within(log_odds, cutoff) == upward[r]
 
     reach = crosses(rows, far[rows])
@@ -296,8 +296,9 @@ def _new_log_odds(
 
 
 def _step_points(term: Term, feature: Feature) -> tuple[np.ndarray, np.ndarray]:
-    """Per interval of a step term, the valid value nearest each neighbour: (from below, from
-    above) — the smallest value in the interval and the largest (NaN where it holds none)."""
+    """Per interval ``k`` of a step term (``low_edge[k] < v <= high_edge[k]``), its smallest and
+    its largest valid value (NaN where it holds none): a record below the interval enters it at
+    the smallest, one above it at the largest."""
     integer = feature.kind in ("count", "binary")
     t = np.asarray(term.thresholds, dtype=float)
     m = len(t)

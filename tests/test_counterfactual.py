@@ -657,3 +657,16 @@ def test_the_person_page_says_when_nothing_is_considered(
     section = _section(_page(coordinator_app, site, plain.person_id))
     assert "made by model version 0, which is no longer the one in use" in section
     assert "Considered:" not in section
+
+
+def test_a_steep_unbounded_number_does_not_overflow() -> None:
+    """The far end of an unbounded number is the largest float; a steep slope takes the term
+    to infinity there, which must neither warn nor hide the answer."""
+    features = (Feature(name="x", kind="number", reason="{value}", actionable=True),)
+    additive = AdditiveModel(terms=(Term("x", "linear", slope=40.0),), intercept=0.0)
+    for start, cutoff in ((0.0, 0.9), (0.0, 0.1)):
+        case = Case(additive, features, {"x": start}, cutoff)
+        required = float(_answer(case).features[0].required[0])
+        assert _crosses(case, "x", required)
+        assert not _crosses(case, "x", float(np.nextafter(required, start)))
+        assert abs(required - logit(cutoff) / 40.0) < 1e-12
