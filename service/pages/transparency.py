@@ -17,6 +17,7 @@ from flask import Blueprint, current_app, g, jsonify, render_template, request
 from flask.typing import ResponseReturnValue
 
 from audits import transparency
+from audits.attestation import refusal
 from audits.catalogue import report_sha256
 from audits.loading import trust_for
 from audits.transparency import (
@@ -78,6 +79,27 @@ def record_for(name: str, version: str) -> dict[str, Any]:
             cache.pop(next(iter(cache)))
         cache[key] = record
     return record
+
+
+def has_record(name: str, version: str) -> bool:
+    """Whether the signed statements let ``version`` be served, so that it has a record (its
+    bytes are checked again when the record is built)."""
+    home = current_app.extensions["outreach.home"]
+    try:
+        found = trust_for(home, signing=False).standing(name, version)
+    except OutreachError:
+        return False
+    release = found.release or {}
+    if not release:
+        return False
+    audit_id = str(release.get("audit_id", ""))
+    attested = str(release.get("artifact_sha256", ""))
+    return not refusal(found, version, attested, report_sha256(home.audits, audit_id))
+
+
+@pages.app_context_processor
+def _helpers() -> dict[str, Any]:
+    return {"has_transparency_record": has_record}
 
 
 def _wants_json() -> bool:
