@@ -64,6 +64,9 @@ def connect(home: Home, *, tracking_uri: str | None = None) -> Registry:
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # never call out of this machine
+    # With a tracking server MLflow writes "View run ... at: URL" to stdout as each run ends;
+    # stdout is the CLI's --json document alone.
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     for noisy in ("mlflow", "alembic"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
     return Registry(MlflowClient(tracking_uri=uri, registry_uri=uri), home, uri)

@@ -9,7 +9,9 @@ metrics, plots and audit reports; the home's own SQLite store is never created.
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -18,10 +20,13 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+import pandas as pd
 import pytest
+from click.testing import CliRunner
 
 from model.home import Home
-from model.spec import ExperimentSpec
+from outreach.cli import main
+from tests.conftest import INDIVIDUAL_SPEC, fast_mapping, write_toml
 from tests.postgres import Cluster
 
 
@@ -82,95 +87,110 @@ def tracking_server(postgres: Cluster, tmp_path_factory: pytest.TempPathFactory)
         log.close()
 
 
-def test_release_serve_and_score_through_a_tracking_server(
+def test_the_readme_walk_through_on_postgresql_a_tracking_server_and_spark(
     tracking_server: str,
     postgres: Cluster,
-    small_spec: ExperimentSpec,
-    dataset,  # type: ignore[no-untyped-def]
+    population: pd.DataFrame,
     tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """A person follows the README with ``OUTREACH_DATABASE_URL`` on PostgreSQL and
+    ``OUTREACH_TRACKING_URI`` on an MLflow server: release, approve, add users, score a month on
+    Spark, load it into the queue, serve it, and use the pages and the API."""
     from mlflow.tracking import MlflowClient
+    from pyspark.sql import SparkSession
 
-    from audits.catalogue import read_report
-    from audits.release import release
-    from model.registry import connect
     from service import create_app
-    from service.auth import add_user
-    from service.batch import score_period
     from service.db import Database, QueueEntry, ScoredPeriod
-    from service.loader import ModelSource
-    from service.periods import Monitoring
-    from tests.test_release import LENIENT, policy_text
 
-    home = Home(tmp_path / "home", tracking_server=tracking_server)
-    registry = connect(home)
-    result = release(small_spec, dataset, registry, policy=policy_text(**LENIENT))
-    assert result.promoted, result.summary()
-    version = str(result.chosen.candidate.version)
-
-    # Verified and loaded from the server: the signed attestation binds the bytes it served.
-    source = ModelSource(home, small_spec.name)
-    source.refresh()
-    serving = source.current
-    assert serving is not None, source.problem
-    assert serving.version == version
-
-    # Batch-scored into a service database on PostgreSQL, kept for monitoring.
     url = postgres.create_database()
-    db = Database(url)
-    db.upgrade()
-    frame = dataset.source_frame()
-    period = str(sorted(frame["period"].unique())[-1])
-    report = read_report(registry, serving.audit_id)
-    batch = score_period(
-        db,
-        serving,
-        frame,
-        period=period,
-        monitoring=Monitoring.from_report(home.monitoring, report),
-    )
-    assert batch.queued > 0
-    with db.session() as session:
-        assert session.query(QueueEntry).filter_by(period=period).count() >= batch.queued
-        assert session.query(ScoredPeriod).filter_by(period=period).one().population == batch.scored
+    home = Home(tmp_path / "home")
+    for key, value in {
+        "OUTREACH_HOME": str(home.root),
+        "OUTREACH_DATABASE_URL": url,
+        "OUTREACH_TRACKING_URI": tracking_server,
+    }.items():
+        monkeypatch.setenv(key, value)
+    runner = CliRunner()
 
-    # Served: the app reads the registry through the server too.
-    app = create_app(
-        {"HOME": home, "DATABASE_URL": url, "TRACKING_URI": tracking_server, "WATCH_SECONDS": 0}
-    )
+    def outreach(*args: str) -> str:
+        outcome = runner.invoke(main, list(args))
+        assert outcome.exit_code == 0, f"outreach {' '.join(args)}:\n{outcome.output}"
+        return outcome.stdout
+
+    raw = fast_mapping()
+    raw["policy"] = str(INDIVIDUAL_SPEC.parent.parent / "audits" / "policies" / "default.toml")
+    spec = write_toml(raw, tmp_path / "experiment.toml")
+    data = tmp_path / "population.parquet"
+    population.to_parquet(data, index=False)
+
+    # stdout is the --json document alone (MLflow's "View run at" lines are kept off it).
+    released = json.loads(outreach("release", str(spec), "--data", str(data), "--json"))
+    name, version = released["registered_model"], str(released["version"])
+    if not released["promoted"]:  # a small population leaves groups to a person: REVIEW
+        assert released["awaiting_approval"], released
+        outreach("models", "approve", name, version, "--by", "oversight", "--note", "reviewed")
+    password = "walk-through-password"
+    outreach("users", "add", "coordinator-1", "--role", "coordinator", "--password", password)
+    token = outreach("users", "add", "coordinator-api", "--role", "coordinator").split()[-1]
+
+    period = str(sorted(population["period"].unique())[-1])
+    out = tmp_path / "scored"
+    try:
+        outreach(
+            "score", "--engine", "spark", "--master", "local[2]",
+            "--data", str(data), "--out", str(out), "--period", period,
+        )  # fmt: skip
+    finally:
+        active = SparkSession.getActiveSession()
+        if active is not None:
+            active.stop()
+    assert (out / f"scored_period={period}").is_dir()
+    outreach("queue", "load", "--from", str(out), "--period", period)
+    for user in ("coordinator-1", "coordinator-api"):
+        outreach("users", "areas", user, "*")
+
+    db = Database(url)
+    with db.session() as session:
+        queued = session.query(QueueEntry).filter_by(period=period).count()
+        kept = session.query(ScoredPeriod).filter_by(period=period).one()
+    assert queued > 0 and kept.population == int((population["period"] == period).sum())
+
+    app = create_app({"WATCH_SECONDS": 0})  # everything else from the environment
     client = app.test_client()
     ready = client.get("/api/v1/readyz")
     assert ready.status_code == 200, ready.get_json()
-    token = add_user(db, "server-coordinator", "coordinator")
-    record: dict[str, object] = {
-        f.name: (f.categories[0] if f.kind == "category" else (f.min or 0))
-        for f in serving.model.features
-    }
-    record["id"] = "person-1"
-    scored = client.post(
-        "/api/v1/score",
-        json={"purpose": "outreach", "records": [record]},
-        headers={"Authorization": f"Bearer {token}"},
+    listed = client.get(
+        "/api/v1/queue?purpose=outreach", headers={"Authorization": f"Bearer {token}"}
     )
-    assert scored.status_code == 200, scored.get_json()
-    assert scored.get_json()["model"]["version"] == version
+    assert listed.status_code == 200, listed.get_json()
+    entries = listed.get_json()["entries"]
+    assert entries and {e["model"]["version"] for e in entries} == {version}
+
+    login = client.get("/login").get_data(as_text=True)
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', login)
+    assert csrf is not None
+    signed = client.post(
+        "/login",
+        data={"csrf_token": csrf.group(1), "username": "coordinator-1", "password": password},
+    )
+    assert signed.status_code == 302
+    page = client.get("/outreach/")
+    assert page.status_code == 200
+    first = entries[0]["person_id"]
+    assert first in page.get_data(as_text=True)
+    assert client.get(f"/outreach/people/{first}").status_code == 200
+    assert not home.mlflow_db.exists(), "the home's SQLite store was written"
 
     # What the MLflow UI shows comes from the server: runs, metrics, plots, audit reports.
-    client_ = MlflowClient(tracking_uri=tracking_server)
-    experiment = client_.get_experiment_by_name(small_spec.name)
+    tracking = MlflowClient(tracking_uri=tracking_server)
+    experiment = tracking.get_experiment_by_name(name)
     assert experiment is not None
-    runs = client_.search_runs([experiment.experiment_id])
+    runs = tracking.search_runs([experiment.experiment_id])
     assert runs and any(run.data.metrics for run in runs)
     audited = [r for r in runs if "audit_id" in " ".join(r.data.tags)]
-    assert audited
-    paths = {a.path for run in audited for a in client_.list_artifacts(run.info.run_id, "audit")}
-    assert any(p.endswith("audit.html") for p in paths) and any(
-        p.endswith("audit.json") for p in paths
-    )
-    assert any(
-        a.path.endswith(".png") or a.path.endswith(".svg")
-        for run in runs
-        for top in client_.list_artifacts(run.info.run_id)
-        for a in ([top] if not top.is_dir else client_.list_artifacts(run.info.run_id, top.path))
-    )
-    assert not home.mlflow_db.exists(), "the home's SQLite store was written"
+    paths = {a.path for run in audited for a in tracking.list_artifacts(run.info.run_id, "audit")}
+    assert any(p.endswith("audit.html") for p in paths)
+    assert any(p.endswith("audit.json") for p in paths)
+    plots = {a.path for run in runs for a in tracking.list_artifacts(run.info.run_id, "plots")}
+    assert any(p.endswith(".png") for p in plots)
