@@ -47,8 +47,8 @@ def register(app: Flask) -> None:
         )
     for blueprint in (account.pages, coordinator.pages, oversight.pages, analyst.pages):
         app.register_blueprint(blueprint)
-    app.register_blueprint(transparency.pages)
     app.register_blueprint(explanation.pages)
+    app.register_blueprint(transparency.pages)
     app.after_request(security.add_headers)
 
     @app.context_processor
