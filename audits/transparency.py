@@ -259,6 +259,15 @@ def _when(value: Any) -> str:
     return str(value or "").replace("T", " ").replace("+00:00", " UTC")
 
 
+def _approval_words(approval: Mapping[str, Any]) -> str:
+    words = (
+        f"Approved by {approval.get('by')} ({approval.get('role')}) on {_when(approval.get('at'))}"
+    )
+    if approval.get("review_groups"):
+        words += f", taking on the groups the audit could not judge: {approval['review_groups']}"
+    return words
+
+
 @dataclass
 class _Facts:
     """The verified facts, named once for the documents that use them."""
@@ -301,12 +310,7 @@ class _Facts:
                     "for an oversight approval."
                 )
             return "No oversight approval is recorded."
-        return "; ".join(
-            f"approved by {a.get('by')} ({a.get('role')}) on {_when(a.get('at'))}"
-            + (f", taking on the groups the audit could not judge: {a['review_groups']}")
-            * bool(a.get("review_groups"))
-            for a in approvals
-        )
+        return "; ".join(_approval_words(a) for a in approvals) + "."
 
     def chosen(self) -> dict[str, Any]:
         rows = [c for c in self.report.get("candidates") or [] if c.get("chosen")]
@@ -425,9 +429,8 @@ def _rationale(f: _Facts) -> dict[str, Any]:
 
 
 def _decision_process(f: _Facts) -> dict[str, Any]:
-    areas = f" filtered to the coordinator's areas ({f.model.area_column})" * bool(
-        f.model.area_column
-    )
+    area = f.model.area_column
+    areas = f" filtered to the coordinator's areas ({area})" if area else ""
     return {
         "process_integration": _field(
             "2.3.1",

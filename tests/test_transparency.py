@@ -345,7 +345,7 @@ def test_an_approval_is_named_where_the_human_decisions_are(
 ) -> None:
     tier_2 = records["individual_approved"]["atrs"]["tier_2"]
     human = tier_2["decision_making_process"]["human_decisions_and_review"]["value"]
-    assert "approved by oversight-user (oversight)" in human
+    assert "Approved by oversight-user (oversight)" in human
     plain = records["individual"]["atrs"]["tier_1"]["human_oversight"]["value"]
     assert "did not ask for an oversight approval" in plain
 
@@ -648,6 +648,19 @@ def test_the_public_summary_answers_503_when_nothing_is_served(site: Site, tmp_p
     assert as_json.status_code == 503
     assert as_json.json["error"]["code"] == "unavailable"
     assert "withdrawn" in as_json.json["error"]["message"]
+
+
+def test_the_public_summary_answers_503_when_the_served_release_no_longer_verifies(
+    site: Site, tmp_path: Path
+) -> None:
+    app, copy = _app(site, tmp_path)
+    client = app.test_client()
+    assert client.get("/transparency.json").status_code == 200
+    _tamper_report(copy)  # after the service loaded it: the record is built again, and refused
+    page = client.get("/transparency")
+    assert page.status_code == 503
+    assert "cannot be verified" in page.get_data(as_text=True)
+    assert client.get("/transparency.json").json["error"]["code"] == "unavailable"
 
 
 def test_the_board_reads_each_released_versions_record_from_the_releases_page(

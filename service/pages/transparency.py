@@ -15,6 +15,7 @@ from typing import Any
 
 from flask import Blueprint, current_app, g, jsonify, render_template, request
 from flask.typing import ResponseReturnValue
+from mlflow.exceptions import MlflowException
 
 from audits import transparency
 from audits.attestation import refusal
@@ -73,7 +74,10 @@ def record_for(name: str, version: str) -> dict[str, Any]:
     with _lock:
         if key in cache:
             return cache[key]
-    record = transparency_record(registry(), trust, name, version, settings=settings)
+    try:
+        record = transparency_record(registry(), trust, name, version, settings=settings)
+    except MlflowException as err:
+        raise UnavailableError("the model registry cannot be reached; try again later") from err
     with _lock:
         while len(cache) >= CACHED_RECORDS:  # an old key never matches again: drop the oldest
             cache.pop(next(iter(cache)))
@@ -122,7 +126,7 @@ def _public(as_json: bool) -> ResponseReturnValue:
     else:
         try:
             summary = public_summary(record_for(serving.name, serving.version))
-        except OutreachError as err:
+        except Exception as err:  # a refusal or an unreachable registry: 503, never a 500
             current_app.logger.error("no transparency record for %s: %s", serving.name, err)
             problem = "The record of the model being served cannot be verified at the moment."
     if summary is None:
