@@ -882,6 +882,12 @@ def build_record(
             + "."
         )
     facts.findings.extend((sources.report.get("missingness") or {}).get("findings") or [])
+    # Every document names the bytes and the signed statement it was generated from.
+    origin = {
+        "artifact_sha256": sources.release.get("artifact_sha256"),
+        "attestation": f"{facts.name}.jsonl #{sources.release.get('sequence')}",
+        "key_id": sources.key_id,
+    }
     model_card = {
         "model_details": {
             "name": facts.name,
@@ -899,10 +905,15 @@ def build_record(
             "name": facts.name,
             "version": facts.version,
             "generated_at": when,
-            "atrs": {"standard": "UK ATRS v3.0", "tier_1": tier_1, "tier_2": tier_2},
-            "register_entry": _register_entry(facts, tier_1, tier_2),
-            "model_card": model_card,
-            "datasheet": datasheet,
+            "atrs": {
+                "standard": "UK ATRS v3.0",
+                "generated_from": origin,
+                "tier_1": tier_1,
+                "tier_2": tier_2,
+            },
+            "register_entry": {**_register_entry(facts, tier_1, tier_2), "generated_from": origin},
+            "model_card": {**model_card, "generated_from": origin},
+            "datasheet": {**datasheet, "generated_from": origin},
             "provenance": _provenance(facts),
             "findings": facts.findings,
         }
@@ -914,7 +925,9 @@ def build_record(
 
 #: Keys each document must fill (the ATRS documents are checked field by field).
 REQUIRED = {
+    "atrs": ("standard", "generated_from"),
     "register_entry": (
+        "generated_from",
         "id",
         "name",
         "description",
@@ -934,6 +947,7 @@ REQUIRED = {
         "hashes",
     ),
     "model_card": (
+        "generated_from",
         "model_details",
         "intended_use",
         "out_of_scope_uses",
@@ -945,6 +959,7 @@ REQUIRED = {
         "performance",
     ),
     "datasheet": (
+        "generated_from",
         "description",
         "data_fingerprint",
         "unit",

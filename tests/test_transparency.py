@@ -338,6 +338,13 @@ def test_provenance_is_the_signed_statement_and_the_actual_bytes(
         "policy_sha256": statement["policy_sha256"],
     }
     assert register["id"] == f"{s.name}:{s.version}"
+    origin = {
+        "artifact_sha256": actual,
+        "attestation": f"{s.name}.jsonl #{statement['sequence']}",
+        "key_id": key_id,
+    }
+    for document in ("atrs", "register_entry", "model_card", "datasheet"):
+        assert records[case][document]["generated_from"] == origin, document
 
 
 def test_an_approval_is_named_where_the_human_decisions_are(
