@@ -252,9 +252,10 @@ def test_workers_migrating_a_fresh_database_at_once_all_succeed(tmp_path: Path) 
         for process in processes:
             process.start()
         for process in processes:
-            process.join(60)
+            process.join(600)  # a correctness check, not a timing one: a loaded machine is slow
         failures = [errors.get() for _ in range(errors.qsize())] if not errors.empty() else []
-        assert failures == [] and all(p.exitcode == 0 for p in processes), failures
+        codes = [p.exitcode for p in processes]
+        assert failures == [] and codes == [0] * 8, (failures, codes)
         with Database(url).engine.connect() as connection:
             versions = connection.execute(text("SELECT version_num FROM alembic_version")).all()
         assert len(versions) == 1
