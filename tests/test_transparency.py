@@ -709,3 +709,12 @@ def test_the_html_renders_every_document(records: dict[str, dict[str, Any]]) -> 
     for column in records["neighbourhood"]["datasheet"]["columns"]:
         assert column["column"] in page
     assert "FRIA-2026-004" in page and "DPIA-2026-011" in page
+
+
+def test_every_page_links_the_public_summary_without_sign_in(site: Site, tmp_path: Path) -> None:
+    """The public finds the summary from any page, the sign-in page included."""
+    app, _ = _app(site, tmp_path)
+    client = app.test_client()
+    page = client.get("/login").get_data(as_text=True)
+    assert 'href="/transparency"' in page
+    assert client.get("/transparency").status_code == 200
