@@ -41,6 +41,7 @@ from outreach.cli import main
 from service import create_app
 from service.auth import add_user
 from service.db import Database
+from tests.migration_worker import upgrade_when_released
 from tests.test_release import LENIENT, policy_text
 
 STARTS = 20
@@ -231,28 +232,26 @@ def test_twenty_starts_with_four_workers_all_become_ready(
     assert offline.test_client().get("/api/v1/readyz").json["status"] == "degraded"
 
 
-def _upgrade(url: str, barrier: Any, errors: Any) -> None:
-    barrier.wait()
-    try:
-        Database(url).upgrade()
-    except Exception as err:  # reported to the test, which names it
-        errors.put(repr(err))
-
-
 def test_workers_migrating_a_fresh_database_at_once_all_succeed(tmp_path: Path) -> None:
     """Gunicorn's master migrates first, but the app migrates too (under other servers, and in
     every worker): eight processes upgrading one new database at the same moment."""
-    context = multiprocessing.get_context("fork")
+    # Spawned, not forked: this process runs threads (earlier tests' access-log signers), and a
+    # child forked while one of them held SQLite's allocator mutex waits on it forever.
+    context = multiprocessing.get_context("spawn")
     for attempt in range(3):
         url = f"sqlite:///{tmp_path / f'race{attempt}.db'}"
         barrier, errors = context.Barrier(8), context.Queue()
         processes = [
-            context.Process(target=_upgrade, args=(url, barrier, errors)) for _ in range(8)
+            context.Process(target=upgrade_when_released, args=(url, barrier, errors))
+            for _ in range(8)
         ]
         for process in processes:
             process.start()
         for process in processes:
             process.join(600)  # a correctness check, not a timing one: a loaded machine is slow
+        for process in processes:
+            if process.is_alive():  # never left behind to hang the run's exit
+                process.kill()
         failures = [errors.get() for _ in range(errors.qsize())] if not errors.empty() else []
         codes = [p.exitcode for p in processes]
         assert failures == [] and codes == [0] * 8, (failures, codes)
@@ -275,7 +274,7 @@ def _create(folder: Path, barrier: Any, results: Any) -> None:
 
 def _rewrite(folder: Path, barrier: Any, results: Any) -> None:
     path, size = folder / "copy", 200_000
-    barrier.wait()
+    barrier.wait(timeout=300)
     for _ in range(COPY_ROUNDS):
         write_atomically(path, bytes([os.getpid() % 250 + 1]) * size)
         seen = path.read_bytes()
@@ -292,6 +291,9 @@ def at_once(job: Callable[..., None], folder: Path, rounds: int) -> list[tuple[i
     seen = [results.get(timeout=60) for _ in range(8 * rounds)]
     for process in processes:
         process.join(60)
+    for process in processes:
+        if process.is_alive():  # never left behind to hang the run's exit
+            process.kill()
     assert all(p.exitcode == 0 for p in processes)
     return seen
 
