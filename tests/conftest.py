@@ -315,6 +315,70 @@ def released(
     return Released(home, url, frame, periods, small_spec.name)
 
 
+def copy_home(source: Path, to: Path) -> Home:
+    """A private copy of a home (``to`` must not exist), its MLflow artifacts included.
+
+    The MLflow store records absolute artifact locations, so a plain copy of the folder still
+    reads and writes the original's artifacts; here every path under ``source`` in the copied
+    store is rewritten to the copy's, so a test may change anything in it.
+    """
+    import shutil
+    import sqlite3
+
+    shutil.copytree(source, to)
+    store = to / "mlflow.db"
+    if store.exists():
+        old, new = str(source.resolve()), str(to.resolve())
+        with sqlite3.connect(store) as connection:
+            tables = [
+                row[0]
+                for row in connection.execute("SELECT name FROM sqlite_master WHERE type='table'")
+            ]
+            for table in tables:
+                columns = connection.execute(f'PRAGMA table_info("{table}")').fetchall()
+                for column in (
+                    c[1] for c in columns if str(c[2]).upper().startswith(("VARCHAR", "TEXT"))
+                ):
+                    connection.execute(
+                        f'UPDATE "{table}" SET "{column}" = replace("{column}", ?, ?) '
+                        f'WHERE instr("{column}", ?) > 0',
+                        (old, new, old),
+                    )
+        connection.close()
+    return Home(to)
+
+
+@dataclass(frozen=True)
+class TwoReleases:
+    """A home with a promoted release (production) and a failed one, of the small spec, each
+    released under its own policy. Read-only: tests take a :func:`copy_home` of it."""
+
+    home: Home
+    good: Any  # audits.release.ReleaseResult
+    failed: Any
+
+    @property
+    def name(self) -> str:
+        return str(self.good.spec.name)
+
+
+@pytest.fixture(scope="session")
+def two_releases(
+    tmp_path_factory: pytest.TempPathFactory, small_spec: ExperimentSpec, dataset: Dataset
+) -> TwoReleases:
+    from audits.release import release
+    from model.registry import connect
+    from tests.test_release import LENIENT, STRICT, policy_text
+
+    home = Home(tmp_path_factory.mktemp("two-releases") / "home")
+    registry = connect(home)
+    good = release(small_spec, dataset, registry, policy=policy_text(**LENIENT))
+    assert good.promoted
+    failed = release(small_spec, dataset, registry, policy=policy_text(**STRICT))
+    assert failed.decision == "FAIL"
+    return TwoReleases(home, good, failed)
+
+
 def copy_released(released: Released, folder: Path) -> Released:
     """A private copy (registry, database, snapshots) that a test may change freely."""
     import shutil

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import getpass
 import json
-import shutil
 from pathlib import Path
 
 import mlflow
@@ -26,29 +25,21 @@ from model.signing import load_signer
 from model.spec import ExperimentSpec
 from outreach.cli import main
 from service import create_app
-from tests.test_release import LENIENT, STRICT, policy_text
+from tests.conftest import TwoReleases, copy_home
+from tests.test_release import LENIENT, policy_text
 
 
 @pytest.fixture(scope="module")
-def site(
-    tmp_path_factory: pytest.TempPathFactory, small_spec: ExperimentSpec, dataset: Dataset
-) -> tuple[Home, ReleaseResult, ReleaseResult]:
+def site(two_releases: TwoReleases) -> tuple[Home, ReleaseResult, ReleaseResult]:
     """A home with a promoted release and a failed one (two separate releases)."""
-    home = Home(tmp_path_factory.mktemp("attest") / "home")
-    registry = connect(home)
-    good = release(small_spec, dataset, registry, policy=policy_text(**LENIENT))
-    assert good.promoted
-    failed = release(small_spec, dataset, registry, policy=policy_text(**STRICT))
-    assert failed.decision == "FAIL"
-    return home, good, failed
+    return two_releases.home, two_releases.good, two_releases.failed
 
 
 @pytest.fixture
 def own(site: tuple[Home, ReleaseResult, ReleaseResult], tmp_path: Path) -> Home:
-    """A private copy of the site: tests may change its registry, files and logs freely."""
-    root = tmp_path / "home"
-    shutil.copytree(site[0].root, root)
-    return Home(root)
+    """A private copy of the site, artifacts included: tests may change its registry, files and
+    logs freely."""
+    return copy_home(site[0].root, tmp_path / "home")
 
 
 def _production(registry: Registry, name: str) -> str:
@@ -299,17 +290,12 @@ def test_a_changed_file_beside_the_scoring_model_is_refused(
     name = "individual_outreach"
     load_production(registry, name)  # served as released
     folder = _served_folder(registry, name)
-    # The store's artifact URIs are absolute: the folder is the module's site's, not a copy.
-    kept = shutil.copytree(folder, tmp_path / "kept")
-    try:
-        _change_folder(folder, change)
-        with pytest.raises(GateError, match="model folder differs") as refused:
-            load_production(registry, name)
-        assert named in str(refused.value)
-        assert _app(own, tmp_path).test_client().get("/api/v1/readyz").status_code == 503
-    finally:
-        shutil.rmtree(folder)
-        shutil.copytree(kept, folder)
+    assert folder.is_relative_to(own.root)  # the copy's own artifacts
+    _change_folder(folder, change)
+    with pytest.raises(GateError, match="model folder differs") as refused:
+        load_production(registry, name)
+    assert named in str(refused.value)
+    assert _app(own, tmp_path).test_client().get("/api/v1/readyz").status_code == 503
 
 
 def _change_folder(folder: Path, change: str) -> None:

@@ -10,7 +10,6 @@ releases, the real Flask app and the real command line.
 from __future__ import annotations
 
 import logging
-import shutil
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,7 +40,7 @@ from outreach.cli import _demo_policy, main
 from service import create_app
 from service.loader import ModelSource
 from service.startup import environment_mode
-from tests.conftest import ROOT, Site
+from tests.conftest import ROOT, Site, TwoReleases, copy_home
 from tests.test_pages import copy_site, sign_in
 from tests.test_release import DEFAULT_POLICY, LENIENT, policy_text
 
@@ -169,8 +168,8 @@ def test_the_demo_policy_fills_the_ids_with_marked_placeholders(
 
 @dataclass(frozen=True)
 class Assessed:
-    """A home with two promoted releases: ``named`` audited under a policy naming both
-    assessments, then ``unnamed`` (production now) under one naming none. Read-only: copy it."""
+    """A home with two promoted releases: ``unnamed`` audited under a policy naming no
+    assessment, then ``named`` under one naming both. Read-only: copy it."""
 
     home: Home
     named: ReleaseResult
@@ -182,22 +181,24 @@ class Assessed:
 
 @pytest.fixture(scope="module")
 def assessed(
-    tmp_path_factory: pytest.TempPathFactory, small_spec: ExperimentSpec, dataset: Dataset
+    tmp_path_factory: pytest.TempPathFactory,
+    small_spec: ExperimentSpec,
+    dataset: Dataset,
+    two_releases: TwoReleases,
 ) -> Assessed:
-    home = Home(tmp_path_factory.mktemp("assessed") / "home")
+    """The shared promoted release (its policy names no assessment) is ``unnamed``; ``named`` is
+    released after it into a copy of that store."""
+    home = copy_home(two_releases.home.root, tmp_path_factory.mktemp("assessed") / "home")
     registry = connect(home)
     policy = policy_text(**LENIENT, **{"\n[impact_assessments]\n": ASSESSED})
     named = release(small_spec, dataset, registry, policy=policy)
-    unnamed = release(small_spec, dataset, registry, policy=policy_text(**LENIENT))
-    assert named.promoted and unnamed.promoted
-    return Assessed(home, named, unnamed)
+    assert named.promoted and two_releases.good.promoted
+    return Assessed(home, named, two_releases.good)
 
 
 def _copy(assessed: Assessed, folder: Path, *, production: str) -> Home:
     """A private copy whose ``production`` alias names the ``named`` or ``unnamed`` version."""
-    root = folder / "home"
-    shutil.copytree(assessed.home.root, root)
-    own = Home(root)
+    own = copy_home(assessed.home.root, folder / "home")
     connect(own).client.set_registered_model_alias(NAME, "production", assessed.version(production))
     return own
 

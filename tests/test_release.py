@@ -25,7 +25,7 @@ from model.home import Home
 from model.registry import Registry, connect, fluent
 from model.spec import ExperimentSpec, parse_spec
 from model.synthetic import generate_preset
-from tests.conftest import spec_mapping
+from tests.conftest import TwoReleases, copy_home, spec_mapping
 from tests.test_gate import DEFAULT_POLICY
 
 
@@ -65,16 +65,23 @@ def _release(registry: Registry, spec: ExperimentSpec, dataset: Dataset, **polic
 
 
 @pytest.fixture
-def released(registry: Registry, small_spec: ExperimentSpec, dataset: Dataset) -> ReleaseResult:
-    return _release(registry, small_spec, dataset, **LENIENT)
+def released(two_releases: TwoReleases) -> ReleaseResult:
+    """The promoted release of the shared two (a failed one follows it in the same store)."""
+    return two_releases.good
+
+
+@pytest.fixture
+def own(two_releases: TwoReleases, tmp_path: Path) -> Registry:
+    """A private copy of the two releases' store, artifacts included, for tests that change it."""
+    return connect(copy_home(two_releases.home.root, tmp_path / "home"))
 
 
 def test_a_passing_release_is_promoted_with_its_audit_bound(
-    registry: Registry, released: ReleaseResult
+    own: Registry, released: ReleaseResult
 ) -> None:
     assert released.decision == "PASS" and released.promoted
     name = released.spec.name
-    loaded = load_production(registry, name)
+    loaded = load_production(own, name)
     assert loaded.version == str(released.chosen.candidate.version)
     tags = loaded.tags
     for key in ("audit_id", "report_sha256", "policy_sha256", "artifact_sha256"):
@@ -83,9 +90,9 @@ def test_a_passing_release_is_promoted_with_its_audit_bound(
     report = json.loads(released.chosen.written.json_path.read_text())
     assert report["subject"]["artifact_sha256"] == tags["artifact_sha256"]
     assert report["audit_id"] == tags["audit_id"]
-    aliases = registry.client.get_registered_model(name).aliases
-    assert str(aliases["candidate"]) == str(aliases["production"]) == loaded.version
-    run_files = {a.path for a in registry.client.list_artifacts(tags["run_id"], "audit")}
+    aliases = own.client.get_registered_model(name).aliases
+    assert str(aliases["production"]) == loaded.version
+    run_files = {a.path for a in own.client.list_artifacts(tags["run_id"], "audit")}
     assert run_files == {"audit/audit.json", "audit/audit.html"}
 
 
@@ -104,32 +111,39 @@ def test_summary_document_has_the_contract_keys(released: ReleaseResult) -> None
     assert Path(summary["report"]).is_file()
 
 
+def test_a_failed_release_moves_no_alias_but_candidate(two_releases: TwoReleases) -> None:
+    failed = two_releases.failed
+    assert failed.decision == "FAIL" and not failed.promoted and not failed.awaiting_approval
+    aliases = connect(two_releases.home).client.get_registered_model(two_releases.name).aliases
+    assert str(aliases["production"]) == str(two_releases.good.chosen.candidate.version)
+    assert str(aliases["candidate"]) == str(failed.chosen.candidate.version)
+
+
 def test_hand_moved_alias_to_a_failed_version_is_refused(
-    registry: Registry, small_spec: ExperimentSpec, dataset: Dataset, released: ReleaseResult
+    own: Registry, two_releases: TwoReleases
 ) -> None:
-    failed = _release(registry, small_spec, dataset, **STRICT)
-    assert failed.decision == "FAIL" and not failed.promoted
-    name = small_spec.name
-    assert load_production(registry, name).version == str(released.chosen.candidate.version)
-    bad = str(failed.chosen.candidate.version)
-    registry.client.set_registered_model_alias(name, "production", bad)  # by hand, in MLflow
+    name = two_releases.name
+    good = str(two_releases.good.chosen.candidate.version)
+    assert load_production(own, name).version == good
+    bad = str(two_releases.failed.chosen.candidate.version)
+    own.client.set_registered_model_alias(name, "production", bad)  # by hand, in MLflow
     with pytest.raises(GateError, match=f"version {bad}: its fairness audit .* decided FAIL"):
-        load_production(registry, name)
+        load_production(own, name)
 
 
-def test_tampered_artifact_bytes_are_refused(registry: Registry, released: ReleaseResult) -> None:
+def test_tampered_artifact_bytes_are_refused(own: Registry, released: ReleaseResult) -> None:
     name = released.spec.name
-    version = registry.client.get_model_version(name, str(released.chosen.candidate.version))
-    with fluent(registry):
+    version = own.client.get_model_version(name, str(released.chosen.candidate.version))
+    with fluent(own):
         local = Path(mlflow.artifacts.download_artifacts(f"models:/{name}/{version.version}"))
     stored = next(
         p
-        for p in registry.home.artifacts.rglob("scoring_model.json")
+        for p in own.home.artifacts.rglob("scoring_model.json")
         if p.read_bytes() == next(local.rglob("scoring_model.json")).read_bytes()
     )
     stored.write_text(stored.read_text().replace('"intercept"', '"intercept" ', 1))
     with pytest.raises(GateError, match="differs from the audited"):
-        load_production(registry, name)
+        load_production(own, name)
 
 
 def test_approval_flow(registry: Registry, small_spec: ExperimentSpec, dataset: Dataset) -> None:
@@ -145,17 +159,16 @@ def test_approval_flow(registry: Registry, small_spec: ExperimentSpec, dataset: 
     assert loaded.version == version and loaded.tags["approved_by"] == "oversight"
 
 
-def test_failed_versions_cannot_be_approved(
-    registry: Registry, small_spec: ExperimentSpec, dataset: Dataset
-) -> None:
-    failed = _release(registry, small_spec, dataset, **STRICT)
+def test_failed_versions_cannot_be_approved(own: Registry, two_releases: TwoReleases) -> None:
+    failed = str(two_releases.failed.chosen.candidate.version)
     with pytest.raises(GateError, match="refusing to approve"):
-        approve(registry, small_spec.name, str(failed.chosen.candidate.version), by="o", note="n")
+        approve(own, two_releases.name, failed, by="o", note="n")
 
 
 def test_rollback_and_reject(
-    registry: Registry, small_spec: ExperimentSpec, dataset: Dataset, released: ReleaseResult
+    own: Registry, small_spec: ExperimentSpec, dataset: Dataset, released: ReleaseResult
 ) -> None:
+    registry = own
     first = str(released.chosen.candidate.version)
     second = _release(registry, small_spec, dataset, **LENIENT)
     newer = str(second.chosen.candidate.version)
