@@ -222,14 +222,21 @@ def release_job(home: Home, spec_path: str, data: str | None) -> Any:
 
 
 def release_with_data(home: Home, spec_path: str, data: str | None) -> tuple[Any, Any]:
-    from audits.release import policy_for, release
+    from audits.release import policy_for
 
     spec, dataset = load_dataset(spec_path, data, progress=_progress)
-    policy = policy_for(spec)
+    return _release(home, spec, dataset, policy_for(spec)), dataset
+
+
+def _release(home: Home, spec: Any, dataset: Any, policy: Any) -> Any:
+    """Release ``spec`` on ``dataset`` under ``policy`` with progress on stderr, the audit
+    carrying the labelled months since earlier releases (the CLI's one way to release)."""
+    from audits.release import release
+
     _progress(f"policy '{policy.name}' (sha256 {policy.sha256[:12]}...)")
     for note in policy.changed_meanings:
         _progress(f"  note: {note}")
-    result = release(
+    return release(
         spec,
         dataset,
         _registry(home),
@@ -237,7 +244,6 @@ def release_with_data(home: Home, spec_path: str, data: str | None) -> tuple[Any
         progress=_progress,
         after_release=_after_release(home, spec.name),
     )
-    return result, dataset
 
 
 def _after_release(home: Home, name: str) -> dict[str, Any] | None:
@@ -1313,8 +1319,10 @@ DEMO_EVALUATION_SHARE = 0.05
 
 
 def _demo_policy(home: Home, spec: Any) -> Any:
-    """The spec's policy with the evaluation arm on, written into the home (its own file and
-    sha256): the demo's board designed it so; the shipped policy keeps the arm off."""
+    """The spec's policy as the demo's board set it, written into the home (its own file and
+    sha256): the impact-assessment ids filled with marked placeholders and, where the policy has
+    the evaluation arm, the arm on. The shipped policies keep both unset. The individual
+    experiment's is ``<home>/demo-policy.toml``, any other's ``<home>/demo-policy-<name>.toml``."""
     from audits.policy import load_policy
     from audits.release import policy_for
 
@@ -1323,16 +1331,14 @@ def _demo_policy(home: Home, spec: Any) -> Any:
         return shipped
     text = Path(shipped.source_path).read_text()
     off = "\nshare = 0.0\n"
-    if off not in text:
-        return shipped
-    path = home.ensure().root / "demo-policy.toml"
-    path.write_text(
-        _demo_assessments(
-            text.replace(off, f"\nshare = {DEMO_EVALUATION_SHARE}\n", 1).replace(
-                f'name = "{shipped.name}"', f'name = "{shipped.name} (demo: evaluation arm on)"', 1
-            )
-        )
-    )
+    name = f"{shipped.name} (demo)"
+    if off in text:
+        text = text.replace(off, f"\nshare = {DEMO_EVALUATION_SHARE}\n", 1)
+        name = f"{shipped.name} (demo: evaluation arm on)"
+    text = text.replace(f'name = "{shipped.name}"', f'name = "{name}"', 1)
+    file = "demo-policy.toml" if spec.unit == "individual" else f"demo-policy-{spec.name}.toml"
+    path = home.ensure().root / file
+    path.write_text(_demo_assessments(text))
     return load_policy(path)
 
 
@@ -1350,10 +1356,9 @@ def _demo_assessments(text: str) -> str:
 
 
 def _demo_release(home: Home, spec_path: Path) -> tuple[Any, Any]:
-    """Release one experiment. For individuals, the synthetic population runs
-    ``DEMO_MONTHS_AFTER`` months past the released data: those months come back after release.
-    Returns the release result and the later months' rows (or ``None``)."""
-    from audits.release import policy_for, release
+    """Release one experiment under the demo's policy. For individuals, the synthetic population
+    runs ``DEMO_MONTHS_AFTER`` months past the released data: those months come back after
+    release. Returns the release result and the later months' rows (or ``None``)."""
     from model.data import validate
     from model.spec import load_spec
     from model.synthetic import generate_preset
@@ -1361,7 +1366,8 @@ def _demo_release(home: Home, spec_path: Path) -> tuple[Any, Any]:
     spec = load_spec(str(spec_path))
     data = spec.data
     if spec.unit != "individual" or data.synthetic_preset is None or data.path is not None:
-        return release_with_data(home, str(spec_path), None)[0], None
+        spec, dataset = load_dataset(str(spec_path), None, progress=_progress)
+        return _release(home, spec, dataset, _demo_policy(home, spec)), None
     months = data.synthetic_periods + DEMO_MONTHS_AFTER
     _progress(
         f"generating the synthetic '{data.synthetic_preset}' population for {months} months: "
@@ -1377,17 +1383,23 @@ def _demo_release(home: Home, spec_path: Path) -> tuple[Any, Any]:
     labels = sorted(frame[data.time_column].astype(str).unique())
     later = frame[data.time_column].astype(str).isin(labels[-DEMO_MONTHS_AFTER:]).to_numpy()
     dataset = validate(frame.loc[~later].reset_index(drop=True), spec)
-    policy = _demo_policy(home, spec) if spec.policy else policy_for(spec)
-    _progress(f"policy '{policy.name}' (sha256 {policy.sha256[:12]}...)")
-    result = release(
-        spec,
-        dataset,
-        _registry(home),
-        policy=policy,
-        progress=_progress,
-        after_release=_after_release(home, spec.name),
-    )
+    result = _release(home, spec, dataset, _demo_policy(home, spec))
     return result, frame.loc[later].reset_index(drop=True)
+
+
+def _demo_transparency(home: Home, name: str) -> Path | None:
+    """The served version's transparency record in ``<home>/transparency/<name>/`` (the
+    deploying agency's own facts still to complete), or ``None`` when nothing is served."""
+    from audits.transparency import load_settings, settings_path, transparency_record, write_record
+
+    default = settings_path(home)
+    settings = load_settings(str(default) if default.is_file() else None)
+    try:
+        record = transparency_record(_registry(home), None, name, None, settings=settings)
+    except OutreachError as err:
+        _progress(f"  no transparency record for {name}: {err}")
+        return None
+    return write_record(record, home.root / "transparency" / name).html_path
 
 
 def _demo_after_release(home: Home, spec: Any, after: Any) -> None:
@@ -1540,6 +1552,9 @@ def demo(ctx: click.Context, no_serve: bool, port: int) -> None:
         reports.append((summary["registered_model"], decision, summary["report"]))
         if after is not None:
             _demo_after_release(home, result.spec, after)
+        record = _demo_transparency(home, summary["registered_model"])
+        if record is not None:
+            _progress(f"  transparency record: {record}")
     _progress(f"\ndemo finished in {time.perf_counter() - started:.0f} s; home: {home.root}")
     for name, decision, report in reports:
         click.echo(f"{name}: {decision}; audit report: {report}")

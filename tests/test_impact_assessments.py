@@ -35,12 +35,12 @@ from model.data import Dataset
 from model.errors import BadInputError, SpecError
 from model.home import Home
 from model.registry import connect
-from model.spec import ExperimentSpec
+from model.spec import ExperimentSpec, load_spec
 from outreach.cli import _demo_policy, main
 from service import create_app
 from service.loader import ModelSource
 from service.startup import environment_mode
-from tests.conftest import ROOT, Site, TwoReleases, copy_home
+from tests.conftest import NEIGHBOURHOOD_SPEC, ROOT, Site, TwoReleases, copy_home
 from tests.test_pages import copy_site, sign_in
 from tests.test_release import DEFAULT_POLICY, LENIENT, policy_text
 
@@ -161,6 +161,24 @@ def test_the_demo_policy_fills_the_ids_with_marked_placeholders(
     assert found.data_protection.id == DEMO_PLACEHOLDERS["data_protection"]
     assert all("is a placeholder" in p for p in found.problems()) and len(found.problems()) == 2
     assert policy.evaluation.share > 0  # the demo's other change is kept
+
+
+def test_the_demo_policy_of_the_neighbourhood_experiment_fills_them_too(tmp_path: Path) -> None:
+    """Every served demo model is released under placeholders, not only the individual one."""
+    spec = load_spec(NEIGHBOURHOOD_SPEC)
+    home = Home(tmp_path / "home")
+    policy = _demo_policy(home, spec)
+    path = home.root / f"demo-policy-{spec.name}.toml"
+    assert policy.source_path is not None and Path(policy.source_path) == path
+    assert "DEMO PLACEHOLDERS, not real assessments" in path.read_text()
+    found = policy.impact_assessments
+    assert found.fundamental_rights is not None and found.data_protection is not None
+    assert {found.fundamental_rights.id, found.data_protection.id} == set(
+        DEMO_PLACEHOLDERS.values()
+    )
+    shipped = load_policy(str(ROOT / "audits" / "policies" / "neighbourhood.toml"))
+    assert policy.name == f"{shipped.name} (demo)"
+    assert policy.evaluation == shipped.evaluation  # nothing else changed
 
 
 # ----------------------------------------------------------------------------- the audit report

@@ -718,3 +718,24 @@ def test_every_page_links_the_public_summary_without_sign_in(site: Site, tmp_pat
     page = client.get("/login").get_data(as_text=True)
     assert 'href="/transparency"' in page
     assert client.get("/transparency").status_code == 200
+
+
+def test_the_demo_writes_the_served_versions_record_into_the_home(
+    site: Site, tmp_path: Path
+) -> None:
+    """`outreach demo` leaves each served version's record in <home>/transparency/<model>/; a
+    model with nothing served gets none and the demo goes on."""
+    from outreach.cli import _demo_transparency
+
+    own = copy_site(site, tmp_path)
+    name = "individual_outreach"
+    written = _demo_transparency(own.home, name)
+    assert written == own.home.root / "transparency" / name / "transparency.html"
+    record = json.loads(written.with_name("transparency.json").read_text())
+    served = production_alias(connect(own.home), name)
+    assert record["version"] == served
+    assert all(
+        item.endswith("(to be completed by the deploying agency)")
+        for item in required_fields_missing(record)
+    )
+    assert _demo_transparency(own.home, "no_such_model") is None
