@@ -329,7 +329,8 @@ def tradeoff_chart(report: dict[str, Any]) -> Markup | None:
     )
 
 
-def _environment() -> Environment:
+def template_environment() -> Environment:
+    """The Jinja2 environment of the audits' self-contained pages (reports, transparency)."""
     return Environment(
         loader=PackageLoader("audits", "templates"),
         autoescape=select_autoescape(["html", "j2"]),
@@ -357,12 +358,13 @@ def _context(report: dict[str, Any]) -> dict[str, Any]:
 
 def render_html(report: dict[str, Any]) -> str:
     """A self-contained HTML page for the report (no network access needed to read it)."""
-    return _environment().get_template("report.html.j2").render(_context(report))
+    return template_environment().get_template("report.html.j2").render(_context(report))
 
 
 def render_body(report: dict[str, Any]) -> Markup:
     """The report's content without its page, for pages that frame it (styles: :data:`CSS`)."""
-    return Markup(_environment().get_template("report_body.html.j2").render(_context(report)))
+    template = template_environment().get_template("report_body.html.j2")
+    return Markup(template.render(_context(report)))
 
 
 #: Where the report's styles live (inlined by :func:`render_html`).

@@ -39,14 +39,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
 from audits.attestation import Trust, read
 from audits.catalogue import production_alias, report_path
 from audits.loading import LoadedModel, load_version, trust_for
 from audits.policy import ASSESSMENT_KINDS, assessments_from_report, is_placeholder
-from audits.report import DECISION_WORDS, plain_numbers
+from audits.report import DECISION_WORDS, plain_numbers, template_environment
 from model.errors import BadInputError, GateError, NotFoundError
 from model.files import write_atomically
 from model.home import Home
@@ -1084,27 +1083,18 @@ def public_summary(record: Mapping[str, Any]) -> dict[str, Any]:
 # ----------------------------------------------------------------------------- HTML and files
 
 
-def _environment() -> Environment:
-    return Environment(
-        loader=PackageLoader("audits", "templates"),
-        autoescape=select_autoescape(["html", "j2"]),
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-
-
 def _context(record: Mapping[str, Any]) -> dict[str, Any]:
     return {"record": record, "agency": AGENCY, "missing": required_fields_missing(record)}
 
 
 def render_html(record: Mapping[str, Any]) -> str:
     """A self-contained page for the record (inline styles, no network access needed)."""
-    return _environment().get_template("transparency.html.j2").render(_context(record))
+    return template_environment().get_template("transparency.html.j2").render(_context(record))
 
 
 def render_body(record: Mapping[str, Any]) -> Markup:
     """The record's content without its page, for pages that frame it (styles: ``report.css``)."""
-    template = _environment().get_template("transparency_body.html.j2")
+    template = template_environment().get_template("transparency_body.html.j2")
     return Markup(template.render(_context(record)))
 
 
