@@ -315,8 +315,10 @@ def released(
     return Released(home, url, frame, periods, small_spec.name)
 
 
-def copy_home(source: Path, to: Path) -> Home:
-    """A private copy of a home (``to`` must not exist), its MLflow artifacts included.
+def copy_home(source: Path, to: Path, *, fresh_database: bool = False) -> Home:
+    """A private copy of a home (``to`` must not exist), its MLflow artifacts included;
+    ``fresh_database``: without any service state (database, session key, last-known-good
+    copy), as on a first start.
 
     The MLflow store records absolute artifact locations, so a plain copy of the folder still
     reads and writes the original's artifacts; here every path under ``source`` in the copied
@@ -325,7 +327,8 @@ def copy_home(source: Path, to: Path) -> Home:
     import shutil
     import sqlite3
 
-    shutil.copytree(source, to)
+    skip = shutil.ignore_patterns("service", "service.db*") if fresh_database else None
+    shutil.copytree(source, to, ignore=skip)
     store = to / "mlflow.db"
     if store.exists():
         old, new = str(source.resolve()), str(to.resolve())
@@ -381,12 +384,9 @@ def two_releases(
 
 def copy_released(released: Released, folder: Path) -> Released:
     """A private copy (registry, database, snapshots) that a test may change freely."""
-    import shutil
-
     root = folder / "home"
-    shutil.copytree(released.home.root, root)
     return Released(
-        Home(root),
+        copy_home(released.home.root, root),
         f"sqlite:///{root / 'service.db'}",
         released.frame,
         released.periods,

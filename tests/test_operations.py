@@ -11,7 +11,6 @@ import json
 import logging
 import multiprocessing
 import os
-import shutil
 import signal
 import socket
 import stat
@@ -41,6 +40,7 @@ from outreach.cli import main
 from service import create_app
 from service.auth import add_user
 from service.db import Database
+from tests.conftest import copy_home as copy_home_folder
 from tests.migration_worker import upgrade_when_released
 from tests.test_release import LENIENT, policy_text
 
@@ -61,11 +61,7 @@ def served_home(
 
 
 def copy_home(home: Home, to: Path, *, fresh_database: bool = False) -> Home:
-    """A copy of ``home``; ``fresh_database``: without any service state (database, session
-    key, last-known-good copy), as on a first start."""
-    skip = shutil.ignore_patterns("service", "service.db*") if fresh_database else None
-    shutil.copytree(home.root, to, ignore=skip)
-    return Home(to)
+    return copy_home_folder(home.root, to, fresh_database=fresh_database)
 
 
 def free_port() -> int:

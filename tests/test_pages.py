@@ -13,11 +13,10 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select, update
 
 from audits.release import list_versions
-from model.home import Home
 from model.registry import connect
 from service import create_app, monitoring
 from service.db import AccessLogRow, Approval, Database, OptOut, Outcome, QueueEntry
-from tests.conftest import ROLES, Site, on_both_databases, site_database
+from tests.conftest import ROLES, Site, copy_home, on_both_databases, site_database
 from tests.postgres import lift_update_guard, refuse_access_log_inserts
 
 SENSITIVE = ("race_ethnicity", "age_band", "disability", "Hispanic or Latino", "Multiracial")
@@ -40,9 +39,9 @@ def copy_site(site: Site, folder: Path, database_url: str | None = None) -> Site
     service database is the copied SQLite file unless ``database_url`` (``site_database``) says
     otherwise."""
     root = folder / "home"
-    shutil.copytree(site.home.root, root)
+    home = copy_home(site.home.root, root)
     url = database_url or f"sqlite:///{root / 'service.db'}"
-    return Site(Home(root), url, site.passwords, site.awaiting)
+    return Site(home, url, site.passwords, site.awaiting)
 
 
 @pytest.fixture
