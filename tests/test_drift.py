@@ -13,13 +13,9 @@ from hypothesis import strategies as st
 from scipy.stats import chi2_contingency, ks_2samp
 
 from audits.drift import PSI_FLOOR, DriftReport, drift, psi, psi_band, reference_profile
-from audits.release import release
-from model.data import Dataset
 from model.errors import BadInputError
-from model.home import Home
-from model.registry import connect
 from model.spec import ExperimentSpec
-from tests.test_release import LENIENT, policy_text
+from tests.conftest import TwoReleases
 
 KINDS = {
     "eviction_filings_12m": "count",
@@ -388,9 +384,9 @@ def test_row_order_does_not_change_the_report(profile: dict) -> None:
 
 
 def test_a_release_report_carries_the_reference_profile(
-    home: Home, small_spec: ExperimentSpec, dataset: Dataset
+    small_spec: ExperimentSpec, two_releases: TwoReleases
 ) -> None:
-    result = release(small_spec, dataset, connect(home), policy=policy_text(**LENIENT))
+    result = two_releases.good
     validation = result.training.validation
     for item in result.candidates:
         stored = json.loads(item.written.json_path.read_text())["reference_profile"]

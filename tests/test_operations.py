@@ -30,34 +30,26 @@ from flask import Flask
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import text
 
-from audits.release import release
 from model.data import Dataset
 from model.files import create_once, write_atomically
 from model.home import Home
-from model.registry import connect
-from model.spec import ExperimentSpec
 from outreach.cli import main
 from service import create_app
 from service.auth import add_user
 from service.db import Database
+from tests.conftest import TwoReleases
 from tests.conftest import copy_home as copy_home_folder
 from tests.migration_worker import upgrade_when_released
-from tests.test_release import LENIENT, policy_text
 
 STARTS = 20
 FRESH_EVERY = 4  # every 4th start: a home whose service database was never migrated
 
 
 @pytest.fixture(scope="module")
-def served_home(
-    tmp_path_factory: pytest.TempPathFactory, small_spec: ExperimentSpec, dataset: Dataset
-) -> Home:
+def served_home(tmp_path_factory: pytest.TempPathFactory, two_releases: TwoReleases) -> Home:
     """A released model in a home built by this (test) process: its files are as open as the
     process's umask made them, as in a home made before the owner-only rule."""
-    home = Home(tmp_path_factory.mktemp("ops") / "home")
-    result = release(small_spec, dataset, connect(home), policy=policy_text(**LENIENT))
-    assert result.promoted
-    return home
+    return copy_home_folder(two_releases.home.root, tmp_path_factory.mktemp("ops") / "home")
 
 
 def copy_home(home: Home, to: Path, *, fresh_database: bool = False) -> Home:

@@ -25,21 +25,17 @@ from service.auth import ROUTE_ROLES, add_user, set_areas
 from service.batch import score_period
 from service.db import AccessLogRow, Database
 from service.queue import ALL_AREAS
-from tests.conftest import on_both_databases
+from tests.conftest import TwoReleases, copy_home, on_both_databases
 from tests.postgres import lift_update_guard
-from tests.test_release import LENIENT, STRICT, policy_text
+from tests.test_release import LENIENT, policy_text
 
 ROLES = ("coordinator", "analyst", "oversight", "admin")
 
 
 @pytest.fixture(scope="module")
-def served_home(
-    tmp_path_factory: pytest.TempPathFactory, small_spec: ExperimentSpec, dataset: Dataset
-) -> Home:
-    home = Home(tmp_path_factory.mktemp("served") / "home")
-    result = release(small_spec, dataset, connect(home), policy=policy_text(**LENIENT))
-    assert result.promoted
-    return home
+def served_home(tmp_path_factory: pytest.TempPathFactory, two_releases: TwoReleases) -> Home:
+    """A copy of the shared store: a promoted release (production) and a failed one."""
+    return copy_home(two_releases.home.root, tmp_path_factory.mktemp("served") / "home")
 
 
 @pytest.fixture
@@ -469,10 +465,10 @@ def test_unreachable_registry_serves_the_last_known_good_copy(
 
 
 def test_a_hand_moved_alias_to_a_failed_version_is_not_served(
-    served_home: Home, small_spec: ExperimentSpec, dataset: Dataset, tmp_path: Path
+    served_home: Home, small_spec: ExperimentSpec, two_releases: TwoReleases, tmp_path: Path
 ) -> None:
     registry = connect(served_home)
-    failed = release(small_spec, dataset, registry, policy=policy_text(**STRICT))
+    failed = two_releases.failed
     good = registry.client.get_model_version_by_alias(small_spec.name, "production").version
     app = create_app(
         {"HOME": served_home, "DATABASE_URL": f"sqlite:///{tmp_path / 'c.db'}", "WATCH_SECONDS": 0}
