@@ -85,6 +85,30 @@ def fast_spec(path: Path = INDIVIDUAL_SPEC, **overrides: Any) -> ExperimentSpec:
     return parse_spec(fast_mapping(path, **overrides), source_path=str(path))
 
 
+#: The modules that take longest (servers started, fuzzing, releases), collected first. `make
+#: test` spreads whole modules over two processes (pytest-xdist, ``--dist loadfile``), which take
+#: them in collection order: starting the long ones early keeps both processes busy to the end.
+LONG_FIRST = (
+    "test_operations.py",
+    "test_mlflow_server.py",
+    "test_fuzz.py",
+    "test_browser.py",
+    "test_service.py",
+    "test_pages.py",
+    "test_cli.py",
+    "test_withdraw_under_load.py",
+    "test_release.py",
+    "test_attestation.py",
+    "test_api_inputs.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The long modules first (:data:`LONG_FIRST`), the rest in their usual order."""
+    rank = {name: i for i, name in enumerate(LONG_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
+
+
 #: The service databases the tests that matter for the database run on (``on_both_databases``).
 BACKENDS = ("sqlite", "postgresql")
 #: Runs a test once per backend: it overrides the ``backend`` fixture (``"sqlite"`` otherwise).
