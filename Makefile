@@ -51,12 +51,13 @@ java:
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq openjdk-17-jre-headless; }
 	@command -v java >/dev/null || { echo "java (17) is needed on PATH for the Spark tests"; exit 2; }
 
-# Two processes (the machine's two cores), whole modules each, the longest first (tests/conftest.py).
+# Two processes (the machine's two cores), whole modules each, in collection order: the longest
+# first (tests/conftest.py; xdist would otherwise order modules by their number of tests).
 test: $(SPARK_STAMP) browser postgres java
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
-	$(BIN)/pytest -n 2 --dist loadfile --durations=15
+	$(BIN)/pytest -n 2 --dist loadfile --no-loadscope-reorder --durations=15
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

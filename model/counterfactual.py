@@ -473,7 +473,7 @@ def crossings(
     current: dict[str, np.ndarray] = {}
     for feature in wanted:
         term = terms[feature.name]
-        raw[feature.name] = additive._column(term, columns[feature.name])
+        raw[feature.name] = additive.encode(term, columns[feature.name])
         current[feature.name] = additive.calibration_slope * term.evaluate(raw[feature.name])
     arithmetic = _Arithmetic(additive, total, contributions, current)
     within = _within(total, cutoff)

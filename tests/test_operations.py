@@ -223,9 +223,11 @@ def test_twenty_starts_with_four_workers_all_become_ready(
 def test_workers_migrating_a_fresh_database_at_once_all_succeed(tmp_path: Path) -> None:
     """Gunicorn's master migrates first, but the app migrates too (under other servers, and in
     every worker): eight processes upgrading one new database at the same moment."""
-    # Spawned, not forked: this process runs threads (earlier tests' access-log signers), and a
-    # child forked while one of them held SQLite's allocator mutex waits on it forever.
-    context = multiprocessing.get_context("spawn")
+    # Not forked from this process: it runs threads (earlier tests' access-log signers), and a
+    # child forked while one of them held SQLite's allocator mutex waits on it forever. A fork
+    # server is a clean single-threaded process; it loads the worker's module once.
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["tests.migration_worker", "service.db"])
     for attempt in range(3):
         url = f"sqlite:///{tmp_path / f'race{attempt}.db'}"
         barrier, errors = context.Barrier(8), context.Queue()
