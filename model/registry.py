@@ -34,6 +34,8 @@ Progress = Callable[[str], None]
 #: The tag naming a registered version's artifact sha256 (what registration saw; the signed
 #: release attestation is what serving trusts). Other tag names: :mod:`audits.catalogue`.
 ARTIFACT_SHA256 = "artifact_sha256"
+#: MLflow's note of the registered name and version, written into a model folder on download.
+REGISTERED_MODEL_META = "registered_model_meta"
 #: The tag holding the registered model folder's manifest: every file's path and sha256, as JSON.
 ARTIFACT_FILES = "artifact_files"
 
@@ -111,13 +113,16 @@ def folder_manifest(folder: str | Path) -> dict[str, str]:
 
     Of a registered version's folder this is what the signed release covers: the scoring
     model's JSON, the pyfunc's code, MLflow's descriptors and examples. A file added to, changed
-    in or removed from the folder afterwards no longer matches.
+    in or removed from the folder afterwards no longer matches. One file is left out:
+    :data:`REGISTERED_MODEL_META`, which MLflow itself writes into the folder (of a local store,
+    in place) whenever anyone loads or downloads the version as ``models:/NAME/...``; it holds the
+    model's name and version and is never run.
     """
     root = Path(folder)
     return {
         path.relative_to(root).as_posix(): sha256_file(path)
         for path in sorted(root.rglob("*"))
-        if path.is_file()
+        if path.is_file() and path.relative_to(root).as_posix() != REGISTERED_MODEL_META
     }
 
 

@@ -132,15 +132,15 @@ def test_hand_moved_alias_to_a_failed_version_is_refused(
 
 
 def test_tampered_artifact_bytes_are_refused(own: Registry, released: ReleaseResult) -> None:
-    name = released.spec.name
-    version = own.client.get_model_version(name, str(released.chosen.candidate.version))
+    name, version = released.spec.name, str(released.chosen.candidate.version)
+    # An analyst loads the served version as MLflow users do; on a local store MLflow writes its
+    # registered_model_meta note into the version's folder itself: still served.
     with fluent(own):
-        local = Path(mlflow.artifacts.download_artifacts(f"models:/{name}/{version.version}"))
-    stored = next(
-        p
-        for p in own.home.artifacts.rglob("scoring_model.json")
-        if p.read_bytes() == next(local.rglob("scoring_model.json")).read_bytes()
-    )
+        mlflow.artifacts.download_artifacts(f"models:/{name}@production")
+    assert load_production(own, name).version == version
+    folder = Path(own.client.get_model_version_download_uri(name, version).removeprefix("file://"))
+    assert (folder / "registered_model_meta").is_file()
+    stored = folder / "artifacts" / "scoring_model.json"
     stored.write_text(stored.read_text().replace('"intercept"', '"intercept" ', 1))
     with pytest.raises(GateError, match="differs from the audited"):
         load_production(own, name)
