@@ -60,12 +60,6 @@ SENSITIVE_WORDS: dict[str, str] = {
     "majority_group": "the ethnic make-up of the area",
     "income_quintile": "the area's income level",
 }
-#: Used when the audit report does not list the sensitive attributes (never for a served model,
-#: whose report always does): the ones every shipped policy checks for that unit.
-DEFAULT_SENSITIVE: dict[str, tuple[str, ...]] = {
-    "individual": ("race_ethnicity", "sex", "age_band", "disability"),
-    "neighbourhood": ("majority_group", "income_quintile"),
-}
 
 
 @dataclass(frozen=True)
@@ -211,11 +205,16 @@ class _KeepValue(dict[str, str]):
         return "{" + key + "}"
 
 
-def sensitive_words(attributes: Sequence[str]) -> str:
-    """The sensitive attributes in words, joined: "ethnicity, sex, age or any disability"."""
-    words = list(
+def _attribute_words(attributes: Sequence[str]) -> tuple[str, ...]:
+    """Each sensitive attribute in plain words, once, in the given order."""
+    return tuple(
         dict.fromkeys(SENSITIVE_WORDS.get(a, a.replace("_", " ")) for a in attributes if a)
     )
+
+
+def sensitive_words(attributes: Sequence[str]) -> str:
+    """The sensitive attributes in words, joined: "ethnicity, sex, age or any disability"."""
+    words = _attribute_words(attributes)
     if len(words) <= 1:
         return "".join(words)
     return ", ".join(words[:-1]) + " or " + words[-1]
@@ -250,8 +249,8 @@ def person_explanation(
     data_used = tuple(
         DataItem(f.name, feature_words(f), f.source.strip() if f.source else None) for f in features
     )
-    attributes = tuple(sensitive_attributes) or DEFAULT_SENSITIVE[unit]
-    not_used = tuple(dict.fromkeys(SENSITIVE_WORDS.get(a, a.replace("_", " ")) for a in attributes))
+    attributes = tuple(sensitive_attributes)
+    not_used = _attribute_words(attributes)
     contact = contact.strip() if contact and contact.strip() else None
     text = render_text(
         unit=unit,
@@ -369,6 +368,8 @@ class VersionBook:
         self.tracking_uri = tracking_uri
         self._registry: Registry | None = None
         self._models: dict[tuple[str, str], ScoringModel] = {}
+        #: Each audit's sensitive attributes: a signed report never changes, so it is read once.
+        self._attributes: dict[str, tuple[str, ...]] = {}
         self._lock = threading.Lock()
 
     def registry(self) -> Registry:
@@ -399,6 +400,10 @@ class VersionBook:
 
     def sensitive_attributes(self, audit_id: str) -> tuple[str, ...]:
         """The sensitive attributes the version's audit checked (empty if it lists none)."""
+        with self._lock:
+            found = self._attributes.get(audit_id)
+        if found is not None:
+            return found
         try:
             report = read_report(self.registry(), audit_id)
         except (OutreachError, OSError, ValueError) as err:
@@ -408,7 +413,10 @@ class VersionBook:
                 code="audit_unavailable",
             ) from err
         policy = report.get("policy") or {}
-        return tuple(str(a) for a in policy.get("sensitive_attributes") or ())
+        found = tuple(str(a) for a in policy.get("sensitive_attributes") or ())
+        with self._lock:
+            self._attributes[audit_id] = found
+        return found
 
 
 def explain_person(
