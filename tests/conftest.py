@@ -177,8 +177,9 @@ def home(tmp_path: Path) -> Home:
 
 @dataclass(frozen=True)
 class Site:
-    """A home with a production release, one release awaiting approval, two scored months of
-    outreach lists, and one user per role who can sign in to the pages."""
+    """A home with a production release, one release awaiting approval (released by
+    ``analyst-1``), two scored months of outreach lists, and one user per role who can sign in
+    to the pages."""
 
     home: Home
     database_url: str
@@ -212,6 +213,7 @@ def site(
         dataset,
         registry,
         policy=policy_text(**LENIENT, **{"required = false": "required = true"}),
+        released_by="analyst-1",
     )
     summary = second.summary()
     assert summary["awaiting_approval"], summary
@@ -231,6 +233,16 @@ def site(
         add_user(db, f"{role}-user", role, password=password)
     set_areas(db, "coordinator-user", [ALL_AREAS])
     return Site(home, url, passwords, (summary["registered_model"], str(summary["version"])))
+
+
+def copy_site(site: Site, folder: Path, database_url: str | None = None) -> Site:
+    """A private copy of the site (registry and database), so tests may change it freely; its
+    service database is the copied SQLite file unless ``database_url`` (``site_database``) says
+    otherwise."""
+    root = folder / "home"
+    home = copy_home(site.home.root, root)
+    url = database_url or f"sqlite:///{root / 'service.db'}"
+    return Site(home, url, site.passwords, site.awaiting)
 
 
 @pytest.fixture(scope="session")

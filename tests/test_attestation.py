@@ -16,30 +16,27 @@ from click.testing import CliRunner
 from audits.attestation import WithdrawnError, read
 from audits.catalogue import report_path, version_tags
 from audits.loading import load_production, trust_for
-from audits.release import ReleaseResult, approve, release
-from model.data import Dataset
-from model.errors import GateError, NotFoundError
+from audits.release import ReleaseResult, approve
+from model.errors import GateError
 from model.home import Home
 from model.registry import Registry, connect, fluent
 from model.signing import load_signer
-from model.spec import ExperimentSpec
 from outreach.cli import main
 from service import create_app
-from tests.conftest import TwoReleases, copy_home
-from tests.test_release import LENIENT, policy_text
+from tests.conftest import Site, TwoReleases, copy_home, copy_site
 
 
 @pytest.fixture(scope="module")
-def site(two_releases: TwoReleases) -> tuple[Home, ReleaseResult, ReleaseResult]:
+def releases(two_releases: TwoReleases) -> tuple[Home, ReleaseResult, ReleaseResult]:
     """A home with a promoted release and a failed one (two separate releases)."""
     return two_releases.home, two_releases.good, two_releases.failed
 
 
 @pytest.fixture
-def own(site: tuple[Home, ReleaseResult, ReleaseResult], tmp_path: Path) -> Home:
-    """A private copy of the site, artifacts included: tests may change its registry, files and
-    logs freely."""
-    return copy_home(site[0].root, tmp_path / "home")
+def own(releases: tuple[Home, ReleaseResult, ReleaseResult], tmp_path: Path) -> Home:
+    """A private copy of the two releases, artifacts included: tests may change its registry,
+    files and logs freely."""
+    return copy_home(releases[0].root, tmp_path / "home")
 
 
 def _production(registry: Registry, name: str) -> str:
@@ -85,10 +82,10 @@ def test_a_forged_version_with_copied_tags_is_refused(own: Home, tmp_path: Path)
 
 
 def test_a_failed_version_whose_tags_say_pass_is_refused(
-    own: Home, site: tuple[Home, ReleaseResult, ReleaseResult]
+    own: Home, releases: tuple[Home, ReleaseResult, ReleaseResult]
 ) -> None:
     registry = connect(own)
-    name, bad = "individual_outreach", str(site[2].chosen.candidate.version)
+    name, bad = "individual_outreach", str(releases[2].chosen.candidate.version)
     for key, value in {"audit_decision": "PASS", "approval_required": "false"}.items():
         registry.client.set_model_version_tag(name, bad, key, value)
     registry.client.set_registered_model_alias(name, "production", bad)
@@ -127,24 +124,18 @@ def test_an_attestation_without_the_key_is_not_trusted(own: Home, tmp_path: Path
     assert load_production(registry, name).version == _production(registry, name)
 
 
-def test_the_releasing_user_cannot_approve_their_own_release(
-    small_spec: ExperimentSpec, dataset: Dataset, tmp_path: Path
-) -> None:
-    registry = connect(Home(tmp_path / "home"))
-    awaiting = release(
-        small_spec,
-        dataset,
-        registry,
-        policy=policy_text(**LENIENT, **{"required = false": "required = true"}),
-        released_by="analyst-1",
-    )
-    version = str(awaiting.chosen.candidate.version)
+def test_the_releasing_user_cannot_approve_their_own_release(site: Site, tmp_path: Path) -> None:
+    """The site's release awaiting approval was released by ``analyst-1``."""
+    own = copy_site(site, tmp_path)
+    registry = connect(own.home)
+    name, version = own.awaiting
+    served = _production(registry, name)
     with pytest.raises(GateError, match="analyst-1 released it"):
-        approve(registry, small_spec.name, version, by="Analyst-1 ", note="mine")
-    with pytest.raises(NotFoundError):
-        load_production(registry, small_spec.name)
-    assert approve(registry, small_spec.name, version, by="oversight-1", note="checked")
-    entries = [e.statement for e in read(trust_for(registry.home).log(small_spec.name))]
+        approve(registry, name, version, by="Analyst-1 ", note="mine")
+    assert _production(registry, name) == served != version
+    assert approve(registry, name, version, by="oversight-1", note="checked")
+    assert load_production(registry, name).version == version
+    entries = [e.statement for e in read(trust_for(registry.home).log(name))]
     assert [e["kind"] for e in entries][-1] == "approval"
     assert entries[-1]["by"] == "oversight-1" and entries[-1]["version"] == version
 

@@ -20,8 +20,7 @@ import pytest
 from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from tests.conftest import ROOT, Released, Site, copy_released, labels_for
-from tests.test_pages import copy_site
+from tests.conftest import ROOT, Released, Site, copy_released, copy_site, labels_for
 
 CHROMIUM = os.environ.get("OUTREACH_CHROMIUM", "/usr/bin/chromium")
 SHOTS = Path(os.environ.get("OUTREACH_SCREENSHOTS", ROOT / "build" / "screenshots"))

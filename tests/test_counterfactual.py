@@ -559,7 +559,7 @@ def test_the_release_report_has_the_recourse_section(released: Released) -> None
 @pytest.fixture
 def coordinator_app(site: Site, tmp_path: Path) -> Flask:
     from service import create_app
-    from tests.test_pages import copy_site
+    from tests.conftest import copy_site
 
     own = copy_site(site, tmp_path)
     return create_app(

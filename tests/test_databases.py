@@ -19,9 +19,8 @@ from service import access_log, create_app
 from service.access_log import CheckpointSettings, CheckpointWriter, purge, verify
 from service.auth import add_user
 from service.db import AccessLogRow, Base, Database, QueueEntry
-from tests.conftest import Site, on_both_databases, site_database
+from tests.conftest import Site, copy_site, on_both_databases, site_database
 from tests.postgres import RETENTION_ROLE, SERVICE_ROLE, Cluster, grant_service_roles
-from tests.test_pages import copy_site
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "service" / "migrations"
 

@@ -36,9 +36,9 @@ from service.explanation import (
     person_explanation,
     top_reasons,
 )
-from tests.conftest import ROLES, Site
+from tests.conftest import ROLES, Site, copy_site
 from tests.postgres import refuse_access_log_inserts
-from tests.test_pages import copy_site, sign_in
+from tests.test_pages import sign_in
 
 GOLDEN = Path(__file__).with_name("golden")
 UNITS = ("individual", "neighbourhood")

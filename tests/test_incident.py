@@ -31,8 +31,8 @@ from outreach.cli import main
 from service import create_app
 from service.access_log import verify
 from service.db import AccessLogRow, Database
-from tests.conftest import Site
-from tests.test_pages import copy_site, sign_in
+from tests.conftest import Site, copy_site
+from tests.test_pages import sign_in
 from tests.test_release import LENIENT, policy_text
 
 NAME = "individual_outreach"

@@ -16,7 +16,7 @@ from audits.release import list_versions
 from model.registry import connect
 from service import create_app, monitoring
 from service.db import AccessLogRow, Approval, Database, OptOut, Outcome, QueueEntry
-from tests.conftest import ROLES, Site, copy_home, on_both_databases, site_database
+from tests.conftest import ROLES, Site, copy_site, on_both_databases, site_database
 from tests.postgres import lift_update_guard, refuse_access_log_inserts
 
 SENSITIVE = ("race_ethnicity", "age_band", "disability", "Hispanic or Latino", "Multiracial")
@@ -32,16 +32,6 @@ PAGES = {
     "/analyst/versions": {"analyst", "oversight"},
     "/admin/users": {"admin"},
 }
-
-
-def copy_site(site: Site, folder: Path, database_url: str | None = None) -> Site:
-    """A private copy of the site (registry and database), so tests may change it freely; its
-    service database is the copied SQLite file unless ``database_url`` (``site_database``) says
-    otherwise."""
-    root = folder / "home"
-    home = copy_home(site.home.root, root)
-    url = database_url or f"sqlite:///{root / 'service.db'}"
-    return Site(home, url, site.passwords, site.awaiting)
 
 
 @pytest.fixture

@@ -25,7 +25,7 @@ from model.home import Home
 from model.registry import Registry, connect, fluent
 from model.spec import ExperimentSpec, parse_spec
 from model.synthetic import generate_preset
-from tests.conftest import TwoReleases, copy_home, spec_mapping
+from tests.conftest import Site, TwoReleases, copy_home, copy_site, spec_mapping
 from tests.test_gate import DEFAULT_POLICY
 
 
@@ -146,14 +146,15 @@ def test_tampered_artifact_bytes_are_refused(own: Registry, released: ReleaseRes
         load_production(own, name)
 
 
-def test_approval_flow(registry: Registry, small_spec: ExperimentSpec, dataset: Dataset) -> None:
-    result = _release(
-        registry, small_spec, dataset, **LENIENT, **{"required = false": "required = true"}
-    )
-    assert result.decision == "PASS" and result.awaiting_approval and not result.promoted
-    name, version = small_spec.name, str(result.chosen.candidate.version)
-    with pytest.raises(NotFoundError):
-        load_production(registry, name)
+def test_approval_flow(site: Site, tmp_path: Path) -> None:
+    """A PASS under a policy that requires approval waits; production moves only on approval."""
+    own = copy_site(site, tmp_path)
+    registry = connect(own.home)
+    name, version = own.awaiting
+    before = load_production(registry, name).version
+    assert before != version
+    rows = {r["version"]: r for r in list_versions(registry, name)}
+    assert rows[version]["decision"] == "PASS" and "production" not in rows[version]["aliases"]
     assert approve(registry, name, version, by="oversight", note="reviewed the audit")
     loaded = load_production(registry, name)
     assert loaded.version == version and loaded.tags["approved_by"] == "oversight"

@@ -18,8 +18,8 @@ from sqlalchemy import delete, select, update
 from service import create_app
 from service.auth import add_user, set_areas
 from service.db import AccessLogRow, Database, OptIn, OptOut, Outcome, QueueEntry
-from tests.conftest import BACKENDS, Site, site_database
-from tests.test_pages import copy_site, csrf
+from tests.conftest import BACKENDS, Site, copy_site, site_database
+from tests.test_pages import csrf
 
 PASSWORD = "a-password-for-scope-tests"
 

@@ -21,9 +21,8 @@ from model.data import Dataset
 from outreach.cli import main
 from service.auth import add_user
 from service.db import Database
-from tests.conftest import Site, on_both_databases, site_database
+from tests.conftest import Site, copy_site, on_both_databases, site_database
 from tests.test_browser import _free_port
-from tests.test_pages import copy_site
 
 POLL = 1.0
 
