@@ -136,3 +136,12 @@ class CheckFailedError(OutreachError):
     exit_code = 3
     http_status = 409
     code = "check_failed"
+
+
+class JobFailedError(OutreachError):
+    """A job failed for a reason outside its input (a Spark job out of memory, a lost
+    executor, no Java): nothing of it was kept, and the message says what the engine said."""
+
+    exit_code = 1
+    http_status = 500
+    code = "job_failed"

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from audits.loading import LoadedModel
-from model.errors import BadInputError, DataValidationError
+from model.errors import BadInputError, DataValidationError, JobFailedError
 
 #: The partition column of the output (the input's time column keeps its own name and values).
 PERIOD_COLUMN = "scored_period"
@@ -64,6 +64,8 @@ def spark_session(
     ------
     BadInputError
         If pyspark (the ``spark`` extra) is not installed.
+    JobFailedError
+        If Spark cannot start (no Java, a master it cannot reach).
     """
     try:
         from pyspark.sql import SparkSession
@@ -83,7 +85,13 @@ def spark_session(
     }
     for key, value in settings.items():
         builder = builder.config(key, value)
-    session = builder.getOrCreate()
+    try:
+        session = builder.getOrCreate()
+    except Exception as err:  # no Java, a master that cannot be reached: Spark's own words
+        raise JobFailedError(
+            f"cannot start a Spark session on {master}: {_engine_summary(str(err))}",
+            details=["Spark needs Java 17 on PATH (or JAVA_HOME) and a reachable master"],
+        ) from err
     # An existing session keeps its settings; the output's overwrite must replace periods only.
     session.conf.set("spark.sql.sources.partitionOverwriteMode", "dynamic")
     return session
@@ -137,12 +145,32 @@ def _period_expression(frame: Any, column: str) -> Any:
     )
 
 
-def _spark_failure(err: Exception) -> BadInputError | None:
-    """A validation error raised inside the job, as the project's error (else ``None``)."""
+#: A line of an engine's message naming an exception ("java.lang.OutOfMemoryError: ...").
+_EXCEPTION_LINE = re.compile(r"^(?:Caused by: )?[\w.$]*(?:Error|Exception)\b:?")
+
+
+def _engine_summary(text: str) -> str:
+    """The lines of a Spark (Java or Python worker) failure that say what happened, without
+    the stack frames: the deepest "Caused by", else the first exception line."""
+    lines = [line.strip().removeprefix(": ") for line in text.splitlines()]  # Py4J's ": " too
+    lines = [line for line in lines if line and not line.startswith(("at ", "File ", "..."))]
+    named = [line for line in lines if _EXCEPTION_LINE.match(line)]
+    causes = [line for line in named if line.startswith("Caused by: ")]
+    chosen = causes[-1].removeprefix("Caused by: ") if causes else (named or lines or [text])[0]
+    return chosen[:400]
+
+
+def _spark_failure(err: Exception) -> BadInputError | JobFailedError:
+    """A failed job as the project's error: a validation error raised inside the job as that
+    error (exit 2), anything else (memory, a lost executor, disk) as :class:`JobFailedError`
+    with the engine's own words, never its stack trace."""
     text = str(err)
     found = re.search(r"DataValidationError: (.*)((?:\n  - .*)*)", text)
     if found is None:
-        return None
+        return JobFailedError(
+            f"the Spark job failed: {_engine_summary(text)}; nothing of it was kept",
+            details=["Spark's own log (stderr) has the whole trace"],
+        )
     details = [d.strip()[2:] for d in found.group(2).splitlines() if d.strip()]
     return DataValidationError(found.group(1).strip(), details=details[:20])
 
@@ -166,6 +194,9 @@ def score_on_spark(
     BadInputError
         If the data cannot be read or lacks the model's columns, a period is malformed, or a row
         fails the model's input checks (the job stops; nothing of that period is kept).
+    JobFailedError
+        If the job fails for any other reason (memory, a lost executor, an unwritable output):
+        Spark's own words without its stack trace; no period of ``out`` is replaced.
     """
     import mlflow
     from py4j.protocol import Py4JJavaError
@@ -235,7 +266,7 @@ def score_on_spark(
         try:
             scored.write.mode("overwrite").partitionBy(PERIOD_COLUMN).parquet(out)
         except (PySparkException, Py4JJavaError) as err:
-            raise (_spark_failure(err) or err) from err
+            raise _spark_failure(err) from err
     rows = spark.read.parquet(out).where(sf.col(PERIOD_COLUMN).isin(found)).count()
     progress(f"wrote {rows:,} scored rows for {', '.join(found)} to {out}")
     return SparkResult(out, rows, tuple(found))

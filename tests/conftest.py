@@ -89,9 +89,10 @@ def fast_spec(path: Path = INDIVIDUAL_SPEC, **overrides: Any) -> ExperimentSpec:
 #: test` spreads whole modules over two processes (pytest-xdist, ``--dist loadfile``), which take
 #: them in collection order: starting the long ones early keeps both processes busy to the end.
 LONG_FIRST = (
-    "test_operations.py",
+    "test_clean_starts.py",
     "test_mlflow_server.py",
     "test_fuzz.py",
+    "test_operations.py",
     "test_browser.py",
     "test_service.py",
     "test_pages.py",

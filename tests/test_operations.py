@@ -1,8 +1,9 @@
-"""Operations: clean starts under gunicorn, service-wide metrics, owner-only files, a /readyz that
-tells nobody where things live, and API responses no cache keeps.
+"""Operations: service-wide metrics, owner-only files, workers starting on one home at once, a
+/readyz that tells nobody where things live, and API responses no cache keeps.
 
-The starts and the metrics run the real ``outreach serve`` (gunicorn, several workers) on free
-loopback ports; everything else goes through real apps, real SQLite files and real processes.
+The metrics run the real ``outreach serve`` (gunicorn, several workers) on a free loopback port
+(:class:`Served`, also used by ``test_clean_starts``); everything else goes through real apps,
+real SQLite files and real processes.
 """
 
 from __future__ import annotations
@@ -40,9 +41,6 @@ from service.db import Database
 from tests.conftest import TwoReleases
 from tests.conftest import copy_home as copy_home_folder
 from tests.migration_worker import upgrade_when_released
-
-STARTS = 20
-FRESH_EVERY = 4  # every 4th start: a home whose service database was never migrated
 
 
 @pytest.fixture(scope="module")
@@ -150,74 +148,6 @@ def open_entries(root: Path) -> list[str]:
         if not path.is_symlink() and mode & 0o077:
             found.append(f"{path.relative_to(root.parent)} {oct(mode)}")
     return found
-
-
-# -- clean starts ------------------------------------------------------------------------------
-
-
-def _start_and_stop(home: Home, log: Path) -> tuple[float, float, str]:
-    server = Served(home, 4, log)
-    try:
-        ready = server.start()
-    finally:
-        stopped = server.stop()
-    return ready, stopped, server.stderr()
-
-
-def test_twenty_starts_with_four_workers_all_become_ready(
-    served_home: Home, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """Two servers start at once, on different homes, ten times: one home is restarted again
-    and again, the other is every other time a home never started (no database, no key)."""
-    restarted = copy_home(served_home, tmp_path / "restarted")  # the same home, start after start
-    second = copy_home(served_home, tmp_path / "second")
-    timings: list[tuple[str, float, float]] = []
-    homes = {restarted.root, second.root}
-    with ThreadPoolExecutor(2) as pool:
-        for number in range(0, STARTS, 2):
-            fresh = number % FRESH_EVERY == 0
-            other = (
-                copy_home(served_home, tmp_path / f"fresh{number}", fresh_database=True)
-                if fresh
-                else second
-            )
-            homes.add(other.root)
-            runs = [
-                pool.submit(_start_and_stop, home, tmp_path / f"start{number + i}.log")
-                for i, home in enumerate((restarted, other))
-            ]
-            for kind, run in zip(("restart", "fresh" if fresh else "restart"), runs, strict=True):
-                ready, stopped, log = run.result()
-                assert "Worker failed to boot" not in log and "Traceback" not in log, log
-                timings.append((kind, ready, stopped))
-
-    total = sum(ready + stopped for _, ready, stopped in timings) / 2  # two at a time
-    with capsys.disabled():
-        print(
-            f"\n{STARTS} starts with 4 workers, two at a time: about {total:.1f} s; to ready "
-            f"min {min(t[1] for t in timings):.2f} s, max {max(t[1] for t in timings):.2f} s; "
-            f"stop max {max(t[2] for t in timings):.2f} s; "
-            + ", ".join(f"{kind[0]}{ready:.1f}/{stopped:.1f}" for kind, ready, stopped in timings)
-        )
-    # What the workers wrote at start is whole and agreed on: one session key, a last-known-good
-    # copy that verifies, and nothing readable by anyone but the owner.
-    for root in homes:
-        assert len((root / "service" / "session_key").read_bytes()) == 32
-        kept = json.loads(
-            (root / "service" / "last_known_good" / "individual_outreach.json").read_text()
-        )
-        assert kept["artifact"] == "individual_outreach.model.json"
-        assert not list((root / "service" / "last_known_good").glob("*.tmp"))
-        assert open_entries(root) == []
-    offline = create_app(
-        {
-            "HOME": restarted,
-            "DATABASE_URL": f"sqlite:///{tmp_path / 'offline.db'}",
-            "TRACKING_URI": "http://127.0.0.1:9",
-            "WATCH_SECONDS": 0,
-        }
-    )
-    assert offline.test_client().get("/api/v1/readyz").json["status"] == "degraded"
 
 
 def test_workers_migrating_a_fresh_database_at_once_all_succeed(tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from audits.catalogue import read_report
 from audits.loading import LoadedModel, load_production
-from model.errors import BadInputError, CheckFailedError
+from model.errors import BadInputError, CheckFailedError, JobFailedError
 from model.registry import connect
 from model.scorer import scored_frame
 from model.synthetic import generate_preset
@@ -25,7 +25,7 @@ from service.batch import load_period, read_scored_period
 from service.db import QueueEntry, ScoredPeriod
 from service.loader import ModelSource
 from service.periods import Monitoring
-from service.spark_batch import PERIOD_COLUMN, score_on_spark, spark_session
+from service.spark_batch import PERIOD_COLUMN, _spark_failure, score_on_spark, spark_session
 from tests.conftest import Released, copy_released
 
 ROWS = 50_000
@@ -248,8 +248,60 @@ def test_the_cli_scores_on_spark_and_loads_the_queue(
     assert outcome.exit_code == 2, outcome.output
     assert "er_visits_90d" in outcome.output
 
+    # A job that fails outside the input (here the output cannot be written: its parent is a
+    # file) is exit 1 with Spark's own words, no stack trace, and the output as it was.
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a folder")
+    outcome = runner.invoke(
+        main, [*score, "--data", str(data), "--out", str(blocked / "scored"), "--period", period]
+    )
+    assert outcome.exit_code == 1, outcome.output
+    assert "the Spark job failed:" in outcome.output and "Exception" in outcome.output
+    assert "\tat " not in outcome.output and "Traceback" not in outcome.output
+    assert blocked.read_text() == "not a folder"
+
     # No servable model (exit 3), checked before Spark is asked for anything.
     empty = ["--home", str(tmp_path / "empty"), "score", "--engine", "spark"]
     outcome = runner.invoke(main, [*empty, "--data", str(data), "--out", str(out)])
     assert outcome.exit_code == 3, outcome.output
     assert "no verified production model" in outcome.output
+
+
+JAVA_FAILURE = """An error occurred while calling o231.parquet.
+: org.apache.spark.SparkException: Job aborted due to stage failure: Task 0 in stage 4.0 failed
+\tat org.apache.spark.scheduler.DAGScheduler.failJobAndIndependentStages(DAGScheduler.scala:2856)
+\tat scala.collection.immutable.List.foreach(List.scala:333)
+Caused by: org.apache.spark.SparkException: Task failed while writing rows.
+\tat org.apache.spark.sql.errors.QueryExecutionErrors$.taskFailedWhileWritingRowsError(...)
+Caused by: java.lang.OutOfMemoryError: Java heap space
+\tat java.base/java.util.Arrays.copyOf(Arrays.java:3537)
+\t... 12 more
+"""
+PYTHON_WORKER_FAILURE = """An exception was thrown from the Python worker. Please see the stack trace below.
+Traceback (most recent call last):
+  File "/usr/lib/python3/worker.py", line 1247, in main
+    process()
+MemoryError: Unable to allocate 3.00 GiB for an array
+"""  # noqa: E501
+
+
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        (JAVA_FAILURE, "java.lang.OutOfMemoryError: Java heap space"),
+        (PYTHON_WORKER_FAILURE, "MemoryError: Unable to allocate 3.00 GiB for an array"),
+        (JAVA_FAILURE.partition("Caused by")[0], "SparkException: Job aborted due to stage"),
+        ("something odd\nand more", "something odd"),
+    ],
+)
+def test_a_failed_job_is_told_in_spark_s_words_without_its_stack(text: str, said: str) -> None:
+    error = _spark_failure(RuntimeError(text))
+    assert isinstance(error, JobFailedError) and error.exit_code == 1
+    assert said in error.message and "\tat " not in str(error) and "File " not in str(error)
+
+
+def test_a_validation_failure_inside_the_job_stays_bad_input() -> None:
+    text = "PythonException: DataValidationError: 1 row fails\n  - er_visits_90d: -5 below 0\n"
+    error = _spark_failure(RuntimeError(text))
+    assert isinstance(error, BadInputError) and error.exit_code == 2
+    assert error.details == ("er_visits_90d: -5 below 0",)
