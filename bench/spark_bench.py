@@ -18,12 +18,17 @@ from pathlib import Path
 
 import pandas as pd
 
+from audits.catalogue import read_report
 from audits.loading import load_production
-from bench.monitoring_bench import _release, _spec
+from bench.monitoring_bench import _month, _release, _spec
 from model.home import Home
 from model.registry import connect
 from model.scorer import scored_frame
 from model.synthetic import generate_preset
+from service.batch import load_period, read_scored_period, score_period
+from service.db import Database
+from service.monitoring import audited_attributes
+from service.periods import Monitoring
 from service.spark_batch import score_on_spark, spark_session
 
 ROWS = 1_000_000
@@ -46,7 +51,7 @@ def main() -> None:
         root = Path(folder)
         home = Home(root / "home")
         spec = _spec()
-        _release(home, spec)
+        serving = _release(home, spec)
         loaded = load_production(connect(home), spec.name)
         frame = generate_preset(unit="individual", rows=ROWS, seed=1)
         count = len(frame)  # whole people per month: a few rows under ROWS
@@ -84,11 +89,63 @@ def main() -> None:
                 f"{seconds:.1f} s ({count / seconds:,.0f} rows/s, "
                 f"{local / seconds:.2f}x the in-process rate)",
             )
+            month, period = _month(spec)
+            people = len(month)
+            month.to_parquet(root / "month.parquet", index=False)
+            started = time.perf_counter()
+            score_on_spark(spark, loaded, str(root / "month.parquet"), str(root / "month-out"))
+            report(
+                f"one month of {people:,} people: Spark score",
+                f"{time.perf_counter() - started:.1f} s",
+            )
         finally:
             spark.stop()
 
+        audit = read_report(connect(home), serving.audit_id)
+
+        def database(name: str) -> Database:
+            db = Database(f"sqlite:///{root / name}")
+            db.upgrade()
+            return db
+
+        started = time.perf_counter()
+        scored = read_scored_period(root / "month-out", period)
+        loaded_month = load_period(
+            database("loaded.db"),
+            serving,
+            scored,
+            period=period,
+            attributes=audited_attributes(audit),
+            monitoring=Monitoring.from_report(root / "monitoring-loaded", audit),
+            progress=_progress,
+        )
+        seconds = time.perf_counter() - started
+        assert loaded_month.scored == people, loaded_month
+        report(
+            "  then queue load (read, check every score and queued reason, list, lottery, "
+            "monitoring)",
+            f"{seconds:.1f} s ({people / seconds:,.0f} rows/s; {loaded_month.queued:,} queued)",
+        )
+        del scored
+        started = time.perf_counter()
+        in_process = score_period(
+            database("scored.db"),
+            serving,
+            month,
+            period=period,
+            attributes=audited_attributes(audit),
+            monitoring=Monitoring.from_report(root / "monitoring-scored", audit),
+            progress=_progress,
+        )
+        seconds = time.perf_counter() - started
+        assert in_process.queued == loaded_month.queued, (in_process, loaded_month)
+        report(
+            "  against score in process (score + reasons, list, lottery, monitoring)",
+            f"{seconds:.1f} s ({people / seconds:,.0f} rows/s)",
+        )
+
     width = max(len(r[0]) for r in rows)
-    print(f"\n{f'measurement ({count:,} rows)':<{width}}  result")
+    print(f"\n{f'measurement ({count:,} rows unless named)':<{width}}  result")
     for name, value in rows:
         print(f"{name:<{width}}  {value}")
 
