@@ -17,11 +17,11 @@ from typing import Any
 import numpy as np
 
 from audits.crosscheck import crosscheck
-from audits.gate import Breach, Decision, evaluate, worst, worst_disparity
+from audits.gate import Breach, Decision, MissingnessFinding, evaluate, worst, worst_disparity
 from audits.groups import build_groupings
 from audits.metrics import GroupAudit, audit_groups
 from audits.policy import Policy
-from audits.proxies import ProxyResult
+from audits.proxies import MISSINGNESS_ALPHA, MISSINGNESS_RATIO, MissingnessResult, ProxyResult
 
 
 @dataclass(frozen=True)
@@ -68,6 +68,24 @@ def _combine(recorded: Decision, truth: Decision) -> Decision:
     )
 
 
+def missingness_findings(results: Sequence[MissingnessResult]) -> list[MissingnessFinding]:
+    """The groups :func:`audits.proxies.check_missingness` flagged, for the gate."""
+    return [
+        MissingnessFinding(
+            feature=m.feature,
+            attribute=m.attribute,
+            group=g.group,
+            ratio=g.ratio,
+            p_value=g.p_value,
+            message=sentence,
+            limit_ratio=MISSINGNESS_RATIO,
+            alpha=MISSINGNESS_ALPHA,
+        )
+        for m in results
+        for g, sentence in m.flagged
+    ]
+
+
 def run_audit(
     policy: Policy,
     *,
@@ -81,6 +99,7 @@ def run_audit(
     production: GroupAudit | None = None,
     production_truth: GroupAudit | None = None,
     proxies: Sequence[ProxyResult] = (),
+    missingness: Sequence[MissingnessResult] = (),
     fairlearn: bool = False,
     seed: int = 0,
 ) -> AuditOutcome:
@@ -108,6 +127,9 @@ def run_audit(
         The production model's audits on the same rows, for the no-regression check.
     proxies : sequence of ProxyResult
         Findings above the policy's limit become warnings or breaches.
+    missingness : sequence of MissingnessResult
+        Groups flagged there become warnings, review items or breaches, as the policy's
+        ``[missingness] action`` says.
     fairlearn : bool
         Recompute the gated metrics with Fairlearn's MetricFrame and refuse to decide on a
         mismatch (:mod:`audits.crosscheck`).
@@ -141,7 +163,13 @@ def run_audit(
             metrics=[g.metric for g in policy.gates],
         )
     findings = [(p.attribute, p.roc_auc) for p in proxies if p.roc_auc > policy.proxies.max_auc]
-    decision = evaluate(policy, audit, production=production, proxy_findings=findings)
+    decision = evaluate(
+        policy,
+        audit,
+        production=production,
+        proxy_findings=findings,
+        missingness_findings=missingness_findings(missingness),
+    )
     truth_audit = truth_decision = None
     if truth is not None and not np.array_equal(np.asarray(truth), np.asarray(labels)):
         truth_audit = audit_groups(truth, selected, scores, groupings, **options)  # type: ignore[arg-type]

@@ -32,6 +32,21 @@ def worst(*verdicts: Verdict) -> Verdict:
 
 
 @dataclass(frozen=True)
+class MissingnessFinding:
+    """One group whose records miss a feature the model learns from strongly more or less
+    often than everyone else's (from :func:`audits.proxies.check_missingness`)."""
+
+    feature: str
+    attribute: str
+    group: str
+    ratio: float
+    p_value: float
+    message: str
+    limit_ratio: float
+    alpha: float
+
+
+@dataclass(frozen=True)
 class Breach:
     """One limit a candidate does not meet, or one question the audit could not settle."""
 
@@ -339,6 +354,7 @@ def evaluate(
     *,
     production: GroupAudit | None = None,
     proxy_findings: Sequence[tuple[str, float]] = (),
+    missingness_findings: Sequence[MissingnessFinding] = (),
 ) -> Decision:
     """Apply a policy to an audit.
 
@@ -352,6 +368,9 @@ def evaluate(
         metric by more than the policy's tolerance fails.
     proxy_findings : sequence of (attribute, auc)
         Sensitive attributes predictable from the features above the policy's limit.
+    missingness_findings : sequence of MissingnessFinding
+        Groups a gap the model learns from is missing strongly more or less often for; the
+        policy's ``[missingness] action`` says whether each warns, asks for review or blocks.
     """
     breaches: list[Breach] = []
     warnings: list[Breach] = []
@@ -394,6 +413,21 @@ def evaluate(
             ),
         )
         (breaches if proxy.blocking else warnings).append(proxy)
+    action = policy.missingness.action
+    for flagged in missingness_findings:
+        gap = Breach(
+            metric="share missing, ratio to everyone else",
+            attribute=flagged.attribute,
+            group=flagged.group,
+            value=flagged.ratio,
+            ci=(math.nan, math.nan),
+            limit=f"under {flagged.limit_ratio:g}x, or chi-square p >= {flagged.alpha:g}",
+            kind="missingness",
+            blocking=action == "block",
+            message=f"{flagged.message} (policy: {action})",
+            p_value=flagged.p_value,
+        )
+        {"block": breaches, "review": review, "warn": warnings}[action].append(gap)
     verdict: Verdict = "FAIL" if breaches else "REVIEW" if review else "PASS"
     return Decision(
         verdict, tuple(breaches), tuple(warnings), insufficient, tuple(notes), tuple(review)

@@ -89,6 +89,15 @@ class Proxies(_Frozen):
     action: Literal["block", "warn"] = "warn"
 
 
+class Missingness(_Frozen):
+    """What a missingness finding (:func:`audits.proxies.check_missingness`: a gap the model
+    learns from, missing strongly more or less often for one group) does to the decision:
+    ``warn`` lists it among the decision's warnings, ``review`` sends the release to a person,
+    ``block`` fails it."""
+
+    action: Literal["warn", "review", "block"] = "warn"
+
+
 class Approval(_Frozen):
     required: bool = False
 
@@ -260,6 +269,7 @@ class Policy(_Frozen):
     gates: Annotated[tuple[Gate, ...], Field(min_length=1)]
     no_regression: NoRegression = NoRegression()
     proxies: Proxies = Proxies()
+    missingness: Missingness = Missingness()
     approval: Approval = Approval()
     evidence: Evidence = Evidence()
     evaluation: Evaluation = Evaluation()

@@ -159,16 +159,25 @@ class MissingnessResult:
         return self.missing / self.n if self.n else 0.0
 
     @property
-    def findings(self) -> list[str]:
-        """One sentence per group whose missingness differs strongly from everyone else's."""
+    def flagged(self) -> list[tuple[GroupMissingness, str]]:
+        """Each group whose missingness differs strongly from everyone else's, with a sentence
+        saying so."""
         return [
-            f"'{self.feature}' is missing for {g.share:.1%} of {g.group} ({self.attribute}) "
-            f"against {g.rest_share:.1%} of everyone else"
-            + (f" ({g.ratio:.1f} times)" if math.isfinite(g.ratio) else "")
-            + f", p = {g.p_value:.2g}: the gap may stand in for the group"
+            (
+                g,
+                f"'{self.feature}' is missing for {g.share:.1%} of {g.group} ({self.attribute}) "
+                f"against {g.rest_share:.1%} of everyone else"
+                + (f" ({g.ratio:.1f} times)" if math.isfinite(g.ratio) else "")
+                + f", p = {g.p_value:.2g}: the gap may stand in for the group",
+            )
             for g in self.groups
             if g.finding
         ]
+
+    @property
+    def findings(self) -> list[str]:
+        """One sentence per flagged group (:attr:`flagged`)."""
+        return [sentence for _, sentence in self.flagged]
 
     def as_dict(self) -> dict[str, object]:
         return {

@@ -73,6 +73,7 @@ def reaudit(
         clusters=ids,
         periods=len(np.unique(periods)),
         proxies=proxies,
+        missingness=missingness,
         fairlearn=True,
     )
     return build_report(

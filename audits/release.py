@@ -165,10 +165,11 @@ class ReleaseResult:
             "report": str(chosen.written.html_path) if chosen.written else None,
             "report_json": str(chosen.written.json_path) if chosen.written else None,
             "policy": {"name": self.policy.name, "sha256": self.policy.sha256},
-            "breaches": [_finding(b) for b in chosen.outcome.decision.breaches],
+            "breaches": [_finding(b, "kind", "message") for b in chosen.outcome.decision.breaches],
             "review": [
                 _finding(r, "kind", "message", "settle") for r in chosen.outcome.decision.review
             ],
+            "warnings": [_finding(w, "kind", "message") for w in chosen.outcome.decision.warnings],
             "candidates": [
                 {
                     "name": c.candidate.config.name,
@@ -379,6 +380,7 @@ def release(
             production=production_audit,
             production_truth=production_truth,
             proxies=proxies,
+            missingness=missingness,
             fairlearn=True,
             seed=spec.seed,
         )

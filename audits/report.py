@@ -194,6 +194,7 @@ def build_report(
                 "gates": [g.model_dump() for g in policy.gates],
                 "no_regression_tolerance": policy.no_regression.tolerance,
                 "proxy_max_auc": policy.proxies.max_auc,
+                "missingness_action": policy.missingness.action,
                 "approval_required": policy.approval.required,
                 "evaluation": policy.evaluation.model_dump(),
                 "impact_assessments": policy.impact_assessments.model_dump(mode="json"),

@@ -275,6 +275,9 @@ def print_release(summary: dict[str, Any]) -> None:
             f"breaches {c['breaches']}  open questions {c['review']}"
         )
     for b in summary["breaches"]:
+        if None in b["ci"]:  # a finding without an interval (proxy, missingness) says itself
+            _progress(f"  breach: {b['message']}")
+            continue
         _progress(
             f"  breach: {b['metric']} for {b['group']} ({b['attribute']}): {b['value']} "
             f"(interval {b['ci']}), limit {b['limit']}"
@@ -283,6 +286,10 @@ def print_release(summary: dict[str, Any]) -> None:
         _progress(f"  review: {r['message']}")
     if len(summary["review"]) > 20:
         _progress(f"  ... and {len(summary['review']) - 20} more open question(s) in the report")
+    for w in summary["warnings"][:10]:
+        _progress(f"  warning: {w['message']}")
+    if len(summary["warnings"]) > 10:
+        _progress(f"  ... and {len(summary['warnings']) - 10} more warning(s) in the report")
     if summary["promoted"]:
         _progress(f"  promoted version {summary['version']} to production")
     elif summary["awaiting_approval"] and summary["decision"] == "REVIEW":

@@ -77,6 +77,7 @@ def test_a_missing_policy_is_an_error_not_a_skip(tmp_path: Path) -> None:
         ({"intersections": [["race_ethnicity", "income"]]}, "not in sensitive_attributes"),
         ({"gates": [{"metric": "accuracy", "disparity": "ratio", "min": 1}]}, "gates[0].metric"),
         ({"interval_level": 1.5}, "interval_level"),
+        ({"missingness": {"action": "ignore"}}, "missingness.action"),
     ],
 )
 def test_invalid_policies_name_the_key(change: dict, expected: str) -> None:

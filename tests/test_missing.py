@@ -17,6 +17,10 @@ from flask.testing import FlaskClient
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from audits.audit import missingness_findings
+from audits.gate import evaluate
+from audits.policy import Missingness
+from audits.proxies import MISSINGNESS_ALPHA, MISSINGNESS_RATIO, check_missingness
 from audits.release import ReleaseResult, release
 from model.data import read_table, validate
 from model.errors import DataValidationError, SpecError
@@ -314,6 +318,56 @@ def test_the_report_shows_missingness_per_group(
     html = result.chosen.written.html_path.read_text()
     assert "Are records missing more often for some groups?" in html
     assert "no income record on file" in html
+
+
+def test_the_default_policy_lists_missingness_findings_among_the_warnings(
+    gaps_released: tuple[Home, ReleaseResult],
+) -> None:
+    _, result = gaps_released
+    assert result.policy.missingness.action == "warn" and result.promoted
+    warnings = result.summary()["warnings"]
+    gaps = [w for w in warnings if w["kind"] == "missingness"]
+    assert {(w["group"], w["attribute"]) for w in gaps} >= {
+        ("Hispanic or Latino", "race_ethnicity")
+    }
+    assert all("may stand in for the group" in w["message"] for w in gaps)
+    assert {w["message"].split("'")[1] for w in gaps} <= set(GAP_COLUMNS)
+    flagged = result.chosen.report["missingness"]["findings"]
+    assert len(gaps) == len(flagged)  # every finding of the report, no other
+    assert [w for w in result.chosen.report["warnings"] if w["kind"] == "missingness"]
+
+
+@pytest.mark.parametrize(
+    ("action", "verdict", "where"),
+    [("warn", None, "warnings"), ("review", "REVIEW", "review"), ("block", "FAIL", "breaches")],
+)
+def test_the_policy_s_missingness_action_decides_what_a_finding_does(
+    gaps_released: tuple[Home, ReleaseResult],
+    gaps_spec: ExperimentSpec,
+    action: str,
+    verdict: str | None,
+    where: str,
+) -> None:
+    """The chosen candidate's audit judged again, with the findings of its own audit data."""
+    _, result = gaps_released
+    data = result.training.validation
+    sensitive = {a: data.sensitive(a) for a in result.policy.sensitive_attributes}
+    results = check_missingness(data.features, sensitive, gaps_spec, clusters=data.ids)
+    findings = missingness_findings(results)
+    assert findings and all(f.ratio >= MISSINGNESS_RATIO for f in findings)
+    assert all(f.p_value < MISSINGNESS_ALPHA for f in findings)
+    policy = result.policy.model_copy(update={"missingness": Missingness(action=action)})
+    audit = result.chosen.outcome.audit
+    without = evaluate(policy, audit)
+    decided = evaluate(policy, audit, missingness_findings=findings)
+    assert decided.verdict == (verdict or without.verdict)
+    placed = [b for b in getattr(decided, where) if b.kind == "missingness"]
+    assert len(placed) == len(findings)
+    assert all(b.blocking == (action == "block") for b in placed)
+    others = {"warnings", "review", "breaches"} - {where}
+    assert not [b for name in others for b in getattr(decided, name) if b.kind == "missingness"]
+    if action == "review":
+        assert "Hispanic or Latino (race_ethnicity)" in decided.review_groups
 
 
 def test_the_gaps_preset_blanks_people_more_in_one_group() -> None:
