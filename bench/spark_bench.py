@@ -15,6 +15,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -103,23 +104,27 @@ def main() -> None:
 
         audit = read_report(connect(home), serving.audit_id)
 
-        def database(name: str) -> Database:
-            db = Database(f"sqlite:///{root / name}")
+        def into_queue(write: Any, frame: pd.DataFrame, name: str) -> tuple[Any, float]:
+            """``write`` (load_period or score_period) into its own database; with seconds."""
+            db = Database(f"sqlite:///{root / name}.db")
             db.upgrade()
-            return db
+            started = time.perf_counter()
+            result = write(
+                db,
+                serving,
+                frame,
+                period=period,
+                attributes=audited_attributes(audit),
+                monitoring=Monitoring.from_report(root / f"monitoring-{name}", audit),
+                progress=_progress,
+            )
+            return result, time.perf_counter() - started
 
         started = time.perf_counter()
         scored = read_scored_period(root / "month-out", period)
-        loaded_month = load_period(
-            database("loaded.db"),
-            serving,
-            scored,
-            period=period,
-            attributes=audited_attributes(audit),
-            monitoring=Monitoring.from_report(root / "monitoring-loaded", audit),
-            progress=_progress,
-        )
-        seconds = time.perf_counter() - started
+        reading = time.perf_counter() - started
+        loaded_month, seconds = into_queue(load_period, scored, "loaded")
+        seconds += reading
         assert loaded_month.scored == people, loaded_month
         report(
             "  then queue load (read, check every score and queued reason, list, lottery, "
@@ -127,17 +132,7 @@ def main() -> None:
             f"{seconds:.1f} s ({people / seconds:,.0f} rows/s; {loaded_month.queued:,} queued)",
         )
         del scored
-        started = time.perf_counter()
-        in_process = score_period(
-            database("scored.db"),
-            serving,
-            month,
-            period=period,
-            attributes=audited_attributes(audit),
-            monitoring=Monitoring.from_report(root / "monitoring-scored", audit),
-            progress=_progress,
-        )
-        seconds = time.perf_counter() - started
+        in_process, seconds = into_queue(score_period, month, "scored")
         assert in_process.queued == loaded_month.queued, (in_process, loaded_month)
         report(
             "  against score in process (score + reasons, list, lottery, monitoring)",
