@@ -103,8 +103,14 @@ class Decision:
 
     @property
     def review_groups(self) -> tuple[str, ...]:
-        """The groups a person must judge, named as ``group (attribute)``."""
-        return tuple(dict.fromkeys(f"{r.group} ({r.attribute})" for r in self.review))
+        """The groups a person must judge, named as ``group (attribute)``; a missingness
+        question adds which gaps (``group (attribute), gaps in 'feature'``)."""
+        return tuple(
+            dict.fromkeys(
+                f"{r.group} ({r.attribute})" + (f", {r.metric}" if r.kind == "missingness" else "")
+                for r in self.review
+            )
+        )
 
 
 def holm(p_values: Sequence[float]) -> list[float]:
@@ -416,7 +422,7 @@ def evaluate(
     action = policy.missingness.action
     for flagged in missingness_findings:
         gap = Breach(
-            metric="share missing, ratio to everyone else",
+            metric=f"gaps in '{flagged.feature}'",
             attribute=flagged.attribute,
             group=flagged.group,
             value=flagged.ratio,
