@@ -17,11 +17,11 @@ from typing import Any
 import numpy as np
 
 from audits.crosscheck import crosscheck
-from audits.gate import Breach, Decision, MissingnessFinding, evaluate, worst, worst_disparity
+from audits.gate import Breach, Decision, evaluate, worst, worst_disparity
 from audits.groups import build_groupings
 from audits.metrics import GroupAudit, audit_groups
 from audits.policy import Policy
-from audits.proxies import MISSINGNESS_ALPHA, MISSINGNESS_RATIO, MissingnessResult, ProxyResult
+from audits.proxies import MissingnessResult, ProxyResult
 
 
 @dataclass(frozen=True)
@@ -66,24 +66,6 @@ def _combine(recorded: Decision, truth: Decision) -> Decision:
         recorded.notes,
         recorded.review + tuple(_on_truth(b) for b in truth.review),
     )
-
-
-def missingness_findings(results: Sequence[MissingnessResult]) -> list[MissingnessFinding]:
-    """The groups :func:`audits.proxies.check_missingness` flagged, for the gate."""
-    return [
-        MissingnessFinding(
-            feature=m.feature,
-            attribute=m.attribute,
-            group=g.group,
-            ratio=g.ratio,
-            p_value=g.p_value,
-            message=sentence,
-            limit_ratio=MISSINGNESS_RATIO,
-            alpha=MISSINGNESS_ALPHA,
-        )
-        for m in results
-        for g, sentence in m.flagged
-    ]
 
 
 def run_audit(
@@ -168,7 +150,7 @@ def run_audit(
         audit,
         production=production,
         proxy_findings=findings,
-        missingness_findings=missingness_findings(missingness),
+        missingness=missingness,
     )
     truth_audit = truth_decision = None
     if truth is not None and not np.array_equal(np.asarray(truth), np.asarray(labels)):

@@ -20,6 +20,7 @@ from typing import Literal
 
 from audits.metrics import DisparityResult, GroupAudit, significance
 from audits.policy import Gate, Policy
+from audits.proxies import MISSINGNESS_ALPHA, MISSINGNESS_RATIO, MissingnessResult
 
 Verdict = Literal["PASS", "REVIEW", "FAIL"]
 #: Worst first: a combined decision takes the earliest of its parts.
@@ -29,21 +30,6 @@ SEVERITY: tuple[Verdict, ...] = ("FAIL", "REVIEW", "PASS")
 def worst(*verdicts: Verdict) -> Verdict:
     """The most severe of several verdicts."""
     return min(verdicts, key=SEVERITY.index)
-
-
-@dataclass(frozen=True)
-class MissingnessFinding:
-    """One group whose records miss a feature the model learns from strongly more or less
-    often than everyone else's (from :func:`audits.proxies.check_missingness`)."""
-
-    feature: str
-    attribute: str
-    group: str
-    ratio: float
-    p_value: float
-    message: str
-    limit_ratio: float
-    alpha: float
 
 
 @dataclass(frozen=True)
@@ -360,7 +346,7 @@ def evaluate(
     *,
     production: GroupAudit | None = None,
     proxy_findings: Sequence[tuple[str, float]] = (),
-    missingness_findings: Sequence[MissingnessFinding] = (),
+    missingness: Sequence[MissingnessResult] = (),
 ) -> Decision:
     """Apply a policy to an audit.
 
@@ -374,9 +360,9 @@ def evaluate(
         metric by more than the policy's tolerance fails.
     proxy_findings : sequence of (attribute, auc)
         Sensitive attributes predictable from the features above the policy's limit.
-    missingness_findings : sequence of MissingnessFinding
-        Groups a gap the model learns from is missing strongly more or less often for; the
-        policy's ``[missingness] action`` says whether each warns, asks for review or blocks.
+    missingness : sequence of MissingnessResult
+        Missingness by group of the features that may be missing; each flagged group warns,
+        asks for review or blocks, as the policy's ``[missingness] action`` says.
     """
     breaches: list[Breach] = []
     warnings: list[Breach] = []
@@ -420,20 +406,23 @@ def evaluate(
         )
         (breaches if proxy.blocking else warnings).append(proxy)
     action = policy.missingness.action
-    for flagged in missingness_findings:
-        gap = Breach(
-            metric=f"gaps in '{flagged.feature}'",
-            attribute=flagged.attribute,
-            group=flagged.group,
-            value=flagged.ratio,
-            ci=(math.nan, math.nan),
-            limit=f"under {flagged.limit_ratio:g}x, or chi-square p >= {flagged.alpha:g}",
-            kind="missingness",
-            blocking=action == "block",
-            message=f"{flagged.message} (policy: {action})",
-            p_value=flagged.p_value,
-        )
-        {"block": breaches, "review": review, "warn": warnings}[action].append(gap)
+    where = {"block": breaches, "review": review, "warn": warnings}[action]
+    for result in missingness:
+        for group, sentence in result.flagged:
+            where.append(
+                Breach(
+                    metric=f"gaps in '{result.feature}'",
+                    attribute=result.attribute,
+                    group=group.group,
+                    value=group.ratio,
+                    ci=(math.nan, math.nan),
+                    limit=f"under {MISSINGNESS_RATIO:g}x, or chi-square p >= {MISSINGNESS_ALPHA:g}",
+                    kind="missingness",
+                    blocking=action == "block",
+                    message=f"{sentence} (policy: {action})",
+                    p_value=group.p_value,
+                )
+            )
     verdict: Verdict = "FAIL" if breaches else "REVIEW" if review else "PASS"
     return Decision(
         verdict, tuple(breaches), tuple(warnings), insufficient, tuple(notes), tuple(review)

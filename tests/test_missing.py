@@ -17,10 +17,10 @@ from flask.testing import FlaskClient
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from audits.audit import missingness_findings
 from audits.gate import evaluate
 from audits.policy import Missingness
 from audits.proxies import MISSINGNESS_ALPHA, MISSINGNESS_RATIO, check_missingness
+from audits.reaudit import reaudit
 from audits.release import ReleaseResult, release
 from model.data import read_table, validate
 from model.errors import DataValidationError, SpecError
@@ -353,13 +353,13 @@ def test_the_policy_s_missingness_action_decides_what_a_finding_does(
     data = result.training.validation
     sensitive = {a: data.sensitive(a) for a in result.policy.sensitive_attributes}
     results = check_missingness(data.features, sensitive, gaps_spec, clusters=data.ids)
-    findings = missingness_findings(results)
-    assert findings and all(f.ratio >= MISSINGNESS_RATIO for f in findings)
-    assert all(f.p_value < MISSINGNESS_ALPHA for f in findings)
+    findings = [group for m in results for group, _ in m.flagged]
+    assert findings and all(g.ratio >= MISSINGNESS_RATIO for g in findings)
+    assert all(g.p_value < MISSINGNESS_ALPHA for g in findings)
     policy = result.policy.model_copy(update={"missingness": Missingness(action=action)})
     audit = result.chosen.outcome.audit
     without = evaluate(policy, audit)
-    decided = evaluate(policy, audit, missingness_findings=findings)
+    decided = evaluate(policy, audit, missingness=results)
     assert decided.verdict == (verdict or without.verdict)
     placed = [b for b in getattr(decided, where) if b.kind == "missingness"]
     assert len(placed) == len(findings)
@@ -369,6 +369,23 @@ def test_the_policy_s_missingness_action_decides_what_a_finding_does(
     if action == "review":
         named = {f"Hispanic or Latino (race_ethnicity), gaps in '{c}'" for c in GAP_COLUMNS}
         assert named & set(decided.review_groups)
+
+
+def test_a_reaudit_judges_missingness_by_the_policy_too(
+    gaps_released: tuple[Home, ReleaseResult], gaps_population: pd.DataFrame, tmp_path: Path
+) -> None:
+    """``outreach audit --model NAME/VERSION`` on the same data under a policy that blocks on
+    missingness: the flagged groups are its breaches."""
+    home, result = gaps_released
+    data = tmp_path / "population.parquet"
+    gaps_population.to_parquet(data, index=False)
+    policy = result.policy.model_copy(update={"missingness": Missingness(action="block")})
+    reference = f"{result.spec.name}/{result.chosen.candidate.version}"
+    report = reaudit(connect(home), reference, str(data), policy=policy)
+    gaps = [b for b in report["breaches"] if b["kind"] == "missingness"]
+    assert report["decision"] == "FAIL" and gaps
+    assert len(gaps) == len(report["missingness"]["findings"])
+    assert ("Hispanic or Latino", "race_ethnicity") in {(b["group"], b["attribute"]) for b in gaps}
 
 
 def test_the_gaps_preset_blanks_people_more_in_one_group() -> None:
