@@ -17,7 +17,15 @@ from typing import Any
 import numpy as np
 
 from audits.crosscheck import crosscheck
-from audits.gate import Breach, Decision, evaluate, worst, worst_disparity
+from audits.gate import (
+    Breach,
+    Decision,
+    evaluate,
+    policy_limits,
+    resolution_needed,
+    worst,
+    worst_disparity,
+)
 from audits.groups import build_groupings
 from audits.metrics import GroupAudit, audit_groups
 from audits.policy import Policy
@@ -58,6 +66,7 @@ def _on_truth(item: Breach) -> Breach:
 
 def _combine(recorded: Decision, truth: Decision) -> Decision:
     """The worse of two decisions, with both sets of findings (truth's marked as such)."""
+    seen = {(n.attribute, n.group) for n in recorded.not_assessable}
     return Decision(
         worst(recorded.verdict, truth.verdict),
         recorded.breaches + tuple(_on_truth(b) for b in truth.breaches),
@@ -65,7 +74,28 @@ def _combine(recorded: Decision, truth: Decision) -> Decision:
         recorded.insufficient,
         recorded.notes,
         recorded.review + tuple(_on_truth(b) for b in truth.review),
+        recorded.not_assessable
+        + tuple(n for n in truth.not_assessable if (n.attribute, n.group) not in seen),
+        recorded.families + truth.families,
     )
+
+
+def _audit_resolved(
+    policy: Policy,
+    labels: np.ndarray,
+    selected: np.ndarray,
+    scores: np.ndarray | None,
+    groupings: list[Any],
+    options: dict[str, Any],
+    looks: int,
+) -> GroupAudit:
+    """The group audit, redrawn with more resamples when a decision turns on a p-value the
+    first draw cannot resolve (:func:`audits.gate.resolution_needed`)."""
+    audit = audit_groups(labels, selected, scores, groupings, **options)
+    more = resolution_needed(policy, audit, looks=looks)
+    if more:
+        audit = audit_groups(labels, selected, scores, groupings, **{**options, "resamples": more})
+    return audit
 
 
 def run_audit(
@@ -133,8 +163,11 @@ def run_audit(
         "resamples": policy.bootstrap_resamples,
         "level": policy.interval_level,
         "seed": seed,
+        "limits": policy_limits(policy),
     }
-    audit = audit_groups(labels, selected, scores, groupings, **options)  # type: ignore[arg-type]
+    with_truth = truth is not None and not np.array_equal(np.asarray(truth), np.asarray(labels))
+    looks = 2 if with_truth and policy.evidence.judge_truth else 1
+    audit = _audit_resolved(policy, labels, selected, scores, groupings, options, looks)
     checked: dict[str, Any] = {}
     if fairlearn:
         checked = crosscheck(
@@ -151,11 +184,18 @@ def run_audit(
         production=production,
         proxy_findings=findings,
         missingness=missingness,
+        looks=looks,
     )
     truth_audit = truth_decision = None
-    if truth is not None and not np.array_equal(np.asarray(truth), np.asarray(labels)):
-        truth_audit = audit_groups(truth, selected, scores, groupings, **options)  # type: ignore[arg-type]
-        truth_decision = evaluate(policy, truth_audit, production=production_truth)
+    if truth is not None and with_truth:
+        truth_audit = _audit_resolved(policy, truth, selected, scores, groupings, options, looks)
+        truth_decision = evaluate(
+            policy,
+            truth_audit,
+            production=production_truth,
+            looks=looks,
+            labels="ground-truth outcomes",
+        )
         if policy.evidence.judge_truth:
             decision = _combine(decision, truth_decision)
     return AuditOutcome(audit, decision, truth_audit, truth_decision, checked)

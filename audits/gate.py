@@ -1,14 +1,23 @@
 """The release gate: a policy and an audit's numbers in, a decision with its evidence out.
 
-Three outcomes, and the burden of proof is on the model:
+Each group is tested against the policy's **limit**, not against parity, and only groups the
+policy judges on their own (enough people, and people in need, counted as people) are tested:
 
-- **FAIL**: the evidence shows a breach (a blocking limit broken, beyond noise).
-- **REVIEW**: an apparent breach that is not significant, or a group the audit cannot judge with
-  useful power (it could not have detected a disparity at the limit), or a small group whose
-  pooled estimate is beyond a limit. A person decides; nothing is promoted automatically.
-- **PASS**: every group was judged with enough evidence and is within every blocking limit.
+- **FAIL**: the evidence shows a group beyond a blocking limit: the one-sided test of "within the
+  limit" is rejected at the interval's tail level (2.5% for 95% intervals), after Holm's
+  adjustment over the gate's family of judged groups. A group truly *at* the limit fails at
+  most that often.
+- **REVIEW** (an open question a person answers): a group whose estimate is beyond the limit
+  without clear evidence, a group not shown within the limit when the policy's pass rule asks for
+  that evidence, a not-assessable group whose own data show a breach, every not-assessable group
+  when the policy sends them to review, or a gate no group could be judged under.
+- **PASS**: no breach and no open question. Groups too small to be judged are never passed
+  silently: each is named under ``not_assessable`` (with its people and people in need) in every
+  report, JSON document and approval text.
 
-Pure: no I/O, no MLflow. The same inputs always give the same decision, whatever the row order.
+Interval, p-value and decision agree by construction: a group FAILs exactly when its interval
+(at the level the adjustment leaves it) lies wholly beyond the limit. Pure: no I/O, no MLflow.
+The same inputs always give the same decision, whatever the row order.
 """
 
 from __future__ import annotations
@@ -82,6 +91,10 @@ class Decision:
     insufficient: tuple[str, ...] = ()
     notes: tuple[str, ...] = field(default_factory=tuple)
     review: tuple[Breach, ...] = ()
+    #: Groups the policy could not judge on their own with this data (never silently passed).
+    not_assessable: tuple[NotAssessable, ...] = ()
+    #: The families of tests Holm's adjustment ran over.
+    families: tuple[Family, ...] = ()
 
     @property
     def passed(self) -> bool:
@@ -99,6 +112,10 @@ class Decision:
         )
 
 
+#: What the policy does with groups it cannot judge, in words.
+NOT_ASSESSABLE_WORDS = {"review": "sends them to a person", "disclose": "discloses them"}
+
+
 def holm(p_values: Sequence[float]) -> list[float]:
     """Holm-Bonferroni adjusted p-values (NaN stays NaN)."""
     indexed = sorted((p, i) for i, p in enumerate(p_values) if math.isfinite(p))
@@ -111,84 +128,117 @@ def holm(p_values: Sequence[float]) -> list[float]:
     return adjusted
 
 
-def _beyond(gate: Gate, low: float, high: float) -> bool:
-    """True if the whole range [low, high] lies outside the gate's limits."""
-    if gate.min is not None and high < gate.min:
-        return True
-    return gate.max is not None and low > gate.max
-
-
-def _within(gate: Gate, low: float, high: float) -> bool:
-    """True if the whole range [low, high] lies inside the gate's limits."""
-    return not (gate.outside(low) or gate.outside(high))
-
-
 Judgement = Literal["breach", "review", "ok"]
+PassRule = Literal["estimate", "interval"]
+
+
+def tail(policy: Policy) -> float:
+    """The one-sided level of each test: half of one minus the interval level (0.025)."""
+    return significance(policy.interval_level) / 2
+
+
+def limit_p_values(gate: Gate, disparity: DisparityResult) -> tuple[float, float]:
+    """(p_beyond, p_within): the one-sided evidence that the disparity is beyond the gate's
+    limit, and that it is within it. NaN when the audit did not test this limit."""
+    beyond: list[float] = []
+    within: list[float] = []
+    if gate.min is not None:
+        below, above = disparity.limit_p(gate.min)
+        beyond.append(below)
+        within.append(above)
+    if gate.max is not None:
+        below, above = disparity.limit_p(gate.max)
+        beyond.append(above)
+        within.append(below)
+    return min(beyond), max(within)
 
 
 def judge(
-    gate: Gate, disparity: DisparityResult, rule: str, *, p_value: float, alpha: float
+    gate: Gate,
+    disparity: DisparityResult,
+    rule: str,
+    *,
+    p_beyond: float,
+    p_within: float,
+    alpha: float,
+    pass_rule: PassRule = "estimate",
 ) -> Judgement:
-    """One group's comparison against one gate, under the policy's decision rule.
+    """One judged group's comparison against one gate.
 
-    ``p_value`` is the comparison's (possibly adjusted) p-value against parity.
+    ``p_beyond`` is the (adjusted) one-sided p-value of "within the limit": at most ``alpha``
+    is evidence of a breach. ``p_within`` is the one-sided p-value of "beyond the limit": at
+    most ``alpha`` is evidence that the group is within it (needed to pass under the ``interval``
+    pass rule). Under the ``point_estimate`` rule an estimate beyond the limit is a breach.
     """
     value = disparity.value
-    low, high = disparity.ci
     if not math.isfinite(value):
         return "review"
     beyond = gate.outside(value)
-    intervals = math.isfinite(low) and math.isfinite(high)
-    if rule == "point_estimate" or not intervals:
+    if rule == "point_estimate" or not math.isfinite(p_beyond):
         breach = beyond
-    elif rule == "confident_breach":
-        breach = _beyond(gate, low, high)
-    else:  # significant_breach, confident_pass: beyond the limit and a real gap
-        breach = beyond and math.isfinite(p_value) and p_value < alpha
+    else:
+        breach = p_beyond <= alpha
     if breach:
         return "breach"
     if beyond:
         return "review"
-    if rule == "confident_pass" and not _within(gate, low, high):
+    if pass_rule == "interval" and not (math.isfinite(p_within) and p_within <= alpha):
         return "review"
     return "ok"
 
 
-def powered(gate: Gate, disparity: DisparityResult) -> bool:
-    """Whether the audit could detect a disparity at the gate's limit with 80% power."""
-    below, above = disparity.detectable
-    if not (math.isfinite(below) and math.isfinite(above)):
-        return False
-    if gate.min is not None and below < gate.min:
-        return False
-    return not (gate.max is not None and above > gate.max)
+@dataclass(frozen=True)
+class NotAssessable:
+    """A group the policy does not judge on its own with this data (too few people or people in
+    need, or a gated metric that cannot be computed): never a silent pass."""
+
+    attribute: str
+    group: str
+    people: int
+    people_in_need: int
+    why: str
+    #: The group's own estimate of the first blocking gate's disparity (NaN when undefined).
+    estimate: float = math.nan
+    ci: tuple[float, float] = (math.nan, math.nan)
+    #: Whether that own estimate lies beyond the gate's limit.
+    beyond: bool = False
+
+    @property
+    def name(self) -> str:
+        return f"{self.group} ({self.attribute})"
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "group": self.group,
+            "attribute": self.attribute,
+            "people": self.people,
+            "people_in_need": self.people_in_need,
+            "why": self.why,
+            "estimate": _clean(self.estimate),
+            "ci": [_clean(self.ci[0]), _clean(self.ci[1])],
+            "beyond_limit": self.beyond,
+        }
 
 
-def months_to_settle(gate: Gate, disparity: DisparityResult, months: int) -> float:
-    """About how many more months of data would let the audit detect a breach at the limit."""
-    below, above = disparity.detectable
-    parity = 1.0 if gate.disparity == "ratio" else 0.0
-    factors = []
-    for limit, reach in ((gate.min, below), (gate.max, above)):
-        if limit is None or not math.isfinite(reach):
-            continue
-        if gate.disparity == "ratio":
-            if limit <= 0 or reach <= 0:
-                continue
-            have, need = abs(math.log(reach)), abs(math.log(limit))
-        else:
-            have, need = abs(reach - parity), abs(limit - parity)
-        if need > 0 and have > need:
-            factors.append((have / need) ** 2)
-    if not factors:
-        return 0.0
-    return max(months * (max(factors) - 1), 1.0)
+@dataclass(frozen=True)
+class Family:
+    """One family of tests Holm's adjustment runs over: a gate's judged groups on one set of
+    labels."""
 
+    gate: str
+    labels: str
+    comparisons: int
+    adjustment: str
+    alpha: float
 
-def _adjusted(policy: Policy, p_value: float) -> str:
-    if policy.multiple_comparisons != "holm":
-        return ""
-    return f"{p_value:.3g} after Holm's adjustment for the many groups compared, "
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "gate": self.gate,
+            "labels": self.labels,
+            "comparisons": self.comparisons,
+            "adjustment": self.adjustment,
+            "alpha": round(self.alpha, 6),
+        }
 
 
 def _words(gate: Gate) -> str:
@@ -206,9 +256,14 @@ def _compared(audit: GroupAudit, gate: Gate, *, sufficient: bool) -> list[Dispar
     ]
 
 
+def judged(audit: GroupAudit, gate: Gate) -> list[DisparityResult]:
+    """The comparisons a gate judges: groups judged on their own with a defined estimate."""
+    return [d for d in _compared(audit, gate, sufficient=True) if math.isfinite(d.value)]
+
+
 def worst_disparity(audit: GroupAudit, gate: Gate) -> DisparityResult | None:
-    """The most extreme sufficient comparison for a gate (lowest for min, highest for max)."""
-    values = [d for d in _compared(audit, gate, sufficient=True) if math.isfinite(d.value)]
+    """The most extreme judged comparison for a gate (lowest for min, highest for max)."""
+    values = judged(audit, gate)
     if not values:
         return None
     if gate.min is not None:
@@ -216,17 +271,29 @@ def worst_disparity(audit: GroupAudit, gate: Gate) -> DisparityResult | None:
     return max(values, key=lambda d: d.value)
 
 
+def _adjust(policy: Policy, p_values: list[float]) -> list[float]:
+    return holm(p_values) if policy.multiple_comparisons == "holm" else list(p_values)
+
+
 def _judge_sufficient(
     policy: Policy, audit: GroupAudit, gate: Gate, alpha: float
 ) -> tuple[list[Breach], list[Breach]]:
     breaches: list[Breach] = []
     review: list[Breach] = []
-    compared = _compared(audit, gate, sufficient=True)
-    raw_p = [d.p_value for d in compared]
-    adjusted = holm(raw_p) if policy.multiple_comparisons == "holm" else raw_p
-    for d, p_value in zip(compared, adjusted, strict=True):
-        verdict = judge(gate, d, policy.decision_rule, p_value=p_value, alpha=alpha)
-        reach = d.detectable[0] if gate.min is not None else d.detectable[1]
+    compared = judged(audit, gate)
+    tests = [limit_p_values(gate, d) for d in compared]
+    adjusted = _adjust(policy, [t[0] for t in tests])
+    pass_rule = policy.evidence.pass_rule
+    for d, (raw, within), p_value in zip(compared, tests, adjusted, strict=True):
+        verdict = judge(
+            gate,
+            d,
+            policy.decision_rule,
+            p_beyond=p_value,
+            p_within=within,
+            alpha=alpha,
+            pass_rule=pass_rule,
+        )
         common = Breach(
             metric=f"{gate.metric} {gate.disparity}",
             attribute=d.attribute,
@@ -237,107 +304,158 @@ def _judge_sufficient(
             blocking=gate.action == "block",
             p_value=p_value,
             effective_n=d.effective_n,
-            detectable=reach,
         )
+        people = f"{d.people:,} people, {d.people_in_need:,} in need"
         numbers = (
-            f"{d.group} ({d.attribute}) has a {_words(gate)} of {d.value:.3f} against "
-            f"{d.reference} (interval {d.ci[0]:.3f} to {d.ci[1]:.3f}, p {d.p_value:.3g}, "
-            f"{_adjusted(policy, p_value)}effective size {d.effective_n:.0f})"
+            f"{d.group} ({d.attribute}; {people}) has a {_words(gate)} of {d.value:.3f} against "
+            f"{d.reference} (interval {d.ci[0]:.3f} to {d.ci[1]:.3f})"
+        )
+        test = f"p {raw:.3g} that it is within the limit" + (
+            f", {p_value:.3g} after Holm's adjustment over {len(compared)} groups"
+            if policy.multiple_comparisons == "holm"
+            else ""
         )
         if verdict == "breach":
             breaches.append(
-                replace(common, message=f"{numbers}; the policy requires {gate.describe()}")
+                replace(
+                    common,
+                    message=f"{numbers}; beyond the limit ({test}); the policy requires "
+                    f"{gate.describe()}",
+                )
             )
             continue
-        months = months_to_settle(gate, d, audit.periods)
-        settle = (
-            f"about {math.ceil(months)} more month(s) of data like this"
-            if months
-            else "more data, or a person's judgement"
-        )
-        if verdict == "review":
+        settle = _settle(gate, d, audit.periods)
+        if verdict == "review" and gate.outside(d.value):
             review.append(
                 replace(
                     common,
                     kind="apparent_breach",
                     settle=settle,
                     message=(
-                        f"{numbers}: beyond the limit ({gate.describe()}) but not clearly beyond "
-                        f"noise; {settle} would settle it, or a person decides"
+                        f"{numbers}: the estimate is beyond the limit ({gate.describe()}) but the "
+                        f"evidence does not show it beyond doubt ({test}); {settle}"
                     ),
                 )
             )
-        elif policy.evidence.underpowered == "review" and not powered(gate, d):
+        elif verdict == "review":
             review.append(
                 replace(
                     common,
                     kind="underpowered",
                     settle=settle,
                     message=(
-                        f"{numbers}: within the limit, but this audit could only detect a "
-                        f"{_words(gate)} beyond {reach:.3f} (80% power), not one at the limit "
-                        f"{gate.describe()}; {settle} would settle it"
+                        f"{numbers}: the estimate is within the limit, but the interval reaches "
+                        f"beyond it and the policy's pass rule asks for the whole interval "
+                        f"within {gate.describe()}; {settle}"
                     ),
                 )
             )
     return breaches, review
 
 
-def _judge_small(
-    policy: Policy, audit: GroupAudit, gate: Gate
-) -> tuple[list[Breach], list[Breach]]:
-    """Small groups judged on their partially pooled estimate."""
-    breaches: list[Breach] = []
+def _settle(gate: Gate, disparity: DisparityResult, months: int) -> str:
+    """What would settle an open question: about how many more months of data like this would
+    bring the interval's reach to the limit, or a person's judgement."""
+    low, high = disparity.ci
+    value = disparity.value
+    limit = gate.min if gate.min is not None else gate.max
+    if limit is None or not all(map(math.isfinite, (low, high, value))):
+        return "a person decides"
+    if gate.disparity == "ratio":
+        if min(low, high, value, limit) <= 0:
+            return "a person decides"
+        half, gap = (math.log(high) - math.log(low)) / 2, abs(math.log(value) - math.log(limit))
+    else:
+        half, gap = (high - low) / 2, abs(value - limit)
+    if gap <= 0 or half <= 0:
+        return "a person decides"
+    more = months * ((half / gap) ** 2 - 1)
+    if more <= 0:
+        return "a person decides"
+    if more > 24:
+        return "more data than two years would bring: a person decides"
+    return f"about {math.ceil(more)} more month(s) of data like this, or a person decides"
+
+
+def _not_assessable(
+    policy: Policy, audit: GroupAudit, gate: Gate, alpha: float
+) -> tuple[list[NotAssessable], list[Breach]]:
+    """Groups a gate cannot judge on their own, and the open questions they raise."""
+    found: list[NotAssessable] = []
     review: list[Breach] = []
-    for d in _compared(audit, gate, sufficient=False):
-        estimate, (low, high) = d.pooled, d.pooled_ci
+    small = [
+        d
+        for d in audit.disparities
+        if d.metric == gate.metric
+        and d.kind == gate.disparity
+        and gate.applies_to(d.attribute)
+        and (not d.sufficient or not math.isfinite(d.value))
+    ]
+    tests = [limit_p_values(gate, d)[0] for d in small]
+    adjusted = _adjust(policy, tests)
+    for d, p_value in zip(small, adjusted, strict=True):
+        if not math.isfinite(d.value):
+            why = (
+                "nobody in need was recorded"
+                if d.people_in_need == 0
+                else f"its {_words(gate)} cannot be computed"
+            )
+        else:
+            why = (
+                f"{d.people:,} people, {d.people_in_need:,} in need: the policy judges a group "
+                f"on its own from {policy.min_group_size:,} people and "
+                f"{policy.min_group_positives:,} in need"
+            )
+        item = NotAssessable(
+            attribute=d.attribute,
+            group=d.group,
+            people=d.people,
+            people_in_need=d.people_in_need,
+            why=why,
+            estimate=d.value,
+            ci=d.ci,
+            beyond=math.isfinite(d.value) and gate.outside(d.value),
+        )
+        found.append(item)
         common = Breach(
             metric=f"{gate.metric} {gate.disparity}",
             attribute=d.attribute,
             group=d.group,
-            value=estimate,
-            ci=(low, high),
+            value=d.value,
+            ci=d.ci,
             limit=gate.describe(),
             blocking=gate.action == "block",
-            effective_n=d.effective_n,
-            kind="small_group",
+            p_value=p_value,
+            kind="not_assessable",
         )
-        if not math.isfinite(estimate):
-            if policy.small_groups == "block":
-                review.append(
-                    replace(common, message=f"{d.group} ({d.attribute}): too small to estimate")
-                )
-            continue
-        pooled = (
-            f"{d.group} ({d.attribute}) is a small group; its pooled {_words(gate)} is "
-            f"{estimate:.3f} (credible interval {low:.3f} to {high:.3f}; own estimate "
-            f"{d.value:.3f})"
+        own_breach = (
+            policy.decision_rule != "point_estimate"
+            and math.isfinite(p_value)
+            and p_value <= alpha
+            and item.beyond
         )
-        if _beyond(gate, low, high):
-            breaches.append(
-                replace(
-                    common,
-                    kind="small_group",
-                    message=f"{pooled}: beyond {gate.describe()} even after pooling",
-                )
-            )
-        elif gate.outside(estimate):
+        if own_breach:
             review.append(
                 replace(
                     common,
-                    kind="small_group",
-                    message=f"{pooled}: beyond {gate.describe()}; a person decides",
+                    message=(
+                        f"{item.name}: too small to be judged on its own ({why}), but its own "
+                        f"data show its {_words(gate)} ({d.value:.3f}, interval {d.ci[0]:.3f} to "
+                        f"{d.ci[1]:.3f}) beyond the limit {gate.describe()}; a person decides"
+                    ),
                 )
             )
-        elif policy.small_groups == "block":
+        elif policy.not_assessable_action == "review":
             review.append(
                 replace(
                     common,
-                    kind="small_group",
-                    message=f"{pooled}: the policy asks a person to judge every small group",
+                    message=(
+                        f"{item.name}: not assessable with this data ({why}); the policy sends "
+                        "such groups to a person"
+                    ),
                 )
             )
-    return breaches, review
+    return found, review
 
 
 def evaluate(
@@ -347,6 +465,8 @@ def evaluate(
     production: GroupAudit | None = None,
     proxy_findings: Sequence[tuple[str, float]] = (),
     missingness: Sequence[MissingnessResult] = (),
+    looks: int = 1,
+    labels: str = "recorded outcomes",
 ) -> Decision:
     """Apply a policy to an audit.
 
@@ -354,7 +474,8 @@ def evaluate(
     ----------
     policy : Policy
     audit : GroupAudit
-        The candidate's group metrics at the operating point.
+        The candidate's group metrics at the operating point, tested against the policy's
+        limits (``audit_groups(..., limits=policy_limits(policy))``).
     production : GroupAudit, optional
         The production model's audit on the same data; a candidate worse than it on a gated
         metric by more than the policy's tolerance fails.
@@ -363,31 +484,65 @@ def evaluate(
     missingness : sequence of MissingnessResult
         Missingness by group of the features that may be missing; each flagged group warns,
         asks for review or blocks, as the policy's ``[missingness] action`` says.
+    looks : int
+        How many decisions on different labels of the same rows combine into one (2 when the
+        ground truth is judged beside the recorded labels): each gets its share of the level
+        (Bonferroni), so the combined FAIL error stays within it.
+    labels : str
+        Which labels this look judges (named in the report's families).
     """
     breaches: list[Breach] = []
     warnings: list[Breach] = []
     review: list[Breach] = []
     notes: list[str] = list(policy.changed_meanings)
-    alpha = significance(policy.interval_level)
+    alpha = tail(policy) / max(looks, 1)
+    not_assessable: dict[tuple[str, str], NotAssessable] = {}
+    families: list[Family] = []
     for gate in policy.gates:
         found, doubts = _judge_sufficient(policy, audit, gate, alpha)
-        small_found, small_doubts = _judge_small(policy, audit, gate)
+        small, small_doubts = _not_assessable(policy, audit, gate, alpha)
+        count = len(judged(audit, gate))
+        families.append(
+            Family(
+                gate=gate.describe(),
+                labels=labels,
+                comparisons=count,
+                adjustment=policy.multiple_comparisons,
+                alpha=alpha,
+            )
+        )
         if gate.action == "block":
-            breaches += found + small_found
+            breaches += found
             review += doubts + small_doubts
+            for item in small:
+                not_assessable.setdefault((item.attribute, item.group), item)
+            if not count and audit.disparities:
+                review.append(
+                    Breach(
+                        metric=f"{gate.metric} {gate.disparity}",
+                        attribute="(all)",
+                        group="(no group)",
+                        value=math.nan,
+                        ci=(math.nan, math.nan),
+                        limit=gate.describe(),
+                        kind="nothing_judged",
+                        message=(
+                            f"no group could be judged on its own under {gate.describe()}: "
+                            "the data are too thin for this gate; a person decides"
+                        ),
+                    )
+                )
         else:
-            warnings += found + small_found + doubts + small_doubts
+            warnings += found + doubts + small_doubts
         if production is not None:
             regression = _regression(policy, gate, audit, production)
             if regression is not None:
                 (breaches if gate.action == "block" else warnings).append(regression)
-    insufficient = tuple(
-        f"{g.group} ({g.attribute}): {g.note}" for g in audit.groups if not g.sufficient
-    )
+    insufficient = tuple(f"{item.name}: {item.why}" for item in not_assessable.values())
     if insufficient:
         notes.append(
-            f"{len(insufficient)} group(s) are below the minimum sizes and were judged on their "
-            "partially pooled estimates"
+            f"{len(insufficient)} group(s) could not be judged on their own with this data "
+            f"(the policy {NOT_ASSESSABLE_WORDS[policy.not_assessable_action]})"
         )
     for attribute, auc in proxy_findings:
         proxy = Breach(
@@ -425,8 +580,50 @@ def evaluate(
             )
     verdict: Verdict = "FAIL" if breaches else "REVIEW" if review else "PASS"
     return Decision(
-        verdict, tuple(breaches), tuple(warnings), insufficient, tuple(notes), tuple(review)
+        verdict,
+        tuple(breaches),
+        tuple(warnings),
+        insufficient,
+        tuple(notes),
+        tuple(review),
+        tuple(not_assessable.values()),
+        tuple(families),
     )
+
+
+def policy_limits(policy: Policy) -> list[tuple[str, str, float]]:
+    """The (metric, kind, value) limits an audit must test for this policy's gates."""
+    out: list[tuple[str, str, float]] = []
+    for gate in policy.gates:
+        for value in (gate.min, gate.max):
+            if value is not None:
+                out.append((gate.metric, gate.disparity, float(value)))
+    return out
+
+
+def resolution_needed(policy: Policy, audit: GroupAudit, *, looks: int = 1) -> int:
+    """Resamples the decision needs, or 0 when the audit's are enough.
+
+    A resampled p-value cannot fall below ``1 / (B + 1)``. When a judged group's unadjusted
+    p-value of "within the limit" is at the test's level, Holm's adjustment over the family may
+    ask for a smaller one than the resamples can show: the audit is then redrawn with enough
+    resamples for about ten beyond the smallest cut-off.
+    """
+    alpha = tail(policy) / max(looks, 1)
+    needed = 0
+    for gate in policy.blocking_gates:
+        compared = judged(audit, gate)
+        m = len(compared) if policy.multiple_comparisons == "holm" else 1
+        if not any(limit_p_values(gate, d)[0] <= alpha for d in compared):
+            continue
+        enough = math.ceil(10 * max(m, 1) / alpha)
+        if audit.resamples < enough:
+            needed = max(needed, min(enough, MAX_RESAMPLES))
+    return needed
+
+
+#: The most resamples a redrawn audit uses.
+MAX_RESAMPLES = 50_000
 
 
 def _regression(

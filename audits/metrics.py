@@ -13,16 +13,21 @@ instead.
 Intervals and tests come from one method, so they always agree. The counts are resampled with a
 Bayesian cluster bootstrap (:mod:`audits.resampling`: whole people or areas, so repeated months
 never narrow an interval), and each compared cell gets the Jeffreys prior's half count, so a
-group (or reference) with no one flagged still has an honest, non-degenerate spread. The
-interval is the central quantile range of the resampled comparison; the p-value is twice the
-share of resamples on the far side of parity. A 95% interval excludes parity exactly when the
-p-value is below 0.05 (up to one resample's granularity), and the ratio and the difference of a
-metric always share their p-value.
+group (or reference) with no one flagged still has an honest, non-degenerate spread.
 
-Evidence. For every group and metric the audit reports the effective sample size (the size of an
-independent sample with the same spread, after clustering) and the smallest disparity it could
-detect with 80% power. Small groups additionally get a partially pooled estimate
-(:mod:`audits.shrinkage`).
+Tests and intervals are one construction. A one-sided p-value against a value ``v`` counts the
+resamples on the far side: ``(b + 1) / (B + 1)``, so it never reaches 0 with finite resamples.
+The interval's ends are where that p-value crosses the level's tail, so a 95% interval lies
+wholly below ``v`` exactly when the one-sided p-value of "at least ``v``" is at most 0.025, and
+wholly above it exactly when the p-value of "at most ``v``" is (a property test checks it).
+The gate tests each group against the policy's *limit*, not against parity
+(:func:`limit_tests`); the two-sided p-value against parity is reported as information.
+
+Evidence. Sizes are counted in people (clusters), not rows: each group's people and people in
+need decide whether the policy judges it on its own. For every group and metric the audit
+reports the effective sample size (the size of an independent sample with the same spread,
+after clustering). Small groups additionally get a partially pooled estimate
+(:mod:`audits.shrinkage`), shown for information only: the gate never decides on it.
 
 Calibration (observed rate against mean score) and ROC AUC per group carry analytic intervals
 (normal approximation and Hanley-McNeil), stated as such in reports.
@@ -32,9 +37,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
+import pandas as pd
 from scipy.stats import norm
 
 from audits.groups import Grouping
@@ -113,6 +119,9 @@ class GroupResult:
     #: The smallest recall and selection-rate differences from the reference it could detect.
     detectable: dict[str, float]
     reference: bool = False
+    #: People (clusters) with rows in the group, and people with at least one row in need.
+    people: int = 0
+    people_in_need: int = 0
 
 
 @dataclass(frozen=True)
@@ -137,6 +146,19 @@ class DisparityResult:
     #: The group's own and the reference's metric values.
     group_value: float = float("nan")
     reference_value: float = float("nan")
+    #: One-sided tests against each limit the audit was asked about: (limit, p_below, p_above),
+    #: where p_below is the evidence that the disparity is below the limit and p_above that it
+    #: is above (each ``(b + 1) / (B + 1)``).
+    limit_tests: tuple[tuple[float, float, float], ...] = ()
+    people: int = 0
+    people_in_need: int = 0
+
+    def limit_p(self, limit: float) -> tuple[float, float]:
+        """(p_below, p_above) of the test against ``limit`` (NaN when it was not tested)."""
+        for value, below, above in self.limit_tests:
+            if value == limit:
+                return below, above
+        return float("nan"), float("nan")
 
 
 @dataclass(frozen=True)
@@ -183,27 +205,48 @@ def significance(level: float) -> float:
     return round(1.0 - level, 12)
 
 
-def interval(draws: np.ndarray, level: float) -> np.ndarray:
-    """Central quantile intervals along axis 0 (the inverted empirical CDF, as the test uses).
-
-    Equal to ``np.nanquantile(draws, [tail, 1 - tail], axis=0, method="inverted_cdf")``
-    (tests check it), computed with one sort; NaN where no resample is defined.
-    """
+def _tail_count(level: float, valid: np.ndarray) -> np.ndarray:
+    """How many resamples may lie beyond an interval's end: ``floor(tail (B + 1)) - 1``."""
     tail = significance(level) / 2
+    return np.floor(tail * (valid + 1) + 1e-9).astype(np.intp) - 1
+
+
+def interval(draws: np.ndarray, level: float) -> np.ndarray:
+    """Central intervals along axis 0, the inversion of :func:`tail_p_values`.
+
+    The lower end is the (c+1)-th smallest valid resample and the upper end the (c+1)-th
+    largest, with ``c = floor(tail (B + 1)) - 1``: the interval lies wholly below ``v`` exactly
+    when ``tail_p_values(draws, v)[0] <= tail`` (and wholly above when ``[1] <= tail``). NaN
+    where no resample is defined, or too few to reach the level.
+    """
     ordered = np.sort(draws, axis=0)  # NaN sorts last
     valid = (~np.isnan(draws)).sum(axis=0)
-    low = np.maximum(np.ceil(tail * valid - 1e-9).astype(np.intp) - 1, 0)
-    high = np.maximum(np.ceil((1 - tail) * valid - 1e-9).astype(np.intp) - 1, 0)
+    c = _tail_count(level, valid)
+    low = np.clip(c, 0, None)
+    high = np.clip(valid - 1 - c, 0, None)
     picked = np.take_along_axis(ordered, np.stack([low, high]), axis=0)
-    return np.where(valid > 0, picked, np.nan)
+    return np.where((valid > 0) & (c >= 0), picked, np.nan)
+
+
+def tail_p_values(draws: np.ndarray, value: float | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """One-sided p-values against ``value`` along axis 0: ``(p_below, p_above)``.
+
+    ``p_below`` is the evidence that the quantity is below ``value`` (the share of resamples at
+    or above it, as ``(b + 1) / (B + 1)``); ``p_above`` the evidence that it is above.
+    """
+    valid = ~np.isnan(draws)
+    count = valid.sum(axis=0)
+    at_or_above = ((draws >= value) & valid).sum(axis=0)
+    at_or_below = ((draws <= value) & valid).sum(axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        below = np.where(count > 0, (at_or_above + 1) / (count + 1), np.nan)
+        above = np.where(count > 0, (at_or_below + 1) / (count + 1), np.nan)
+    return below, above
 
 
 def p_values(draws: np.ndarray, parity: float) -> np.ndarray:
-    """Two-sided p-values against parity: twice the share of resamples on its far side."""
-    valid = np.isfinite(draws) | np.isinf(draws)
-    count = np.maximum(valid.sum(axis=0), 1)
-    below = ((draws <= parity) & valid).sum(axis=0) / count
-    above = ((draws >= parity) & valid).sum(axis=0) / count
+    """Two-sided p-values against parity: twice the smaller one-sided p-value (at most 1)."""
+    below, above = tail_p_values(draws, parity)
     return np.minimum(1.0, 2.0 * np.minimum(below, above))
 
 
@@ -296,6 +339,7 @@ def audit_groups(
     resamples: int = 1000,
     level: float = 0.95,
     seed: int = 0,
+    limits: Sequence[tuple[str, str, float]] = (),
 ) -> GroupAudit:
     """Metrics per group, comparisons with each group's reference, intervals and evidence.
 
@@ -317,13 +361,17 @@ def audit_groups(
         What each group is compared with: everyone else (default), the attribute's largest
         group, or a named group.
     min_group_size, min_group_positives : int
-        Groups below either are reported as small and judged on their pooled estimate.
+        People, and people in need (clusters, not rows), a group needs to be judged on its own
+        evidence; below either it is reported as not assessable (with a pooled estimate for
+        information).
     resamples : int
         Bootstrap resamples (0 for point estimates only).
     level : float
         Interval level.
     seed : int
         Bootstrap seed: the same inputs give the same intervals.
+    limits : sequence of (metric, kind, value)
+        Values each comparison is tested against one-sidedly (the policy's limits).
     """
     labels = np.asarray(labels, dtype=np.intp)
     selected = np.asarray(selected, dtype=bool)
@@ -346,12 +394,14 @@ def audit_groups(
         bootstrap = ClusterBootstrap(cells, confusion_cells(labels, selected), clusters)
         fine_draws = bootstrap.draw(resamples, rng)
     score_order = None if scores is None else np.argsort(scores, kind="stable")
+    cluster_codes = None if clusters is None else pd.factorize(np.asarray(clusters))[0]
     parents: dict[str, tuple[Grouping, dict[str, np.ndarray]]] = {}
     for index, grouping in enumerate(groupings):
         draws = None
         if fine_draws is not None:
             draws = grouping_draws(fine_draws, cells.group_of[index], len(grouping.levels))
         table = count_table(labels, selected, grouping.codes, len(grouping.levels))
+        people = people_counts(grouping.codes, len(grouping.levels), labels, cluster_codes)
         pooled = _audit_grouping(
             audit,
             grouping,
@@ -365,9 +415,32 @@ def audit_groups(
             min_group_size=min_group_size,
             min_group_positives=min_group_positives,
             parents=parents,
+            people=people,
+            limits=limits,
         )
         parents[grouping.attribute] = (grouping, pooled)
     return audit
+
+
+def people_counts(
+    codes: np.ndarray, groups: int, labels: np.ndarray, clusters: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """People per group, and people with at least one row in need (clusters, not rows).
+
+    A person whose rows fall in two groups (an age band crossed between months) counts in both.
+    Without clusters every row is its own person.
+    """
+    codes = np.asarray(codes, dtype=np.int64)
+    need = np.asarray(labels) == 1
+    if clusters is None:
+        return (
+            np.bincount(codes, minlength=groups),
+            np.bincount(codes[need], minlength=groups),
+        )
+    key = np.asarray(clusters, dtype=np.int64) * groups + codes
+    everyone = pd.unique(key) % groups
+    in_need = pd.unique(key[need]) % groups
+    return np.bincount(everyone, minlength=groups), np.bincount(in_need, minlength=groups)
 
 
 def _parent_rates(
@@ -400,6 +473,8 @@ def _audit_grouping(
     min_group_size: int,
     min_group_positives: int,
     parents: dict[str, tuple[Grouping, dict[str, np.ndarray]]],
+    people: tuple[np.ndarray, np.ndarray],
+    limits: Sequence[tuple[str, str, float]],
 ) -> dict[str, np.ndarray]:
     """Audit one grouping into ``audit``; returns its pooled estimates (for its children)."""
     n_groups = len(grouping.levels)
@@ -414,7 +489,8 @@ def _audit_grouping(
     theirs = rates(reference_table, flagged_total, positives_total)
     sizes = table.sum(axis=1)
     positives = table[:, 0] + table[:, 2]
-    sufficient = (sizes >= min_group_size) & (positives >= min_group_positives)
+    persons, persons_in_need = people
+    sufficient = (persons >= min_group_size) & (persons_in_need >= min_group_positives)
 
     # Resampled comparisons: each compared cell gets the Jeffreys prior's half count.
     mine_draws: dict[str, np.ndarray] = {}
@@ -448,7 +524,7 @@ def _audit_grouping(
             sizes, 1
         )
         aucs = group_auc(labels, scores, grouping.codes, n_groups, score_order=score_order)
-    comparisons = _comparisons(audit, mine_draws, theirs_draws)
+    comparisons = _comparisons(audit, mine_draws, theirs_draws, limits)
     for g, level_name in enumerate(grouping.levels):
         metrics = {k: float(v[g]) for k, v in point.items()}
         ci = {k: _pair(v, g) for k, v in intervals.items()}
@@ -468,10 +544,10 @@ def _audit_grouping(
         note = ""
         if not sufficient[g]:
             note = (
-                f"insufficient data for its own estimate: {int(sizes[g])} people and "
-                f"{int(positives[g])} in need "
-                f"(the policy asks for at least {min_group_size} and {min_group_positives}); "
-                "judged on its pooled estimate"
+                f"not assessable with this data: {int(persons[g])} people, "
+                f"{int(persons_in_need[g])} of them in need "
+                f"(the policy judges a group on its own from {min_group_size} people and "
+                f"{min_group_positives} in need)"
             )
         detectable = {
             metric: float(comparisons[(metric, "difference")]["detectable_gap"][g])
@@ -492,6 +568,8 @@ def _audit_grouping(
                 effective_n={k: float(v[g]) for k, v in effective.items()},
                 detectable=detectable,
                 reference=ref == g,
+                people=int(persons[g]),
+                people_in_need=int(persons_in_need[g]),
             )
         )
         if ref == g:
@@ -534,6 +612,12 @@ def _audit_grouping(
                         pooled_ci=shrunk_ci,
                         group_value=float(mine[metric][g]),
                         reference_value=float(theirs[metric][g]),
+                        limit_tests=tuple(
+                            (value, float(below[g]), float(above[g]))
+                            for value, (below, above) in (found or {}).get("limits", {}).items()
+                        ),
+                        people=int(persons[g]),
+                        people_in_need=int(persons_in_need[g]),
                     )
                 )
     _spreads(audit, grouping, point, draws, sufficient)
@@ -573,9 +657,11 @@ def _comparisons(
     audit: GroupAudit,
     mine_draws: dict[str, np.ndarray],
     theirs_draws: dict[str, np.ndarray],
-) -> dict[tuple[str, str], dict[str, np.ndarray]]:
-    """Intervals, p-values and detectable disparities of every metric's ratio and difference."""
-    out: dict[tuple[str, str], dict[str, np.ndarray]] = {}
+    limits: Sequence[tuple[str, str, float]] = (),
+) -> dict[tuple[str, str], dict[str, Any]]:
+    """Intervals, p-values (against parity, and one-sided against each limit) and detectable
+    disparities of every metric's ratio and difference."""
+    out: dict[tuple[str, str], dict[str, Any]] = {}
     if not mine_draws:
         return out
     power = float(norm.ppf(1 - (1 - audit.level) / 2)) + _Z_POWER
@@ -598,6 +684,9 @@ def _comparisons(
             "detectable": np.vstack([-power * spread, power * spread]),
             "detectable_gap": power * spread,
         }
+        for kind, draws in (("ratio", ratio), ("difference", difference)):
+            wanted = sorted({v for m, k, v in limits if (m, k) == (metric, kind)})
+            out[(metric, kind)]["limits"] = {v: tail_p_values(draws, v) for v in wanted}
     return out
 
 

@@ -105,12 +105,28 @@ class Approval(_Frozen):
 class Evidence(_Frozen):
     """How much evidence a PASS needs, and which labels the gate reads."""
 
-    #: ``review``: a group whose audit could not detect a disparity at the gate's limit (80%
-    #: power) sends the release to REVIEW; ``report``: it is only noted.
-    underpowered: Literal["review", "report"] = "review"
+    #: What a judged group needs to pass a blocking gate. ``interval``: its whole interval within
+    #: the limit (evidence that it is within); ``estimate``: its estimate within the limit (the
+    #: policy's minimum sizes, chosen with ``outreach policy simulate``, supply the power).
+    #: Anything else is an open question for a person.
+    pass_rule: Literal["estimate", "interval"] = "interval"
+    #: Version-1 and early version-2 files: ``review`` meant the ``interval`` pass rule,
+    #: ``report`` the ``estimate`` one.
+    underpowered: Literal["review", "report"] | None = None
     #: When the data carries a ground-truth column, the gate judges it as well as the recorded
     #: labels, and the worse decision stands.
     judge_truth: bool = True
+    #: Simulated audits per group and true ratio behind every report's table of the gate's error
+    #: rates (``outreach policy simulate`` takes its own ``--reps``).
+    simulations: Annotated[int, Field(ge=20, le=5000)] = 200
+
+    @model_validator(mode="before")
+    @classmethod
+    def _old_key(cls, raw: Any) -> Any:
+        if isinstance(raw, dict) and raw.get("underpowered") and "pass_rule" not in raw:
+            rule = "interval" if raw["underpowered"] == "review" else "estimate"
+            return {**raw, "pass_rule": rule}
+        return raw
 
 
 class Evaluation(_Frozen):
@@ -241,9 +257,9 @@ VERSION_1_CHANGES = {
         "can hide an under-served largest group; version 2's default is 'rest' (everyone else)"
     ),
     "small_groups": (
-        "small_groups '{value}': groups below the minimum sizes are now judged on their pooled "
-        "(partially pooled, empirical-Bayes) estimate; 'block' now sends the release to REVIEW "
-        "instead of failing it"
+        "small_groups '{value}': groups below the minimum sizes (counted in people) are not "
+        "assessable with the data and are named on every report; 'block' sends the release to "
+        "REVIEW instead of failing it"
     ),
 }
 
@@ -261,6 +277,11 @@ class Policy(_Frozen):
     min_group_size: Annotated[int, Field(ge=1)] = 100
     min_group_positives: Annotated[int, Field(ge=1)] = 20
     small_groups: Literal["report", "block"] = "report"
+    #: Groups below the minimum sizes (in people), or whose gated metric cannot be computed, are
+    #: not assessable with the data: ``disclose`` names them on every report and approval;
+    #: ``review`` also sends the release to a person. Unset: ``review`` when ``small_groups`` is
+    #: ``block``, else ``disclose``.
+    not_assessable: Literal["disclose", "review"] | None = None
     interval_level: Annotated[float, Field(gt=0.5, lt=1.0)] = 0.95
     bootstrap_resamples: Annotated[int, Field(ge=0, le=100_000)] = 1000
     decision_rule: DecisionRule = "significant_breach"
@@ -303,6 +324,12 @@ class Policy(_Frozen):
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+    @property
+    def not_assessable_action(self) -> Literal["disclose", "review"]:
+        if self.not_assessable is not None:
+            return self.not_assessable
+        return "review" if self.small_groups == "block" else "disclose"
 
     @property
     def blocking_gates(self) -> tuple[Gate, ...]:
@@ -400,6 +427,7 @@ def policy_from_report(report: dict[str, Any]) -> Policy | None:
             key: stored[key]
             for key in (
                 "small_groups",
+                "not_assessable",
                 "interval_level",
                 "bootstrap_resamples",
                 "decision_rule",
@@ -410,7 +438,9 @@ def policy_from_report(report: dict[str, Any]) -> Policy | None:
             if stored.get(key) is not None
         },
         **(
-            {"evidence": {"underpowered": stored["underpowered"]}}
+            {"evidence": {"pass_rule": stored["pass_rule"]}}
+            if stored.get("pass_rule")
+            else {"evidence": {"underpowered": stored["underpowered"]}}
             if stored.get("underpowered")
             else {}
         ),

@@ -45,6 +45,7 @@ from audits.report import (
     Subject,
     WrittenReport,
     build_report,
+    characteristics,
     new_audit_id,
     write_report,
 )
@@ -399,6 +400,8 @@ def release(
         )
         for c in audited
     ]
+    progress("simulating the gate's error rates on this audit's groups, people and months")
+    table = characteristics(policy, chosen.outcome, seed=spec.seed, progress=progress)
     card = model_card(spec, result)
     experiment = {**_experiment_info(spec, result), **_released_data(spec, dataset)}
     kinds = {f.name: f.kind for f in spec.features}
@@ -444,6 +447,7 @@ def release(
                 sensitive,
                 min_group_size=policy.min_group_size,
             ),
+            characteristics=table,
         )
         item.written = write_report(item.report, registry.home.audits / item.audit_id)
         _record_audit(registry, spec, policy, item, tags)

@@ -12,7 +12,7 @@ import json
 import math
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,6 +27,7 @@ from audits.gate import Decision
 from audits.metrics import GroupAudit
 from audits.policy import Policy
 from audits.proxies import MISSINGNESS_ALPHA, MISSINGNESS_RATIO, MissingnessResult, ProxyResult
+from audits.simulate import operating_characteristics, persistence_from, shape_from_report
 
 SCHEMA = "outreach.audit/2"
 #: What each decision means, in the words an oversight board reads.
@@ -119,10 +120,15 @@ def _summary_sentences(audit: GroupAudit, outcome: str, policy: Policy) -> list[
         )
     small = [g for g in audit.groups if not g.sufficient]
     if small:
+        what = (
+            "each sends the release to a person"
+            if policy.not_assessable_action == "review"
+            else "each is named here and in the approval, never passed silently"
+        )
         sentences.append(
-            f"{len(small)} group(s) were too small to judge on their own (fewer than "
-            f"{policy.min_group_size} people or {policy.min_group_positives} in need); each was "
-            "judged on an estimate pooled with its parent group, never passed by default."
+            f"{len(small)} group(s) could not be judged on their own with this data (fewer than "
+            f"{policy.min_group_size:,} people or {policy.min_group_positives:,} people in need); "
+            f"{what}."
         )
     return sentences
 
@@ -147,13 +153,16 @@ def build_report(
     reference_profile: dict[str, Any] | None = None,
     after_release: dict[str, Any] | None = None,
     recourse: dict[str, Any] | None = None,
+    characteristics: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The audit report as a JSON-ready mapping (schema ``outreach.audit/2``).
 
     ``reference_profile`` is the drift reference of the audited data and scores
     (:func:`audits.drift.reference_profile`), kept under ``"reference_profile"`` so that the
-    signed report carries it. ``recourse`` is :func:`audits.recourse.recourse_audit`'s section
-    (how far people just below the cut-off are from it, per group), ``None`` when not computed.
+    signed report carries it. ``characteristics`` is the gate's operating-characteristics table
+    (:mod:`audits.simulate`) for this audit's shape. ``recourse`` is
+    :func:`audits.recourse.recourse_audit`'s section (how far people just below the cut-off
+    are from it, per group), ``None`` when not computed.
     """
     created = (created_at or datetime.now(UTC)).isoformat(timespec="seconds")
     truth = None
@@ -185,6 +194,8 @@ def build_report(
                 "min_group_size": policy.min_group_size,
                 "min_group_positives": policy.min_group_positives,
                 "small_groups": policy.small_groups,
+                "not_assessable": policy.not_assessable_action,
+                "pass_rule": policy.evidence.pass_rule,
                 "reference_group": policy.reference_group,
                 "version": policy.version,
                 "sensitive_attributes": list(policy.sensitive_attributes),
@@ -205,9 +216,14 @@ def build_report(
             "breaches": [b.as_dict() for b in decision.breaches],
             "review": [r.as_dict() for r in decision.review],
             "review_groups": list(decision.review_groups),
+            "not_assessable": [n.as_dict() for n in decision.not_assessable],
+            "families": [f.as_dict() for f in decision.families],
+            "operating_characteristics": characteristics,
             "evidence": {
                 "clusters": audit.clusters,
                 "periods": audit.periods,
+                "resamples": audit.resamples,
+                "persistence": persistence_from(group_rows(audit)),
                 "comparison": "everyone else"
                 if policy.reference_group == "rest"
                 else policy.reference_group,
@@ -244,6 +260,29 @@ def build_report(
     )
 
 
+def characteristics(
+    policy: Policy,
+    outcome: AuditOutcome,
+    *,
+    seed: int = 0,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Any] | None:
+    """The gate's operating characteristics on this audit's shape (:mod:`audits.simulate`), as
+    the report carries them; ``None`` when the policy has no gate the simulation can draw."""
+    shape = shape_from_report(
+        {
+            "groups": group_rows(outcome.audit),
+            "overall": outcome.audit.overall,
+            "evidence": {"persistence": persistence_from(group_rows(outcome.audit))},
+            "truth": {"judged": outcome.truth is not None and policy.evidence.judge_truth},
+        }
+    )
+    table = operating_characteristics(
+        policy, shape, replicates=policy.evidence.simulations, seed=seed, progress=progress
+    )
+    return None if table is None else plain_numbers(table.as_dict())
+
+
 def group_rows(audit: GroupAudit) -> list[dict[str, Any]]:
     return [
         {
@@ -251,6 +290,8 @@ def group_rows(audit: GroupAudit) -> list[dict[str, Any]]:
             "group": g.group,
             "n": g.n,
             "positives": g.positives,
+            "people": g.people,
+            "people_in_need": g.people_in_need,
             "flagged": g.flagged,
             "reference": g.reference,
             "sufficient": g.sufficient,

@@ -6,8 +6,10 @@ first attribute's group; for a single attribute, the whole population): the grou
 a Beta prior centred on the parent's rate, with a strength (``kappa``, in people) estimated from
 how much the sibling groups really differ from their parents (method of moments). Groups that
 differ little from their parents are pulled strongly towards them; when siblings differ a lot,
-each group mostly keeps its own rate. The prior is never stronger than the median sibling's
-effective size, so a group always keeps at least a third of its own evidence's weight.
+each group mostly keeps its own rate. The prior is never stronger than twice the group's own
+effective size, so every group keeps at least a third of its own evidence's weight (a test
+checks it). The gate never decides on a pooled estimate: it is shown for groups too small to be
+judged on their own, for information.
 
 Counts are taken at their effective size (after clustering), so repeated months do not make a
 group look more certain than it is. The credible interval is the Beta posterior's central range.
@@ -47,6 +49,12 @@ def kappa(successes: np.ndarray, trials: np.ndarray, prior_mean: np.ndarray) -> 
     return min(1 / rho - 1, cap)
 
 
+def own_weight(strength: np.ndarray, size: np.ndarray) -> np.ndarray:
+    """The share of a pooled estimate's weight that comes from the group's own data."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(size + strength > 0, size / (size + strength), 1.0)
+
+
 def pooled_estimates(
     table: np.ndarray,
     effective: dict[str, np.ndarray],
@@ -77,7 +85,8 @@ def pooled_estimates(
             scale = np.where(n > 0, size / n, 0.0)
         xe, ne = x * scale, n * scale
         mean = np.clip(np.nan_to_num(parent[metric], nan=0.5), 1e-6, 1 - 1e-6)
-        strength = kappa(xe, ne, mean)
+        # At most twice the group's own effective size: its own data keep >= 1/3 of the weight.
+        strength = np.minimum(kappa(xe, ne, mean), 2.0 * ne)
         a = strength * mean + xe + 0.5
         b = strength * (1 - mean) + (ne - xe) + 0.5
         out[metric] = (a / (a + b), beta.ppf(tail, a, b), beta.ppf(1 - tail, a, b))

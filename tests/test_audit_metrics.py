@@ -111,7 +111,7 @@ def test_small_groups_are_reported_not_passed() -> None:
     groupings = build_groupings(groups, attributes=["a"])
     audit = audit_groups(labels, selected, scores, groupings, min_group_size=100, resamples=50)
     tiny = audit.group("a", "tiny")
-    assert not tiny.sufficient and "insufficient data" in tiny.note
+    assert not tiny.sufficient and "not assessable with this data" in tiny.note
     assert not any(d.sufficient for d in audit.disparities if d.group == "tiny")
 
 

@@ -138,7 +138,7 @@ def test_small_groups_are_never_passed_silently() -> None:
     )
     assert blocking.decision.verdict == "REVIEW"
     assert "Small (race_ethnicity)" in blocking.decision.review_groups
-    assert all(r.kind == "small_group" for r in blocking.decision.review)
+    assert all(r.kind == "not_assessable" for r in blocking.decision.review)
 
 
 def test_regression_against_production_fails() -> None:
