@@ -79,6 +79,7 @@ def crosscheck(
     mismatches: list[str] = []
     summaries: dict[str, dict[str, dict[str, float | None]]] = {}
     for attribute in dict.fromkeys(g.attribute for g in audit.groups):
+        ours_by_name = {g.group: g for g in audit.groups if g.attribute == attribute}
         columns = attribute.split(JOIN)
         features = pd.DataFrame({c: np.asarray(sensitive[c]).astype(str) for c in columns})
         frame = MetricFrame(
@@ -89,7 +90,12 @@ def crosscheck(
         )
         for key, row in frame.by_group.iterrows():
             name = JOIN.join(map(str, key)) if isinstance(key, tuple) else str(key)
-            ours = audit.group(attribute, name)
+            ours = ours_by_name.get(name)
+            if ours is None:
+                mismatches.append(
+                    f"{attribute} = {name}: a group Fairlearn found and the audit did not"
+                )
+                continue
             for metric in wanted:
                 theirs, mine = float(row[metric]), float(ours.metrics[metric])
                 if not math.isfinite(mine) and _denominator(ours, metric) == 0:

@@ -7,7 +7,8 @@ the threshold) or a capacity (the top k by score, overall or per period).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,7 +17,7 @@ import pandas as pd
 
 from audits.audit import AuditOutcome, run_audit
 from audits.policy import Policy
-from audits.report import Subject, build_report, new_audit_id
+from audits.report import Subject, build_report, characteristics, new_audit_id
 from model.errors import BadInputError, DataValidationError
 from model.metrics import top_k_mask
 
@@ -30,6 +31,8 @@ class OperatingPoint:
     threshold: float | None = None
     top_k: int | None = None
     period: str | None = None
+    #: The column naming each row's person (or area): rows of one are resampled together.
+    cluster: str | None = None
 
     def check(self) -> None:
         modes = [
@@ -44,6 +47,8 @@ class OperatingPoint:
             )
         if self.top_k is not None and self.top_k < 1:
             raise BadInputError(f"--top-k must be at least 1 (got {self.top_k})")
+        if self.threshold is not None and not math.isfinite(self.threshold):
+            raise BadInputError(f"--threshold must be a finite number (got {self.threshold})")
 
     def describe(self) -> str:
         if self.decision is not None:
@@ -69,9 +74,28 @@ def _binary(frame: pd.DataFrame, column: str, problems: list[str]) -> np.ndarray
     return values.to_numpy(dtype=np.int8)
 
 
+#: Fewest rows an external audit takes.
+MIN_ROWS = 2
+#: A sensitive column with more distinct values than this (and than half its rows) is refused as
+#: continuous: it must be grouped into bands first.
+MAX_GROUPS = 100
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A validated predictions frame, as the audit reads it."""
+
+    labels: np.ndarray
+    selected: np.ndarray
+    scores: np.ndarray | None
+    groups: dict[str, np.ndarray]
+    clusters: np.ndarray | None
+    periods: int
+
+
 def prepare(
     frame: pd.DataFrame, *, label: str, sensitive: Sequence[str], point: OperatingPoint
-) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, dict[str, np.ndarray]]:
+) -> Prepared:
     """Validate a predictions frame and turn it into labels, decisions, scores and groups.
 
     Raises
@@ -81,17 +105,26 @@ def prepare(
     """
     point.check()
     needed = [label, *sensitive]
-    needed += [c for c in (point.decision, point.score, point.period) if c is not None]
+    needed += [
+        c for c in (point.decision, point.score, point.period, point.cluster) if c is not None
+    ]
     missing = [c for c in needed if c not in frame.columns]
     if missing:
         raise DataValidationError(
             "the predictions file lacks columns",
             details=[f"missing columns: {', '.join(missing)} (found: {', '.join(frame.columns)})"],
         )
-    if len(frame) == 0:
-        raise DataValidationError("the predictions file has no rows")
+    if len(frame) < MIN_ROWS:
+        raise DataValidationError(
+            f"the predictions file has {len(frame)} row(s): an audit needs at least {MIN_ROWS}"
+        )
     problems: list[str] = []
     labels = _binary(frame, label, problems)
+    if labels is not None and not labels.any():
+        problems.append(
+            f"column '{label}': nobody has the outcome (all {len(frame)} rows are 0): no group's "
+            "reach can be judged"
+        )
     selected: np.ndarray | None = None
     scores: np.ndarray | None = None
     if point.decision is not None:
@@ -124,10 +157,58 @@ def prepare(
             problems.append(
                 f"column '{attribute}': missing in rows {_rows(column.isna().to_numpy())}"
             )
+        distinct = int(column.nunique(dropna=True))
+        if distinct > MAX_GROUPS and distinct > len(frame) // 2:
+            problems.append(
+                f"column '{attribute}': {distinct:,} distinct values; a sensitive attribute needs "
+                f"groups (at most {MAX_GROUPS}), so group a continuous column into bands first"
+            )
+            continue
         groups[attribute] = column.astype(str).to_numpy(dtype=object)
+    clusters = None
+    if point.cluster is not None:
+        ids = frame[point.cluster]
+        if ids.isna().any():
+            problems.append(
+                f"column '{point.cluster}': missing in rows {_rows(ids.isna().to_numpy())}"
+            )
+        clusters = ids.astype(str).to_numpy(dtype=object)
+    periods = int(frame[point.period].nunique()) if point.period is not None else 1
     if problems or labels is None or selected is None:
         raise DataValidationError("the predictions file cannot be audited", details=problems)
-    return labels, selected, scores, groups
+    return Prepared(labels, selected, scores, groups, clusters, max(periods, 1))
+
+
+def audit_frame(
+    frame: pd.DataFrame,
+    *,
+    policy: Policy,
+    label: str,
+    sensitive: Sequence[str],
+    point: OperatingPoint,
+) -> tuple[AuditOutcome, Policy]:
+    """The audit's outcome on a predictions frame, and the policy as applied to its attributes
+    (``sensitive`` replaces the policy's own list; see :func:`audit_predictions`)."""
+    if not sensitive:
+        raise BadInputError("name at least one sensitive attribute to audit (--sensitive A,B)")
+    rows = prepare(frame, label=label, sensitive=sensitive, point=point)
+    intersections = [c for c in policy.intersections if all(a in sensitive for a in c)]
+    if not intersections and len(sensitive) > 1:
+        intersections = [tuple(sensitive)]
+    effective = policy.model_copy(
+        update={"sensitive_attributes": tuple(sensitive), "intersections": tuple(intersections)}
+    )
+    outcome = run_audit(
+        effective,
+        labels=rows.labels,
+        selected=rows.selected,
+        scores=rows.scores,
+        sensitive=rows.groups,
+        clusters=rows.clusters,
+        periods=rows.periods,
+        fairlearn=True,
+    )
+    return outcome, effective
 
 
 def audit_predictions(
@@ -138,6 +219,7 @@ def audit_predictions(
     sensitive: Sequence[str],
     point: OperatingPoint,
     source: str,
+    progress: Callable[[str], None] | None = None,
 ) -> tuple[AuditOutcome, dict[str, Any]]:
     """Audit a predictions frame against a policy; returns the outcome and its report.
 
@@ -146,22 +228,8 @@ def audit_predictions(
     all their attributes are present, and with two or more attributes and no such intersection,
     all of them are intersected.
     """
-    if not sensitive:
-        raise BadInputError("name at least one sensitive attribute to audit (--sensitive A,B)")
-    labels, selected, scores, groups = prepare(frame, label=label, sensitive=sensitive, point=point)
-    intersections = [c for c in policy.intersections if all(a in sensitive for a in c)]
-    if not intersections and len(sensitive) > 1:
-        intersections = [tuple(sensitive)]
-    effective = policy.model_copy(
-        update={"sensitive_attributes": tuple(sensitive), "intersections": tuple(intersections)}
-    )
-    outcome = run_audit(
-        effective,
-        labels=labels,
-        selected=selected,
-        scores=scores,
-        sensitive=groups,
-        fairlearn=True,
+    outcome, effective = audit_frame(
+        frame, policy=policy, label=label, sensitive=sensitive, point=point
     )
     audit_id = new_audit_id()
     report = build_report(
@@ -173,6 +241,7 @@ def audit_predictions(
         operating_point={"kind": "external", "description": point.describe()},
         outcome=f"had the outcome recorded in '{label}'",
         outcome_detail=outcome,
+        characteristics=characteristics(effective, outcome, progress=progress),
     )
     return outcome, report
 
@@ -203,5 +272,8 @@ def json_document(report: dict[str, Any], paths: dict[str, str]) -> dict[str, An
         "fairlearn": report["fairlearn"],
         "warnings": report["warnings"],
         "insufficient_groups": report["insufficient_groups"],
+        "not_assessable": report["not_assessable"],
+        "families": report["families"],
+        "evidence": report["evidence"],
         **paths,
     }

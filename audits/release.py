@@ -171,6 +171,8 @@ class ReleaseResult:
                 _finding(r, "kind", "message", "settle") for r in chosen.outcome.decision.review
             ],
             "warnings": [_finding(w, "kind", "message") for w in chosen.outcome.decision.warnings],
+            "not_assessable": [n.as_dict() for n in chosen.outcome.decision.not_assessable],
+            "operating_characteristics": (chosen.report or {}).get("operating_characteristics"),
             "candidates": [
                 {
                     "name": c.candidate.config.name,

@@ -27,7 +27,13 @@ from audits.gate import Decision
 from audits.metrics import GroupAudit
 from audits.policy import Policy
 from audits.proxies import MISSINGNESS_ALPHA, MISSINGNESS_RATIO, MissingnessResult, ProxyResult
-from audits.simulate import operating_characteristics, persistence_from, shape_from_report
+from audits.simulate import (
+    AuditShape,
+    operating_characteristics,
+    persistence_from,
+    shape_from_report,
+)
+from model.errors import BadInputError
 
 SCHEMA = "outreach.audit/2"
 #: What each decision means, in the words an oversight board reads.
@@ -260,6 +266,19 @@ def build_report(
     )
 
 
+def audit_shape(policy: Policy, outcome: AuditOutcome) -> AuditShape:
+    """An audit's groups, people, months and persistence, as the simulation reads them."""
+    rows = group_rows(outcome.audit)
+    return shape_from_report(
+        {
+            "groups": rows,
+            "overall": outcome.audit.overall,
+            "evidence": {"persistence": persistence_from(rows)},
+            "truth": {"judged": outcome.truth is not None and policy.evidence.judge_truth},
+        }
+    )
+
+
 def characteristics(
     policy: Policy,
     outcome: AuditOutcome,
@@ -269,14 +288,7 @@ def characteristics(
 ) -> dict[str, Any] | None:
     """The gate's operating characteristics on this audit's shape (:mod:`audits.simulate`), as
     the report carries them; ``None`` when the policy has no gate the simulation can draw."""
-    shape = shape_from_report(
-        {
-            "groups": group_rows(outcome.audit),
-            "overall": outcome.audit.overall,
-            "evidence": {"persistence": persistence_from(group_rows(outcome.audit))},
-            "truth": {"judged": outcome.truth is not None and policy.evidence.judge_truth},
-        }
-    )
+    shape = audit_shape(policy, outcome)
     table = operating_characteristics(
         policy, shape, replicates=policy.evidence.simulations, seed=seed, progress=progress
     )
@@ -432,12 +444,41 @@ class WrittenReport:
     sha256: str
 
 
-def write_report(report: dict[str, Any], folder: str | Path) -> WrittenReport:
-    """Write ``audit.json`` and ``audit.html`` into ``folder``; return paths and JSON sha256."""
+def check_report_folder(folder: str | Path) -> Path:
+    """A folder the report can be written into (made if missing), or a clear error.
+
+    Raises
+    ------
+    BadInputError
+        When the path is a file or a device, or cannot be made or written.
+    """
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    if folder.exists() and not folder.is_dir():
+        raise BadInputError(f"--out {folder} is not a folder (it is a file or a device)")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise BadInputError(f"cannot make the report folder {folder}: {err.strerror}") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise BadInputError(f"cannot write into the report folder {folder}: permission denied")
+    return folder
+
+
+def write_report(report: dict[str, Any], folder: str | Path) -> WrittenReport:
+    """Write ``audit.json`` and ``audit.html`` into ``folder``; return paths and JSON sha256.
+
+    Raises
+    ------
+    BadInputError
+        When the folder cannot be written (nothing partial is left: each file is replaced
+        atomically).
+    """
+    folder = check_report_folder(folder)
     data = json.dumps(report, indent=2, sort_keys=True).encode()
     json_path, html_path = folder / "audit.json", folder / "audit.html"
-    _atomic_write(html_path, render_html(report).encode())
-    _atomic_write(json_path, data)
+    try:
+        _atomic_write(html_path, render_html(report).encode())
+        _atomic_write(json_path, data)
+    except OSError as err:
+        raise BadInputError(f"cannot write the report into {folder}: {err.strerror}") from None
     return WrittenReport(folder, json_path, html_path, hashlib.sha256(data).hexdigest())
