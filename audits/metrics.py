@@ -222,8 +222,9 @@ def interval(draws: np.ndarray, level: float) -> np.ndarray:
     ordered = np.sort(draws, axis=0)  # NaN sorts last
     valid = (~np.isnan(draws)).sum(axis=0)
     c = _tail_count(level, valid)
-    low = np.clip(c, 0, None)
-    high = np.clip(valid - 1 - c, 0, None)
+    last = max(draws.shape[0] - 1, 0)
+    low = np.clip(c, 0, last)
+    high = np.clip(valid - 1 - c, 0, last)
     picked = np.take_along_axis(ordered, np.stack([low, high]), axis=0)
     return np.where((valid > 0) & (c >= 0), picked, np.nan)
 

@@ -201,35 +201,38 @@ def _resampled_rates(
     return tp / (tp + fn)
 
 
-def _ratio_draws(
-    rng: np.random.Generator,
-    mine: np.ndarray,
-    theirs: np.ndarray,
-    months: tuple[int, int],
-    resamples: int,
-) -> np.ndarray:
-    block = max(1, _BLOCK_CELLS // max(resamples * (max(months) + 1), 1))
-    out = np.empty((mine.shape[0], resamples))
-    for start in range(0, mine.shape[0], block):
-        part = slice(start, start + block)
-        a = _resampled_rates(rng, mine[part], months[0], resamples)
-        b = _resampled_rates(rng, theirs[part], months[1], resamples)
-        out[part] = a / b
-    return out
-
-
-@dataclass(frozen=True)
+@dataclass
 class _Rest:
-    """The rest of the population in each replicate, shared by one group's ratios."""
+    """The rest of the population in each replicate, shared by one group's ratios: its counts,
+    its resampled rates, and (drawn when first needed) more resamples for the redraw."""
 
     counts: np.ndarray
     months: int
     rate_draws: np.ndarray
+    rng: np.random.Generator
+    more: np.ndarray | None = None
 
     @property
     def estimate(self) -> np.ndarray:
         offered = np.arange(self.months + 1)
         return self.counts @ offered / (self.counts.sum(1) * self.months)
+
+    def redrawn(self, resamples: int) -> np.ndarray:
+        if self.more is None or self.more.shape[1] != resamples:
+            self.more = _blocked_rates(self.rng, self.counts, self.months, resamples)
+        return self.more
+
+
+def _blocked_rates(
+    rng: np.random.Generator, counts: np.ndarray, months: int, resamples: int
+) -> np.ndarray:
+    """:func:`_resampled_rates` in blocks of replicates (memory)."""
+    block = max(1, _BLOCK_CELLS // max(resamples * (months + 1), 1))
+    out = np.empty((counts.shape[0], resamples))
+    for start in range(0, counts.shape[0], block):
+        part = slice(start, start + block)
+        out[part] = _resampled_rates(rng, counts[part], months, resamples)
+    return out
 
 
 def _cell(
@@ -263,9 +266,8 @@ def _cell(
     enough = min(math.ceil(10 * max(m, 1) / alpha), 50_000)
     redraw = np.flatnonzero(below <= alpha) if resamples < enough else np.array([], int)
     if len(redraw):
-        more = _ratio_draws(
-            rng, mine[redraw], rest.counts[redraw], (own_months, rest.months), enough
-        )
+        more = _blocked_rates(rng, mine[redraw], own_months, enough)
+        more /= rest.redrawn(enough)[redraw]
         below[redraw], above[redraw] = tail_p_values(more.T, gate.min)
     outcomes = {"breach": 0, "review": 0, "ok": 0}
     for i in range(replicates):
@@ -354,6 +356,7 @@ def operating_characteristics(
             counts,
             rest_months,
             _resampled_rates(rng, counts, rest_months, policy.bootstrap_resamples),
+            rng,
         )
         cells = {
             ratio: _cell(

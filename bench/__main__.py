@@ -6,6 +6,7 @@ import sys
 
 from bench import (
     audit_bench,
+    gate_bench,
     model_bench,
     monitoring_bench,
     pages_bench,
@@ -16,6 +17,7 @@ from bench import (
 BENCHES = {
     "model": model_bench.main,
     "audit": audit_bench.main,
+    "gate": gate_bench.main,
     "service": service_bench.main,
     "pages": pages_bench.main,
     "monitoring": monitoring_bench.main,

@@ -46,7 +46,7 @@ def _predictions(groups: dict[str, tuple[int, float]], base_rate: float = 0.2) -
 
 
 def _external(frame: pd.DataFrame) -> tuple[Any, dict[str, Any]]:
-    policy = load_policy(DEFAULT_POLICY)
+    policy = policy_with()
     outcome, report = audit_predictions(
         frame,
         policy=policy,

@@ -18,7 +18,10 @@ DEFAULT_POLICY = Path(__file__).resolve().parent.parent / "audits" / "policies" 
 
 
 def policy_with(**changes) -> Policy:
+    """The shipped policy, judging groups from 20 people in need (these tests' groups are small
+    and exact) unless the change says otherwise."""
     raw = tomllib.loads(DEFAULT_POLICY.read_text())
+    raw["min_group_positives"] = 20
     raw.update(changes)
     return parse_policy(raw, sha256="test")
 
@@ -120,22 +123,34 @@ def test_decision_rules_on_a_noisy_small_gap(rule: str, verdict: str) -> None:
     assert outcome.decision.verdict == verdict
 
 
-def test_small_groups_are_never_passed_silently() -> None:
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"not_assessable": "review"},
+        # An older file without the key: small_groups = "block" still means a person decides.
+        {"not_assessable": None, "small_groups": "block"},
+    ],
+)
+def test_small_groups_are_never_passed_silently(changes: dict) -> None:
     labels, selected, sensitive = _decisions({"A": 0.6, "B": 0.6})
     sensitive["race_ethnicity"][:40] = "Small"
-    report_policy = policy_with(small_groups="report")
     outcome = run_audit(
-        report_policy, labels=labels, selected=selected, scores=None, sensitive=sensitive
-    )
-    assert any(s.startswith("Small (race_ethnicity)") for s in outcome.decision.insufficient)
-    assert outcome.decision.notes
-    blocking = run_audit(
-        policy_with(small_groups="block"),
+        policy_with(not_assessable="disclose"),
         labels=labels,
         selected=selected,
         scores=None,
         sensitive=sensitive,
     )
+    assert outcome.decision.verdict == "PASS"
+    (named,) = outcome.decision.not_assessable
+    assert (named.group, named.people) == ("Small", 40)
+    assert any(s.startswith("Small (race_ethnicity)") for s in outcome.decision.insufficient)
+    assert outcome.decision.notes
+    raw = {k: v for k, v in changes.items() if v is not None}
+    policy = policy_with(**raw)
+    if "not_assessable" not in raw:
+        policy = policy.model_copy(update={"not_assessable": None})
+    blocking = run_audit(policy, labels=labels, selected=selected, scores=None, sensitive=sensitive)
     assert blocking.decision.verdict == "REVIEW"
     assert "Small (race_ethnicity)" in blocking.decision.review_groups
     assert all(r.kind == "not_assessable" for r in blocking.decision.review)
