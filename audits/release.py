@@ -542,6 +542,8 @@ def _attest_release(
             "policy_sha256": policy.sha256,
             "decision": decision.verdict,
             "review_groups": "; ".join(decision.review_groups),
+            # Groups the audit could not judge with this data: named in any approval of it.
+            "not_assessable": "; ".join(n.name for n in decision.not_assessable),
             "approval_required": policy.approval.required,
             "promoted": promoted,
             "by": released_by,
@@ -631,6 +633,8 @@ def approve(
             "role": role,
             "note": note,
             "review_groups": groups if release.get("decision") == "REVIEW" else "",
+            # The approver also takes on the groups the audit could not judge (disclosed).
+            "not_assessable": str(release.get("not_assessable", "")),
         },
     )
     client = registry.client

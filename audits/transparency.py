@@ -564,13 +564,38 @@ def _data_specification(f: _Facts, datasheet: dict[str, Any]) -> dict[str, Any]:
         "completeness_and_representativeness": _field(
             "2.4.5",
             "Completeness and representativeness",
-            completeness
-            + f" Groups smaller than {f.min_group} are judged on estimates pooled with their "
-            "parent group and their counts are not published here.",
+            completeness + _not_assessable_sentence(f),
             "the signed audit report",
         ),
         "legal_basis": _agency(f.settings, "legal_basis", "2.4.5", "Legal basis for processing"),
     }
+
+
+def _not_assessable_sentence(f: _Facts) -> str:
+    """The groups the audit could not judge on its own, named (their counts are not published:
+    they are small)."""
+    named = [
+        f"{n.get('group')} ({str(n.get('attribute', '')).replace(' × ', ' and ')})"
+        for n in f.report.get("not_assessable") or []
+    ]
+    people = int(f.policy.get("min_group_positives") or 0)
+    rule = (
+        f" The audit judges a group on its own from {f.min_group:,} {f.unit_words} and "
+        f"{people:,} of them in need; smaller groups' counts are not published here."
+    )
+    if not named:
+        return rule
+    what = (
+        "each sent the release to a person"
+        if f.policy.get("not_assessable") == "review"
+        else "they are disclosed here and were part of any approval"
+    )
+    return (
+        rule
+        + f" {len(named)} group(s) could not be judged with this data ({what}): "
+        + "; ".join(named)
+        + "."
+    )
 
 
 def _assessments(f: _Facts) -> dict[str, Any]:

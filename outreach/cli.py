@@ -286,6 +286,12 @@ def print_release(summary: dict[str, Any]) -> None:
         _progress(f"  review: {r['message']}")
     if len(summary["review"]) > 20:
         _progress(f"  ... and {len(summary['review']) - 20} more open question(s) in the report")
+    if summary.get("not_assessable"):
+        names = "; ".join(f"{n['group']} ({n['attribute']})" for n in summary["not_assessable"])
+        _progress(
+            f"  not assessable with this data ({len(summary['not_assessable'])} group(s), "
+            f"named in the report and any approval): {names}"
+        )
     for w in summary["warnings"][:10]:
         _progress(f"  warning: {w['message']}")
     if len(summary["warnings"]) > 10:

@@ -264,7 +264,8 @@ def realised_results(
     warnings += [
         f"realised at capacity, to watch: {b.message}"
         for b in decision.review
-        if b.kind == "apparent_breach" or (b.kind == "small_group" and ": beyond " in b.message)
+        if b.kind == "apparent_breach"
+        or (b.kind == "not_assessable" and "beyond the limit" in b.message)
     ]
     outside = [row for row in against if row.get("outside_band")]
     for row in outside[:10]:
