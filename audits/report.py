@@ -38,7 +38,10 @@ from model.errors import BadInputError
 SCHEMA = "outreach.audit/2"
 #: What each decision means, in the words an oversight board reads.
 DECISION_WORDS = {
-    "PASS": "every group was judged with enough evidence and is within every blocking limit",
+    "PASS": (
+        "every group the data can judge is within every blocking limit; groups too small to "
+        "judge are named below"
+    ),
     "REVIEW": (
         "the audit could not settle every question: a person must decide, naming the groups "
         "below; nothing is promoted automatically"

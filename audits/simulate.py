@@ -391,21 +391,34 @@ def _pct(share: float) -> str:
 
 
 def sentences(table: Characteristics) -> list[str]:
-    """The table in plain words, one sentence per judged group (smallest first)."""
-    out = []
-    for g in sorted(table.groups, key=lambda g: g.people_in_need):
-        at = {r: c for r, c in g.cells.items()}
-        caught = at.get(0.6)
-        fair = at.get(1.0)
-        limit = at.get(0.8)
-        if caught is None or fair is None or limit is None:
-            continue
+    """The table in a few plain sentences: the range over the judged groups, and the group the
+    data judge least surely."""
+    rows = [g for g in table.groups if {0.6, 0.8, 1.0} <= set(g.cells)]
+    if not rows:
+        return []
+    caught = [g.cells[0.6].fail for g in rows]
+    passed = [g.cells[0.6].passed for g in rows]
+    at_limit = max(g.cells[0.8].fail for g in rows)
+    fair = min(g.cells[1.0].passed for g in rows)
+    span = (
+        _pct(caught[0])
+        if min(caught) == max(caught)
+        else f"{_pct(min(caught))} to {_pct(max(caught))}"
+    )
+    out = [
+        f"With this much data, a judged group reached at 0.6 of the rest's rate would be caught "
+        f"(the release fails) {span} of the time and passed at most {_pct(max(passed))}; "
+        "otherwise a person is asked.",
+        f"A group exactly at the limit would fail at most {_pct(at_limit)} of the time, and a "
+        f"group treated fairly would pass at least {_pct(fair)} of the time.",
+    ]
+    weakest = min(rows, key=lambda g: (g.cells[0.6].fail, -g.cells[0.6].passed))
+    if len(rows) > 1:
         out.append(
-            f"{g.group} ({g.attribute}; {g.people_in_need:,} people in need): with this much "
-            f"data, if this group were reached at 0.6 of the rest's rate it would be caught "
-            f"{_pct(caught.fail)} of the time and passed {_pct(caught.passed)}; at exactly the "
-            f"limit it would fail {_pct(limit.fail)} of the time; treated fairly it would pass "
-            f"{_pct(fair.passed)} of the time."
+            f"The data judge {weakest.group} ({weakest.attribute.replace(' × ', ' and ')}; "
+            f"{weakest.people_in_need:,} people in need) least surely: at 0.6 it would be caught "
+            f"{_pct(weakest.cells[0.6].fail)} of the time and passed "
+            f"{_pct(weakest.cells[0.6].passed)}."
         )
     return out
 
