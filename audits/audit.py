@@ -66,7 +66,13 @@ def _on_truth(item: Breach) -> Breach:
 
 def _combine(recorded: Decision, truth: Decision) -> Decision:
     """The worse of two decisions, with both sets of findings (truth's marked as such)."""
-    seen = {(n.attribute, n.group) for n in recorded.not_assessable}
+    # One entry per group; where only the ground truth shows its estimate beyond the limit, that
+    # look's entry is the one named.
+    named = {(n.attribute, n.group): n for n in recorded.not_assessable}
+    for item in truth.not_assessable:
+        key = (item.attribute, item.group)
+        if key not in named or (item.beyond and not named[key].beyond):
+            named[key] = replace(item, why=f"{item.why} (on the ground-truth outcomes)")
     return Decision(
         worst(recorded.verdict, truth.verdict),
         recorded.breaches + tuple(_on_truth(b) for b in truth.breaches),
@@ -74,8 +80,7 @@ def _combine(recorded: Decision, truth: Decision) -> Decision:
         recorded.insufficient,
         recorded.notes,
         recorded.review + tuple(_on_truth(b) for b in truth.review),
-        recorded.not_assessable
-        + tuple(n for n in truth.not_assessable if (n.attribute, n.group) not in seen),
+        tuple(named.values()),
         recorded.families + truth.families,
     )
 

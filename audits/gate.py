@@ -391,6 +391,8 @@ def _not_assessable(
         and gate.applies_to(d.attribute)
         and (not d.sufficient or not math.isfinite(d.value))
     ]
+    # The same evidence a FAIL needs (Holm over these groups), but sent to a person: these
+    # groups are below the size the policy judges on its own.
     tests = [limit_p_values(gate, d)[0] for d in small]
     adjusted = _adjust(policy, tests)
     for d, p_value in zip(small, adjusted, strict=True):

@@ -321,13 +321,22 @@ def _released_data(spec: ExperimentSpec, dataset: Dataset) -> dict[str, Any]:
     }
 
 
-def _rank(item: CandidateRelease) -> tuple[int, int, float, float]:
-    """PASS before REVIEW before FAIL; then fewer apparent breaches; then accuracy at capacity."""
+def _rank(item: CandidateRelease) -> tuple[int, int, int, float, float]:
+    """PASS before REVIEW before FAIL; then fewer apparent breaches; then fewer groups too small
+    to judge whose own estimate is beyond a limit (among candidates the gate cannot tell apart,
+    the one with no sign of under-serving a small group); then accuracy at capacity."""
     decision = item.outcome.decision
     standing = {"PASS": 2, "REVIEW": 1}.get(decision.verdict, 0)
-    apparent = sum(1 for r in decision.review if r.kind in ("apparent_breach", "small_group"))
+    apparent = sum(1 for r in decision.review if r.kind in ("apparent_breach", "not_assessable"))
+    small_beyond = sum(1 for n in decision.not_assessable if n.beyond)
     mean = item.candidate.mean
-    return (standing, -apparent, mean["precision_at_k"] or 0.0, mean["recall_at_k"] or 0.0)
+    return (
+        standing,
+        -apparent,
+        -small_beyond,
+        mean["precision_at_k"] or 0.0,
+        mean["recall_at_k"] or 0.0,
+    )
 
 
 def release(

@@ -119,7 +119,7 @@ def _policy(home: Home, spec: ExperimentSpec) -> Policy:
     text = Path(shipped.source_path).read_text()
     for old, new in {
         "\nshare = 0.0\n": f"\nshare = {EVALUATION_SHARE}\n",
-        'underpowered = "review"': 'underpowered = "report"',
+        "min_group_positives = 200": "min_group_positives = 20",
         "min = 0.8": "min = 0.3",
         f'name = "{shipped.name}"': f'name = "{shipped.name} (bench: evaluation arm on)"',
     }.items():

@@ -40,12 +40,13 @@ def policy_text(**replacements: str) -> Policy:
 
 
 # For tests that need a promoted model from a small population: few resamples, no
-# intersections, the power rule only noted, and a low limit, so that the small test data's noise
-# does not send it to REVIEW.
+# intersections, groups judged from 20 people in need, few simulated audits for the reliability
+# table, and a low limit, so that the small test data's noise does not send it to REVIEW.
 LENIENT = {
     "bootstrap_resamples = 1000": "bootstrap_resamples = 200",
     'intersections = [["race_ethnicity", "sex"]]': "intersections = []",
-    'underpowered = "review"': 'underpowered = "report"',
+    "min_group_positives = 200": "min_group_positives = 20",
+    "simulations = 200": "simulations = 40",
     "min = 0.8": "min = 0.3",
 }
 STRICT = {
@@ -243,9 +244,13 @@ def test_biased_population_at_the_default_size_promotes_nothing_unfair(
     plain = by_name["logistic"]
     ratios = _truth_recall_ratios(result, plain)
     assert ratios[("race_ethnicity", "Hispanic or Latino")][0] < 0.6  # the harm is real
-    assert plain.outcome.decision.verdict == "FAIL"
-    failed = {(b.group, b.metric) for b in plain.outcome.decision.breaches}
-    assert ("Hispanic or Latino", "recall ratio (ground truth)") in failed
+    # About 150 people in need: below what six months of this population can judge on its own
+    # (the shipped policy judges from 200), so the gate names it with its own estimate beyond the
+    # limit, and never passes it unnamed; whatever is promoted is not the plain model.
+    decision = plain.outcome.decision
+    flagged = {(b.group, b.kind) for b in decision.breaches + decision.review}
+    named = {n.group for n in decision.not_assessable if n.beyond}
+    assert "Hispanic or Latino" in named or any(g == "Hispanic or Latino" for g, _ in flagged)
     assert not (result.promoted and result.chosen is plain)
     if result.promoted:
         promoted = _truth_recall_ratios(result, result.chosen)

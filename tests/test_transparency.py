@@ -156,7 +156,8 @@ def _neighbourhood_policy() -> Any:
     ).read_text()
     for old, new in {
         "bootstrap_resamples = 1000": "bootstrap_resamples = 200",
-        'underpowered = "review"': 'underpowered = "report"',
+        "min_group_positives = 120": "min_group_positives = 10",
+        "simulations = 200": "simulations = 40",
         "min = 0.8": "min = 0.3",
         "[impact_assessments]\n": (
             '[impact_assessments]\nfundamental_rights = "FRIA-2026-004"\n'
