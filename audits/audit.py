@@ -164,7 +164,7 @@ def run_audit(
         "periods": periods,
         "reference_rule": policy.reference_group,
         "min_group_size": policy.min_group_size,
-        "min_group_positives": policy.min_group_positives,
+        "min_group_positives": policy.positives_needed,
         "resamples": policy.bootstrap_resamples,
         "level": policy.interval_level,
         "seed": seed,

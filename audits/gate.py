@@ -406,7 +406,7 @@ def _not_assessable(
             why = (
                 f"{d.people:,} people, {d.people_in_need:,} in need: the policy judges a group "
                 f"on its own from {policy.min_group_size:,} people and "
-                f"{policy.min_group_positives:,} in need"
+                f"{policy.positives_needed(d.attribute):,} in need"
             )
         item = NotAssessable(
             attribute=d.attribute,

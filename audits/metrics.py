@@ -35,7 +35,7 @@ Calibration (observed rate against mean score) and ROC AUC per group carry analy
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -336,7 +336,7 @@ def audit_groups(
     periods: int = 1,
     reference_rule: ReferenceRule = "rest",
     min_group_size: int = 100,
-    min_group_positives: int = 20,
+    min_group_positives: int | Callable[[str], int] = 20,
     resamples: int = 1000,
     level: float = 0.95,
     seed: int = 0,
@@ -361,7 +361,7 @@ def audit_groups(
     reference_rule : "rest", "largest", or mapping of attribute to group
         What each group is compared with: everyone else (default), the attribute's largest
         group, or a named group.
-    min_group_size, min_group_positives : int
+    min_group_size, min_group_positives : int (or, for the second, a function of the grouping)
         People, and people in need (clusters, not rows), a group needs to be judged on its own
         evidence; below either it is reported as not assessable (with a pooled estimate for
         information).
@@ -414,7 +414,9 @@ def audit_groups(
             score_order=score_order,
             reference_rule=reference_rule,
             min_group_size=min_group_size,
-            min_group_positives=min_group_positives,
+            min_group_positives=min_group_positives(grouping.attribute)
+            if callable(min_group_positives)
+            else min_group_positives,
             parents=parents,
             people=people,
             limits=limits,

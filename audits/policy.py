@@ -276,6 +276,9 @@ class Policy(_Frozen):
     reference_group: Literal["rest", "largest"] | dict[str, str] = "rest"
     min_group_size: Annotated[int, Field(ge=1)] = 100
     min_group_positives: Annotated[int, Field(ge=1)] = 20
+    #: Per attribute, people in need a group needs to be judged on its own where the board sets
+    #: another than ``min_group_positives`` (an intersection takes its attributes' largest).
+    min_group_positives_for: dict[str, Annotated[int, Field(ge=1)]] = {}
     small_groups: Literal["report", "block"] = "report"
     #: Groups below the minimum sizes (in people), or whose gated metric cannot be computed, are
     #: not assessable with the data: ``disclose`` names them on every report and approval;
@@ -315,6 +318,11 @@ class Policy(_Frozen):
                 problems.append(
                     f"gates[{i}].attributes names {', '.join(unknown)}, not in sensitive_attributes"
                 )
+        unknown = [a for a in self.min_group_positives_for if a not in self.sensitive_attributes]
+        if unknown:
+            problems.append(
+                f"min_group_positives_for names {', '.join(unknown)}, not in sensitive_attributes"
+            )
         if isinstance(self.reference_group, dict):
             unknown = [
                 a for a in self.reference_group if a not in (*self.sensitive_attributes, "*")
@@ -324,6 +332,14 @@ class Policy(_Frozen):
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+    def positives_needed(self, grouping: str) -> int:
+        """People in need a group of ``grouping`` (an attribute or an intersection) needs to be
+        judged on its own."""
+        return max(
+            self.min_group_positives_for.get(part, self.min_group_positives)
+            for part in grouping.split(" × ")
+        )
 
     @property
     def not_assessable_action(self) -> Literal["disclose", "review"]:
@@ -428,6 +444,7 @@ def policy_from_report(report: dict[str, Any]) -> Policy | None:
             for key in (
                 "small_groups",
                 "not_assessable",
+                "min_group_positives_for",
                 "interval_level",
                 "bootstrap_resamples",
                 "decision_rule",

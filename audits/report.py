@@ -134,10 +134,14 @@ def _summary_sentences(audit: GroupAudit, outcome: str, policy: Policy) -> list[
             if policy.not_assessable_action == "review"
             else "each is named here and in the approval, never passed silently"
         )
+        exceptions = "".join(
+            f"; for {attribute}, {count:,}"
+            for attribute, count in policy.min_group_positives_for.items()
+        )
         sentences.append(
             f"{len(small)} group(s) could not be judged on their own with this data (fewer than "
-            f"{policy.min_group_size:,} people or {policy.min_group_positives:,} people in need); "
-            f"{what}."
+            f"{policy.min_group_size:,} people or {policy.min_group_positives:,} people in need"
+            f"{exceptions}); {what}."
         )
     return sentences
 
@@ -202,6 +206,7 @@ def build_report(
                 "bootstrap_resamples": audit.resamples,
                 "min_group_size": policy.min_group_size,
                 "min_group_positives": policy.min_group_positives,
+                "min_group_positives_for": dict(policy.min_group_positives_for),
                 "small_groups": policy.small_groups,
                 "not_assessable": policy.not_assessable_action,
                 "pass_rule": policy.evidence.pass_rule,

@@ -160,7 +160,7 @@ def judged_shapes(policy: Policy, shape: AuditShape, gate: Gate) -> list[GroupSh
         for g in shape.groups
         if gate.applies_to(g.attribute)
         and g.people >= policy.min_group_size
-        and g.people_in_need >= policy.min_group_positives
+        and g.people_in_need >= policy.positives_needed(g.attribute)
     ]
 
 

@@ -57,10 +57,14 @@ def fair_model(reps: int) -> None:
     print("\nFair model, the shipped audit window (8,333 people x 6 months, clustered, ids):")
     print("| min people in need | audits | FAIL | REVIEW | PASS | questions | coverage |")
     print("|---|---|---|---|---|---|---|")
-    for threshold in (80, 120, 150, 200):
-        policy = _policy(min_group_positives=threshold, evidence={"pass_rule": "estimate"})
+    for threshold, race in ((80, None), (120, None), (150, None), (200, None), (200, 120)):
+        policy = _policy(
+            min_group_positives=threshold,
+            min_group_positives_for={} if race is None else {RACE: race},
+        )
         tally = run(Scenario(), policy, replicates=reps, seed=threshold, coverage=True)
-        _row(str(threshold), tally, f"{tally.covered / max(tally.intervals, 1):.1%}")
+        label = str(threshold) if race is None else f"{threshold}, race and ethnicity {race}"
+        _row(label, tally, f"{tally.covered / max(tally.intervals, 1):.1%}")
 
 
 def near_the_limit(reps: int) -> None:
@@ -181,7 +185,7 @@ def simulate_timing() -> None:
         persistence=0.99,
     )
     for threshold in (200, 80):
-        policy = _policy(min_group_positives=threshold)
+        policy = _policy(min_group_positives=threshold, min_group_positives_for={})
         started = time.perf_counter()
         table = operating_characteristics(policy, shape, replicates=200, seed=1)
         took = time.perf_counter() - started

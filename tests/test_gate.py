@@ -22,6 +22,7 @@ def policy_with(**changes) -> Policy:
     and exact) unless the change says otherwise."""
     raw = tomllib.loads(DEFAULT_POLICY.read_text())
     raw["min_group_positives"] = 20
+    raw["min_group_positives_for"] = {}
     raw.update(changes)
     return parse_policy(raw, sha256="test")
 
