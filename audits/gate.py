@@ -593,6 +593,18 @@ def evaluate(
     )
 
 
+def disclosures_to_approve(
+    policy: Policy, decision: Decision, people: int
+) -> tuple[NotAssessable, ...]:
+    """Groups too small to judge, holding at least the policy's share of the ``people``
+    audited, whose own estimate is beyond a blocking limit: a PASS with any of them waits for
+    an oversight approval that accepts them (``[approval] disclosed_beyond_share``)."""
+    share = policy.approval.disclosed_beyond_share
+    if share <= 0 or people <= 0:
+        return ()
+    return tuple(n for n in decision.not_assessable if n.beyond and n.people >= share * people)
+
+
 def policy_limits(policy: Policy) -> list[tuple[str, str, float]]:
     """The (metric, kind, value) limits an audit must test for this policy's gates."""
     out: list[tuple[str, str, float]] = []

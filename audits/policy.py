@@ -99,7 +99,14 @@ class Missingness(_Frozen):
 
 
 class Approval(_Frozen):
+    """When a passing release waits for an oversight approval before it is served."""
+
+    #: Every PASS waits for one.
     required: bool = False
+    #: A PASS also waits for one when a group too small to judge, holding at least this share of
+    #: the audited people, has its own estimate beyond a blocking limit (0 turns it off): the
+    #: board accepts that disclosure before the version is served.
+    disclosed_beyond_share: Annotated[float, Field(ge=0.0, le=1.0)] = 0.0
 
 
 class Evidence(_Frozen):

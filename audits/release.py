@@ -31,7 +31,7 @@ from audits.catalogue import (
     version_tags,
 )
 from audits.drift import reference_profile
-from audits.gate import Breach
+from audits.gate import Breach, disclosures_to_approve
 from audits.incident import ensure_not_frozen
 from audits.loading import LoadedModel, load_production, load_version, trust_for
 from audits.metrics import GroupAudit
@@ -172,6 +172,12 @@ class ReleaseResult:
             ],
             "warnings": [_finding(w, "kind", "message") for w in chosen.outcome.decision.warnings],
             "not_assessable": [n.as_dict() for n in chosen.outcome.decision.not_assessable],
+            "disclosed_beyond": [
+                n.as_dict()
+                for n in disclosures_to_approve(
+                    self.policy, chosen.outcome.decision, chosen.outcome.audit.clusters
+                )
+            ],
             "operating_characteristics": (chosen.report or {}).get("operating_characteristics"),
             "candidates": [
                 {
@@ -319,6 +325,12 @@ def _released_data(spec: ExperimentSpec, dataset: Dataset) -> dict[str, Any]:
         "data_periods": [ordinal_to_period(int(periods[0])), ordinal_to_period(int(periods[-1]))],
         "column_sources": dict(spec.data.sources),
     }
+
+
+def _approval_needed(policy: Policy, item: CandidateRelease) -> bool:
+    """Whether a PASS of this candidate waits for an oversight approval."""
+    disclosed = disclosures_to_approve(policy, item.outcome.decision, item.outcome.audit.clusters)
+    return policy.approval.required or bool(disclosed)
 
 
 def _rank(item: CandidateRelease) -> tuple[int, int, int, float, float]:
@@ -473,7 +485,7 @@ def release(
     verdict = chosen.outcome.decision.verdict
     # Never promoted automatically: a REVIEW (or a PASS the policy wants approved) waits for an
     # oversight user, who names what they took on.
-    awaiting = verdict == "REVIEW" or (verdict == "PASS" and policy.approval.required)
+    awaiting = verdict == "REVIEW" or (verdict == "PASS" and _approval_needed(policy, chosen))
     promoted = verdict == "PASS" and not awaiting
     trust = trust or trust_for(registry.home)
     for item in audited:
@@ -511,7 +523,7 @@ def _record_audit(
         catalogue.REPORT_SHA256: item.written.sha256,
         catalogue.POLICY_NAME: policy.name,
         catalogue.POLICY_SHA256: policy.sha256,
-        catalogue.APPROVAL_REQUIRED: "true" if policy.approval.required else "false",
+        catalogue.APPROVAL_REQUIRED: "true" if _approval_needed(policy, item) else "false",
         catalogue.REVIEW_GROUPS: "; ".join(item.outcome.decision.review_groups)[:4000],
     }
     for key, value in values.items():
@@ -553,7 +565,15 @@ def _attest_release(
             "review_groups": "; ".join(decision.review_groups),
             # Groups the audit could not judge with this data: named in any approval of it.
             "not_assessable": "; ".join(n.name for n in decision.not_assessable),
-            "approval_required": policy.approval.required,
+            # A PASS waits for an approval when the policy asks for one, or when it discloses a
+            # sizeable group too small to judge whose own estimate is beyond a limit.
+            "approval_required": _approval_needed(policy, item),
+            "disclosed_beyond": "; ".join(
+                n.name
+                for n in disclosures_to_approve(
+                    policy, item.outcome.decision, item.outcome.audit.clusters
+                )
+            ),
             "promoted": promoted,
             "by": released_by,
         },

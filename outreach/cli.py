@@ -306,6 +306,14 @@ def print_release(summary: dict[str, Any]) -> None:
             "--by ROLE --note TEXT"
         )
     elif summary["awaiting_approval"]:
+        if summary.get("disclosed_beyond"):
+            names = "; ".join(
+                f"{n['group']} ({n['attribute']})" for n in summary["disclosed_beyond"]
+            )
+            _progress(
+                "  too small to judge, but their own estimates are beyond a limit, so a person "
+                f"accepts them before serving: {names}"
+            )
         _progress(
             f"  version {summary['version']} passed and awaits an oversight approval: "
             f"outreach models approve {summary['registered_model']} {summary['version']} "

@@ -260,10 +260,18 @@ def test_biased_population_at_the_default_size_promotes_nothing_unfair(
                 assert ratio >= 0.8, (attribute, group, ratio)
     else:
         decision = result.chosen.outcome.decision
-        assert decision.verdict in ("REVIEW", "FAIL")
-        assert decision.breaches or decision.review
         report = json.loads(result.chosen.written.json_path.read_text())
-        assert report["decision"] == decision.verdict and (report["breaches"] or report["review"])
+        if decision.verdict == "PASS":
+            # A pass that discloses a sizeable group too small to judge whose own estimate is
+            # beyond the limit waits for the board, which is shown the group.
+            assert result.awaiting_approval
+            beyond = [n for n in report["not_assessable"] if n["beyond_limit"]]
+            assert beyond and result.summary()["disclosed_beyond"]
+        else:
+            assert decision.verdict in ("REVIEW", "FAIL")
+            assert decision.breaches or decision.review
+            assert report["breaches"] or report["review"]
+        assert report["decision"] == decision.verdict
         assert report["truth"]["headlines"] and report["fairlearn"]["matched"]
         with pytest.raises(NotFoundError):
             load_production(registry, spec.name)
