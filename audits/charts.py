@@ -8,7 +8,7 @@ bar carries its value as text, and groups too small to judge are hatched and lab
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from markupsafe import Markup, escape
@@ -228,12 +228,22 @@ class SignedBar:
     note: str = ""
 
 
-def signed_chart(bars: Sequence[SignedBar], *, title: str) -> Markup:
+def signed_chart(
+    bars: Sequence[SignedBar],
+    *,
+    title: str,
+    value_words: Callable[[float], str] | None = None,
+    axis_label: str = "effect on the estimate (log-odds)",
+) -> Markup:
     """Bars left (lowers) or right (raises) of a centre line, each labelled in words.
 
     Readable without colour: direction, a pattern on bars that lower the estimate, and the words
-    "raises" or "lowers" with the value on every bar.
+    "raises" or "lowers" with the value on every bar, or with ``value_words(value)`` instead of
+    the number (for pages a coordinator or a person reads: "raises a lot"). With
+    ``value_words``, each label stands above its bar, so the chart reads at phone width.
     """
+    if value_words is not None:
+        return _stacked_signed_chart(bars, title=title, value_words=value_words)
     left, width, row, top = 230, 760, 30, 40
     centre = left + (width - left - 150) / 2
     half = (width - left - 150) / 2
@@ -269,5 +279,43 @@ def signed_chart(bars: Sequence[SignedBar], *, title: str) -> Markup:
         'stroke="#1b1b1b" stroke-width="1.2"/>'
         f'<text x="{centre:.1f}" y="{bottom + 18}" font-size="11" text-anchor="middle" '
         'fill="#1b1b1b">effect on the estimate (log-odds)</text></svg>'
+    )
+    return Markup("".join(parts))
+
+
+def _stacked_signed_chart(
+    bars: Sequence[SignedBar], *, title: str, value_words: Callable[[float], str]
+) -> Markup:
+    """A narrow signed chart: each label on its own line above its bar, values in words."""
+    width, row, top, pad = 380, 44, 44, 8
+    centre = width / 2
+    half = centre - 100  # room for the words beside the longest bar
+    scale = max([abs(b.value) for b in bars if math.isfinite(b.value)] + [1e-9])
+    height = top + row * len(bars) + 10
+    parts = [
+        _opening(width, height, title, pattern=("lowers", "#d7e3ef", "#1f5a96")),
+        f'<text x="{centre - 6:.1f}" y="36" font-size="12" text-anchor="end" fill="#1b1b1b">'
+        "← lowers</text>",
+        f'<text x="{centre + 6:.1f}" y="36" font-size="12" fill="#1b1b1b">raises →</text>',
+    ]
+    for i, bar in enumerate(bars):
+        y = top + i * row
+        value = bar.value if math.isfinite(bar.value) else 0.0
+        length = max(half * abs(value) / scale, 1.0)
+        x = centre if value >= 0 else centre - length
+        fill = "#8a2b0f" if value >= 0 else "url(#lowers)"
+        word = ("raises " if value >= 0 else "lowers ") + value_words(value)
+        text_x, anchor = (centre + length + 4, "start") if value >= 0 else (x - 4, "end")
+        parts.append(
+            f'<text x="{pad}" y="{y + 14}" font-size="12" fill="#1b1b1b">{escape(bar.label)}</text>'
+            f'<rect x="{x:.1f}" y="{y + 20}" width="{length:.1f}" height="14" fill="{fill}" '
+            'stroke="#1b1b1b" stroke-width="0.6"/>'
+            f'<text x="{text_x:.1f}" y="{y + 32}" font-size="11" text-anchor="{anchor}" '
+            f'fill="#1b1b1b">{escape(word)}</text>'
+        )
+    bottom = top + row * len(bars)
+    parts.append(
+        f'<line x1="{centre:.1f}" y1="{top + 16}" x2="{centre:.1f}" y2="{bottom}" '
+        'stroke="#1b1b1b" stroke-width="1.2"/></svg>'
     )
     return Markup("".join(parts))
