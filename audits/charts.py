@@ -312,10 +312,9 @@ def _stacked_signed_chart(
             'stroke="#1b1b1b" stroke-width="0.6"/>'
             f'<text x="{text_x:.1f}" y="{y + 32}" font-size="11" text-anchor="{anchor}" '
             f'fill="#1b1b1b">{escape(word)}</text>'
+            # the centre line beside the bar only, so that it never crosses a label
+            f'<line x1="{centre:.1f}" y1="{y + 17}" x2="{centre:.1f}" y2="{y + 37}" '
+            'stroke="#1b1b1b" stroke-width="1.2"/>'
         )
-    bottom = top + row * len(bars)
-    parts.append(
-        f'<line x1="{centre:.1f}" y1="{top + 16}" x2="{centre:.1f}" y2="{bottom}" '
-        'stroke="#1b1b1b" stroke-width="1.2"/></svg>'
-    )
+    parts.append("</svg>")
     return Markup("".join(parts))

@@ -185,6 +185,75 @@ def test_coordinator_list_person_outcome_and_opt_out(page: Page, server: tuple[s
     check(page, "06-coordinator-refused-oversight")
 
 
+def fits_the_width(page: Page) -> None:
+    """The page needs no sideways scroll at the viewport's width."""
+    width = page.viewport_size["width"] if page.viewport_size else 0
+    scroll = page.evaluate("document.documentElement.scrollWidth")
+    assert scroll <= width, f"{page.url}: {scroll} px wide at a {width} px viewport"
+
+
+def at_both_widths(page: Page, name: str) -> None:
+    """Checked and photographed at 1280 px, then at a phone's 390 px (no sideways scroll)."""
+    page.set_viewport_size({"width": 1280, "height": 900})
+    check(page, f"{name}-1280")
+    page.set_viewport_size({"width": 390, "height": 844})
+    fits_the_width(page)
+    check(page, f"{name}-390")
+    page.set_viewport_size({"width": 1280, "height": 900})
+
+
+def test_coordinator_phone_round_on_an_older_month(page: Page, server: tuple[str, Site]) -> None:
+    """List -> an older month, filtered, page 2 -> a person -> an outcome that lands on that
+    month's entry -> back to the same list view; the round's tools; at 1280 and 390 px."""
+    base, site = server
+    sign_in(page, base, site, "coordinator")
+    months = page.get_by_label("Month").locator("option").all_inner_texts()
+    older = months[1]
+    page.get_by_label("Month").select_option(older)
+    page.get_by_label("Status").select_option("to_call")
+    page.get_by_role("button", name="Show").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text(f"Outreach list for {older}")
+    expect(page.locator("#count")).to_contain_text("with these filters; page 1 of")
+    page.get_by_role("link", name="Next page").click()
+    expect(page.locator("#count")).to_contain_text("page 2 of")
+    listing = page.url
+    at_both_widths(page, "20-coordinator-older-month-to-call")
+
+    row = page.locator("table.queue tbody tr").first
+    person = row.locator("th").inner_text().strip()
+    place = row.locator("td").first.inner_text().strip()
+    row.get_by_role("link", name=person, exact=True).click()
+    expect(page.get_by_role("heading", level=1)).to_have_text(f"Person {person}")
+    expect(page.locator("#place")).to_contain_text(f"{older}, number {place} on the list")
+    at_both_widths(page, "21-coordinator-person-older-month")
+
+    page.get_by_label("Could not reach").check()
+    page.get_by_label("Note (optional; no health details)").fill("no answer, try Thursday")
+    page.get_by_role("button", name="Save the outcome").click()
+    expect(page.get_by_role("status")).to_contain_text("Recorded: Could not reach.")
+    history = page.get_by_role("row").filter(has_text="no answer, try Thursday")
+    expect(history).to_contain_text(older)
+    expect(page.locator("#place")).to_contain_text(older)
+
+    page.get_by_role("link", name=f"Back to the outreach list for {older}").click()
+    assert page.url == listing
+    expect(page.locator("#count")).to_contain_text("page 2 of")
+    expect(page.get_by_label("Month")).to_have_value(older)
+    expect(page.get_by_label("Status")).to_have_value("to_call")
+
+    page.get_by_role("link", name=re.compile("^Print the whole list")).click()
+    expect(page.get_by_role("heading", level=1)).to_have_text(
+        f"Phone round: outreach list for {older}"
+    )
+    expect(page.get_by_role("columnheader", name="Outcome of this call")).to_be_visible()
+    check(page, "22-coordinator-printed-round")
+
+    page.goto(f"{base}/outreach/")
+    page.get_by_label("Find a person by id").fill(person)
+    page.get_by_role("button", name="Find").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text(f"Person {person}")
+
+
 def test_coordinator_reads_about_this_score_and_prints_an_explanation(
     page: Page, server: tuple[str, Site]
 ) -> None:

@@ -64,7 +64,7 @@ def unless_paused(view: F) -> F:
 PAGE_SIZE = 50
 STATUS_FILTERS = {
     "new": "Not contacted yet",
-    TO_CALL: "To call (not contacted yet, or could not reach)",
+    TO_CALL: "To call (not reached yet)",
     **OUTCOMES,
 }
 CHANGES_SHOWN = 25
