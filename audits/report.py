@@ -33,8 +33,8 @@ SCHEMA = "outreach.audit/2"
 DECISION_WORDS = {
     "PASS": "every group was judged with enough evidence and is within every blocking limit",
     "REVIEW": (
-        "the audit could not settle every question: a person must decide, naming the groups "
-        "below; nothing is promoted automatically"
+        "the audit could not settle every question: the oversight board must decide, and its "
+        "approval names the groups that could not be judged; nothing is promoted automatically"
     ),
     "FAIL": "the evidence shows a breach of a blocking limit; this version can never be served",
 }
