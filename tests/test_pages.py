@@ -748,7 +748,7 @@ def test_monitoring_page_charts_lists_and_outcomes_by_group(as_role, db: Databas
     )
     html = as_role("oversight").get("/oversight/monitoring").get_data(as_text=True)
     assert "Share put on the list by sex, latest months" in html
-    assert "accepted rate of each sex group against everyone else" in html
+    assert "the share accepted by sex: the ratio to everyone else" in html
     table = html.split("the funnel by sex</caption>", 1)[1].split("</table>", 1)[0]
     rows = re.findall(r'<th scope="row">[^<]*</th>((?:<td class="num">\d+</td>)+)', table)
     cells = [[int(c) for c in re.findall(r"(\d+)</td>", row)] for row in rows]
