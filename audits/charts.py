@@ -213,6 +213,10 @@ class Point:
     y: float
     passed: bool
     chosen: bool = False
+    #: The decision in words for the label ("passes", "fails", ...); default from ``passed``.
+    state: str = ""
+    #: A decision left to a person: drawn as an open diamond, neither a pass nor a fail.
+    review: bool = False
 
 
 def scatter_chart(
@@ -243,10 +247,17 @@ def scatter_chart(
             f'stroke="#a00000" stroke-dasharray="5 3"/><text x="{left + plot_w + 4}" '
             f'y="{py(y_limit) + 4:.1f}" font-size="11" fill="#a00000">limit {y_limit:g}</text>'
         )
-    for p in points:
+    placed: list[tuple[float, float]] = []
+    for p in sorted(points, key=lambda p: (py(p.y), p.label)):
         cx, cy = px(p.x), py(p.y)
         weight = 3 if p.chosen else 1.5
-        if p.passed:
+        if p.review:
+            parts.append(
+                f'<path d="M{cx:.1f},{cy - 7:.1f} L{cx + 7:.1f},{cy:.1f} L{cx:.1f},{cy + 7:.1f} '
+                f'L{cx - 7:.1f},{cy:.1f} Z" fill="#fff" stroke="#6b5200" '
+                f'stroke-width="{weight + 0.5}"/>'
+            )
+        elif p.passed:
             parts.append(
                 f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="6" fill="#1f7a3a" stroke="#000" '
                 f'stroke-width="{weight}"/>'
@@ -257,15 +268,19 @@ def scatter_chart(
                 f'{cy + 6:.1f} L{cx + 6:.1f},{cy - 6:.1f}" stroke="#a00000" '
                 f'stroke-width="{weight + 1}"/>'
             )
-        state = ("passes" if p.passed else "fails") + (", chosen" if p.chosen else "")
+        state = (p.state or ("passes" if p.passed else "fails")) + (", chosen" if p.chosen else "")
+        label_y = cy + 4
+        while any(abs(label_y - y) < 12 and abs(cx - x) < 220 for x, y in placed):
+            label_y += 12  # below a label already there, never over it
+        placed.append((cx, label_y))
         parts.append(
-            f'<text x="{cx + 9:.1f}" y="{cy + 4:.1f}" font-size="11">{escape(p.label)} '
+            f'<text x="{cx + 9:.1f}" y="{label_y:.1f}" font-size="11">{escape(p.label)} '
             f"({state})</text>"
         )
     parts.append(
-        f'<text x="{left}" y="{height - 28}" font-size="11">{x0:.3f}</text>'
+        f'<text x="{left}" y="{height - 28}" font-size="11">{tick_words(x0)}</text>'
         f'<text x="{left + plot_w}" y="{height - 28}" font-size="11" text-anchor="end">'
-        f"{x1:.3f}</text>"
+        f"{tick_words(x1)}</text>"
         f'<text x="{left + plot_w / 2}" y="{height - 10}" font-size="12" text-anchor="middle">'
         f"{escape(x_label)}</text>"
         f'<text x="{left - 6}" y="{py(y1) + 10:.1f}" font-size="11" text-anchor="end">'

@@ -302,12 +302,17 @@ def test_oversight_report_compare_and_approve(page: Page, server: tuple[str, Sit
     name, version = site.awaiting
     sign_in(page, base, site, "oversight")
     expect(page.get_by_role("heading", level=1)).to_have_text("Releases")
-    check(page, "07-oversight-releases")
+    summary = page.locator(f"#summary-{name}-{version}")
+    expect(summary).to_contain_text(re.compile(r"Version \d+: awaiting the board's decision"))
+    expect(summary).to_contain_text("What approving commits the board to:")
+    expect(page.locator(".why-served").first).to_contain_text(re.compile("[Ss]erved"))
+    at_both_widths(page, "07-oversight-releases", fits=False)
 
     page.get_by_role("link", name=re.compile(r"^report")).first.click()
     expect(page.get_by_role("heading", level=1)).to_contain_text("Fairness audit")
     expect(page.locator(".report svg").first).to_be_visible()
-    check(page, "08-oversight-report")
+    expect(page.locator("#decision-headline")).to_contain_text(re.compile("^(PASS|REVIEW|FAIL): "))
+    at_both_widths(page, "08-oversight-report", fits=False)
 
     page.get_by_role("link", name="Compare audits").click()
     page.get_by_role("button", name="Compare").click()
