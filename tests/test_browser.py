@@ -256,6 +256,37 @@ def test_coordinator_phone_round_on_an_older_month(page: Page, server: tuple[str
     expect(page.get_by_role("heading", level=1)).to_have_text(f"Person {person}")
 
 
+def test_public_transparency_and_a_mistyped_password(page: Page, server: tuple[str, Site]) -> None:
+    """Someone who got a letter reads their choices first; a wrong password keeps the name;
+    an unknown address says so in the project's words."""
+    base, site = server
+    page.goto(f"{base}/transparency")
+    choices = page.get_by_role("region", name="If you were offered help: your choices")
+    expect(choices).to_contain_text("To say no to this offer")
+    expect(choices).to_contain_text("To not be contacted again")
+    expect(choices).to_contain_text("To ask a person to look again")
+    top = page.evaluate(
+        "document.getElementById('your-choices').getBoundingClientRect().top + window.scrollY"
+    )
+    assert top < 400, f"the choices start {top} px down the page"
+    expect(page.locator("main")).not_to_contain_text("naming the groups below")
+    at_both_widths(page, "23-public-transparency")
+
+    page.goto(f"{base}/login")
+    page.get_by_label("User name").fill(site.user("coordinator"))
+    page.get_by_label("Password").fill("not the password")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("alert")).to_have_text("The user name or password is not right.")
+    expect(page.get_by_label("User name")).to_have_value(site.user("coordinator"))
+    expect(page.get_by_label("Password")).to_be_focused()
+    at_both_widths(page, "24-sign-in-wrong-password")
+
+    page.goto(f"{base}/no-such-page")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Not found")
+    expect(page.locator("main")).to_contain_text("There is no page at this address.")
+    check(page, "25-not-found")
+
+
 def test_coordinator_reads_about_this_score_and_prints_an_explanation(
     page: Page, server: tuple[str, Site]
 ) -> None:
