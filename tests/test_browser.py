@@ -305,7 +305,7 @@ def test_coordinator_reads_about_this_score_and_prints_an_explanation(
     person = page.locator("table.queue tbody tr").first.locator("th").inner_text().strip()
     page.get_by_role("link", name=person, exact=True).first.click()
     page.get_by_role("link", name="The explanation you can give them, ready to print").click()
-    expect(page).to_have_url(re.compile(r"/outreach/people/.+/explanation$"))
+    expect(page).to_have_url(re.compile(r"/outreach/people/.+/explanation\?period=\d{4}-\d{2}$"))
     title = page.get_by_role("heading", level=1)
     expect(title).to_have_text("An offer of help, and why you received it")
     expect(page.locator("article.letter")).to_contain_text(f"Reference: {person}.")
