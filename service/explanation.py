@@ -86,6 +86,8 @@ class StoredEntry:
     model_version: str
     audit_id: str
     reasons: tuple[Mapping[str, Any], ...]
+    #: Offered through the evaluation lottery (drawn by lot just below the cut-off).
+    lottery: bool = False
 
     @classmethod
     def of(cls, entry: QueueEntry) -> StoredEntry:
@@ -96,6 +98,7 @@ class StoredEntry:
             entry.model_version,
             entry.audit_id,
             tuple(dict(r) for r in entry.reasons),
+            lottery=entry.source == "lottery",
         )
 
 
@@ -279,6 +282,7 @@ def person_explanation(
         data_used=data_used,
         not_used=sensitive_words(attributes),
         contact=contact,
+        lottery=entry.lottery,
         model_name=entry.model_name,
         model_version=entry.model_version,
         audit_id=entry.audit_id,

@@ -263,6 +263,7 @@ def test_no_statistics_on_coordinator_pages_or_the_letter(
     assert letter.status_code == 200
     assert not STATISTICS.findall(letter.json["text"])
     assert "(this counted " in letter.json["text"]
+    assert "chosen partly by chance" not in letter.json["text"]  # no lottery on this site
 
 
 def test_reasons_and_changes_use_the_specs_plain_names(
@@ -347,3 +348,6 @@ def test_evaluation_places_are_labelled_on_the_list_and_the_person_page(
     assert "offered help through an evaluation place, drawn by lot" in person
     assert "would move this listing up to the outreach cut-off" not in person
     assert not STATISTICS.findall(visible(person))
+    letter = text(client, f"/outreach/people/{entry.person_id}/explanation?period={entry.period}")
+    assert "You were also chosen partly by chance." in letter
+    assert not STATISTICS.findall(visible(letter))
