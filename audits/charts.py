@@ -8,7 +8,8 @@ bar carries its value as text, and groups too small to judge are hatched and lab
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import textwrap
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from markupsafe import Markup, escape
@@ -35,6 +36,7 @@ def _opening(
     *,
     title_at: tuple[float, float] = (8, 18),
     pattern: tuple[str, str, str] | None = None,
+    lines: Sequence[str] | None = None,
 ) -> str:
     """An ``<svg>`` element's start: its accessible name, an optional hatch ``pattern`` (id,
     background, stripe colour) for bars that must read without colour, and the visible title."""
@@ -51,13 +53,50 @@ def _opening(
         f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" '
         f'width="{width}" height="{height}" role="img" aria-label="{escape(title)}">'
         f"<title>{escape(title)}</title>{defs}"
-        f'<text x="{title_at[0]}" y="{title_at[1]}" font-size="14" font-weight="bold" '
-        f'fill="#1b1b1b">{escape(title)}</text>'
+        + "".join(
+            f'<text x="{title_at[0]}" y="{title_at[1] + 18 * i}" font-size="14" '
+            f'font-weight="bold" fill="#1b1b1b">{escape(line)}</text>'
+            for i, line in enumerate(lines or [title])
+        )
     )
 
 
 def _finite(*values: float | None) -> list[float]:
     return [v for v in values if v is not None and math.isfinite(v)]
+
+
+def nice_step(span: float) -> float:
+    """A round step (1, 2, 2.5 or 5 times a power of ten) that cuts ``span`` into about four."""
+    raw = max(span, 1e-9) / 4
+    power = 10 ** math.floor(math.log10(raw))
+    return next(m * power for m in (1, 2, 2.5, 5, 10) if m * power >= raw - 1e-12)
+
+
+def nice_range(values: Sequence[float], *, floor: float | None = 0.0) -> tuple[float, float]:
+    """An axis from a round number to a round number that holds ``values`` (and ``floor`` when
+    given: bars start from zero), so that axis labels read 0, 0.25, 0.5, not -0.217515."""
+    found = [*_finite(*values), *([] if floor is None else [floor])]
+    low, high = (min(found), max(found)) if found else (0.0, 1.0)
+    if high - low < 1e-9:
+        high = low + (abs(low) or 1.0)
+    step = nice_step(high - low)
+    return math.floor(low / step + 1e-9) * step, math.ceil(high / step - 1e-9) * step
+
+
+def tick_words(value: float) -> str:
+    """An axis label: at most two decimals, no trailing zeros, no "-0"."""
+    text = f"{value:.2f}".rstrip("0").rstrip(".")
+    return "0" if text in ("-0", "") else text
+
+
+def nothing_to_show(sentence: str) -> Markup:
+    """What stands in a chart's place when it would have nothing to show: one line saying so."""
+    return Markup(f'<p class="no-chart">{escape(sentence)}</p>')
+
+
+def _title_lines(title: str, width: float) -> list[str]:
+    """The title cut into lines that fit ``width`` (about 8.6 px a character at 14 px bold)."""
+    return textwrap.wrap(title, max(20, int((width - 16) / 8.6))) or [""]
 
 
 def bar_chart(
@@ -68,22 +107,32 @@ def bar_chart(
     reference: float | None = None,
     limits: Sequence[float] = (),
     fmt: str = "{:.2f}",
+    scale: tuple[float, float] | None = None,
 ) -> Markup:
-    """Horizontal bars with interval whiskers, a reference line and limit lines."""
+    """Horizontal bars with interval whiskers, a reference line and limit lines.
+
+    The axis runs between round numbers (:func:`nice_range`), labelled at each step; charts of
+    the same measure pass one ``scale`` (from :func:`nice_range` over all their values) so that
+    they can be read against each other. A long title wraps instead of being cut.
+    """
     values = _finite(*(v for b in bars for v in (b.value, b.low, b.high)), *limits)
     if reference is not None:
         values.append(reference)
-    top = max([*values, 1e-9]) * 1.08
-    bottom = min(0.0, *values) if values else 0.0
+    bottom, top = scale if scale is not None else nice_range(values)
+    values_seen = _finite(*values)
+    if values_seen:  # a value outside a shared scale still fits
+        bottom, top = min(bottom, *values_seen), max(top, *values_seen)
     plot = _WIDTH - _LEFT - _RIGHT
-    height = _TOP + _ROW * len(bars) + 40
+    lines = _title_lines(title, _WIDTH)
+    head = _TOP + 18 * (len(lines) - 1)
+    height = head + _ROW * len(bars) + 40
 
     def x(value: float) -> float:
         return _LEFT + plot * (value - bottom) / (top - bottom)
 
-    parts = [_opening(_WIDTH, height, title, pattern=("hatch", "#dfe6ee", "#6b7c8f"))]
+    parts = [_opening(_WIDTH, height, title, pattern=("hatch", "#dfe6ee", "#6b7c8f"), lines=lines)]
     for i, bar in enumerate(bars):
-        y = _TOP + i * _ROW
+        y = head + i * _ROW
         parts.append(
             f'<text x="{_LEFT - 8}" y="{y + 16}" font-size="12" text-anchor="end" '
             f'fill="#1b1b1b">{escape(bar.label)}</text>'
@@ -120,26 +169,35 @@ def bar_chart(
             f'<text x="{min(label_x, _WIDTH - 4):.1f}" y="{y + 16}" font-size="11" '
             f'fill="#1b1b1b">{escape(text)}</text>'
         )
-    bottom_y = _TOP + _ROW * len(bars)
+    bottom_y = head + _ROW * len(bars)
     if reference is not None:
         rx = x(reference)
         parts.append(
-            f'<line x1="{rx:.1f}" y1="{_TOP - 4}" x2="{rx:.1f}" y2="{bottom_y}" stroke="#555" '
+            f'<line x1="{rx:.1f}" y1="{head - 4}" x2="{rx:.1f}" y2="{bottom_y}" stroke="#555" '
             'stroke-width="1"/>'
         )
     for limit in limits:
         lx = x(limit)
         parts.append(
-            f'<line x1="{lx:.1f}" y1="{_TOP - 4}" x2="{lx:.1f}" y2="{bottom_y}" stroke="#a00000" '
-            f'stroke-width="1.5" stroke-dasharray="5 3"/><text x="{lx + 3:.1f}" y="{_TOP - 6}" '
-            f'font-size="11" fill="#a00000">limit {limit:g}</text>'
+            f'<line x1="{lx:.1f}" y1="{head - 4}" x2="{lx:.1f}" y2="{bottom_y}" stroke="#a00000" '
+            f'stroke-width="1.5" stroke-dasharray="5 3"/><text x="{lx + 3:.1f}" y="{head - 6}" '
+            f'font-size="11" fill="#a00000">limit {tick_words(limit)}</text>'
         )
     parts.append(
         f'<line x1="{_LEFT}" y1="{bottom_y}" x2="{_WIDTH - _RIGHT}" y2="{bottom_y}" '
         'stroke="#1b1b1b"/>'
-        f'<text x="{_LEFT}" y="{bottom_y + 16}" font-size="11" fill="#1b1b1b">{bottom:g}</text>'
-        f'<text x="{_WIDTH - _RIGHT}" y="{bottom_y + 16}" font-size="11" text-anchor="end" '
-        f'fill="#1b1b1b">{top:.2g}</text>'
+    )
+    step = nice_step(top - bottom)
+    tick = math.ceil(bottom / step - 1e-9) * step
+    while tick <= top + 1e-9:
+        tx = x(tick)
+        parts.append(
+            f'<line x1="{tx:.1f}" y1="{bottom_y}" x2="{tx:.1f}" y2="{bottom_y + 4}" '
+            f'stroke="#1b1b1b"/><text x="{tx:.1f}" y="{bottom_y + 16}" font-size="11" '
+            f'text-anchor="middle" fill="#1b1b1b">{tick_words(tick)}</text>'
+        )
+        tick += step
+    parts.append(
         f'<text x="{(_LEFT + _WIDTH - _RIGHT) / 2}" y="{bottom_y + 32}" font-size="12" '
         f'text-anchor="middle" fill="#1b1b1b">{escape(axis_label)}</text></svg>'
     )
@@ -155,6 +213,10 @@ class Point:
     y: float
     passed: bool
     chosen: bool = False
+    #: The decision in words for the label ("passes", "fails", ...); default from ``passed``.
+    state: str = ""
+    #: A decision left to a person: drawn as an open diamond, neither a pass nor a fail.
+    review: bool = False
 
 
 def scatter_chart(
@@ -185,10 +247,17 @@ def scatter_chart(
             f'stroke="#a00000" stroke-dasharray="5 3"/><text x="{left + plot_w + 4}" '
             f'y="{py(y_limit) + 4:.1f}" font-size="11" fill="#a00000">limit {y_limit:g}</text>'
         )
-    for p in points:
+    placed: list[tuple[float, float]] = []
+    for p in sorted(points, key=lambda p: (py(p.y), p.label)):
         cx, cy = px(p.x), py(p.y)
         weight = 3 if p.chosen else 1.5
-        if p.passed:
+        if p.review:
+            parts.append(
+                f'<path d="M{cx:.1f},{cy - 7:.1f} L{cx + 7:.1f},{cy:.1f} L{cx:.1f},{cy + 7:.1f} '
+                f'L{cx - 7:.1f},{cy:.1f} Z" fill="#fff" stroke="#6b5200" '
+                f'stroke-width="{weight + 0.5}"/>'
+            )
+        elif p.passed:
             parts.append(
                 f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="6" fill="#1f7a3a" stroke="#000" '
                 f'stroke-width="{weight}"/>'
@@ -199,15 +268,19 @@ def scatter_chart(
                 f'{cy + 6:.1f} L{cx + 6:.1f},{cy - 6:.1f}" stroke="#a00000" '
                 f'stroke-width="{weight + 1}"/>'
             )
-        state = ("passes" if p.passed else "fails") + (", chosen" if p.chosen else "")
+        state = (p.state or ("passes" if p.passed else "fails")) + (", chosen" if p.chosen else "")
+        label_y = cy + 4
+        while any(abs(label_y - y) < 12 and abs(cx - x) < 220 for x, y in placed):
+            label_y += 12  # below a label already there, never over it
+        placed.append((cx, label_y))
         parts.append(
-            f'<text x="{cx + 9:.1f}" y="{cy + 4:.1f}" font-size="11">{escape(p.label)} '
+            f'<text x="{cx + 9:.1f}" y="{label_y:.1f}" font-size="11">{escape(p.label)} '
             f"({state})</text>"
         )
     parts.append(
-        f'<text x="{left}" y="{height - 28}" font-size="11">{x0:.3f}</text>'
+        f'<text x="{left}" y="{height - 28}" font-size="11">{tick_words(x0)}</text>'
         f'<text x="{left + plot_w}" y="{height - 28}" font-size="11" text-anchor="end">'
-        f"{x1:.3f}</text>"
+        f"{tick_words(x1)}</text>"
         f'<text x="{left + plot_w / 2}" y="{height - 10}" font-size="12" text-anchor="middle">'
         f"{escape(x_label)}</text>"
         f'<text x="{left - 6}" y="{py(y1) + 10:.1f}" font-size="11" text-anchor="end">'
@@ -228,12 +301,22 @@ class SignedBar:
     note: str = ""
 
 
-def signed_chart(bars: Sequence[SignedBar], *, title: str) -> Markup:
+def signed_chart(
+    bars: Sequence[SignedBar],
+    *,
+    title: str,
+    value_words: Callable[[float], str] | None = None,
+    axis_label: str = "effect on the estimate (log-odds)",
+) -> Markup:
     """Bars left (lowers) or right (raises) of a centre line, each labelled in words.
 
     Readable without colour: direction, a pattern on bars that lower the estimate, and the words
-    "raises" or "lowers" with the value on every bar.
+    "raises" or "lowers" with the value on every bar, or with ``value_words(value)`` instead of
+    the number (for pages a coordinator or a person reads: "raises a lot"). With
+    ``value_words``, each label stands above its bar, so the chart reads at phone width.
     """
+    if value_words is not None:
+        return _stacked_signed_chart(bars, title=title, value_words=value_words)
     left, width, row, top = 230, 760, 30, 40
     centre = left + (width - left - 150) / 2
     half = (width - left - 150) / 2
@@ -270,4 +353,41 @@ def signed_chart(bars: Sequence[SignedBar], *, title: str) -> Markup:
         f'<text x="{centre:.1f}" y="{bottom + 18}" font-size="11" text-anchor="middle" '
         'fill="#1b1b1b">effect on the estimate (log-odds)</text></svg>'
     )
+    return Markup("".join(parts))
+
+
+def _stacked_signed_chart(
+    bars: Sequence[SignedBar], *, title: str, value_words: Callable[[float], str]
+) -> Markup:
+    """A narrow signed chart: each label on its own line above its bar, values in words."""
+    width, row, top, pad = 380, 44, 44, 8
+    centre = width / 2
+    half = centre - 100  # room for the words beside the longest bar
+    scale = max([abs(b.value) for b in bars if math.isfinite(b.value)] + [1e-9])
+    height = top + row * len(bars) + 10
+    parts = [
+        _opening(width, height, title, pattern=("lowers", "#d7e3ef", "#1f5a96")),
+        f'<text x="{centre - 6:.1f}" y="36" font-size="12" text-anchor="end" fill="#1b1b1b">'
+        "← lowers</text>",
+        f'<text x="{centre + 6:.1f}" y="36" font-size="12" fill="#1b1b1b">raises →</text>',
+    ]
+    for i, bar in enumerate(bars):
+        y = top + i * row
+        value = bar.value if math.isfinite(bar.value) else 0.0
+        length = max(half * abs(value) / scale, 1.0)
+        x = centre if value >= 0 else centre - length
+        fill = "#8a2b0f" if value >= 0 else "url(#lowers)"
+        word = ("raises " if value >= 0 else "lowers ") + value_words(value)
+        text_x, anchor = (centre + length + 4, "start") if value >= 0 else (x - 4, "end")
+        parts.append(
+            f'<text x="{pad}" y="{y + 14}" font-size="12" fill="#1b1b1b">{escape(bar.label)}</text>'
+            f'<rect x="{x:.1f}" y="{y + 20}" width="{length:.1f}" height="14" fill="{fill}" '
+            'stroke="#1b1b1b" stroke-width="0.6"/>'
+            f'<text x="{text_x:.1f}" y="{y + 32}" font-size="11" text-anchor="{anchor}" '
+            f'fill="#1b1b1b">{escape(word)}</text>'
+            # the centre line beside the bar only, so that it never crosses a label
+            f'<line x1="{centre:.1f}" y1="{y + 17}" x2="{centre:.1f}" y2="{y + 37}" '
+            'stroke="#1b1b1b" stroke-width="1.2"/>'
+        )
+    parts.append("</svg>")
     return Markup("".join(parts))

@@ -21,6 +21,7 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
+from audits import decision_summary as summary_words
 from audits.audit import AuditOutcome, headlines, label_bias_sensitivity
 from audits.charts import Bar, Point, bar_chart, scatter_chart
 from audits.gate import Decision
@@ -43,19 +44,13 @@ DECISION_WORDS = {
         "judge are named below"
     ),
     "REVIEW": (
-        "the audit could not settle every question: a person must decide, naming the groups "
-        "below; nothing is promoted automatically"
+        "the audit could not settle every question: the oversight board must decide, and its "
+        "approval names the groups that could not be judged; nothing is promoted automatically"
     ),
     "FAIL": "the evidence shows a breach of a blocking limit; this version can never be served",
 }
-METRIC_WORDS = {
-    "selection_rate": "share offered outreach",
-    "recall": "share of people in need who were offered outreach",
-    "precision": "share of those offered outreach who were in need",
-    "false_positive_rate": "share of people not in need who were offered outreach",
-    "false_negative_rate": "share of people in need who were missed",
-    "flagged_to_need": "share of outreach against share of need",
-}
+#: The gated metrics in words: owned by :mod:`audits.decision_summary`, re-exported here.
+METRIC_WORDS = summary_words.METRIC_WORDS
 
 
 def plain_numbers(value: Any) -> Any:
@@ -381,6 +376,8 @@ def tradeoff_chart(report: dict[str, Any]) -> Markup | None:
                 c["worst_recall_ratio"],
                 c["decision"] == "PASS",
                 c["chosen"],
+                state=summary_words.verdict_label(c["decision"]),
+                review=c["decision"] == "REVIEW",
             )
             for c in rows
         ],
@@ -411,6 +408,7 @@ def _context(report: dict[str, Any]) -> dict[str, Any]:
                 charts.append({"gate": gate, "attribute": attribute, "svg": svg})
     return {
         "report": report,
+        "decision_summary": summary_words.summarise(report),
         "charts": charts,
         "tradeoff": tradeoff_chart(report),
         "words": METRIC_WORDS,

@@ -19,6 +19,17 @@ from model.errors import OutreachError
 log = logging.getLogger("outreach.service")
 
 
+#: What a person reads on a page for the framework's own errors (the API keeps its JSON).
+PAGE_WORDS: dict[int, str] = {
+    403: "This page is not open to you. If you need it for your work, ask an administrator.",
+    404: (
+        "There is no page at this address. The link may be mistyped or out of date; start "
+        "again from the start page."
+    ),
+    405: "This page cannot be used that way. Start again from the start page.",
+}
+
+
 def body(code: str, message: str, details: list[str] | None = None) -> dict[str, Any]:
     return {
         "error": {"code": code, "message": message, "details": details or []},
@@ -68,7 +79,10 @@ def register(app: Flask) -> None:
     def _http(err: HTTPException) -> Any:
         code = (err.name or "error").lower().replace(" ", "_")
         headers = {k: v for k, v in err.get_headers() if k.lower() != "content-type"}
-        return _reply(err.code or 500, code, err.description or err.name, headers=headers)
+        message = err.description or err.name
+        if not request.path.startswith("/api/"):  # people read the project's words, not stock text
+            message = PAGE_WORDS.get(err.code or 500, message)
+        return _reply(err.code or 500, code, message, headers=headers)
 
     @app.errorhandler(Exception)
     def _unexpected(err: Exception) -> Any:

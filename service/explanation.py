@@ -62,6 +62,20 @@ SENSITIVE_WORDS: dict[str, str] = {
 }
 
 
+#: How much one fact moved the estimate, in words a person reads instead of the model's own
+#: scale: (at least this much on that scale, the words), largest first.
+WEIGHT_WORDS: tuple[tuple[float, str], ...] = ((1.0, "a lot"), (0.4, "somewhat"), (0.0, "a little"))
+
+
+def weight_words(contribution: Any) -> str:
+    """How much a fact raised or lowered the estimate, in words ("a lot", "somewhat", "a
+    little"), from its stored contribution; never a number."""
+    if isinstance(contribution, bool) or not isinstance(contribution, int | float):
+        return "a little"
+    size = abs(float(contribution)) if math.isfinite(contribution) else 0.0
+    return next(words for least, words in WEIGHT_WORDS if size >= least)
+
+
 @dataclass(frozen=True)
 class StoredEntry:
     """What the explanation needs of one queue entry, as it was stored when the list was made."""
@@ -72,6 +86,8 @@ class StoredEntry:
     model_version: str
     audit_id: str
     reasons: tuple[Mapping[str, Any], ...]
+    #: Offered through the evaluation lottery (drawn by lot just below the cut-off).
+    lottery: bool = False
 
     @classmethod
     def of(cls, entry: QueueEntry) -> StoredEntry:
@@ -82,6 +98,7 @@ class StoredEntry:
             entry.model_version,
             entry.audit_id,
             tuple(dict(r) for r in entry.reasons),
+            lottery=entry.source == "lottery",
         )
 
 
@@ -96,9 +113,14 @@ class ReasonLine:
 
     @property
     def points(self) -> str:
-        """The contribution as written in the text: the stored number (rounded to six places
-        when it was stored), every stored digit kept, no trailing zeros."""
+        """The stored contribution, every stored digit kept, no trailing zeros (for readers of
+        the API's numbers; the text a person reads says :attr:`weight` instead)."""
         return f"{float(self.contribution):.6f}".rstrip("0").rstrip(".")
+
+    @property
+    def weight(self) -> str:
+        """How much the fact counted, in words (:func:`weight_words`)."""
+        return weight_words(self.contribution)
 
 
 @dataclass(frozen=True)
@@ -260,6 +282,7 @@ def person_explanation(
         data_used=data_used,
         not_used=sensitive_words(attributes),
         contact=contact,
+        lottery=entry.lottery,
         model_name=entry.model_name,
         model_version=entry.model_version,
         audit_id=entry.audit_id,
@@ -329,18 +352,23 @@ def blocks(text: str) -> list[Block]:
 # --- Which entry is explained, logged -----------------------------------------------------------
 
 
-def listed_entry(db: Database, caller: queue_rules.Caller, person: Any) -> StoredEntry:
-    """The person's latest entry on a list (the serving model's, within the caller's areas),
-    after writing the ``explanation`` access-log row in the same transaction.
+def listed_entry(
+    db: Database, caller: queue_rules.Caller, person: Any, *, month: str | None = None
+) -> StoredEntry:
+    """The person's latest entry on a list (the serving model's, within the caller's areas), or
+    their entry on ``month``'s list when given, after writing the ``explanation`` access-log row
+    in the same transaction.
 
     Outside the caller's areas, never listed, or opted out (they declined: no list holds
     them): a 404, logged as refused, whether or not the person exists.
     """
     person = queue_rules.person_id(person)
+    if month is not None:
+        month = queue_rules.period(month)
 
     def work(session: Session) -> tuple[list[str], str, StoredEntry]:
         entries = queue_rules.person_entries(session, caller, person)
-        listed = next((e for e in entries if e.rank > 0), None)
+        listed = next((e for e in entries if e.rank > 0 and month in (None, e.period)), None)
         if listed is None or session.get(OptOut, person) is not None:
             raise queue_rules.RefusalError(
                 [person],
@@ -426,10 +454,12 @@ def explain_person(
     *,
     versions: VersionBook,
     contact: str | None,
+    month: str | None = None,
 ) -> Explanation:
-    """The explanation of the person's latest listed entry (logged first, see
-    :func:`listed_entry`), in the words of the model version that made the entry."""
-    stored = listed_entry(db, caller, person)
+    """The explanation of the person's latest listed entry, or of their entry on ``month``'s
+    list (logged first, see :func:`listed_entry`), in the words of the model version that made
+    the entry."""
+    stored = listed_entry(db, caller, person, month=month)
     model = versions.model(stored.model_name, stored.model_version)
     unit: Unit = "neighbourhood" if model.unit == "neighbourhood" else "individual"
     return person_explanation(

@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, false, func, select, true
+from sqlalchemy import ColumnElement, false, func, or_, select, true
 from sqlalchemy.orm import Session
 
 from model.errors import BadInputError, ConflictError, NotFoundError, OutreachError
@@ -255,7 +255,11 @@ def person_entries(session: Session, caller: Caller, person: str) -> list[QueueE
 class ListFilters:
     area: str = ""
     band: str = ""
-    status: str = ""  # "" | "new" | one of OUTCOMES
+    status: str = ""  # "" | "new" | "to_call" | one of OUTCOMES
+
+
+#: The list filter for a phone round: not contacted yet, or could not be reached last time.
+TO_CALL = "to_call"
 
 
 @dataclass(frozen=True)
@@ -310,6 +314,10 @@ def _listing(
         statement = statement.where(QueueEntry.band == filters.band)
     if filters.status == "new":
         statement = statement.where(latest.c.last_id.is_(None))
+    elif filters.status == TO_CALL:
+        statement = statement.where(
+            or_(latest.c.last_id.is_(None), Outcome.status == "unreachable")
+        )
     elif filters.status:
         statement = statement.where(Outcome.status == filters.status)
     total = session.scalar(select(func.count()).select_from(statement.subquery())) or 0
@@ -380,9 +388,17 @@ class PersonView:
     history: tuple[Outcome, ...] = ()
 
 
-def show_person(db: Database, caller: Caller, person: str) -> PersonView:
-    """One person as the caller may see them; a 404 (logged) outside their areas."""
+def show_person(
+    db: Database, caller: Caller, person: str, *, month: str | None = None
+) -> PersonView:
+    """One person as the caller may see them; a 404 (logged) outside their areas.
+
+    ``current`` is the entry of ``month`` when given (the list the caller came from; a logged
+    404 when the person has no entry that month), else the latest entry on a list.
+    """
     person = person_id(person)
+    if month is not None:
+        month = period(month)
 
     def work(session: Session) -> tuple[list[str], str, PersonView]:
         entries = person_entries(session, caller, person)
@@ -394,7 +410,19 @@ def show_person(db: Database, caller: Caller, person: str) -> PersonView:
             .where(Outcome.entry_id.in_([e.id for e in entries]))
             .order_by(Outcome.id.desc())
         )
-        current = next((e for e in entries if e.rank > 0), entries[0])
+        if month is not None:
+            found = next((e for e in entries if e.period == month), None)
+            if found is None:
+                raise RefusalError(
+                    [person],
+                    NotFoundError(
+                        f"this person has no entry on the {month} list in your areas",
+                        code="not_found",
+                    ),
+                )
+            current = found
+        else:
+            current = next((e for e in entries if e.rank > 0), entries[0])
         view = PersonView(person, None, current, tuple(entries), tuple(history))
         return [person], current.model_version, view
 

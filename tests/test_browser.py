@@ -185,6 +185,108 @@ def test_coordinator_list_person_outcome_and_opt_out(page: Page, server: tuple[s
     check(page, "06-coordinator-refused-oversight")
 
 
+def fits_the_width(page: Page) -> None:
+    """The page needs no sideways scroll at the viewport's width."""
+    width = page.viewport_size["width"] if page.viewport_size else 0
+    scroll = page.evaluate("document.documentElement.scrollWidth")
+    assert scroll <= width, f"{page.url}: {scroll} px wide at a {width} px viewport"
+
+
+def at_both_widths(page: Page, name: str, *, fits: bool = True) -> None:
+    """Checked and photographed at 1280 px, then at a phone's 390 px (with ``fits``: no
+    sideways scroll there)."""
+    page.set_viewport_size({"width": 1280, "height": 900})
+    check(page, f"{name}-1280")
+    page.set_viewport_size({"width": 390, "height": 844})
+    if fits:
+        fits_the_width(page)
+    check(page, f"{name}-390")
+    page.set_viewport_size({"width": 1280, "height": 900})
+
+
+def test_coordinator_phone_round_on_an_older_month(page: Page, server: tuple[str, Site]) -> None:
+    """List -> an older month, filtered, page 2 -> a person -> an outcome that lands on that
+    month's entry -> back to the same list view; the round's tools; at 1280 and 390 px."""
+    base, site = server
+    sign_in(page, base, site, "coordinator")
+    months = page.get_by_label("Month").locator("option").all_inner_texts()
+    older = months[1]
+    page.get_by_label("Month").select_option(older)
+    page.get_by_label("Status").select_option("to_call")
+    page.get_by_role("button", name="Show").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text(f"Outreach list for {older}")
+    expect(page.locator("#count")).to_contain_text("with these filters; page 1 of")
+    page.get_by_role("link", name="Next page").click()
+    expect(page.locator("#count")).to_contain_text("page 2 of")
+    listing = page.url
+    at_both_widths(page, "20-coordinator-older-month-to-call")
+
+    row = page.locator("table.queue tbody tr").first
+    person = row.locator("th").inner_text().strip()
+    place = row.locator("td").first.inner_text().strip()
+    row.get_by_role("link", name=person, exact=True).click()
+    expect(page.get_by_role("heading", level=1)).to_have_text(f"Person {person}")
+    expect(page.locator("#place")).to_contain_text(f"{older}, number {place} on the list")
+    at_both_widths(page, "21-coordinator-person-older-month")
+
+    page.get_by_label("Could not reach").check()
+    page.get_by_label("Note (optional; no health details)").fill("no answer, try Thursday")
+    page.get_by_role("button", name="Save the outcome").click()
+    expect(page.get_by_role("status")).to_contain_text("Recorded: Could not reach.")
+    history = page.get_by_role("row").filter(has_text="no answer, try Thursday")
+    expect(history).to_contain_text(older)
+    expect(page.locator("#place")).to_contain_text(older)
+
+    page.get_by_role("link", name=f"Back to the outreach list for {older}").click()
+    assert page.url == listing
+    expect(page.locator("#count")).to_contain_text("page 2 of")
+    expect(page.get_by_label("Month")).to_have_value(older)
+    expect(page.get_by_label("Status")).to_have_value("to_call")
+
+    page.get_by_role("link", name=re.compile("^Print the whole list")).click()
+    expect(page.get_by_role("heading", level=1)).to_have_text(
+        f"Phone round: outreach list for {older}"
+    )
+    expect(page.get_by_role("columnheader", name="Outcome of this call")).to_be_visible()
+    check(page, "22-coordinator-printed-round")
+
+    page.goto(f"{base}/outreach/")
+    page.get_by_label("Find a person by id").fill(person)
+    page.get_by_role("button", name="Find").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text(f"Person {person}")
+
+
+def test_public_transparency_and_a_mistyped_password(page: Page, server: tuple[str, Site]) -> None:
+    """Someone who got a letter reads their choices first; a wrong password keeps the name;
+    an unknown address says so in the project's words."""
+    base, site = server
+    page.goto(f"{base}/transparency")
+    choices = page.get_by_role("region", name="If you were offered help: your choices")
+    expect(choices).to_contain_text("To say no to this offer")
+    expect(choices).to_contain_text("To not be contacted again")
+    expect(choices).to_contain_text("To ask a person to look again")
+    top = page.evaluate(
+        "document.getElementById('your-choices').getBoundingClientRect().top + window.scrollY"
+    )
+    assert top < 400, f"the choices start {top} px down the page"
+    expect(page.locator("main")).not_to_contain_text("naming the groups below")
+    at_both_widths(page, "23-public-transparency")
+
+    page.goto(f"{base}/login")
+    page.get_by_label("User name").fill(site.user("coordinator"))
+    page.get_by_label("Password").fill("not the password")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("alert")).to_have_text("The user name or password is not right.")
+    expect(page.get_by_label("User name")).to_have_value(site.user("coordinator"))
+    expect(page.get_by_label("Password")).to_be_focused()
+    at_both_widths(page, "24-sign-in-wrong-password")
+
+    page.goto(f"{base}/no-such-page")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Not found")
+    expect(page.locator("main")).to_contain_text("There is no page at this address.")
+    check(page, "25-not-found")
+
+
 def test_coordinator_reads_about_this_score_and_prints_an_explanation(
     page: Page, server: tuple[str, Site]
 ) -> None:
@@ -203,7 +305,7 @@ def test_coordinator_reads_about_this_score_and_prints_an_explanation(
     person = page.locator("table.queue tbody tr").first.locator("th").inner_text().strip()
     page.get_by_role("link", name=person, exact=True).first.click()
     page.get_by_role("link", name="The explanation you can give them, ready to print").click()
-    expect(page).to_have_url(re.compile(r"/outreach/people/.+/explanation$"))
+    expect(page).to_have_url(re.compile(r"/outreach/people/.+/explanation\?period=\d{4}-\d{2}$"))
     title = page.get_by_role("heading", level=1)
     expect(title).to_have_text("An offer of help, and why you received it")
     expect(page.locator("article.letter")).to_contain_text(f"Reference: {person}.")
@@ -231,12 +333,17 @@ def test_oversight_report_compare_and_approve(page: Page, server: tuple[str, Sit
     name, version = site.awaiting
     sign_in(page, base, site, "oversight")
     expect(page.get_by_role("heading", level=1)).to_have_text("Releases")
-    check(page, "07-oversight-releases")
+    summary = page.locator(f"#summary-{name}-{version}")
+    expect(summary).to_contain_text(re.compile(r"Version \d+: awaiting the board's decision"))
+    expect(summary).to_contain_text("What approving commits the board to:")
+    expect(page.locator(".why-served").first).to_contain_text(re.compile("[Ss]erved"))
+    at_both_widths(page, "07-oversight-releases", fits=False)
 
     page.get_by_role("link", name=re.compile(r"^report")).first.click()
     expect(page.get_by_role("heading", level=1)).to_contain_text("Fairness audit")
     expect(page.locator(".report svg").first).to_be_visible()
-    check(page, "08-oversight-report")
+    expect(page.locator("#decision-headline")).to_contain_text(re.compile("^(PASS|REVIEW|FAIL): "))
+    at_both_widths(page, "08-oversight-report", fits=False)
 
     page.get_by_role("link", name="Compare audits").click()
     page.get_by_role("button", name="Compare").click()
@@ -368,7 +475,7 @@ def test_oversight_reads_the_months_after_release(
     evaluation = page.locator("#evaluation-table")
     expect(evaluation).to_contain_text("with an offer")
     assert page.locator("figure.chart svg").count() >= 6
-    check(page, "14-oversight-monitoring-after-release")
+    at_both_widths(page, "14-oversight-monitoring-after-release", fits=False)
 
     page.get_by_role("link", name=waiting, exact=True).click()
     expect(page.locator("#performance-table")).to_contain_text("no labels yet")

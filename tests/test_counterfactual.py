@@ -29,6 +29,7 @@ from model.scorer import ScoringModel
 from model.spec import Feature, parse_spec
 from model.train import TrainingResult
 from service.db import AccessLogRow, QueueEntry
+from service.explanation import feature_words
 from tests.conftest import NEIGHBOURHOOD_SPEC, Released, Site, fast_mapping, fast_spec
 
 # ----------------------------------------------------------------------------- random models
@@ -629,7 +630,8 @@ def test_the_person_page_shows_what_would_change_this(coordinator_app: Flask, si
         assert "fall below the outreach cut-off" in change.text
     considered = section.split("Considered:")[1]
     listed = {r["feature"] for r in entry.reasons if r["feature"] in ACTIONABLE}
-    assert {c for c in ACTIONABLE if c.replace("_", " ") in considered} == listed
+    named = {c: feature_words(serving.model.feature(c)) for c in ACTIONABLE}
+    assert {c for c, words in named.items() if words in considered} == listed
     for word in ("race", "ethnicity", "sex", "age band", "disability"):
         assert word not in section.lower()
 
@@ -645,7 +647,7 @@ def test_the_person_page_says_when_nothing_is_considered(
         if not any(r["feature"] in ACTIONABLE for r in e.reasons)
     )
     section = _section(_page(coordinator_app, site, plain.person_id))
-    assert "none of them is changeable" in section
+    assert "none of this listing's reasons is a circumstance that can change" in section
     assert "No single change among the facts considered" in section
     db = coordinator_app.extensions["outreach.db"]
     with db.session() as session:

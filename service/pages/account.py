@@ -45,6 +45,7 @@ def login() -> ResponseReturnValue:
     error = None
     status = 200
     headers: dict[str, str] = {}
+    name = ""
     if request.method == "POST":
         security.check_csrf(request)
         name = request.form.get("username", "").strip()[:120]
@@ -71,7 +72,8 @@ def login() -> ResponseReturnValue:
                 return redirect(target or url_for("index"))
     elif request.args.get("expired"):
         error = "You were signed out after a period without activity. Please sign in again."
-    return render_template("login.html", error=error), status, headers
+    # The name typed stays in its field after a refusal: only the password is asked again.
+    return render_template("login.html", error=error, username=name), status, headers
 
 
 def _count_refusal(reason: str) -> None:

@@ -6,6 +6,8 @@ Every rule (areas, opt-outs, what is shown, the access-log row written first) li
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import functools
 import math
 from collections.abc import Callable
@@ -27,13 +29,14 @@ from sqlalchemy.orm import Session
 
 from audits.charts import SignedBar, signed_chart
 from model.counterfactual import CUTOFF_BAND, from_listing
-from model.errors import NotFoundError
+from model.errors import BadInputError, NotFoundError
+from service import explanation as rules
 from service import queue as queue_rules
 from service import reviews
 from service.db import OptOut, Outcome, QueueEntry
 from service.pages.common import db, fmt_time, model_name
 from service.pages.security import signed_in
-from service.queue import BANDS, OUTCOMES, Caller, ListFilters
+from service.queue import BANDS, MAX_ID, OUTCOMES, TO_CALL, Caller, ListFilters
 
 pages = Blueprint("coordinator", __name__, url_prefix="/outreach")
 
@@ -59,7 +62,11 @@ def unless_paused(view: F) -> F:
 
 
 PAGE_SIZE = 50
-STATUS_FILTERS = {"new": "Not contacted yet", **OUTCOMES}
+STATUS_FILTERS = {
+    "new": "Not contacted yet",
+    TO_CALL: "To call (not reached yet)",
+    **OUTCOMES,
+}
 CHANGES_SHOWN = 25
 
 
@@ -75,8 +82,12 @@ class Filters:
     page: int
 
     @classmethod
-    def from_args(cls, areas: list[str]) -> Filters:
+    def from_args(cls, areas: list[str] | None = None) -> Filters:
+        """The list's filters from the query string; ``areas``: the areas the list may be
+        filtered by (``None``: any short area name, to carry the list's view through a
+        person's page and back)."""
         area = request.args.get("area", "")
+        known = area in areas if areas is not None else len(area) <= MAX_ID
         band = request.args.get("band", "")
         status = request.args.get("status", "")
         try:
@@ -84,7 +95,7 @@ class Filters:
         except ValueError:
             page = 1
         return cls(
-            area if area in areas else "",
+            area if known else "",
             band if band in BANDS else "",
             status if status in STATUS_FILTERS else "",
             page,
@@ -163,6 +174,7 @@ def outreach_list() -> ResponseReturnValue:
         also_shown=changes,
     )
     pages_total = max(1, math.ceil(listing.total / PAGE_SIZE))
+    found = _in_plain_words(found or Changes(None, [], [], [], (0, 0, 0)))
     return render_template(
         "coordinator/list.html",
         principal=g.principal,
@@ -175,21 +187,85 @@ def outreach_list() -> ResponseReturnValue:
         page_count=pages_total,
         total=listing.total,
         entries=[_entry_view(entry, outcome) for entry, outcome in listing.rows],
-        changes=found or Changes(None, [], [], [], (0, 0, 0)),
+        changes=found,
         no_areas=not g.principal.areas,
     )
+
+
+def _in_plain_words(changes: Changes) -> Changes:
+    """The changed reasons named as the spec names them in words, not by their column codes."""
+    names = _plain_names()
+
+    def words(features: list[str]) -> list[str]:
+        return [names.get(f, f.replace("_", " ")) for f in features if f]
+
+    return dataclasses.replace(
+        changes,
+        reasons_changed=[(p, words(b), words(n)) for p, b, n in changes.reasons_changed],
+    )
+
+
+#: The most rows a printed list holds (a month's list within one coordinator's areas is far
+#: smaller; the cap keeps one request bounded).
+PRINT_LIMIT = 5000
+
+
+@pages.get("/print")
+@signed_in("outreach_list")
+@unless_paused
+def print_list() -> ResponseReturnValue:
+    """The whole filtered list of a month on paper for a phone round, with an empty column to
+    write each call's outcome in; logged like every view of the list (action ``print``)."""
+    name = model_name()
+    with db().session() as session:
+        periods = queue_rules.periods(session, name)
+        period = request.args.get("period") or (periods[0] if periods else "")
+        if periods and period not in periods:
+            raise NotFoundError(f"There is no outreach list for {period[:20]}.")
+        areas = queue_rules.areas_on_list(session, g.principal, name, period)
+    filters = Filters.from_args(areas)
+    listing, _ = queue_rules.list_queue(
+        db(),
+        _caller(),
+        period or None,
+        limit=PRINT_LIMIT,
+        filters=ListFilters(filters.area, filters.band, filters.status),
+        action="print",
+    )
+    return render_template(
+        "coordinator/print.html",
+        principal=g.principal,
+        period=period,
+        filters=filters,
+        statuses=STATUS_FILTERS,
+        total=listing.total,
+        cut=listing.total > PRINT_LIMIT,
+        entries=[_entry_view(entry, outcome) for entry, outcome in listing.rows],
+    )
+
+
+@pages.get("/find")
+@signed_in("outreach_list")
+@unless_paused
+def find_person() -> ResponseReturnValue:
+    """Find a person by id: their page, opened on their latest entry (it links their other
+    months); an id not on a list in the caller's areas is not found, as everywhere."""
+    person = queue_rules.person_id(request.args.get("person_id", "").strip())
+    return redirect(url_for("coordinator.person", person_id=person))
 
 
 def _entry_view(entry: QueueEntry, outcome: Outcome | None) -> dict[str, Any]:
     return {
         "id": entry.id,
         "rank": entry.rank,
+        "lottery": entry.source == "lottery",
         "person_id": entry.person_id,
         "period": entry.period,
         "band": entry.band,
-        "percentile": entry.percentile,
         "area": entry.area or "",
-        "reasons": entry.reasons,
+        "reasons": [
+            {**r, "weight": rules.weight_words(r.get("contribution"))} for r in entry.reasons
+        ],
         "services": list(dict.fromkeys(r["service"] for r in entry.reasons if r.get("service"))),
         "last": None
         if outcome is None
@@ -200,14 +276,28 @@ def _entry_view(entry: QueueEntry, outcome: Outcome | None) -> dict[str, Any]:
     }
 
 
+def _list_view() -> dict[str, Any]:
+    """The list view a coordinator came from (its month, filters and page), carried through a
+    person's page and its forms so that "back" returns to the same view."""
+    view = Filters.from_args().query()
+    month = request.args.get("period", "")
+    if month:
+        with contextlib.suppress(BadInputError):  # a malformed month is dropped, not kept
+            view = {"period": queue_rules.period(month), **view}
+    return view
+
+
 @pages.get("/people/<path:person_id>")
 @signed_in("outreach_list")
 @unless_paused
 def person(person_id: str) -> ResponseReturnValue:
-    """One person's offer of help: band, reasons with a chart, history, outcome and opt-out.
+    """One person's offer of help on one month's list (``?period=``, else their latest): band,
+    reasons with a chart, history, outcome and opt-out.
 
     For someone who asked not to be contacted, only their contact preference is shown."""
-    view = queue_rules.show_person(db(), _caller(), person_id)
+    list_view = _list_view()
+    month = request.args.get("period") or None
+    view = queue_rules.show_person(db(), _caller(), person_id, month=month)
     if view.opted_out is not None or view.current is None:
         return render_template(
             "coordinator/person.html",
@@ -215,26 +305,43 @@ def person(person_id: str) -> ResponseReturnValue:
             person_id=view.person_id,
             opted_out=_opt_out_view(view.opted_out),
             entry=None,
+            list_view=list_view,
             review_kinds=reviews.KINDS,
             raisers=reviews.RAISED_BY,
         )
     entries = {e.id: e for e in view.entries}
     reasons = view.current.reasons
+    names = _plain_names()
     chart = signed_chart(
         [
-            SignedBar(r["feature"].replace("_", " "), float(r["contribution"]), r["text"])
+            SignedBar(
+                names.get(str(r["feature"]), str(r["feature"]).replace("_", " ")),
+                float(r["contribution"]),
+                r["text"],
+            )
             for r in reasons
         ],
         title="What raised or lowered the estimate",
+        value_words=rules.weight_words,
     )
+    current = _entry_view(view.current, None)
     return render_template(
         "coordinator/person.html",
         principal=g.principal,
         person_id=view.person_id,
         chart=chart,
         outcomes=OUTCOMES,
-        entry=_entry_view(view.current, None),
-        periods=[{"period": e.period, "rank": e.rank, "band": e.band} for e in view.entries[:12]],
+        entry=current,
+        list_view={**list_view, "period": current["period"]},
+        periods=[
+            {
+                "period": e.period,
+                "rank": e.rank,
+                "lottery": e.source == "lottery",
+                "band": e.band,
+            }
+            for e in view.entries[:12]
+        ],
         history=[
             {
                 "period": entries[o.entry_id].period,
@@ -252,6 +359,14 @@ def person(person_id: str) -> ResponseReturnValue:
     )
 
 
+def _plain_names() -> dict[str, str]:
+    """Each feature of the served model in the spec's plain words (``feature_words``)."""
+    serving = current_app.extensions["outreach.model"].current
+    if serving is None:
+        return {}
+    return {f.name: rules.feature_words(f) for f in serving.model.features}
+
+
 #: How many single changes the person page lists under "What would change this".
 CHANGES_LISTED = 3
 
@@ -260,15 +375,23 @@ def _what_would_change(entry: QueueEntry) -> dict[str, Any]:
     """Up to three single changes that would move the listing across the cut-off, from what the
     queue stored (the score and the reasons' values), by the version that made the listing."""
     serving = current_app.extensions["outreach.model"].current
+    lottery = entry.source == "lottery"
     if serving is None or serving.version != entry.model_version:
-        return {"other_version": entry.model_version, "changes": [], "considered": []}
+        return {
+            "other_version": entry.model_version,
+            "changes": [],
+            "considered": [],
+            "lottery": lottery,
+        }
     model = serving.model
+    names = {f.name: rules.feature_words(f) for f in model.features}
     changes = from_listing(model, score=entry.score, reasons=entry.reasons)
     return {
         "other_version": None,
         "changes": [c.to_dict() for c in changes if c.crosses][:CHANGES_LISTED],
-        "considered": [c.feature.replace("_", " ") for c in changes],
+        "considered": [names.get(c.feature, c.feature.replace("_", " ")) for c in changes],
         "off": entry.score >= model.cutoffs[CUTOFF_BAND],
+        "lottery": lottery,
     }
 
 
@@ -286,7 +409,7 @@ def record_outcome(entry_id: int) -> ResponseReturnValue:
         db(), _caller(), entry_id, request.form.get("status", ""), request.form.get("note", "")
     )
     flash(f"Recorded: {OUTCOMES[done.status]}.")
-    return redirect(url_for("coordinator.person", person_id=done.person_id))
+    return redirect(url_for("coordinator.person", person_id=done.person_id, **_list_view()))
 
 
 @pages.post("/people/<path:person_id>/opt-out")
@@ -294,7 +417,7 @@ def record_outcome(entry_id: int) -> ResponseReturnValue:
 def opt_out(person_id: str) -> ResponseReturnValue:
     person = queue_rules.opt_out(db(), _caller(), person_id, request.form.get("reason", ""))
     flash("Recorded: this person asked not to be contacted. They are off every list from now on.")
-    return redirect(url_for("coordinator.person", person_id=person))
+    return redirect(url_for("coordinator.person", person_id=person, **_list_view()))
 
 
 @pages.post("/people/<path:person_id>/opt-in")
@@ -302,7 +425,7 @@ def opt_out(person_id: str) -> ResponseReturnValue:
 def opt_in(person_id: str) -> ResponseReturnValue:
     person = queue_rules.opt_in(db(), _caller(), person_id, request.form.get("reason", ""))
     flash("Recorded: this person may be offered outreach again.")
-    return redirect(url_for("coordinator.person", person_id=person))
+    return redirect(url_for("coordinator.person", person_id=person, **_list_view()))
 
 
 @pages.post("/people/<path:person_id>/review-request")
@@ -329,4 +452,6 @@ def request_review(person_id: str) -> ResponseReturnValue:
         flash(f"Request for review {number} sent (they had already asked not to be contacted).")
     else:
         flash(f"Request for review {number} sent to the oversight board.")
-    return redirect(url_for("coordinator.person", person_id=filed.request.person_id))
+    return redirect(
+        url_for("coordinator.person", person_id=filed.request.person_id, **_list_view())
+    )

@@ -7,7 +7,7 @@ explanation writes its access-log row (action ``explanation``) before anything i
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app, g, render_template
+from flask import Blueprint, Response, current_app, g, render_template, request
 from flask.typing import ResponseReturnValue
 
 from audits.catalogue import read_report
@@ -30,14 +30,16 @@ def _no_store(response: Response) -> Response:
     return response
 
 
-def explain(caller: Caller, person: str) -> rules.Explanation:
-    """The explanation of ``person`` for ``caller`` (logged first), as the API gives it."""
+def explain(caller: Caller, person: str, month: str | None = None) -> rules.Explanation:
+    """The explanation of ``person`` (their entry on ``month``'s list when given) for
+    ``caller`` (logged first), as the API gives it."""
     return rules.explain_person(
         db(),
         caller,
         person,
         versions=rules.for_app(current_app),
         contact=rules.contact_for(current_app),
+        month=month,
     )
 
 
@@ -57,7 +59,8 @@ def served() -> Serving:
 @unless_paused
 def person_explanation(person_id: str) -> ResponseReturnValue:
     """The explanation a person can be given, ready to print."""
-    found = explain(Caller(g.principal, g.request_id, model_name()), person_id)
+    month = request.args.get("period") or None
+    found = explain(Caller(g.principal, g.request_id, model_name()), person_id, month)
     return render_template(
         "explanation/person.html",
         principal=g.principal,

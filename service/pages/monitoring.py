@@ -17,11 +17,13 @@ from flask.typing import ResponseReturnValue
 from markupsafe import Markup
 
 from audits import charts
+from audits import report as report_words
 from audits.catalogue import read_report
 from audits.policy import policy_from_report
 from model.errors import NotFoundError, OutreachError
 from service import monitoring
 from service import queue as queue_rules
+from service.explanation import feature_words
 from service.funnel import funnel, recall_limit
 from service.pages.common import db, model_name, registry
 from service.pages.oversight import pages
@@ -30,6 +32,20 @@ from service.period_report import period_document, periods_index
 
 CHART_PERIODS = 3
 FUNNEL_MONTHS = 6
+#: The axis of every chart of a share (0 to 1), so that shares read against each other.
+SHARE = (0.0, 1.0)
+#: A population stability index below this is no shift at all: not drawn as a bar.
+NO_SHIFT = 0.001
+#: The realised gate's metrics in words (the audit report's own words).
+METRIC_WORDS = report_words.METRIC_WORDS
+
+
+def _plain_names() -> dict[str, str]:
+    """The served model's features in the spec's words (``service.explanation.feature_words``)."""
+    serving = current_app.extensions["outreach.model"].current
+    if serving is None:
+        return {}
+    return {f.name: feature_words(f) for f in serving.model.features}
 
 
 def _report_for(audit_id: str) -> dict[str, Any] | None:
@@ -99,7 +115,7 @@ def _figures(
         figures |= {
             "performance": _performance_charts(doc),
             "realised": _realised_charts(doc, gates),
-            "drift": _drift_charts(doc),
+            "drift": _drift_charts(doc, _plain_names()),
             "evaluation": _evaluation_charts(doc),
         }
     return figures
@@ -142,50 +158,75 @@ def _performance_charts(doc: dict[str, Any]) -> list[Markup]:
                 bars,
                 title=f"{doc['period']}: recall at capacity by {attribute}, estimated (band) "
                 "and realised (interval)",
-                axis_label="share of the people who had the crisis who were on the list",
+                axis_label="recall: share of the people who had the crisis who were on the list",
                 fmt="{:.2f}",
+                scale=SHARE,
             )
         )
     return out
 
 
 def _realised_charts(doc: dict[str, Any], gates: list[dict[str, Any]]) -> list[Markup]:
+    """One chart per measure (metric and kind: a ratio or a difference) and attribute, the
+    charts of one measure on one scale."""
     realised = doc.get("realised") or {}
-    out = []
-    by_metric: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    by_measure: dict[tuple[str, str], dict[str, list[dict[str, Any]]]] = {}
     for d in realised.get("disparities") or []:
-        by_metric.setdefault((d["metric"], d["attribute"]), []).append(d)
-    limits = {
-        g["metric"]: [v for v in (g.get("min"), g.get("max")) if v is not None] for g in gates
-    }
-    for (metric, attribute), rows in by_metric.items():
-        if " × " in attribute:
+        if " × " in d["attribute"]:
             continue
-        out.append(
-            charts.bar_chart(
-                [
-                    charts.Bar(
-                        d["group"],
-                        d.get("value"),
-                        (d.get("ci") or [None, None])[0],
-                        (d.get("ci") or [None, None])[1],
-                        muted=not d.get("sufficient", True),
-                        note="" if d.get("sufficient", True) else "too few to judge",
-                    )
-                    for d in rows
-                ],
-                title=f"{doc['period']}, realised: {metric.replace('_', ' ')} of each "
-                f"{attribute} group against everyone else",
-                axis_label=f"{rows[0].get('kind', 'ratio')} against everyone else (lines: the "
-                "policy's limits)",
-                reference=1.0 if rows[0].get("kind") == "ratio" else 0.0,
-                limits=limits.get(metric, []),
-            )
+        measure = (d["metric"], str(d.get("kind") or "ratio"))
+        by_measure.setdefault(measure, {}).setdefault(d["attribute"], []).append(d)
+    out = []
+    for (metric, kind), attributes in by_measure.items():
+        gate = next(
+            (g for g in gates if g.get("metric") == metric and g.get("disparity") == kind),
+            {},
         )
+        limits = [v for v in (gate.get("min"), gate.get("max")) if v is not None]
+        reference = 1.0 if kind == "ratio" else 0.0
+        scale = charts.nice_range(
+            [
+                v
+                for rows in attributes.values()
+                for d in rows
+                for v in (d.get("value"), *(d.get("ci") or [None, None]))
+                if v is not None
+            ]
+            + [*limits, reference]
+        )
+        words = (
+            "ratio to everyone else (1 = the same)"
+            if kind == "ratio"
+            else ("difference from everyone else (0 = the same)")
+        )
+        for attribute, rows in attributes.items():
+            out.append(
+                charts.bar_chart(
+                    [
+                        charts.Bar(
+                            d["group"],
+                            d.get("value"),
+                            (d.get("ci") or [None, None])[0],
+                            (d.get("ci") or [None, None])[1],
+                            muted=not d.get("sufficient", True),
+                            note="" if d.get("sufficient", True) else "too few to judge",
+                        )
+                        for d in rows
+                    ],
+                    title=f"{doc['period']}, realised {METRIC_WORDS.get(metric, metric)} "
+                    f"by {attribute}: the {kind} to everyone else",
+                    axis_label=words + (", lines: the policy's limits" if limits else ""),
+                    reference=reference,
+                    limits=limits,
+                    scale=scale,
+                )
+            )
     return out
 
 
-def _drift_charts(doc: dict[str, Any]) -> list[Markup]:
+def _drift_charts(doc: dict[str, Any], names: dict[str, str]) -> list[Markup]:
+    """The features (named in the spec's words) whose mix of values moved, largest first; a
+    line instead of a chart when none did."""
     drift = doc.get("drift") or {}
     features = dict(drift.get("features") or {})
     if drift.get("score"):
@@ -195,17 +236,28 @@ def _drift_charts(doc: dict[str, Any]) -> list[Markup]:
         overall = (found or {}).get("overall") or {}
         if overall.get("psi") is None:
             continue
-        bars.append(charts.Bar(name, overall["psi"], note=str(overall.get("band") or "")))
+        label = names.get(name, name.replace("_", " "))
+        bars.append(charts.Bar(label, overall["psi"], note=str(overall.get("band") or "")))
     if not bars:
         return []
     bands = drift.get("psi_bands") or {"moderate": 0.1, "major": 0.25}
+    moved = [b for b in bars if (b.value or 0.0) >= NO_SHIFT]
+    if not moved:
+        return [
+            charts.nothing_to_show(
+                f"{doc['period']}: nothing has moved since the release's data: every feature's "
+                f"and the score's population stability index is below {NO_SHIFT}."
+            )
+        ]
+    still = len(bars) - len(moved)
     return [
         charts.bar_chart(
-            sorted(bars, key=lambda b: -(b.value or 0))[:25],
-            title=f"{doc['period']}: population stability index against the release's data",
+            sorted(moved, key=lambda b: -(b.value or 0))[:25],
+            title=f"{doc['period']}: population stability index against the release's data"
+            + (f" ({still} more below {NO_SHIFT} not drawn)" if still else ""),
             axis_label="PSI (lines: 0.1 moderate, 0.25 major shift)",
             limits=[bands["moderate"], bands["major"]],
-            fmt="{:.3f}",
+            fmt="{:.2f}",
         )
     ]
 
@@ -215,6 +267,23 @@ def _funnel_charts(funnels: list[dict[str, Any]]) -> list[Markup]:
     else's, over the latest months."""
     out = []
     attributes = dict.fromkeys(a["attribute"] for f in funnels for a in f["attributes"])
+    scales = {
+        rate: charts.nice_range(
+            [
+                v
+                for f in funnels
+                for a in f["attributes"]
+                for row in a["groups"]
+                for v in (
+                    row["comparisons"][rate].get("ratio"),
+                    *(row["comparisons"][rate].get("ci") or [None, None]),
+                )
+                if v is not None
+            ]
+            + [1.0, *([f["limit"] for f in funnels if f.get("limit")])]
+        )
+        for rate in ("reached", "accepted")
+    }
     for attribute in attributes:
         for rate in ("reached", "accepted"):
             bars = []
@@ -240,12 +309,13 @@ def _funnel_charts(funnels: list[dict[str, Any]]) -> list[Markup]:
                 out.append(
                     charts.bar_chart(
                         bars,
-                        title=f"Offered outreach: {rate} rate of each {attribute} group against "
-                        "everyone else's, month by month",
-                        axis_label="ratio (1 = the same as everyone else; line: the policy's "
+                        title=f"Of those offered outreach, the share {rate} by {attribute}: "
+                        "the ratio to everyone else, month by month",
+                        axis_label="ratio to everyone else (1 = the same; line: the policy's "
                         "recall limit)",
                         reference=1.0,
                         limits=[limit] if limit else [],
+                        scale=scales[rate],
                     )
                 )
     return out
@@ -277,7 +347,7 @@ def _evaluation_charts(doc: dict[str, Any]) -> list[Markup]:
                 bars,
                 title=f"{doc['period']}: the evaluation arm, people ranked just below the cut-off",
                 axis_label="share who had the crisis (with intervals)",
-                fmt="{:.3f}",
+                fmt="{:.2f}",
             )
         )
     effect = found.get("effect")
@@ -292,7 +362,7 @@ def _evaluation_charts(doc: dict[str, Any]) -> list[Markup]:
                 title=f"{doc['period']}: what an offer changed at the margin",
                 axis_label="difference in crisis rate (0 = no change; below 0: fewer crises)",
                 reference=0.0,
-                fmt="{:+.3f}",
+                fmt="{:+.2f}",
             )
         )
     return out
@@ -310,6 +380,7 @@ def _selection_charts(views: list[monitoring.PeriodView]) -> list[Markup]:
         for a in view.attributes
         for row in a.groups
     }
+    scale = charts.nice_range([row.selection_rate for row in found.values()])
     for attribute in recent[0].attributes:
         bars = []
         for row in attribute.groups:
@@ -329,7 +400,8 @@ def _selection_charts(views: list[monitoring.PeriodView]) -> list[Markup]:
                 bars,
                 title=f"Share put on the list by {attribute.attribute}, latest months",
                 axis_label="selection rate (hatched: too few people to judge)",
-                fmt="{:.3f}",
+                fmt="{:.2f}",
+                scale=scale,
             )
         )
     return out

@@ -24,6 +24,7 @@ from flask.typing import ResponseReturnValue
 from sqlalchemy import Text, cast, func, select
 
 from audits.catalogue import list_versions, read_report
+from audits.decision_summary import summarise, verdict_label
 from audits.policy import Gate, assessments_from_report
 from audits.release import production_version
 from audits.report import CSS, METRIC_WORDS, gate_chart, render_body
@@ -82,8 +83,14 @@ def _releases_page(
                 {"decision": a.decision, "by": a.by, "note": a.note, "at": fmt_time(a.recorded_at)}
             )
     rows = _versions()
+    source = current_app.extensions["outreach.model"]
     for row in rows:
         row["approvals"] = approvals.get((row["name"], row["version"]), [])
+        row["served"] = _why_served(row, source)
+        row["label"] = verdict_label(row["decision"])
+        wanted = row["awaiting_approval"] or "production" in row["aliases"]
+        report = _report_if_found(row["audit_id"]) if wanted else None
+        row["summary"] = summarise(report) if report else None
     names = sorted({r["name"] for r in rows})
     return render_template(
         "oversight/releases.html",
@@ -93,6 +100,32 @@ def _releases_page(
         problem=problem,
         typed_note=note,
     ), status
+
+
+def _why_served(row: dict[str, Any], source: Any) -> tuple[bool, str]:
+    """Whether a version is served now and why, in a sentence, from the registry's record and
+    the service's own verified loading (the trust layer decides; this only reports it)."""
+    current = source.current
+    if current is not None and (current.name, current.version) == (row["name"], row["version"]):
+        approved = f", approved by {row['approved_by']}" if row.get("approved_by") else ""
+        return True, (
+            f"Served: its audit {verdict_label(row['decision'])}{approved}, and its signed "
+            "release statement matches the bytes being served."
+        )
+    if row.get("withdrawn_by") and "production" in row["aliases"]:
+        return False, f"Not served: withdrawn by {row['withdrawn_by']}."
+    if row.get("rejected_by"):
+        return False, f"Never served: rejected by {row['rejected_by']}."
+    if row.get("decision") == "FAIL":
+        return False, "Never served: its audit failed."
+    if not row.get("audit_id"):
+        return False, "Never served: it has no audit."
+    if row.get("awaiting_approval"):
+        return False, "Not served yet: it waits for the board's decision."
+    if "production" in row["aliases"]:
+        why = source.reason or "its signed release statement could not be verified"
+        return False, f"Not served: {why}."
+    return False, "Not served: another version is the one in production."
 
 
 @pages.post("/releases/<name>/<version>/decision")

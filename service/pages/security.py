@@ -142,9 +142,9 @@ def signed_in(route: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
             principal = current_principal()
             if principal is None:
                 return redirect(_login_url())
+            g.principal = principal  # a refusal page shows the user's own menu and way back
             if not principal.may(route):
                 raise ForbiddenError(f"This page is not open to the {principal.role} role.")
-            g.principal = principal
             check_csrf(request)
             return view(*args, **kwargs)
 

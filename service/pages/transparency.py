@@ -133,10 +133,25 @@ def _public(as_json: bool) -> ResponseReturnValue:
         if as_json:
             error = {"code": "unavailable", "message": problem, "details": []}
             return jsonify({"error": error, "request_id": g.get("request_id", "")}), 503
-        return render_template("transparency/summary.html", summary=None, problem=problem), 503
+        page = render_template(
+            "transparency/summary.html", summary=None, problem=problem, contact=_contact(None)
+        )
+        return page, 503
     if as_json:
         return jsonify(summary)
-    return render_template("transparency/summary.html", summary=summary, problem="")
+    return render_template(
+        "transparency/summary.html", summary=summary, problem="", contact=_contact(summary)
+    )
+
+
+def _contact(summary: dict[str, Any] | None) -> str:
+    """Whom a person may contact: the deployment's contact setting, else the summary's email."""
+    setting = current_app.config.get("CONTACT")
+    if setting:
+        return str(setting)
+    field = ((summary or {}).get("tier_1") or {}).get("contact_email") or {}
+    value = field.get("value") if isinstance(field, dict) else None
+    return str(value) if value and value != transparency.AGENCY else ""
 
 
 @pages.get("/transparency")
