@@ -137,8 +137,12 @@ def summarise(report: Mapping[str, Any]) -> DecisionSummary:
     verdict = str(report.get("decision") or "")
     breaches = sorted(report.get("breaches") or [], key=lambda b: -_how_far(b))
     review = list(report.get("review") or [])
-    beyond = sorted((r for r in review if r.get("kind") in BEYOND), key=lambda r: -_how_far(r))
-    others = [r for r in review if r.get("kind") not in BEYOND]
+    def is_beyond(r: Mapping[str, Any]) -> bool:
+        # A group too small to judge whose own data show it beyond the limit counts as beyond.
+        return r.get("kind") in BEYOND or (r.get("kind") == "not_assessable" and _how_far(r) > 0)
+
+    beyond = sorted((r for r in review if is_beyond(r)), key=lambda r: -_how_far(r))
+    others = [r for r in review if not is_beyond(r)]
     unjudged = [r for r in others if r.get("kind") != "missingness"]
     gaps = [r for r in others if r.get("kind") == "missingness"]
     not_assessable = list(report.get("not_assessable") or [])
@@ -155,6 +159,16 @@ def summarise(report: Mapping[str, Any]) -> DecisionSummary:
         else ""
     )
     missing_groups = [_group(n) for n in not_assessable]
+    # Too small to judge, but their own estimates are beyond a limit: named among the concerns.
+    flagged = {_group(r) for r in beyond}
+    disclosed = [
+        f"{_group(n)} could not be judged with this data ({n.get('people_in_need', '?')} people "
+        f"in need), and its own estimate, {_number(n.get('estimate'))} of everyone else's, is "
+        "beyond the limit."
+        for n in not_assessable
+        if n.get("beyond_limit") and _group(n) not in flagged
+    ]
+    concerns += disclosed
     not_assessable_line = (
         f"{len(missing_groups)} group{'s' if len(missing_groups) != 1 else ''} could not be "
         f"judged with this data: {_folded(missing_groups)}."
@@ -207,11 +221,21 @@ def summarise(report: Mapping[str, Any]) -> DecisionSummary:
             "served."
         )
     else:
-        headline = "PASS: every group judged is within every blocking limit."
-        decision_sentence = "No group is beyond a blocking limit, and every question is settled."
+        headline = "PASS: every group judged on its own is within every blocking limit."
+        decision_sentence = (
+            "No group judged on its own is beyond a blocking limit; the groups too small to "
+            "judge are named."
+            if missing_groups
+            else "No group is beyond a blocking limit, and every question is settled."
+        )
         commitment = (
-            "Approving, where the policy asks for it, serves this version at once; the audit "
-            "leaves the board no open question."
+            "Approving, where the policy asks for it, serves this version at once and records "
+            f"that the board accepts the {len(disclosed)} group"
+            f"{'s' if len(disclosed) != 1 else ''} too small to judge whose own estimates are "
+            "beyond the limit."
+            if disclosed
+            else "Approving, where the policy asks for it, serves this version at once; the "
+            "audit leaves the board no open question."
         )
     return DecisionSummary(
         verdict=verdict,

@@ -75,6 +75,7 @@ def test_a_chosen_candidate_beyond_the_limit_reads_the_same_everywhere(
         breaches=[],
         review=[BEYOND, unjudged("18-24"), unjudged("65+"), unjudged("female", "sex")],
         candidates=candidates,
+        not_assessable=[],
     )
     summary = summarise(report)
     assert summary.headline.startswith("REVIEW: 1 group is beyond a limit")
