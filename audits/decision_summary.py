@@ -137,6 +137,7 @@ def summarise(report: Mapping[str, Any]) -> DecisionSummary:
     verdict = str(report.get("decision") or "")
     breaches = sorted(report.get("breaches") or [], key=lambda b: -_how_far(b))
     review = list(report.get("review") or [])
+
     def is_beyond(r: Mapping[str, Any]) -> bool:
         # A group too small to judge whose own data show it beyond the limit counts as beyond.
         return r.get("kind") in BEYOND or (r.get("kind") == "not_assessable" and _how_far(r) > 0)

@@ -55,16 +55,20 @@ def _row(label: str, tally: object, extra: str = "") -> None:
 
 def fair_model(reps: int) -> None:
     print("\nFair model, the shipped audit window (8,333 people x 6 months, clustered, ids):")
-    print("| min people in need | audits | FAIL | REVIEW | PASS | questions | coverage |")
-    print("|---|---|---|---|---|---|---|")
-    for threshold, race in ((80, None), (120, None), (150, None), (200, None), (200, 120)):
+    print(
+        "| min people in need | audits | FAIL | REVIEW | PASS | questions | coverage "
+        "| PASS awaiting the board's acceptance of a disclosed group |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    for threshold, race in ((80, None), (120, None), (150, None), (200, None)):
         policy = _policy(
             min_group_positives=threshold,
             min_group_positives_for={} if race is None else {RACE: race},
         )
         tally = run(Scenario(), policy, replicates=reps, seed=threshold, coverage=True)
         label = str(threshold) if race is None else f"{threshold}, race and ethnicity {race}"
-        _row(label, tally, f"{tally.covered / max(tally.intervals, 1):.1%}")
+        coverage = f"{tally.covered / max(tally.intervals, 1):.1%}"
+        _row(label, tally, f"{coverage} | {tally.waits / max(tally.replicates, 1):.1%}")
 
 
 def near_the_limit(reps: int) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from audits.audit import run_audit
-from audits.gate import worst
+from audits.gate import disclosures_to_approve, worst
 from audits.policy import Policy
 from model.synthetic import _INDIVIDUAL_SHARES
 
@@ -99,6 +99,9 @@ class Tally:
     named: dict[str, dict[str, int]] = field(default_factory=dict)
     covered: int = 0
     intervals: int = 0
+    #: PASSes that wait for the board to accept a disclosed group ([approval]
+    #: disclosed_beyond_share).
+    waits: int = 0
 
     def share(self, verdict: str) -> float:
         return self.verdicts[verdict] / max(self.replicates, 1)
@@ -138,6 +141,10 @@ def run(
         decision = outcome.decision
         tally.replicates += 1
         tally.verdicts[worst(decision.verdict)] += 1
+        if decision.verdict == "PASS" and disclosures_to_approve(
+            policy, decision, outcome.audit.clusters
+        ):
+            tally.waits += 1
         tally.questions += len(decision.review_groups)
         for attribute, group in scenario.ratios:
             name = f"{group} ({attribute})"

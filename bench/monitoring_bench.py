@@ -120,7 +120,6 @@ def _policy(home: Home, spec: ExperimentSpec) -> Policy:
     for old, new in {
         "\nshare = 0.0\n": f"\nshare = {EVALUATION_SHARE}\n",
         "min_group_positives = 200": "min_group_positives = 20",
-        "min_group_positives_for = { race_ethnicity = 120 }": "min_group_positives_for = {}",
         "min = 0.8": "min = 0.3",
         f'name = "{shipped.name}"': f'name = "{shipped.name} (bench: evaluation arm on)"',
     }.items():

@@ -142,7 +142,6 @@ def strict_policy_file(tmp_path: Path) -> Path:
     text = (INDIVIDUAL_SPEC.parent.parent / "audits" / "policies" / "default.toml").read_text()
     text = text.replace('decision_rule = "significant_breach"', 'decision_rule = "point_estimate"')
     text = text.replace("min_group_positives = 200", "min_group_positives = 20")
-    text = text.replace("{ race_ethnicity = 120 }", "{}")
     path = tmp_path / "strict.toml"
     path.write_text(text.replace("min = 0.8", "min = 0.999"))
     return path

@@ -46,7 +46,6 @@ LENIENT = {
     "bootstrap_resamples = 1000": "bootstrap_resamples = 200",
     'intersections = [["race_ethnicity", "sex"]]': "intersections = []",
     "min_group_positives = 200": "min_group_positives = 20",
-    "min_group_positives_for = { race_ethnicity = 120 }": "min_group_positives_for = {}",
     "simulations = 200": "simulations = 40",
     "min = 0.8": "min = 0.3",
 }
