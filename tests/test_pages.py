@@ -468,6 +468,9 @@ def test_approving_a_release_awaiting_approval(as_role, own_site: Site, db: Data
     name, version = own_site.awaiting
     html = client.get("/oversight/releases").get_data(as_text=True)
     assert "Awaiting approval" in html and f"Approve version {version}" in html
+    # The board sees how reliable the gate was on that version's data, in plain words.
+    assert "How reliable the gate is with this much data" in html
+    assert "would be caught (the release fails)" in html
     token = csrf(html)
     path = f"/oversight/releases/{name}/{version}/decision"
     missing_note = client.post(path, data={"csrf_token": token, "decision": "approve"})

@@ -91,6 +91,9 @@ def _releases_page(
         wanted = row["awaiting_approval"] or "production" in row["aliases"]
         report = _report_if_found(row["audit_id"]) if wanted else None
         row["summary"] = summarise(report) if report else None
+        # How reliable the gate was on this version's data (the report's simulated table).
+        characteristics = (report or {}).get("operating_characteristics") or {}
+        row["reliability"] = list(characteristics.get("sentences") or [])
     names = sorted({r["name"] for r in rows})
     return render_template(
         "oversight/releases.html",
