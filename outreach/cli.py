@@ -834,11 +834,21 @@ def _monitored_attributes(home: Home, audit_id: str) -> list[str]:
         return []
 
 
+def _month(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """A month option, by the one month rule (:func:`model.rules.month_problem`); exit 2."""
+    from model.rules import month_problem
+
+    if value is not None and (problem := month_problem(value)) is not None:
+        raise click.BadParameter(problem)
+    return value
+
+
 @main.command("score")
 @click.option("--data", type=click.Path(), required=True)
 @click.option(
     "--period",
-    help="YYYY-MM (default: the latest period in the data; on Spark: every period).",
+    callback=_month,
+    help="YYYY-MM (default: the latest period in the data; with --out or on Spark: every period).",
 )
 @click.option("--model", "model_name", default="individual_outreach", show_default=True)
 @click.option(
@@ -872,8 +882,7 @@ def score_command(
         _score_on_spark(home, data, period, model_name, out, master)
         return
     from model.data import read_table
-    from model.scorer import scored_frame
-    from service.batch import score_period
+    from service.batch import score_file, score_period
     from service.loader import ModelSource
 
     source = ModelSource(home.ensure(), model_name)
@@ -885,8 +894,14 @@ def score_command(
     if out is not None:
         from model.synthetic import write_population
 
-        write_population(scored_frame(serving.model, frame), out)
-        _progress(f"wrote {len(frame):,} scored rows to {out}")
+        scored = score_file(_service_db(home), serving, frame, period=period)
+        write_population(scored.frame, out)
+        click.echo(
+            f"wrote {len(scored.frame):,} scored rows of {', '.join(scored.periods)} to {out} "
+            f"(model {serving.name} v{serving.version}, audit {serving.audit_id}; each row "
+            "names its month in scored_period; percentiles against the release's validation "
+            f"population, the same in every month); {scored.opted_out:,} opted out, not scored"
+        )
         return
     _into_queue(home, serving, score_period, frame, period, "scored")
 
@@ -934,7 +949,7 @@ def queue() -> None:
 @click.option(
     "--from", "source_path", type=click.Path(), required=True, help="A Spark output folder."
 )
-@click.option("--period", required=True, help="YYYY-MM")
+@click.option("--period", required=True, callback=_month, help="YYYY-MM")
 @click.option("--model", "model_name", default="individual_outreach", show_default=True)
 @click.pass_obj
 @reported

@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from model.errors import BadInputError
+from model.rules import MAX_NAME, name_problem
 from service.db import Database, QueueEntry, Token, User, UserArea, utcnow
 
 ROLES = ("coordinator", "analyst", "oversight", "admin")
@@ -144,9 +145,12 @@ def add_user(
     The token works for ``days`` (default :func:`default_token_days`).
     """
     _check_role(role)
+    problem = name_problem(name)  # the one rule for the name of who acts (model.rules)
+    if problem is not None:
+        raise BadInputError(
+            f"a user name must have 1 to {MAX_NAME} printable characters: it {problem}"
+        )
     name = name.strip()
-    if not name or len(name) > 120 or not name.isprintable():
-        raise BadInputError("a user name must have 1 to 120 printable characters")
     if password is not None:
         _check_password_text(password)
     if days is not None:

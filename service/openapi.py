@@ -575,6 +575,8 @@ def document(model: ScoringModel | None, *, max_records: int) -> dict[str, Any]:
                 "post": {
                     "operationId": "score",
                     "summary": f"Score 1 to {max_records} records with reasons",
+                    "description": "A person who opted out is not scored: a record with their "
+                    "id refuses the whole request (409, code opted_out).",
                     "requestBody": _json_body(
                         {
                             "records": {
@@ -603,7 +605,7 @@ def document(model: ScoringModel | None, *, max_records: int) -> dict[str, Any]:
                                 }
                             ),
                         ),
-                        **_errors(400, *signed_in, 413, 415, 503),
+                        **_errors(400, *signed_in, 409, 413, 415, 503),
                     },
                 }
             },

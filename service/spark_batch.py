@@ -31,6 +31,7 @@ from typing import Any
 
 from audits.loading import LoadedModel
 from model.errors import BadInputError, DataValidationError, JobFailedError
+from model.rules import month_problem
 
 #: The partition column of the output (the input's time column keeps its own name and values).
 PERIOD_COLUMN = "scored_period"
@@ -39,7 +40,6 @@ SCORE_COLUMNS = (("score", "double"), ("percentile", "double"), ("band", "string
 REASONS_COLUMN = "reasons"
 #: The provenance columns on every output row.
 PROVENANCE = ("model_name", "model_version", "audit_id")
-_PERIOD = re.compile(r"^\d{4}-\d{2}$")
 
 
 @dataclass(frozen=True)
@@ -226,11 +226,11 @@ def score_on_spark(
         found = sorted(str(row[0]) for row in frame.select(PERIOD_COLUMN).distinct().collect())
     except (PySparkException, Py4JJavaError) as err:
         raise BadInputError(f"{data}: cannot read it as Parquet: {str(err)[:500]}") from err
-    bad = [p for p in found if p is None or not _PERIOD.match(p)]
+    bad = [p for p in found if month_problem(p) is not None]  # the one month rule
     if bad or not found:
         raise DataValidationError(
             "the data cannot be scored",
-            details=[f"{model.time_column}: not YYYY-MM: {', '.join(map(str, bad[:5]))}"]
+            details=[f"{model.time_column}: not a month YYYY-MM: {', '.join(map(str, bad[:5]))}"]
             if bad
             else ["no rows"],
         )
