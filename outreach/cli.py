@@ -570,27 +570,84 @@ def _plural(count: int, word: str) -> str:
     return f"{count} {word}{'' if count == 1 else 's'}"
 
 
+#: What ``--password`` holds when given alone: ask for it without echo.
+_ASK = "\x00ask"
+
+
+def _new_password(password: str | None, from_stdin: bool, from_file: str | None) -> str | None:
+    """The page password of ``users add``: asked for without echo (``--password`` alone), read
+    from stdin (``--password-stdin``) or from a file (``--password-file``); never taken from the
+    command line, where ``ps`` and /proc/*/cmdline show it to every local user."""
+    given = [password is not None, from_stdin, from_file is not None]
+    if sum(given) > 1:
+        raise BadInputError("give one of --password, --password-stdin and --password-file")
+    if password is not None and password != _ASK:
+        raise BadInputError(
+            "a password is never given on the command line (any local user can read it there): "
+            "give --password alone to be asked for it without echo, or pipe it with "
+            "--password-stdin, or name a file only you can read with --password-file PATH"
+        )
+    if password == _ASK:
+        entered: str = click.prompt("Password", hide_input=True, confirmation_prompt=True, err=True)
+        return entered
+    if from_stdin:
+        return _first_line(sys.stdin.readline(), "stdin")
+    if from_file is not None:
+        try:
+            text = Path(from_file).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as err:
+            raise BadInputError(f"--password-file {from_file}: cannot read it: {err}") from err
+        return _first_line(text.splitlines()[0] if text else "", from_file)
+    return None
+
+
+def _first_line(line: str, where: str) -> str:
+    value = line.rstrip("\r\n")
+    if not value:
+        raise BadInputError(f"no password in {where} (its first line is empty)")
+    return value
+
+
 @users.command("add")
 @click.argument("name")
 @click.option("--role", type=ROLE_CHOICE, required=True)
 @click.option(
     "--password",
-    help="Also set a password for the web pages (12+ characters); give the option alone to be "
-    "asked for it without echo.",
-    prompt=True,
-    prompt_required=False,
-    hide_input=True,
-    confirmation_prompt=True,
+    is_flag=False,
+    flag_value=_ASK,
+    default=None,
+    help="Also set a password for the web pages (12+ characters): give the option alone to be "
+    "asked for it without echo (a value on the command line is refused).",
+)
+@click.option(
+    "--password-stdin",
+    "password_stdin",
+    is_flag=True,
+    help="Read the page password from the first line of stdin.",
+)
+@click.option(
+    "--password-file",
+    type=click.Path(dir_okay=False),
+    help="Read the page password from the first line of this file.",
 )
 @DAYS_OPTION
 @click.pass_obj
 @reported
-def users_add(home: Home, name: str, role: str, password: str | None, days: int | None) -> None:
+def users_add(
+    home: Home,
+    name: str,
+    role: str,
+    password: str | None,
+    password_stdin: bool,
+    password_file: str | None,
+    days: int | None,
+) -> None:
     """Create a user; prints its API token once, alone on the last line."""
     from service.auth import add_user
 
+    secret = _new_password(password, password_stdin, password_file)
     expires = _expiry(days)
-    token = add_user(_service_db(home), name, role, password=password, days=days)
+    token = add_user(_service_db(home), name, role, password=secret, days=days)
     click.echo(f"created {role} '{name}'; its API token (shown only now; expires {expires}):")
     click.echo(token)
 

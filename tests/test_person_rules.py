@@ -554,3 +554,43 @@ def test_the_cli_refuses_a_bad_period_before_any_work(mine: Released, tmp_path: 
             ],
         )
         assert outcome.exit_code == 2 and "--period" in outcome.output, outcome.output
+
+
+# ------------------------------------------------------------------------ passwords not on argv
+
+
+def test_a_password_is_never_taken_from_the_command_line(tmp_path: Path) -> None:
+    from service.auth import check_password
+    from service.db import default_url
+
+    home = ["--home", str(tmp_path / "home")]
+    add = [*home, "users", "add"]
+    refused = CliRunner().invoke(
+        main, [*add, "lead", "--role", "admin", "--password", "a secret on argv"]
+    )
+    assert refused.exit_code == 2, refused.output
+    assert "never given on the command line" in refused.output
+    assert "--password-stdin" in refused.output and "--password-file" in refused.output
+    piped = CliRunner().invoke(
+        main, [*add, "piped", "--role", "analyst", "--password-stdin"], input="piped passphrase\n"
+    )
+    assert piped.exit_code == 0, piped.output
+    secret = tmp_path / "secret.txt"
+    secret.write_text("filed passphrase\n")
+    filed = CliRunner().invoke(
+        main, [*add, "filed", "--role", "analyst", "--password-file", str(secret)]
+    )
+    assert filed.exit_code == 0, filed.output
+    asked = CliRunner().invoke(
+        main, [*add, "asked", "--role", "analyst", "--password"], input="asked passphrase\n" * 2
+    )
+    assert asked.exit_code == 0, asked.output
+    db = Database(default_url(tmp_path / "home"))
+    assert check_password(db, "piped", "piped passphrase") is not None
+    assert check_password(db, "filed", "filed passphrase") is not None
+    assert check_password(db, "asked", "asked passphrase") is not None
+    assert check_password(db, "lead", "a secret on argv") is None
+    both = CliRunner().invoke(
+        main, [*add, "two", "--role", "analyst", "--password-stdin", "--password-file", str(secret)]
+    )
+    assert both.exit_code == 2 and "one of" in both.output
