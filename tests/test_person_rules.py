@@ -34,7 +34,8 @@ from service.loader import ModelSource, Serving
 from service.periods import load_snapshot
 from service.queue import ALL_AREAS
 from service.spark_batch import PERIOD_COLUMN
-from tests.conftest import Released, copy_released, labels_for
+from tests.conftest import Released, copy_released, labels_for, on_both_databases
+from tests.postgres import Cluster, copy_rows
 
 PASSWORD = "person-rules-password"
 #: The month the property test's files name (not one the release scored).
@@ -405,10 +406,24 @@ def _person(released: Released) -> str:
         return entry.person_id
 
 
+@on_both_databases
 def test_an_opted_out_person_is_not_scored_queued_or_kept_anywhere(
-    released: Released, tmp_path: Path
+    released: Released,
+    tmp_path: Path,
+    backend: str,
+    request: pytest.FixtureRequest,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     own = copy_released(released, tmp_path / "walk")
+    if backend == "postgresql":  # the same rows in a PostgreSQL database, for app and CLI
+        cluster: Cluster = request.getfixturevalue("postgres")
+        url = cluster.create_database()
+        target = Database(url)
+        target.upgrade()
+        target.engine.dispose()
+        copy_rows(own.database_url, url)
+        own = Released(own.home, url, own.frame, own.periods, own.name)
+        monkeypatch.setenv("OUTREACH_DATABASE_URL", url)
     app = create_app(
         {
             "HOME": own.home,
