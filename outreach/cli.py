@@ -990,10 +990,16 @@ def _score_on_spark(
     _progress(
         f"Spark session on {spark.sparkContext.master} in {time.perf_counter() - started:.1f} s"
     )
-    result = score_on_spark(spark, loaded, data, out, period=period, progress=_progress)
+    from service.batch import opted_out
+
+    excluded = opted_out(_service_db(home))
+    result = score_on_spark(
+        spark, loaded, data, out, period=period, exclude=excluded, progress=_progress
+    )
     click.echo(
         f"scored {result.rows:,} rows of {', '.join(result.periods)} on Spark into {result.out} "
-        f"(model {loaded.name} v{loaded.version}, audit {loaded.audit_id})"
+        f"(model {loaded.name} v{loaded.version}, audit {loaded.audit_id}); people who opted "
+        f"out ({len(excluded):,} in all) left out"
     )
 
 

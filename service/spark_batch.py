@@ -23,7 +23,7 @@ import re
 import shutil
 import sys
 import tempfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -182,12 +182,14 @@ def score_on_spark(
     out: str,
     *,
     period: str | None = None,
+    exclude: Collection[str] = (),
     progress: Callable[[str], None] = lambda _: None,
 ) -> SparkResult:
     """Score Parquet ``data`` with the verified model on Spark; write ``out`` by period.
 
     Every period in ``data`` is scored, or only ``period``; an existing ``out`` keeps its other
-    periods (dynamic partition overwrite).
+    periods (dynamic partition overwrite). Rows whose id (as text) is in ``exclude`` (the people
+    who opted out) are left out before scoring: they are neither scored nor written.
 
     Raises
     ------
@@ -241,6 +243,8 @@ def score_on_spark(
             )
         frame = frame.where(sf.col(PERIOD_COLUMN) == period)
         found = [period]
+    if exclude:  # an opt-out means not scored, on Spark as in process
+        frame = frame.where(~sf.col(model.id_column).cast("string").isin(sorted(exclude)))
     result = ", ".join(f"{name} {kind}" for name, kind in SCORE_COLUMNS)
     progress(f"verified {loaded.name} v{loaded.version} (audit {loaded.audit_id}); scoring")
     with verified_pyfunc(loaded) as folder:

@@ -22,7 +22,7 @@ from model.scorer import scored_frame
 from model.synthetic import generate_preset
 from outreach.cli import main
 from service.batch import load_period, read_scored_period
-from service.db import QueueEntry, ScoredPeriod
+from service.db import Database, OptOut, QueueEntry, ScoredPeriod
 from service.loader import ModelSource
 from service.periods import Monitoring
 from service.spark_batch import PERIOD_COLUMN, _spark_failure, score_on_spark, spark_session
@@ -227,6 +227,19 @@ def test_the_cli_scores_on_spark_and_loads_the_queue(
     assert outcome.exit_code == 0, outcome.output
     assert f"{period}: loaded" in outcome.output
     assert _queue(mine.database_url, mine.name, period) == before
+
+    # An opted-out person is not scored on Spark either: not in the output, not queued.
+    person = str(released.frame.loc[released.frame["period"] == period, "person_id"].iloc[-1])
+    with Database(mine.database_url).session() as session:
+        session.add(OptOut(person_id=person, recorded_by="test"))
+    outcome = runner.invoke(
+        main, [*score, "--data", str(data), "--out", str(out), "--period", period]
+    )
+    assert outcome.exit_code == 0, outcome.output
+    assert "opted out (1 in all) left out" in outcome.output
+    written = pd.read_parquet(out / f"{PERIOD_COLUMN}={period}")
+    assert person not in set(written["person_id"].astype(str))
+    assert len(written) == int((released.frame["period"] == period).sum()) - 1
 
     # Bad input: no --out, not Parquet, a missing column (exit 2).
     outcome = runner.invoke(main, [*score, "--data", str(data)])
