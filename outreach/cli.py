@@ -757,6 +757,21 @@ def users_disable(home: Home, name: str) -> None:
     )
 
 
+@users.command("delete")
+@click.argument("name")
+@click.pass_obj
+@reported
+def users_delete(home: Home, name: str) -> None:
+    """Remove NAME: every API token revoked and every page session ended first, then the user
+    (a new user never gets its id again)."""
+    from service.auth import delete_user
+
+    revoked = delete_user(_service_db(home), name)
+    click.echo(
+        f"deleted '{name}': {_plural(revoked, 'API token')} revoked and every session ended first"
+    )
+
+
 @users.command("enable")
 @click.argument("name")
 @click.pass_obj

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import sqlite3
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -609,3 +610,60 @@ def test_a_password_is_never_taken_from_the_command_line(tmp_path: Path) -> None
         main, [*add, "two", "--role", "analyst", "--password-stdin", "--password-file", str(secret)]
     )
     assert both.exit_code == 2 and "one of" in both.output
+
+
+# ------------------------------------------------------------------- users' ids are never reused
+
+
+@on_both_databases
+def test_a_deleted_user_s_token_never_comes_back(database_url: str, tmp_path: Path) -> None:
+    """The issue's reproduction: a coordinator's row deleted by hand (no foreign keys, as
+    SQLite's own shell runs), a new admin added; the old token must not work for admin routes."""
+    from service.auth import authenticate
+    from service.db import Token, User, UserArea
+
+    db = Database(database_url)
+    db.upgrade()
+    add_user(db, "first", "coordinator")
+    old = add_user(db, "coordinator-1", "coordinator")
+    assert authenticate(db, old) is not None
+    if db.engine.dialect.name == "sqlite":  # as SQLite's own shell does: no foreign keys
+        shell = sqlite3.connect(database_url.removeprefix("sqlite:///"))
+        with shell:
+            shell.execute("DELETE FROM users WHERE name = 'coordinator-1'")
+        shell.close()
+    else:  # a superuser's session that skips the foreign-key triggers
+        with db.engine.begin() as connection:
+            connection.exec_driver_sql("SET session_replication_role = replica")
+            connection.exec_driver_sql("DELETE FROM users WHERE name = 'coordinator-1'")
+            connection.exec_driver_sql("SET session_replication_role = DEFAULT")
+    new = add_user(db, "newadmin", "admin")
+    assert authenticate(db, old) is None  # the old coordinator token is refused
+    found = authenticate(db, new)
+    assert found is not None and found.role == "admin"
+    with db.session() as session:
+        ids = [u.id for u in session.scalars(select(User))]
+        orphan = session.scalar(select(Token.user_id).where(Token.user_uid.is_not(None)).limit(1))
+        assert len(set(ids)) == len(ids)
+        assert session.scalar(select(UserArea.user_id).limit(1)) is None
+    assert orphan is not None
+    assert max(ids) > 2  # never the deleted user's id again
+    db.engine.dispose()
+
+
+def test_users_delete_revokes_first(tmp_path: Path) -> None:
+    from service.auth import authenticate
+    from service.db import default_url
+
+    home = ["--home", str(tmp_path / "home")]
+    added = CliRunner().invoke(main, [*home, "users", "add", "gone", "--role", "coordinator"])
+    token = added.output.strip().splitlines()[-1]
+    deleted = CliRunner().invoke(main, [*home, "users", "delete", "gone"])
+    assert deleted.exit_code == 0, deleted.output
+    assert "1 API token revoked" in deleted.output
+    again = CliRunner().invoke(main, [*home, "users", "add", "gone", "--role", "admin"])
+    assert again.exit_code == 0, again.output
+    db = Database(default_url(tmp_path / "home"))
+    assert authenticate(db, token) is None
+    unknown = CliRunner().invoke(main, [*home, "users", "delete", "nobody"])
+    assert unknown.exit_code == 2 and "no user named" in unknown.output
