@@ -779,7 +779,9 @@ def document(model: ScoringModel | None, *, max_records: int) -> dict[str, Any]:
                                 "type": "string",
                                 "minLength": 1,
                                 "maxLength": MAX_TEXT,
-                                "pattern": "^[^\\u0000]*\\S[^\\u0000]*$",
+                                # free_text(required=True)'s own rule: "\u0000b" is
+                                # refused by both, as is text that strip() leaves empty.
+                                "pattern": reviews.REQUIRED_TEXT_PATTERN,
                             }
                         }
                     ),

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 
 from model.data import parse_periods, read_table
-from model.errors import DataValidationError
+from model.errors import DataValidationError, OutreachError
 from model.rules import MAX_ID, month_problem, name_problem
 from model.scorer import OutreachPyfunc, scored_frame
 from outreach.cli import main
@@ -667,3 +667,29 @@ def test_users_delete_revokes_first(tmp_path: Path) -> None:
     assert authenticate(db, token) is None
     unknown = CliRunner().invoke(main, [*home, "users", "delete", "nobody"])
     assert unknown.exit_code == 2 and "no user named" in unknown.output
+
+
+# ------------------------------------------------------------ the OpenAPI patterns = the server
+
+
+@pytest.mark.parametrize(
+    "reason",
+    ["\u0000b", "b\u0000", "\x1c", " \t", "\u3000", "\ufeff", "b", " why ", "\u00a0x", ""],
+)
+def test_the_opt_in_reason_pattern_admits_what_the_server_takes(
+    app: Flask, headers: dict[str, dict[str, str]], reason: str
+) -> None:
+    """DELETE /opt-outs/{id}: the documented pattern and the server agree on every reason."""
+    from service.queue import free_text
+
+    document = app.test_client().get("/api/v1/openapi.json", headers=headers["coordinator"])
+    operation = document.get_json()["paths"]["/api/v1/opt-outs/{person_id}"]["delete"]
+    schema = operation["requestBody"]["content"]["application/json"]["schema"]
+    pattern = schema["properties"]["reason"]["pattern"]
+    documented = re.search(pattern, reason) is not None
+    try:
+        free_text(reason, field="reason", required=True)
+        served = True
+    except OutreachError:
+        served = False
+    assert documented == served, (reason, pattern)
