@@ -693,3 +693,23 @@ def test_the_opt_in_reason_pattern_admits_what_the_server_takes(
     except OutreachError:
         served = False
     assert documented == served, (reason, pattern)
+
+
+def test_the_pages_take_months_by_the_same_rule(
+    app: Flask, headers: dict[str, dict[str, str]]
+) -> None:
+    """The issue's 500s on /oversight/reviews: a month of year 0 or 9999 is a bad month there."""
+    client = app.test_client()
+    page = client.get("/login").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    assert token is not None
+    signed = client.post(
+        "/login",
+        data={"csrf_token": token[1], "username": "rules-oversight", "password": PASSWORD},
+    )
+    assert signed.status_code == 302, signed.get_data(as_text=True)
+    for month in ("0000-01", "9999-12", "2024-13"):
+        reviews = client.get("/oversight/reviews", query_string={"month": month})
+        assert reviews.status_code == 200  # the filter is dropped, as for any bad month
+        monitoring = client.get("/oversight/monitoring", query_string={"period": month})
+        assert monitoring.status_code == 400, monitoring.status_code
