@@ -24,7 +24,14 @@ from model.rules import month_problem
 from model.scorer import scored_frame
 from service.db import Database, EntryGroup, OptOut, Outcome, PeriodGroup, QueueEntry
 from service.loader import Serving
-from service.periods import Monitoring, keep_period, lottery_seed, scored_period, select_people
+from service.periods import (
+    Monitoring,
+    forget_people,
+    keep_period,
+    lottery_seed,
+    scored_period,
+    select_people,
+)
 from service.spark_batch import PERIOD_COLUMN, PROVENANCE
 
 CHUNK = 100_000
@@ -319,6 +326,7 @@ def _queue_scored(
         )
     ]
     previous: str | None = None
+    forgotten: list[str] = []
     with db.session() as session:
         _replace_queue(session, serving.name, chosen, entries)
         _record_groups(
@@ -343,8 +351,11 @@ def _queue_scored(
             )
             if previous == kept.snapshot:
                 previous = None
-    if previous is not None and monitoring is not None:  # the replaced snapshot, unreferenced
-        (monitoring.folder / previous).unlink(missing_ok=True)
+            # Periods scored before someone opted out: their rows leave the kept files too.
+            forgotten = forget_people(session, monitoring.folder, serving.name, set(opted))
+    if monitoring is not None:  # the replaced files, unreferenced once committed
+        for stale in [*([previous] if previous is not None else []), *forgotten]:
+            (monitoring.folder / stale).unlink(missing_ok=True)
     progress(f"wrote {len(entries):,} queue entries for {chosen}")
     return BatchResult(
         chosen,

@@ -22,8 +22,8 @@ from gunicorn.workers.sync import SyncWorker
 _REFUSALS: tuple[tuple[type[BaseException], int, str, str, str], ...] = (
     (
         http_errors.LimitRequestLine,
-        414,
-        "URI Too Long",
+        400,  # gunicorn's own status for it, and the one every operation documents
+        "Bad Request",
         "request_line_too_long",
         "the request line is too long (the path and query string together)",
     ),

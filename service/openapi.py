@@ -550,8 +550,32 @@ def _review_paths(signed_in: tuple[int, ...]) -> dict[str, Any]:
     }
 
 
+#: What the server itself refuses before any route (``service.gunicorn_worker``): documented
+#: on every operation, since any request can carry an over-long line or oversized headers.
+_BEFORE_ANY_ROUTE = {
+    400: "bad input, or a request line longer than the server reads (code request_line_too_long)",
+    431: "too many request header fields, or one too large (code headers_too_large)",
+}
+
+
 def document(model: ScoringModel | None, *, max_records: int) -> dict[str, Any]:
     """The API description; ``model`` fills in the record schema (None: ids only)."""
+    out = _document(model, max_records=max_records)
+    for operations in out["paths"].values():
+        for operation in operations.values():
+            for status, words in _BEFORE_ANY_ROUTE.items():
+                operation["responses"].setdefault(
+                    str(status),
+                    {
+                        "description": words,
+                        "headers": {"X-Request-ID": _REQUEST_ID},
+                        "content": {"application/json": {"schema": _ERROR}},
+                    },
+                )
+    return out
+
+
+def _document(model: ScoringModel | None, *, max_records: int) -> dict[str, Any]:
     signed_in = (401, 403, 429)  # every route behind a token: no or bad token, role, rate
     ref = "#/components/schemas/"
     return {

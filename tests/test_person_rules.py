@@ -442,6 +442,10 @@ def test_an_opted_out_person_is_not_scored_queued_or_kept_anywhere(
     client = app.test_client()
     person = _person(own)
     period = own.periods[-1]
+    earlier = own.periods[0]  # scored before the opt-out, with the person in it
+    with own.db.session() as session:
+        before = session.scalars(select(ScoredPeriod).where(ScoredPeriod.period == earlier)).one()
+        assert person in set(load_snapshot(before, own.home.monitoring)["person_id"])
     month = own.frame.loc[own.frame["period"].astype(str) == period]
     row = month.loc[month["person_id"].astype(str) == person]
     assert len(row) == 1
@@ -487,6 +491,10 @@ def test_an_opted_out_person_is_not_scored_queued_or_kept_anywhere(
         snapshot.get("person_id", pd.Series(dtype=str)).astype(str)
     )
     assert kept.population == len(month) - 1
+    with own.db.session() as session:  # the period scored before the opt-out forgets them too
+        before = session.scalars(select(ScoredPeriod).where(ScoredPeriod.period == earlier)).one()
+        forgotten = load_snapshot(before, own.home.monitoring)
+    assert person not in set(forgotten["person_id"]) and len(forgotten) == before.population - 1
 
     # CLI score --out: not in the file.
     out = tmp_path / "scored.parquet"
