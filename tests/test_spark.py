@@ -222,6 +222,18 @@ def test_the_cli_scores_on_spark_and_loads_the_queue(
     )
     assert outcome.exit_code == 0, outcome.output
     assert f"on Spark into {out}" in outcome.output
+    # One scored-file contract: the in-process file has the Spark job's columns and rows.
+    local = tmp_path / "local.parquet"
+    here_args = [*home, "score", "--model", mine.name, "--data", str(data), "--period", period]
+    in_process = runner.invoke(main, [*here_args, "--out", str(local)])
+    assert in_process.exit_code == 0, in_process.output
+    on_spark = pd.read_parquet(out).sort_values("person_id").reset_index(drop=True)
+    here = pd.read_parquet(local).sort_values("person_id").reset_index(drop=True)
+    assert list(here.columns) == list(on_spark.columns)
+    assert (here[PERIOD_COLUMN] == period).all()
+    np.testing.assert_allclose(here["score"], on_spark["score"], rtol=0, atol=1e-12)
+    for column in ("band", "reasons", "model_name", "model_version", "audit_id"):
+        assert (here[column].astype(str) == on_spark[column].astype(str)).all(), column
     load = [*home, "queue", "load", "--from", str(out), "--period", period, "--model", mine.name]
     outcome = runner.invoke(main, load)
     assert outcome.exit_code == 0, outcome.output
