@@ -10,11 +10,13 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from model.errors import BadInputError, DataValidationError
+from model.rules import CONTROL, MAX_ID, MAX_YEAR, MIN_YEAR, is_gap, is_id_type, is_number
 from model.spec import ALLOW_MISSING_HINT, ExperimentSpec, Feature
 
 _SHOWN_ROWS = 5
@@ -62,12 +64,31 @@ def row_list(mask: np.ndarray) -> str:
     return f"{noun} {shown}{more}"
 
 
+def _typed(column: pd.Series, accept: Any) -> np.ndarray:
+    """Rows whose value is present but fails ``accept`` (a test of one value's type)."""
+    values = column.to_numpy(dtype=object)
+    return np.fromiter(
+        (not (is_gap(v) or accept(v)) for v in values), dtype=bool, count=len(values)
+    )
+
+
+def _not_numbers(column: pd.Series) -> np.ndarray:
+    """Rows holding something other than a real number (text such as "3", a boolean): the
+    rule of :func:`model.rules.is_number`, a column at a time."""
+    dtype = column.dtype
+    if pd.api.types.is_bool_dtype(dtype):
+        return column.notna().to_numpy()
+    if pd.api.types.is_numeric_dtype(dtype):
+        return np.zeros(len(column), dtype=bool)
+    return _typed(column, is_number)
+
+
 def _check_numeric(column: pd.Series, feature: Feature) -> tuple[list[str], np.ndarray | None]:
     name = feature.name
-    values = pd.to_numeric(column, errors="coerce")
-    bad_type = values.isna().to_numpy() & column.notna().to_numpy()
+    bad_type = _not_numbers(column)
     if bad_type.any():
         return [f"column '{name}': not a number in {row_list(bad_type)}"], None
+    values = pd.to_numeric(column, errors="coerce")
     array = values.to_numpy(dtype=float, na_value=np.nan)
     problems = []
     gaps = np.isnan(array)
@@ -98,10 +119,29 @@ def missing_problem(gaps: np.ndarray) -> str:
     return f"missing in {row_list(gaps)}; {ALLOW_MISSING_HINT}"
 
 
+def _not_text(column: pd.Series) -> np.ndarray:
+    """Rows of a category column holding something other than text (a number, a boolean)."""
+    dtype = column.dtype
+    if pd.api.types.is_string_dtype(dtype) and not pd.api.types.is_object_dtype(dtype):
+        return np.zeros(len(column), dtype=bool)
+    if isinstance(dtype, pd.CategoricalDtype):
+        return _not_text(column.astype(object))
+    if pd.api.types.is_bool_dtype(dtype) or pd.api.types.is_numeric_dtype(dtype):
+        return column.notna().to_numpy()
+    return _typed(column, lambda v: isinstance(v, str))
+
+
 def _check_category(column: pd.Series, feature: Feature) -> list[str]:
     missing = column.isna().to_numpy()
     if missing.any() and not feature.allows_missing:
         return [f"column '{feature.name}': {missing_problem(missing)}"]
+    not_text = _not_text(column)
+    if not_text.any():
+        seen = sorted({repr(v) for v in column[not_text]})[:_SHOWN_ROWS]
+        return [
+            f"column '{feature.name}': not text in {row_list(not_text)} ({', '.join(seen)}; "
+            f"allowed: {', '.join(feature.categories)})"
+        ]
     as_text = column.astype(str)
     unknown = ~(as_text.isin(feature.categories).to_numpy() | missing)
     if unknown.any():
@@ -111,6 +151,41 @@ def _check_category(column: pd.Series, feature: Feature) -> list[str]:
             f"in {row_list(unknown)} (allowed: {', '.join(feature.categories)})"
         ]
     return []
+
+
+def _not_ids(column: pd.Series) -> np.ndarray:
+    """Rows holding something other than text or a whole number (a float, a boolean)."""
+    dtype = column.dtype
+    if pd.api.types.is_string_dtype(dtype) and not pd.api.types.is_object_dtype(dtype):
+        return np.zeros(len(column), dtype=bool)
+    if pd.api.types.is_bool_dtype(dtype) or pd.api.types.is_float_dtype(dtype):
+        return column.notna().to_numpy()
+    if pd.api.types.is_integer_dtype(dtype):
+        return np.zeros(len(column), dtype=bool)
+    return _typed(column, is_id_type)
+
+
+def id_problems(column: pd.Series, name: str) -> list[str]:
+    """The id rule (:func:`model.rules.id_problem`) over a column: text or whole numbers of 1 to
+    :data:`model.rules.MAX_ID` characters without control characters, none missing."""
+    missing = column.isna().to_numpy()
+    if missing.any():
+        return [f"column '{name}': missing in {row_list(missing)}"]
+    wrong = _not_ids(column)
+    if wrong.any():
+        return [f"column '{name}': not an id (text or a whole number) in {row_list(wrong)}"]
+    text = column.astype(str)
+    lengths = text.str.len().to_numpy()
+    problems = []
+    bad_length = (lengths < 1) | (lengths > MAX_ID)
+    if bad_length.any():
+        problems.append(
+            f"column '{name}': an id has 1 to {MAX_ID} characters, not so in {row_list(bad_length)}"
+        )
+    control = text.str.contains(CONTROL.pattern, regex=True).to_numpy(dtype=bool)
+    if control.any():
+        problems.append(f"column '{name}': control characters in {row_list(control)}")
+    return problems
 
 
 def parse_periods(column: pd.Series, name: str) -> tuple[list[str], np.ndarray | None]:
@@ -129,6 +204,13 @@ def parse_periods(column: pd.Series, name: str) -> tuple[list[str], np.ndarray |
     missing = np.asarray(periods.isna())[codes]
     if missing.any():
         return [f"column '{name}': missing in {row_list(missing)}"], None
+    years = np.asarray(periods.year)[codes]
+    outside = (years < MIN_YEAR) | (years > MAX_YEAR)
+    if outside.any():
+        return [
+            f"column '{name}': a month of a year outside {MIN_YEAR} to {MAX_YEAR} in "
+            f"{row_list(outside)}"
+        ], None
     return [], periods.asi8.astype(np.int64)[codes]
 
 
@@ -290,8 +372,7 @@ def validate(
 
     out: dict[str, object] = {}
     ids = frame[data.id_column]
-    if ids.isna().any():
-        problems.append(f"column '{data.id_column}': missing in {row_list(ids.isna().to_numpy())}")
+    problems += id_problems(ids, data.id_column)
     out[data.id_column] = ids.astype(str).to_numpy() if ids.dtype == object else ids.to_numpy()
     period_problems, ordinals = parse_periods(frame[data.time_column], data.time_column)
     problems += period_problems

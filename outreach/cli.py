@@ -708,27 +708,84 @@ def _plural(count: int, word: str) -> str:
     return f"{count} {word}{'' if count == 1 else 's'}"
 
 
+#: What ``--password`` holds when given alone: ask for it without echo.
+_ASK = "\x00ask"
+
+
+def _new_password(password: str | None, from_stdin: bool, from_file: str | None) -> str | None:
+    """The page password of ``users add``: asked for without echo (``--password`` alone), read
+    from stdin (``--password-stdin``) or from a file (``--password-file``); never taken from the
+    command line, where ``ps`` and /proc/*/cmdline show it to every local user."""
+    given = [password is not None, from_stdin, from_file is not None]
+    if sum(given) > 1:
+        raise BadInputError("give one of --password, --password-stdin and --password-file")
+    if password is not None and password != _ASK:
+        raise BadInputError(
+            "a password is never given on the command line (any local user can read it there): "
+            "give --password alone to be asked for it without echo, or pipe it with "
+            "--password-stdin, or name a file only you can read with --password-file PATH"
+        )
+    if password == _ASK:
+        entered: str = click.prompt("Password", hide_input=True, confirmation_prompt=True, err=True)
+        return entered
+    if from_stdin:
+        return _first_line(sys.stdin.readline(), "stdin")
+    if from_file is not None:
+        try:
+            text = Path(from_file).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as err:
+            raise BadInputError(f"--password-file {from_file}: cannot read it: {err}") from err
+        return _first_line(text.splitlines()[0] if text else "", from_file)
+    return None
+
+
+def _first_line(line: str, where: str) -> str:
+    value = line.rstrip("\r\n")
+    if not value:
+        raise BadInputError(f"no password in {where} (its first line is empty)")
+    return value
+
+
 @users.command("add")
 @click.argument("name")
 @click.option("--role", type=ROLE_CHOICE, required=True)
 @click.option(
     "--password",
-    help="Also set a password for the web pages (12+ characters); give the option alone to be "
-    "asked for it without echo.",
-    prompt=True,
-    prompt_required=False,
-    hide_input=True,
-    confirmation_prompt=True,
+    is_flag=False,
+    flag_value=_ASK,
+    default=None,
+    help="Also set a password for the web pages (12+ characters): give the option alone to be "
+    "asked for it without echo (a value on the command line is refused).",
+)
+@click.option(
+    "--password-stdin",
+    "password_stdin",
+    is_flag=True,
+    help="Read the page password from the first line of stdin.",
+)
+@click.option(
+    "--password-file",
+    type=click.Path(dir_okay=False),
+    help="Read the page password from the first line of this file.",
 )
 @DAYS_OPTION
 @click.pass_obj
 @reported
-def users_add(home: Home, name: str, role: str, password: str | None, days: int | None) -> None:
+def users_add(
+    home: Home,
+    name: str,
+    role: str,
+    password: str | None,
+    password_stdin: bool,
+    password_file: str | None,
+    days: int | None,
+) -> None:
     """Create a user; prints its API token once, alone on the last line."""
     from service.auth import add_user
 
+    secret = _new_password(password, password_stdin, password_file)
     expires = _expiry(days)
-    token = add_user(_service_db(home), name, role, password=password, days=days)
+    token = add_user(_service_db(home), name, role, password=secret, days=days)
     click.echo(f"created {role} '{name}'; its API token (shown only now; expires {expires}):")
     click.echo(token)
 
@@ -835,6 +892,21 @@ def users_disable(home: Home, name: str) -> None:
     revoked = disable_user(_service_db(home), name)
     click.echo(
         f"disabled '{name}': signed out everywhere and {_plural(revoked, 'API token')} revoked"
+    )
+
+
+@users.command("delete")
+@click.argument("name")
+@click.pass_obj
+@reported
+def users_delete(home: Home, name: str) -> None:
+    """Remove NAME: every API token revoked and every page session ended first, then the user
+    (a new user never gets its id again)."""
+    from service.auth import delete_user
+
+    revoked = delete_user(_service_db(home), name)
+    click.echo(
+        f"deleted '{name}': {_plural(revoked, 'API token')} revoked and every session ended first"
     )
 
 
@@ -972,11 +1044,21 @@ def _monitored_attributes(home: Home, audit_id: str) -> list[str]:
         return []
 
 
+def _month(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """A month option, by the one month rule (:func:`model.rules.month_problem`); exit 2."""
+    from model.rules import month_problem
+
+    if value is not None and (problem := month_problem(value)) is not None:
+        raise click.BadParameter(problem)
+    return value
+
+
 @main.command("score")
 @click.option("--data", type=click.Path(), required=True)
 @click.option(
     "--period",
-    help="YYYY-MM (default: the latest period in the data; on Spark: every period).",
+    callback=_month,
+    help="YYYY-MM (default: the latest period in the data; with --out or on Spark: every period).",
 )
 @click.option("--model", "model_name", default="individual_outreach", show_default=True)
 @click.option(
@@ -1010,8 +1092,7 @@ def score_command(
         _score_on_spark(home, data, period, model_name, out, master)
         return
     from model.data import read_table
-    from model.scorer import scored_frame
-    from service.batch import score_period
+    from service.batch import score_file, score_period
     from service.loader import ModelSource
 
     source = ModelSource(home.ensure(), model_name)
@@ -1023,8 +1104,14 @@ def score_command(
     if out is not None:
         from model.synthetic import write_population
 
-        write_population(scored_frame(serving.model, frame), out)
-        _progress(f"wrote {len(frame):,} scored rows to {out}")
+        scored = score_file(_service_db(home), serving, frame, period=period)
+        write_population(scored.frame, out)
+        click.echo(
+            f"wrote {len(scored.frame):,} scored rows of {', '.join(scored.periods)} to {out} "
+            f"(model {serving.name} v{serving.version}, audit {serving.audit_id}; each row "
+            "names its month in scored_period; percentiles against the release's validation "
+            f"population, the same in every month); {scored.opted_out:,} opted out, not scored"
+        )
         return
     _into_queue(home, serving, score_period, frame, period, "scored")
 
@@ -1056,10 +1143,16 @@ def _score_on_spark(
     _progress(
         f"Spark session on {spark.sparkContext.master} in {time.perf_counter() - started:.1f} s"
     )
-    result = score_on_spark(spark, loaded, data, out, period=period, progress=_progress)
+    from service.batch import opted_out
+
+    excluded = opted_out(_service_db(home))
+    result = score_on_spark(
+        spark, loaded, data, out, period=period, exclude=excluded, progress=_progress
+    )
     click.echo(
         f"scored {result.rows:,} rows of {', '.join(result.periods)} on Spark into {result.out} "
-        f"(model {loaded.name} v{loaded.version}, audit {loaded.audit_id})"
+        f"(model {loaded.name} v{loaded.version}, audit {loaded.audit_id}); people who opted "
+        f"out ({len(excluded):,} in all) left out"
     )
 
 
@@ -1072,7 +1165,7 @@ def queue() -> None:
 @click.option(
     "--from", "source_path", type=click.Path(), required=True, help="A Spark output folder."
 )
-@click.option("--period", required=True, help="YYYY-MM")
+@click.option("--period", required=True, callback=_month, help="YYYY-MM")
 @click.option("--model", "model_name", default="individual_outreach", show_default=True)
 @click.pass_obj
 @reported

@@ -21,6 +21,7 @@ from werkzeug.routing import BaseConverter, ValidationError
 
 from model.errors import (
     BadInputError,
+    ConflictError,
     DataValidationError,
     ForbiddenError,
     RateLimitedError,
@@ -369,6 +370,13 @@ def score() -> Any:
                 f"{queue_rules.MAX_ID} characters"
             )
             ids.append("")
+    opted = queue_rules.opted_out_among(_db(), ids) if not problems else set()
+    if opted:  # an opt-out means not scored: the request is refused before any score
+        raise ConflictError(
+            "a person in the records opted out of outreach: they are not scored",
+            details=[f"records[{i}].id: opted out" for i, p in enumerate(ids) if p in opted],
+            code="opted_out",
+        )
     current = serving()
     try:
         batch = current.model.score_records(records, allowed_extra={"id"})

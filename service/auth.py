@@ -21,12 +21,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cache
 
-from sqlalchemy import Select, bindparam, delete, select, update
+from sqlalchemy import Select, and_, bindparam, delete, func, select, update
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from model.errors import BadInputError
-from service.db import Database, QueueEntry, Token, User, UserArea, utcnow
+from model.rules import MAX_NAME, name_problem
+from service.db import Database, QueueEntry, Token, User, UserArea, new_uid, utcnow
 
 ROLES = ("coordinator", "analyst", "oversight", "admin")
 
@@ -111,6 +112,7 @@ def _new_token(session: Session, user: User, days: int | None) -> str:
     session.add(
         Token(
             user_id=user.id,
+            user_uid=user.uid,
             token_hash=hash_token(token),
             revoked=False,
             expires_at=utcnow() + timedelta(days=lifetime),
@@ -144,9 +146,12 @@ def add_user(
     The token works for ``days`` (default :func:`default_token_days`).
     """
     _check_role(role)
+    problem = name_problem(name)  # the one rule for the name of who acts (model.rules)
+    if problem is not None:
+        raise BadInputError(
+            f"a user name must have 1 to {MAX_NAME} printable characters: it {problem}"
+        )
     name = name.strip()
-    if not name or len(name) > 120 or not name.isprintable():
-        raise BadInputError("a user name must have 1 to 120 printable characters")
     if password is not None:
         _check_password_text(password)
     if days is not None:
@@ -155,13 +160,45 @@ def add_user(
         if session.scalar(select(User).where(User.name == name)) is not None:
             raise BadInputError(f"a user named {name!r} already exists")
         user = User(
+            id=_unused_user_id(session),
             name=name,
             role=role,
             password_hash=generate_password_hash(password) if password else None,
+            uid=new_uid(),
         )
         session.add(user)
         session.flush()
         return _new_token(session, user, days)
+
+
+def _unused_user_id(session: Session) -> int | None:
+    """On SQLite, an id above every id a user ever had (rows left by a user deleted by hand,
+    tokens and areas included): SQLite would otherwise give the largest id again once its row
+    is gone. PostgreSQL's sequence never gives one twice (``None``: its default)."""
+    if session.get_bind().dialect.name != "sqlite":
+        return None
+    highest = max(
+        session.scalar(select(func.max(User.id))) or 0,
+        session.scalar(select(func.max(Token.user_id))) or 0,
+        session.scalar(select(func.max(UserArea.user_id))) or 0,
+    )
+    return int(highest) + 1
+
+
+def delete_user(db: Database, name: str) -> int:
+    """Remove a user: first every token is revoked and every page session ended (committed on
+    its own, so nothing of theirs works even if the removal fails), then the user, their areas
+    and their tokens are deleted. Returns how many tokens were revoked."""
+    with db.session() as session:
+        user = _user(session, name)
+        _end_sessions(user)
+        revoked = _revoke_all(session, user)
+    with db.session() as session:
+        user = _user(session, name)
+        session.execute(delete(UserArea).where(UserArea.user_id == user.id))
+        session.execute(delete(Token).where(Token.user_id == user.id))
+        session.delete(user)
+    return revoked
 
 
 MIN_PASSWORD = 12
@@ -211,6 +248,8 @@ class PageUser:
 
     principal: Principal
     epoch: int
+    #: The user's opaque id: a session is bound to it (a re-created name starts none).
+    uid: str | None = None
 
 
 def page_user(db: Database, name: str) -> PageUser | None:
@@ -221,11 +260,11 @@ def page_user(db: Database, name: str) -> PageUser | None:
         return None
     first = rows[0]
     principal = Principal(first.name, first.role, _areas(first.role, (r.area for r in rows)))
-    return PageUser(principal, int(first.session_epoch or 0))
+    return PageUser(principal, int(first.session_epoch or 0), first.uid)
 
 
 @cache
-def _page_user_query() -> Select[str, str, int, str | None, bool, str]:
+def _page_user_query() -> Select[str, str, int, str | None, bool, str, str | None]:
     """Read at every page request; built once."""
     return (
         select(
@@ -235,6 +274,7 @@ def _page_user_query() -> Select[str, str, int, str | None, bool, str]:
             User.password_hash,
             User.disabled,
             UserArea.area,
+            User.uid,
         )
         .outerjoin(UserArea, UserArea.user_id == User.id)
         .where(User.name == bindparam("name"))
@@ -298,7 +338,8 @@ def _token_query() -> Select[str, str, bool, str, datetime | None, str]:
             Token.expires_at,
             UserArea.area,
         )
-        .join(Token, Token.user_id == User.id)
+        # Bound to the user's opaque id: a user made with a reused integer id gets no token.
+        .join(Token, and_(Token.user_id == User.id, Token.user_uid == User.uid))
         .outerjoin(UserArea, UserArea.user_id == User.id)
         .where(Token.token_hash == bindparam("digest"), Token.revoked.is_(False))
     )

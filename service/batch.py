@@ -18,11 +18,20 @@ from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from audits.policy import Evaluation
-from model.data import ordinal_to_period, parse_periods
+from model.data import id_problems, ordinal_to_period, parse_periods
 from model.errors import BadInputError, CheckFailedError, DataValidationError
+from model.rules import month_problem
+from model.scorer import scored_frame
 from service.db import Database, EntryGroup, OptOut, Outcome, PeriodGroup, QueueEntry
 from service.loader import Serving
-from service.periods import Monitoring, keep_period, lottery_seed, scored_period, select_people
+from service.periods import (
+    Monitoring,
+    forget_people,
+    keep_period,
+    lottery_seed,
+    scored_period,
+    select_people,
+)
 from service.spark_batch import PERIOD_COLUMN, PROVENANCE
 
 CHUNK = 100_000
@@ -41,27 +50,141 @@ class BatchResult:
 def _period_rows(
     frame: pd.DataFrame, serving: Serving, period: str | None
 ) -> tuple[str, pd.DataFrame]:
+    chosen, rows = period_rows(frame, serving, period)
+    return chosen[0], rows
+
+
+def period_rows(
+    frame: pd.DataFrame, serving: Serving, period: str | None, *, every: bool = False
+) -> tuple[list[str], pd.DataFrame]:
+    """The rows of ``period`` (default: the latest; with ``every``, every period), their ids and
+    months checked by the one rule table (:mod:`model.rules`), with a ``scored_period`` column
+    naming each row's month. Returns the months chosen (sorted) and their rows.
+
+    Raises
+    ------
+    DataValidationError
+        If a column is missing, a month or an id breaks the rules, the period has no rows, or
+        an id repeats within a period.
+    """
     model = serving.model
     missing = [c for c in (model.id_column, model.time_column) if c not in frame.columns]
     if missing:
         raise DataValidationError(
             "the data cannot be scored", details=[f"missing columns: {', '.join(missing)}"]
         )
+    if period is not None and (problem := month_problem(period)) is not None:
+        raise DataValidationError("the period is not a month", details=[f"period: {problem}"])
     problems, ordinals = parse_periods(frame[model.time_column], model.time_column)
     if problems or ordinals is None:
         raise DataValidationError("the data cannot be scored", details=problems)
     labels = [ordinal_to_period(int(o)) for o in np.unique(ordinals)]  # sorted by time
-    chosen = period or labels[-1]
-    if chosen not in labels:
-        raise DataValidationError(
-            f"no rows for period {chosen}", details=[f"periods present: {', '.join(labels[-12:])}"]
-        )
-    ordinal = int(pd.Period(chosen, freq="M").ordinal)
-    rows = frame.loc[ordinals == ordinal].reset_index(drop=True)
-    ids = rows[model.id_column].astype(str)
-    if ids.duplicated().any():
-        raise DataValidationError(f"duplicate {model.id_column} values in period {chosen}")
+    if every and period is None:
+        chosen = labels
+    else:
+        chosen = [period or labels[-1]]
+        if chosen[0] not in labels:
+            raise DataValidationError(
+                f"no rows for period {chosen[0]}",
+                details=[f"periods present: {', '.join(labels[-12:])}"],
+            )
+    wanted = [int(pd.Period(p, freq="M").ordinal) for p in chosen]
+    inside = np.isin(ordinals, wanted)
+    rows = frame.loc[inside].reset_index(drop=True)
+    problems = id_problems(rows[model.id_column], model.id_column)  # the one id rule
+    if problems:
+        raise DataValidationError("the data cannot be scored", details=problems)
+    months = pd.PeriodIndex.from_ordinals(ordinals[inside], freq="M").astype(str)
+    keys = pd.DataFrame({"id": rows[model.id_column].astype(str), "month": months})
+    if keys.duplicated().any():
+        where = ", ".join(sorted(set(keys.loc[keys.duplicated(), "month"])))
+        raise DataValidationError(f"duplicate {model.id_column} values in period {where}")
+    if PERIOD_COLUMN not in rows.columns:
+        rows[PERIOD_COLUMN] = months.to_numpy()
     return chosen, rows
+
+
+def opted_out(db: Database) -> set[str]:
+    """Everyone who opted out (ids as stored)."""
+    with db.session() as session:
+        return set(session.scalars(select(OptOut.person_id)))
+
+
+def without_opted_out(
+    rows: pd.DataFrame, id_column: str, opted: set[str]
+) -> tuple[pd.DataFrame, int]:
+    """``rows`` without the people who opted out, and how many were left out.
+
+    An opt-out means not scored: those rows are dropped before any score is computed, so they
+    reach no queue, snapshot, estimate or file.
+    """
+    if not opted:
+        return rows, 0
+    out = rows[id_column].astype(str).isin(opted).to_numpy()
+    return rows.loc[~out].reset_index(drop=True), int(out.sum())
+
+
+def _nobody_left(period: str, left_out: int) -> DataValidationError:
+    return DataValidationError(
+        f"no one to score in {period}: all {left_out:,} people of the period opted out"
+    )
+
+
+@dataclass(frozen=True)
+class ScoredFile:
+    """Rows scored into a file, by the contract both engines keep."""
+
+    frame: pd.DataFrame
+    periods: list[str]
+    opted_out: int
+
+
+def score_file(
+    db: Database, serving: Serving, frame: pd.DataFrame, *, period: str | None = None
+) -> ScoredFile:
+    """Score ``period``'s rows (every period without one) for a file, by the contract the Spark
+    job keeps (:mod:`service.spark_batch`): every input column, then ``score``, ``percentile``,
+    ``band``, ``reasons`` (JSON), ``model_name``, ``model_version``, ``audit_id`` and
+    ``scored_period`` (the row's month) on every row. People who opted out are left out.
+
+    A percentile and a band are read against the release's validation population (the same
+    rule in every month, as in the queue), so a file of many months holds each month's rows
+    exactly as that month scored alone would.
+
+    Raises
+    ------
+    DataValidationError
+        As :func:`period_rows`, or if the input already has a column the output adds, or a row
+        fails the model's input checks.
+    """
+    model = serving.model
+    clashes = [
+        c
+        for c in ("score", "percentile", "band", "reasons", *PROVENANCE, PERIOD_COLUMN)
+        if c in frame.columns
+    ]
+    if clashes:
+        raise DataValidationError(
+            "the data cannot be scored",
+            details=[f"columns the output adds are already present: {', '.join(clashes)}"],
+        )
+    chosen, rows = period_rows(frame, serving, period, every=True)
+    rows, left_out = without_opted_out(rows, model.id_column, opted_out(db))
+    if rows.empty:
+        raise _nobody_left(", ".join(chosen), left_out)
+    scored = scored_frame(model, rows)
+    months = rows.pop(PERIOD_COLUMN)
+    out = rows.assign(
+        score=scored["score"].to_numpy(),
+        percentile=scored["percentile"].to_numpy(),
+        band=scored["band"].to_numpy(),
+        reasons=scored["reasons"].to_numpy(),
+        model_name=serving.name,
+        model_version=str(serving.version),
+        audit_id=serving.audit_id,
+    )
+    out[PERIOD_COLUMN] = months.to_numpy()
+    return ScoredFile(out, chosen, left_out)
 
 
 def score_period(
@@ -85,6 +208,11 @@ def score_period(
     """
     model = serving.model
     chosen, rows = _period_rows(frame, serving, period)
+    rows, left_out = without_opted_out(rows, model.id_column, opted_out(db))
+    if rows.empty:
+        raise _nobody_left(chosen, left_out)
+    if left_out:
+        progress(f"{chosen}: {left_out:,} opted out, left out before scoring")
     scores = np.empty(len(rows))
     percentiles = np.empty(len(rows))
     bands = np.empty(len(rows), dtype=object)
@@ -123,6 +251,7 @@ def score_period(
         attributes=attributes,
         monitoring=monitoring,
         progress=progress,
+        left_out=left_out,
     )
 
 
@@ -139,6 +268,7 @@ def _queue_scored(
     attributes: Sequence[str],
     monitoring: Monitoring | None,
     progress: Callable[[str], None],
+    left_out: int = 0,
 ) -> BatchResult:
     """The period's queue (top k, opt-outs excluded, the lottery) from its scored rows, written
     in one transaction with its group counts and, with ``monitoring``, its snapshot."""
@@ -196,6 +326,7 @@ def _queue_scored(
         )
     ]
     previous: str | None = None
+    forgotten: list[str] = []
     with db.session() as session:
         _replace_queue(session, serving.name, chosen, entries)
         _record_groups(
@@ -220,14 +351,17 @@ def _queue_scored(
             )
             if previous == kept.snapshot:
                 previous = None
-    if previous is not None and monitoring is not None:  # the replaced snapshot, unreferenced
-        (monitoring.folder / previous).unlink(missing_ok=True)
+            # Periods scored before someone opted out: their rows leave the kept files too.
+            forgotten = forget_people(session, monitoring.folder, serving.name, set(opted))
+    if monitoring is not None:  # the replaced files, unreferenced once committed
+        for stale in [*([previous] if previous is not None else []), *forgotten]:
+            (monitoring.folder / stale).unlink(missing_ok=True)
     progress(f"wrote {len(entries):,} queue entries for {chosen}")
     return BatchResult(
         chosen,
         len(rows),
         len(selection.listed),
-        int((~eligible).sum()),
+        left_out + int((~eligible).sum()),
         lottery=len(selection.lottery),
     )
 
@@ -310,6 +444,9 @@ def load_period(
     _check_provenance(scored, serving, period)
     model = serving.model
     chosen, rows = _period_rows(scored, serving, period)
+    rows, left_out = without_opted_out(rows, model.id_column, opted_out(db))
+    if rows.empty:
+        raise _nobody_left(chosen, left_out)
     scores = rows["score"].to_numpy(dtype=float)
     batches = []
     for start in range(0, len(rows), CHUNK):
@@ -355,6 +492,7 @@ def load_period(
         attributes=attributes,
         monitoring=monitoring,
         progress=progress,
+        left_out=left_out,
     )
 
 

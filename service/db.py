@@ -8,6 +8,7 @@ The schema is created and upgraded by Alembic migrations (``service/migrations``
 from __future__ import annotations
 
 import fcntl
+import secrets
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -39,6 +40,11 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def new_uid() -> str:
+    """A user's opaque id: 128 random bits, never issued twice."""
+    return secrets.token_hex(16)
+
+
 class Base(DeclarativeBase):
     pass
 
@@ -55,6 +61,11 @@ class User(Base):
     session_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     #: A disabled user can neither sign in nor use a token (their sessions and tokens ended).
     disabled: Mapped[bool] = mapped_column(Boolean, default=False, server_default=sa_false())
+    #: An opaque id issued once: tokens and page sessions are bound to it, so a user created
+    #: with a reused integer id (a row deleted by hand) inherits nothing (migration 0008).
+    uid: Mapped[str | None] = mapped_column(
+        String(32), unique=True, index=True, default=new_uid, nullable=True
+    )
 
 
 class UserArea(Base):
@@ -77,6 +88,8 @@ class Token(Base):
     #: When the token stops working (``None``: tokens issued before expiry existed; they are
     #: given one by migration 0004).
     expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    #: The ``uid`` of the user it was issued to: accepted only while that user row has it.
+    user_uid: Mapped[str | None] = mapped_column(String(32), nullable=True)
 
 
 class QueueEntry(Base):

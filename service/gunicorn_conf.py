@@ -32,7 +32,9 @@ from typing import Any
 from model.files import PRIVATE_UMASK, private_umask
 from model.home import Home
 
-worker_class = "sync"
+# The sync worker, answering gunicorn's own refusals (a request line over limit_request_line,
+# oversized headers) in the service's JSON error shape with X-Request-ID.
+worker_class = "service.gunicorn_worker.JsonErrorWorker"
 timeout = 60
 umask = PRIVATE_UMASK  # gunicorn's own files (worker heartbeats, a unix socket)
 

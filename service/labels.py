@@ -38,8 +38,9 @@ from audits.estimates import compare_with_realised
 from audits.evaluation import evaluation_estimates
 from audits.policy import Policy, policy_from_report
 from audits.report import group_rows, plain_numbers
-from model.data import ordinal_to_period, parse_periods, row_list
-from model.errors import DataValidationError
+from model.data import id_problems, ordinal_to_period, parse_periods, row_list
+from model.errors import BadInputError, DataValidationError
+from model.rules import name_problem
 from service.db import Database, PeriodLabels, QueueEntry, ScoredPeriod
 from service.periods import load_snapshot, period_stem, write_bound
 
@@ -92,10 +93,7 @@ def read_labels(frame: pd.DataFrame, columns: LabelColumns) -> dict[str, pd.Data
         raise DataValidationError("the labels cannot be ingested", details=["the file has no rows"])
     problems, ordinals = parse_periods(frame[columns.time_column], columns.time_column)
     ids = frame[columns.id_column]
-    if ids.isna().any():
-        problems.append(
-            f"column '{columns.id_column}': missing in {row_list(ids.isna().to_numpy())}"
-        )
+    problems += id_problems(ids, columns.id_column)  # the one id rule
     values = pd.to_numeric(frame[columns.label_column], errors="coerce")
     bad = ~values.isin([0, 1]).to_numpy()
     if bad.any():
@@ -353,6 +351,10 @@ def ingest(
     Every period in the file must have been scored for this model (``outreach score``); a
     period labelled again replaces its earlier labels and results.
     """
+    problem = name_problem(by)  # who ingests: the rule of every name (users add's)
+    if problem is not None:
+        raise BadInputError(f"who ingests (--by) {problem}", details=[f"by: {problem}"])
+    by = by.strip()
     per_period = read_labels(frame, columns)
     with db.session() as session:
         scored = {

@@ -550,8 +550,32 @@ def _review_paths(signed_in: tuple[int, ...]) -> dict[str, Any]:
     }
 
 
+#: What the server itself refuses before any route (``service.gunicorn_worker``): documented
+#: on every operation, since any request can carry an over-long line or oversized headers.
+_BEFORE_ANY_ROUTE = {
+    400: "bad input, or a request line longer than the server reads (code request_line_too_long)",
+    431: "too many request header fields, or one too large (code headers_too_large)",
+}
+
+
 def document(model: ScoringModel | None, *, max_records: int) -> dict[str, Any]:
     """The API description; ``model`` fills in the record schema (None: ids only)."""
+    out = _document(model, max_records=max_records)
+    for operations in out["paths"].values():
+        for operation in operations.values():
+            for status, words in _BEFORE_ANY_ROUTE.items():
+                operation["responses"].setdefault(
+                    str(status),
+                    {
+                        "description": words,
+                        "headers": {"X-Request-ID": _REQUEST_ID},
+                        "content": {"application/json": {"schema": _ERROR}},
+                    },
+                )
+    return out
+
+
+def _document(model: ScoringModel | None, *, max_records: int) -> dict[str, Any]:
     signed_in = (401, 403, 429)  # every route behind a token: no or bad token, role, rate
     ref = "#/components/schemas/"
     return {
@@ -575,6 +599,8 @@ def document(model: ScoringModel | None, *, max_records: int) -> dict[str, Any]:
                 "post": {
                     "operationId": "score",
                     "summary": f"Score 1 to {max_records} records with reasons",
+                    "description": "A person who opted out is not scored: a record with their "
+                    "id refuses the whole request (409, code opted_out).",
                     "requestBody": _json_body(
                         {
                             "records": {
@@ -603,7 +629,7 @@ def document(model: ScoringModel | None, *, max_records: int) -> dict[str, Any]:
                                 }
                             ),
                         ),
-                        **_errors(400, *signed_in, 413, 415, 503),
+                        **_errors(400, *signed_in, 409, 413, 415, 503),
                     },
                 }
             },
@@ -777,7 +803,9 @@ def document(model: ScoringModel | None, *, max_records: int) -> dict[str, Any]:
                                 "type": "string",
                                 "minLength": 1,
                                 "maxLength": MAX_TEXT,
-                                "pattern": "^[^\\u0000]*\\S[^\\u0000]*$",
+                                # free_text(required=True)'s own rule: "\u0000b" is
+                                # refused by both, as is text that strip() leaves empty.
+                                "pattern": reviews.REQUIRED_TEXT_PATTERN,
                             }
                         }
                     ),

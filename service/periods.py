@@ -37,7 +37,7 @@ from audits.policy import Evaluation, Policy, policy_from_report
 from model.errors import CheckFailedError, NotFoundError
 from model.files import write_atomically
 from model.metrics import top_k_rows
-from service.db import ScoredPeriod
+from service.db import PeriodLabels, ScoredPeriod
 
 #: Snapshot columns besides the sensitive attributes (which keep their own names).
 SNAPSHOT_COLUMNS = ("person_id", "score", "rank", "offered", "source", "probability")
@@ -326,3 +326,37 @@ def scored_period(session: Session, name: str, period: str) -> ScoredPeriod | No
     return session.scalars(
         select(ScoredPeriod).where(ScoredPeriod.model_name == name, ScoredPeriod.period == period)
     ).one_or_none()
+
+
+def forget_people(session: Session, folder: Path, name: str, people: set[str]) -> list[str]:
+    """Remove ``people`` (those who opted out) from every kept snapshot and labels file of model
+    ``name``, inside the caller's transaction; the aggregates computed before (estimates, drift,
+    realised results, counts) stay as they were. Returns the replaced files (relative to
+    ``folder``), to remove once the transaction commits.
+
+    An opt-out means not kept beyond aggregate counts: a period scored before the person opted
+    out loses their row the next time the model's periods are scored or loaded.
+    """
+    if not people:
+        return []
+    wanted = sorted(people)
+    replaced: list[str] = []
+    kinds: tuple[tuple[Any, str, str, str], ...] = (
+        (ScoredPeriod, "snapshot", "snapshot_sha256", "snapshot"),
+        (PeriodLabels, "labels", "labels_sha256", "labels"),
+    )
+    for table, path_field, sha_field, kind in kinds:
+        for row in session.scalars(select(table).where(table.model_name == name)):
+            relative, digest = getattr(row, path_field), getattr(row, sha_field)
+            frame = read_bound(folder, relative, digest, f"{kind} of {row.period}")
+            gone = frame["person_id"].astype(str).isin(wanted).to_numpy()
+            if not gone.any():
+                continue
+            kept = frame.loc[~gone].reset_index(drop=True)
+            path, new_digest = write_bound(folder, period_stem(name, row.period, kind), kept)
+            setattr(row, path_field, path)
+            setattr(row, sha_field, new_digest)
+            if path != relative:
+                replaced.append(relative)
+    session.flush()
+    return replaced

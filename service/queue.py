@@ -16,7 +16,6 @@ area was not recorded.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -24,6 +23,7 @@ from typing import Any, TypeVar
 from sqlalchemy import ColumnElement, false, func, or_, select, true
 from sqlalchemy.orm import Session
 
+from model import rules
 from model.errors import BadInputError, ConflictError, NotFoundError, OutreachError
 from service import access_log
 from service.auth import Principal
@@ -39,13 +39,11 @@ OUTCOMES: dict[str, str] = {
     "unreachable": "Could not reach",
 }
 BANDS = ("priority", "elevated", "standard")
-#: The one limit on a person id, everywhere (the database columns are this wide).
-MAX_ID = 120
-#: Characters no id may hold (control characters), and the same as a JSON Schema pattern.
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
-ID_PATTERN = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$"
-_PERIOD = re.compile("[0-9]{4}-(0[1-9]|1[0-2])")
-PERIOD_PATTERN = "^[0-9]{4}-(0[1-9]|1[0-2])$"
+#: The id and month rules are the one rule table's (:mod:`model.rules`), named here for the
+#: adapters and the OpenAPI document.
+MAX_ID = rules.MAX_ID
+ID_PATTERN = rules.ID_PATTERN
+PERIOD_PATTERN = rules.MONTH_PATTERN
 #: A note or reason may hold anything but NUL (no database text column can).
 TEXT_PATTERN = "^[^\\u0000]*$"
 #: The largest database integer: an entry id beyond it names nothing.
@@ -58,38 +56,28 @@ PURPOSE = "outreach"
 
 
 def person_id(value: Any, *, field: str = "person_id") -> str:
-    """A person id as stored: a string or an integer, 1 to ``MAX_ID`` characters."""
-    if isinstance(value, bool) or not isinstance(value, str | int):
+    """A person id as stored, by the one id rule (:func:`model.rules.id_problem`)."""
+    problem = rules.id_problem(value)
+    if problem is not None:
         raise BadInputError(
-            "a person id must be a string or an integer",
-            details=[f"{field}: required (a string or an integer)"],
+            f"a person id is a string or an integer of 1 to {MAX_ID} characters, "
+            "without control characters",
+            details=[f"{field}: {problem}"],
             code="invalid_id",
         )
-    text = str(value)
-    if not 1 <= len(text) <= MAX_ID:
-        raise BadInputError(
-            f"a person id has 1 to {MAX_ID} characters",
-            details=[f"{field}: {len(text)} characters"],
-            code="invalid_id",
-        )
-    if _CONTROL.search(text):
-        raise BadInputError(
-            "a person id may not contain control characters",
-            details=[f"{field}: a control or unprintable character"],
-            code="invalid_id",
-        )
-    return text
+    return rules.id_text(value)
 
 
-def period(value: Any) -> str:
-    """A list's period as stored: ``YYYY-MM``."""
-    if not isinstance(value, str) or not _PERIOD.fullmatch(value):
+def period(value: Any, *, field: str = "period") -> str:
+    """A list's period as stored, by the one month rule (:func:`model.rules.month_problem`)."""
+    problem = rules.month_problem(value)
+    if problem is not None:
         raise BadInputError(
             "a period is a month written YYYY-MM",
-            details=[f"period: {str(value)[:20]!r} is not YYYY-MM"],
+            details=[f"{field}: {problem}"],
             code="invalid_period",
         )
-    return value
+    return str(value)
 
 
 def free_text(value: Any, *, field: str, required: bool = False) -> str:
@@ -480,6 +468,20 @@ def record_outcome(
         )
 
     return logged(db, caller, "outcome", work)
+
+
+def opted_out_among(db: Database, people: Sequence[str]) -> set[str]:
+    """Which of ``people`` opted out: an opt-out means not scored, on every path (the API's
+    ``/score``, batch scoring, the Spark job's ``queue load``)."""
+    wanted = sorted(set(people))
+    found: set[str] = set()
+    with db.session() as session:
+        for start in range(0, len(wanted), 1000):
+            part = wanted[start : start + 1000]
+            found.update(
+                session.scalars(select(OptOut.person_id).where(OptOut.person_id.in_(part)))
+            )
+    return found
 
 
 def opt_out(db: Database, caller: Caller, person: Any, reason: Any) -> str:

@@ -42,6 +42,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
+from model import rules
 from model.errors import BadInputError, ConflictError, NotFoundError
 from service import access_log
 from service import queue as queue_rules
@@ -90,7 +91,6 @@ REQUIRED_TEXT_PATTERN = (
     "\\u2028\\u2029\\u202f\\u205f\\u3000]"
     "[^\\u0000]*$"
 )
-_MONTH = re.compile(queue_rules.PERIOD_PATTERN)
 
 
 # --- Validation ---------------------------------------------------------------------------------
@@ -118,14 +118,15 @@ def request_state(value: Any) -> str:
 
 
 def filed_month(value: Any) -> str:
-    """A month filed, as ``YYYY-MM``."""
-    if not isinstance(value, str) or not _MONTH.fullmatch(value):
+    """A month filed, as ``YYYY-MM``, by the one month rule (:func:`model.rules.month_problem`)."""
+    problem = rules.month_problem(value)
+    if problem is not None:
         raise BadInputError(
             "a month is written YYYY-MM",
-            details=[f"month: {str(value)[:20]!r} is not YYYY-MM"],
+            details=[f"month: {problem}"],
             code="invalid_month",
         )
-    return value
+    return str(value)
 
 
 def request_number(value: str | int) -> int:

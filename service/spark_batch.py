@@ -23,7 +23,7 @@ import re
 import shutil
 import sys
 import tempfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +31,7 @@ from typing import Any
 
 from audits.loading import LoadedModel
 from model.errors import BadInputError, DataValidationError, JobFailedError
+from model.rules import month_problem
 
 #: The partition column of the output (the input's time column keeps its own name and values).
 PERIOD_COLUMN = "scored_period"
@@ -39,7 +40,6 @@ SCORE_COLUMNS = (("score", "double"), ("percentile", "double"), ("band", "string
 REASONS_COLUMN = "reasons"
 #: The provenance columns on every output row.
 PROVENANCE = ("model_name", "model_version", "audit_id")
-_PERIOD = re.compile(r"^\d{4}-\d{2}$")
 
 
 @dataclass(frozen=True)
@@ -182,12 +182,14 @@ def score_on_spark(
     out: str,
     *,
     period: str | None = None,
+    exclude: Collection[str] = (),
     progress: Callable[[str], None] = lambda _: None,
 ) -> SparkResult:
     """Score Parquet ``data`` with the verified model on Spark; write ``out`` by period.
 
     Every period in ``data`` is scored, or only ``period``; an existing ``out`` keeps its other
-    periods (dynamic partition overwrite).
+    periods (dynamic partition overwrite). Rows whose id (as text) is in ``exclude`` (the people
+    who opted out) are left out before scoring: they are neither scored nor written.
 
     Raises
     ------
@@ -226,11 +228,11 @@ def score_on_spark(
         found = sorted(str(row[0]) for row in frame.select(PERIOD_COLUMN).distinct().collect())
     except (PySparkException, Py4JJavaError) as err:
         raise BadInputError(f"{data}: cannot read it as Parquet: {str(err)[:500]}") from err
-    bad = [p for p in found if p is None or not _PERIOD.match(p)]
+    bad = [p for p in found if month_problem(p) is not None]  # the one month rule
     if bad or not found:
         raise DataValidationError(
             "the data cannot be scored",
-            details=[f"{model.time_column}: not YYYY-MM: {', '.join(map(str, bad[:5]))}"]
+            details=[f"{model.time_column}: not a month YYYY-MM: {', '.join(map(str, bad[:5]))}"]
             if bad
             else ["no rows"],
         )
@@ -241,6 +243,8 @@ def score_on_spark(
             )
         frame = frame.where(sf.col(PERIOD_COLUMN) == period)
         found = [period]
+    if exclude:  # an opt-out means not scored, on Spark as in process
+        frame = frame.where(~sf.col(model.id_column).cast("string").isin(sorted(exclude)))
     result = ", ".join(f"{name} {kind}" for name, kind in SCORE_COLUMNS)
     progress(f"verified {loaded.name} v{loaded.version} (audit {loaded.audit_id}); scoring")
     with verified_pyfunc(loaded) as folder:

@@ -131,7 +131,11 @@ def test_the_readme_walk_through_on_postgresql_a_tracking_server_and_spark(
         assert released["awaiting_approval"], released
         outreach("models", "approve", name, version, "--by", "oversight", "--note", "reviewed")
     password = "walk-through-password"
-    outreach("users", "add", "coordinator-1", "--role", "coordinator", "--password", password)
+    secret = tmp_path / "password.txt"  # never on the command line (ps shows argv)
+    secret.write_text(password + "\n")
+    outreach(
+        "users", "add", "coordinator-1", "--role", "coordinator", "--password-file", str(secret)
+    )
     token = outreach("users", "add", "coordinator-api", "--role", "coordinator").split()[-1]
 
     period = str(sorted(population["period"].unique())[-1])

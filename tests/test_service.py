@@ -718,7 +718,8 @@ def test_rescoring_a_period_keeps_entries_with_outcomes_and_lists_the_top_k(
     ids = rows["person_id"].astype(str).to_numpy()
     typed = rows["person_id"].to_numpy()  # ties are broken by the id as typed (here: numbers)
     ranked = sorted(range(len(rows)), key=lambda i: (-batch.scores[i], typed[i]))
-    expected = [i for i in ranked if ids[i] != before[3][0]][: model.k_for(len(rows))]
+    # The person who opted out is not scored: capacity is that of the others.
+    expected = [i for i in ranked if ids[i] != before[3][0]][: model.k_for(len(rows) - 1)]
     with db.session() as session:
         listed = list(
             session.scalars(
@@ -756,7 +757,7 @@ def test_rescoring_a_period_keeps_entries_with_outcomes_and_lists_the_top_k(
             )
         ).all()
         for attribute in ("sex", "age_band"):
-            assert sum(p for a, p, _ in counts if a == attribute) == len(rows)
+            assert sum(p for a, p, _ in counts if a == attribute) == len(rows) - 1  # opted out
             assert sum(s for a, _, s in counts if a == attribute) == len(listed)
     assert np.isin([before[3][0]], [e.person_id for e in listed]).sum() == 0
 

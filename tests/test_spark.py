@@ -22,7 +22,7 @@ from model.scorer import scored_frame
 from model.synthetic import generate_preset
 from outreach.cli import main
 from service.batch import load_period, read_scored_period
-from service.db import QueueEntry, ScoredPeriod
+from service.db import Database, OptOut, QueueEntry, ScoredPeriod
 from service.loader import ModelSource
 from service.periods import Monitoring
 from service.spark_batch import PERIOD_COLUMN, _spark_failure, score_on_spark, spark_session
@@ -222,11 +222,36 @@ def test_the_cli_scores_on_spark_and_loads_the_queue(
     )
     assert outcome.exit_code == 0, outcome.output
     assert f"on Spark into {out}" in outcome.output
+    # One scored-file contract: the in-process file has the Spark job's columns and rows.
+    local = tmp_path / "local.parquet"
+    here_args = [*home, "score", "--model", mine.name, "--data", str(data), "--period", period]
+    in_process = runner.invoke(main, [*here_args, "--out", str(local)])
+    assert in_process.exit_code == 0, in_process.output
+    on_spark = pd.read_parquet(out).sort_values("person_id").reset_index(drop=True)
+    here = pd.read_parquet(local).sort_values("person_id").reset_index(drop=True)
+    assert list(here.columns) == list(on_spark.columns)
+    assert (here[PERIOD_COLUMN] == period).all()
+    np.testing.assert_allclose(here["score"], on_spark["score"], rtol=0, atol=1e-12)
+    for column in ("band", "reasons", "model_name", "model_version", "audit_id"):
+        assert (here[column].astype(str) == on_spark[column].astype(str)).all(), column
     load = [*home, "queue", "load", "--from", str(out), "--period", period, "--model", mine.name]
     outcome = runner.invoke(main, load)
     assert outcome.exit_code == 0, outcome.output
     assert f"{period}: loaded" in outcome.output
     assert _queue(mine.database_url, mine.name, period) == before
+
+    # An opted-out person is not scored on Spark either: not in the output, not queued.
+    person = str(released.frame.loc[released.frame["period"] == period, "person_id"].iloc[-1])
+    with Database(mine.database_url).session() as session:
+        session.add(OptOut(person_id=person, recorded_by="test"))
+    outcome = runner.invoke(
+        main, [*score, "--data", str(data), "--out", str(out), "--period", period]
+    )
+    assert outcome.exit_code == 0, outcome.output
+    assert "opted out (1 in all) left out" in outcome.output
+    written = pd.read_parquet(out / f"{PERIOD_COLUMN}={period}")
+    assert person not in set(written["person_id"].astype(str))
+    assert len(written) == int((released.frame["period"] == period).sum()) - 1
 
     # Bad input: no --out, not Parquet, a missing column (exit 2).
     outcome = runner.invoke(main, [*score, "--data", str(data)])

@@ -100,6 +100,7 @@ def sign_in(user: PageUser) -> None:
     session.update(
         user=user.principal.name,
         epoch=user.epoch,
+        uid=user.uid,
         since=now,
         seen=now,
         csrf=secrets.token_urlsafe(32),
@@ -126,7 +127,7 @@ def current_principal() -> Principal | None:
         g.session_expired = True
         return None
     user = page_user(current_app.extensions["outreach.db"], name)
-    if user is None or user.epoch != epoch:
+    if user is None or user.epoch != epoch or user.uid != session.get("uid"):
         session.clear()
         return None
     session["seen"] = now
