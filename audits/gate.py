@@ -443,7 +443,8 @@ def _not_assessable(
                     message=(
                         f"{item.name}: too small to be judged on its own ({why}), but its own "
                         f"data show its {_words(gate)} ({d.value:.3f}, interval {d.ci[0]:.3f} to "
-                        f"{d.ci[1]:.3f}) beyond the limit {gate.describe()}; a person decides"
+                        f"{d.ci[1]:.3f}) beyond the limit {gate.describe()}"
+                        + ("; a person decides" if gate.action == "block" else "")
                     ),
                 )
             )
