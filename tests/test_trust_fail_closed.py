@@ -30,14 +30,23 @@ from model.signing import KeyPaths, Signer, load_signer
 from outreach.cli import main
 from service import create_app
 from service.startup import check_production
-from tests.conftest import Site, copy_site
+from tests.conftest import Site, copy_site, on_both_databases, site_database
 from tests.test_pages import sign_in
 
 NAME = "individual_outreach"
 
 
-def run(home: Home, *args: str, env: dict[str, str] | None = None) -> Any:
-    return CliRunner().invoke(main, ["--home", str(home.root), *args], env=env)
+def run(site: Site, *args: str, env: dict[str, str] | None = None) -> Any:
+    """The CLI on the site's home and its service database (SQLite in the home, or PostgreSQL
+    through OUTREACH_DATABASE_URL)."""
+    database = (
+        {}
+        if site.database_url.startswith("sqlite")
+        else {"OUTREACH_DATABASE_URL": site.database_url}
+    )
+    return CliRunner().invoke(
+        main, ["--home", str(site.home.root), *args], env={**database, **(env or {})}
+    )
 
 
 def app_for(site: Site, **config: Any) -> Any:
@@ -53,8 +62,8 @@ def app_for(site: Site, **config: Any) -> Any:
 
 
 @pytest.fixture
-def own(site: Site, tmp_path: Path) -> Site:
-    return copy_site(site, tmp_path)
+def own(site: Site, tmp_path: Path, backend: str, request: pytest.FixtureRequest) -> Site:
+    return copy_site(site, tmp_path, site_database(request, backend))
 
 
 def log_of(home: Home) -> Path:
@@ -99,28 +108,27 @@ def assert_not_served_with_an_alarm(
     sign_in(coordinator, site, "coordinator")
     paused = coordinator.get("/outreach/")
     assert paused.status_code == 503 and "does not verify" in paused.get_data(as_text=True)
-    verified = run(site.home, "models", "verify", NAME)
+    verified = run(site, "models", "verify", NAME)
     assert verified.exit_code == 3 and said in verified.output, verified.output
-    listed = run(site.home, "models", "list")
+    listed = run(site, "models", "list")
     assert listed.exit_code == 3 and "log_invalid" in listed.output, listed.output
 
 
+@on_both_databases
 def test_one_changed_character_does_not_lift_a_withdrawal(
     own: Site, caplog: pytest.LogCaptureFixture
 ) -> None:
     app = app_for(own)
     source = app.extensions["outreach.model"]
     assert source.current is not None
-    withdrew = run(own.home, "models", "withdraw", NAME, "--by", "oversight", "--note", "harm")
+    withdrew = run(own, "models", "withdraw", NAME, "--by", "oversight", "--note", "harm")
     assert withdrew.exit_code == 0, withdrew.output
     source.refresh()
     assert source.current is None and source.pause().code == "model_withdrawn"
     change_one_character(log_of(own.home), in_note_of="withdrawal")
     source.refresh()  # the next poll
     assert_not_served_with_an_alarm(app, own, caplog, "has no valid signature")
-    approved = run(
-        own.home, "models", "approve", NAME, own.awaiting[1], "--by", "o2", "--note", "n"
-    )
+    approved = run(own, "models", "approve", NAME, own.awaiting[1], "--by", "o2", "--note", "n")
     assert approved.exit_code == 3 and "attestation log" in approved.output, approved.output
 
 
@@ -132,7 +140,7 @@ def test_one_changed_character_does_not_lift_a_freeze(
     app = app_for(own)
     source = app.extensions["outreach.model"]
     pinned = source.current.version
-    frozen = run(own.home, "incident", "freeze", NAME, "--note", "complaint", "--by", "board")
+    frozen = run(own, "incident", "freeze", NAME, "--note", "complaint", "--by", "board")
     assert frozen.exit_code == 0, frozen.output
     change_one_character(log_of(own.home), in_note_of="incident_freeze")
     registry = connect(own.home)
@@ -140,14 +148,13 @@ def test_one_changed_character_does_not_lift_a_freeze(
     source.refresh()
     assert_not_served_with_an_alarm(app, own, caplog, "has no valid signature")
     assert pinned != own.awaiting[1]
-    approved = run(
-        own.home, "models", "approve", NAME, own.awaiting[1], "--by", "o2", "--note", "n"
-    )
+    approved = run(own, "models", "approve", NAME, own.awaiting[1], "--by", "o2", "--note", "n")
     assert approved.exit_code == 3 and "is invalid" in approved.output, approved.output
-    lifted = run(own.home, "incident", "release", NAME, "--note", "n", "--by", "board")
+    lifted = run(own, "incident", "release", NAME, "--note", "n", "--by", "board")
     assert lifted.exit_code == 3 and "is invalid" in lifted.output, lifted.output
 
 
+@on_both_databases
 def test_a_log_cut_short_is_found_against_its_anchored_head(
     own: Site, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -155,7 +162,7 @@ def test_a_log_cut_short_is_found_against_its_anchored_head(
     the head anchored in the service database shows it was cut."""
     app = app_for(own)
     source = app.extensions["outreach.model"]
-    withdrew = run(own.home, "models", "withdraw", NAME, "--by", "oversight", "--note", "harm")
+    withdrew = run(own, "models", "withdraw", NAME, "--by", "oversight", "--note", "harm")
     assert withdrew.exit_code == 0, withdrew.output
     log = log_of(own.home)
     lines = log.read_text().splitlines(keepends=True)
@@ -167,7 +174,7 @@ def test_a_log_cut_short_is_found_against_its_anchored_head(
     log.write_text("".join(lines))
     source.refresh()
     assert source.current is None and source.alarm
-    repaired = run(own.home, "models", "repair", NAME, "--by", "ops", "--note", "restored")
+    repaired = run(own, "models", "repair", NAME, "--by", "ops", "--note", "restored")
     assert repaired.exit_code == 0, repaired.output
     source.refresh()
     assert source.alarm == "" and source.pause().code == "model_withdrawn"
@@ -183,7 +190,7 @@ def test_a_deleted_log_stops_a_running_service_within_one_poll(
     log_of(own.home).unlink()
     source.refresh()
     assert_not_served_with_an_alarm(app, own, caplog, "is missing")
-    refused = run(own.home, "models", "repair", NAME, "--by", "ops", "--note", "n")
+    refused = run(own, "models", "repair", NAME, "--by", "ops", "--note", "n")
     assert refused.exit_code == 3 and "still does not verify" in refused.output
 
 
@@ -243,7 +250,7 @@ def test_swapped_keys_sign_nothing(own: Site) -> None:
     keys.release.write_bytes(access)
     keys.access_log.write_bytes(release)
     before = log_of(own.home).read_bytes()
-    withdrew = run(own.home, "models", "withdraw", NAME, "--by", "oversight", "--note", "harm")
+    withdrew = run(own, "models", "withdraw", NAME, "--by", "oversight", "--note", "harm")
     assert withdrew.exit_code == 2, withdrew.output
     assert "refusing to sign" in withdrew.output and "nothing was written" in withdrew.output
     assert "withdrew" not in withdrew.output
@@ -259,7 +266,7 @@ def test_swapped_keys_sign_nothing(own: Site) -> None:
 def test_a_pinned_key_id_refuses_a_replaced_public_key(own: Site) -> None:
     keys = own.home.signing_keys
     genuine = load_signer(keys.release, create=False).verifier.key_id
-    shown = run(own.home, "keys", "show")
+    shown = run(own, "keys", "show")
     assert shown.exit_code == 0 and shown.output.strip().splitlines()[-1] == genuine
     pinned = Home(
         own.home.root,
@@ -279,5 +286,5 @@ def test_production_mode_refuses_a_writable_verifying_key(own: Site) -> None:
     with pytest.raises(BadInputError, match="writable by this user") as found:
         check_production(own.home, env)
     assert found.value.code == "verifying_key_writable"
-    served = run(own.home, "serve", env=env)
+    served = run(own, "serve", env=env)
     assert served.exit_code == 2 and "OUTREACH_RELEASE_PUBLIC_KEY" in served.output
