@@ -229,9 +229,14 @@ class ModelSource:
         try:
             trust = trust_for(self.home, signing=False).with_anchors(self.anchors)
         except OutreachError as err:  # no public key: nothing can be verified
-            self._stop_serving(
-                "log_invalid", f"the attestation log of {self.name} cannot be verified: {err}"
-            )
+            anchored = self.anchors is not None and self.anchors.latest(self.name)[0] is not None
+            if anchored or any(self.home.attestations.glob("*.jsonl")):  # it had logs to verify
+                self._stop_serving(
+                    "log_invalid",
+                    f"the attestation log of {self.name} cannot be verified: {err}",
+                )
+            else:  # nothing was ever released here: not ready, no alarm
+                self._stop_serving("no_production", f"nothing is released here yet: {err}")
             return False
         alias: str | None = None
         unreachable: Exception | None = None

@@ -6,8 +6,9 @@ the request path). Deleting the newest rows (with the append-only triggers dropp
 leaves the head naming a row that is gone, or counting more rows than the log holds, which
 ``outreach access-log verify`` reports, between two signed checkpoints as well. The count may
 only grow: on SQLite, triggers refuse a rewind and a delete; on PostgreSQL the service's role is
-granted SELECT only on it (README, "Access log"). Rows purged before this migration are not
-counted (the count starts at the rows there are).
+granted SELECT only on it (README, "Access log"), and the trigger's function runs as its
+owner. Rows purged before this migration are not counted (the count starts at the rows there
+are).
 
 Revision ID: 0009
 Revises: 0008
@@ -36,7 +37,7 @@ POSTGRESQL = (
     "INSERT INTO access_log_head (id, row_id, hash, rows) VALUES (1, NEW.id, NEW.hash, 1) "
     "ON CONFLICT (id) DO UPDATE SET row_id = EXCLUDED.row_id, hash = EXCLUDED.hash, "
     "rows = access_log_head.rows + 1; "
-    "RETURN NEW; END $$ LANGUAGE plpgsql",
+    "RETURN NEW; END $$ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public",
     "CREATE TRIGGER access_log_head_advance AFTER INSERT ON access_log "
     "FOR EACH ROW EXECUTE FUNCTION access_log_head_advance()",
 )
