@@ -9,8 +9,11 @@ open. Each statement also carries the hash of the one before it, so the log cann
 or have a statement taken out of its middle without the chain showing it.
 
 Registry tags stay as a readable cache and are never trusted: whether a version may be served is
-decided here, from statements whose signatures verify (:func:`standing`). Someone who can edit
-the registry can copy tags, but cannot sign.
+decided by :mod:`audits.serving_state` from what this module reads (:meth:`Trust.state`: the
+statements whose signatures verify, every problem of the log, its head checked against the one
+anchored outside it). Someone who can edit the registry can copy tags, but cannot sign; someone
+who can edit the log raises an alarm. A release key other than the deployment's signs nothing
+(:class:`KeyMismatchError`).
 """
 
 from __future__ import annotations

@@ -12,9 +12,11 @@ Withdrawing the model is never blocked: stopping a harmful model must always be 
 withdrawal moves nothing into production.
 
 Whether a model is frozen is read from the verified statements of its attestation log, never
-from a file beside them: a statement that does not verify neither freezes nor lifts a freeze, and
-deleting or editing the log to lift one leaves no release statement that verifies either, so
-nothing of the model is served.
+from a file beside them (:mod:`audits.serving_state` folds it). A statement that does not verify
+neither freezes nor lifts a freeze; it makes the log invalid, an alarm: nothing of the model is
+served, and every action here (freeze, release, approve, rollback, purge) is refused with exit 3
+until a person repairs the log. Deleting or cutting the log is found against its head anchored
+outside it, with the same result.
 """
 
 from __future__ import annotations

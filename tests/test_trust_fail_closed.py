@@ -288,3 +288,103 @@ def test_production_mode_refuses_a_writable_verifying_key(own: Site) -> None:
     assert found.value.code == "verifying_key_writable"
     served = run(own, "serve", env=env)
     assert served.exit_code == 2 and "OUTREACH_RELEASE_PUBLIC_KEY" in served.output
+
+
+# ----------------------------------------------------------------------------- the pure fold
+
+
+def _release(version: str, decision: str = "PASS", **extra: Any) -> dict[str, Any]:
+    return {"kind": "release", "version": version, "decision": decision, "promoted": True, **extra}
+
+
+@pytest.mark.parametrize(
+    ("statements", "alias", "problems", "code", "version"),
+    [
+        ([_release("1")], "1", (), "servable", "1"),
+        (
+            [_release("1"), {"kind": "withdrawal", "by": "b", "note": "n"}],
+            "1",
+            (),
+            "withdrawn",
+            "1",
+        ),
+        (
+            [
+                _release("1"),
+                {"kind": "withdrawal", "by": "b"},
+                {"kind": "approval", "version": "1"},
+            ],
+            "1",
+            (),
+            "servable",
+            "1",
+        ),
+        (  # frozen at 1: the alias moved to 2 is not followed
+            [_release("1"), {"kind": "incident_freeze", "version": "1"}, _release("2")],
+            "2",
+            (),
+            "servable",
+            "1",
+        ),
+        ([_release("1"), {"kind": "incident_freeze", "version": ""}], "1", (), "frozen", ""),
+        (
+            [_release("1"), {"kind": "rejection", "version": "1", "by": "b"}],
+            "1",
+            (),
+            "rejected",
+            "1",
+        ),
+        ([_release("1", "FAIL")], "1", (), "audit_failed", "1"),
+        ([_release("1", "REVIEW", review_groups="g")], "1", (), "review_unapproved", "1"),
+        ([_release("1", approval_required=True)], "1", (), "awaiting_approval", "1"),
+        ([_release("1")], "2", (), "unattested", "2"),
+        ([_release("1")], None, (), "no_production", ""),
+        ([_release("1")], "1", ("attestation 2 has no valid signature",), "log_invalid", ""),
+    ],
+)
+def test_the_state_of_what_may_be_served(
+    statements: list[dict[str, Any]],
+    alias: str | None,
+    problems: tuple[str, ...],
+    code: str,
+    version: str,
+) -> None:
+    from audits.serving_state import ModelState, freeze_of
+
+    state = ModelState(NAME, tuple(statements), problems, alias, freeze_of(statements))
+    serving = state.serving()
+    assert (serving.code, serving.version) == (code, version), serving.reason
+    assert serving.servable == (code == "servable")
+    if problems:
+        assert "repairs it" in serving.reason and problems[0] in serving.reason
+
+
+def test_the_log_problems_against_the_anchored_head() -> None:
+    from audits.serving_state import log_problems
+
+    def problems(**changed: Any) -> list[str]:
+        given: dict[str, Any] = {
+            "name": NAME,
+            "chain": [],
+            "entries": 5,
+            "hash_at": {n: f"h{n}" for n in range(1, 6)},
+            "anchored": (5, "h5"),
+            "log_exists": True,
+            "expected": True,
+            "key_id": "k1",
+            "pinned_key_id": None,
+            "anchored_key_id": "k1",
+            "rotated_to": (),
+            **changed,
+        }
+        return log_problems(**given)
+
+    assert problems() == []
+    assert problems(entries=7, hash_at={n: f"h{n}" for n in range(1, 8)}) == []  # it grew
+    assert "removed from its end" in problems(entries=4)[0]
+    assert "the log was rewritten" in problems(hash_at={5: "other"})[0]
+    assert "is missing" in problems(log_exists=False)[0]
+    assert problems(log_exists=False, expected=False, anchored=None) == []
+    assert "no signed key rotation" in problems(key_id="k2")[0]
+    assert problems(key_id="k2", rotated_to=("k2",)) == []
+    assert "pins k9" in problems(pinned_key_id="k9")[0]
