@@ -226,6 +226,7 @@ class ModelSource:
 
         Never raises: a failure keeps what is served only when the log still vouches for it.
         """
+        keyless: OutreachError | None = None
         try:
             trust = trust_for(self.home, signing=False).with_anchors(self.anchors)
         except OutreachError as err:  # no public key: nothing can be verified
@@ -235,9 +236,8 @@ class ModelSource:
                     "log_invalid",
                     f"the attestation log of {self.name} cannot be verified: {err}",
                 )
-            else:  # nothing was ever released here: not ready, no alarm
-                self._stop_serving("no_production", f"nothing is released here yet: {err}")
-            return False
+                return False
+            keyless = err  # nothing was ever released here: not ready, no alarm
         alias: str | None = None
         unreachable: Exception | None = None
         try:
@@ -249,6 +249,18 @@ class ModelSource:
         except Exception as err:  # registry unreachable: the log still decides what stops
             self._registry = None
             unreachable = err
+        if keyless is not None and alias is not None:  # a production version none can verify
+            self._stop_serving(
+                "log_invalid", f"the attestation log of {self.name} cannot be verified: {keyless}"
+            )
+            return False
+        if keyless is not None:
+            self._stop_serving("no_production", f"nothing is released here yet: {keyless}")
+            if unreachable is not None:
+                self.problem = f"the model registry cannot be reached: {unreachable}"
+                self.reason = f"{NO_MODEL}; the model registry cannot be reached"
+                log.error("%s", self.problem)
+            return False
         try:
             state = trust.state(self.name, alias)
         except OutreachError as err:
