@@ -19,6 +19,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from audits.serving_state import Anchor
+from model.errors import UnavailableError
 from service.db import AttestationHead, Database, utcnow
 
 log = logging.getLogger("outreach.service")
@@ -50,14 +51,26 @@ class DatabaseAnchors:
 
     def latest(self, name: str) -> tuple[Anchor | None, str]:
         """The anchored head (the longest since the last repair, or the repair's) and the open
-        alarm's words ('' when none)."""
+        alarm's words ('' when none).
+
+        Raises
+        ------
+        UnavailableError
+            If the database cannot be read (the log then cannot be checked).
+        """
         table = AttestationHead.__table__.c
-        with self.db.snapshot() as connection:
-            rows = connection.execute(
-                select(table.kind, table.sequence, table.hash, table.key_id, table.detail)
-                .where(table.model == name)
-                .order_by(table.id)
-            ).all()
+        try:
+            with self.db.snapshot() as connection:
+                rows = connection.execute(
+                    select(table.kind, table.sequence, table.hash, table.key_id, table.detail)
+                    .where(table.model == name)
+                    .order_by(table.id)
+                ).all()
+        except SQLAlchemyError as err:
+            # Without the anchored head the log cannot be checked: nothing is vouched for.
+            raise UnavailableError(
+                f"the anchored head of {name}'s attestation log cannot be read: {err}"
+            ) from err
         head: Anchor | None = None
         alarm = ""
         for kind, sequence, digest, key_id, detail in rows:

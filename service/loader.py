@@ -190,9 +190,9 @@ class ModelSource:
                 artifact = self._lkg.parent / meta["artifact"]
                 raw = artifact.read_bytes()
             model = ScoringModel.from_dict(json.loads(raw))
-        except (OSError, ValueError, KeyError, OutreachError):
+            version = str(meta["version"])
+        except (OSError, ValueError, KeyError, TypeError, OutreachError):
             return None
-        version = str(meta["version"])
         standing = state.version(version)
         serving = Serving(
             self.name,
@@ -230,7 +230,12 @@ class ModelSource:
         try:
             trust = trust_for(self.home, signing=False).with_anchors(self.anchors)
         except OutreachError as err:  # no public key: nothing can be verified
-            anchored = self.anchors is not None and self.anchors.latest(self.name)[0] is not None
+            try:
+                anchored = (
+                    self.anchors is not None and self.anchors.latest(self.name)[0] is not None
+                )
+            except OutreachError:
+                anchored = True  # cannot tell: fail closed
             if anchored or any(self.home.attestations.glob("*.jsonl")):  # it had logs to verify
                 self._stop_serving(
                     "log_invalid",
@@ -471,7 +476,11 @@ class ModelSource:
 
         def loop() -> None:
             while not self._stop.wait(every):
-                self.refresh()
+                try:
+                    self.refresh()
+                except Exception as err:  # a poll that fails serves nothing, and polls again
+                    self._stop_serving("log_invalid", f"the model's state cannot be read: {err}")
+                    log.exception("the poll of %s failed", self.name)
 
         thread = threading.Thread(target=loop, name=f"watch-{self.name}", daemon=True)
         thread.start()
