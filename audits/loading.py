@@ -224,7 +224,9 @@ def version_states(
         withdrawn = state.withdrawn if "production" in row["aliases"] else None
         row.update(
             {
-                "audit_id": release.get("audit_id"),
+                # The tag's audit id only names the report when no statement does (a label,
+                # never a decision: the state says whether anything stands behind it).
+                "audit_id": release.get("audit_id") or row["audit_id"],
                 "decision": decision,
                 "awaiting_approval": awaiting,
                 "approved_by": ", ".join(approved) or None,

@@ -99,6 +99,14 @@ def assert_not_served_with_an_alarm(
     assert any(r.levelno >= logging.ERROR and said in r.getMessage() for r in caplog.records), (
         "no error-level log line names the problem"
     )
+    from service.auth import add_user
+    from service.db import Database
+
+    token = add_user(Database(site.database_url), "alarm reader", "oversight")
+    audits = client.get("/api/v1/audits", headers={"Authorization": f"Bearer {token}"})
+    assert audits.status_code == 200 and audits.json["audits"]
+    assert {r["state"] for r in audits.json["audits"]} == {"log_invalid"}
+    assert not any(r["serving"] for r in audits.json["audits"])
     metrics = client.get("/api/v1/metrics").get_data(as_text=True)
     assert f'outreach_attestation_log_invalid{{model="{NAME}"}} 1.0' in metrics
     sign_in(client, site, "oversight")
@@ -187,6 +195,13 @@ def test_a_deleted_log_stops_a_running_service_within_one_poll(
     app = app_for(own)
     source = app.extensions["outreach.model"]
     assert source.current is not None
+    from service.auth import add_user
+    from service.db import Database
+
+    token = add_user(Database(own.database_url), "state reader", "analyst")
+    rows = app.test_client().get("/api/v1/audits", headers={"Authorization": f"Bearer {token}"})
+    served = [r for r in rows.json["audits"] if r["serving"]]
+    assert [(r["version"], r["state"]) for r in served] == [(source.current.version, "servable")]
     log_of(own.home).unlink()
     source.refresh()
     assert_not_served_with_an_alarm(app, own, caplog, "is missing")
