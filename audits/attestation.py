@@ -9,8 +9,11 @@ open. Each statement also carries the hash of the one before it, so the log cann
 or have a statement taken out of its middle without the chain showing it.
 
 Registry tags stay as a readable cache and are never trusted: whether a version may be served is
-decided here, from statements whose signatures verify (:func:`standing`). Someone who can edit
-the registry can copy tags, but cannot sign.
+decided by :mod:`audits.serving_state` from what this module reads (:meth:`Trust.state`: the
+statements whose signatures verify, every problem of the log, its head checked against the one
+anchored outside it). Someone who can edit the registry can copy tags, but cannot sign; someone
+who can edit the log raises an alarm. A release key other than the deployment's signs nothing
+(:class:`KeyMismatchError`).
 """
 
 from __future__ import annotations
@@ -21,14 +24,26 @@ import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from model.errors import GateError
+from audits.serving_state import (
+    Anchor,
+    Anchors,
+    LogInvalidError,
+    ModelState,
+    Standing,
+    decision_refusal,
+    fold,
+    freeze_of,
+    log_problems,
+    withdrawal_words,
+)
+from model.errors import BadInputError, GateError
 from model.signing import (
     KeyPaths,
     Signer,
@@ -111,19 +126,6 @@ def append(path: Path, signer: Signer, statement: dict[str, Any]) -> Entry:
     return entry
 
 
-@dataclass
-class Standing:
-    """What the verified statements say about one version, and about the model."""
-
-    release: dict[str, Any] | None = None
-    approvals: list[dict[str, Any]] = field(default_factory=list)
-    rejected: dict[str, Any] | None = None
-    #: The model's latest withdrawal still in force (not lifted by a later PASS release or
-    #: approval), with who and why.
-    withdrawn: dict[str, Any] | None = None
-    problems: list[str] = field(default_factory=list)
-
-
 Verifiers = dict[str, Verifier]
 
 
@@ -160,25 +162,46 @@ def verified(path: Path, verifiers: Verifiers) -> tuple[list[dict[str, Any]], li
 
 
 def standing(path: Path, verifiers: Verifiers, version: str) -> Standing:
-    """The verified standing of ``version``, and whether the model is withdrawn."""
+    """The verified standing of ``version``, and whether the model is withdrawn
+    (:func:`audits.serving_state.fold`); ``problems`` name what did not verify."""
     statements, problems = verified(path, verifiers)
-    found = Standing(problems=problems)
-    for statement in statements:
-        kind = statement.get("kind")
-        mine = str(statement.get("version")) == str(version)
-        if kind == "release" and mine:
-            found.release = statement
-        elif kind == "approval" and mine:
-            found.approvals.append(statement)
-        elif kind == "rejection" and mine:
-            found.rejected = statement
-        if kind == "withdrawal":
-            found.withdrawn = statement
-        elif kind == "approval" or (
-            kind == "release" and statement.get("decision") == "PASS" and statement.get("promoted")
-        ):
-            found.withdrawn = None  # a new PASS release or an explicit approval lifts it
-    return found
+    return fold(statements, version, problems)
+
+
+@dataclass(frozen=True)
+class LogRead:
+    """A log as read now: its verified statements, its problems and each entry's hash."""
+
+    exists: bool
+    statements: tuple[dict[str, Any], ...]
+    problems: tuple[str, ...]
+    #: Each entry's hash (what the next entry links to) by its place in the log, from 1.
+    hashes: dict[int, str]
+
+    @property
+    def entries(self) -> int:
+        return len(self.hashes)
+
+    @property
+    def head(self) -> tuple[int, str] | None:
+        """The last entry's (sequence, hash), ``None`` for an empty or missing log."""
+        return (self.entries, self.hashes[self.entries]) if self.hashes else None
+
+    @property
+    def rotated_to(self) -> set[str]:
+        """Key ids a verified ``key_rotation`` statement introduced."""
+        return {
+            str(s.get("new_key_id")) for s in self.statements if s.get("kind") == "key_rotation"
+        }
+
+
+def inspect(path: Path, verifiers: Verifiers) -> LogRead:
+    """Read and verify a log once: statements, problems and entry hashes."""
+    if not path.exists():
+        return LogRead(False, (), (), {})
+    statements, problems = verified(path, verifiers)
+    hashes = {n: _digest(e.as_dict()) for n, e in enumerate(read(path), start=1)}
+    return LogRead(True, tuple(statements), tuple(problems), hashes)
 
 
 def manifest_changes(attested: dict[str, str], found: dict[str, str]) -> list[str]:
@@ -232,20 +255,8 @@ def refusal(
             f"its audit report {release.get('audit_id')} was changed after release (sha256 "
             f"{report_sha256[:12]}, attested {str(release.get('report_sha256'))[:12]})"
         )
-    if found.rejected is not None:
-        return f"the oversight board rejected it ({found.rejected.get('by')})"
-    decision = release.get("decision")
-    if decision == "REVIEW" and not found.approvals:
-        groups = release.get("review_groups") or "some groups"
-        return f"its audit asks for a review ({groups}) that no oversight user has approved"
-    if decision == "PASS" and release.get("approval_required") and not found.approvals:
-        return "its release is still awaiting an oversight approval"
-    if decision not in ("PASS", "REVIEW"):
-        return f"its fairness audit {release.get('audit_id')} decided {decision}"
-    if found.withdrawn is not None:
-        w = found.withdrawn
-        return f"the model was withdrawn by {w.get('by')} at {w.get('at')}: {w.get('note')}"
-    return ""
+    code, reason = decision_refusal(found)
+    return "" if code == "servable" else reason
 
 
 class WithdrawnError(GateError):
@@ -260,9 +271,14 @@ class WithdrawnError(GateError):
     @property
     def plain(self) -> str:
         """Who withdrew the model, when and why, as coordinators read it."""
-        s = self.statement
-        when = str(s.get("at", "")).replace("T", " ").replace("+00:00", " UTC")
-        return f"Withdrawn by {s.get('by', 'the oversight board')} on {when}: {s.get('note', '')}"
+        return withdrawal_words(self.statement)
+
+
+class KeyMismatchError(BadInputError):
+    """The release key at hand is not the deployment's: signing with it would write statements
+    the services cannot verify (a stop button that stops nothing). Nothing is written."""
+
+    code = "signing_key_mismatch"
 
 
 @dataclass(frozen=True)
@@ -275,10 +291,19 @@ class Trust:
     signer: Signer | None = None
     #: Public keys retired by rotation: their statements signed before the rotation still hold.
     retired: tuple[Verifier, ...] = ()
+    #: The key id the deployment pins (``OUTREACH_RELEASE_PUBLIC_KEY`` given as an id), if any.
+    pinned_key_id: str | None = None
+    #: Where log heads are anchored outside the logs (``None``: nowhere, the logs alone).
+    anchors: Anchors | None = None
 
     @property
     def verifiers(self) -> Verifiers:
         return {v.key_id: v for v in (*self.retired, self.verifier)}
+
+    def with_anchors(self, anchors: Anchors | None) -> Trust:
+        return Trust(
+            self.folder, self.verifier, self.signer, self.retired, self.pinned_key_id, anchors
+        )
 
     @classmethod
     def for_home(cls, keys: KeyPaths, folder: Path, *, signing: bool = True) -> Trust:
@@ -297,15 +322,18 @@ class Trust:
                     "can verify, not sign (set OUTREACH_RELEASE_KEY where decisions are made)"
                 )
             signer = load_signer(keys.release)
-            return cls(folder, signer.verifier, signer, retired)
+            _refuse_foreign(signer.verifier.key_id, keys)
+            return cls(folder, signer.verifier, signer, retired, keys.pinned_key_id)
         if not keys.release_public.exists() and keys.release.exists():
-            return cls(folder, load_signer(keys.release, create=False).verifier, None, retired)
+            verifier = load_signer(keys.release, create=False).verifier
+            return cls(folder, verifier, None, retired, keys.pinned_key_id)
         if not keys.release_public.exists():
             raise GateError(
                 f"no release public key at {keys.release_public}: nothing can be verified, so "
                 "nothing is served (release a model first, or set OUTREACH_RELEASE_PUBLIC_KEY)"
             )
-        return cls(folder, load_verifier(keys.release_public), None, retired)
+        verifier = load_verifier(keys.release_public)
+        return cls(folder, verifier, None, retired, keys.pinned_key_id)
 
     def log(self, name: str) -> Path:
         return log_path(self.folder, name)
@@ -315,8 +343,107 @@ class Trust:
             raise GateError("this process holds no release key: it can verify, not sign")
         return append(self.log(name), self.signer, {"model": name, **statement})
 
+    def anchor(self, name: str) -> ModelState:
+        """Anchor the log's head now (after signing, once the caller's transaction is done):
+        :meth:`state` records a longer head of a valid log."""
+        return self.state(name, None)
+
     def standing(self, name: str, version: str) -> Standing:
         return standing(self.log(name), self.verifiers, version)
+
+    def state(self, name: str, alias: str | None) -> ModelState:
+        """The model's state now (:class:`audits.serving_state.ModelState`): its log read and
+        verified once, checked against the head anchored outside it and the pinned key.
+
+        Every problem found is an alarm recorded with the anchors (it stays until a person
+        repairs it, :meth:`repair`); a valid log's longer head is anchored.
+        """
+        read = inspect(self.log(name), self.verifiers)
+        anchored, alarm = self.anchors.latest(name) if self.anchors else (None, "")
+        problems = self._problems(name, read, anchored, expected=alias is not None)
+        if self.anchors is not None:
+            if problems and "; ".join(problems) != alarm:
+                self.anchors.alarm(name, "; ".join(problems))
+            elif not problems and alarm:
+                problems = [f"an alarm is open until a person repairs the log ({alarm})"]
+            elif (
+                not problems
+                and read.head
+                and (anchored is None or read.head[0] > anchored.sequence)
+            ):
+                self.anchors.record(name, Anchor(*read.head, self.verifier.key_id))
+        return ModelState(name, read.statements, tuple(problems), alias, freeze_of(read.statements))
+
+    def _problems(
+        self, name: str, read: LogRead, anchored: Anchor | None, *, expected: bool
+    ) -> list[str]:
+        return log_problems(
+            name=name,
+            chain=read.problems,
+            entries=read.entries,
+            hash_at=read.hashes,
+            anchored=(anchored.sequence, anchored.hash) if anchored else None,
+            log_exists=read.exists,
+            expected=expected or anchored is not None,
+            key_id=self.verifier.key_id,
+            pinned_key_id=self.pinned_key_id,
+            anchored_key_id=anchored.key_id if anchored else None,
+            rotated_to=read.rotated_to,
+        )
+
+    def repair(self, name: str, *, by: str, note: str) -> Anchor:
+        """A person's repair of ``name``'s log after its alarm: the log must verify now
+        (signatures, chain, the pinned key) and extend the head anchored before (restored from
+        a copy kept elsewhere); its head is anchored as it is and the alarm closed. Returns the
+        new anchor.
+
+        Raises
+        ------
+        LogInvalidError
+            If the log still does not verify in itself (restore it from a copy first).
+        BadInputError
+            If no anchors are kept here, or ``by`` or ``note`` is empty.
+        """
+        if self.anchors is None:
+            raise BadInputError("no service database here: there is no anchored head to repair")
+        if not by.strip() or not note.strip():
+            raise BadInputError("a repair needs --by and --note: who, and why, are recorded")
+        read = inspect(self.log(name), self.verifiers)
+        anchored, _ = self.anchors.latest(name)
+        problems = self._problems(name, read, anchored, expected=True)
+        if problems or read.head is None:
+            raise LogInvalidError(
+                f"refusing to repair the attestation log of {name}: it still does not verify; "
+                "restore it (and the release public key) from a copy kept elsewhere, then repair",
+                details=problems or ["the log is empty"],
+            )
+        anchor = Anchor(*read.head, self.verifier.key_id)
+        self.anchors.repair(name, anchor, by=by, note=note)
+        return anchor
+
+
+def _refuse_foreign(key_id: str, keys: KeyPaths) -> None:
+    """Refuse a release key whose id is not the configured public key's (or the pinned id).
+
+    Raises
+    ------
+    KeyMismatchError
+        Naming both ids: nothing may be signed with it.
+    """
+    expected: list[tuple[str, str]] = []
+    if keys.pinned_key_id:
+        expected.append((keys.pinned_key_id, "OUTREACH_RELEASE_PUBLIC_KEY"))
+    if keys.release_public.exists():
+        # An unreadable public key raises (exit 2): what it would verify cannot be checked.
+        expected.append((load_verifier(keys.release_public).key_id, str(keys.release_public)))
+    wrong = [(k, w) for k, w in expected if k != key_id]
+    if wrong:
+        raise KeyMismatchError(
+            f"refusing to sign with the release key {keys.release} (key id {key_id}): the "
+            f"deployment verifies with key {wrong[0][0]} ({wrong[0][1]}), so nothing it signed "
+            "would count; nothing was written. Put the deployment's release key back (or rotate "
+            "keys with 'outreach keys rotate')"
+        )
 
 
 def rotate(keys: KeyPaths, folder: Path) -> tuple[str, str]:

@@ -12,24 +12,23 @@ Withdrawing the model is never blocked: stopping a harmful model must always be 
 withdrawal moves nothing into production.
 
 Whether a model is frozen is read from the verified statements of its attestation log, never
-from a file beside them: a statement that does not verify neither freezes nor lifts a freeze, and
-deleting or editing the log to lift one leaves no release statement that verifies either, so
-nothing of the model is served.
+from a file beside them (:mod:`audits.serving_state` folds it). A statement that does not verify
+neither freezes nor lifts a freeze; it makes the log invalid, an alarm: nothing of the model is
+served, and every action here (freeze, release, approve, rollback, purge) is refused with exit 3
+until a person repairs the log. Deleting or cutting the log is found against its head anchored
+outside it, with the same result.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 from audits.attestation import Trust, verified
 from audits.catalogue import production_alias
+from audits.serving_state import FREEZE, LIFT, Freeze, freeze_of
 from model.errors import BadInputError, ConflictError, GateError, NotFoundError
 from model.home import Home
 from model.registry import Registry
-
-FREEZE = "incident_freeze"
-LIFT = "incident_release"
 
 #: What a freeze holds still, as the refusals name it.
 Action = Literal["release", "approve", "promote", "rollback", "purge"]
@@ -48,48 +47,10 @@ class FrozenError(GateError):
     code = "incident_frozen"
 
 
-@dataclass(frozen=True)
-class Freeze:
-    """One freeze in force, as its signed statement records it."""
-
-    model: str
-    #: The version in production when it was frozen ('' when none was).
-    version: str
-    by: str
-    at: str
-    note: str
-    #: ``deployment`` when frozen without a model name (every model), ``model`` otherwise.
-    scope: str
-
-    @classmethod
-    def of(cls, statement: dict[str, Any]) -> Freeze:
-        return cls(
-            model=str(statement.get("model", "")),
-            version=str(statement.get("version", "")),
-            by=str(statement.get("by", "")),
-            at=str(statement.get("at", "")),
-            note=str(statement.get("note", "")),
-            scope=str(statement.get("scope", "model")),
-        )
-
-    def describe(self) -> str:
-        """In words: what is frozen, at which version, by whom, when and why."""
-        pinned = f"version {self.version}" if self.version else "no version (none was served)"
-        return (
-            f"{self.model} is frozen at {pinned} by an incident ({self.by}, {self.at}: {self.note})"
-        )
-
-
 def freeze_in_force(trust: Trust, name: str) -> Freeze | None:
     """The model's freeze in force, from its verified statements (``None``: not frozen)."""
     statements, _ = verified(trust.log(name), trust.verifiers)
-    found: Freeze | None = None
-    for statement in statements:
-        if statement.get("kind") == FREEZE:
-            found = Freeze.of(statement)
-        elif statement.get("kind") == LIFT:
-            found = None
-    return found
+    return freeze_of(statements)
 
 
 def freezes(trust: Trust) -> list[Freeze]:
@@ -125,7 +86,13 @@ def ensure_not_frozen(trust: Trust, name: str | None, action: Action) -> None:
     ------
     FrozenError
         Naming the freeze and how to lift it.
+    LogInvalidError
+        If the log of a model it concerns does not verify: nothing is decided about it then.
     """
+    for model in (
+        [name] if name is not None else sorted(p.stem for p in trust.folder.glob("*.jsonl"))
+    ):
+        trust.state(model, None).require_valid()
     in_force = freezes(trust)
     holding = [f for f in in_force if name is None or f.model == name or f.scope == "deployment"]
     if not holding:
@@ -141,12 +108,15 @@ def ensure_not_frozen(trust: Trust, name: str | None, action: Action) -> None:
 def _targets(trust: Trust, name: str | None) -> list[str]:
     """The models a freeze or release without a name covers: every model with a log here."""
     if name is not None:
+        trust.state(name, None).require_valid()
         if not trust.log(name).exists():
             raise NotFoundError(f"no registered model '{name}' has been released here")
         return [name]
     names = sorted(log.stem for log in trust.folder.glob("*.jsonl"))
     if not names:
         raise NotFoundError("no model has been released here: there is nothing to freeze")
+    for model in names:
+        trust.state(model, None).require_valid()
     return names
 
 
@@ -220,6 +190,8 @@ def to_lift(trust: Trust, name: str | None) -> list[Freeze]:
         If the model was never released here.
     """
     if name is None:
+        for log in sorted(trust.folder.glob("*.jsonl")):
+            trust.state(log.stem, None).require_valid()
         frozen = freezes(trust)
     else:
         _targets(trust, name)

@@ -15,7 +15,14 @@ from pathlib import Path
 from mlflow.exceptions import MlflowException
 
 from audits.attestation import Standing, Trust, WithdrawnError, refusal
-from audits.catalogue import ARTIFACT_SHA256, production_alias, report_sha256, version_tags
+from audits.catalogue import (
+    ARTIFACT_SHA256,
+    list_versions,
+    production_alias,
+    report_sha256,
+    version_tags,
+)
+from audits.serving_state import LogInvalidError, ModelState
 from model.errors import GateError, NotFoundError
 from model.home import Home
 from model.registry import Registry, download_version, folder_manifest, sha256_file
@@ -70,19 +77,26 @@ def check(
     version: str,
     artifact_sha256: str,
     files: dict[str, str] | None = None,
+    *,
+    state: ModelState | None = None,
 ) -> Standing:
     """The version's verified standing; raises unless it may be served.
 
     ``files`` is the manifest of the version's folder as fetched now; it must be the attested one.
+    ``state``: the model's state already read this round (read now when ``None``).
 
     Raises
     ------
+    LogInvalidError
+        If the model's attestation log does not verify (nothing of it is served).
     WithdrawnError
         If the model was withdrawn (and not reinstated since).
     GateError
         For any other reason the signed statements give.
     """
-    found = trust.standing(name, version)
+    state = state or trust.state(name, None)
+    found = state.version(version).standing
+    state.require_valid()
     audit_id = str((found.release or {}).get("audit_id", ""))
     reason = refusal(
         found, version, artifact_sha256, report_sha256(registry.home.audits, audit_id), files
@@ -102,6 +116,7 @@ def load_version(
     *,
     require_pass: bool = True,
     trust: Trust | None = None,
+    state: ModelState | None = None,
 ) -> LoadedModel:
     """Load one registered version after checking its signed attestation and artifact bytes.
 
@@ -128,7 +143,7 @@ def load_version(
             )
         return LoadedModel(name, version, tags.get("audit_id", ""), "", model, tags, actual, {})
     trust = trust or trust_for(registry.home, signing=False)
-    found = check(registry, trust, name, version, actual, fetched.files)
+    found = check(registry, trust, name, version, actual, fetched.files, state=state)
     release = found.release or {}
     return LoadedModel(
         name,
@@ -143,18 +158,88 @@ def load_version(
 
 
 def load_production(registry: Registry, name: str, *, trust: Trust | None = None) -> LoadedModel:
-    """The verified ``production`` version of ``name``; the only way to obtain a model to serve.
+    """The verified version of ``name`` that may be served now, resolved as the service resolves
+    it (:meth:`audits.serving_state.ModelState.serving`): under an incident freeze the pinned
+    version, whatever the alias says; otherwise the one the ``production`` alias names.
 
     Raises
     ------
+    LogInvalidError
+        If the model's attestation log does not verify.
     NotFoundError
         If no version holds the ``production`` alias (nothing to serve).
     WithdrawnError
         If the oversight board withdrew the model.
     GateError
-        If the version is not covered by a valid attestation of a servable decision.
+        If the version is not covered by a valid attestation of a servable decision, or a
+        freeze pinned no version.
     """
-    version = production_alias(registry, name)
-    if version is None:
-        raise NotFoundError(f"registered model '{name}' has no production version")
-    return load_version(registry, name, version, trust=trust)
+    trust = trust or trust_for(registry.home, signing=False)
+    state = trust.state(name, production_alias(registry, name))
+    wanted = state.serving()
+    if wanted.code == "log_invalid":
+        raise LogInvalidError(wanted.reason)
+    if wanted.code == "withdrawn":
+        statement = wanted.standing.withdrawn or {}
+        raise WithdrawnError(f"refusing to serve {name}: {wanted.reason}", statement=statement)
+    if wanted.code == "no_production":
+        raise NotFoundError(wanted.reason)
+    if wanted.code == "frozen":
+        raise GateError(wanted.reason)
+    return load_version(registry, name, wanted.version, trust=trust, state=state)
+
+
+def version_states(
+    registry: Registry, name: str | None = None, *, trust: Trust | None = None
+) -> list[dict[str, object]]:
+    """Registered versions (:func:`audits.catalogue.list_versions`: aliases, metrics) with what
+    was decided about each and its state now, from the signed statements alone
+    (:class:`audits.serving_state.ModelState`); registry tags are not read for any of it.
+
+    Each row adds ``state`` (a reason code), ``servable``, ``reason`` and ``serving`` (the
+    version that would be served now) to the catalogue's keys.
+    """
+    trust = trust or trust_for(registry.home, signing=False)
+    rows = list_versions(registry, name)
+    states: dict[str, ModelState] = {}
+    for row in rows:
+        model = str(row["name"])
+        if model not in states:
+            states[model] = trust.state(model, production_alias(registry, model))
+        state = states[model]
+        version = state.version(str(row["version"]))
+        standing, release = version.standing, version.release
+        decision = release.get("decision")
+        approved = [str(a.get("by")) for a in standing.approvals]
+        awaiting = (
+            bool(release)
+            and not approved
+            and standing.rejected is None
+            and (
+                decision == "REVIEW"
+                or (decision == "PASS" and bool(release.get("approval_required")))
+            )
+        )
+        serving = state.serving()
+        withdrawn = state.withdrawn if "production" in row["aliases"] else None
+        row.update(
+            {
+                # The tag's audit id only names the report when no statement does (a label,
+                # never a decision: the state says whether anything stands behind it).
+                "audit_id": release.get("audit_id") or row["audit_id"],
+                "decision": decision,
+                "awaiting_approval": awaiting,
+                "approved_by": ", ".join(approved) or None,
+                "review_groups": str(release.get("review_groups") or ""),
+                "approved_review_groups": str(release.get("review_groups") or "")
+                if approved and decision == "REVIEW"
+                else "",
+                "rejected_by": (standing.rejected or {}).get("by"),
+                "withdrawn_by": (withdrawn or {}).get("by"),
+                "state": version.code,
+                "servable": version.servable,
+                "reason": version.reason,
+                "serving": serving.servable and serving.version == str(row["version"]),
+            }
+        )
+    return rows

@@ -694,6 +694,7 @@ def reject(
     """Record an oversight rejection, signed; the version can never be served."""
     trust = trust or trust_for(registry.home)
     tags = version_tags(registry, name, version)
+    trust.state(name, production_version(registry, name) or None).require_valid()
     if production_version(registry, name) == version:
         raise GateError(
             f"{name} version {version} is in production; roll back first (or withdraw the model), "
@@ -726,6 +727,8 @@ def withdraw(
     if not note.strip():
         raise BadInputError("a withdrawal needs a note saying why")
     version = production_version(registry, name)
+    # An invalid log serves nothing already; signing onto it would hide what broke it.
+    trust.state(name, version or None).require_valid()
     if not version and not trust.log(name).exists():
         raise NotFoundError(f"no registered model '{name}' has been released here")
     trust.sign(

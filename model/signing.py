@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -136,13 +137,30 @@ class KeyPaths:
     release: Path
     release_public: Path
     access_log: Path
+    #: The release public key's id the deployment pins (``OUTREACH_RELEASE_PUBLIC_KEY`` given
+    #: as a key id rather than a path): a verifying key with another id is refused.
+    pinned_key_id: str | None = None
 
     @classmethod
     def resolve(cls, keys_folder: Path, env: dict[str, str] | os._Environ[str]) -> KeyPaths:
         """Paths from ``OUTREACH_RELEASE_KEY``, ``OUTREACH_RELEASE_PUBLIC_KEY`` and
         ``OUTREACH_ACCESS_LOG_KEY``, else ``release.key``, ``release.pub`` and
-        ``access-log.key`` in ``keys_folder``. Called once, by an entry point."""
+        ``access-log.key`` in ``keys_folder``. Called once, by an entry point.
+
+        ``OUTREACH_RELEASE_PUBLIC_KEY`` is a path to the public key (PEM), or a key id (as
+        ``outreach keys show`` prints it): the public key is then read from its usual place,
+        and refused unless it has that id."""
         release = Path(env.get("OUTREACH_RELEASE_KEY") or keys_folder / "release.key")
-        public = env.get("OUTREACH_RELEASE_PUBLIC_KEY") or release.with_suffix(".pub")
+        given = (env.get("OUTREACH_RELEASE_PUBLIC_KEY") or "").strip()
+        pinned = given if is_key_id(given) and not Path(given).exists() else None
+        public = (given if given and pinned is None else "") or release.with_suffix(".pub")
         log_key = env.get("OUTREACH_ACCESS_LOG_KEY") or keys_folder / "access-log.key"
-        return cls(release, Path(public), Path(log_key))
+        return cls(release, Path(public), Path(log_key), pinned)
+
+
+_KEY_ID = re.compile(r"[a-z2-7]{16}")
+
+
+def is_key_id(value: str) -> bool:
+    """Whether ``value`` has the shape of a key id (:attr:`Verifier.key_id`)."""
+    return bool(_KEY_ID.fullmatch(value))

@@ -216,6 +216,22 @@ def _registry(home: Home) -> Any:
     return connect(home)
 
 
+def _has_service_db(home: Home) -> bool:
+    return home.database_url is not None or (home.root / "service.db").exists()
+
+
+def _trust(home: Home, *, signing: bool = True, anchored: bool = False) -> Any:
+    """The deployment's trust, its log heads anchored in the service database (when there is
+    one, or ``anchored``: a home that never ran the service anchors at its first poll)."""
+    from audits.loading import trust_for
+    from service.attestation_heads import DatabaseAnchors
+
+    trust = trust_for(home, signing=signing)
+    if anchored or _has_service_db(home):
+        return trust.with_anchors(DatabaseAnchors(_service_db(home)))
+    return trust
+
+
 def release_job(home: Home, spec_path: str, data: str | None) -> Any:
     """Train, audit, gate and register one experiment; returns the release result."""
     return release_with_data(home, spec_path, data)[0]
@@ -236,21 +252,26 @@ def _release(home: Home, spec: Any, dataset: Any, policy: Any) -> Any:
     _progress(f"policy '{policy.name}' (sha256 {policy.sha256[:12]}...)")
     for note in policy.changed_meanings:
         _progress(f"  note: {note}")
-    return release(
+    trust = _trust(home)
+    done = release(
         spec,
         dataset,
         _registry(home),
         policy=policy,
         progress=_progress,
         after_release=_after_release(home, spec.name),
+        trust=trust,
     )
+    if trust.anchors is not None:
+        trust.anchor(spec.name)
+    return done
 
 
 def _after_release(home: Home, name: str) -> dict[str, Any] | None:
     """What the labelled months since earlier releases showed (none for a new home)."""
     from service.period_report import after_release_evidence
 
-    if home.database_url is None and not (home.root / "service.db").exists():
+    if not _has_service_db(home):
         return None
     with _service_db(home).session() as session:
         found = after_release_evidence(session, name)
@@ -351,14 +372,28 @@ def models() -> None:
 @click.pass_obj
 @reported
 def models_list(home: Home, name: str | None, as_json: bool) -> None:
-    """Versions with their aliases, audit decisions and metrics at capacity."""
-    from audits.catalogue import list_versions
+    """Versions with their aliases, audit decisions, state now and metrics at capacity.
 
-    rows = list_versions(_registry(home), name)
+    Decisions and states come from the signed statements (never from registry tags); a model
+    whose attestation log does not verify shows every version as log_invalid (exit 3)."""
+    from audits.loading import version_states
+
+    rows = version_states(_registry(home), name, trust=_trust(home, signing=False))
     if as_json:
         click.echo(json.dumps(rows, indent=2))
-        return
-    click.echo(f"{'model':<24} {'ver':>4} {'aliases':<22} {'audit':<6} {'prec@k':>7} approval")
+    else:
+        _print_versions(rows)
+    broken = sorted({str(r["name"]) for r in rows if r["state"] == "log_invalid"})
+    if broken:
+        first = next(r for r in rows if r["state"] == "log_invalid")
+        raise GateError(str(first["reason"]), code="attestation_log_invalid")
+
+
+def _print_versions(rows: list[dict[str, Any]]) -> None:
+    click.echo(
+        f"{'model':<24} {'ver':>4} {'aliases':<22} {'audit':<6} {'prec@k':>7} "
+        f"{'state':<18} approval"
+    )
     for r in rows:
         review = r.get("review_groups") or ""
         waiting = f"awaiting review ({review[:60]}{'...' if len(review) > 60 else ''})"
@@ -372,10 +407,67 @@ def models_list(home: Home, name: str | None, as_json: bool) -> None:
             else ""
         )
         precision = "-" if r["precision_at_k"] is None else f"{r['precision_at_k']:.3f}"
+        state = f"{r['state']}{' (served)' if r['serving'] else ''}"
         click.echo(
             f"{r['name']:<24} {r['version']:>4} {','.join(r['aliases']):<22} "
-            f"{r['decision'] or '-':<6} {precision:>7} {approval}"
+            f"{r['decision'] or '-':<6} {precision:>7} {state:<18} {approval}"
         )
+
+
+@models.command("verify")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+@reported
+def models_verify(home: Home, name: str, as_json: bool) -> None:
+    """Check NAME's attestation log: every signature and link, its head against the one
+    anchored in the service database, the verifying key against the pinned one. Exit 0 when it
+    verifies; 3 naming every problem (nothing of NAME is served then)."""
+    from audits.catalogue import production_alias
+
+    trust = _trust(home, signing=False, anchored=True)
+    state = trust.state(name, production_alias(_registry(home), name))
+    anchored, _ = trust.anchors.latest(name) if trust.anchors else (None, "")
+    document = {
+        "model": name,
+        "valid": state.valid,
+        "problems": list(state.problems),
+        "statements": len(state.statements),
+        "key_id": trust.verifier.key_id,
+        "anchored": None
+        if anchored is None
+        else {"sequence": anchored.sequence, "hash": anchored.hash, "key_id": anchored.key_id},
+        "serving": state.serving().as_dict(),
+    }
+    if as_json:
+        click.echo(json.dumps(document, indent=2))
+    if not state.valid:
+        raise GateError(state.invalid_reason, code="attestation_log_invalid")
+    if not as_json:
+        where = (
+            f"; head anchored at statement {anchored.sequence}" if anchored else "; no anchor yet"
+        )
+        click.echo(
+            f"{name}: attestation log verifies ({len(state.statements)} statements, key "
+            f"{trust.verifier.key_id}{where}); {state.serving().code}"
+        )
+
+
+@models.command("repair")
+@click.argument("name")
+@click.option("--by", required=True, help="Who repairs (recorded).")
+@click.option("--note", required=True, help="What was restored, and from where (recorded).")
+@click.pass_obj
+@reported
+def models_repair(home: Home, name: str, by: str, note: str) -> None:
+    """Close NAME's trust alarm after the log (or the public key) was restored from a copy kept
+    elsewhere: the log must verify and extend the head anchored before; exit 3 if it does not.
+    The repair is recorded with who and why; nothing recovers without it."""
+    anchor = _trust(home, signing=False, anchored=True).repair(name, by=by, note=note)
+    click.echo(
+        f"repaired the attestation log of {name}: it verifies up to statement {anchor.sequence} "
+        f"(key {anchor.key_id}); the service serves it again within one poll interval"
+    )
 
 
 @models.command("approve")
@@ -1093,13 +1185,9 @@ def score_command(
         return
     from model.data import read_table
     from service.batch import score_file, score_period
-    from service.loader import ModelSource
 
-    source = ModelSource(home.ensure(), model_name)
-    source.refresh()
-    serving = source.current
-    if serving is None:
-        raise GateError(f"no verified production model to score with: {source.problem}")
+    serving = _served(home, model_name, verb="score with").current
+    assert serving is not None
     frame = read_table(data)
     if out is not None:
         from model.synthetic import write_population
@@ -1116,14 +1204,50 @@ def score_command(
     _into_queue(home, serving, score_period, frame, period, "scored")
 
 
-def _verified_production(home: Home, model_name: str) -> Any:
-    """The verified production version (the service's checks), or exit 3 naming why not."""
-    from audits.loading import load_production
+def _served(home: Home, model_name: str, *, verb: str, degraded: bool = True) -> Any:
+    """The model source after one poll, resolved exactly as the service resolves it (the
+    attestation log checked against its anchored head, the freeze pin, production mode), or
+    exit 3 in the service's words (``degraded``: whether a last-known-good copy will do)."""
+    import os
 
-    try:
-        return load_production(_registry(home.ensure()), model_name)
-    except OutreachError as err:
-        raise GateError(f"no verified production model to score with: {err}") from err
+    from service.attestation_heads import DatabaseAnchors
+    from service.loader import ModelSource
+    from service.startup import environment_mode
+
+    source = ModelSource(
+        home.ensure(),
+        model_name,
+        production=environment_mode(os.environ.get("OUTREACH_ENV")) == "production",
+        anchors=DatabaseAnchors(_service_db(home)),
+    )
+    source.refresh()
+    current = source.current
+    if current is None or (current.degraded and not degraded):
+        pause = source.pause()
+        raise GateError(
+            f"no verified production model to {verb}: {source.problem}",
+            code=pause.code if pause is not None else "model_unavailable",
+        )
+    return source
+
+
+def _verified_production(home: Home, model_name: str) -> Any:
+    """The version the service would serve, as a loaded model for Spark, or exit 3."""
+    from audits.loading import LoadedModel
+
+    source = _served(home, model_name, verb="score with", degraded=False)
+    current = source.current
+    release = source.state.version(current.version).release
+    return LoadedModel(
+        current.name,
+        current.version,
+        current.audit_id,
+        current.decision,
+        current.model,
+        {},
+        current.artifact_sha256,
+        release,
+    )
 
 
 def _score_on_spark(
@@ -1172,14 +1296,9 @@ def queue() -> None:
 def queue_load(home: Home, source_path: str, period: str, model_name: str) -> None:
     """Replace a period's queue from `score --engine spark` output, in one transaction."""
     from service.batch import load_period, read_scored_period
-    from service.loader import ModelSource
 
     scored = read_scored_period(source_path, period)
-    source = ModelSource(home.ensure(), model_name)
-    source.refresh()
-    serving = source.current
-    if serving is None or serving.degraded:
-        raise GateError(f"no verified production model to load with: {source.problem}")
+    serving = _served(home, model_name, verb="load with", degraded=False).current
     _into_queue(home, serving, load_period, scored, period, "loaded")
 
 
@@ -1331,11 +1450,10 @@ def incident() -> None:
 def incident_freeze(home: Home, name: str | None, note: str, by: str) -> None:
     """Freeze NAME (default: every released model) at its production version. Signed into the
     attestation log and recorded in the access log; lifted only by 'outreach incident release'."""
-    from audits.loading import trust_for
     from service.incidents import freeze_recorded
 
     done = freeze_recorded(
-        _service_db(home), _registry(home), trust_for(home), name, by=by, note=note
+        _service_db(home), _registry(home), _trust(home, anchored=True), name, by=by, note=note
     )
     for f in done:
         click.echo(f"froze {f.model} at " + (f"version {f.version}" if f.version else "no version"))
@@ -1354,10 +1472,9 @@ def incident_freeze(home: Home, name: str | None, note: str, by: str) -> None:
 @reported
 def incident_release(home: Home, name: str | None, note: str, by: str) -> None:
     """Lift the freeze of NAME (default: every frozen model). Signed and recorded."""
-    from audits.loading import trust_for
     from service.incidents import lift_recorded
 
-    done = lift_recorded(_service_db(home), trust_for(home), name, by=by, note=note)
+    done = lift_recorded(_service_db(home), _trust(home, anchored=True), name, by=by, note=note)
     for f in done:
         click.echo(f"lifted the freeze of {f.model} (pinned at version {f.version or 'none'})")
 
@@ -1365,6 +1482,22 @@ def incident_release(home: Home, name: str | None, note: str, by: str) -> None:
 @main.group()
 def keys() -> None:
     """The release signing key: where it is, and replacing it."""
+
+
+@keys.command("show")
+@click.pass_obj
+@reported
+def keys_show(home: Home) -> None:
+    """Print the release public key's path and id (the id to pin with
+    OUTREACH_RELEASE_PUBLIC_KEY in production)."""
+    from audits.loading import trust_for
+
+    trust = trust_for(home, signing=False)
+    pinned = home.signing_keys.pinned_key_id
+    click.echo(f"release public key {home.signing_keys.release_public}: id {trust.verifier.key_id}")
+    if pinned:
+        click.echo(f"pinned by OUTREACH_RELEASE_PUBLIC_KEY: {pinned}")
+    click.echo(trust.verifier.key_id)
 
 
 @keys.command("rotate")
@@ -1468,7 +1601,10 @@ def access_log_purge(home: Home, before: Any, by: str) -> None:
 
     min_days = retention_days(os.environ)
     writer = _access_log_writer(home, _service_db(home))
-    incidents = trust_to_check(home)  # refused while an incident freeze holds the evidence
+    # Refused while an incident freeze holds the evidence, or a log does not verify.
+    incidents = trust_to_check(home)
+    if incidents is not None:
+        incidents = incidents.with_anchors(_trust(home, signing=False, anchored=True).anchors)
     done = purge(writer, before=before.date(), min_days=min_days, by=by, incidents=incidents)
     if done.up_to is None:
         click.echo(f"nothing to purge: no signed checkpoint before {before:%Y-%m-%d}")

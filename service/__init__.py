@@ -33,6 +33,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from model.home import Home
     from service import access_log, errors, pages
     from service.api import RateLimiter, api
+    from service.attestation_heads import DatabaseAnchors
     from service.db import Database, default_url
     from service.loader import ModelSource
     from service.metrics import Metrics
@@ -67,11 +68,14 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     db = Database(app.config["DATABASE_URL"] or default_url(home.root))
     db.upgrade()
     make_private_database(db.url)
+    metrics = Metrics()
     source = ModelSource(
         home,
         app.config["MODEL_NAME"],
         tracking_uri=app.config["TRACKING_URI"],
         production=production,
+        anchors=DatabaseAnchors(db),
+        metrics=metrics,
     )
     source.refresh()
     refuse_unassessed(source)  # production mode: a policy without its impact assessments
@@ -82,7 +86,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
             "outreach.home": home,
             "outreach.db": db,
             "outreach.model": source,
-            "outreach.metrics": Metrics(),
+            "outreach.metrics": metrics,
             "outreach.limiter": RateLimiter(app.config["RATE_LIMIT"]),
         }
     )

@@ -75,14 +75,11 @@ def _source() -> ModelSource:
 
 
 def not_paused() -> None:
-    """Queue and outcome routes stop while the oversight board has withdrawn the model."""
-    reason = _source().withdrawn
-    if reason:
-        raise UnavailableError(
-            "outreach is paused: the oversight board withdrew the model",
-            details=[reason],
-            code="model_withdrawn",
-        )
+    """Queue, outcome and score routes stop while the model is paused: withdrawn by the board,
+    or its attestation log does not verify (:meth:`ModelSource.pause`, the one answer)."""
+    pause = _source().pause()
+    if pause is not None:
+        raise UnavailableError(pause.message, details=[pause.detail], code=pause.code)
 
 
 def serving() -> Serving:
@@ -730,11 +727,14 @@ def model_info() -> Any:
 @api.get("/audits")
 @requires("audits")
 def audits() -> Any:
-    """Every registered version's audit decision."""
-    from audits.catalogue import list_versions
+    """Every registered version's audit decision and its state now (from the signed
+    statements, :mod:`audits.serving_state`; never from registry tags)."""
+    from audits.loading import trust_for, version_states
     from model.registry import connect
 
-    rows = list_versions(connect(current_app.extensions["outreach.home"]), _source().name)
+    source = _source()
+    trust = trust_for(source.home, signing=False).with_anchors(source.anchors)
+    rows = version_states(connect(source.home), source.name, trust=trust)
     return jsonify({"audits": [r for r in rows if r["audit_id"]], "request_id": g.request_id})
 
 
@@ -789,6 +789,10 @@ def readyz() -> Any:
     # registry's own error) is in the log and on the signed-in pages.
     source = _source()
     current = source.current
+    if source.alarm:
+        return jsonify(
+            {"status": "log_invalid", "code": "attestation_log_invalid", "problem": source.reason}
+        ), 503
     if source.withdrawn:
         return jsonify({"status": "withdrawn", "problem": source.reason}), 503
     if current is None:

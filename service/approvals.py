@@ -6,9 +6,11 @@ from __future__ import annotations
 
 from typing import Literal
 
+from audits.loading import trust_for
 from audits.release import approve, reject, withdraw
 from model.registry import Registry
 from service import access_log
+from service.attestation_heads import DatabaseAnchors
 from service.db import Approval, Database
 
 Decision = Literal["approve", "reject", "withdraw"]
@@ -36,6 +38,9 @@ def decide(
     """
 
     def attempt() -> bool:
+        # The key is checked before anything is written: a key that is not the deployment's
+        # signs nothing (exit 2), and the heads it signs are anchored in this database.
+        trust = trust_for(registry.home).with_anchors(anchors)
         with db.session() as session:
             session.add(
                 Approval(
@@ -58,11 +63,17 @@ def decide(
                     model_version=f"{name}:{version}",
                     request_id=request_id,
                 )
-                withdraw(registry, name, by=by, note=note, role=role)
+                withdraw(registry, name, by=by, note=note, role=role, trust=trust)
                 return False
             if decision == "approve":
-                return approve(registry, name, version, by=by, note=note, role=role)
-            reject(registry, name, version, by=by, note=note, role=role)
+                return approve(registry, name, version, by=by, note=note, role=role, trust=trust)
+            reject(registry, name, version, by=by, note=note, role=role, trust=trust)
             return False
 
-    return access_log.retrying(attempt) if decision == "withdraw" else attempt()
+    anchors = DatabaseAnchors(db)
+    with anchors.held():  # written once the decision's transaction is done
+        done = access_log.retrying(attempt) if decision == "withdraw" else attempt()
+    # The new head is anchored in this database (a log cut back to before it is then found by
+    # the service's next poll).
+    trust_for(registry.home, signing=False).with_anchors(anchors).anchor(name)
+    return done

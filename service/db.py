@@ -450,3 +450,20 @@ class ReviewRequestEvent(Base):
     note: Mapped[str] = mapped_column(Text, default="")
     by: Mapped[str] = mapped_column(String(120))
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class AttestationHead(Base):
+    """A model's attestation log head anchored outside the log (``head``), an alarm raised
+    because the log did not verify (``alarm``), or a person's repair (``repair``).
+    Append-only (on SQLite, triggers refuse UPDATE and DELETE; migration 0008)."""
+
+    __tablename__ = "attestation_heads"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model: Mapped[str] = mapped_column(String(120), index=True)
+    kind: Mapped[str] = mapped_column(String(10))
+    sequence: Mapped[int] = mapped_column(Integer)
+    hash: Mapped[str] = mapped_column(String(64))
+    key_id: Mapped[str] = mapped_column(String(32))
+    detail: Mapped[str] = mapped_column(Text, default="")
+    by: Mapped[str] = mapped_column(String(120), default="")
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

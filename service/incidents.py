@@ -8,11 +8,13 @@ frozen, nothing to lift, no key), the row is rolled back and nothing is recorded
 from __future__ import annotations
 
 from collections.abc import Iterable
+from contextlib import AbstractContextManager, nullcontext
 
 from audits.attestation import Trust
 from audits.incident import Freeze, freeze, lift, pins, to_lift
 from model.registry import Registry
 from service import access_log
+from service.attestation_heads import DatabaseAnchors
 from service.db import Database
 
 #: The access log's column for model versions holds this many characters.
@@ -24,6 +26,19 @@ def _versions(pinned: Iterable[str]) -> str:
     model's attestation log have them all)."""
     text = ", ".join(pinned)
     return text if len(text) <= MODEL_VERSION_LENGTH else text[: MODEL_VERSION_LENGTH - 3] + "..."
+
+
+def _held(trust: Trust) -> AbstractContextManager[None]:
+    """Anchors kept in this database write after the transaction (see ``held``)."""
+    anchors = trust.anchors
+    return anchors.held() if isinstance(anchors, DatabaseAnchors) else nullcontext()
+
+
+def _anchor(trust: Trust, frozen: list[Freeze]) -> list[Freeze]:
+    """Anchor each signed model's new head once the transaction is done."""
+    for model in {f.model for f in frozen}:
+        trust.anchor(model)
+    return frozen
 
 
 def freeze_recorded(
@@ -38,7 +53,7 @@ def freeze_recorded(
     request_id: str = "cli",
 ) -> list[Freeze]:
     """Freeze model ``name`` (``None``: every model released here) and record it."""
-    with db.session() as session:
+    with _held(trust), db.session() as session:
         pinned = pins(registry, trust, name)
         access_log.append(
             session,
@@ -51,7 +66,8 @@ def freeze_recorded(
             request_id=request_id,
         )
         session.flush()
-        return freeze(registry, trust, name, by=by, note=note, role=role)
+        done = freeze(registry, trust, name, by=by, note=note, role=role)
+    return _anchor(trust, done)
 
 
 def lift_recorded(
@@ -65,7 +81,7 @@ def lift_recorded(
     request_id: str = "cli",
 ) -> list[Freeze]:
     """Lift the freeze of model ``name`` (``None``: every frozen model) and record it."""
-    with db.session() as session:
+    with _held(trust), db.session() as session:
         access_log.append(
             session,
             user=by,
@@ -77,4 +93,5 @@ def lift_recorded(
             request_id=request_id,
         )
         session.flush()
-        return lift(trust, name, by=by, note=note, role=role)
+        done = lift(trust, name, by=by, note=note, role=role)
+    return _anchor(trust, done)

@@ -1,7 +1,12 @@
 """The serving model: verified through the release gate, hot-swapped, with a last-known-good copy.
 
-:class:`ModelSource` loads ``production`` through :func:`audits.release.load_production` (audit
-tags and artifact sha256 checked) off the request path and swaps it in atomically. A verified copy
+:class:`ModelSource` asks :class:`audits.serving_state.ModelState` which version may be served
+(the attestation log verified and compared with its head anchored in the service database, the
+alias, any freeze), loads it through :func:`audits.loading.load_version` (its bytes checked
+against the signed release) off the request path and swaps it in atomically. An invalid log
+stops serving at once and raises an alarm (an error in the log, the
+``outreach_attestation_log_invalid`` gauge, a banner on the oversight pages, 503
+``attestation_log_invalid``) until a person repairs it. A verified copy
 is kept in the home folder; if the registry cannot be reached at start, that copy is served and
 marked degraded. If nothing verified is available the service is not ready (``/readyz`` 503).
 
@@ -19,18 +24,27 @@ import logging
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from audits.attestation import WithdrawnError, refusal
+from audits.attestation import WithdrawnError
 from audits.catalogue import production_alias, report_path, report_sha256
-from audits.incident import Freeze, freeze_in_force, trust_to_check
-from audits.loading import LoadedModel, load_production, load_version, trust_for
+from audits.loading import LoadedModel, load_version, trust_for
 from audits.policy import assessments_from_report
+from audits.serving_state import (
+    Anchors,
+    Freeze,
+    ModelState,
+    VersionState,
+    withdrawal_words,
+)
 from model.errors import GateError, NotFoundError, OutreachError
 from model.files import file_lock, write_atomically
 from model.home import Home
 from model.registry import Registry, connect
 from model.scorer import ScoringModel
+
+if TYPE_CHECKING:
+    from service.metrics import Metrics
 
 log = logging.getLogger("outreach.service")
 NO_MODEL = "no verified model"
@@ -46,6 +60,8 @@ class Serving:
     decision: str
     model: ScoringModel
     degraded: bool = False
+    #: The served artifact's sha256, re-checked against its signed release on every poll.
+    artifact_sha256: str = ""
 
     def block(self) -> dict[str, Any]:
         return {
@@ -55,6 +71,15 @@ class Serving:
             "audit_decision": self.decision,
             "degraded": self.degraded,
         }
+
+
+@dataclass(frozen=True)
+class Pause:
+    """Why outreach is paused: a reason code for the 503, the headline and the detail."""
+
+    code: str
+    message: str
+    detail: str
 
 
 class ModelSource:
@@ -67,8 +92,19 @@ class ModelSource:
         *,
         tracking_uri: str | None = None,
         production: bool = False,
+        anchors: Anchors | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.home = home
+        #: Where the log's head is anchored outside it (the service database).
+        self.anchors = anchors
+        self.metrics = metrics
+        #: The model's state at the last poll (``None`` before the first).
+        self.state: ModelState | None = None
+        #: Why the attestation log does not verify ('' when it does): an alarm, nothing served.
+        self.alarm = ""
+        #: The reason code of what stops serving ('' while serving).
+        self.code = ""
         self.name = name
         self.tracking_uri = tracking_uri
         #: Production mode: a version whose policy lacks its impact-assessment ids is refused.
@@ -141,12 +177,12 @@ class ModelSource:
         except (OSError, ValueError):
             return False
 
-    def _load_lkg(self) -> Serving | None:
+    def _load_lkg(self, state: ModelState) -> Serving | None:
         """The last-known-good copy, only if its signed release statement still vouches for it.
 
         The metadata beside the copy proves nothing (anyone who can write the folder can write
-        it too): the release statement is re-read from the attestation log, must verify with the
-        release public key, and its attested sha256 must be the copy's own.
+        it too): the version's state (:class:`audits.serving_state.ModelState`, from the log
+        verified now) must let it be served, and its attested sha256 must be the copy's own.
         """
         try:
             with file_lock(self._lkg_lock, shared=True):  # the pair as one worker wrote it
@@ -154,115 +190,238 @@ class ModelSource:
                 artifact = self._lkg.parent / meta["artifact"]
                 raw = artifact.read_bytes()
             model = ScoringModel.from_dict(json.loads(raw))
-            trust = trust_for(self.home, signing=False)
-            found = trust.standing(self.name, str(meta["version"]))
-            attested = str((found.release or {}).get("artifact_sha256", ""))
-            report = report_sha256(self.home.audits, str((found.release or {}).get("audit_id", "")))
-            reason = refusal(found, str(meta["version"]), attested, report)
-            if reason or hashlib.sha256(raw).hexdigest() != attested:
-                log.error(
-                    "last-known-good copy of %s failed its checks (%s); not serving it",
-                    self.name,
-                    reason or "its bytes or metadata were changed",
-                )
-                return None
-        except (OSError, ValueError, KeyError, OutreachError):
+            version = str(meta["version"])
+        except (OSError, ValueError, KeyError, TypeError, OutreachError):
             return None
-        release = found.release or {}
-        if self._assessment_refusal(str(meta["version"]), str(release.get("audit_id", ""))):
-            return None
-        return Serving(
+        standing = state.version(version)
+        serving = Serving(
             self.name,
-            str(meta["version"]),
-            str(release.get("audit_id", "")),
-            str(release.get("decision", "")),
+            version,
+            str(standing.release.get("audit_id", "")),
+            str(standing.release.get("decision", "")),
             model,
             degraded=True,
+            artifact_sha256=hashlib.sha256(raw).hexdigest(),
         )
+        if not standing.servable or not self._still_attested(serving, standing):
+            log.error(
+                "last-known-good copy of %s failed its checks (%s); not serving it",
+                self.name,
+                standing.reason or "its bytes or metadata were changed",
+            )
+            return None
+        if self._assessment_refusal(version, serving.audit_id):
+            return None
+        return serving
 
     def refresh(self) -> bool:
-        """Check the registry; swap in a newly promoted, verified version. Returns True if swapped.
+        """Check the attestation log and the registry; swap in a newly promoted, verified
+        version. Returns True if swapped.
 
-        Never raises: a failure keeps what is served and records the problem.
+        The model's state comes from :class:`audits.serving_state.ModelState` on every poll: an
+        invalid log (a statement that does not verify, a broken chain, a log cut short or
+        re-signed, a missing log or a replaced key) stops serving at once, raises an alarm and
+        keeps it until a person repairs the log; a withdrawal stops serving; the served
+        version's release statement is re-checked against its bytes and report.
+
+        Never raises: a failure keeps what is served only when the log still vouches for it.
         """
-        freeze = self._freeze()
+        keyless: OutreachError | None = None
+        try:
+            trust = trust_for(self.home, signing=False).with_anchors(self.anchors)
+        except OutreachError as err:  # no public key: nothing can be verified
+            try:
+                anchored = (
+                    self.anchors is not None and self.anchors.latest(self.name)[0] is not None
+                )
+            except OutreachError:
+                anchored = True  # cannot tell: fail closed
+            if anchored or any(self.home.attestations.glob("*.jsonl")):  # it had logs to verify
+                self._stop_serving(
+                    "log_invalid",
+                    f"the attestation log of {self.name} cannot be verified: {err}",
+                )
+                return False
+            keyless = err  # nothing was ever released here: not ready, no alarm
+        alias: str | None = None
+        unreachable: Exception | None = None
         try:
             # One client for the life of the source: creating an MLflow store checks its schema
             # and would stall request handling in this process every poll.
             if self._registry is None:
                 self._registry = self._connect()
-            registry = self._registry
-            current = self._current
-            alias = production_alias(registry, self.name)  # None: there is none (not "no answer")
-            pinned = freeze.version if freeze else alias
-            if (
-                current is not None
-                and not current.degraded
-                and current.version == pinned
-                and self._still_standing(current)
-            ):
-                if freeze is not None:
-                    self._hold(self._frozen_note(alias, freeze))
+            alias = production_alias(self._registry, self.name)  # None: none, not "no answer"
+        except Exception as err:  # registry unreachable: the log still decides what stops
+            self._registry = None
+            unreachable = err
+        if keyless is not None and alias is not None:  # a production version none can verify
+            self._stop_serving(
+                "log_invalid", f"the attestation log of {self.name} cannot be verified: {keyless}"
+            )
+            return False
+        if keyless is not None:
+            self._stop_serving("no_production", f"nothing is released here yet: {keyless}")
+            if unreachable is not None:
+                self.problem = f"the model registry cannot be reached: {unreachable}"
+                self.reason = f"{NO_MODEL}; the model registry cannot be reached"
+                log.error("%s", self.problem)
+            return False
+        try:
+            state = trust.state(self.name, alias)
+        except OutreachError as err:
+            self._stop_serving(
+                "log_invalid", f"the attestation log of {self.name} cannot be read: {err}"
+            )
+            return False
+        self.state = state
+        self.frozen = state.freeze.describe() if state.freeze else ""
+        if not state.valid:
+            self._stop_serving("log_invalid", state.invalid_reason)
+            return False
+        self.alarm = ""
+        self._gauge(0)
+        if unreachable is not None:
+            return self._unreachable(state, unreachable)
+        assert self._registry is not None
+        wanted = state.serving()
+        if wanted.code in ("withdrawn", "no_production", "frozen"):
+            self._stop_serving(wanted.code, wanted.reason, withdrawn=wanted.standing.withdrawn)
+            return False
+        current = self._current
+        if current is not None and not current.degraded and current.version == wanted.version:
+            if wanted.servable and self._still_attested(current, wanted):
+                self._hold(self._frozen_note(alias, state.freeze))
                 return False
-            if freeze is not None and not freeze.version:
-                raise NotFoundError(f"{freeze.describe()}: nothing is served until it is lifted")
-            loaded = (
-                load_version(registry, self.name, freeze.version)
-                if freeze
-                else load_production(registry, self.name)
+            if not wanted.servable:
+                self._stop_serving(
+                    wanted.code,
+                    f"refusing to serve {self.name} version {wanted.version}: {wanted.reason}",
+                )
+                return False
+        try:
+            loaded = load_version(
+                self._registry, self.name, str(wanted.version), trust=trust, state=state
             )
             refused = self._assessment_refusal(loaded.version, loaded.audit_id)
             if refused:
                 raise GateError(refused)
-        except (WithdrawnError, NotFoundError) as err:
-            # The board's stop button, or no production version: nothing is to be served.
-            with self._lock:
-                self._current = None
-            self.problem = str(err)
-            self.withdrawn = err.plain if isinstance(err, WithdrawnError) else ""
-            self.reason = "withdrawn by the oversight board" if self.withdrawn else NO_MODEL
-            log.error("not serving %s: %s", self.name, err)
+        except WithdrawnError as err:
+            self._stop_serving("withdrawn", str(err), withdrawn=err.statement)
+            return False
+        except NotFoundError as err:
+            self._stop_serving("no_production", str(err))
             return False
         except OutreachError as err:
-            # The gate refused a hand-moved alias: keep what is served, if anything.
+            # The gate refused a hand-moved alias: keep what is served, if the log still
+            # vouches for it and its bytes.
+            kept = self._current
+            if kept is not None:
+                standing = state.version(kept.version)
+                if not (standing.servable and self._still_attested(kept, standing)):
+                    with self._lock:
+                        self._current = None
             self.problem = str(err)
             if self._current is None:
                 self.reason = NO_MODEL
             log.error("not serving a new version of %s: %s", self.name, err)
             return False
-        except Exception as err:  # registry unreachable: keep serving what we have
+        except Exception as err:  # registry unreachable while loading
             self._registry = None
-            self.problem = f"the model registry cannot be reached: {err}"
-            log.error("%s", self.problem)
-            if self._current is None:
-                kept = self._load_lkg()
-                # Frozen: the copy stands in only for the pinned version, never another one.
-                if kept is not None and (freeze is None or kept.version == freeze.version):
-                    self._current = kept
-            if self._current is None:
-                self.reason = f"{NO_MODEL}; the model registry cannot be reached"
-            elif self._current.degraded:
-                self.reason = "the model registry cannot be reached; serving the last verified copy"
-            return False
-        serving = Serving(self.name, loaded.version, loaded.audit_id, loaded.decision, loaded.model)
+            return self._unreachable(state, err)
+        serving = Serving(
+            self.name,
+            loaded.version,
+            loaded.audit_id,
+            loaded.decision,
+            loaded.model,
+            artifact_sha256=loaded.artifact_sha256,
+        )
         with self._lock:
             self._current = serving
-        self.problem = self.withdrawn = self.reason = ""
-        self._hold(self._frozen_note(alias, freeze))
+        self.problem = self.withdrawn = self.reason = self.code = ""
+        self._hold(self._frozen_note(alias, state.freeze))
         self._save_lkg(loaded)
         log.info("serving %s version %s (audit %s)", self.name, loaded.version, loaded.audit_id)
         return True
 
-    def _freeze(self) -> Freeze | None:
-        """The incident freeze in force on this model, from its verified statements."""
-        try:
-            trust = trust_to_check(self.home)
-            found = freeze_in_force(trust, self.name) if trust is not None else None
-        except OutreachError as err:  # no key to verify with: nothing verifies, nothing is served
-            log.error("the incident state of %s cannot be read: %s", self.name, err)
-            found = None
-        self.frozen = found.describe() if found else ""
-        return found
+    def _stop_serving(
+        self, code: str, problem: str, *, withdrawn: dict[str, Any] | None = None
+    ) -> None:
+        """Serve nothing of the model, and say why (an invalid log is an alarm)."""
+        with self._lock:
+            self._current = None
+        self.code = code
+        self.problem = problem
+        self.withdrawn = withdrawal_words(withdrawn) if withdrawn else ""
+        if code == "log_invalid":
+            self.alarm = problem
+            self.reason = "the model's attestation log does not verify"
+            self._gauge(1)
+        else:
+            self.alarm = ""
+            self._gauge(0)
+            self.reason = "withdrawn by the oversight board" if self.withdrawn else NO_MODEL
+        log.error("not serving %s: %s", self.name, problem)
+
+    def _gauge(self, value: int) -> None:
+        if self.metrics is not None:
+            self.metrics.log_invalid.labels(self.name).set(value)
+
+    def _unreachable(self, state: ModelState, err: Exception) -> bool:
+        """The registry cannot be reached: keep serving what the log still vouches for, or the
+        last-known-good copy of the version it vouches for."""
+        self.problem = f"the model registry cannot be reached: {err}"
+        log.error("%s", self.problem)
+        freeze = state.freeze
+        current = self._current
+        if current is not None:
+            standing = state.version(current.version)
+            if not (standing.servable and self._still_attested(current, standing)):
+                with self._lock:
+                    self._current = None
+        if self._current is None:
+            kept = self._load_lkg(state)
+            # Frozen: the copy stands in only for the pinned version, never another one.
+            if kept is not None and (freeze is None or kept.version == freeze.version):
+                self._current = kept
+        withdrawn = state.withdrawn
+        if self._current is None:
+            self.withdrawn = withdrawal_words(withdrawn) if withdrawn else ""
+            self.reason = f"{NO_MODEL}; the model registry cannot be reached"
+        elif self._current.degraded:
+            self.reason = "the model registry cannot be reached; serving the last verified copy"
+        return False
+
+    def _still_attested(self, current: Serving, state: VersionState) -> bool:
+        """Whether the version's signed release still vouches for what is served: its artifact
+        sha256, and its audit report as it is on disk now (re-checked on every poll)."""
+        release = state.release
+        report = report_sha256(self.home.audits, str(release.get("audit_id", "")))
+        return (
+            bool(current.artifact_sha256)
+            and release.get("artifact_sha256") == current.artifact_sha256
+            and report is not None
+            and release.get("report_sha256") == report
+        )
+
+    def pause(self) -> Pause | None:
+        """Why queues, outcomes and scores are paused now (``None``: they are not): the board
+        withdrew the model, or its attestation log does not verify. The one answer for the
+        API's 503 and the coordinators' paused page."""
+        if self.alarm:
+            return Pause(
+                "attestation_log_invalid",
+                "outreach is paused: the model's attestation log does not verify, so nothing of "
+                "it is served",
+                self.alarm,
+            )
+        if self.withdrawn:
+            return Pause(
+                "model_withdrawn",
+                "outreach is paused: the oversight board withdrew the model",
+                self.withdrawn,
+            )
+        return None
 
     def _frozen_note(self, alias: str | None, freeze: Freeze | None) -> str:
         """What a freeze holds back, for the log and oversight ('' when nothing is held)."""
@@ -312,18 +471,16 @@ class ModelSource:
         with file_lock(self.home.service / "mlflow-store.lock"):
             return connect(self.home)
 
-    def _still_standing(self, current: Serving) -> bool:
-        """Whether nothing signed since (a withdrawal, a rejection) stops what is served: the
-        attestation log is re-read on every poll, without downloading the artifact again."""
-        found = trust_for(self.home, signing=False).standing(self.name, current.version)
-        return found.withdrawn is None and found.rejected is None
-
     def watch(self, every: float) -> threading.Thread:
         """Poll the registry every ``every`` seconds in a daemon thread."""
 
         def loop() -> None:
             while not self._stop.wait(every):
-                self.refresh()
+                try:
+                    self.refresh()
+                except Exception as err:  # a poll that fails serves nothing, and polls again
+                    self._stop_serving("log_invalid", f"the model's state cannot be read: {err}")
+                    log.exception("the poll of %s failed", self.name)
 
         thread = threading.Thread(target=loop, name=f"watch-{self.name}", daemon=True)
         thread.start()

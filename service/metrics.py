@@ -21,7 +21,14 @@ import os
 from pathlib import Path
 
 from flask import Response
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, values
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    values,
+)
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -84,6 +91,14 @@ class Metrics:
             "Requests refused, by reason (the error code)",
             ["reason"],
             registry=self.registry,
+        )
+        self.log_invalid = Gauge(
+            "outreach_attestation_log_invalid",
+            "1 while a model's attestation log does not verify (nothing of it is served; an "
+            "alarm until a person repairs it with 'outreach models repair')",
+            ["model"],
+            registry=self.registry,
+            multiprocess_mode="livemax",
         )
         self.access_log_failures = Counter(
             "outreach_access_log_write_failures",

@@ -248,6 +248,11 @@ def _schemas(model: ScoringModel | None) -> dict[str, Any]:
                 "precision_at_k": {"type": ["number", "null"]},
                 "recall_at_k": {"type": ["number", "null"]},
                 "created": {"type": ["integer", "null"]},
+                # The version's state now, from the signed statements (audits.serving_state).
+                "state": {"type": "string"},
+                "servable": {"type": "boolean"},
+                "reason": {"type": "string"},
+                "serving": {"type": "boolean"},
             }
         ),
     }
@@ -1030,15 +1035,22 @@ def _document(model: ScoringModel | None, *, max_records: int) -> dict[str, Any]
                             ),
                         ),
                         "503": {
-                            "description": "no verified model, or the model was withdrawn",
+                            "description": (
+                                "no verified model, the model was withdrawn, or its "
+                                "attestation log does not verify (code attestation_log_invalid)"
+                            ),
                             "headers": {"X-Request-ID": _REQUEST_ID},
                             "content": {
                                 "application/json": {
                                     "schema": _object(
                                         {
-                                            "status": {"enum": ["not ready", "withdrawn"]},
+                                            "status": {
+                                                "enum": ["not ready", "withdrawn", "log_invalid"]
+                                            },
                                             "problem": {"type": "string"},
-                                        }
+                                            "code": {"type": "string"},
+                                        },
+                                        optional=("code",),
                                     )
                                 }
                             },

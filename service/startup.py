@@ -10,6 +10,7 @@ top level only), which find everything in place.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -74,9 +75,40 @@ def refuse_unassessed(source: ModelSource) -> None:
         )
 
 
+def refuse_writable_key(home: Home) -> None:
+    """The production-mode refusal of a verifying key the service's own user could replace.
+
+    Whoever can write the release public key (or the folder it is in) can swap in their own key
+    and re-sign the attestation logs. In production the key is pinned by its id
+    (``OUTREACH_RELEASE_PUBLIC_KEY=<key id>``, from the environment the service's user cannot
+    change) or read from a path this user cannot write.
+
+    Raises
+    ------
+    BadInputError
+        Naming the key's path and the two ways to pin it.
+    """
+    keys = home.signing_keys
+    if keys.pinned_key_id:
+        return
+    path = keys.release_public
+    writable = [p for p in (path, path.parent) if p.exists() and os.access(p, os.W_OK)]
+    if writable or not path.exists():
+        where = "is missing" if not path.exists() else f"is writable by this user ({writable[0]})"
+        raise BadInputError(
+            f"refusing to start in production mode ({MODE_ENV}=production): the release public "
+            f"key {path} {where}, so whoever can write it can replace the verifier. Pin its id "
+            "(OUTREACH_RELEASE_PUBLIC_KEY=<key id>, 'outreach keys show' prints it) or give "
+            "OUTREACH_RELEASE_PUBLIC_KEY a path in a folder this user cannot write",
+            code="verifying_key_writable",
+        )
+
+
 def check_production(home: Home, env: Mapping[str, str]) -> None:
     """What ``outreach serve`` checks before it starts any server: the mode is valid and, in
-    production mode, the model to serve names its impact assessments (:func:`refuse_unassessed`).
+    production mode, the verifying key cannot be replaced by the service's user
+    (:func:`refuse_writable_key`) and the model to serve names its impact assessments
+    (:func:`refuse_unassessed`).
 
     Raises
     ------
@@ -84,6 +116,7 @@ def check_production(home: Home, env: Mapping[str, str]) -> None:
     """
     if environment_mode(env.get(MODE_ENV)) != "production":
         return
+    refuse_writable_key(home)
     from service.loader import ModelSource
 
     source = ModelSource(home, model_name(env), tracking_uri=home.tracking_server, production=True)

@@ -173,8 +173,9 @@ def start_cluster(attempts: int = 3) -> Cluster:
 
 def grant_service_roles(url: str) -> None:
     """The README's grants in the database at ``url`` (its tables owned by the superuser): the
-    service's role may read and write every table but only SELECT and INSERT on the access log
-    and the review requests' history; the retention role may also DELETE access-log rows."""
+    service's role may read and write every table but only SELECT and INSERT on the access log,
+    the review requests' history and the attestation heads, and only SELECT on the access log's
+    head (its trigger advances it); the retention role may also DELETE access-log rows."""
     engine = create_engine(url, isolation_level="AUTOCOMMIT")
     try:
         with engine.connect() as connection:
@@ -189,8 +190,13 @@ def grant_service_roles(url: str) -> None:
                 f"GRANT SELECT, INSERT ON review_request_events TO {SERVICE_ROLE}",
                 f"REVOKE ALL ON alembic_version FROM {SERVICE_ROLE}",
                 f"GRANT SELECT ON alembic_version TO {SERVICE_ROLE}",
+                f"REVOKE ALL ON attestation_heads FROM {SERVICE_ROLE}",
+                f"GRANT SELECT, INSERT ON attestation_heads TO {SERVICE_ROLE}",
+                f"REVOKE ALL ON access_log_head FROM {SERVICE_ROLE}",
+                f"GRANT SELECT ON access_log_head TO {SERVICE_ROLE}",
                 f"GRANT SELECT, INSERT, DELETE ON access_log TO {RETENTION_ROLE}",
                 f"GRANT USAGE ON SEQUENCE access_log_id_seq TO {RETENTION_ROLE}",
+                f"GRANT SELECT ON access_log_head TO {RETENTION_ROLE}",
             ):
                 connection.execute(text(statement))
     finally:

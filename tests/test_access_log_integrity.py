@@ -153,7 +153,9 @@ def test_a_removed_tail_is_named(
     _drop_triggers(db)
     _sql(db, "DELETE FROM access_log WHERE id >= 24")
     _restore_triggers(db)
-    assert verify(db).ok  # the chain alone cannot tell
+    alone = verify(db)  # the chain alone cannot tell; the head the database keeps can
+    assert not alone.ok and alone.first_broken == 24
+    assert "head (advanced at every write) names row 25 (row 25 written): 2 rows" in alone.reason
     if appended_after:  # new rows take the removed rows' ids
         _append(db, appended_after, user="later")
     result = verify(db, checkpoints=signed.log)
@@ -185,7 +187,8 @@ def test_a_rechained_log_is_found_by_the_checkpoints(
             )
             previous = digest
     _restore_triggers(db)
-    assert verify(db).ok  # internally consistent
+    alone = verify(db)  # internally consistent, but not the newest row the database recorded
+    assert not alone.ok and "the database's head recorded" in alone.reason
     result = verify(db, checkpoints=signed.log)
     assert not result.ok and result.first_broken == 11
     assert "the log was rewritten between rows 11 and 20 and its hashes recomputed" in result.reason
@@ -464,6 +467,27 @@ def test_the_commands_exit_codes_and_messages(
     assert refused.exit_code == 3 and "nothing is purged" in refused.stderr
 
 
+@pytest.mark.parametrize("shipped", [False, True], ids=["home's checkpoints", "exported copy"])
+def test_the_newest_rows_removed_after_the_last_checkpoint_are_found(
+    db: Database, signed: CheckpointWriter, cli: Any, tmp_path: Path, shipped: bool
+) -> None:
+    """The reproduction: rows after the latest signed checkpoint (row 25 here) deleted with the
+    triggers dropped and put back; no checkpoint names them, the head the database keeps at
+    every write does (against the home's checkpoints and an exported copy alike)."""
+    exported = tmp_path / "exported.jsonl"
+    exported.write_bytes(signed.log.export())
+    _append(db, 8)  # rows 26-33, not signed yet
+    _drop_triggers(db)
+    _sql(db, "DELETE FROM access_log WHERE id >= 29")
+    _restore_triggers(db)
+    result = cli("verify", *(["--checkpoints", str(exported)] if shipped else []))
+    assert result.exit_code == 3, result.output
+    assert "access log broken at row 29: the log ends at row 28 (row 28 written), but the " in (
+        result.stderr
+    )
+    assert "names row 33 (row 33 written): 5 rows were removed" in result.stderr
+
+
 def test_verify_against_a_shipped_copy(
     db: Database, signed: CheckpointWriter, cli: Any, tmp_path: Path
 ) -> None:
@@ -475,7 +499,9 @@ def test_verify_against_a_shipped_copy(
     _drop_triggers(db)
     _sql(db, "DELETE FROM access_log WHERE id >= 21")
     _restore_triggers(db)
-    assert cli("verify").exit_code == 0  # locally nothing to compare with
+    # Locally no checkpoint is left to compare with; the head the database keeps still tells.
+    local = cli("verify")
+    assert local.exit_code == 3 and "5 rows were removed" in local.stderr, local.output
     result = cli("verify", "--checkpoints", str(shipped), "--public-key", str(public))
     assert (
         result.exit_code == 3 and "names row 25: 5 rows after row 20 were removed" in result.stderr
@@ -556,8 +582,10 @@ def test_the_service_signs_in_the_background_and_the_page_keeps_a_break(
         connection.execute(AccessLogRow.__table__.insert().values(**values))
     _restore_triggers(db)
     assert "The chain is broken" in client.get("/oversight/access-log").get_data(as_text=True)
+    # Put back byte for byte, the row was still deleted once: the head counted 13 writes.
     again = client.get("/oversight/access-log?full=1").get_data(as_text=True)
-    assert "The chain is intact: all 12 rows verified" in again
+    assert "The chain is broken at row 13" in again
+    assert "(row 13 written): 1 row was removed" in again
 
 
 def test_settings_are_checked(home: Home, db: Database) -> None:

@@ -17,6 +17,7 @@ from audits.attestation import WithdrawnError, read
 from audits.catalogue import report_path, version_tags
 from audits.loading import load_production, trust_for
 from audits.release import ReleaseResult, approve
+from audits.serving_state import LogInvalidError
 from model.errors import GateError
 from model.home import Home
 from model.registry import Registry, connect, fluent
@@ -107,8 +108,9 @@ def test_an_edited_report_is_refused(own: Home) -> None:
 
 
 def test_an_attestation_without_the_key_is_not_trusted(own: Home, tmp_path: Path) -> None:
-    """Someone who can write the log but has no key appends a statement: it is ignored and
-    named, and it breaks nothing signed before it."""
+    """Someone who can write the log but has no key appends a statement: it counts for
+    nothing, and it is an alarm (the log is invalid: nothing of the model is served), never a
+    statement skipped as if it were absent."""
     registry = connect(own)
     name = "individual_outreach"
     log = trust_for(own).log(name)
@@ -121,7 +123,8 @@ def test_an_attestation_without_the_key_is_not_trusted(own: Home, tmp_path: Path
     found = trust_for(own, signing=False).standing(name, _production(registry, name))
     assert found.withdrawn is None
     assert any("no valid signature" in p for p in found.problems)
-    assert load_production(registry, name).version == _production(registry, name)
+    with pytest.raises(LogInvalidError, match=r"attestation 5 .* has no valid signature"):
+        load_production(registry, name)
 
 
 def test_the_releasing_user_cannot_approve_their_own_release(site: Site, tmp_path: Path) -> None:
@@ -236,12 +239,13 @@ def test_rotating_the_key_keeps_what_was_signed_and_retires_the_old_key(
     from audits.attestation import append
 
     statement = {"model": name, "kind": "withdrawal", "version": "", "by": "x", "note": "old key"}
-    append(trust_for(own).log(name), old, statement)  # someone kept the old private key
-    found = trust_for(own, signing=False).standing(name, _production(registry, name))
-    assert found.withdrawn is None
-    assert any("retired before it" in p for p in found.problems)
     trust_for(own).sign(name, {**statement, "note": "new key"})
     with pytest.raises(WithdrawnError, match="new key"):
+        load_production(registry, name)
+    append(trust_for(own).log(name), old, statement)  # someone kept the old private key
+    found = trust_for(own, signing=False).standing(name, _production(registry, name))
+    assert any("retired before it" in p for p in found.problems)
+    with pytest.raises(LogInvalidError, match="retired before it"):  # an alarm, not a skip
         load_production(registry, name)
 
 

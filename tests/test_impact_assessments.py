@@ -35,6 +35,7 @@ from model.data import Dataset
 from model.errors import BadInputError, SpecError
 from model.home import Home
 from model.registry import connect
+from model.signing import load_verifier
 from model.spec import ExperimentSpec, load_spec
 from outreach.cli import _demo_policy, main
 from service import create_app
@@ -382,6 +383,11 @@ def test_outreach_serve_exits_2_before_gunicorn(
     monkeypatch.setattr("os.execvpe", lambda *args: started.append(args))
     runner = CliRunner()
     env = {"OUTREACH_ENV": "production", "OUTREACH_TRACKING_URI": ""}
+    result = runner.invoke(main, ["--home", str(own.root), "serve"], env=env)
+    # The verifying key in the writable home is refused first: pin its id (README, Keys).
+    assert result.exit_code == 2 and "is writable by this user" in result.output, result.output
+    key_id = load_verifier(own.signing_keys.release_public).key_id
+    env["OUTREACH_RELEASE_PUBLIC_KEY"] = key_id
     result = runner.invoke(main, ["--home", str(own.root), "serve"], env=env)
     assert result.exit_code == 2, result.output
     assert "refusing to start in production mode" in result.output

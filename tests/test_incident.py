@@ -291,7 +291,9 @@ def test_a_forged_release_of_the_freeze_lifts_nothing(own: Site) -> None:
     trust = trust_for(home, signing=False)
     assert freeze_in_force(trust, NAME) is not None
     purged = run(home, "access-log", "purge", "--before", "2020-01-01", "--by", "records")
-    assert purged.exit_code == 3 and "refusing to purge" in purged.output
+    # The forged statement is an alarm: the log is invalid, so the evidence is kept all the more.
+    assert purged.exit_code == 3 and "is invalid" in purged.output, purged.output
+    assert "has no valid signature" in purged.output
 
 
 def test_deleting_the_log_to_lift_a_freeze_serves_nothing(own: Site) -> None:
@@ -301,5 +303,6 @@ def test_deleting_the_log_to_lift_a_freeze_serves_nothing(own: Site) -> None:
     restarted = app_for(own)
     source = restarted.extensions["outreach.model"]
     assert source.current is None and source.frozen == ""
-    assert "no signed release attestation covers it" in source.problem
+    # The freeze anchored the log's head in the service database: a missing log is an alarm.
+    assert "individual_outreach.jsonl is missing" in source.problem and source.alarm
     assert restarted.test_client().get("/api/v1/readyz").status_code == 503

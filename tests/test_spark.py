@@ -330,3 +330,44 @@ def test_a_validation_failure_inside_the_job_stays_bad_input() -> None:
     error = _spark_failure(RuntimeError(text))
     assert isinstance(error, BadInputError) and error.exit_code == 2
     assert error.details == ("er_visits_90d: -5 below 0",)
+
+
+def test_spark_and_queue_load_resolve_as_the_service_does_under_a_freeze(
+    spark: Any, released: Released, tmp_path: Path
+) -> None:
+    """Under an incident freeze, Spark scores with the pinned version, never the one the alias
+    was moved to; withdrawn, it refuses in the service's words (exit 3) before any job."""
+    from audits.catalogue import production_alias
+
+    mine = copy_released(released, tmp_path)
+    registry = connect(mine.home)
+    pinned = production_alias(registry, mine.name)
+    versions = registry.client.search_model_versions(f"name='{mine.name}'")
+    moved = next(str(v.version) for v in versions if str(v.version) != pinned)
+    runner = CliRunner()
+    home = ["--home", str(mine.home.root)]
+    freeze = [*home, "incident", "freeze", mine.name, "--note", "complaint", "--by", "board"]
+    assert runner.invoke(main, freeze).exit_code == 0
+    registry.client.set_registered_model_alias(mine.name, "production", moved)
+    period = released.periods[-1]
+    data = tmp_path / "month.parquet"
+    released.frame.loc[released.frame["period"].astype(str) == period].to_parquet(data, index=False)
+    out = tmp_path / "scored"
+    score = [*home, "score", "--engine", "spark", "--model", mine.name, "--master", "local[2]"]
+    outcome = runner.invoke(
+        main, [*score, "--data", str(data), "--out", str(out), "--period", period]
+    )
+    assert outcome.exit_code == 0, outcome.output
+    assert f"(model {mine.name} v{pinned}," in outcome.output
+    written = pd.read_parquet(out)
+    assert set(written["model_version"].astype(str)) == {pinned}
+    load = [*home, "queue", "load", "--from", str(out), "--period", period, "--model", mine.name]
+    loaded = runner.invoke(main, load)
+    assert loaded.exit_code == 0 and f"v{pinned}," in loaded.output, loaded.output
+
+    stop = [*home, "models", "withdraw", mine.name, "--by", "oversight", "--note", "harm"]
+    assert runner.invoke(main, stop).exit_code == 0
+    refused = runner.invoke(main, [*score, "--data", str(data), "--out", str(tmp_path / "again")])
+    assert refused.exit_code == 3, refused.output
+    assert "withdrawn by oversight" in refused.output and "harm" in refused.output
+    assert not (tmp_path / "again").exists()

@@ -157,3 +157,52 @@ def test_withdraw_under_load_restart_and_reapproval(service: Service, dataset: D
     while score(service.base, token, body)[0] != 200:
         assert time.monotonic() < deadline, "not serving again after the re-approval"
         time.sleep(0.2)
+
+
+def test_a_changed_character_under_load_stops_every_worker(
+    service: Service, dataset: Dataset
+) -> None:
+    """One changed character in the attestation log while four clients score: within one poll
+    interval every worker answers 503 attestation_log_invalid, /readyz says log_invalid and the
+    service-wide gauge raises the alarm."""
+    site = service.site
+    token = add_user(Database(site.database_url), "load coordinator", "coordinator")
+    row = dataset.frame.iloc[0]
+    record = {"id": str(row["person_id"])}
+    for feature in dataset.spec.features:
+        value = row[feature.name]
+        record[feature.name] = value if feature.kind == "category" else float(value)
+    body = json.dumps({"purpose": "outreach", "records": [record]}).encode()
+    assert score(service.base, token, body)[0] == 200
+    seen: list[tuple[float, int, dict]] = []
+    stop = threading.Event()
+
+    def client() -> None:
+        while not stop.is_set():
+            status, document = score(service.base, token, body)
+            seen.append((time.monotonic(), status, document))
+
+    clients = [threading.Thread(target=client) for _ in range(4)]
+    for thread in clients:
+        thread.start()
+    time.sleep(1.5)
+    log = site.home.attestations / f"{site.awaiting[0]}.jsonl"
+    lines = log.read_text().splitlines()
+    last = json.loads(lines[-1])
+    last["statement"]["by"] = "X" + str(last["statement"]["by"])[1:]
+    log.write_text("\n".join([*lines[:-1], json.dumps(last, sort_keys=True)]) + "\n")
+    at = time.monotonic()
+    time.sleep(POLL * 3 + 1)
+    stop.set()
+    for thread in clients:
+        thread.join(timeout=30)
+    assert {status for _, status, _ in seen} <= {200, 503}
+    late = [(status, doc) for t, status, doc in seen if t > at + POLL * 2 + 0.5]
+    assert late and {status for status, _ in late} == {503}, "still scoring after the poll"
+    assert {doc["error"]["code"] for _, doc in late} == {"attestation_log_invalid"}
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        urllib.request.urlopen(f"{service.base}/api/v1/readyz", timeout=5)
+    assert json.loads(caught.value.read())["status"] == "log_invalid"
+    with urllib.request.urlopen(f"{service.base}/api/v1/metrics", timeout=5) as response:
+        metrics = response.read().decode()
+    assert f'outreach_attestation_log_invalid{{model="{site.awaiting[0]}"}} 1.0' in metrics

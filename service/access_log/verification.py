@@ -20,6 +20,13 @@ from service.access_log.checkpoints import (
 )
 from service.db import AccessLogRow, Database
 
+#: Migration 0009: the head advanced at every insert, which may only move forward.
+HEAD_TRIGGERS = (
+    "access_log_head_advance",
+    "access_log_head_no_rewind",
+    "access_log_head_no_delete",
+)
+
 
 @dataclass(frozen=True)
 class Verification:
@@ -170,6 +177,7 @@ def _walk(
                 confirmed = row_id
             previous = digest
             last = (row_id, digest)
+    head = _head(connection)
     if expected:
         end = last[0] if last is not None else start_id
         entry = min((e for entries in expected.values() for e in entries), key=lambda e: e.row_id)
@@ -182,7 +190,33 @@ def _walk(
             f"the log ends at row {end}, but {entry.describe()} names row {entry.row_id}: "
             f"{removed} after row {end} were removed",
         )
+    if head is not None:
+        end = last[0] if last is not None else start_id
+        head_id, head_hash, written = head
+        if head_id > end or written > position:
+            gone = written - position
+            counted = f"{gone} row{'s' if gone != 1 else ''}" if gone > 0 else "rows"
+            return result(
+                end + 1,
+                f"the log ends at row {end} (row {position} written), but the database's head "
+                f"(advanced at every write) names row {head_id} (row {written} written): "
+                f"{counted} {'was' if gone == 1 else 'were'} removed",
+            )
+        if head_id == end and last is not None and head_hash != last[1]:
+            return result(end, "it is not the row the database's head recorded when it was written")
+        if head_id < end:
+            problems.append(
+                f"rows after row {head_id} were written without advancing the database's head "
+                "(its trigger was dropped)"
+            )
     return result()
+
+
+def _head(connection: Connection) -> tuple[int, str, int] | None:
+    """The newest row as the database recorded it at its write, and how many rows were
+    written (``access_log_head``)."""
+    found = connection.exec_driver_sql("SELECT row_id, hash, rows FROM access_log_head").first()
+    return (int(found[0]), str(found[1]), int(found[2])) if found is not None else None
 
 
 def _link_broken(first: bool, anchor: Checkpoint | None) -> str:
@@ -204,17 +238,25 @@ def _missing_triggers(connection: Connection, db: Database) -> list[str]:
         return []  # PostgreSQL: the role's grants keep the table append-only (README)
     names = set(
         connection.exec_driver_sql(
-            "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'access_log'"
+            "SELECT name FROM sqlite_master WHERE type = 'trigger' "
+            "AND tbl_name IN ('access_log', 'access_log_head')"
         ).scalars()
     )
     missing = [name for name in APPEND_ONLY_TRIGGERS if name not in names]
-    if not missing:
-        return []
-    return [
-        f"the append-only triggers {', '.join(missing)} on access_log are missing: rows can be "
-        "changed or deleted (migration 0003 creates them; only a purge drops them, in its own "
-        "transaction)"
-    ]
+    found = []
+    if missing:
+        found.append(
+            f"the append-only triggers {', '.join(missing)} on access_log are missing: rows can "
+            "be changed or deleted (migration 0003 creates them; only a purge drops them, in its "
+            "own transaction)"
+        )
+    head = [name for name in HEAD_TRIGGERS if name not in names]
+    if head:
+        found.append(
+            f"the head triggers {', '.join(head)} are missing: the newest rows could be removed "
+            "unseen between checkpoints (migration 0009 creates them)"
+        )
+    return found
 
 
 @contextmanager

@@ -53,7 +53,12 @@ def register(app: Flask) -> None:
 
     @app.context_processor
     def _globals() -> dict[str, Any]:
-        return {"csrf_token": security.csrf_token, "role_home": ROLE_HOME}
+        # The trust alarm: a banner on every page for the roles that act on it.
+        return {
+            "csrf_token": security.csrf_token,
+            "role_home": ROLE_HOME,
+            "trust_alarm": app.extensions["outreach.model"].alarm,
+        }
 
     @app.get("/")
     def index() -> ResponseReturnValue:

@@ -7,8 +7,7 @@ from urllib.parse import quote
 from flask import Blueprint, current_app, g, render_template
 from flask.typing import ResponseReturnValue
 
-from audits.catalogue import list_versions
-from service.pages.common import fmt_time, registry
+from service.pages.common import fmt_time, versions_now
 from service.pages.security import signed_in
 
 pages = Blueprint("analyst", __name__, url_prefix="/analyst")
@@ -18,7 +17,7 @@ pages = Blueprint("analyst", __name__, url_prefix="/analyst")
 @signed_in("versions")
 def versions() -> ResponseReturnValue:
     ui = str(current_app.config["MLFLOW_UI_URL"]).rstrip("/")
-    rows = list_versions(registry())
+    rows = versions_now()
     for row in rows:
         row["created_text"] = fmt_time(row["created"])
         row["mlflow_url"] = f"{ui}/#/models/{quote(row['name'])}/versions/{row['version']}"

@@ -35,6 +35,16 @@ def registry() -> Registry:
     return found
 
 
+def versions_now() -> list[dict[str, Any]]:
+    """Every registered version with its state now, from the signed statements
+    (:func:`audits.loading.version_states`), never from registry tags."""
+    from audits.loading import trust_for, version_states
+
+    source = current_app.extensions["outreach.model"]
+    trust = trust_for(source.home, signing=False).with_anchors(source.anchors)
+    return version_states(registry(), trust=trust)
+
+
 def fmt_time(value: Any) -> str:
     """A timestamp as people read it: ``2026-11-25 09:14 UTC``."""
     if value is None:

@@ -44,7 +44,9 @@ F = TypeVar("F", bound=Callable[..., ResponseReturnValue])
 
 
 def unless_paused(view: F) -> F:
-    """While the board has withdrawn the model, lists, people and outcomes are paused (503).
+    """While the model is paused (withdrawn by the board, or its attestation log does not
+    verify: :meth:`service.loader.ModelSource.pause`, the API's answer too), lists, people and
+    outcomes are paused (503).
 
     Placed under ``signed_in``, so only a signed-in coordinator sees why. Opt-outs stay open: a
     person may always leave (or rejoin) the lists.
@@ -52,9 +54,14 @@ def unless_paused(view: F) -> F:
 
     @functools.wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> ResponseReturnValue:
-        reason = current_app.extensions["outreach.model"].withdrawn
-        if reason:
-            page = render_template("coordinator/paused.html", principal=g.principal, reason=reason)
+        pause = current_app.extensions["outreach.model"].pause()
+        if pause is not None:
+            page = render_template(
+                "coordinator/paused.html",
+                principal=g.principal,
+                reason=pause.detail,
+                code=pause.code,
+            )
             return page, 503
         return view(*args, **kwargs)
 

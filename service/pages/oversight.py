@@ -32,7 +32,7 @@ from model.errors import BadInputError, ConflictError, NotFoundError, OutreachEr
 from service import access_log, approvals
 from service import reviews as review_rules
 from service.db import AccessLogRow, Approval
-from service.pages.common import db, fmt_time, model_name, registry
+from service.pages.common import db, fmt_time, model_name, registry, versions_now
 from service.pages.security import signed_in
 from service.queue import Caller
 
@@ -43,7 +43,7 @@ MAX_NOTE = 2000
 
 
 def _versions() -> list[dict[str, Any]]:
-    rows = list_versions(registry())
+    rows = versions_now()
     for row in rows:
         row["created_text"] = fmt_time(row["created"])
     return rows

@@ -89,10 +89,14 @@ def has_record(name: str, version: str) -> bool:
     """Whether the signed statements let ``version`` be served, so that it has a record (its
     bytes are checked again when the record is built)."""
     home = current_app.extensions["outreach.home"]
+    anchors = current_app.extensions["outreach.model"].anchors
     try:
-        found = trust_for(home, signing=False).standing(name, version)
+        state = trust_for(home, signing=False).with_anchors(anchors).state(name, None)
     except OutreachError:
         return False
+    if not state.valid:  # an invalid log vouches for nothing (audits.serving_state)
+        return False
+    found = state.version(version).standing
     release = found.release or {}
     if not release:
         return False
