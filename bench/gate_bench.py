@@ -22,7 +22,7 @@ import numpy as np
 
 from audits.policy import Policy, parse_policy
 from audits.simulate import AuditShape, GroupShape, operating_characteristics
-from bench.gate_scenarios import Scenario, run
+from bench.gate_scenarios import Scenario, independent, run
 
 ROOT = Path(__file__).resolve().parent.parent
 RACE = "race_ethnicity"
@@ -78,16 +78,7 @@ def near_the_limit(reps: int) -> None:
     shares = {RACE: {"A": 0.5, "B": 0.4, "Target": 0.1}}
     for ratio in (0.80, 0.82):
         tally = run(
-            Scenario(
-                people=200_000,
-                months=1,
-                at_risk=0.2,
-                need_in_month=1.0,
-                persistence=0.0,
-                clustered=False,
-                shares=shares,
-                ratios={(RACE, "Target"): ratio},
-            ),
+            independent(200_000, shares, {(RACE, "Target"): ratio}),
             _race_only(),
             replicates=reps,
             seed=int(ratio * 100),
@@ -102,16 +93,7 @@ def material_breach(reps: int) -> None:
     shares = {RACE: {"Largest": 0.6, "B": 0.3, "Ten percent": 0.1}}
     for group in ("Largest", "Ten percent"):
         tally = run(
-            Scenario(
-                people=200_000,
-                months=1,
-                at_risk=0.2,
-                need_in_month=1.0,
-                persistence=0.0,
-                clustered=False,
-                shares=shares,
-                ratios={(RACE, group): 0.6},
-            ),
+            independent(200_000, shares, {(RACE, group): 0.6}),
             _race_only(),
             replicates=reps,
             seed=6,
@@ -149,15 +131,7 @@ def many_comparisons(reps: int) -> None:
     print("|---|---|---|---|---|---|---|")
     shares = {RACE: {f"g{i:03d}": 1.0 for i in range(120)}}
     tally = run(
-        Scenario(
-            people=240_000,
-            months=1,
-            at_risk=0.25,
-            need_in_month=1.0,
-            persistence=0.0,
-            clustered=False,
-            shares=shares,
-        ),
+        independent(240_000, shares, at_risk=0.25),
         _race_only(min_group_positives=80),
         replicates=max(reps // 4, 10),
         seed=12,

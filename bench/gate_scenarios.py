@@ -49,6 +49,26 @@ class Scenario:
     clustered: bool = True
 
 
+def independent(
+    people: int,
+    shares: Mapping[str, Mapping[str, float]],
+    ratios: Mapping[tuple[str, str], float] | None = None,
+    *,
+    at_risk: float = 0.2,
+) -> Scenario:
+    """One month of independent rows (no clusters): each person in need or not, once."""
+    return Scenario(
+        people=people,
+        months=1,
+        at_risk=at_risk,
+        need_in_month=1.0,
+        persistence=0.0,
+        clustered=False,
+        shares=shares,
+        ratios=ratios or {},
+    )
+
+
 def _shares(scenario: Scenario, attribute: str) -> dict[str, float]:
     table = dict(scenario.shares.get(attribute) or _INDIVIDUAL_SHARES[attribute])
     total = sum(table.values())

@@ -25,7 +25,7 @@ from audits.metrics import interval, significance, tail_p_values
 from audits.policy import Policy, parse_policy
 from audits.shrinkage import pooled_estimates
 from audits.simulate import AuditShape, GroupShape, operating_characteristics
-from bench.gate_scenarios import Scenario, draw, run
+from bench.gate_scenarios import Scenario, draw, independent, run
 from outreach.cli import main
 from tests.test_gate import DEFAULT_POLICY
 
@@ -108,16 +108,7 @@ def test_a_material_group_at_six_tenths_is_caught_even_when_it_is_the_largest() 
     shares = {RACE: {"Largest": 0.6, "B": 0.3, "C": 0.1}}
     for group in ("Largest", "C"):
         tally = run(
-            Scenario(
-                people=200_000,
-                months=1,
-                at_risk=0.2,
-                need_in_month=1.0,
-                persistence=0.0,
-                clustered=False,
-                shares=shares,
-                ratios={(RACE, group): 0.6},
-            ),
+            independent(200_000, shares, {(RACE, group): 0.6}),
             race_only(),
             replicates=6,
             seed=2,
@@ -141,15 +132,7 @@ def test_a_tiny_under_served_group_is_never_passed_unnamed() -> None:
 def test_many_comparisons_of_a_fair_model_rarely_fail() -> None:
     shares = {RACE: {f"g{i:03d}": 1.0 for i in range(120)}}
     tally = run(
-        Scenario(
-            people=240_000,
-            months=1,
-            at_risk=0.25,
-            need_in_month=1.0,
-            persistence=0.0,
-            clustered=False,
-            shares=shares,
-        ),
+        independent(240_000, shares, at_risk=0.25),
         race_only(min_group_positives=80),
         replicates=8,
         seed=9,
@@ -179,16 +162,7 @@ def test_a_decision_that_needs_more_resamples_gets_them() -> None:
     # 40 groups: Holm's first cut-off (0.025 / 40) is below what 1,000 resamples can show.
     shares = {RACE: {f"g{i:02d}": 1.0 for i in range(40)}}
     rows = draw(
-        Scenario(
-            people=80_000,
-            months=1,
-            at_risk=0.25,
-            need_in_month=1.0,
-            persistence=0.0,
-            clustered=False,
-            shares=shares,
-            ratios={(RACE, "g00"): 0.4},
-        ),
+        independent(80_000, shares, {(RACE, "g00"): 0.4}, at_risk=0.25),
         np.random.default_rng(1),
     )
     outcome = run_audit(
