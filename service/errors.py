@@ -80,7 +80,10 @@ def register(app: Flask) -> None:
         code = (err.name or "error").lower().replace(" ", "_")
         headers = {k: v for k, v in err.get_headers() if k.lower() != "content-type"}
         message = err.description or err.name
-        if not request.path.startswith("/api/"):  # people read the project's words, not stock text
+        stock = not err.description or err.description == type(err).description
+        if stock and not request.path.startswith("/api/"):
+            # People read the project's words, not the framework's stock text; a page's own
+            # reason (abort(400, "...")) is kept.
             message = PAGE_WORDS.get(err.code or 500, message)
         return _reply(err.code or 500, code, message, headers=headers)
 

@@ -469,7 +469,8 @@ def test_the_admin_page_shows_and_sets_areas_and_disables_users(
     wrong = page.post(
         "/admin/users/areas", data={"csrf_token": form, "name": "reader", "areas": "South"}
     )
-    assert wrong.status_code == 400 and "only coordinators have areas" in wrong.get_data(
+    # The error page starts the reason with a capital letter.
+    assert wrong.status_code == 400 and "Only coordinators have areas" in wrong.get_data(
         as_text=True
     )
     page.post("/admin/users/disable", data={"csrf_token": form, "name": "coord"})
