@@ -23,10 +23,13 @@ withheld field and why (:func:`words`: "fewer than 100 people, or would reveal s
 the same for a small cell and a complementary one, since telling them apart narrows the small
 one down); on pages, "withheld" with the same words.
 Counts of everyone (the whole period, the whole list) describe no group and are shown.
+Messages written before the rule applies (the gate's, drift's) have their small counts of
+people replaced by "fewer than 100" (:func:`scrub`).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, MutableMapping, Sequence
 from typing import Any
 
@@ -227,3 +230,31 @@ def blank_fields(
             row[name] = _blank(row[name])
             note[name] = derived_words(threshold)
     return row
+
+
+#: Counts of people in words, as the gate, drift and labels write them in their messages.
+_COUNTED = re.compile(r"\b(\d[\d,]*)( people| in need| in the reference| in the period)\b")
+
+
+def scrub(text: str, threshold: int) -> str:
+    """``text`` with each count of people it names ("40 people", "3 in need", "12 in the
+    period") from 1 to ``threshold - 1`` replaced by "fewer than <threshold>"."""
+
+    def replace(found: re.Match[str]) -> str:
+        count = int(found.group(1).replace(",", ""))
+        if small(count, threshold):
+            return f"fewer than {threshold:,}{found.group(2)}"
+        return found.group(0)
+
+    return _COUNTED.sub(replace, text)
+
+
+def scrub_all(document: Any, threshold: int) -> Any:
+    """A JSON-like document with every string scrubbed (:func:`scrub`)."""
+    if isinstance(document, str):
+        return scrub(document, threshold)
+    if isinstance(document, Mapping):
+        return {k: scrub_all(v, threshold) for k, v in document.items()}
+    if isinstance(document, list | tuple):
+        return [scrub_all(v, threshold) for v in document]
+    return document

@@ -227,7 +227,7 @@ def period_document(
     estimates, drift, realised = withhold_small_cells(
         estimates, disparities, drift, realised, threshold
     )
-    return plain_numbers(
+    document = plain_numbers(
         {
             "model": {"name": name, "version": row.model_version, "audit_id": row.audit_id},
             "disclosure": {
@@ -269,6 +269,8 @@ def period_document(
             "reaudit_reasons": reaudit,
         }
     )
+    # Messages written at scoring or ingest (the gate's, drift's) name group sizes in words.
+    return dict(disclosure.scrub_all(document, threshold))
 
 
 ESTIMATE_DERIVED = (

@@ -144,3 +144,19 @@ def test_withholding_never_shows_more_than_it_was_given(threshold: int) -> None:
         shown = disclosure.withhold(list(counts), threshold)
         assert len(shown) == len(counts)
         assert all(s is None or s == n for s, n in zip(shown, counts, strict=True))
+
+
+def test_messages_lose_their_small_counts_of_people() -> None:
+    text = (
+        "too few to judge (fewer than 100 people: 45 in the reference, 12 in the period); "
+        "women (sex; 1,200 people, 7 in need) has a recall ratio of 0.5; 0 people"
+    )
+    assert disclosure.scrub(text, 100) == (
+        "too few to judge (fewer than 100 people: fewer than 100 in the reference, fewer than "
+        "100 in the period); women (sex; 1,200 people, fewer than 100 in need) has a recall "
+        "ratio of 0.5; 0 people"
+    )
+    assert disclosure.scrub_all({"a": ["3 people"], "b": 3}, 5) == {
+        "a": ["fewer than 5 people"],
+        "b": 3,
+    }

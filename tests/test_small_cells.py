@@ -5,6 +5,7 @@ groups are small (the test site has a few hundred people a month)."""
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import UTC, datetime
 from typing import Any
@@ -23,6 +24,8 @@ from service.labels import LabelColumns, ingest
 from tests.conftest import Released, copy_released, labels_for
 
 PASSWORD = "small-cells-password"
+#: A count of people in a message's words.
+WORDS = re.compile(r"\b(\d[\d,]*)(?: people| in need| in the reference| in the period)\b")
 #: Fields that hold a count of people (of a group, in a group's row).
 COUNTS = (
     "people",
@@ -174,7 +177,7 @@ def test_the_monitoring_api_shows_no_small_count(
 ) -> None:
     client = app.test_client()
     headers = {"Authorization": f"Bearer {token}"}
-    withheld = 0
+    withheld = scrubbed = 0
     for period in site.periods:
         document = client.get(f"/api/v1/monitoring?period={period}", headers=headers).get_json()
         assert document["disclosure"]["threshold"] == threshold
@@ -198,7 +201,12 @@ def test_the_monitoring_api_shows_no_small_count(
         realised = document["realised"]
         if realised:
             assert realised["groups"] and realised["calibration"]["groups"]
+        # Nor in words: the gate's and drift's messages name group sizes.
+        for found in WORDS.finditer(json.dumps(document, ensure_ascii=False)):
+            assert not disclosure.small(int(found[1].replace(",", "")), threshold), found[0]
+        scrubbed += json.dumps(document).count(f"fewer than {threshold} in the period")
     assert withheld  # small groups were there, and were withheld
+    assert scrubbed  # drift's notes on small groups, with their sizes taken out
 
 
 def test_the_monitoring_page_shows_no_small_count(
