@@ -284,3 +284,35 @@ def test_the_transparency_record_publishes_no_small_count(
         else:
             assert row["rows"] >= threshold
     assert any(isinstance(row["rows"], str) for row in groups)
+
+
+def test_about_this_score_shows_no_small_group_size(app: Flask, token: str, threshold: int) -> None:
+    html = _client(app).get("/outreach/about").get_data(as_text=True)
+    tables = re.findall(r'<table class="accuracy-groups">.*?</table>', html, flags=re.S)
+    assert tables
+    for table in tables:
+        sizes = re.findall(r'<th scope="row">[^<]*</th><td class="num">([^<]*)</td>', table)
+        assert sizes
+        hidden = [s for s in sizes if s == "withheld"]
+        # Never one group's size alone: the others and the audit's total would give it back.
+        assert len(hidden) != 1, sizes
+        for size in sizes:
+            if size != "withheld":
+                assert int(size.replace(",", "")) >= threshold, sizes
+
+
+def test_about_this_score_withholds_a_small_group_and_the_one_that_gives_it_back() -> None:
+    from service.about_score import about_score
+
+    def group(name: str, n: int) -> dict[str, Any]:
+        return {"attribute": "sex", "group": name, "n": n, "sufficient": n >= 100}
+
+    report = {
+        "policy": {"min_group_size": 100, "interval_level": 0.95},
+        "overall": {"n": 1_100},
+        "groups": [group("f", 600), group("m", 440), group("x", 60)],
+    }
+    about = about_score(report, name="m", version="1")
+    assert [(g.group, g.people) for g in about.groups] == [("f", 600), ("m", None), ("x", None)]
+    # m is withheld to protect x, yet still judged on its own.
+    assert [g.judged for g in about.groups] == [True, True, False]
