@@ -41,6 +41,7 @@ from typing import Any
 
 from markupsafe import Markup
 
+from audits import disclosure
 from audits.attestation import Trust, read
 from audits.catalogue import production_alias, report_path
 from audits.loading import LoadedModel, load_version, trust_for
@@ -286,7 +287,7 @@ class _Facts:
         self.card: dict[str, Any] = dict(s.report.get("model_card") or {})
         self.overall: dict[str, Any] = dict(s.report.get("overall") or {})
         self.decision = str(s.release.get("decision", ""))
-        self.min_group = int(self.policy.get("min_group_size") or 0)
+        self.min_group = disclosure.threshold_of(self.policy)
         self.unit_words = "people" if self.model.unit == "individual" else "neighbourhoods"
 
     @property
@@ -663,11 +664,31 @@ def _risks(f: _Facts) -> dict[str, Any]:
     )
 
 
-def _suppressed(f: _Facts, n: Any, value: Any) -> Any:
-    """``value``, unless the group is smaller than the policy's minimum (then a words-only note)."""
-    if _number(n) and f.min_group and float(n) < f.min_group:
-        return f"not published (fewer than {f.min_group} rows)"
-    return value
+def _unpublished(f: _Facts) -> str:
+    """How a withheld count reads in the record (:mod:`audits.disclosure`)."""
+    return f"not published ({disclosure.words(f.min_group)})"
+
+
+def _withheld_groups(
+    f: _Facts, groups: list[dict[str, Any]], counts: tuple[str, ...]
+) -> list[set[str]]:
+    """For each group row (``attribute``, ``group``, ``n`` and ``counts``), the fields the one
+    small-cell rule withholds (``n`` withheld: the whole row). The groups of an attribute add up
+    to the published total, so a withheld group takes another with it."""
+    rows = [
+        {
+            k: g.get(k)
+            for k in ("attribute", "group", "n", *counts)
+            if _number(g.get(k)) or k in ("attribute", "group")
+        }
+        for g in groups
+    ]
+    disclosure.withhold_groups(rows, f.min_group, size="n", counts=counts)
+    # Rows of a group with few people (several months each) would tell how many: withheld too.
+    return [
+        (hidden | {"n"}) if "people" in hidden else hidden
+        for hidden in (set(r.get(disclosure.WITHHELD) or {}) for r in rows)
+    ]
 
 
 def _missingness(f: _Facts) -> list[dict[str, Any]]:
@@ -696,15 +717,36 @@ def _missingness(f: _Facts) -> list[dict[str, Any]]:
                     {
                         "attribute": item.get("attribute"),
                         "group": g.get("group"),
-                        "share": _suppressed(f, g.get("n"), g.get("share")),
+                        "share": _unpublished(f) if hidden else g.get("share"),
                     }
                     for item in items
-                    for g in item.get("groups") or []
+                    for g, hidden in _missing_withheld(f, item)
                 ]
                 or None,
             }
         )
     return out
+
+
+def _missing_withheld(f: _Facts, item: Mapping[str, Any]) -> list[tuple[dict[str, Any], bool]]:
+    """One feature's groups of one attribute, each with whether its share is withheld: the
+    group is small, or so is its count of missing values (the share times the rows)."""
+    groups = [dict(g) for g in item.get("groups") or []]
+    rows = [
+        {
+            "attribute": item.get("attribute"),
+            "group": g.get("group"),
+            "n": g.get("n"),
+            "missing": (
+                round(float(g["share"]) * float(g["n"]))
+                if _number(g.get("share")) and _number(g.get("n"))
+                else None
+            ),
+        }
+        for g in groups
+    ]
+    withheld = _withheld_groups(f, rows, ("missing",))
+    return [(g, bool(w)) for g, w in zip(groups, withheld, strict=True)]
 
 
 def _columns(f: _Facts) -> list[dict[str, Any]]:
@@ -745,17 +787,20 @@ def _period_range(f: _Facts) -> dict[str, Any]:
 
 def _datasheet(f: _Facts) -> dict[str, Any]:
     n, positives = f.overall.get("n"), f.overall.get("positives")
+    reported = [dict(g) for g in f.report.get("groups") or []]
+    withheld = _withheld_groups(f, reported, ("people", "positives"))
     groups = [
         {
             "attribute": g.get("attribute"),
             "group": g.get("group"),
-            "rows": _suppressed(f, g.get("n"), g.get("n")),
-            "label_rate": _suppressed(
-                f, g.get("n"), (g["positives"] / g["n"]) if g.get("n") else None
-            ),
+            "rows": _unpublished(f) if "n" in hidden else g.get("n"),
+            # The label rate gives back the count in need: withheld with any of the counts.
+            "label_rate": _unpublished(f)
+            if hidden
+            else ((g["positives"] / g["n"]) if g.get("n") else None),
             "judged_on_its_own": bool(g.get("sufficient")),
         }
-        for g in f.report.get("groups") or []
+        for g, hidden in zip(reported, withheld, strict=True)
     ]
     return {
         "description": (
@@ -777,7 +822,11 @@ def _datasheet(f: _Facts) -> dict[str, Any]:
             "rate": (positives / n) if _number(n) and n and _number(positives) else None,
         },
         "groups": groups,
-        "small_groups": f"counts of groups smaller than {f.min_group} rows are not published",
+        "small_groups": (
+            f"counts of people in a group from 1 to {f.min_group - 1:,} (the policy's "
+            "min_group_size), the counts that would give them back, and the rates from them "
+            "are not published"
+        ),
         "missingness": _missingness(f),
         "columns": _columns(f),
     }

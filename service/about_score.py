@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from audits import disclosure
 from audits.groups import JOIN
 
 #: The accuracy measures shown, in the words coordinators read.
@@ -101,7 +102,7 @@ def about_score(report: Mapping[str, Any], *, name: str, version: str) -> AboutS
     card = report.get("model_card") or {}
     experiment = report.get("experiment") or {}
     point = report.get("operating_point") or {}
-    minimum = int(policy.get("min_group_size") or 0)
+    minimum = disclosure.threshold_of(policy)
     overall = report.get("overall") or {}
     return AboutScore(
         name=name,
@@ -125,7 +126,7 @@ def about_score(report: Mapping[str, Any], *, name: str, version: str) -> AboutS
             Estimate.read(overall, None, "precision"),
             Estimate.read(overall, None, "recall"),
         ),
-        groups=tuple(_group(g, minimum) for g in report.get("groups") or ()),
+        groups=_groups(report.get("groups") or (), minimum),
     )
 
 
@@ -133,9 +134,22 @@ def _people(n: Any, minimum: int) -> int | None:
     return int(n) if isinstance(n, int) and n >= minimum else None
 
 
-def _group(row: Mapping[str, Any], minimum: int) -> GroupAccuracy:
-    people = _people(row.get("n"), minimum)
-    judged = bool(row.get("sufficient")) and people is not None
+def _groups(rows: Any, minimum: int) -> tuple[GroupAccuracy, ...]:
+    """Each group's accuracy, its size shown by the one small-cell rule
+    (:mod:`audits.disclosure`): not when small, nor when it would give a small one back."""
+    sizes = [
+        {"attribute": r.get("attribute"), "group": r.get("group"), "n": r.get("n")} for r in rows
+    ]
+    disclosure.withhold_groups(sizes, minimum, size="n")
+    return tuple(
+        _group(row, minimum, shown=size.get("n") is not None)
+        for row, size in zip(rows, sizes, strict=True)
+    )
+
+
+def _group(row: Mapping[str, Any], minimum: int, *, shown: bool = True) -> GroupAccuracy:
+    people = _people(row.get("n"), minimum) if shown else None
+    judged = bool(row.get("sufficient")) and _people(row.get("n"), minimum) is not None
     metrics = row.get("metrics") or {}
     ci = row.get("ci") or {}
     none = Estimate(None)

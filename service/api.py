@@ -671,7 +671,7 @@ def move_review_request(request_id: str) -> Any:
 def review_summary() -> Any:
     """Requests counted by month, kind, state and sensitive group: aggregates only, small
     counts withheld."""
-    summary = reviews.counts_by_group_and_month(_db())
+    summary = reviews.counts_by_group_and_month(_db(), threshold=_source().disclosure_threshold())
 
     def row(found: reviews.CountRow) -> dict[str, Any]:
         return {

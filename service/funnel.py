@@ -13,6 +13,13 @@ log interval. The interval and the Wald test on the log ratio are the same compu
 ratio is called significant exactly when its interval excludes 1. A group is flagged when its
 ratio is below the policy's recall limit (the share of people in need reached, the board's own
 yardstick for under-serving) and significantly below 1.
+
+Small cells are withheld by the one rule of :mod:`audits.disclosure`: a group's offered count,
+each status, the lottery, the labelled and the crises from 1 to the threshold (the policy's
+``min_group_size``) are ``null`` with a ``"withheld"`` note, with complementary cells so that no
+withheld count comes back from a row's offered total or from the groups of an attribute; a rate,
+ratio or interval computed from a withheld count is withheld with it, and a flag on a withheld
+group names no count.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from scipy.stats import norm
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from audits import disclosure
 from audits.metrics import REST
 from audits.policy import Policy
 from service.db import EntryGroup, Outcome, QueueEntry
@@ -86,9 +94,16 @@ def log_ratio_interval(
 
 
 def funnel(
-    session: Session, name: str, period: str, *, level: float, limit: float | None
+    session: Session,
+    name: str,
+    period: str,
+    *,
+    level: float,
+    limit: float | None,
+    threshold: int = disclosure.DEFAULT_THRESHOLD,
 ) -> dict[str, Any]:
-    """The period's funnel by group, with each rate compared with everyone else's."""
+    """The period's funnel by group, with each rate compared with everyone else's, small cells
+    withheld (``threshold``: the policy's ``min_group_size``)."""
     entries = select(QueueEntry.id).where(
         QueueEntry.model_name == name, QueueEntry.period == period, QueueEntry.rank > 0
     )
@@ -140,9 +155,9 @@ def funnel(
         groups = sorted(by_attribute[attribute], key=lambda r: r.group)
         total = {rate: sum(r.count(rate) for r in groups) for rate in RATES}
         offered = sum(r.offered for r in groups)
-        shown = []
+        shown: list[dict[str, Any]] = []
         for row in groups:
-            comparisons = {}
+            comparisons: dict[str, dict[str, Any]] = {}
             for rate in RATES:
                 hits, n = row.count(rate), row.offered
                 ratio, low, high, p_value = log_ratio_interval(
@@ -163,12 +178,6 @@ def funnel(
                     "against": REST,
                     "flagged": below,
                 }
-                if below:
-                    warnings.append(
-                        f"{attribute} = {row.group}: {rate} {hits} of {n} offered, "
-                        f"{ratio:.2f} times everyone else's rate (interval {low:.2f}–{high:.2f}, "
-                        f"below the policy's {limit:g})"
-                    )
             shown.append(
                 {
                     "group": row.group,
@@ -181,11 +190,89 @@ def funnel(
                     "comparisons": comparisons,
                 }
             )
+        _withhold_small(shown, threshold)
+        for cell in shown:
+            for rate, c in cell["comparisons"].items():
+                if not c["flagged"]:
+                    continue
+                reached = _count(cell, rate)
+                if c["ratio"] is None or reached is None or cell["offered"] is None:
+                    warnings.append(
+                        f"{attribute} = {cell['group']}: {rate} rate significantly below "
+                        f"everyone else's and below the policy's {limit:g} (counts withheld: "
+                        f"{disclosure.words(threshold)})"
+                    )
+                    continue
+                low, high = c["ci"]
+                warnings.append(
+                    f"{attribute} = {cell['group']}: {rate} {reached} of {cell['offered']} "
+                    "offered, "
+                    f"{c['ratio']:.2f} times everyone else's rate (interval {low:.2f}–"
+                    f"{high:.2f}, below the policy's {limit:g})"
+                )
         attributes.append({"attribute": attribute, "groups": shown})
     return {
+        "threshold": threshold,
         "statuses": [*STATUSES, "no_outcome"],
         "level": level,
         "limit": limit,
         "attributes": attributes,
         "warnings": warnings,
     }
+
+
+#: The counts of a funnel row that are parts of its ``offered`` (they add up to it).
+_PARTS = (*STATUSES, "no_outcome")
+
+
+def _count(cell: dict[str, Any], rate: str) -> int | None:
+    """A shown row's count behind ``rate`` (``None`` if any part of it is withheld)."""
+    parts = REACHED if rate == "reached" else (rate,)
+    values = [cell[p] for p in parts]
+    return None if any(v is None for v in values) else sum(values)
+
+
+def _withhold_small(shown: list[dict[str, Any]], threshold: int) -> None:
+    """Withhold the attribute's small cells (:mod:`audits.disclosure`), in place.
+
+    Columns (offered, lottery, each status, labelled, crises by status) add up over the groups
+    to the period's totals; each row's statuses add up to its offered. A withheld offered count
+    withholds the whole row; a rate, ratio, interval or p-value from a withheld count goes too.
+    """
+    if not shown:
+        return
+    crisis_keys = sorted({k for cell in shown for k in cell["crises"]})
+    columns = list(_PARTS)
+    table = disclosure.withhold_table(
+        [[int(cell[k]) for k in columns] for cell in shown], threshold
+    )
+    why, because = disclosure.words(threshold), disclosure.derived_words(threshold)
+    single = {
+        key: disclosure.withhold([int(cell[key]) for cell in shown], threshold)
+        for key in ("offered", "lottery", "labelled")
+    }
+    crises = disclosure.withhold_table(
+        [[int(cell["crises"].get(k, 0)) for k in crisis_keys] for cell in shown], threshold
+    )
+    for i, cell in enumerate(shown):
+        whole = single["offered"][i] is None
+        gone = ["offered"] if whole else []
+        gone += [k for j, k in enumerate(columns) if whole or table[i][j] is None]
+        gone += [k for k in ("lottery", "labelled") if whole or single[k][i] is None]
+        if gone:
+            disclosure.mark(cell, gone, why)
+        if whole or any(v is None for v in crises[i]) or cell["labelled"] is None:
+            hidden = [
+                k
+                for j, k in enumerate(crisis_keys)
+                if whole or cell["labelled"] is None or crises[i][j] is None
+            ]
+            if hidden:
+                cell["crises"] = {k: None if k in hidden else v for k, v in cell["crises"].items()}
+                cell.setdefault(disclosure.WITHHELD, {})["crises"] = {k: why for k in hidden}
+        for rate, c in cell["comparisons"].items():
+            if whole or _count(cell, rate) is None:
+                for key in ("rate", "ratio", "p_value"):
+                    c[key] = None
+                c["ci"] = [None, None]
+                c[disclosure.WITHHELD] = because

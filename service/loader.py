@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from audits import disclosure
 from audits.attestation import WithdrawnError
 from audits.catalogue import production_alias, report_path, report_sha256
 from audits.loading import LoadedModel, load_version, trust_for
@@ -462,6 +463,19 @@ class ModelSource:
             f"policy of its audit {audit_id} does not name the deployment's impact assessments: "
             f"{said}. Name them in the policy's [impact_assessments] table and release again"
         )
+
+    def disclosure_threshold(self) -> int:
+        """The small-cell threshold (:mod:`audits.disclosure`) of the serving version's audit
+        policy: its ``min_group_size``; the policy's default when nothing is served or the
+        report cannot be read."""
+        current = self.current
+        if current is None:
+            return disclosure.DEFAULT_THRESHOLD
+        try:
+            report = json.loads(report_path(self.home.audits, current.audit_id).read_text())
+        except (OSError, ValueError, OutreachError):
+            return disclosure.DEFAULT_THRESHOLD
+        return disclosure.threshold_of(report.get("policy") if isinstance(report, dict) else None)
 
     def _connect(self) -> Registry:
         """The registry client. On the home's own SQLite store, one process at a time: MLflow

@@ -12,6 +12,11 @@ under, for the gates that can be judged before outcomes are known:
 
 Gates on outcome-based metrics (recall, precision...) need the crises that follow and are judged
 at the next audit, not here.
+
+Small counts are withheld by :mod:`audits.disclosure` (threshold: the policy's
+``min_group_size``): a row's ``withheld`` names its counts (``population``, ``selected``, each
+outcome status) and derived values (``selection_rate``, ``ratios``) not to be shown; the judging
+above runs on the full counts and its warnings name no count.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from audits import disclosure
 from audits.groups import Grouping
 from audits.metrics import REST, reference_index
 from audits.policy import Policy, policy_from_report
@@ -54,6 +60,8 @@ class GroupRow:
     sufficient: bool = True
     ratios: dict[str, float | None] = field(default_factory=dict)
     outcomes: dict[str, int] = field(default_factory=dict)
+    #: Counts and derived values not to be shown (:mod:`audits.disclosure`).
+    withheld: set[str] = field(default_factory=set)
 
     @property
     def selection_rate(self) -> float:
@@ -73,6 +81,8 @@ class PeriodView:
     population: int
     selected: int
     attributes: list[AttributeView]
+    #: Counts of people in a group below this are withheld (:mod:`audits.disclosure`).
+    threshold: int = disclosure.DEFAULT_THRESHOLD
 
     @property
     def warnings(self) -> list[str]:
@@ -224,6 +234,7 @@ def periods(
                 if policy is not None
                 else []
             )
+            _withhold(rows, disclosure.threshold_of(policy))
             attributes.append(AttributeView(attribute, rows, warnings))
         first = next(iter(table[label].values()))
         views.append(
@@ -232,6 +243,26 @@ def periods(
                 sum(r.population for r in first),
                 sum(r.selected for r in first),
                 attributes,
+                disclosure.threshold_of(policy),
             )
         )
     return views
+
+
+def _withhold(rows: list[GroupRow], threshold: int) -> None:
+    """Name each row's counts (and what is computed from them) to withhold, in place: each
+    count column over the groups of one attribute adds up to the period's totals."""
+    columns: dict[str, list[int]] = {
+        "population": [r.population for r in rows],
+        "selected": [r.selected for r in rows],
+        **{s: [r.outcomes.get(s, 0) for r in rows] for s in OUTCOME_STATUSES},
+    }
+    for column, values in columns.items():
+        for row, shown in zip(rows, disclosure.withhold(values, threshold), strict=True):
+            if shown is None:
+                row.withheld.add(column)
+    for row in rows:
+        if "population" in row.withheld:
+            row.withheld |= set(columns)
+        if row.withheld & {"population", "selected"}:
+            row.withheld |= {"selection_rate", "ratios"}

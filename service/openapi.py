@@ -521,7 +521,8 @@ def _review_paths(signed_in: tuple[int, ...]) -> dict[str, Any]:
             "get": {
                 "operationId": "reviewRequestSummary",
                 "summary": "Requests counted by month filed, kind, state and sensitive group "
-                "(aggregates only; small counts withheld)",
+                "(aggregates only; small counts withheld by the serving policy's "
+                "min_group_size, the one small-cell rule)",
                 "responses": {
                     **_ok(
                         200,
@@ -999,6 +1000,18 @@ def _document(model: ScoringModel | None, *, max_records: int) -> dict[str, Any]
                                     "estimates": {"type": ["object", "null"]},
                                     "drift": {"type": ["object", "null"]},
                                     "funnel": {"type": "object"},
+                                    "disclosure": {
+                                        "type": "object",
+                                        "description": "the small-cell rule: counts of people "
+                                        "in a group below threshold (the policy's "
+                                        "min_group_size), the counts that would give them "
+                                        "back, and what is computed from them are null, each "
+                                        "named with why in the 'withheld' object beside it",
+                                        "properties": {
+                                            "threshold": {"type": "integer", "minimum": 1},
+                                            "rule": {"type": "string"},
+                                        },
+                                    },
                                     "realised": {"type": ["object", "null"]},
                                     "lottery": {"type": ["object", "null"]},
                                 },

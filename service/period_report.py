@@ -13,16 +13,23 @@ It gathers, for a scored period of the serving model:
 - every warning in plain words, and whether a re-audit is recommended, with its reasons.
 
 Selection-rate checks that need no outcome stay in :mod:`service.monitoring`.
+
+Every group's counts go through :mod:`audits.disclosure` (threshold: the audit policy's
+``min_group_size``) before the document leaves: small counts, the counts that would give them
+back, and whatever was computed from them are ``null`` with a ``"withheld"`` note
+(:func:`withhold_small_cells`).
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from audits import disclosure
 from audits.policy import Gate, Policy, policy_from_report
 from audits.report import plain_numbers
 from model.errors import NotFoundError
@@ -194,12 +201,14 @@ def period_document(
         )
     else:
         warnings += [f"drift: {w}" for w in drift.get("warnings") or []]
+    threshold = disclosure.threshold_of(policy)
     flow = funnel(
         session,
         name,
         period,
         level=policy.interval_level if policy else 0.95,
         limit=recall_limit(policy),
+        threshold=threshold,
     )
     warnings += [f"funnel: {w}" for w in flow["warnings"]]
     realised = labels.realised if labels is not None else None
@@ -215,9 +224,20 @@ def period_document(
         )
     if policy is None:
         notes.append("the serving model's audit report is missing: no policy limits checked")
-    return plain_numbers(
+    estimates, drift, realised = withhold_small_cells(
+        estimates, disparities, drift, realised, threshold
+    )
+    document = plain_numbers(
         {
             "model": {"name": name, "version": row.model_version, "audit_id": row.audit_id},
+            "disclosure": {
+                "threshold": threshold,
+                "rule": (
+                    f"counts of people in a group from 1 to {threshold - 1:,} (the policy's "
+                    "min_group_size), the counts that would give them back, and what is "
+                    "computed from them are withheld (null, named under 'withheld')"
+                ),
+            },
             "period": period,
             "scored_at": row.scored_at.isoformat() if row.scored_at else None,
             "population": row.population,
@@ -249,6 +269,85 @@ def period_document(
             "reaudit_reasons": reaudit,
         }
     )
+    # Messages written at scoring or ingest (the gate's, drift's) name group sizes in words.
+    return dict(disclosure.scrub_all(document, threshold))
+
+
+ESTIMATE_DERIVED = (
+    "expected_positives",
+    "expected_reached",
+    "precision_expected",
+    "precision_low",
+    "precision_high",
+    "recall_expected",
+    "recall_low",
+    "recall_high",
+    "no_crisis_probability",
+)
+DISPARITY_DERIVED = ("value", "group_value", "rest_value", "reference_value", "ci", "p_value")
+
+
+def withhold_small_cells(
+    estimates: Mapping[str, Any] | None,
+    disparities: list[dict[str, Any]],
+    drift: Mapping[str, Any] | None,
+    realised: Mapping[str, Any] | None,
+    threshold: int,
+) -> tuple[Any, Any, Any]:
+    """Copies of a period's stored estimates, drift and realised results (and ``disparities``,
+    in place) with small cells withheld by :mod:`audits.disclosure`."""
+    estimates, drift, realised = (copy.deepcopy(x) for x in (estimates, drift, realised))
+    touched: set[tuple[str, str]] = set()
+    if estimates:
+        touched |= disclosure.withhold_groups(
+            estimates.get("groups") or [],
+            threshold,
+            size="people",
+            counts=("selected",),
+            derived=ESTIMATE_DERIVED,
+        )
+    for row in disparities:
+        if (str(row["attribute"]), str(row["group"])) in touched:
+            disclosure.blank_fields(row, DISPARITY_DERIVED, threshold)
+    if drift:
+        for feature in [drift.get("score") or {}, *(drift.get("features") or {}).values()]:
+            disclosure.withhold_groups(
+                feature.get("groups") or [],
+                threshold,
+                size="n_period",
+                counts=("n_reference",),
+                derived=("psi", "band", "test"),
+            )
+    if realised:
+        found = disclosure.withhold_groups(
+            realised.get("groups") or [],
+            threshold,
+            size="n",
+            counts=("people", "positives", "people_in_need"),
+            derived=("metrics", "ci", "effective_n", "detectable_difference"),
+        )
+        calibration = realised.get("calibration") or {}
+        found |= disclosure.withhold_groups(
+            calibration.get("groups") or [],
+            threshold,
+            size="people",
+            counts=("observed",),
+            derived=("expected", "ratio", "ci"),
+        )
+        for key in ("disparities", "against_estimates"):
+            for row in realised.get(key) or []:
+                if (str(row.get("attribute")), str(row.get("group"))) in found | touched:
+                    disclosure.blank_fields(
+                        row,
+                        [
+                            k
+                            for k, v in row.items()
+                            if k not in ("attribute", "group")
+                            and (isinstance(v, float | list) or k in DISPARITY_DERIVED)
+                        ],
+                        threshold,
+                    )
+    return estimates, drift, realised
 
 
 def after_release_evidence(

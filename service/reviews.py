@@ -23,11 +23,12 @@ same transaction (:func:`service.queue.logged`); refusals are logged with ``allo
 **Counts by group.** Per month filed (``YYYY-MM``, UTC), kind and state: how many requests, and
 per sensitive attribute how many came from each group of the request's queue entry
 (``entry_groups``; ``unknown`` when the entry has no group, or is gone). So that no one is
-singled out, a group's count below :data:`SMALL_CELL` is withheld, and further non-zero cells
-of the same row and attribute are withheld, smallest first, until the withheld cells are at
-least two and add up to at least :data:`SMALL_CELL`: the row's total (which the list of
-requests shows anyway) then cannot give a small count back. Where that cannot be done, the
-attribute's whole row is withheld.
+singled out, small counts are withheld by the one rule of :mod:`audits.disclosure` (the
+threshold is the serving policy's ``min_group_size``, passed in by the caller): a group's count
+below it is withheld, and further non-zero cells of the same row and attribute, smallest first,
+until the withheld cells are at least two and add up to at least the threshold, so the row's
+total (which the list of requests shows anyway) cannot give a small count back. Where that
+cannot be done, the attribute's whole row is withheld.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
+from audits import disclosure
 from model import rules
 from model.errors import BadInputError, ConflictError, NotFoundError
 from service import access_log
@@ -76,8 +78,6 @@ NEXT_STATES: dict[str, tuple[str, ...]] = {
 }
 #: Requests not yet decided.
 AWAITING = ("open", "in_review")
-#: Counts below this are withheld (and never worked out from the totals).
-SMALL_CELL = 5
 #: The group of a request whose entry has no group for an attribute (or is gone).
 UNKNOWN = "unknown"
 #: A request id: ASCII digits naming 1 to 2**63 - 1 (as a queue entry's).
@@ -395,28 +395,6 @@ class Filing:
     groups: Mapping[str, str]
 
 
-def withhold(counts: Sequence[int], threshold: int = SMALL_CELL) -> tuple[int | None, ...]:
-    """One row's counts (the groups of one attribute, which add up to the row's total) with
-    small ones withheld (``None``): each count from 1 to ``threshold - 1``, then more non-zero
-    ones, smallest first, until the withheld ones are at least two and add up to at least
-    ``threshold``; all of them (zeros too) if that cannot be done. A zero is otherwise shown:
-    it singles no one out, and withholding it would hide nothing the total does not tell."""
-
-    def enough(hidden: set[int]) -> bool:
-        return len(hidden) >= 2 and sum(counts[i] for i in hidden) >= threshold
-
-    hidden = {i for i, n in enumerate(counts) if 0 < n < threshold}
-    if not hidden:
-        return tuple(counts)
-    for i in sorted((i for i, n in enumerate(counts) if n > 0), key=lambda i: (counts[i], i)):
-        if enough(hidden):
-            break
-        hidden.add(i)
-    if not enough(hidden):
-        return tuple(None for _ in counts)
-    return tuple(None if i in hidden else n for i, n in enumerate(counts))
-
-
 def _row_order(key: tuple[str, str, str]) -> tuple[int, int, int, tuple[str, str, str]]:
     """Newest month first, then kinds and states in their order of :data:`KINDS`, :data:`STATES`."""
     kinds, states = list(KINDS), list(STATES)
@@ -432,12 +410,12 @@ def summarise(
     filings: Iterable[Filing],
     groups: Mapping[str, Sequence[str]],
     *,
-    threshold: int = SMALL_CELL,
+    threshold: int,
 ) -> Summary:
     """Counts per month (newest first), kind and state, in total and per group of each
     attribute (``groups``: attribute -> its known groups; groups and attributes the filings
-    name are added), small counts withheld (:func:`withhold`). A filing without a group for an
-    attribute counts as :data:`UNKNOWN`."""
+    name are added), small counts withheld (:func:`audits.disclosure.withhold`). A filing
+    without a group for an attribute counts as :data:`UNKNOWN`."""
     found = list(filings)
     totals = Counter((f.month, f.kind, f.state) for f in found)
     keys = sorted(totals, key=_row_order)
@@ -450,14 +428,18 @@ def summarise(
             (f.month, f.kind, f.state, group) for f, group in zip(found, seen, strict=True)
         )
         rows = tuple(
-            CountRow(*key, totals[key], withhold([per[(*key, g)] for g in names], threshold))
+            CountRow(
+                *key,
+                totals[key],
+                disclosure.withhold([per[(*key, g)] for g in names], threshold),
+            )
             for key in keys
         )
         attributes.append(AttributeCounts(attribute, names, rows))
     return Summary(threshold, tuple(CountRow(*key, totals[key]) for key in keys), tuple(attributes))
 
 
-def counts_by_group_and_month(db: Database, *, threshold: int = SMALL_CELL) -> Summary:
+def counts_by_group_and_month(db: Database, *, threshold: int) -> Summary:
     """Every request counted by month filed, kind, state and sensitive group (aggregates only:
     no person is read out, so no access-log row)."""
     with db.snapshot() as connection:

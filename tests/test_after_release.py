@@ -324,7 +324,8 @@ def test_the_funnel_counts_outcomes_by_group(released: Released) -> None:
 
     period = released.periods[-1]
     with released.db.session() as session:
-        flow = funnel(session, released.name, period, level=0.95, limit=0.8)
+        # threshold=1: every count in full (the small-cell rule is tested in test_small_cells).
+        flow = funnel(session, released.name, period, level=0.95, limit=0.8, threshold=1)
     sex = next(a for a in flow["attributes"] if a["attribute"] == "sex")
     total = sum(g["offered"] for g in sex["groups"])
     with released.db.session() as session:
@@ -432,6 +433,7 @@ def test_the_demo_months_after_release_are_scored_offered_and_labelled(
     """The demo's loop on a copy of the released site: each later month scored with the
     lottery, outcomes recorded, labels ingested, and the monitoring document complete."""
     from outreach.cli import _demo_after_release
+    from service.funnel import funnel
     from service.period_report import period_document
 
     own = copy_released(released, tmp_path)
@@ -441,13 +443,16 @@ def test_the_demo_months_after_release_are_scored_offered_and_labelled(
     with own.db.session() as session:
         labels = session.scalars(select(PeriodLabels).where(PeriodLabels.period == "2031-01")).one()
         document = period_document(session, own.name, "2031-01", _reports(own))
+        # The document withholds small counts (test_small_cells); here every count in full.
+        flow = funnel(session, own.name, "2031-01", level=0.95, limit=None, threshold=1)
     assert labels.labelled == len(later)
     assert document["lottery"]["places"] > 0
     assert document["realised"]["evaluation"]["estimates"]["untreated_rate"] is not None
-    offered = sum(g["offered"] for g in document["funnel"]["attributes"][0]["groups"])
+    assert document["funnel"]["attributes"]
+    offered = sum(g["offered"] for g in flow["attributes"][0]["groups"])
     recorded = sum(
         g[s]
-        for g in document["funnel"]["attributes"][0]["groups"]
+        for g in flow["attributes"][0]["groups"]
         for s in ("contacted", "accepted", "declined", "unreachable")
     )
     assert offered == recorded > 0  # the demo coordinator answered every offer

@@ -24,6 +24,7 @@ from click.testing import CliRunner, Result
 from flask import Flask
 from markupsafe import escape
 
+from audits import disclosure
 from audits.attestation import read
 from audits.catalogue import production_alias, report_path
 from audits.loading import trust_for
@@ -377,12 +378,22 @@ def test_the_datasheet_is_the_data_the_release_read(
     labels = s.dataset.labels[audited]
     assert sheet["audited_rows"] == int(audited.sum())
     assert sheet["label"]["rate"] == pytest.approx(labels.mean(), abs=1e-6)
+    published = 0
     for group in sheet["groups"]:
         if " × " in group["attribute"] or group["attribute"] not in s.spec.sensitive_attributes:
             continue
         mine = np.asarray(s.dataset.sensitive(group["attribute"]))[audited] == group["group"]
+        # The small-cell rule (audits.disclosure): a group of few people (or one that would
+        # give such a group back), and any rate from a small count, is not published.
+        if isinstance(group["rows"], str):
+            assert group["rows"].startswith("not published (fewer than"), group
+            assert group["label_rate"] == group["rows"]
+            continue
+        published += 1
         assert group["rows"] == int(mine.sum()), group
-        assert group["label_rate"] == pytest.approx(labels[mine].mean(), abs=1e-6)
+        if not isinstance(group["label_rate"], str):
+            assert group["label_rate"] == pytest.approx(labels[mine].mean(), abs=1e-6)
+    assert published
     # where each column comes from: the spec's words, for every column the release read
     expected = {f.name: f.source for f in s.spec.features} | dict(s.spec.data.sources)
     columns = {c["column"]: c for c in sheet["columns"]}
@@ -405,6 +416,8 @@ def test_groups_below_the_policys_minimum_are_not_published(served: dict[str, Se
     report = json.loads(json.dumps(sources.report))
     report["policy"]["min_group_size"] = threshold
     record = build_record(dataclasses.replace(sources, report=report), settings=SETTINGS)
+    words = f"not published ({disclosure.words(threshold)})"
+    withheld: dict[str, list[int]] = {}
     for group in record["datasheet"]["groups"]:
         original = next(
             g
@@ -412,13 +425,18 @@ def test_groups_below_the_policys_minimum_are_not_published(served: dict[str, Se
             if (g["attribute"], g["group"]) == (group["attribute"], group["group"])
         )
         if original["n"] < threshold:
-            assert (
-                group["rows"]
-                == group["label_rate"]
-                == (f"not published (fewer than {threshold} rows)")
-            )
+            assert group["rows"] == group["label_rate"] == words
+        if group["rows"] == words:
+            assert group["label_rate"] == words  # a rate would give the count back
+            withheld.setdefault(group["attribute"], []).append(original["n"])
         else:
-            assert group["rows"] == original["n"]
+            assert group["rows"] == original["n"] >= threshold
+            if original["positives"] < threshold:
+                assert group["label_rate"] == words
+    assert withheld  # the median size makes some groups small
+    for attribute, sizes in withheld.items():
+        # The groups add up to the audited rows: never one withheld alone, nor a few people.
+        assert len(sizes) >= 2 and sum(sizes) >= threshold, attribute
     assert required_fields_missing(record) == []
 
 

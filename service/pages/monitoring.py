@@ -16,7 +16,7 @@ from flask import current_app, g, render_template, request
 from flask.typing import ResponseReturnValue
 from markupsafe import Markup
 
-from audits import charts
+from audits import charts, disclosure
 from audits import report as report_words
 from audits.catalogue import read_report
 from audits.policy import policy_from_report
@@ -84,7 +84,14 @@ def monitoring_page() -> ResponseReturnValue:
         policy = policy_from_report(report or {})
         level = policy.interval_level if policy is not None else 0.95
         funnels = [
-            funnel(session, name, month, level=level, limit=recall_limit(policy))
+            funnel(
+                session,
+                name,
+                month,
+                level=level,
+                limit=recall_limit(policy),
+                threshold=disclosure.threshold_of(policy),
+            )
             | {"period": month}
             for month in months
             if period is not None and month <= period
@@ -302,7 +309,11 @@ def _funnel_charts(funnels: list[dict[str, Any]]) -> list[Markup]:
                                 c.get("ratio"),
                                 ci[0],
                                 ci[1],
-                                note=f"{c.get('rate') or 0:.0%} of {row['offered']}",
+                                note=(
+                                    f"{c.get('rate') or 0:.0%} of {row['offered']}"
+                                    if row["offered"] is not None and c.get("rate") is not None
+                                    else "withheld: a small count"
+                                ),
                             )
                         )
             if any(b.value is not None for b in bars):
@@ -380,13 +391,15 @@ def _selection_charts(views: list[monitoring.PeriodView]) -> list[Markup]:
         for a in view.attributes
         for row in a.groups
     }
-    scale = charts.nice_range([row.selection_rate for row in found.values()])
+    scale = charts.nice_range(
+        [row.selection_rate for row in found.values() if "selected" not in row.withheld]
+    )
     for attribute in recent[0].attributes:
         bars = []
         for row in attribute.groups:
             for view in recent:
                 match = found.get((view.period, attribute.attribute, row.group))
-                if match is not None:
+                if match is not None and "selected" not in match.withheld:
                     bars.append(
                         charts.Bar(
                             f"{row.group}{' (reference)' if row.reference else ''}, {view.period}",

@@ -467,7 +467,11 @@ def _reviews_page(
         db(), caller, states=states, month_filed=month or None, limit=REVIEWS_SHOWN
     )
     summary = (
-        review_rules.counts_by_group_and_month(db()) if g.principal.may("review_summary") else None
+        review_rules.counts_by_group_and_month(
+            db(), threshold=current_app.extensions["outreach.model"].disclosure_threshold()
+        )
+        if g.principal.may("review_summary")
+        else None
     )
     return render_template(
         "oversight/reviews.html",
