@@ -41,7 +41,6 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from scipy.stats import norm
 
 from audits.groups import Grouping
 from audits.policy import COUNT_METRICS
@@ -49,9 +48,9 @@ from audits.resampling import ClusterBootstrap, confusion_cells, fine_cells, gro
 from audits.shrinkage import pooled_estimates
 
 Interval = tuple[float, float]
+#: z-value of a two-sided 95% normal interval (the AUC and calibration intervals).
+_Z_ALPHA = 1.959964
 ReferenceRule = str | dict[str, str]
-#: z-values for a two-sided 5% test with 80% power: the "smallest detectable disparity".
-_Z_ALPHA, _Z_POWER = 1.959964, 0.841621
 #: The comparison named "everyone else" in reports.
 REST = "everyone else"
 #: Metrics that are proportions (a count over a count of the same people).
@@ -116,8 +115,6 @@ class GroupResult:
     note: str
     #: Effective sample size of each metric's denominator (after clustering).
     effective_n: dict[str, float]
-    #: The smallest recall and selection-rate differences from the reference it could detect.
-    detectable: dict[str, float]
     reference: bool = False
     #: People (clusters) with rows in the group, and people with at least one row in need.
     people: int = 0
@@ -137,8 +134,6 @@ class DisparityResult:
     ci: Interval
     sufficient: bool
     p_value: float = float("nan")
-    #: The disparities just detectable with 80% power at the interval's level: (below, above).
-    detectable: Interval = (float("nan"), float("nan"))
     effective_n: float = float("nan")
     #: The partially pooled (empirical-Bayes) estimate and its credible interval.
     pooled: float = float("nan")
@@ -552,11 +547,6 @@ def _audit_grouping(
                 f"(the policy judges a group on its own from {min_group_size} people and "
                 f"{min_group_positives} in need)"
             )
-        detectable = {
-            metric: float(comparisons[(metric, "difference")]["detectable_gap"][g])
-            for metric in ("recall", "selection_rate")
-            if (metric, "difference") in comparisons
-        }
         audit.groups.append(
             GroupResult(
                 attribute=grouping.attribute,
@@ -569,7 +559,6 @@ def _audit_grouping(
                 sufficient=bool(sufficient[g]),
                 note=note,
                 effective_n={k: float(v[g]) for k, v in effective.items()},
-                detectable=detectable,
                 reference=ref == g,
                 people=int(persons[g]),
                 people_in_need=int(persons_in_need[g]),
@@ -607,9 +596,6 @@ def _audit_grouping(
                         ci=_pair(found["ci"], g) if found else (float("nan"), float("nan")),
                         sufficient=bool(sufficient[g]),
                         p_value=float(found["p"][g]) if found else float("nan"),
-                        detectable=_pair(found["detectable"], g)
-                        if found
-                        else (float("nan"), float("nan")),
                         effective_n=float(effective.get(metric, np.full(n_groups, np.nan))[g]),
                         pooled=shrunk,
                         pooled_ci=shrunk_ci,
@@ -662,30 +648,24 @@ def _comparisons(
     theirs_draws: dict[str, np.ndarray],
     limits: Sequence[tuple[str, str, float]] = (),
 ) -> dict[tuple[str, str], dict[str, Any]]:
-    """Intervals, p-values (against parity, and one-sided against each limit) and detectable
-    disparities of every metric's ratio and difference."""
+    """Intervals and p-values (against parity, and one-sided against each limit) of every
+    metric's ratio and difference."""
     out: dict[tuple[str, str], dict[str, Any]] = {}
     if not mine_draws:
         return out
-    power = float(norm.ppf(1 - (1 - audit.level) / 2)) + _Z_POWER
     for metric in COUNT_METRICS:
         a, b = mine_draws[metric], theirs_draws[metric]
         with np.errstate(divide="ignore", invalid="ignore"):
             ratio, difference = a / b, a - b
-            log_spread = np.nanstd(np.log(ratio), axis=0)
-        spread = np.nanstd(difference, axis=0)
         # Ratio and difference are on the same side of parity in every resample: one p-value.
         p = p_values(difference, 0.0)
         out[(metric, "ratio")] = {
             "ci": interval(ratio, audit.level),
             "p": p,
-            "detectable": np.vstack([np.exp(-power * log_spread), np.exp(power * log_spread)]),
         }
         out[(metric, "difference")] = {
             "ci": interval(difference, audit.level),
             "p": p,
-            "detectable": np.vstack([-power * spread, power * spread]),
-            "detectable_gap": power * spread,
         }
         for kind, draws in (("ratio", ratio), ("difference", difference)):
             wanted = sorted({v for m, k, v in limits if (m, k) == (metric, kind)})

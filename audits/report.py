@@ -314,7 +314,6 @@ def group_rows(audit: GroupAudit) -> list[dict[str, Any]]:
             "metrics": g.metrics,
             "ci": g.ci,
             "effective_n": g.effective_n,
-            "detectable_difference": g.detectable,
         }
         for g in audit.groups
     ]

@@ -324,7 +324,7 @@ def withhold_small_cells(
             threshold,
             size="n",
             counts=("people", "positives", "people_in_need"),
-            derived=("metrics", "ci", "effective_n", "detectable_difference"),
+            derived=("metrics", "ci", "effective_n"),
         )
         calibration = realised.get("calibration") or {}
         found |= disclosure.withhold_groups(

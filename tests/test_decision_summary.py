@@ -28,7 +28,6 @@ BEYOND = {
     "settle": "about 1045 more month(s) of data like this",
     "p_value": 0.2,
     "effective_n": 300.0,
-    "detectable": 0.68,
 }
 
 
