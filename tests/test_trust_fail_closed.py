@@ -465,3 +465,50 @@ def test_the_log_problems_against_the_anchored_head() -> None:
     assert problems(key_id="k2", rotated_to=("k2",)) == []
     assert "pins k9" in problems(pinned_key_id="k9")[0]
 
+
+def test_registry_tags_changed_by_hand_change_no_decision(own: Site) -> None:
+    """A registry user rewrites every version's tags (the offered version no longer 'awaiting',
+    every other one 'awaiting' and PASS, approvals invented): the states, what is served, and
+    what an approval does all stay as the signed statements say."""
+    app = app_for(own)
+    source = app.extensions["outreach.model"]
+    served = source.current.version
+    name, offered = own.awaiting
+
+    def states() -> dict[str, tuple[str, bool, bool]]:
+        listed = run(own, "models", "list", "--json")
+        assert listed.exit_code == 0, listed.output
+        return {
+            r["version"]: (r["state"], r["servable"], r["awaiting_approval"])
+            for r in json.loads(listed.stdout)
+        }
+
+    before = states()
+    assert before[offered][2] is True
+    others = [v for v, (_, _, awaiting) in before.items() if v not in (offered, served)]
+    assert others and not any(before[v][2] for v in others)
+    client = connect(own.home).client
+    for version in before:
+        for key, value in {
+            "awaiting_approval": "true",
+            "audit_decision": "PASS",
+            "approved_by": "registry user",
+            "approval_required": "false",
+        }.items():
+            client.set_model_version_tag(NAME, version, key, value)
+    client.delete_model_version_tag(NAME, offered, "awaiting_approval")
+    assert states() == before
+    source.refresh()
+    assert source.current is not None and source.current.version == served
+    # A version the release did not offer is approved, and stays where it is.
+    other = others[0]
+    approved = run(own, "models", "approve", name, other, "--by", "oversight-2", "--note", "n")
+    if before[other][0] in ("audit_failed", "rejected"):
+        assert approved.exit_code == 3, approved.output
+    else:
+        assert approved.exit_code == 0 and "promoted" not in approved.output, approved.output
+    assert str(client.get_model_version_by_alias(NAME, "production").version) == served
+    # The offered one, its tag gone, is still promoted by its approval.
+    approved = run(own, "models", "approve", name, offered, "--by", "oversight-2", "--note", "n")
+    assert approved.exit_code == 0 and "and promoted it" in approved.output, approved.output
+    assert str(client.get_model_version_by_alias(NAME, "production").version) == offered
