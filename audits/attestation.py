@@ -22,7 +22,7 @@ import fcntl
 import hashlib
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -129,24 +129,57 @@ def append(path: Path, signer: Signer, statement: dict[str, Any]) -> Entry:
 Verifiers = dict[str, Verifier]
 
 
-def verified(path: Path, verifiers: Verifiers) -> tuple[list[dict[str, Any]], list[str]]:
+def endorsed(entries: Sequence[Entry], verifiers: Verifiers, root: str) -> set[str]:
+    """The key ids whose statements count in a log: ``root`` (the deployment's verifying key)
+    and each key a ``key_rotation`` statement retired, when that statement was signed by the
+    key it introduced and that key is itself endorsed (walking back from the log's end).
+
+    A public key found in ``retired/`` is a candidate only: a key dropped there that no signed
+    rotation of the deployment's key names vouches for nothing.
+    """
+    trusted = {root}
+    for entry in reversed(entries):
+        statement = entry.statement
+        if (
+            statement.get("kind") == "key_rotation"
+            and entry.key_id in trusted
+            and statement.get("new_key_id") == entry.key_id
+        ):
+            verifier = verifiers.get(entry.key_id)
+            if verifier is not None and verifier.verify(statement, entry.signature):
+                trusted.add(str(statement.get("retired_key_id")))
+    return trusted
+
+
+def verified(
+    path: Path, verifiers: Verifiers, root: str | None = None
+) -> tuple[list[dict[str, Any]], list[str]]:
     """The log's statements that verify, in order, and what is wrong with the rest.
 
-    ``verifiers`` are the trusted public keys by key id: the current one and retired ones. A
-    statement whose signature fails, whose key is unknown, or was retired (by a ``key_rotation``
-    statement earlier in the log), whose link to the one before is broken, or whose sequence
-    number is out of place is not used, and named.
+    ``verifiers`` are the known public keys by key id: the current one and retired ones;
+    ``root`` is the deployment's verifying key id (``None``: every key given is trusted as
+    it is), and only it and the keys its signed rotations retired count (:func:`endorsed`). A
+    statement whose signature fails, whose key is unknown or not endorsed, or was retired (by a
+    ``key_rotation`` statement earlier in the log), whose link to the one before is broken, or
+    whose sequence number is out of place is not used, and named.
     """
     statements: list[dict[str, Any]] = []
     problems: list[str] = []
     retired: set[str] = set()
     previous = GENESIS
-    for number, entry in enumerate(read(path), start=1):
+    entries = read(path)
+    trusted = set(verifiers) if root is None else endorsed(entries, verifiers, root)
+    for number, entry in enumerate(entries, start=1):
         statement = entry.statement
         verifier = verifiers.get(entry.key_id)
         where = f"attestation {number} of {path.name}"
         if verifier is None or not entry.signature:
             problems.append(f"{where} has no valid signature (unknown key)")
+        elif entry.key_id not in trusted:
+            problems.append(
+                f"{where} is signed with key {entry.key_id}, which neither the deployment's "
+                f"verifying key ({root}) nor a key rotation it signed vouches for"
+            )
         elif entry.key_id in retired:
             problems.append(f"{where} is signed with a key retired before it")
         elif not verifier.verify(statement, entry.signature):
@@ -161,10 +194,10 @@ def verified(path: Path, verifiers: Verifiers) -> tuple[list[dict[str, Any]], li
     return statements, problems
 
 
-def standing(path: Path, verifiers: Verifiers, version: str) -> Standing:
+def standing(path: Path, verifiers: Verifiers, version: str, root: str | None = None) -> Standing:
     """The verified standing of ``version``, and whether the model is withdrawn
     (:func:`audits.serving_state.fold`); ``problems`` name what did not verify."""
-    statements, problems = verified(path, verifiers)
+    statements, problems = verified(path, verifiers, root)
     return fold(statements, version, problems)
 
 
@@ -195,11 +228,11 @@ class LogRead:
         }
 
 
-def inspect(path: Path, verifiers: Verifiers) -> LogRead:
+def inspect(path: Path, verifiers: Verifiers, root: str | None = None) -> LogRead:
     """Read and verify a log once: statements, problems and entry hashes."""
     if not path.exists():
         return LogRead(False, (), (), {})
-    statements, problems = verified(path, verifiers)
+    statements, problems = verified(path, verifiers, root)
     hashes = {n: _digest(e.as_dict()) for n, e in enumerate(read(path), start=1)}
     return LogRead(True, tuple(statements), tuple(problems), hashes)
 
@@ -348,8 +381,16 @@ class Trust:
         :meth:`state` records a longer head of a valid log."""
         return self.state(name, None)
 
+    def inspect(self, name: str) -> LogRead:
+        """``name``'s log read and verified once against the deployment's verifying key."""
+        return inspect(self.log(name), self.verifiers, self.verifier.key_id)
+
+    def statements(self, name: str) -> list[dict[str, Any]]:
+        """``name``'s statements that verify (problems are :meth:`state`'s to report)."""
+        return list(self.inspect(name).statements)
+
     def standing(self, name: str, version: str) -> Standing:
-        return standing(self.log(name), self.verifiers, version)
+        return standing(self.log(name), self.verifiers, version, self.verifier.key_id)
 
     def state(self, name: str, alias: str | None) -> ModelState:
         """The model's state now (:class:`audits.serving_state.ModelState`): its log read and
@@ -358,7 +399,7 @@ class Trust:
         Every problem found is an alarm recorded with the anchors (it stays until a person
         repairs it, :meth:`repair`); a valid log's longer head is anchored.
         """
-        read = inspect(self.log(name), self.verifiers)
+        read = self.inspect(name)
         anchored, alarm = self.anchors.latest(name) if self.anchors else (None, "")
         problems = self._problems(name, read, anchored, expected=alias is not None)
         if self.anchors is not None:
@@ -408,7 +449,7 @@ class Trust:
             raise BadInputError("no service database here: there is no anchored head to repair")
         if not by.strip() or not note.strip():
             raise BadInputError("a repair needs --by and --note: who, and why, are recorded")
-        read = inspect(self.log(name), self.verifiers)
+        read = self.inspect(name)
         anchored, _ = self.anchors.latest(name)
         problems = self._problems(name, read, anchored, expected=True)
         if problems or read.head is None:

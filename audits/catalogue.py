@@ -85,7 +85,10 @@ def version_tags(registry: Registry, name: str, version: str) -> dict[str, str]:
 
 
 def list_versions(registry: Registry, name: str | None = None) -> list[dict[str, Any]]:
-    """Registered versions with their aliases, audit decisions and metrics at capacity."""
+    """Registered versions with their aliases, metrics at capacity and the readable cache of
+    their tags (decision, approvals, ...), written for people: never read to decide what may be
+    served (:func:`audits.loading.version_states` gives each version's state from the signed
+    statements)."""
     client = registry.client
     names = [name] if name else [m.name for m in client.search_registered_models()]
     rows = []

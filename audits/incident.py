@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from audits.attestation import Trust, verified
+from audits.attestation import Trust
 from audits.catalogue import production_alias
 from audits.serving_state import FREEZE, LIFT, Freeze, freeze_of
 from model.errors import BadInputError, ConflictError, GateError, NotFoundError
@@ -49,8 +49,7 @@ class FrozenError(GateError):
 
 def freeze_in_force(trust: Trust, name: str) -> Freeze | None:
     """The model's freeze in force, from its verified statements (``None``: not frozen)."""
-    statements, _ = verified(trust.log(name), trust.verifiers)
-    return freeze_of(statements)
+    return freeze_of(trust.statements(name))
 
 
 def freezes(trust: Trust) -> list[Freeze]:

@@ -22,7 +22,7 @@ from audits.catalogue import (
     report_sha256,
     version_tags,
 )
-from audits.serving_state import LogInvalidError, ModelState
+from audits.serving_state import LogInvalidError, ModelState, awaiting_approval
 from model.errors import GateError, NotFoundError
 from model.home import Home
 from model.registry import Registry, download_version, folder_manifest, sha256_file
@@ -211,15 +211,6 @@ def version_states(
         standing, release = version.standing, version.release
         decision = release.get("decision")
         approved = [str(a.get("by")) for a in standing.approvals]
-        awaiting = (
-            bool(release)
-            and not approved
-            and standing.rejected is None
-            and (
-                decision == "REVIEW"
-                or (decision == "PASS" and bool(release.get("approval_required")))
-            )
-        )
         serving = state.serving()
         withdrawn = state.withdrawn if "production" in row["aliases"] else None
         row.update(
@@ -228,7 +219,7 @@ def version_states(
                 # never a decision: the state says whether anything stands behind it).
                 "audit_id": release.get("audit_id") or row["audit_id"],
                 "decision": decision,
-                "awaiting_approval": awaiting,
+                "awaiting_approval": awaiting_approval(standing),
                 "approved_by": ", ".join(approved) or None,
                 "review_groups": str(release.get("review_groups") or ""),
                 "approved_review_groups": str(release.get("review_groups") or "")

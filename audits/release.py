@@ -497,6 +497,7 @@ def release(
             item,
             artifact_sha256=sha,
             promoted=promoted and item is chosen,
+            offered=awaiting and item is chosen,
             released_by=released_by,
         )
     if awaiting:
@@ -544,9 +545,11 @@ def _attest_release(
     *,
     artifact_sha256: str,
     promoted: bool,
+    offered: bool,
     released_by: str,
 ) -> None:
-    """Sign what was decided about one candidate: its bytes, report, policy and decision."""
+    """Sign what was decided about one candidate: its bytes, report, policy and decision, and
+    whether it is the one offered for an oversight approval."""
     assert item.written is not None
     decision = item.outcome.decision
     trust.sign(
@@ -575,15 +578,16 @@ def _attest_release(
                 )
             ),
             "promoted": promoted,
+            # The release's chosen candidate waiting for an approval: approving it promotes it
+            # (audits.serving_state.offered_for_approval; the registry tag is only a cache).
+            "offered": offered,
             "by": released_by,
         },
     )
 
 
-def _promote(
-    registry: Registry, name: str, version: str, *, reason: str, trust: Trust | None = None
-) -> None:
-    ensure_not_frozen(trust or trust_for(registry.home, signing=False), name, "promote")
+def _promote(registry: Registry, name: str, version: str, *, reason: str, trust: Trust) -> None:
+    ensure_not_frozen(trust, name, "promote")
     load_version(registry, name, version, trust=trust)  # the same checks the service makes
     client = registry.client
     try:
@@ -631,27 +635,8 @@ def approve(
     """
     trust = trust or trust_for(registry.home)
     ensure_not_frozen(trust, name, "approve")  # an approval can promote or reinstate
-    found = trust.standing(name, version)
-    release = found.release
-    if release is None:
-        raise GateError(
-            f"refusing to approve {name} version {version}: no signed release attestation covers it"
-        )
-    if release.get("decision") not in ("PASS", "REVIEW"):
-        raise GateError(
-            f"refusing to approve {name} version {version}: its audit "
-            f"{release.get('audit_id')} decided {release.get('decision')}"
-        )
-    if found.rejected is not None:
-        raise GateError(f"{name} version {version} was rejected by {found.rejected.get('by')}")
-    if str(release.get("by", "")).strip().lower() == by.strip().lower():
-        raise GateError(
-            f"refusing the approval of {name} version {version}: {release.get('by')} released "
-            "it, and a "
-            "release needs a second person's approval"
-        )
-    tags = version_tags(registry, name, version)
-    reinstating = found.withdrawn is not None and production_version(registry, name) == version
+    outcome = trust.state(name, production_alias(registry, name)).approval(version, by=by)
+    release = outcome.standing.release or {}
     groups = str(release.get("review_groups", ""))
     trust.sign(
         name,
@@ -666,6 +651,8 @@ def approve(
             "not_assessable": str(release.get("not_assessable", "")),
         },
     )
+    # The readable cache (never read to decide).
+    tags = version_tags(registry, name, version)
     client = registry.client
     client.set_model_version_tag(name, version, catalogue.APPROVED_BY, by)
     client.set_model_version_tag(name, version, catalogue.APPROVED_AT, now())
@@ -673,12 +660,14 @@ def approve(
     if release.get("decision") == "REVIEW":
         # The approval names the groups the audit could not judge: the approver took them on.
         client.set_model_version_tag(name, version, catalogue.APPROVED_REVIEW_GROUPS, groups)
-    if tags.get(catalogue.WITHDRAWN_BY):
+    if catalogue.WITHDRAWN_BY in tags:
         client.delete_model_version_tag(name, version, catalogue.WITHDRAWN_BY)
-    if tags.get(catalogue.AWAITING_APPROVAL) == "true":
+    if outcome.promotes:
         _promote(registry, name, version, reason=f"approved by {by}", trust=trust)
         return True
-    return reinstating
+    if catalogue.AWAITING_APPROVAL in tags:
+        client.delete_model_version_tag(name, version, catalogue.AWAITING_APPROVAL)
+    return outcome.reinstates
 
 
 def reject(
@@ -693,13 +682,8 @@ def reject(
 ) -> None:
     """Record an oversight rejection, signed; the version can never be served."""
     trust = trust or trust_for(registry.home)
-    tags = version_tags(registry, name, version)
-    trust.state(name, production_version(registry, name) or None).require_valid()
-    if production_version(registry, name) == version:
-        raise GateError(
-            f"{name} version {version} is in production; roll back first (or withdraw the model), "
-            "then reject it"
-        )
+    trust.state(name, production_alias(registry, name)).rejection(version)
+    tags = version_tags(registry, name, version)  # the readable cache, written below
     trust.sign(
         name, {"kind": "rejection", "version": version, "by": by, "role": role, "note": note}
     )
@@ -707,7 +691,7 @@ def reject(
     client.set_model_version_tag(name, version, catalogue.REJECTED_BY, by)
     client.set_model_version_tag(name, version, catalogue.REJECTED_AT, now())
     client.set_model_version_tag(name, version, catalogue.REJECTION_NOTE, note)
-    if tags.get(catalogue.AWAITING_APPROVAL):
+    if catalogue.AWAITING_APPROVAL in tags:
         client.delete_model_version_tag(name, version, catalogue.AWAITING_APPROVAL)
 
 

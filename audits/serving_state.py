@@ -203,6 +203,43 @@ def decision_refusal(found: Standing) -> tuple[Code, str]:
     return "servable", ""
 
 
+def offered_for_approval(found: Standing) -> bool:
+    """Whether the version's signed release offered it for an oversight approval (an approval
+    of it then moves ``production`` to it).
+
+    A release statement says so (``offered``: the release's chosen candidate, waiting for an
+    approval). One signed before releases said so is read as the release's own rule was: not
+    promoted, and a REVIEW or a PASS its policy wants approved.
+    """
+    release = found.release
+    if release is None:
+        return False
+    offered = release.get("offered")
+    if offered is not None:
+        return offered is True
+    decision = release.get("decision")
+    return not release.get("promoted") and (
+        decision == "REVIEW" or (decision == "PASS" and bool(release.get("approval_required")))
+    )
+
+
+def awaiting_approval(found: Standing) -> bool:
+    """Whether the version waits for an oversight decision: offered for approval
+    (:func:`offered_for_approval`), and neither approved nor rejected since."""
+    return offered_for_approval(found) and not found.approvals and found.rejected is None
+
+
+@dataclass(frozen=True)
+class ApprovalOutcome:
+    """What an approval of one version would do, decided before it is signed."""
+
+    standing: Standing
+    #: The release offered the version for approval and none was given: it becomes production.
+    promotes: bool
+    #: The model is withdrawn and the version is the one ``production`` names: serving resumes.
+    reinstates: bool
+
+
 @dataclass(frozen=True)
 class VersionState:
     """One version's state: whether it may be served now, and why (not)."""
@@ -296,6 +333,63 @@ class ModelState:
             return VersionState(self.name, version, "log_invalid", self.invalid_reason, standing)
         code, reason = decision_refusal(standing)
         return VersionState(self.name, version, code, reason, standing)
+
+    def approval(self, version: str, *, by: str) -> ApprovalOutcome:
+        """Whether ``by`` may approve ``version`` now, and what the approval would do.
+
+        Raises
+        ------
+        LogInvalidError
+            If the log does not verify.
+        GateError
+            If no signed release covers the version, its audit failed, it was rejected, or
+            ``by`` released it (a release needs a second person's approval).
+        """
+        self.require_valid()
+        found = fold(self.statements, version)
+        release = found.release
+        if release is None:
+            raise GateError(
+                f"refusing to approve {self.name} version {version}: no signed release "
+                "attestation covers it"
+            )
+        if release.get("decision") not in ("PASS", "REVIEW"):
+            raise GateError(
+                f"refusing to approve {self.name} version {version}: its audit "
+                f"{release.get('audit_id')} decided {release.get('decision')}"
+            )
+        if found.rejected is not None:
+            raise GateError(
+                f"{self.name} version {version} was rejected by {found.rejected.get('by')}"
+            )
+        if str(release.get("by", "")).strip().lower() == by.strip().lower():
+            raise GateError(
+                f"refusing the approval of {self.name} version {version}: {release.get('by')} "
+                "released it, and a release needs a second person's approval"
+            )
+        return ApprovalOutcome(
+            found,
+            promotes=awaiting_approval(found),
+            reinstates=found.withdrawn is not None and self.alias == str(version),
+        )
+
+    def rejection(self, version: str) -> Standing:
+        """The standing of ``version`` if it may be rejected now.
+
+        Raises
+        ------
+        LogInvalidError
+            If the log does not verify.
+        GateError
+            If ``production`` names the version (roll back or withdraw first).
+        """
+        self.require_valid()
+        if self.alias is not None and self.alias == str(version):
+            raise GateError(
+                f"{self.name} version {version} is in production; roll back first (or withdraw "
+                "the model), then reject it"
+            )
+        return fold(self.statements, version)
 
     def serving(self) -> VersionState:
         """The state of what may be served now: the target version's, or why there is none."""

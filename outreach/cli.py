@@ -480,14 +480,15 @@ def models_repair(home: Home, name: str, by: str, note: str) -> None:
 def models_approve(home: Home, name: str, version: str, by: str, note: str) -> None:
     """Approve a version that passed, or one whose audit asks for a review; it becomes
     production if it was awaiting approval. A review's approval names the groups it takes on."""
-    from audits.catalogue import version_tags
     from service.approvals import decide
 
     registry = _registry(home)
-    groups = version_tags(registry, name, version).get("review_groups")
     promoted = decide(
         _service_db(home), registry, name, version, decision="approve", by=by, note=note
     )
+    # The groups the signed release left open (the statement just approved, not a tag).
+    release = _trust(home, signing=False).standing(name, version).release or {}
+    groups = release.get("review_groups") if release.get("decision") == "REVIEW" else ""
     click.echo(f"approved {name} version {version}" + (" and promoted it" if promoted else ""))
     if groups:
         click.echo(f"the approval takes on the groups its audit could not judge: {groups}")

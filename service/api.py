@@ -729,12 +729,11 @@ def model_info() -> Any:
 def audits() -> Any:
     """Every registered version's audit decision and its state now (from the signed
     statements, :mod:`audits.serving_state`; never from registry tags)."""
-    from audits.loading import trust_for, version_states
+    from audits.loading import version_states
     from model.registry import connect
 
     source = _source()
-    trust = trust_for(source.home, signing=False).with_anchors(source.anchors)
-    rows = version_states(connect(source.home), source.name, trust=trust)
+    rows = version_states(connect(source.home), source.name, trust=source.trust())
     return jsonify({"audits": [r for r in rows if r["audit_id"]], "request_id": g.request_id})
 
 

@@ -38,9 +38,6 @@ def decide(
     """
 
     def attempt() -> bool:
-        # The key is checked before anything is written: a key that is not the deployment's
-        # signs nothing (exit 2), and the heads it signs are anchored in this database.
-        trust = trust_for(registry.home).with_anchors(anchors)
         with db.session() as session:
             session.add(
                 Approval(
@@ -71,9 +68,12 @@ def decide(
             return False
 
     anchors = DatabaseAnchors(db)
+    # The key is checked before anything is written: a key that is not the deployment's signs
+    # nothing (exit 2), and the heads it signs are anchored in this database.
+    trust = trust_for(registry.home).with_anchors(anchors)
     with anchors.held():  # written once the decision's transaction is done
         done = access_log.retrying(attempt) if decision == "withdraw" else attempt()
     # The new head is anchored in this database (a log cut back to before it is then found by
     # the service's next poll).
-    trust_for(registry.home, signing=False).with_anchors(anchors).anchor(name)
+    trust.anchor(name)
     return done

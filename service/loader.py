@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from audits import disclosure
-from audits.attestation import WithdrawnError
+from audits.attestation import Trust, WithdrawnError
 from audits.catalogue import production_alias, report_path, report_sha256
 from audits.loading import LoadedModel, load_version, trust_for
 from audits.policy import assessments_from_report
@@ -125,6 +125,12 @@ class ModelSource:
         self.withdrawn = ""
         self._stop = threading.Event()
         self._registry: Registry | None = None
+
+    def trust(self) -> Trust:
+        """The deployment's verifying trust with this service's anchors: built anew at each
+        call, so a replaced or deleted key file counts at once (every reader of the state in
+        the service takes it from here)."""
+        return trust_for(self.home, signing=False).with_anchors(self.anchors)
 
     @property
     def current(self) -> Serving | None:
@@ -229,7 +235,7 @@ class ModelSource:
         """
         keyless: OutreachError | None = None
         try:
-            trust = trust_for(self.home, signing=False).with_anchors(self.anchors)
+            trust = self.trust()
         except OutreachError as err:  # no public key: nothing can be verified
             try:
                 anchored = (

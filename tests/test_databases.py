@@ -190,3 +190,37 @@ def test_the_service_works_under_its_grants(service_app: Flask) -> None:
         with pytest.raises(ProgrammingError, match="permission denied"):
             session.execute(text("DELETE FROM access_log"))
     assert verify(db).ok
+
+
+@on_both_databases
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE attestation_heads SET hash = 'x'",
+        "UPDATE attestation_heads SET kind = 'repair', detail = ''",
+        "DELETE FROM attestation_heads",
+    ],
+)
+def test_anchored_heads_cannot_be_rewritten_even_by_the_owner(
+    database_url: str, statement: str
+) -> None:
+    """The anchored heads and alarms are append-only by the database's own triggers (migration
+    0011 on PostgreSQL, 0009 on SQLite): the owning role, with every grant, cannot change or
+    remove a head or close an alarm by hand."""
+    from audits.serving_state import Anchor
+    from service.attestation_heads import DatabaseAnchors
+
+    db = Database(database_url)
+    db.upgrade()
+    anchors = DatabaseAnchors(db)
+    anchors.record("m", Anchor(3, "a" * 64, "k1"))
+    anchors.alarm("m", "statement 3 has no valid signature")
+    from sqlalchemy.exc import DBAPIError
+
+    with pytest.raises(DBAPIError, match="append-only"), db.transaction() as connection:
+        connection.execute(text(statement))
+    assert anchors.latest("m") == (Anchor(3, "a" * 64, "k1"), "statement 3 has no valid signature")
+    if database_url.startswith("postgresql"):
+        with pytest.raises(DBAPIError, match="append-only"), db.transaction() as connection:
+            connection.execute(text("TRUNCATE attestation_heads"))
+    db.engine.dispose()

@@ -85,7 +85,11 @@ def change_one_character(log: Path, *, in_note_of: str) -> None:
 
 
 def assert_not_served_with_an_alarm(
-    app: Any, site: Site, caplog: pytest.LogCaptureFixture, said: str
+    app: Any,
+    site: Site,
+    caplog: pytest.LogCaptureFixture,
+    said: str,
+    env: dict[str, str] | None = None,
 ) -> None:
     """Nothing served (503 with the reason code), an error-level log line, the gauge at 1, the
     banner on the oversight pages, and the CLI exits 3 naming the problem."""
@@ -116,9 +120,9 @@ def assert_not_served_with_an_alarm(
     sign_in(coordinator, site, "coordinator")
     paused = coordinator.get("/outreach/")
     assert paused.status_code == 503 and "does not verify" in paused.get_data(as_text=True)
-    verified = run(site, "models", "verify", NAME)
+    verified = run(site, "models", "verify", NAME, env=env)
     assert verified.exit_code == 3 and said in verified.output, verified.output
-    listed = run(site, "models", "list")
+    listed = run(site, "models", "list", env=env)
     assert listed.exit_code == 3 and "log_invalid" in listed.output, listed.output
 
 
@@ -254,6 +258,63 @@ def test_a_log_resigned_with_a_foreign_key_pair_is_refused(
     source.refresh()
     assert_not_served_with_an_alarm(app, own, caplog, "the log was rewritten")
     assert "public key changed" in source.alarm
+
+
+def fresh_database(site: Site, backend: str, request: pytest.FixtureRequest) -> str:
+    """An empty service database in place of the site's: on SQLite its file deleted (as someone
+    who can write the home could), on PostgreSQL a new database."""
+    if backend == "sqlite":
+        for stray in site.home.root.glob("service.db*"):
+            stray.unlink()
+        return site.database_url
+    cluster = request.getfixturevalue("postgres")
+    return str(cluster.create_database())
+
+
+@on_both_databases
+@pytest.mark.parametrize("where", ["public key replaced", "key dropped in retired/"])
+def test_a_foreign_key_pair_on_a_fresh_database_is_refused_under_a_pinned_key(
+    own: Site,
+    backend: str,
+    where: str,
+    request: pytest.FixtureRequest,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Everything in the home rewritten: a new key pair, the whole log re-signed with it (the
+    release statement changed), the service database emptied (no anchored head to compare
+    with). The key id pinned in the service's environment is the trust root: a log signed by
+    another key is invalid, whether its public key replaced ``release.pub`` or was dropped in
+    ``keys/retired/`` (which only keys retired by a signed rotation may use)."""
+    keys = own.home.signing_keys
+    genuine = load_signer(keys.release, create=False).verifier.key_id
+    foreign = Signer(Ed25519PrivateKey.generate())
+    resign(log_of(own.home), foreign, {"by": "someone else"})
+    if where == "public key replaced":
+        keys.release_public.write_bytes(foreign.verifier.pem())
+        keys.release.unlink()
+        said = f"pins {genuine}"
+    else:
+        retired = keys.release.parent / "retired"
+        retired.mkdir(exist_ok=True)
+        (retired / f"{foreign.verifier.key_id}.pub").write_bytes(foreign.verifier.pem())
+        said = "nor a key rotation it signed vouches for"
+    env = {"OUTREACH_RELEASE_PUBLIC_KEY": genuine}
+    pinned = Site(
+        Home(own.home.root, KeyPaths.resolve(own.home.keys, env)),
+        fresh_database(own, backend, request),
+        own.passwords,
+        own.awaiting,
+    )
+    app = app_for(pinned)
+    from service.auth import add_user
+    from service.db import Database
+
+    for role in ("oversight", "coordinator"):
+        add_user(
+            Database(pinned.database_url), pinned.user(role), role, password=own.passwords[role]
+        )
+    assert_not_served_with_an_alarm(app, pinned, caplog, said, env=env)
+    assert app.test_client().get("/api/v1/readyz").json["code"] == "attestation_log_invalid"
 
 
 def test_swapped_keys_sign_nothing(own: Site) -> None:
@@ -403,3 +464,51 @@ def test_the_log_problems_against_the_anchored_head() -> None:
     assert "no signed key rotation" in problems(key_id="k2")[0]
     assert problems(key_id="k2", rotated_to=("k2",)) == []
     assert "pins k9" in problems(pinned_key_id="k9")[0]
+
+
+def test_registry_tags_changed_by_hand_change_no_decision(own: Site) -> None:
+    """A registry user rewrites every version's tags (the offered version no longer 'awaiting',
+    every other one 'awaiting' and PASS, approvals invented): the states, what is served, and
+    what an approval does all stay as the signed statements say."""
+    app = app_for(own)
+    source = app.extensions["outreach.model"]
+    served = source.current.version
+    name, offered = own.awaiting
+
+    def states() -> dict[str, tuple[str, bool, bool]]:
+        listed = run(own, "models", "list", "--json")
+        assert listed.exit_code == 0, listed.output
+        return {
+            r["version"]: (r["state"], r["servable"], r["awaiting_approval"])
+            for r in json.loads(listed.stdout)
+        }
+
+    before = states()
+    assert before[offered][2] is True
+    others = [v for v, (_, _, awaiting) in before.items() if v not in (offered, served)]
+    assert others and not any(before[v][2] for v in others)
+    client = connect(own.home).client
+    for version in before:
+        for key, value in {
+            "awaiting_approval": "true",
+            "audit_decision": "PASS",
+            "approved_by": "registry user",
+            "approval_required": "false",
+        }.items():
+            client.set_model_version_tag(NAME, version, key, value)
+    client.delete_model_version_tag(NAME, offered, "awaiting_approval")
+    assert states() == before
+    source.refresh()
+    assert source.current is not None and source.current.version == served
+    # A version the release did not offer is approved, and stays where it is.
+    other = others[0]
+    approved = run(own, "models", "approve", name, other, "--by", "oversight-2", "--note", "n")
+    if before[other][0] in ("audit_failed", "rejected"):
+        assert approved.exit_code == 3, approved.output
+    else:
+        assert approved.exit_code == 0 and "promoted" not in approved.output, approved.output
+    assert str(client.get_model_version_by_alias(NAME, "production").version) == served
+    # The offered one, its tag gone, is still promoted by its approval.
+    approved = run(own, "models", "approve", name, offered, "--by", "oversight-2", "--note", "n")
+    assert approved.exit_code == 0 and "and promoted it" in approved.output, approved.output
+    assert str(client.get_model_version_by_alias(NAME, "production").version) == offered

@@ -206,3 +206,86 @@ def test_a_changed_character_under_load_stops_every_worker(
     with urllib.request.urlopen(f"{service.base}/api/v1/metrics", timeout=5) as response:
         metrics = response.read().decode()
     assert f'outreach_attestation_log_invalid{{model="{site.awaiting[0]}"}} 1.0' in metrics
+
+
+@on_both_databases
+def test_a_freeze_and_a_withdrawal_under_load(service: Service, dataset: Dataset) -> None:
+    """An incident freeze while four clients score: the alias moved by hand to another
+    servable version is not followed (every answer after one poll interval comes from the
+    pinned version, and the service log says what the freeze holds back); a withdrawal during
+    the freeze stops every worker within one poll interval, /readyz says withdrawn."""
+    site = service.site
+    name, offered = site.awaiting
+    token = add_user(Database(site.database_url), "load coordinator", "coordinator")
+    body = _one_record(dataset)
+    runner = CliRunner()
+    home = ["--home", str(site.home.root)]
+    env = {"OUTREACH_DATABASE_URL": site.database_url}
+    before = score(service.base, token, body)
+    assert before[0] == 200
+    earlier = before[1]["model"]["version"]
+    approved = runner.invoke(
+        main,
+        [*home, "models", "approve", name, offered, "--by", "oversight-2", "--note", "ok"],
+        env=env,
+    )
+    assert approved.exit_code == 0 and "promoted" in approved.output, approved.output
+    deadline = time.monotonic() + POLL * 5
+    while score(service.base, token, body)[1]["model"]["version"] != offered:
+        assert time.monotonic() < deadline, "the approved version is not served"
+        time.sleep(0.2)
+
+    seen: list[tuple[float, int, dict]] = []
+    stop = threading.Event()
+
+    def client() -> None:
+        while not stop.is_set():
+            status, document = score(service.base, token, body)
+            seen.append((time.monotonic(), status, document))
+
+    clients = [threading.Thread(target=client) for _ in range(4)]
+    for thread in clients:
+        thread.start()
+    time.sleep(1.0)
+    frozen = runner.invoke(
+        main, [*home, "incident", "freeze", name, "--note", "complaint", "--by", "board"], env=env
+    )
+    assert frozen.exit_code == 0, frozen.output
+    from model.registry import connect
+
+    connect(site.home).client.set_registered_model_alias(name, "production", earlier)
+    moved = time.monotonic()
+    time.sleep(POLL * 3 + 1)
+    withdrew = runner.invoke(
+        main, [*home, "models", "withdraw", name, "--by", "oversight", "--note", "harm"], env=env
+    )
+    assert withdrew.exit_code == 0, withdrew.output
+    withdrawn = time.monotonic()
+    time.sleep(POLL * 3 + 1)
+    stop.set()
+    for thread in clients:
+        thread.join(timeout=30)
+
+    assert {status for _, status, _ in seen} <= {200, 503}
+    held = [(s, d) for t, s, d in seen if moved + POLL * 2 + 0.5 < t < withdrawn]
+    assert held and {s for s, _ in held} == {200}
+    assert {d["model"]["version"] for _, d in held} == {offered}, "the moved alias was followed"
+    late = [(s, d) for t, s, d in seen if t > withdrawn + POLL * 2 + 0.5]
+    assert late and {s for s, _ in late} == {503}, "still scoring after the withdrawal's poll"
+    assert {d["error"]["code"] for _, d in late} == {"model_withdrawn"}
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        urllib.request.urlopen(f"{service.base}/api/v1/readyz", timeout=5)
+    assert json.loads(caught.value.read())["status"] == "withdrawn"
+    said = (site.home.root / "gunicorn.log").read_text()
+    assert f"frozen at version {offered} by an incident" in said
+    assert f"the production alias names version {earlier}" in said
+    assert "not serving" in said and "withdrawn by oversight" in said
+
+
+def _one_record(dataset: Dataset) -> bytes:
+    row = dataset.frame.iloc[0]
+    record = {"id": str(row["person_id"])}
+    for feature in dataset.spec.features:
+        value = row[feature.name]
+        record[feature.name] = value if feature.kind == "category" else float(value)
+    return json.dumps({"purpose": "outreach", "records": [record]}).encode()

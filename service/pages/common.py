@@ -38,11 +38,9 @@ def registry() -> Registry:
 def versions_now() -> list[dict[str, Any]]:
     """Every registered version with its state now, from the signed statements
     (:func:`audits.loading.version_states`), never from registry tags."""
-    from audits.loading import trust_for, version_states
+    from audits.loading import version_states
 
-    source = current_app.extensions["outreach.model"]
-    trust = trust_for(source.home, signing=False).with_anchors(source.anchors)
-    return version_states(registry(), trust=trust)
+    return version_states(registry(), trust=current_app.extensions["outreach.model"].trust())
 
 
 def fmt_time(value: Any) -> str:

@@ -20,7 +20,6 @@ from mlflow.exceptions import MlflowException
 from audits import transparency
 from audits.attestation import refusal
 from audits.catalogue import report_sha256
-from audits.loading import trust_for
 from audits.transparency import (
     load_settings,
     public_summary,
@@ -56,7 +55,7 @@ def record_for(name: str, version: str) -> dict[str, Any]:
     """A version's record, built from its attested release (which verifies the version's bytes
     again); kept while its attestation log, audit report and the settings are unchanged."""
     home = current_app.extensions["outreach.home"]
-    trust = trust_for(home, signing=False)
+    trust = current_app.extensions["outreach.model"].trust()
     settings = _settings()
     log = trust.log(name)
     stat = log.stat() if log.exists() else None
@@ -89,9 +88,8 @@ def has_record(name: str, version: str) -> bool:
     """Whether the signed statements let ``version`` be served, so that it has a record (its
     bytes are checked again when the record is built)."""
     home = current_app.extensions["outreach.home"]
-    anchors = current_app.extensions["outreach.model"].anchors
     try:
-        state = trust_for(home, signing=False).with_anchors(anchors).state(name, None)
+        state = current_app.extensions["outreach.model"].trust().state(name, None)
     except OutreachError:
         return False
     if not state.valid:  # an invalid log vouches for nothing (audits.serving_state)
