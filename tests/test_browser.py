@@ -389,7 +389,9 @@ def test_oversight_withdraws_the_model_and_the_coordinators_list_is_paused(
     sign_in(page, base, site, "oversight")
     form = page.locator("form.withdraw")
     form.get_by_label("Why (kept on the record)").fill("a gap was found in this month's list")
-    form.get_by_role("button", name=f"Withdraw {name}").click()  # the confirmation is accepted
+    form.get_by_role("button", name=f"Withdraw {name}").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text(f"Withdraw {name}?")
+    page.get_by_role("button", name=f"Withdraw {name} now").click()
     expect(page.get_by_role("status")).to_contain_text(f"Withdrew {name}")
     expect(
         page.get_by_role("cell", name=re.compile("^Withdrawn by .*: not served"))

@@ -546,7 +546,17 @@ def test_the_board_can_withdraw_the_production_model_and_coordinators_see_it_pau
     assert no_note.status_code == 400 and "explaining the withdrawal" in no_note.get_data(True)
     assert coordinator.post(path, data={"csrf_token": csrf(html), "note": "x"}).status_code == 403
     before = count(db, AccessLogRow)
-    response = oversight.post(path, data={"csrf_token": csrf(html), "note": "gap found"})
+    # The first step only asks: what withdrawing does, the note, and a button to confirm.
+    asked = oversight.post(path, data={"csrf_token": csrf(html), "note": "gap found"})
+    confirmation = asked.get_data(as_text=True)
+    assert asked.status_code == 200 and f"Withdraw {name} now" in confirmation
+    assert "Cancel: keep" in confirmation and "“gap found”" in confirmation
+    assert count(db, AccessLogRow) == before and count(db, Approval) == 0
+    assert coordinator.get("/outreach/").status_code == 200  # still served (a logged view)
+    before = count(db, AccessLogRow)
+    response = oversight.post(
+        path, data={"csrf_token": csrf(confirmation), "note": "gap found", "confirmed": "yes"}
+    )
     assert response.status_code == 302
     assert count(db, AccessLogRow) == before + 1
     with db.session() as session:
@@ -563,6 +573,115 @@ def test_the_board_can_withdraw_the_production_model_and_coordinators_see_it_pau
     assert api.get("/api/v1/readyz").status_code == 503
     page = oversight.get("/oversight/releases").get_data(as_text=True)
     assert "Withdrawn" in page and f"Withdraw {name}" not in page
+
+
+def test_each_version_shows_its_monitoring_status_and_the_boards_options_as_buttons(
+    as_role, own_site: Site
+) -> None:
+    client = as_role("oversight")
+    name, waiting = own_site.awaiting
+    live = next(
+        r for r in list_versions(connect(own_site.home), name) if "production" in r["aliases"]
+    )["version"]
+    html = client.get("/oversight/releases").get_data(as_text=True)
+    status = html.split(f'id="monitoring-{name}-{live}"', 1)[1].split("</p>", 1)[0]
+    # The site listed two months with the production version, without monitoring documents.
+    assert "Not monitored: 2 months listed" in status, status
+    assert f"/oversight/monitoring?model={name}" in status
+    row = html.split(f'id="version-{name}-{live}"', 1)[1].split("</tr>", 1)[0]
+    assert f">Withdraw {name}</button>" in row
+    assert f">Ask for a re-audit of version {live}</button>" in row
+    waiting_row = html.split(f'id="version-{name}-{waiting}"', 1)[1].split("</tr>", 1)[0]
+    assert f"Approve version {waiting}</button>" in waiting_row
+    assert f"Reject version {waiting}</button>" in waiting_row
+    assert "Withdraw" not in waiting_row and "re-audit" not in waiting_row
+    assert "<code>" not in html  # the board's options are buttons, not command lines
+
+
+def test_the_board_asks_for_a_re_audit_and_the_analysts_see_it(
+    as_role, own_site: Site, db: Database
+) -> None:
+    oversight = as_role("oversight")
+    name = own_site.awaiting[0]
+    live = next(
+        r for r in list_versions(connect(own_site.home), name) if "production" in r["aliases"]
+    )["version"]
+    path = f"/oversight/releases/{name}/{live}/reaudit"
+    token = page_token(oversight, "/oversight/releases")
+    no_note = oversight.post(path, data={"csrf_token": token, "note": "  "})
+    assert no_note.status_code == 400
+    assert "saying why a re-audit is needed" in no_note.get_data(as_text=True)
+    assert (
+        oversight.post(
+            f"/oversight/releases/{name}/99/reaudit", data={"csrf_token": token, "note": "x"}
+        ).status_code
+        == 404
+    )
+    analyst_client = as_role("analyst")
+    analyst_token = page_token(analyst_client, "/analyst/versions")
+    refused = analyst_client.post(path, data={"csrf_token": analyst_token, "note": "x"})
+    assert refused.status_code == 403  # the board's option only
+    done = oversight.post(path, data={"csrf_token": token, "note": "recall fell in March"})
+    assert done.status_code == 302
+    with db.session() as session:
+        recorded = session.scalars(select(Approval)).one()
+    assert (recorded.decision, recorded.model_version, recorded.by) == (
+        "re-audit requested",
+        live,
+        own_site.user("oversight"),
+    )
+    page = oversight.get("/oversight/releases").get_data(as_text=True)
+    assert "Asked for a re-audit of" in page and "Re-audit requested by oversight-user" in page
+    # Nothing moved: the version is still served.
+    assert (
+        "production"
+        in next(r for r in list_versions(connect(own_site.home), name) if r["version"] == live)[
+            "aliases"
+        ]
+    )
+    analyst = as_role("analyst").get("/oversight/monitoring").get_data(as_text=True)
+    assert "The board asked for a re-audit" in analyst and "recall fell in March" in analyst
+    assert f"outreach audit --model {name}/VERSION" in analyst  # the analyst's own tool
+    board = oversight.get("/oversight/monitoring").get_data(as_text=True)
+    assert "The board asked for a re-audit" in board
+    assert "outreach audit" not in board  # never a command line for the board
+
+
+def test_the_person_who_released_a_version_cannot_approve_it_on_the_page(
+    app: Flask, own_site: Site, db: Database
+) -> None:
+    from service.auth import add_user
+
+    name, version = own_site.awaiting  # released by analyst-1
+    add_user(db, "analyst-1", "oversight", password="a long enough password for tests")
+    client = app.test_client()
+    token = csrf(client.get("/login").get_data(as_text=True))
+    client.post(
+        "/login",
+        data={
+            "csrf_token": token,
+            "username": "analyst-1",
+            "password": "a long enough password for tests",
+        },
+    )
+    html = client.get("/oversight/releases").get_data(as_text=True)
+    row = html.split(f'id="version-{name}-{version}"', 1)[1].split("</tr>", 1)[0]
+    assert f"Approve version {version}</button>" not in row
+    assert "You released this version" in row and f"Reject version {version}" in row
+    refused = client.post(
+        f"/oversight/releases/{name}/{version}/decision",
+        data={"csrf_token": csrf(html), "decision": "approve", "note": "my own"},
+    )
+    text = refused.get_data(as_text=True)
+    assert refused.status_code == 409 and "needs a second person" in text
+    assert 'role="alert"' in text and "Releases" in text
+    assert count(db, Approval) == 0
+
+
+def test_monitoring_refuses_a_model_not_in_production(as_role) -> None:
+    response = as_role("analyst").get("/oversight/monitoring?model=no_such_model")
+    assert response.status_code == 404
+    assert "is in production here" in response.get_data(as_text=True)
 
 
 def test_a_refused_decision_records_nothing(as_role, own_site: Site, db: Database) -> None:
