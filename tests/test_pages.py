@@ -678,6 +678,40 @@ def test_the_person_who_released_a_version_cannot_approve_it_on_the_page(
     assert count(db, Approval) == 0
 
 
+def test_every_model_in_production_has_a_monitoring_page(as_role, own_site: Site, dataset) -> None:
+    """A second model in production beside the one this service serves: its own monitoring
+    page (nothing scored with it yet, said in words), linked from the releases page and from
+    the served model's page."""
+    from audits.release import release
+    from tests.conftest import fast_spec
+    from tests.test_release import LENIENT, policy_text
+
+    other = release(
+        fast_spec(name="second_outreach"),
+        dataset,
+        connect(own_site.home),
+        policy=policy_text(**LENIENT),
+    )
+    assert other.promoted
+    board = as_role("oversight")
+    releases = board.get("/oversight/releases").get_data(as_text=True)
+    assert "/oversight/monitoring?model=second_outreach" in releases
+    served = board.get("/oversight/monitoring").get_data(as_text=True)
+    assert 'aria-label="Models in production"' in served
+    assert "?model=second_outreach" in served
+    response = as_role("analyst").get("/oversight/monitoring?model=second_outreach")
+    html = response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert "Monitoring: second_outreach" in html
+    said = html.split('id="not-scored">', 1)[1].split("</p>", 1)[0]
+    version = other.chosen.candidate.version
+    assert f"No month has been scored with second_outreach (version {version} is in" in said
+    assert "outreach score --data FILE" in html  # how the analyst starts it
+    plain = board.get("/oversight/monitoring?model=second_outreach").get_data(as_text=True)
+    assert "No month has been scored with second_outreach" in plain
+    assert "<code>" not in plain.split("<main", 1)[1]
+
+
 def test_monitoring_refuses_a_model_not_in_production(as_role) -> None:
     response = as_role("analyst").get("/oversight/monitoring?model=no_such_model")
     assert response.status_code == 404
