@@ -822,7 +822,18 @@ def test_access_log_page_checks_new_rows_between_full_checks(as_role, db: Databa
 def test_monitoring_warns_beyond_the_policy_limits(db: Database, app: Flask) -> None:
     name = app.extensions["outreach.model"].name
     gate = {"metric": "selection_rate", "disparity": "ratio", "min": 0.999, "max": 1.001}
-    report = {"policy": {"gates": [gate], "reference_group": "largest", "min_group_size": 1}}
+    policy = {"gates": [gate], "reference_group": "largest", "min_group_size": 1}
+    with db.session() as session:
+        found = monitoring.periods(session, name, {"policy": policy})
+    # A group is judged only where the audit counted enough people in need (the one
+    # sufficiency rule, audits.limit_check): without the audit's counts, nothing is judged.
+    assert found and not found[0].warnings
+    groups = [
+        {"attribute": a.attribute, "group": g.group, "people_in_need": 1_000}
+        for a in found[0].attributes
+        for g in a.groups
+    ]
+    report = {"policy": policy, "groups": groups}
     with db.session() as session:
         views = monitoring.periods(session, name, report)
     assert views and {a.attribute for a in views[0].attributes} >= {"race_ethnicity", "sex"}
@@ -832,13 +843,13 @@ def test_monitoring_warns_beyond_the_policy_limits(db: Database, app: Flask) -> 
             assert sum(g.selected for g in attribute.groups) == view.selected
             reference = [g for g in attribute.groups if g.reference]
             assert len(reference) == 1
-    named = {"policy": {**report["policy"], "reference_group": {"sex": "male"}}}
+    named = {**report, "policy": {**policy, "reference_group": {"sex": "male"}}}
     with db.session() as session:
         view = monitoring.periods(session, name, named)[0]
     sex = next(a for a in view.attributes if a.attribute == "sex")
     assert [g.group for g in sex.groups if g.reference] == ["male"]
     assert any("against male" in w and "a blocking gate" in w for w in sex.warnings)
-    rest = {"policy": {**report["policy"], "reference_group": "rest"}}
+    rest = {**report, "policy": {**policy, "reference_group": "rest"}}
     with db.session() as session:
         view = monitoring.periods(session, name, rest)[0]
     for attribute in view.attributes:  # compared with everyone else: no group is the reference
@@ -848,7 +859,7 @@ def test_monitoring_warns_beyond_the_policy_limits(db: Database, app: Flask) -> 
             rate = sum(o.selected for o in others) / sum(o.population for o in others)
             assert g.ratios["selection_rate"] == pytest.approx(g.selection_rate / rate)
     assert any("against everyone else" in w for w in view.warnings)
-    relaxed = {"policy": {**report["policy"], "gates": [{**gate, "min": 0.0, "max": 100.0}]}}
+    relaxed = {**report, "policy": {**policy, "gates": [{**gate, "min": 0.0, "max": 100.0}]}}
     with db.session() as session:
         assert not monitoring.periods(session, name, relaxed)[0].warnings
 

@@ -16,7 +16,7 @@ from flask import current_app, g, render_template, request
 from flask.typing import ResponseReturnValue
 from markupsafe import Markup
 
-from audits import charts, disclosure
+from audits import charts, disclosure, limit_check
 from audits import report as report_words
 from audits.catalogue import read_report
 from audits.policy import policy_from_report
@@ -127,6 +127,7 @@ def monitoring_page() -> ResponseReturnValue:
         report=report,
         figures=_figures(document, funnels, report, _plain_names() if name == served else {}),
         selection_charts=_selection_charts(views),
+        shown_interval=limit_check.shown_interval,
     )
 
 

@@ -23,6 +23,7 @@ from flask import (
 from flask.typing import ResponseReturnValue
 from sqlalchemy import Text, cast, func, select
 
+from audits import limit_check
 from audits.catalogue import list_versions, read_report
 from audits.decision_summary import summarise, verdict_label
 from audits.policy import Gate, assessments_from_report
@@ -284,16 +285,14 @@ def _gated(report: dict[str, Any]) -> dict[tuple[str, str, str], dict[str, Any]]
 
 def _beyond(report: dict[str, Any], disparity: dict[str, Any]) -> bool:
     """Whether a sufficient group's point estimate is beyond a limit of the report's gates."""
-    value = disparity.get("value")
-    if value is None or not disparity.get("sufficient"):
-        return False
-    for gate in report["policy"]["gates"]:
-        if gate["metric"] != disparity["metric"] or gate["disparity"] != disparity["kind"]:
+    for found in report["policy"]["gates"]:
+        gate = Gate.model_validate(found)
+        if (gate.metric, gate.disparity) != (disparity["metric"], disparity["kind"]):
             continue
-        if not Gate.model_validate(gate).applies_to(disparity["attribute"]):
+        if not gate.applies_to(disparity["attribute"]):
             continue
-        low, high = gate.get("min"), gate.get("max")
-        if (low is not None and value < low) or (high is not None and value > high):
+        value, judged = disparity.get("value"), bool(disparity.get("sufficient"))
+        if limit_check.check(gate, value, sufficient=judged) == "beyond":
             return True
     return False
 
