@@ -642,6 +642,8 @@ def test_the_board_asks_for_a_re_audit_and_the_analysts_see_it(
     analyst = as_role("analyst").get("/oversight/monitoring").get_data(as_text=True)
     assert "The board asked for a re-audit" in analyst and "recall fell in March" in analyst
     assert f"outreach audit --model {name}/VERSION" in analyst  # the analyst's own tool
+    versions = analyst_client.get("/analyst/versions").get_data(as_text=True)
+    assert f"{name} version {live}: asked by oversight-user" in versions
     board = oversight.get("/oversight/monitoring").get_data(as_text=True)
     assert "The board asked for a re-audit" in board
     assert "outreach audit" not in board  # never a command line for the board

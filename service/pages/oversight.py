@@ -147,8 +147,12 @@ def _why_served(row: dict[str, Any], source: Any) -> tuple[bool, str]:
     if row.get("awaiting_approval"):
         return False, "Not served yet: it waits for the board's decision."
     if "production" in row["aliases"]:
-        why = source.reason or "its signed release statement could not be verified"
-        return False, f"Not served: {why}."
+        if source.reason:
+            return False, f"Not served: {source.reason}."
+        return False, (
+            "Not served yet: it is the production version, and the service loads it (checking "
+            "its signed release statement) at its next check."
+        )
     return False, "Not served: another version is the one in production."
 
 
