@@ -226,6 +226,8 @@ def version_states(
                 if approved and decision == "REVIEW"
                 else "",
                 "rejected_by": (standing.rejected or {}).get("by"),
+                # Who released it (the signed release statement): they cannot approve it.
+                "released_by": release.get("by") or None,
                 "withdrawn_by": (withdrawn or {}).get("by"),
                 "state": version.code,
                 "servable": version.servable,

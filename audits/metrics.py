@@ -43,6 +43,7 @@ import numpy as np
 import pandas as pd
 
 from audits.groups import Grouping
+from audits.limit_check import Materiality
 from audits.policy import COUNT_METRICS
 from audits.resampling import ClusterBootstrap, confusion_cells, fine_cells, grouping_draws
 from audits.shrinkage import pooled_estimates
@@ -488,7 +489,10 @@ def _audit_grouping(
     sizes = table.sum(axis=1)
     positives = table[:, 0] + table[:, 2]
     persons, persons_in_need = people
-    sufficient = (persons >= min_group_size) & (persons_in_need >= min_group_positives)
+    # The one sufficiency rule (audits.limit_check), on people and people in need.
+    sufficient = Materiality(min_group_size, min_group_positives).sufficient(
+        persons, persons_in_need
+    )
 
     # Resampled comparisons: each compared cell gets the Jeffreys prior's half count.
     mine_draws: dict[str, np.ndarray] = {}

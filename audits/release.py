@@ -56,6 +56,7 @@ from model.metrics import top_k_mask
 from model.registry import Registry, log_training
 from model.spec import ExperimentSpec
 from model.train import CandidateResult, TrainingResult, train
+from model.words import feature_words
 
 Progress = Callable[[str], None]
 
@@ -103,7 +104,8 @@ def model_card(spec: ExperimentSpec, result: TrainingResult) -> dict[str, Any]:
             "Held-out later months, never seen in training: "
             + ", ".join(ordinal_to_period(p) for p in latest.validation_periods)
         ),
-        "features": [f"{f.name}: {f.description or f.reason}" for f in spec.features],
+        # Each feature in plain words (never a reason template with its {value} unfilled).
+        "features": [f"{feature_words(f)} ({f.name})" for f in spec.features],
         "sensitive_attributes": (
             "Used only to audit: "
             + ", ".join(spec.sensitive_attributes)

@@ -53,6 +53,7 @@ from model.home import Home
 from model.registry import Registry
 from model.signing import canonical
 from model.spec import read_toml
+from model.words import feature_words
 
 __all__ = [
     "AGENCY",
@@ -375,7 +376,7 @@ def _owner(f: _Facts) -> dict[str, Any]:
 
 
 def _rationale(f: _Facts) -> dict[str, Any]:
-    features = ", ".join(f.model.feature_names)
+    features = "; ".join(feature_words(ft).lower() for ft in f.model.features)
     candidates = f.report.get("candidates") or []
     alternatives = (
         f"{len(candidates)} candidate model(s) were trained and audited on the same later months: "

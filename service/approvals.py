@@ -1,13 +1,23 @@
 """Oversight decisions on releases: recorded in the service's database (who, when, why) in the
 same step as the signed registry change, whether made on the releases page or with the command
-line. A withdrawal (the board's stop button) also writes an access-log row."""
+line. A withdrawal (the board's stop button) also writes an access-log row.
+
+The board may also ask for a re-audit of a version (:func:`request_reaudit`): a request recorded
+beside the decisions, which the analysts read on their pages and answer by re-auditing the
+version on recent data (``outreach audit --model NAME/VERSION --data FILE``). Running an audit
+inside a web request would need a data file the service does not hold, and minutes of work."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Literal
+
+from sqlalchemy import select
 
 from audits.loading import trust_for
 from audits.release import approve, reject, withdraw
+from model.errors import BadInputError
 from model.registry import Registry
 from service import access_log
 from service.attestation_heads import DatabaseAnchors
@@ -15,6 +25,8 @@ from service.db import Approval, Database
 
 Decision = Literal["approve", "reject", "withdraw"]
 RECORDED = {"approve": "approved", "reject": "rejected", "withdraw": "withdrawn"}
+#: How a request for a re-audit is recorded among the decisions (not a decision: nothing moves).
+REAUDIT_REQUESTED = "re-audit requested"
 
 
 def decide(
@@ -77,3 +89,46 @@ def decide(
     # the service's next poll).
     trust.anchor(name)
     return done
+
+
+@dataclass(frozen=True)
+class ReauditRequest:
+    """The board's request that a version be audited again on recent data."""
+
+    name: str
+    version: str
+    by: str
+    note: str
+    at: datetime
+
+
+def request_reaudit(db: Database, name: str, version: str, *, by: str, note: str) -> None:
+    """Record the board's request for a re-audit of ``name`` version ``version``, with a note.
+
+    Nothing in the registry changes: the version is served (or not) as before, and the analysts
+    see the request on their pages (:func:`reaudit_requests`).
+    """
+    if not note.strip():
+        raise BadInputError("a request for a re-audit needs a note saying why")
+    with db.session() as session:
+        session.add(
+            Approval(
+                model_name=name,
+                model_version=version,
+                decision=REAUDIT_REQUESTED,
+                by=by,
+                note=note.strip(),
+            )
+        )
+
+
+def reaudit_requests(db: Database, name: str | None = None) -> list[ReauditRequest]:
+    """The board's requests for a re-audit, newest first (of one model, or of all)."""
+    statement = select(Approval).where(Approval.decision == REAUDIT_REQUESTED)
+    if name is not None:
+        statement = statement.where(Approval.model_name == name)
+    with db.session() as session:
+        return [
+            ReauditRequest(a.model_name, a.model_version, a.by, a.note, a.recorded_at)
+            for a in session.scalars(statement.order_by(Approval.id.desc()))
+        ]

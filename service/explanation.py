@@ -18,7 +18,6 @@ and writes the access-log row (action ``explanation``) before anything is shown.
 from __future__ import annotations
 
 import math
-import re
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -36,6 +35,7 @@ from model.home import Home
 from model.registry import Registry, connect
 from model.scorer import ScoringModel
 from model.spec import Feature
+from model.words import feature_words
 from service import queue as queue_rules
 from service.db import Database, OptOut, QueueEntry
 from service.loader import ModelSource
@@ -200,31 +200,6 @@ def top_reasons(stored: Sequence[Mapping[str, Any]]) -> tuple[ReasonLine, ...]:
         ReasonLine(str(r["feature"]), r.get("value"), r["contribution"], str(r["text"]))
         for r in raised[:MAX_REASONS]
     )
-
-
-_VALUE = re.compile(r"\s*\{value\}\s*")
-
-
-def feature_words(feature: Feature) -> str:
-    """What a feature is, in words: its description, else its reason template without the value
-    ("{value} shelter contacts in the last year" -> "shelter contacts in the last year"), else
-    (when that leaves a single word) its name in words ("household_size" -> "household size")."""
-    if feature.description.strip():
-        return feature.description.strip().rstrip(".")
-    words = _VALUE.sub(" ", feature.reason.format_map(_KeepValue(name=feature.name))).strip()
-    words = re.sub(r"[\s:]+$", "", words)
-    words = re.sub(r"\s+of$", "", words)
-    words = re.sub(r"^(a|an)\s+", "", words)
-    if len(words.split()) < 2:  # "a household of {value}" says too little: the name does better
-        words = feature.name.replace("_", " ")
-    return words[0].upper() + words[1:]
-
-
-class _KeepValue(dict[str, str]):
-    """Formats a reason template with ``{value}`` left in place."""
-
-    def __missing__(self, key: str) -> str:
-        return "{" + key + "}"
 
 
 def _attribute_words(attributes: Sequence[str]) -> tuple[str, ...]:

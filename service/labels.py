@@ -33,6 +33,7 @@ import pandas as pd
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from audits import limit_check
 from audits.audit import applicable_intersections, run_audit
 from audits.estimates import compare_with_realised
 from audits.evaluation import evaluation_estimates
@@ -158,7 +159,13 @@ def _calibration(
             "observed": observed,
             "ratio": ratio,
             "ci": [low / expected, high / expected] if expected > 0 else [None, None],
-            "calibrated": bool(low <= expected <= high) if expected > 0 else None,
+            # Calibrated exactly when the ratio's interval includes 1 (one rule for the flag
+            # and for how the interval is shown: audits.limit_check.shown_interval).
+            "calibrated": (
+                limit_check.interval_includes(low / expected, high / expected, 1.0)
+                if expected > 0
+                else None
+            ),
         }
 
     everyone = np.ones(len(scores), dtype=bool)

@@ -10,6 +10,10 @@ under, for the gates that can be judged before outcomes are known:
 - ``flagged_to_need``: the group's share of the list over its share of need, with need taken
   from the release audit (the last months whose outcomes were known).
 
+A group is judged only where :mod:`audits.limit_check` judges it: enough people this month, and
+enough people in need in the release audit (so a group the audit could not judge is not judged
+here either).
+
 Gates on outcome-based metrics (recall, precision...) need the crises that follow and are judged
 at the next audit, not here.
 
@@ -23,6 +27,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,7 +35,7 @@ import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from audits import disclosure
+from audits import disclosure, limit_check
 from audits.groups import Grouping
 from audits.metrics import REST, reference_index
 from audits.policy import Policy, policy_from_report
@@ -113,16 +118,27 @@ def _reference(rows: list[GroupRow], attribute: str, rule: Any) -> GroupRow | No
 
 
 def _judge(
-    attribute: str, rows: list[GroupRow], policy: Policy, need: dict[str, float]
+    attribute: str,
+    rows: list[GroupRow],
+    policy: Policy,
+    need: dict[str, float],
+    in_need: Mapping[tuple[str, str], int],
 ) -> list[str]:
     """Warnings where a group's list share is beyond a limit of the audit's policy.
 
     The policy is the one the serving model's audit applied (rebuilt from its report), the
-    comparison is the audit's (everyone else, by default), and the limit check is the gate's.
+    comparison is the audit's (everyone else, by default), and the limit check and its
+    sufficiency rule are the gate's (:mod:`audits.limit_check`): the month's people, and the
+    people in need the audit counted (``in_need``).
     """
     warnings: list[str] = []
     for row in rows:
-        row.sufficient = row.population >= policy.min_group_size
+        row.sufficient = limit_check.sufficient(
+            policy,
+            attribute,
+            people=row.population,
+            in_need=in_need.get((attribute, row.group), 0),
+        )
     ref = _reference(rows, attribute, policy.reference_group)
     if ref is not None:
         ref.reference = True
@@ -159,7 +175,8 @@ def _judge(
                 continue
             disparity = mine / base if gate.disparity == "ratio" else mine - base
             row.ratios[metric] = disparity
-            if row.reference or not row.sufficient or not gate.outside(disparity):
+            status = limit_check.check(gate, disparity, sufficient=row.sufficient)
+            if row.reference or status != "beyond":
                 continue
             below = gate.min is not None and disparity < gate.min
             limit = f"at least {gate.min:g}" if below else f"at most {gate.max:g}"
@@ -230,7 +247,13 @@ def periods(
             for row in rows:
                 row.outcomes = dict(tally.get((label, attribute, row.group), {}))
             warnings = (
-                _judge(attribute, rows, policy, _need_shares(report or {}, attribute))
+                _judge(
+                    attribute,
+                    rows,
+                    policy,
+                    _need_shares(report or {}, attribute),
+                    limit_check.audited_in_need(report or {}),
+                )
                 if policy is not None
                 else []
             )

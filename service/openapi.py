@@ -244,6 +244,8 @@ def _schemas(model: ScoringModel | None) -> dict[str, Any]:
                 "review_groups": {"type": "string"},
                 "approved_review_groups": {"type": "string"},
                 "rejected_by": text_or_none,
+                # Who released it (the signed release statement); they cannot approve it.
+                "released_by": text_or_none,
                 "withdrawn_by": text_or_none,
                 "precision_at_k": {"type": ["number", "null"]},
                 "recall_at_k": {"type": ["number", "null"]},

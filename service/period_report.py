@@ -29,7 +29,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from audits import disclosure
+from audits import disclosure, limit_check
 from audits.policy import Gate, Policy, policy_from_report
 from audits.report import plain_numbers
 from model.errors import NotFoundError
@@ -62,11 +62,17 @@ def _metric(metric: str, s: Mapping[str, float], total: Mapping[str, float]) -> 
 
 
 def estimated_disparities(
-    estimates: Mapping[str, Any], policy: Policy
+    estimates: Mapping[str, Any],
+    policy: Policy,
+    in_need: Mapping[tuple[str, str], float] | None = None,
 ) -> tuple[list[dict[str, Any]], list[str]]:
     """Each gated metric's estimated disparity per group against everyone else, and the
-    reasons to re-audit: a group with enough people whose estimate is beyond a blocking or
-    warning limit of the policy."""
+    reasons to re-audit: a group judged on its own whose estimate is beyond a blocking or
+    warning limit of the policy.
+
+    Judged by :mod:`audits.limit_check`: the month's people, and the people in need the release
+    audit counted (``in_need``, :func:`audits.limit_check.audited_in_need`); without them, the
+    crises the month's scores expect."""
     rows = [r for r in estimates.get("groups") or [] if r.get("attribute") != "overall"]
     keys = ("people", "selected", "expected", "found")
     out: list[dict[str, Any]] = []
@@ -84,11 +90,12 @@ def estimated_disparities(
             rest = {k: total[k] - mine[k] for k in total}
             value, base = _metric(gate.metric, mine, total), _metric(gate.metric, rest, total)
             disparity = _disparity(gate, value, base)
-            sufficient = (
-                mine["people"] >= policy.min_group_size
-                and mine["expected"] >= policy.min_group_positives
+            need = mine["expected"] if in_need is None else in_need.get((attribute, group), 0)
+            sufficient = limit_check.sufficient(
+                policy, attribute, people=mine["people"], in_need=need
             )
-            beyond = disparity is not None and sufficient and gate.outside(disparity)
+            status = limit_check.check(gate, disparity, sufficient=sufficient)
+            beyond = status == "beyond"
             out.append(
                 {
                     "attribute": attribute,
@@ -101,6 +108,7 @@ def estimated_disparities(
                     "limit": gate.describe(),
                     "sufficient": sufficient,
                     "beyond_limit": beyond,
+                    "status": limit_check.WORDS[status],
                 }
             )
             if beyond:
@@ -190,7 +198,9 @@ def period_document(
     estimates = row.estimates
     disparities: list[dict[str, Any]] = []
     if estimates and policy is not None:
-        disparities, reasons = estimated_disparities(estimates, policy)
+        disparities, reasons = estimated_disparities(
+            estimates, policy, limit_check.audited_in_need(report)
+        )
         reaudit += reasons
         warnings += [f"estimated before labels: {r}" for r in reasons]
     drift = row.drift

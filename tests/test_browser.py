@@ -371,6 +371,75 @@ def test_oversight_report_compare_and_approve(page: Page, server: tuple[str, Sit
     expect(page.get_by_role("status")).to_contain_text("The chain is intact")
 
 
+@pytest.fixture(scope="module")
+def review_server(
+    site: Site, small_spec, dataset, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[str, Site, str]]:
+    """A copy of the site with a REVIEW release awaiting the board (the gate left open
+    questions), served: yields the base address, the site and the REVIEW version."""
+    from audits.release import release
+    from model.registry import connect
+    from tests.test_release import policy_text
+
+    own = copy_site(site, tmp_path_factory.mktemp("browser-review"))
+    review = release(
+        small_spec,
+        dataset,
+        connect(own.home),
+        policy=policy_text(**{"bootstrap_resamples = 1000": "bootstrap_resamples = 200"}),
+    )
+    assert review.decision == "REVIEW" and review.awaiting_approval
+    for base, served in _serve(own, watch=0):
+        yield base, served, str(review.chosen.candidate.version)
+
+
+def test_board_reads_the_summary_approves_a_review_and_confirms_a_withdrawal(
+    page: Page, review_server: tuple[str, Site, str]
+) -> None:
+    """Board: release summary -> approve a REVIEW -> ask for a re-audit -> withdraw, with its
+    confirmation step; at 1280 and 390 px, nothing scrolling sideways."""
+    base, site, version = review_server
+    name = site.awaiting[0]
+    sign_in(page, base, site, "oversight")
+    summary = page.locator(f"#summary-{name}-{version}")
+    expect(summary).to_contain_text(re.compile(r"Version \d+: awaiting the board.s decision"))
+    expect(summary).to_contain_text("REVIEW: ")
+    expect(summary).to_contain_text("What approving commits the board to:")
+    row = page.locator(f"#version-{name}-{version}")
+    expect(row.get_by_role("button", name=f"Approve version {version}")).to_be_visible()
+    expect(row.get_by_role("button", name=f"Reject version {version}")).to_be_visible()
+    expect(page.locator("main code")).to_have_count(0)  # buttons, never command lines
+    at_both_widths(page, "26-board-release-summary")
+
+    row.get_by_label("Note for the record").fill("we take on the open questions listed")
+    row.get_by_role("button", name=f"Approve version {version}").click()  # confirmed
+    expect(page.get_by_role("status")).to_contain_text(
+        f"Approved {name} version {version}; it is now in production."
+    )
+    row = page.locator(f"#version-{name}-{version}")
+    expect(row).to_contain_text("In production")
+    expect(row.locator(".monitoring-status")).to_contain_text("Not monitored yet")
+    expect(row).to_contain_text("Took on the groups the audit could not judge")
+    row.get_by_label("Why a re-audit (kept on the record)").fill("check the spring months")
+    row.get_by_role("button", name=f"Ask for a re-audit of version {version}").click()
+    expect(page.get_by_role("status")).to_contain_text(f"Asked for a re-audit of {name}")
+    at_both_widths(page, "27-board-approved-review")
+
+    form = page.locator(f"#version-{name}-{version} form.withdraw")
+    form.get_by_label("Why (kept on the record)").fill("a gap was found in the spring list")
+    form.get_by_role("button", name=f"Withdraw {name}").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text(f"Withdraw {name}?")
+    confirmation = page.locator("#withdraw-confirmation")
+    expect(confirmation).to_contain_text(f"version {version} is in production")
+    expect(confirmation).to_contain_text("a gap was found in the spring list")
+    expect(page.get_by_role("link", name=f"Cancel: keep {name} served")).to_be_visible()
+    at_both_widths(page, "28-board-withdraw-confirmation")
+    page.get_by_role("button", name=f"Withdraw {name} now").click()
+    expect(page.get_by_role("status")).to_contain_text(f"Withdrew {name}")
+    expect(page.locator(f"#version-{name}-{version}")).to_contain_text("Withdrawn")
+    at_both_widths(page, "29-board-withdrawn")
+
+
 def test_analyst_versions(page: Page, server: tuple[str, Site]) -> None:
     base, site = server
     sign_in(page, base, site, "analyst")
@@ -389,7 +458,9 @@ def test_oversight_withdraws_the_model_and_the_coordinators_list_is_paused(
     sign_in(page, base, site, "oversight")
     form = page.locator("form.withdraw")
     form.get_by_label("Why (kept on the record)").fill("a gap was found in this month's list")
-    form.get_by_role("button", name=f"Withdraw {name}").click()  # the confirmation is accepted
+    form.get_by_role("button", name=f"Withdraw {name}").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text(f"Withdraw {name}?")
+    page.get_by_role("button", name=f"Withdraw {name} now").click()
     expect(page.get_by_role("status")).to_contain_text(f"Withdrew {name}")
     expect(
         page.get_by_role("cell", name=re.compile("^Withdrawn by .*: not served"))
@@ -475,7 +546,7 @@ def test_oversight_reads_the_months_after_release(
     evaluation = page.locator("#evaluation-table")
     expect(evaluation).to_contain_text("with an offer")
     assert page.locator("figure.chart svg").count() >= 6
-    at_both_widths(page, "14-oversight-monitoring-after-release", fits=False)
+    at_both_widths(page, "14-oversight-monitoring-after-release")
 
     page.get_by_role("link", name=waiting, exact=True).click()
     expect(page.locator("#performance-table")).to_contain_text("no labels yet")
@@ -490,3 +561,13 @@ def test_analyst_opens_monitoring(page: Page, monitored: tuple[str, Site, Releas
     expect(
         page.get_by_role("heading", level=2, name="The funnel by group: offered, reached, helped")
     ).to_be_visible()
+    at_both_widths(page, "30-analyst-monitoring")
+    # Tables of numbers stack into cards on a phone; each page's length is measured.
+    page.set_viewport_size({"width": 390, "height": 844})
+    for table in page.locator("table.stacked").all()[:3]:
+        expect(table.locator("td[data-label]").first).to_be_attached()
+    tall = page.evaluate("document.documentElement.scrollHeight")
+    page.set_viewport_size({"width": 1280, "height": 900})
+    wide = page.evaluate("document.documentElement.scrollHeight")
+    (SHOTS / "30-analyst-monitoring-heights.txt").write_text(f"1280: {wide} px\n390: {tall} px\n")
+    assert wide < 25_200, f"the monitoring page is {wide} px long at 1280 px"

@@ -546,7 +546,17 @@ def test_the_board_can_withdraw_the_production_model_and_coordinators_see_it_pau
     assert no_note.status_code == 400 and "explaining the withdrawal" in no_note.get_data(True)
     assert coordinator.post(path, data={"csrf_token": csrf(html), "note": "x"}).status_code == 403
     before = count(db, AccessLogRow)
-    response = oversight.post(path, data={"csrf_token": csrf(html), "note": "gap found"})
+    # The first step only asks: what withdrawing does, the note, and a button to confirm.
+    asked = oversight.post(path, data={"csrf_token": csrf(html), "note": "gap found"})
+    confirmation = asked.get_data(as_text=True)
+    assert asked.status_code == 200 and f"Withdraw {name} now" in confirmation
+    assert "Cancel: keep" in confirmation and "“gap found”" in confirmation
+    assert count(db, AccessLogRow) == before and count(db, Approval) == 0
+    assert coordinator.get("/outreach/").status_code == 200  # still served (a logged view)
+    before = count(db, AccessLogRow)
+    response = oversight.post(
+        path, data={"csrf_token": csrf(confirmation), "note": "gap found", "confirmed": "yes"}
+    )
     assert response.status_code == 302
     assert count(db, AccessLogRow) == before + 1
     with db.session() as session:
@@ -563,6 +573,151 @@ def test_the_board_can_withdraw_the_production_model_and_coordinators_see_it_pau
     assert api.get("/api/v1/readyz").status_code == 503
     page = oversight.get("/oversight/releases").get_data(as_text=True)
     assert "Withdrawn" in page and f"Withdraw {name}" not in page
+
+
+def test_each_version_shows_its_monitoring_status_and_the_boards_options_as_buttons(
+    as_role, own_site: Site
+) -> None:
+    client = as_role("oversight")
+    name, waiting = own_site.awaiting
+    live = next(
+        r for r in list_versions(connect(own_site.home), name) if "production" in r["aliases"]
+    )["version"]
+    html = client.get("/oversight/releases").get_data(as_text=True)
+    status = html.split(f'id="monitoring-{name}-{live}"', 1)[1].split("</p>", 1)[0]
+    # The site listed two months with the production version, without monitoring documents.
+    assert "Not monitored: 2 months listed" in status, status
+    assert f"/oversight/monitoring?model={name}" in status
+    row = html.split(f'id="version-{name}-{live}"', 1)[1].split("</tr>", 1)[0]
+    assert f">Withdraw {name}</button>" in row
+    assert f">Ask for a re-audit of version {live}</button>" in row
+    waiting_row = html.split(f'id="version-{name}-{waiting}"', 1)[1].split("</tr>", 1)[0]
+    assert f"Approve version {waiting}</button>" in waiting_row
+    assert f"Reject version {waiting}</button>" in waiting_row
+    assert "Withdraw" not in waiting_row and "re-audit" not in waiting_row
+    assert "<code>" not in html  # the board's options are buttons, not command lines
+
+
+def test_the_board_asks_for_a_re_audit_and_the_analysts_see_it(
+    as_role, own_site: Site, db: Database
+) -> None:
+    oversight = as_role("oversight")
+    name = own_site.awaiting[0]
+    live = next(
+        r for r in list_versions(connect(own_site.home), name) if "production" in r["aliases"]
+    )["version"]
+    path = f"/oversight/releases/{name}/{live}/reaudit"
+    token = page_token(oversight, "/oversight/releases")
+    no_note = oversight.post(path, data={"csrf_token": token, "note": "  "})
+    assert no_note.status_code == 400
+    assert "saying why a re-audit is needed" in no_note.get_data(as_text=True)
+    assert (
+        oversight.post(
+            f"/oversight/releases/{name}/99/reaudit", data={"csrf_token": token, "note": "x"}
+        ).status_code
+        == 404
+    )
+    analyst_client = as_role("analyst")
+    analyst_token = page_token(analyst_client, "/analyst/versions")
+    refused = analyst_client.post(path, data={"csrf_token": analyst_token, "note": "x"})
+    assert refused.status_code == 403  # the board's option only
+    done = oversight.post(path, data={"csrf_token": token, "note": "recall fell in March"})
+    assert done.status_code == 302
+    with db.session() as session:
+        recorded = session.scalars(select(Approval)).one()
+    assert (recorded.decision, recorded.model_version, recorded.by) == (
+        "re-audit requested",
+        live,
+        own_site.user("oversight"),
+    )
+    page = oversight.get("/oversight/releases").get_data(as_text=True)
+    assert "Asked for a re-audit of" in page and "Re-audit requested by oversight-user" in page
+    # Nothing moved: the version is still served.
+    assert (
+        "production"
+        in next(r for r in list_versions(connect(own_site.home), name) if r["version"] == live)[
+            "aliases"
+        ]
+    )
+    analyst = as_role("analyst").get("/oversight/monitoring").get_data(as_text=True)
+    assert "The board asked for a re-audit" in analyst and "recall fell in March" in analyst
+    assert f"outreach audit --model {name}/VERSION" in analyst  # the analyst's own tool
+    versions = analyst_client.get("/analyst/versions").get_data(as_text=True)
+    assert f"{name} version {live}: asked by oversight-user" in versions
+    board = oversight.get("/oversight/monitoring").get_data(as_text=True)
+    assert "The board asked for a re-audit" in board
+    assert "outreach audit" not in board  # never a command line for the board
+
+
+def test_the_person_who_released_a_version_cannot_approve_it_on_the_page(
+    app: Flask, own_site: Site, db: Database
+) -> None:
+    from service.auth import add_user
+
+    name, version = own_site.awaiting  # released by analyst-1
+    add_user(db, "analyst-1", "oversight", password="a long enough password for tests")
+    client = app.test_client()
+    token = csrf(client.get("/login").get_data(as_text=True))
+    client.post(
+        "/login",
+        data={
+            "csrf_token": token,
+            "username": "analyst-1",
+            "password": "a long enough password for tests",
+        },
+    )
+    html = client.get("/oversight/releases").get_data(as_text=True)
+    row = html.split(f'id="version-{name}-{version}"', 1)[1].split("</tr>", 1)[0]
+    assert f"Approve version {version}</button>" not in row
+    assert "You released this version" in row and f"Reject version {version}" in row
+    refused = client.post(
+        f"/oversight/releases/{name}/{version}/decision",
+        data={"csrf_token": csrf(html), "decision": "approve", "note": "my own"},
+    )
+    text = refused.get_data(as_text=True)
+    assert refused.status_code == 409 and "needs a second person" in text
+    assert 'role="alert"' in text and "Releases" in text
+    assert count(db, Approval) == 0
+
+
+def test_every_model_in_production_has_a_monitoring_page(as_role, own_site: Site, dataset) -> None:
+    """A second model in production beside the one this service serves: its own monitoring
+    page (nothing scored with it yet, said in words), linked from the releases page and from
+    the served model's page."""
+    from audits.release import release
+    from tests.conftest import fast_spec
+    from tests.test_release import LENIENT, policy_text
+
+    other = release(
+        fast_spec(name="second_outreach"),
+        dataset,
+        connect(own_site.home),
+        policy=policy_text(**LENIENT),
+    )
+    assert other.promoted
+    board = as_role("oversight")
+    releases = board.get("/oversight/releases").get_data(as_text=True)
+    assert "/oversight/monitoring?model=second_outreach" in releases
+    served = board.get("/oversight/monitoring").get_data(as_text=True)
+    assert 'aria-label="Models in production"' in served
+    assert "?model=second_outreach" in served
+    response = as_role("analyst").get("/oversight/monitoring?model=second_outreach")
+    html = response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert "Monitoring: second_outreach" in html
+    said = html.split('id="not-scored">', 1)[1].split("</p>", 1)[0]
+    version = other.chosen.candidate.version
+    assert f"No month has been scored with second_outreach (version {version} is in" in said
+    assert "outreach score --data FILE" in html  # how the analyst starts it
+    plain = board.get("/oversight/monitoring?model=second_outreach").get_data(as_text=True)
+    assert "No month has been scored with second_outreach" in plain
+    assert "<code>" not in plain.split("<main", 1)[1]
+
+
+def test_monitoring_refuses_a_model_not_in_production(as_role) -> None:
+    response = as_role("analyst").get("/oversight/monitoring?model=no_such_model")
+    assert response.status_code == 404
+    assert "is in production here" in response.get_data(as_text=True)
 
 
 def test_a_refused_decision_records_nothing(as_role, own_site: Site, db: Database) -> None:
@@ -669,7 +824,18 @@ def test_access_log_page_checks_new_rows_between_full_checks(as_role, db: Databa
 def test_monitoring_warns_beyond_the_policy_limits(db: Database, app: Flask) -> None:
     name = app.extensions["outreach.model"].name
     gate = {"metric": "selection_rate", "disparity": "ratio", "min": 0.999, "max": 1.001}
-    report = {"policy": {"gates": [gate], "reference_group": "largest", "min_group_size": 1}}
+    policy = {"gates": [gate], "reference_group": "largest", "min_group_size": 1}
+    with db.session() as session:
+        found = monitoring.periods(session, name, {"policy": policy})
+    # A group is judged only where the audit counted enough people in need (the one
+    # sufficiency rule, audits.limit_check): without the audit's counts, nothing is judged.
+    assert found and not found[0].warnings
+    groups = [
+        {"attribute": a.attribute, "group": g.group, "people_in_need": 1_000}
+        for a in found[0].attributes
+        for g in a.groups
+    ]
+    report = {"policy": policy, "groups": groups}
     with db.session() as session:
         views = monitoring.periods(session, name, report)
     assert views and {a.attribute for a in views[0].attributes} >= {"race_ethnicity", "sex"}
@@ -679,13 +845,13 @@ def test_monitoring_warns_beyond_the_policy_limits(db: Database, app: Flask) -> 
             assert sum(g.selected for g in attribute.groups) == view.selected
             reference = [g for g in attribute.groups if g.reference]
             assert len(reference) == 1
-    named = {"policy": {**report["policy"], "reference_group": {"sex": "male"}}}
+    named = {**report, "policy": {**policy, "reference_group": {"sex": "male"}}}
     with db.session() as session:
         view = monitoring.periods(session, name, named)[0]
     sex = next(a for a in view.attributes if a.attribute == "sex")
     assert [g.group for g in sex.groups if g.reference] == ["male"]
     assert any("against male" in w and "a blocking gate" in w for w in sex.warnings)
-    rest = {"policy": {**report["policy"], "reference_group": "rest"}}
+    rest = {**report, "policy": {**policy, "reference_group": "rest"}}
     with db.session() as session:
         view = monitoring.periods(session, name, rest)[0]
     for attribute in view.attributes:  # compared with everyone else: no group is the reference
@@ -695,7 +861,7 @@ def test_monitoring_warns_beyond_the_policy_limits(db: Database, app: Flask) -> 
             rate = sum(o.selected for o in others) / sum(o.population for o in others)
             assert g.ratios["selection_rate"] == pytest.approx(g.selection_rate / rate)
     assert any("against everyone else" in w for w in view.warnings)
-    relaxed = {"policy": {**report["policy"], "gates": [{**gate, "min": 0.0, "max": 100.0}]}}
+    relaxed = {**report, "policy": {**policy, "gates": [{**gate, "min": 0.0, "max": 100.0}]}}
     with db.session() as session:
         assert not monitoring.periods(session, name, relaxed)[0].warnings
 

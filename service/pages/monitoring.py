@@ -16,16 +16,16 @@ from flask import current_app, g, render_template, request
 from flask.typing import ResponseReturnValue
 from markupsafe import Markup
 
-from audits import charts, disclosure
+from audits import charts, disclosure, limit_check
 from audits import report as report_words
 from audits.catalogue import read_report
 from audits.policy import policy_from_report
 from model.errors import NotFoundError, OutreachError
-from service import monitoring
+from service import approvals, monitoring
 from service import queue as queue_rules
 from service.explanation import feature_words
 from service.funnel import funnel, recall_limit
-from service.pages.common import db, model_name, registry
+from service.pages.common import db, model_name, registry, versions_now
 from service.pages.oversight import pages
 from service.pages.security import signed_in
 from service.period_report import period_document, periods_index
@@ -55,16 +55,30 @@ def _report_for(audit_id: str) -> dict[str, Any] | None:
         return None
 
 
+def _in_production() -> dict[str, dict[str, Any]]:
+    """Every model with a production version, by name: that version's row
+    (:func:`service.pages.common.versions_now`)."""
+    return {str(row["name"]): row for row in versions_now() if "production" in row["aliases"]}
+
+
 @pages.get("/monitoring")
 @signed_in("monitoring")
 def monitoring_page() -> ResponseReturnValue:
     """One month (``?period=``, default the latest) and the months before it."""
-    name = model_name()
+    served = model_name()
+    in_production = _in_production()
+    name = request.args.get("model") or served
+    if name != served and name not in in_production:
+        raise NotFoundError(f"No model {name[:120]!r} is in production here.")
     chosen = request.args.get("period")
     if chosen is not None:
         queue_rules.period(chosen)
     serving = current_app.extensions["outreach.model"].current
-    serving_report = _report_for(serving.audit_id) if serving is not None else None
+    if name == served:
+        serving_report = _report_for(serving.audit_id) if serving is not None else None
+    else:  # another model in production: the audit its production version was released on
+        audit_id = in_production[name].get("audit_id")
+        serving_report = _report_for(str(audit_id)) if audit_id else None
     with db().session() as session:
         index = periods_index(session, name)
         views = monitoring.periods(session, name, serving_report)
@@ -100,6 +114,9 @@ def monitoring_page() -> ResponseReturnValue:
         "oversight/monitoring.html",
         principal=g.principal,
         name=name,
+        models=sorted({served, *in_production}),
+        production_version=(in_production.get(name) or {}).get("version"),
+        reaudit_requests=approvals.reaudit_requests(db(), name),
         months=months,
         labelled={row["period"] for row in index if row["labels"]},
         period=period,
@@ -108,13 +125,17 @@ def monitoring_page() -> ResponseReturnValue:
         views=views,
         statuses=monitoring.OUTCOME_STATUSES,
         report=report,
-        figures=_figures(document, funnels, report),
+        figures=_figures(document, funnels, report, _plain_names() if name == served else {}),
         selection_charts=_selection_charts(views),
+        shown_interval=limit_check.shown_interval,
     )
 
 
 def _figures(
-    doc: dict[str, Any] | None, funnels: list[dict[str, Any]], report: dict[str, Any] | None
+    doc: dict[str, Any] | None,
+    funnels: list[dict[str, Any]],
+    report: dict[str, Any] | None,
+    names: dict[str, str],
 ) -> dict[str, list[Markup]]:
     gates = (report or {}).get("policy", {}).get("gates") or []
     figures = {"funnel": _funnel_charts(funnels)}
@@ -122,7 +143,7 @@ def _figures(
         figures |= {
             "performance": _performance_charts(doc),
             "realised": _realised_charts(doc, gates),
-            "drift": _drift_charts(doc, _plain_names()),
+            "drift": _drift_charts(doc, names),
             "evaluation": _evaluation_charts(doc),
         }
     return figures
