@@ -126,6 +126,26 @@ def test_not_assessable_groups_fold_into_one_line_and_a_pass_says_no_breach_once
     assert "beyond the limit" not in body.split('<h2 id="charts">', 1)[0]
 
 
+def test_a_gate_that_could_judge_no_group_is_one_concern_not_a_group(
+    stored: dict[str, Any],
+) -> None:
+    nothing = {
+        **BEYOND,
+        "attribute": "(all)",
+        "group": "(no group)",
+        "kind": "nothing_judged",
+        "value": None,
+        "ci": [None, None],
+        "message": "no group could be judged on its own under recall ratio >= 0.8",
+    }
+    summary = summarise(
+        with_decision(stored, decision="REVIEW", breaches=[], review=[nothing], warnings=[])
+    )
+    assert "(no group)" not in " ".join([*summary.concerns, summary.open_line])
+    assert any(c.startswith("No group could be judged on its own on") for c in summary.concerns)
+    assert "at least 0.8" in summary.concerns[-1] and "the board decides" in summary.concerns[-1]
+
+
 def test_a_fail_puts_the_worst_breach_first(stored: dict[str, Any]) -> None:
     near = {**BEYOND, "kind": "disparity", "group": "Black", "value": 0.75}
     far = {**BEYOND, "kind": "disparity", "group": "White", "value": 0.3}
