@@ -1,90 +1,24 @@
-"""Shared fixtures: specs, seeded synthetic populations, a trained tiny experiment, MLflow homes."""
+"""Shared fixtures: specs, seeded synthetic populations, a trained tiny experiment, MLflow homes.
+
+Helpers (specs, policies, copies of homes, sign-in) live in :mod:`tests.support`."""
 
 from __future__ import annotations
 
 import gc
-import json
-import tomllib
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 import pytest
 
 from model.data import Dataset, validate
 from model.home import Home
-from model.spec import ExperimentSpec, load_spec, parse_spec
+from model.spec import ExperimentSpec, load_spec
 from model.synthetic import generate_preset
 from model.train import TrainingResult, train
-from tests.postgres import Cluster, copy_rows, start_cluster
-
-ROOT = Path(__file__).resolve().parent.parent
-ROLES = ("coordinator", "analyst", "oversight", "admin")
-INDIVIDUAL_SPEC = ROOT / "experiments" / "individual_outreach.toml"
-NEIGHBOURHOOD_SPEC = ROOT / "experiments" / "neighbourhood_outreach.toml"
-
-#: Small, fast candidates for tests: one of each family.
-FAST_CANDIDATES = [
-    {"name": "logistic", "family": "logistic", "grid": {"C": [1.0]}},
-    {
-        "name": "boosted",
-        "family": "boosted_additive",
-        "grid": {"max_iter": [40], "max_leaf_nodes": [6]},
-    },
-]
-
-
-def spec_mapping(path: Path = INDIVIDUAL_SPEC) -> dict[str, Any]:
-    """A spec file as a mutable mapping, for tests that derive variants."""
-    return tomllib.loads(path.read_text())
-
-
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return json.dumps(value)
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return "{ " + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + " }"
-    return repr(value)
-
-
-def write_toml(raw: dict[str, Any], path: Path) -> Path:
-    """Write a spec or policy mapping as TOML (tables and arrays of tables; enough for tests)."""
-    lines = [
-        f"{k} = {_toml_value(v)}"
-        for k, v in raw.items()
-        if not isinstance(v, dict | list)
-        or (isinstance(v, list) and not (v and isinstance(v[0], dict)))
-    ]
-    for key, value in raw.items():
-        if isinstance(value, dict):
-            lines.append(f"\n[{key}]")
-            lines += [f"{k} = {_toml_value(v)}" for k, v in value.items()]
-        elif isinstance(value, list) and value and isinstance(value[0], dict):
-            for item in value:
-                lines.append(f"\n[[{key}]]")
-                lines += [f"{k} = {_toml_value(v)}" for k, v in item.items()]
-    path.write_text("\n".join(lines) + "\n")
-    return path
-
-
-def fast_mapping(path: Path = INDIVIDUAL_SPEC, **overrides: Any) -> dict[str, Any]:
-    raw = spec_mapping(path)
-    raw["candidates"] = FAST_CANDIDATES
-    raw["validation"] = {"splits": 2, "step_months": 2, "min_train_periods": 4}
-    raw.pop("mitigation", None)
-    raw.update(overrides)
-    return raw
-
-
-def fast_spec(path: Path = INDIVIDUAL_SPEC, **overrides: Any) -> ExperimentSpec:
-    return parse_spec(fast_mapping(path, **overrides), source_path=str(path))
-
+from tests.support.homes import Released, Site, TwoReleases
+from tests.support.postgres import Cluster, copy_rows, start_cluster
+from tests.support.specs import INDIVIDUAL_SPEC, LENIENT, ROLES, STRICT, fast_spec, policy_text
 
 #: The modules that take longest (servers started, fuzzing, releases), collected first. `make
 #: test` spreads whole modules over two processes (pytest-xdist, ``--dist loadfile``), which take
@@ -109,12 +43,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The long modules first (:data:`LONG_FIRST`), the rest in their usual order."""
     rank = {name: i for i, name in enumerate(LONG_FIRST)}
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
-
-
-#: The service databases the tests that matter for the database run on (``on_both_databases``).
-BACKENDS = ("sqlite", "postgresql")
-#: Runs a test once per backend: it overrides the ``backend`` fixture (``"sqlite"`` otherwise).
-on_both_databases = pytest.mark.parametrize("backend", BACKENDS)
 
 
 @pytest.fixture
@@ -180,21 +108,6 @@ def home(tmp_path: Path) -> Home:
     return Home(tmp_path / "home")
 
 
-@dataclass(frozen=True)
-class Site:
-    """A home with a production release, one release awaiting approval (released by
-    ``analyst-1``), two scored months of outreach lists, and one user per role who can sign in
-    to the pages."""
-
-    home: Home
-    database_url: str
-    passwords: dict[str, str]
-    awaiting: tuple[str, str]
-
-    def user(self, role: str) -> str:
-        return f"{role}-user"
-
-
 @pytest.fixture(scope="session")
 def site(
     tmp_path_factory: pytest.TempPathFactory, small_spec: ExperimentSpec, dataset: Dataset
@@ -207,7 +120,6 @@ def site(
     from service.loader import ModelSource
     from service.monitoring import audited_attributes
     from service.queue import ALL_AREAS
-    from tests.test_release import LENIENT, policy_text
 
     home = Home(tmp_path_factory.mktemp("site") / "home")
     registry = connect(home)
@@ -240,16 +152,6 @@ def site(
     return Site(home, url, passwords, (summary["registered_model"], str(summary["version"])))
 
 
-def copy_site(site: Site, folder: Path, database_url: str | None = None) -> Site:
-    """A private copy of the site (registry and database), so tests may change it freely; its
-    service database is the copied SQLite file unless ``database_url`` (``site_database``) says
-    otherwise."""
-    root = folder / "home"
-    home = copy_home(site.home.root, root)
-    url = database_url or f"sqlite:///{root / 'service.db'}"
-    return Site(home, url, site.passwords, site.awaiting)
-
-
 @pytest.fixture(scope="session")
 def site_template(site: Site, postgres: Cluster) -> str:
     """A PostgreSQL database holding the site's service rows (migrated, then copied row by row
@@ -262,50 +164,6 @@ def site_template(site: Site, postgres: Cluster) -> str:
     target.engine.dispose()
     copy_rows(site.database_url, url)
     return url.rsplit("/", 1)[1]
-
-
-def site_database(request: pytest.FixtureRequest, backend: str) -> str | None:
-    """For a copy of the site on ``backend``: ``None`` on SQLite (the copied file serves), else a
-    fresh PostgreSQL database holding the site's rows."""
-    if backend == "sqlite":
-        return None
-    template: str = request.getfixturevalue("site_template")
-    cluster: Cluster = request.getfixturevalue("postgres")
-    return cluster.create_database(template=template)
-
-
-@dataclass(frozen=True)
-class Released:
-    """A release whose policy turns the evaluation arm on, with months scored for monitoring."""
-
-    home: Home
-    database_url: str
-    frame: pd.DataFrame
-    periods: tuple[str, ...]
-    name: str
-
-    @property
-    def db(self) -> Any:
-        from service.db import Database
-
-        return Database(self.database_url)
-
-
-def labels_for(released: Released, period: str, accepted: set[str] | None = None) -> pd.DataFrame:
-    """The period's labels file from the synthetic ground truth (help prevents half the crises
-    of those who ``accepted``)."""
-    from service.simulation import labels_after_help
-
-    rows = released.frame.loc[released.frame["period"].astype(str) == period]
-    return labels_after_help(
-        rows,
-        id_column="person_id",
-        time_column="period",
-        label_column="crisis_6m",
-        truth_column="crisis_6m_true",
-        accepted=accepted or set(),
-        seed=1,
-    )
 
 
 @pytest.fixture(scope="session")
@@ -324,7 +182,6 @@ def released(
     from service.loader import ModelSource
     from service.periods import Monitoring
     from service.simulation import record_outcomes
-    from tests.test_release import LENIENT, policy_text
 
     home = Home(tmp_path_factory.mktemp("after") / "home")
     policy = policy_text(**LENIENT, **{"share = 0.0": "share = 0.1"})
@@ -356,63 +213,12 @@ def released(
     return Released(home, url, frame, periods, small_spec.name)
 
 
-def copy_home(source: Path, to: Path, *, fresh_database: bool = False) -> Home:
-    """A private copy of a home (``to`` must not exist), its MLflow artifacts included;
-    ``fresh_database``: without any service state (database, session key, last-known-good
-    copy), as on a first start.
-
-    The MLflow store records absolute artifact locations, so a plain copy of the folder still
-    reads and writes the original's artifacts; here every path under ``source`` in the copied
-    store is rewritten to the copy's, so a test may change anything in it.
-    """
-    import shutil
-    import sqlite3
-
-    skip = shutil.ignore_patterns("service", "service.db*") if fresh_database else None
-    shutil.copytree(source, to, ignore=skip)
-    store = to / "mlflow.db"
-    if store.exists():
-        old, new = str(source.resolve()), str(to.resolve())
-        with sqlite3.connect(store) as connection:
-            tables = [
-                row[0]
-                for row in connection.execute("SELECT name FROM sqlite_master WHERE type='table'")
-            ]
-            for table in tables:
-                columns = connection.execute(f'PRAGMA table_info("{table}")').fetchall()
-                for column in (
-                    c[1] for c in columns if str(c[2]).upper().startswith(("VARCHAR", "TEXT"))
-                ):
-                    connection.execute(
-                        f'UPDATE "{table}" SET "{column}" = replace("{column}", ?, ?) '
-                        f'WHERE instr("{column}", ?) > 0',
-                        (old, new, old),
-                    )
-        connection.close()
-    return Home(to)
-
-
-@dataclass(frozen=True)
-class TwoReleases:
-    """A home with a promoted release (production) and a failed one, of the small spec, each
-    released under its own policy. Read-only: tests take a :func:`copy_home` of it."""
-
-    home: Home
-    good: Any  # audits.release.ReleaseResult
-    failed: Any
-
-    @property
-    def name(self) -> str:
-        return str(self.good.spec.name)
-
-
 @pytest.fixture(scope="session")
 def two_releases(
     tmp_path_factory: pytest.TempPathFactory, small_spec: ExperimentSpec, dataset: Dataset
 ) -> TwoReleases:
     from audits.release import release
     from model.registry import connect
-    from tests.test_release import LENIENT, STRICT, policy_text
 
     home = Home(tmp_path_factory.mktemp("two-releases") / "home")
     registry = connect(home)
@@ -421,15 +227,3 @@ def two_releases(
     failed = release(small_spec, dataset, registry, policy=policy_text(**STRICT))
     assert failed.decision == "FAIL"
     return TwoReleases(home, good, failed)
-
-
-def copy_released(released: Released, folder: Path) -> Released:
-    """A private copy (registry, database, snapshots) that a test may change freely."""
-    root = folder / "home"
-    return Released(
-        copy_home(released.home.root, root),
-        f"sqlite:///{root / 'service.db'}",
-        released.frame,
-        released.periods,
-        released.name,
-    )

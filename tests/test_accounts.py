@@ -39,6 +39,7 @@ from service.auth import (
 )
 from service.db import Database, QueueEntry, SignInCounter, Token, default_url, utcnow
 from service.pages.account import NOT_RIGHT
+from tests.support.specs import ROOT
 
 PASSWORD = "a long page password"
 #: Answered only once the token was accepted: no model is served in this home (503), or the
@@ -619,9 +620,7 @@ def test_migration_0005_goes_up_and_down_on_sqlite(tmp_path: Path) -> None:
     assert "sign_in_counters" in tables()
     signin.record_failure(db, "lead", "10.0.0.1")
     config = Config()
-    config.set_main_option(
-        "script_location", str(Path(__file__).parent.parent / "service" / "migrations")
-    )
+    config.set_main_option("script_location", str(ROOT / "service" / "migrations"))
     config.set_main_option("sqlalchemy.url", db.url)
     with db.engine.begin() as connection:
         config.attributes["connection"] = connection

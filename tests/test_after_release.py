@@ -27,7 +27,7 @@ from service.db import Database, PeriodLabels, QueueEntry, ScoredPeriod, default
 from service.funnel import log_ratio_interval
 from service.labels import LabelColumns, ingest, read_labels
 from service.periods import load_snapshot, select_people
-from tests.conftest import Released, copy_released, labels_for
+from tests.support.homes import Released, copy_released, labels_for
 
 PASSWORD = "after-release-password"
 
@@ -463,7 +463,7 @@ def test_estimates_beyond_a_limit_recommend_a_reaudit() -> None:
     recall far below everyone else's, and the policy's limit makes a re-audit recommended."""
     from audits.estimates import estimate_performance
     from service.period_report import estimated_disparities
-    from tests.test_release import LENIENT, policy_text
+    from tests.support.specs import LENIENT, policy_text
 
     rng = np.random.default_rng(3)
     n = 4000

@@ -20,8 +20,8 @@ from service import create_app
 from service.auth import add_user, set_areas
 from service.db import AccessLogRow, Database, OptOut
 from service.queue import ALL_AREAS
-from tests.conftest import ROLES, Site
-from tests.test_pages import copy_site
+from tests.support.homes import Site, copy_site
+from tests.support.specs import ROLES
 
 FUZZY = settings(
     max_examples=40,

@@ -24,7 +24,7 @@ from model.registry import Registry, connect, fluent
 from model.signing import load_signer
 from outreach.cli import main
 from service import create_app
-from tests.conftest import Site, TwoReleases, copy_home, copy_site
+from tests.support.homes import Site, TwoReleases, copy_home, copy_site
 
 
 @pytest.fixture(scope="module")

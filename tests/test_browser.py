@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -20,7 +19,9 @@ import pytest
 from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from tests.conftest import ROOT, Released, Site, copy_released, copy_site, labels_for
+from tests.support.homes import Released, Site, copy_released, copy_site, labels_for
+from tests.support.specs import ROOT
+from tests.support.web import free_port as _free_port
 
 CHROMIUM = os.environ.get("OUTREACH_CHROMIUM", "/usr/bin/chromium")
 SHOTS = Path(os.environ.get("OUTREACH_SCREENSHOTS", ROOT / "build" / "screenshots"))
@@ -32,12 +33,6 @@ LAUNCH_ARGS = [
     "--no-first-run",
     "--disable-sync",
 ]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ from audits.charts import (
     signed_chart,
     tick_words,
 )
-from tests.conftest import Released, copy_released, labels_for
+from tests.support.homes import Released, copy_released, labels_for
 
 
 def texts(svg: str) -> list[str]:
@@ -105,7 +105,7 @@ def monitoring_page(released: Released, tmp_path: Path) -> str:
     from service.auth import add_user
     from service.db import Outcome, QueueEntry
     from service.labels import LabelColumns, ingest
-    from tests.test_pages import csrf
+    from tests.support.web import csrf
 
     own = copy_released(released, tmp_path)
     first = own.periods[0]

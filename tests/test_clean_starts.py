@@ -15,8 +15,8 @@ import pytest
 
 from model.home import Home
 from service import create_app
-from tests.conftest import TwoReleases
-from tests.test_operations import Served, copy_home, open_entries
+from tests.support.homes import TwoReleases, copy_home
+from tests.support.servers import Served, open_entries
 
 STARTS = 20
 FRESH_EVERY = 4  # every 4th start: a home whose service database was never migrated
@@ -26,7 +26,7 @@ FRESH_EVERY = 4  # every 4th start: a home whose service database was never migr
 def served_home(tmp_path_factory: pytest.TempPathFactory, two_releases: TwoReleases) -> Home:
     """A released model in a home built by this (test) process: its files are as open as the
     process's umask made them, as in a home made before the owner-only rule."""
-    return copy_home(two_releases.home, tmp_path_factory.mktemp("starts") / "home")
+    return copy_home(two_releases.home.root, tmp_path_factory.mktemp("starts") / "home")
 
 
 def _start_and_stop(home: Home, log: Path) -> tuple[float, float, str]:
@@ -43,15 +43,16 @@ def test_twenty_starts_with_four_workers_all_become_ready(
 ) -> None:
     """Two servers start at once, on different homes, ten times: one home is restarted again
     and again, the other is every other time a home never started (no database, no key)."""
-    restarted = copy_home(served_home, tmp_path / "restarted")  # the same home, start after start
-    second = copy_home(served_home, tmp_path / "second")
+    # the same home, start after start
+    restarted = copy_home(served_home.root, tmp_path / "restarted")
+    second = copy_home(served_home.root, tmp_path / "second")
     timings: list[tuple[str, float, float]] = []
     homes = {restarted.root, second.root}
     with ThreadPoolExecutor(2) as pool:
         for number in range(0, STARTS, 2):
             fresh = number % FRESH_EVERY == 0
             other = (
-                copy_home(served_home, tmp_path / f"fresh{number}", fresh_database=True)
+                copy_home(served_home.root, tmp_path / f"fresh{number}", fresh_database=True)
                 if fresh
                 else second
             )

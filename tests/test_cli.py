@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from outreach.cli import main
-from tests.conftest import INDIVIDUAL_SPEC, fast_mapping, spec_mapping, write_toml
+from tests.support.specs import INDIVIDUAL_SPEC, fast_mapping, spec_mapping, write_toml
 
 
 @pytest.fixture

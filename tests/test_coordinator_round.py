@@ -17,8 +17,8 @@ from service import create_app
 from service.auth import add_user, set_areas
 from service.db import AccessLogRow, Database, Outcome, QueueEntry
 from service.explanation import weight_words
-from tests.conftest import Released, Site, copy_released, copy_site
-from tests.test_pages import csrf, sign_in
+from tests.support.homes import Released, Site, copy_released, copy_site
+from tests.support.web import csrf, sign_in
 
 #: What no coordinator page and no letter to a person may hold: statistics' words, and numbers
 #: with more than two decimals.

@@ -30,7 +30,8 @@ from model.spec import Feature, parse_spec
 from model.train import TrainingResult
 from service.db import AccessLogRow, QueueEntry
 from service.explanation import feature_words
-from tests.conftest import NEIGHBOURHOOD_SPEC, Released, Site, fast_mapping, fast_spec
+from tests.support.homes import Released, Site
+from tests.support.specs import NEIGHBOURHOOD_SPEC, fast_mapping, fast_spec
 
 # ----------------------------------------------------------------------------- random models
 
@@ -560,7 +561,7 @@ def test_the_release_report_has_the_recourse_section(released: Released) -> None
 @pytest.fixture
 def coordinator_app(site: Site, tmp_path: Path) -> Flask:
     from service import create_app
-    from tests.conftest import copy_site
+    from tests.support.homes import copy_site
 
     own = copy_site(site, tmp_path)
     return create_app(
@@ -582,7 +583,7 @@ def _listed(app: Flask) -> list[QueueEntry]:
 
 
 def _page(app: Flask, site: Site, person: str) -> str:
-    from tests.test_pages import sign_in
+    from tests.support.web import sign_in
 
     client = app.test_client()
     sign_in(client, site, "coordinator")

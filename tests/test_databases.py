@@ -19,10 +19,11 @@ from service import access_log, create_app
 from service.access_log import CheckpointSettings, CheckpointWriter, purge, verify
 from service.auth import add_user
 from service.db import AccessLogRow, Base, Database, QueueEntry
-from tests.conftest import Site, copy_site, on_both_databases, site_database
-from tests.postgres import RETENTION_ROLE, SERVICE_ROLE, Cluster, grant_service_roles
+from tests.support.homes import Site, copy_site, on_both_databases, site_database
+from tests.support.postgres import RETENTION_ROLE, SERVICE_ROLE, Cluster, grant_service_roles
+from tests.support.specs import ROOT
 
-MIGRATIONS = Path(__file__).resolve().parent.parent / "service" / "migrations"
+MIGRATIONS = ROOT / "service" / "migrations"
 
 
 def _migrate(url: str, direction: str, revision: str) -> None:

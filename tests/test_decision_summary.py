@@ -13,7 +13,7 @@ from audits.catalogue import list_versions, read_report
 from audits.decision_summary import VERDICT_LABELS, summarise, verdict_label
 from audits.report import render_body, render_html
 from model.registry import connect
-from tests.conftest import Site
+from tests.support.homes import Site
 
 BEYOND = {
     "metric": "recall ratio",

@@ -15,7 +15,7 @@ from scipy.stats import chi2_contingency, ks_2samp
 from audits.drift import PSI_FLOOR, DriftReport, drift, psi, psi_band, reference_profile
 from model.errors import BadInputError
 from model.spec import ExperimentSpec
-from tests.conftest import TwoReleases
+from tests.support.homes import TwoReleases
 
 KINDS = {
     "eviction_filings_12m": "count",

@@ -36,11 +36,12 @@ from service.explanation import (
     person_explanation,
     top_reasons,
 )
-from tests.conftest import ROLES, Site, copy_site
-from tests.postgres import refuse_access_log_inserts
-from tests.test_pages import sign_in
+from tests.support.homes import Site, copy_site
+from tests.support.postgres import refuse_access_log_inserts
+from tests.support.specs import ROLES, ROOT
+from tests.support.web import sign_in
 
-GOLDEN = Path(__file__).with_name("golden")
+GOLDEN = ROOT / "tests" / "golden"
 UNITS = ("individual", "neighbourhood")
 #: Audit-only columns and the group labels of the test population: never in an explanation.
 SENSITIVE = ("race_ethnicity", "age_band", "Hispanic or Latino", "Multiracial", "American Indian")

@@ -20,7 +20,7 @@ from audits.metrics import REST, audit_groups, significance
 from audits.policy import load_policy
 from audits.resampling import ClusterBootstrap, confusion_cells, fine_cells
 from model.errors import GateError
-from tests.test_gate import DEFAULT_POLICY, policy_with
+from tests.support.specs import DEFAULT_POLICY, policy_with
 
 
 def _predictions(groups: dict[str, tuple[int, float]], base_rate: float = 0.2) -> pd.DataFrame:

@@ -33,7 +33,7 @@ from model.synthetic import (
     generate_preset,
 )
 from model.train import TrainingResult, train
-from tests.conftest import fast_mapping
+from tests.support.specs import fast_mapping
 
 ROWS, PERIODS, SEED = 120_000, 20, 13
 BOOSTED = {

@@ -32,9 +32,9 @@ import pytest
 from service.auth import add_user, set_areas
 from service.db import Database
 from service.queue import ALL_AREAS
-from tests.conftest import ROLES, Site
-from tests.test_pages import copy_site
-from tests.test_withdraw_under_load import Service
+from tests.support.homes import Site, copy_site
+from tests.support.servers import Service
+from tests.support.specs import ROLES
 
 #: Fuzzing examples per operation, per role. Every role runs the coverage and stateful phases in
 #: full; the coordinator, who may use every personal-data route, gets the most fuzzing.

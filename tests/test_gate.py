@@ -13,18 +13,7 @@ from audits.audit import run_audit
 from audits.gate import evaluate, holm
 from audits.policy import Policy, load_policy, parse_policy
 from model.errors import SpecError
-
-DEFAULT_POLICY = Path(__file__).resolve().parent.parent / "audits" / "policies" / "default.toml"
-
-
-def policy_with(**changes) -> Policy:
-    """The shipped policy, judging groups from 20 people in need (these tests' groups are small
-    and exact) unless the change says otherwise."""
-    raw = tomllib.loads(DEFAULT_POLICY.read_text())
-    raw["min_group_positives"] = 20
-    raw["min_group_positives_for"] = {}
-    raw.update(changes)
-    return parse_policy(raw, sha256="test")
+from tests.support.specs import DEFAULT_POLICY, policy_with
 
 
 def _decisions(recall_by_group: dict[str, float], n: int = 4000, seed: int = 0):

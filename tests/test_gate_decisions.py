@@ -27,7 +27,7 @@ from audits.shrinkage import pooled_estimates
 from audits.simulate import AuditShape, GroupShape, operating_characteristics
 from bench.gate_scenarios import Scenario, draw, independent, run
 from outreach.cli import main
-from tests.test_gate import DEFAULT_POLICY
+from tests.support.specs import DEFAULT_POLICY
 
 RACE = "race_ethnicity"
 

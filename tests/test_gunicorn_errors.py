@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from service.gunicorn_worker import JsonErrorWorker
+from tests.support.specs import ROOT
 
 APP = """
 def app(environ, start_response):
@@ -110,7 +111,7 @@ def test_a_good_request_still_reaches_the_app(server: int) -> None:
 
 
 def test_the_service_runs_this_worker() -> None:
-    conf = Path(__file__).resolve().parent.parent / "service" / "gunicorn_conf.py"
+    conf = ROOT / "service" / "gunicorn_conf.py"
     tree = ast.parse(conf.read_text())
     assigned = {
         node.targets[0].id: node.value.value

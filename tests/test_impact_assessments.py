@@ -41,9 +41,9 @@ from outreach.cli import _demo_policy, main
 from service import create_app
 from service.loader import ModelSource
 from service.startup import environment_mode
-from tests.conftest import NEIGHBOURHOOD_SPEC, ROOT, Site, TwoReleases, copy_home
-from tests.test_pages import copy_site, sign_in
-from tests.test_release import DEFAULT_POLICY, LENIENT, policy_text
+from tests.support.homes import Site, TwoReleases, copy_home, copy_site
+from tests.support.specs import DEFAULT_POLICY, LENIENT, NEIGHBOURHOOD_SPEC, ROOT, policy_text
+from tests.support.web import sign_in
 
 NAME = "individual_outreach"
 FRIA = "FRIA-2026-004"

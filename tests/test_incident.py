@@ -31,9 +31,9 @@ from outreach.cli import main
 from service import create_app
 from service.access_log import verify
 from service.db import AccessLogRow, Database
-from tests.conftest import Site, copy_site
-from tests.test_pages import sign_in
-from tests.test_release import LENIENT, policy_text
+from tests.support.homes import Site, copy_site
+from tests.support.specs import LENIENT, policy_text
+from tests.support.web import sign_in
 
 NAME = "individual_outreach"
 

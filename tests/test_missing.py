@@ -34,8 +34,7 @@ from outreach.cli import main
 from service import create_app
 from service.auth import add_user, set_areas
 from service.queue import ALL_AREAS
-from tests.conftest import INDIVIDUAL_SPEC, fast_mapping, write_toml
-from tests.test_release import LENIENT, policy_text
+from tests.support.specs import INDIVIDUAL_SPEC, LENIENT, fast_mapping, policy_text, write_toml
 
 #: Plain words for the gaps of ``GAP_COLUMNS`` (the "gaps" synthetic preset).
 GAP_REASONS = {

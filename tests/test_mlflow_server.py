@@ -26,8 +26,8 @@ from click.testing import CliRunner
 
 from model.home import Home
 from outreach.cli import main
-from tests.conftest import INDIVIDUAL_SPEC, fast_mapping, write_toml
-from tests.postgres import Cluster
+from tests.support.postgres import Cluster
+from tests.support.specs import INDIVIDUAL_SPEC, fast_mapping, write_toml
 
 
 def _free_port() -> int:

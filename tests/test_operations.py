@@ -8,16 +8,10 @@ real SQLite files and real processes.
 
 from __future__ import annotations
 
-import json
 import logging
 import multiprocessing
 import os
-import signal
-import socket
 import stat
-import subprocess
-import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -38,9 +32,10 @@ from outreach.cli import main
 from service import create_app
 from service.auth import add_user
 from service.db import Database
-from tests.conftest import TwoReleases
-from tests.conftest import copy_home as copy_home_folder
-from tests.migration_worker import upgrade_when_released
+from tests.support.homes import TwoReleases
+from tests.support.homes import copy_home as copy_home_folder
+from tests.support.migration_worker import upgrade_when_released
+from tests.support.servers import Served, open_entries
 
 
 @pytest.fixture(scope="module")
@@ -54,102 +49,6 @@ def copy_home(home: Home, to: Path, *, fresh_database: bool = False) -> Home:
     return copy_home_folder(home.root, to, fresh_database=fresh_database)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Served:
-    """``outreach --home H serve --workers W`` (the venv's executable), its stderr in a file."""
-
-    def __init__(self, home: Home, workers: int, log: Path) -> None:
-        self.home, self.workers, self.log_path = home, workers, log
-        self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}/api/v1"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> float:
-        """Start and wait until ``/readyz`` says ready; returns the seconds it took."""
-        outreach = Path(sys.executable).with_name("outreach")
-        env = {k: v for k, v in os.environ.items() if not k.startswith("OUTREACH_")}
-        env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-        env["OUTREACH_RATE_LIMIT"] = "1000000"
-        started = time.monotonic()
-        with self.log_path.open("wb") as log:
-            self.process = subprocess.Popen(
-                [
-                    str(outreach),
-                    "--home",
-                    str(self.home.root),
-                    "serve",
-                    "--port",
-                    str(self.port),
-                    "--workers",
-                    str(self.workers),
-                ],
-                env=env,
-                stdout=subprocess.DEVNULL,
-                stderr=log,
-            )
-        deadline = started + 90
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                pytest.fail(f"the server exited ({self.process.returncode}):\n{self.stderr()}")
-            try:
-                with urllib.request.urlopen(f"{self.base}/readyz", timeout=5) as response:
-                    if json.loads(response.read())["status"] == "ready":
-                        return time.monotonic() - started
-            except (OSError, ValueError):
-                time.sleep(0.05)
-        self.stop()
-        pytest.fail(f"not ready after 90 s:\n{self.stderr()}")
-
-    def stop(self) -> float:
-        """SIGTERM and wait; returns the seconds it took."""
-        started = time.monotonic()
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=25)  # gunicorn's graceful timeout is 30 s
-            except subprocess.TimeoutExpired:
-                stuck = self.diagnose()
-                self.process.kill()
-                self.process.wait()
-                pytest.fail(f"the server did not stop on SIGTERM:\n{stuck}\n{self.stderr()}")
-        self.process = None
-        return time.monotonic() - started
-
-    def diagnose(self) -> str:
-        """What the master and its workers are doing (workers dump their Python stacks)."""
-        assert self.process is not None
-        found = subprocess.run(
-            ["ps", "-o", "pid,stat,wchan:32,args", "--ppid", str(self.process.pid)],
-            check=False,
-            capture_output=True,
-            text=True,
-        ).stdout
-        for line in found.splitlines()[1:]:
-            os.kill(int(line.split()[0]), signal.SIGUSR2)
-        time.sleep(2)
-        master = Path(f"/proc/{self.process.pid}/task")
-        threads = [(t / "comm").read_text().strip() for t in master.iterdir()]
-        return f"workers:\n{found}master threads: {threads}"
-
-    def stderr(self) -> str:
-        return self.log_path.read_text(errors="replace")[-20000:]
-
-
-def open_entries(root: Path) -> list[str]:
-    """Everything under ``root`` (itself included) that its group or anyone else may use."""
-    found = []
-    for path in [root, *root.rglob("*")]:
-        mode = stat.S_IMODE(path.lstat().st_mode)
-        if not path.is_symlink() and mode & 0o077:
-            found.append(f"{path.relative_to(root.parent)} {oct(mode)}")
-    return found
-
-
 def test_workers_migrating_a_fresh_database_at_once_all_succeed(tmp_path: Path) -> None:
     """Gunicorn's master migrates first, but the app migrates too (under other servers, and in
     every worker): eight processes upgrading one new database at the same moment."""
@@ -157,7 +56,7 @@ def test_workers_migrating_a_fresh_database_at_once_all_succeed(tmp_path: Path) 
     # child forked while one of them held SQLite's allocator mutex waits on it forever. A fork
     # server is a clean single-threaded process; it loads the worker's module once.
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["tests.migration_worker", "service.db"])
+    context.set_forkserver_preload(["tests.support.migration_worker", "service.db"])
     for attempt in range(3):
         url = f"sqlite:///{tmp_path / f'race{attempt}.db'}"
         barrier, errors = context.Barrier(8), context.Queue()

@@ -10,8 +10,8 @@ import pytest
 from flask import Flask
 
 from service import create_app
-from tests.conftest import Site, copy_site
-from tests.test_pages import csrf
+from tests.support.homes import Site, copy_site
+from tests.support.web import csrf
 
 
 @pytest.fixture

@@ -16,10 +16,10 @@ from audits.release import list_versions
 from model.registry import connect
 from service import create_app, monitoring
 from service.db import AccessLogRow, Approval, Database, OptOut, Outcome, QueueEntry
-from tests.conftest import ROLES, Site, copy_site, on_both_databases, site_database
-from tests.postgres import lift_update_guard, refuse_access_log_inserts
-
-SENSITIVE = ("race_ethnicity", "age_band", "disability", "Hispanic or Latino", "Multiracial")
+from tests.support.homes import Site, copy_site, on_both_databases, site_database
+from tests.support.postgres import lift_update_guard, refuse_access_log_inserts
+from tests.support.specs import ROLES
+from tests.support.web import SENSITIVE, csrf, sign_in
 
 #: Every page and the roles it is open to.
 PAGES = {
@@ -54,22 +54,6 @@ def app(own_site: Site) -> Flask:
 @pytest.fixture
 def db(app: Flask) -> Database:
     return app.extensions["outreach.db"]
-
-
-def csrf(html: str) -> str:
-    found = re.search(r'name="csrf_token" value="([^"]+)"', html)
-    assert found, "no CSRF token in the form"
-    return found.group(1)
-
-
-def sign_in(client: FlaskClient, site: Site, role: str) -> str:
-    token = csrf(client.get("/login").get_data(as_text=True))
-    response = client.post(
-        "/login",
-        data={"csrf_token": token, "username": site.user(role), "password": site.passwords[role]},
-    )
-    assert response.status_code == 302, response.get_data(as_text=True)
-    return token
 
 
 @pytest.fixture
@@ -499,7 +483,7 @@ def test_a_review_release_names_the_groups_it_could_not_judge_before_approval(
     as_role, own_site: Site, small_spec, dataset
 ) -> None:
     from audits.release import release
-    from tests.test_release import policy_text
+    from tests.support.specs import policy_text
 
     registry = connect(own_site.home)
     review = release(

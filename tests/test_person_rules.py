@@ -35,8 +35,8 @@ from service.loader import ModelSource, Serving
 from service.periods import load_snapshot
 from service.queue import ALL_AREAS
 from service.spark_batch import PERIOD_COLUMN
-from tests.conftest import Released, copy_released, labels_for, on_both_databases
-from tests.postgres import Cluster, copy_rows
+from tests.support.homes import Released, copy_released, labels_for, on_both_databases
+from tests.support.postgres import Cluster, copy_rows
 
 PASSWORD = "person-rules-password"
 #: The month the property test's files name (not one the release scored).

@@ -9,7 +9,7 @@ import mlflow
 import numpy as np
 import pytest
 
-from audits.policy import Policy, load_policy, parse_policy
+from audits.policy import load_policy
 from audits.release import (
     ReleaseResult,
     approve,
@@ -25,35 +25,8 @@ from model.home import Home
 from model.registry import Registry, connect, fluent
 from model.spec import ExperimentSpec, parse_spec
 from model.synthetic import generate_preset
-from tests.conftest import Site, TwoReleases, copy_home, copy_site, spec_mapping
-from tests.test_gate import DEFAULT_POLICY
-
-
-def policy_text(**replacements: str) -> Policy:
-    text = DEFAULT_POLICY.read_text()
-    for old, new in replacements.items():
-        assert old in text
-        text = text.replace(old, new)
-    import tomllib
-
-    return parse_policy(tomllib.loads(text), sha256="test-policy")
-
-
-# For tests that need a promoted model from a small population: few resamples, no
-# intersections, groups judged from 20 people in need, few simulated audits for the reliability
-# table, and a low limit, so that the small test data's noise does not send it to REVIEW.
-LENIENT = {
-    "bootstrap_resamples = 1000": "bootstrap_resamples = 200",
-    'intersections = [["race_ethnicity", "sex"]]': "intersections = []",
-    "min_group_positives = 200": "min_group_positives = 20",
-    "simulations = 200": "simulations = 40",
-    "min = 0.8": "min = 0.3",
-}
-STRICT = {
-    **LENIENT,
-    'decision_rule = "significant_breach"': 'decision_rule = "point_estimate"',
-    "min = 0.8": "min = 0.999",
-}
+from tests.support.homes import Site, TwoReleases, copy_home, copy_site
+from tests.support.specs import DEFAULT_POLICY, LENIENT, policy_text, spec_mapping
 
 
 @pytest.fixture

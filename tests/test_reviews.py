@@ -33,9 +33,9 @@ from service.db import (
     ReviewRequestEvent,
 )
 from service.queue import free_text
-from tests.conftest import Site
-from tests.test_pages import SENSITIVE, csrf, sign_in
-from tests.test_scopes import Scoped, api, last_log, shared, signed_in
+from tests.support.homes import Site
+from tests.support.scopes import Scoped, api, last_log, shared, signed_in
+from tests.support.web import SENSITIVE, csrf, sign_in
 
 API = "/api/v1/review-requests"
 #: A month no test files in through the API (requests there are written directly).
@@ -391,7 +391,7 @@ def test_the_history_cannot_be_changed_or_deleted(setup: Setting) -> None:
     from sqlalchemy import create_engine
     from sqlalchemy.exc import ProgrammingError
 
-    from tests.postgres import SERVICE_ROLE, grant_service_roles
+    from tests.support.postgres import SERVICE_ROLE, grant_service_roles
 
     db = setup.scoped.db
     number = file(setup, setup.people[8]).json["id"]

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support.specs import ROOT
+
 REGISTER = ROOT / "docs" / "risks.toml"
 REQUIRED = ("id", "title", "description", "owner", "mitigation", "tests")
 

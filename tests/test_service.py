@@ -25,9 +25,9 @@ from service.auth import ROUTE_ROLES, add_user, set_areas
 from service.batch import score_period
 from service.db import AccessLogRow, Database
 from service.queue import ALL_AREAS
-from tests.conftest import TwoReleases, copy_home, on_both_databases
-from tests.postgres import lift_update_guard
-from tests.test_release import LENIENT, policy_text
+from tests.support.homes import TwoReleases, copy_home, on_both_databases
+from tests.support.postgres import lift_update_guard
+from tests.support.specs import LENIENT, policy_text
 
 ROLES = ("coordinator", "analyst", "oversight", "admin")
 

@@ -21,7 +21,7 @@ from service.auth import add_user
 from service.db import EntryGroup, ReviewRequest, ReviewRequestEvent, default_url
 from service.funnel import funnel
 from service.labels import LabelColumns, ingest
-from tests.conftest import Released, copy_released, labels_for
+from tests.support.homes import Released, copy_released, labels_for
 
 PASSWORD = "small-cells-password"
 #: A count of people in a message's words.

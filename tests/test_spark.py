@@ -26,7 +26,7 @@ from service.db import Database, OptOut, QueueEntry, ScoredPeriod
 from service.loader import ModelSource
 from service.periods import Monitoring
 from service.spark_batch import PERIOD_COLUMN, _spark_failure, score_on_spark, spark_session
-from tests.conftest import Released, copy_released
+from tests.support.homes import Released, copy_released
 
 ROWS = 50_000
 

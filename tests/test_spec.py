@@ -8,7 +8,7 @@ import pytest
 
 from model.errors import SpecError
 from model.spec import load_spec, parse_spec
-from tests.conftest import INDIVIDUAL_SPEC, NEIGHBOURHOOD_SPEC, spec_mapping
+from tests.support.specs import INDIVIDUAL_SPEC, NEIGHBOURHOOD_SPEC, spec_mapping
 
 
 @pytest.mark.parametrize("path", [INDIVIDUAL_SPEC, NEIGHBOURHOOD_SPEC])

@@ -53,8 +53,9 @@ from model.synthetic import generate_preset
 from outreach.cli import main
 from service import create_app
 from service.db import Database, QueueEntry
-from tests.conftest import NEIGHBOURHOOD_SPEC, Site, copy_site, fast_spec
-from tests.test_pages import SENSITIVE, sign_in
+from tests.support.homes import Site, copy_site
+from tests.support.specs import NEIGHBOURHOOD_SPEC, fast_spec
+from tests.support.web import SENSITIVE, sign_in
 
 #: Every deploying agency's fact filled in, as a deployment's settings file would.
 SETTINGS = {key: f"the agency's {key.replace('_', ' ')}" for key in SETTINGS_KEYS}

@@ -30,8 +30,8 @@ from model.signing import KeyPaths, Signer, load_signer
 from outreach.cli import main
 from service import create_app
 from service.startup import check_production
-from tests.conftest import Site, copy_site, on_both_databases, site_database
-from tests.test_pages import sign_in
+from tests.support.homes import Site, copy_site, on_both_databases, site_database
+from tests.support.web import sign_in
 
 NAME = "individual_outreach"
 

@@ -4,9 +4,6 @@ answers concurrent clients while the board withdraws the model, restarts, and re
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import threading
 import time
 import urllib.error
@@ -21,50 +18,8 @@ from model.data import Dataset
 from outreach.cli import main
 from service.auth import add_user
 from service.db import Database
-from tests.conftest import Site, copy_site, on_both_databases, site_database
-from tests.test_browser import _free_port
-
-POLL = 1.0
-
-
-class Service:
-    """``outreach serve`` for one site; started and stopped by the test."""
-
-    def __init__(self, site: Site) -> None:
-        self.site, self.port = site, _free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.process: subprocess.Popen[bytes] | None = None
-        self.log = (site.home.root / "gunicorn.log").open("a")
-
-    def start(self) -> None:
-        env = {
-            **os.environ,
-            "OUTREACH_HOME": str(self.site.home.root),
-            "OUTREACH_DATABASE_URL": self.site.database_url,
-            "OUTREACH_WATCH_SECONDS": str(POLL),
-            "OUTREACH_RATE_LIMIT": "1000000",
-        }
-        outreach = Path(sys.executable).with_name("outreach")
-        self.process = subprocess.Popen(
-            [str(outreach), "serve", "--port", str(self.port), "--workers", "2"],
-            env=env,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                urllib.request.urlopen(f"{self.base}/api/v1/healthz", timeout=2).close()
-                return
-            except OSError:
-                time.sleep(0.25)
-        pytest.fail("the service did not start")
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            self.process.wait(timeout=30)
-            self.process = None
+from tests.support.homes import Site, copy_site, on_both_databases, site_database
+from tests.support.servers import POLL, Service
 
 
 def score(base: str, token: str, body: bytes) -> tuple[int, dict]:
