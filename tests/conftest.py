@@ -16,7 +16,9 @@ from model.home import Home
 from model.spec import ExperimentSpec, load_spec
 from model.synthetic import generate_preset
 from model.train import TrainingResult, train
+from service.loader import Serving
 from tests.support.homes import Released, Site, TwoReleases
+from tests.support.memory import build_memory_site, serving_from
 from tests.support.postgres import Cluster, copy_rows, start_cluster
 from tests.support.specs import INDIVIDUAL_SPEC, LENIENT, ROLES, STRICT, fast_spec, policy_text
 
@@ -101,6 +103,29 @@ def dataset(population: pd.DataFrame, small_spec: ExperimentSpec) -> Dataset:
 @pytest.fixture(scope="session")
 def trained(small_spec: ExperimentSpec, dataset: Dataset) -> TrainingResult:
     return train(small_spec, dataset)
+
+
+@pytest.fixture(scope="session")
+def in_memory(trained: TrainingResult) -> Serving:
+    """The small spec's best candidate, served from memory (``tests/support/memory.py``)."""
+    return serving_from(trained)
+
+
+@pytest.fixture(scope="session")
+def memory_site(
+    tmp_path_factory: pytest.TempPathFactory,
+    in_memory: Serving,
+    small_spec: ExperimentSpec,
+    dataset: Dataset,
+) -> Site:
+    """A site without releases (no MLflow): two months scored by :func:`in_memory`, one user per
+    role. Read-only: tests take a ``copy_site`` of it and serve it with ``memory_app``."""
+    return build_memory_site(
+        tmp_path_factory.mktemp("memory-site"),
+        in_memory,
+        dataset.source_frame(),
+        small_spec.sensitive_attributes,
+    )
 
 
 @pytest.fixture

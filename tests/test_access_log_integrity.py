@@ -35,6 +35,7 @@ from service.access_log import (
     verify,
 )
 from service.db import AccessLogRow, Database, default_url
+from tests.support.memory import InMemorySource
 
 EVERY = 10  # rows between checkpoints in these tests
 OLD = datetime.now(UTC) - timedelta(days=300)
@@ -512,21 +513,23 @@ def test_verify_against_a_shipped_copy(
 
 
 @pytest.fixture(scope="module")
-def mlflow_home(tmp_path_factory: pytest.TempPathFactory) -> Home:
+def service_home(tmp_path_factory: pytest.TempPathFactory) -> Home:
     return Home(tmp_path_factory.mktemp("service") / "home")
 
 
 @pytest.fixture
-def app(mlflow_home: Home, tmp_path: Path) -> Flask:
+def app(service_home: Home, tmp_path: Path) -> Flask:
+    """An app that serves no model (nothing held in memory): the access log is what is tested."""
     return create_app(
         {
-            "HOME": mlflow_home,
+            "HOME": service_home,
             "DATABASE_URL": f"sqlite:///{tmp_path / 'service.db'}",
             "WATCH_SECONDS": 0,
             "TESTING": True,
             "ACCESS_LOG_CHECKPOINT_ROWS": 5,
             "ACCESS_LOG_CHECKPOINT_POLL": 0.02,
-        }
+        },
+        model_source=InMemorySource(service_home, "individual_outreach"),
     )
 
 

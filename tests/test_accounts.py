@@ -39,6 +39,7 @@ from service.auth import (
 )
 from service.db import Database, QueueEntry, SignInCounter, Token, default_url, utcnow
 from service.pages.account import NOT_RIGHT
+from tests.support.memory import InMemorySource
 from tests.support.specs import ROOT
 
 PASSWORD = "a long page password"
@@ -54,7 +55,11 @@ def empty_home(tmp_path_factory: pytest.TempPathFactory) -> Home:
 
 
 def make_app(home: Home, url: str) -> Flask:
-    return create_app({"HOME": home, "DATABASE_URL": url, "WATCH_SECONDS": 0, "TESTING": True})
+    """An app on ``home`` that serves no model (nothing held in memory: no registry read)."""
+    return create_app(
+        {"HOME": home, "DATABASE_URL": url, "WATCH_SECONDS": 0, "TESTING": True},
+        model_source=InMemorySource(home, "individual_outreach"),
+    )
 
 
 @pytest.fixture

@@ -16,11 +16,12 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from model.data import Dataset
-from service import create_app
 from service.auth import add_user, set_areas
 from service.db import AccessLogRow, Database, OptOut
+from service.loader import Serving
 from service.queue import ALL_AREAS
 from tests.support.homes import Site, copy_site
+from tests.support.memory import memory_app
 from tests.support.specs import ROLES
 
 FUZZY = settings(
@@ -33,17 +34,9 @@ HUGE_ID = 718091616604007116822886219776
 
 
 @pytest.fixture(scope="module")
-def app(site: Site, tmp_path_factory: pytest.TempPathFactory) -> Flask:
-    own = copy_site(site, tmp_path_factory.mktemp("inputs"))
-    return create_app(
-        {
-            "HOME": own.home,
-            "DATABASE_URL": own.database_url,
-            "WATCH_SECONDS": 0,
-            "TESTING": True,
-            "RATE_LIMIT": 10**9,
-        }
-    )
+def app(memory_site: Site, in_memory: Serving, tmp_path_factory: pytest.TempPathFactory) -> Flask:
+    own = copy_site(memory_site, tmp_path_factory.mktemp("inputs"))
+    return memory_app(own, in_memory, {"RATE_LIMIT": 10**9})
 
 
 @pytest.fixture(scope="module")
