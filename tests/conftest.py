@@ -22,29 +22,51 @@ from tests.support.memory import build_memory_site, serving_from
 from tests.support.postgres import Cluster, copy_rows, start_cluster
 from tests.support.specs import INDIVIDUAL_SPEC, LENIENT, ROLES, STRICT, fast_spec, policy_text
 
+#: The test layers, each a folder of ``tests/`` whose tests get its marker (``-m unit`` ...):
+#: ``unit``: no MLflow, database, process or network; ``service``: the Flask test client and
+#: SQLite, the model served from memory (``tests/support/memory.py``); ``integration``: real
+#: releases, MLflow, PostgreSQL; ``system``: servers, the browser, Spark, fuzzing, the README.
+#: ``make check`` runs the first two, ``make test`` all four.
+LAYERS = ("unit", "service", "integration", "system")
+TESTS = Path(__file__).resolve().parent
+
 #: The modules that take longest (servers started, fuzzing, releases), collected first. `make
 #: test` spreads whole modules over two processes (pytest-xdist, ``--dist loadfile``), which take
 #: them in collection order: starting the long ones early keeps both processes busy to the end.
 LONG_FIRST = (
-    "test_clean_starts.py",
-    "test_mlflow_server.py",
-    "test_fuzz.py",
-    "test_operations.py",
-    "test_browser.py",
-    "test_service.py",
-    "test_pages.py",
-    "test_cli.py",
-    "test_withdraw_under_load.py",
-    "test_release.py",
-    "test_attestation.py",
-    "test_api_inputs.py",
+    "system/test_clean_starts.py",
+    "system/test_mlflow_server.py",
+    "system/test_fuzz.py",
+    "system/test_operations.py",
+    "system/test_browser.py",
+    "integration/test_service.py",
+    "integration/test_pages.py",
+    "integration/test_cli.py",
+    "system/test_withdraw_under_load.py",
+    "integration/test_release.py",
+    "integration/test_attestation.py",
 )
 
 
+def layer_of(path: Path) -> str:
+    """The layer a test file belongs to: the folder of ``tests/`` it is in."""
+    parts = path.resolve().relative_to(TESTS).parts
+    if len(parts) < 2 or parts[0] not in LAYERS:
+        raise pytest.UsageError(
+            f"{path}: a test file belongs in one of tests/{{{','.join(LAYERS)}}}/ (its layer)"
+        )
+    return parts[0]
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The long modules first (:data:`LONG_FIRST`), the rest in their usual order."""
+    """Each test marked with its layer; the long modules first (:data:`LONG_FIRST`), the rest
+    in their usual order."""
     rank = {name: i for i, name in enumerate(LONG_FIRST)}
-    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
+    for item in items:
+        item.add_marker(getattr(pytest.mark, layer_of(item.path)))
+    items.sort(
+        key=lambda item: rank.get(item.path.resolve().relative_to(TESTS).as_posix(), len(rank))
+    )
 
 
 @pytest.fixture

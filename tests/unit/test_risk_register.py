@@ -66,14 +66,15 @@ def test_every_test_a_risk_names_exists(risk: dict[str, object]) -> None:
 
 
 def test_the_check_catches_a_test_that_does_not_exist() -> None:
-    assert missing_tests(["tests/test_risk_register.py::test_no_such_thing"]) == [
-        "tests/test_risk_register.py::test_no_such_thing: tests/test_risk_register.py has no "
-        "test named test_no_such_thing"
+    assert missing_tests(["tests/unit/test_risk_register.py::test_no_such_thing"]) == [
+        "tests/unit/test_risk_register.py::test_no_such_thing: "
+        "tests/unit/test_risk_register.py has no test named test_no_such_thing"
     ]
     assert missing_tests(["tests/test_nowhere.py::test_x"]) == [
         "tests/test_nowhere.py::test_x: no file tests/test_nowhere.py"
     ]
     assert missing_tests(["test_x"]) == ["test_x: not of the form tests/<file>.py::<test>"]
     assert (
-        missing_tests(["tests/test_risk_register.py::test_every_test_a_risk_names_exists[x]"]) == []
+        missing_tests(["tests/unit/test_risk_register.py::test_every_test_a_risk_names_exists[x]"])
+        == []
     )
