@@ -5,22 +5,36 @@ Helpers (specs, policies, copies of homes, sign-in) live in :mod:`tests.support`
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterator
+import os
+import pickle
+import shutil
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import pandas as pd
 import pytest
 
 from model.data import Dataset, validate
+from model.files import file_lock, write_atomically
 from model.home import Home
 from model.spec import ExperimentSpec, load_spec
 from model.synthetic import generate_preset
 from model.train import TrainingResult, train
 from service.loader import Serving
-from tests.support.homes import Released, Site, TwoReleases
+from tests.support.homes import (
+    Released,
+    Site,
+    TwoReleases,
+    copy_home,
+    copy_released,
+    copy_site,
+)
 from tests.support.memory import build_memory_site, serving_from
 from tests.support.postgres import Cluster, copy_rows, start_cluster
 from tests.support.specs import INDIVIDUAL_SPEC, LENIENT, ROLES, STRICT, fast_spec, policy_text
+
+T = TypeVar("T")
 
 #: The test layers, each a folder of ``tests/`` whose tests get its marker (``-m unit`` ...):
 #: ``unit``: no MLflow, database, process or network; ``service``: the Flask test client and
@@ -155,10 +169,40 @@ def home(tmp_path: Path) -> Home:
     return Home(tmp_path / "home")
 
 
+def built_once(
+    tmp_path_factory: pytest.TempPathFactory, name: str, build: Callable[[Path], T]
+) -> tuple[T, bool]:
+    """What ``build(folder)`` returns, built once per run: under pytest-xdist the first worker
+    to ask builds it into the run's shared folder (``getbasetemp().parent``) under a lock and
+    keeps the result there (pickled); the others wait for it and load it. Returns the result
+    and whether it is shared (then every worker takes a private copy of what is on disk, so
+    that no test sees another process's changes). One process: built in its own folder.
+    """
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return build(tmp_path_factory.mktemp(name)), False
+    root = tmp_path_factory.getbasetemp().parent / "built-once"
+    kept = root / f"{name}.pickle"
+    with file_lock(root / f"{name}.lock"):
+        if not kept.exists():
+            folder = root / name
+            shutil.rmtree(folder, ignore_errors=True)  # a build that failed earlier in the run
+            folder.mkdir(parents=True)
+            write_atomically(kept, pickle.dumps(build(folder)))
+    return pickle.loads(kept.read_bytes()), True
+
+
 @pytest.fixture(scope="session")
 def site(
     tmp_path_factory: pytest.TempPathFactory, small_spec: ExperimentSpec, dataset: Dataset
 ) -> Site:
+    """See :class:`tests.support.homes.Site`; built once per run, a private copy per worker."""
+    built, shared = built_once(
+        tmp_path_factory, "site", lambda folder: _build_site(folder, small_spec, dataset)
+    )
+    return copy_site(built, tmp_path_factory.mktemp("site")) if shared else built
+
+
+def _build_site(folder: Path, small_spec: ExperimentSpec, dataset: Dataset) -> Site:
     from audits.release import read_report, release
     from model.registry import connect
     from service.auth import add_user, set_areas
@@ -168,7 +212,7 @@ def site(
     from service.monitoring import audited_attributes
     from service.queue import ALL_AREAS
 
-    home = Home(tmp_path_factory.mktemp("site") / "home")
+    home = Home(folder / "home")
     registry = connect(home)
     first = release(small_spec, dataset, registry, policy=policy_text(**LENIENT))
     assert first.promoted
@@ -219,7 +263,15 @@ def released(
 ) -> Released:
     """A release whose policy turns the evaluation arm on (10%); its two latest months scored
     for monitoring (lottery, snapshot, estimates, drift), outcomes recorded by the demo's rules.
-    Treat as read-only: copy the home to change it (``copy_released``)."""
+    Treat as read-only: copy the home to change it (``copy_released``). Built once per run, a
+    private copy per worker."""
+    built, shared = built_once(
+        tmp_path_factory, "after", lambda folder: _build_released(folder, small_spec, dataset)
+    )
+    return copy_released(built, tmp_path_factory.mktemp("after")) if shared else built
+
+
+def _build_released(folder: Path, small_spec: ExperimentSpec, dataset: Dataset) -> Released:
     from audits.catalogue import read_report
     from audits.release import release
     from model.registry import connect
@@ -230,7 +282,7 @@ def released(
     from service.periods import Monitoring
     from service.simulation import record_outcomes
 
-    home = Home(tmp_path_factory.mktemp("after") / "home")
+    home = Home(folder / "home")
     policy = policy_text(**LENIENT, **{"share = 0.0": "share = 0.1"})
     assert policy.evaluation.share == 0.1
     registry = connect(home)
@@ -264,10 +316,24 @@ def released(
 def two_releases(
     tmp_path_factory: pytest.TempPathFactory, small_spec: ExperimentSpec, dataset: Dataset
 ) -> TwoReleases:
+    """See :class:`tests.support.homes.TwoReleases`; built once per run, a private copy of the
+    home per worker."""
+    built, shared = built_once(
+        tmp_path_factory,
+        "two-releases",
+        lambda folder: _build_two_releases(folder, small_spec, dataset),
+    )
+    if not shared:
+        return built
+    home = copy_home(built.home.root, tmp_path_factory.mktemp("two-releases") / "home")
+    return TwoReleases(home, built.good, built.failed)
+
+
+def _build_two_releases(folder: Path, small_spec: ExperimentSpec, dataset: Dataset) -> TwoReleases:
     from audits.release import release
     from model.registry import connect
 
-    home = Home(tmp_path_factory.mktemp("two-releases") / "home")
+    home = Home(folder / "home")
     registry = connect(home)
     good = release(small_spec, dataset, registry, policy=policy_text(**LENIENT))
     assert good.promoted
