@@ -1,6 +1,7 @@
 """A coordinator's work on the pages: the entry of the month clicked, back to the same list view,
-a phone round (search, "to call", the printed list), evaluation places, and no statistics on
-anything a coordinator or a person reads. Real Flask client, SQLite database and MLflow store."""
+a phone round (search, "to call", the printed list), the reasons' plain names. Real Flask client
+and SQLite database, the model served from memory; the letter and evaluation places, which need
+a real release, are in tests/integration/test_coordinator_letters.py."""
 
 from __future__ import annotations
 
@@ -13,33 +14,23 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
-from service import create_app
-from service.auth import add_user, set_areas
 from service.db import AccessLogRow, Database, Outcome, QueueEntry
 from service.explanation import weight_words
-from tests.support.homes import Released, Site, copy_released, copy_site
+from service.loader import Serving
+from tests.support.homes import Site, copy_site
+from tests.support.memory import memory_app
+from tests.support.pages import in_both_months, months, text
 from tests.support.web import csrf, sign_in
 
-#: What no coordinator page and no letter to a person may hold: statistics' words, and numbers
-#: with more than two decimals.
-STATISTICS = re.compile(r"log-odds|percentile|\d\.\d{3,}", re.IGNORECASE)
+
+@pytest.fixture
+def own_site(memory_site: Site, tmp_path: Path) -> Site:
+    return copy_site(memory_site, tmp_path)
 
 
 @pytest.fixture
-def own_site(site: Site, tmp_path: Path) -> Site:
-    return copy_site(site, tmp_path)
-
-
-@pytest.fixture
-def app(own_site: Site) -> Flask:
-    return create_app(
-        {
-            "HOME": own_site.home,
-            "DATABASE_URL": own_site.database_url,
-            "WATCH_SECONDS": 0,
-            "TESTING": True,
-        }
-    )
+def app(own_site: Site, in_memory: Serving) -> Flask:
+    return memory_app(own_site, in_memory)
 
 
 @pytest.fixture
@@ -52,43 +43,6 @@ def coordinator(app: Flask, own_site: Site) -> FlaskClient:
     client = app.test_client()
     sign_in(client, own_site, "coordinator")
     return client
-
-
-def text(client: FlaskClient, path: str, status: int = 200) -> str:
-    response = client.get(path)
-    assert response.status_code == status, (path, response.get_data(as_text=True)[:400])
-    return response.get_data(as_text=True)
-
-
-def visible(html: str) -> str:
-    """The words a person reads: tags, attributes and the page's styles dropped."""
-    html = re.sub(r"<(script|style)\b.*?</\1>", " ", html, flags=re.DOTALL)
-    return re.sub(r"<[^>]+>", " ", html)
-
-
-def months(db: Database) -> list[str]:
-    with db.session() as session:
-        return sorted(set(session.scalars(select(QueueEntry.period))))
-
-
-def in_both_months(db: Database) -> tuple[QueueEntry, QueueEntry]:
-    """A person listed in both months: (their older entry, their newer entry)."""
-    older, newer = months(db)[-2:]
-    with db.session() as session:
-        now = {
-            e.person_id: e
-            for e in session.scalars(
-                select(QueueEntry).where(QueueEntry.period == newer, QueueEntry.rank > 0)
-            )
-        }
-        for entry in session.scalars(
-            select(QueueEntry)
-            .where(QueueEntry.period == older, QueueEntry.rank > 0)
-            .order_by(QueueEntry.rank.desc())
-        ):
-            if entry.person_id in now and now[entry.person_id].rank != entry.rank:
-                return entry, now[entry.person_id]
-    raise AssertionError("the fixture has someone listed in both months")
 
 
 # ----------------------------------------------------------------------------- the month clicked
@@ -230,42 +184,6 @@ def test_find_a_person_by_id(coordinator: FlaskClient, db: Database) -> None:
     assert "No such person on a list in your areas." in found.get_data(as_text=True)
 
 
-# ----------------------------------------------------------------------------- no statistics
-
-
-def test_no_statistics_on_coordinator_pages_or_the_letter(
-    app: Flask, coordinator: FlaskClient, db: Database
-) -> None:
-    older, newer = in_both_months(db)
-    latest = months(db)[-1]
-    paths = [
-        "/outreach/",
-        f"/outreach/?period={older.period}",
-        "/outreach/?status=to_call",
-        "/outreach/?page=2",
-        f"/outreach/print?period={latest}",
-        f"/outreach/people/{newer.person_id}",
-        f"/outreach/people/{older.person_id}?period={older.period}",
-        f"/outreach/people/{newer.person_id}/explanation",
-        f"/outreach/people/{older.person_id}/explanation?period={older.period}",
-        "/outreach/about",
-    ]
-    for path in paths:
-        words = visible(text(coordinator, path))
-        found = STATISTICS.findall(words)
-        assert not found, f"{path}: {found[:5]}"
-    token = add_user(db, "api coordinator", "coordinator")
-    set_areas(db, "api coordinator", ["*"])
-    letter = app.test_client().get(
-        f"/api/v1/people/{newer.person_id}/explanation?purpose=outreach",
-        headers={"Authorization": f"Bearer {token}"},
-    )
-    assert letter.status_code == 200
-    assert not STATISTICS.findall(letter.json["text"])
-    assert "(this counted " in letter.json["text"]
-    assert "chosen partly by chance" not in letter.json["text"]  # no lottery on this site
-
-
 def test_reasons_and_changes_use_the_specs_plain_names(
     coordinator: FlaskClient, db: Database
 ) -> None:
@@ -292,62 +210,3 @@ def test_reasons_and_changes_use_the_specs_plain_names(
 )
 def test_weight_words(contribution: float | None, words: str) -> None:
     assert weight_words(contribution) == words
-
-
-# ----------------------------------------------------------------------------- evaluation places
-
-
-@pytest.fixture
-def lottery(released: Released, tmp_path: Path) -> tuple[FlaskClient, Database, QueueEntry]:
-    """A home whose months hold evaluation-lottery places, a coordinator signed in, and one
-    lottery entry of the latest month."""
-    own = copy_released(released, tmp_path)
-    app = create_app(
-        {"HOME": own.home, "DATABASE_URL": own.database_url, "WATCH_SECONDS": 0, "TESTING": True}
-    )
-    db: Database = app.extensions["outreach.db"]
-    add_user(db, "round-coordinator", "coordinator", password="round-password-for-tests")
-    set_areas(db, "round-coordinator", ["*"])
-    client = app.test_client()
-    token = csrf(client.get("/login").get_data(as_text=True))
-    client.post(
-        "/login",
-        data={
-            "csrf_token": token,
-            "username": "round-coordinator",
-            "password": "round-password-for-tests",
-        },
-    )
-    with db.session() as session:
-        entry = session.scalars(
-            select(QueueEntry)
-            .where(QueueEntry.source == "lottery", QueueEntry.period == own.periods[-1])
-            .order_by(QueueEntry.rank.desc())
-        ).first()
-    assert entry is not None, "the released fixture draws evaluation places"
-    return client, db, entry
-
-
-def test_evaluation_places_are_labelled_on_the_list_and_the_person_page(
-    lottery: tuple[FlaskClient, Database, QueueEntry],
-) -> None:
-    client, _, entry = lottery
-    last = text(client, "/outreach/?page=1000")
-    pages = int(re.search(r"page \d+ of (\d+)", last).group(1))  # type: ignore[union-attr]
-    html = text(client, f"/outreach/?page={pages}")
-    row = re.search(
-        r'<td class="num" data-label="Place">(.*?)</td>\s*<th scope="row" data-label="Person">'
-        rf'<a href="/outreach/people/{re.escape(entry.person_id)}\?',
-        html,
-    )
-    assert row and "evaluation place" in row.group(1) and str(entry.rank) not in row.group(1)
-    person = text(client, f"/outreach/people/{entry.person_id}?period={entry.period}")
-    place = re.search(r'<dd id="place">([^<]+)</dd>', person)
-    assert place and "an evaluation place: drawn by lot" in place.group(1)
-    assert f"number {entry.rank}" not in person
-    assert "offered help through an evaluation place, drawn by lot" in person
-    assert "would move this listing up to the outreach cut-off" not in person
-    assert not STATISTICS.findall(visible(person))
-    letter = text(client, f"/outreach/people/{entry.person_id}/explanation?period={entry.period}")
-    assert "You were also chosen partly by chance." in letter
-    assert not STATISTICS.findall(visible(letter))
