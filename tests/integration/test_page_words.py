@@ -1,5 +1,6 @@
-"""The words people read where things go wrong or where they look for their choices: sign-in,
-the error pages and the public transparency page. Real Flask client, SQLite and MLflow store."""
+"""The words people read where things go wrong: sign-in and the error pages. Real Flask client
+and SQLite, the model served from memory (the public transparency page's words, which need a
+real release: tests/integration/test_transparency_words.py)."""
 
 from __future__ import annotations
 
@@ -9,23 +10,22 @@ from pathlib import Path
 import pytest
 from flask import Flask
 
-from service import create_app
+from service.loader import Serving
 from tests.support.homes import Site, copy_site
+from tests.support.memory import memory_app
 from tests.support.web import csrf
 
 
 @pytest.fixture
-def app(site: Site, tmp_path: Path) -> Flask:
+def site(memory_site: Site) -> Site:
+    """The in-memory site stands in for the released one in this module."""
+    return memory_site
+
+
+@pytest.fixture
+def app(site: Site, in_memory: Serving, tmp_path: Path) -> Flask:
     own = copy_site(site, tmp_path)
-    return create_app(
-        {
-            "HOME": own.home,
-            "DATABASE_URL": own.database_url,
-            "WATCH_SECONDS": 0,
-            "TESTING": True,
-            "CONTACT": "the outreach team, telephone 000",
-        }
-    )
+    return memory_app(own, in_memory, {"CONTACT": "the outreach team, telephone 000"})
 
 
 def test_a_wrong_password_keeps_the_name_typed(app: Flask, site: Site) -> None:
@@ -69,18 +69,3 @@ def test_a_page_refused_to_a_role_says_so_in_a_sentence(app: Flask, site: Site) 
     message = re.search(r"<h1>Not open to you</h1>\s*<p>([^<]+)</p>", html)
     assert message and message.group(1)[0].isupper() and message.group(1).endswith(".")
     assert 'href="/outreach/"' in html
-
-
-def test_transparency_says_first_how_to_decline_opt_out_or_ask_for_a_review(app: Flask) -> None:
-    html = app.test_client().get("/transparency").get_data(as_text=True)
-    main = html.split('<main id="content">', 1)[1]
-    choices = main.index("If you were offered help: your choices")
-    assert choices < main.index("<table")
-    for words in (
-        "To say no to this offer",
-        "To not be contacted again",
-        "To ask a person to look again",
-        "How to contact us: the outreach team, telephone 000",
-    ):
-        assert main.index(words) < main.index("<table"), words
-    assert "naming the groups below" not in html
