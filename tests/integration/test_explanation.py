@@ -3,8 +3,9 @@
 Real components: the test site's production release and scored months, the Flask test client,
 the SQLite service database and the MLflow store. The golden files hold the explanation's words
 for fixed, hand-written input (``tests/golden/*.json``), so they never depend on training.
-Regenerate them with ``OUTREACH_UPDATE_GOLDEN=1 .venv/bin/pytest tests/test_explanation.py``
-and read the difference before committing it.
+Regenerate them with
+``OUTREACH_UPDATE_GOLDEN=1 .venv/bin/pytest tests/integration/test_explanation.py`` and read the
+difference before committing it.
 """
 
 from __future__ import annotations
@@ -133,7 +134,8 @@ def test_the_explanation_text_equals_its_golden_file(unit: str) -> None:
     assert expected.is_file(), f"{expected} is missing: run with OUTREACH_UPDATE_GOLDEN=1"
     assert text.encode() == expected.read_bytes(), (
         f"the {unit} explanation's words changed; if that is meant, regenerate with "
-        "OUTREACH_UPDATE_GOLDEN=1 .venv/bin/pytest tests/test_explanation.py and review the diff"
+        "OUTREACH_UPDATE_GOLDEN=1 .venv/bin/pytest tests/integration/test_explanation.py and "
+        "review the diff"
     )
 
 

@@ -1,6 +1,6 @@
 """Named regressions for inputs that once made the API answer 5xx, or that the OpenAPI document
 and the code disagreed on. Each checks the answer and, where the document is involved, that the
-document says the same; the fuzz suite (``tests/test_fuzz.py``) covers the rest."""
+document says the same; the fuzz suite (``tests/system/test_fuzz.py``) covers the rest."""
 
 from __future__ import annotations
 
