@@ -8,15 +8,26 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import Flask
+
+if TYPE_CHECKING:
+    from service.loader import ModelSource
 
 __all__ = ["create_app"]
 
 
-def create_app(test_config: dict[str, Any] | None = None) -> Flask:
+def create_app(
+    test_config: dict[str, Any] | None = None, *, model_source: ModelSource | None = None
+) -> Flask:
     """Build the app. Settings come from ``test_config`` or the environment, resolved once here.
+
+    ``model_source``: what serves the model, when the caller built it (tests serve a model held
+    in memory this way: ``tests/support/memory.py``). By default, and always in production, a
+    :class:`service.loader.ModelSource` for ``MODEL_NAME`` that verifies the home's releases
+    through their attestation log and the MLflow registry. Either way it is refreshed once
+    here, and polled every ``WATCH_SECONDS``.
 
     Keys: ``HOME`` (project home), ``DATABASE_URL``, ``MODEL_NAME``, ``TRACKING_URI``,
     ``MAX_RECORDS``, ``MAX_CONTENT_LENGTH``, ``RATE_LIMIT`` (requests a minute per token),
@@ -26,9 +37,11 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     Raises
     ------
     BadInputError
-        For an unknown ``ENV_MODE``, and in production mode when the production version's
-        policy does not name its impact assessments (:func:`service.startup.refuse_unassessed`).
+        For an unknown ``ENV_MODE``; in production mode for a ``model_source``, and when the
+        production version's policy does not name its impact assessments
+        (:func:`service.startup.refuse_unassessed`).
     """
+    from model.errors import BadInputError
     from model.files import private_umask
     from model.home import Home
     from service import access_log, errors, pages
@@ -69,13 +82,22 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     db.upgrade()
     make_private_database(db.url)
     metrics = Metrics()
-    source = ModelSource(
-        home,
-        app.config["MODEL_NAME"],
-        tracking_uri=app.config["TRACKING_URI"],
-        production=production,
-        anchors=DatabaseAnchors(db),
-        metrics=metrics,
+    if model_source is not None and production:
+        raise BadInputError(
+            "in production mode the service serves only releases it verifies itself: "
+            "no model source may be handed to create_app"
+        )
+    source = (
+        model_source
+        if model_source is not None
+        else ModelSource(
+            home,
+            app.config["MODEL_NAME"],
+            tracking_uri=app.config["TRACKING_URI"],
+            production=production,
+            anchors=DatabaseAnchors(db),
+            metrics=metrics,
+        )
     )
     source.refresh()
     refuse_unassessed(source)  # production mode: a policy without its impact assessments

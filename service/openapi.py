@@ -2,8 +2,8 @@
 
 It describes exactly what the code does: every status a route can answer, the schema of every
 body it answers with, the bounds the code enforces on every parameter and field, and links from
-what one call returns to the calls that use it. The fuzz suite (``tests/test_fuzz.py``) holds the
-two together: schemathesis checks each response against this document, that requests the
+what one call returns to the calls that use it. The fuzz suite (``tests/system/test_fuzz.py``)
+holds the two together: schemathesis checks each response against this document, that requests the
 document calls valid are accepted and that requests it calls invalid are refused.
 """
 
