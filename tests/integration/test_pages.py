@@ -669,8 +669,7 @@ def test_every_model_in_production_has_a_monitoring_page(as_role, own_site: Site
     page (nothing scored with it yet, said in words), linked from the releases page and from
     the served model's page."""
     from audits.release import release
-    from tests.conftest import fast_spec
-    from tests.test_release import LENIENT, policy_text
+    from tests.support.specs import LENIENT, fast_spec, policy_text
 
     other = release(
         fast_spec(name="second_outreach"),

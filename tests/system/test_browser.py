@@ -374,7 +374,7 @@ def review_server(
     questions), served: yields the base address, the site and the REVIEW version."""
     from audits.release import release
     from model.registry import connect
-    from tests.test_release import policy_text
+    from tests.support.specs import policy_text
 
     own = copy_site(site, tmp_path_factory.mktemp("browser-review"))
     review = release(

@@ -13,7 +13,7 @@ from audits.audit import run_audit
 from audits.policy import Gate
 from service.monitoring import GroupRow, _judge
 from service.period_report import estimated_disparities
-from tests.test_release import policy_text
+from tests.support.specs import policy_text
 
 RECALL = Gate(metric="recall", disparity="ratio", min=0.8)
 

@@ -8,7 +8,7 @@ import pytest
 from audits.release import model_card
 from model.spec import load_spec
 from model.words import feature_words
-from tests.conftest import ROOT
+from tests.support.specs import ROOT
 
 
 @pytest.mark.parametrize("name", ["individual_outreach", "neighbourhood_outreach"])
