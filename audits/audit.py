@@ -26,9 +26,9 @@ from audits.gate import (
     worst,
     worst_disparity,
 )
+from audits.group_metrics import GroupAudit, audit_groups
 from audits.groups import build_groupings
 from audits.limit_check import check, judged
-from audits.metrics import GroupAudit, audit_groups
 from audits.policy import Policy
 from audits.proxies import MissingnessResult, ProxyResult
 

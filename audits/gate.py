@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
-from audits.metrics import DisparityResult, GroupAudit, significance
+from audits.group_metrics import DisparityResult, GroupAudit, significance
 from audits.policy import Gate, Policy
 from audits.proxies import MISSINGNESS_ALPHA, MISSINGNESS_RATIO, MissingnessResult
 

@@ -2,9 +2,10 @@
 a limit of the policy.
 
 Every reader that puts a group's disparity against the policy's limits uses this module: the
-release audit (:mod:`audits.metrics`, :mod:`audits.audit`), monitoring before outcomes are known
-(``service.monitoring``, ``service.period_report``) and the board's pages. So an audit and the
-monitoring after it cannot disagree about a group because they counted it by different rules.
+release audit (:mod:`audits.group_metrics`, :mod:`audits.audit`), monitoring before outcomes are
+known (``monitoring.group_shares``, ``monitoring.period_report``) and the board's pages. So an audit
+and the monitoring after it cannot disagree about a group because they counted it by different
+rules.
 
 **Sufficiency** (the gate's materiality thresholds, in people): a group is judged on its own when
 it has at least the policy's ``min_group_size`` people and at least ``positives_needed`` people

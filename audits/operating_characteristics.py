@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from audits.gate import judge, tail
-from audits.metrics import DisparityResult, tail_p_values
+from audits.group_metrics import DisparityResult, tail_p_values
 from audits.policy import Gate, Policy
 
 #: The true ratios the table covers.

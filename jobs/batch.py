@@ -18,13 +18,13 @@ from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from audits.policy import Evaluation
+from jobs.spark_batch import PERIOD_COLUMN, PROVENANCE
+from kernel.errors import BadInputError, CheckFailedError, DataValidationError
+from lifecycle.model_source import Serving
 from model.data import id_problems, ordinal_to_period, parse_periods
-from model.errors import BadInputError, CheckFailedError, DataValidationError
 from model.rules import month_problem
 from model.scorer import scored_frame
-from service.db import Database, EntryGroup, OptOut, Outcome, PeriodGroup, QueueEntry
-from service.loader import Serving
-from service.periods import (
+from monitoring.periods import (
     Monitoring,
     forget_people,
     keep_period,
@@ -32,7 +32,7 @@ from service.periods import (
     scored_period,
     select_people,
 )
-from service.spark_batch import PERIOD_COLUMN, PROVENANCE
+from store.db import Database, EntryGroup, OptOut, Outcome, PeriodGroup, QueueEntry
 
 CHUNK = 100_000
 
@@ -143,7 +143,7 @@ def score_file(
     db: Database, serving: Serving, frame: pd.DataFrame, *, period: str | None = None
 ) -> ScoredFile:
     """Score ``period``'s rows (every period without one) for a file, by the contract the Spark
-    job keeps (:mod:`service.spark_batch`): every input column, then ``score``, ``percentile``,
+    job keeps (:mod:`jobs.spark_batch`): every input column, then ``score``, ``percentile``,
     ``band``, ``reasons`` (JSON), ``model_name``, ``model_version``, ``audit_id`` and
     ``scored_period`` (the row's month) on every row. People who opted out are left out.
 
@@ -203,7 +203,7 @@ def score_period(
     monitoring, in the same transaction: per group, how many were scored and how many queued,
     and each queued entry's group for outcome aggregates. They are never model inputs.
 
-    ``monitoring``: keep the period for monitoring (:mod:`service.periods`): the evaluation
+    ``monitoring``: keep the period for monitoring (:mod:`monitoring.periods`): the evaluation
     lottery of the audit's policy, a snapshot of the scored population, estimates and drift.
     """
     model = serving.model

@@ -4,7 +4,7 @@ Only ``outreach demo`` uses this. It stands in for what coordinators and months 
 bring, so that the monitoring page has something true to show:
 
 - **outcomes**, recorded through the same rule a coordinator's page uses
-  (:func:`service.queue.record_outcome`, access log included), by simple documented rules: a
+  (:func:`store.queue.record_outcome`, access log included), by simple documented rules: a
   person with more address changes is harder to reach; a reached person accepts help with
   probability ``ACCEPT``, declines with ``DECLINE``, else the contact is still open;
 - **labels** from the synthetic population's ground truth (``label.truth_column``), where help
@@ -22,9 +22,9 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import select
 
-from service.auth import Principal
-from service.db import Database, QueueEntry
-from service.queue import Caller, record_outcome
+from store.accounts import Principal
+from store.db import Database, QueueEntry
+from store.queue import Caller, record_outcome
 
 ACCEPT = 0.6
 DECLINE = 0.25

@@ -1,10 +1,10 @@
 """Batch scoring on Spark: the verified production model through MLflow's pyfunc Spark UDF.
 
 The model is verified before the job starts, exactly as the service verifies it
-(:func:`audits.loading.load_production`: a signed release attestation of its exact bytes, a
-servable decision, no withdrawal). The job then runs a pyfunc built from those verified bytes
-and the installed scoring code (MLflow "models from code", :mod:`model.pyfunc_code`): no pickle
-from the registry is ever loaded, and what runs on the executors is what was audited.
+(:func:`lifecycle.verified_loading.load_production`: a signed release attestation of its exact
+bytes, a servable decision, no withdrawal). The job then runs a pyfunc built from those verified
+bytes and the installed scoring code (MLflow "models from code", :mod:`model.pyfunc_code`): no
+pickle from the registry is ever loaded, and what runs on the executors is what was audited.
 
 The output is Parquet partitioned by ``scored_period`` (``YYYY-MM``): every input column, then
 ``score``, ``percentile``, ``band``, ``reasons`` (JSON, as :func:`model.scorer.scored_frame`
@@ -29,8 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from audits.loading import LoadedModel
-from model.errors import BadInputError, DataValidationError, JobFailedError
+from kernel.errors import BadInputError, DataValidationError, JobFailedError
+from lifecycle.verified_loading import LoadedModel
 from model.rules import month_problem
 
 #: The partition column of the output (the input's time column keeps its own name and values).

@@ -11,8 +11,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from model.files import make_private
-from model.signing import KeyPaths
+from kernel.files import make_private
+from kernel.signing import KeyPaths
 
 DEFAULT_HOME = ".outreach"
 HOME_ENV = "OUTREACH_HOME"
@@ -88,7 +88,7 @@ class Home:
 
     @property
     def keys(self) -> Path:
-        """Signing keys (created 0600 on first use; see :mod:`model.signing`)."""
+        """Signing keys (created 0600 on first use; see :mod:`kernel.signing`)."""
         return self.root / "keys"
 
     @property

@@ -28,8 +28,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from model.errors import BadInputError
-from model.files import create_once, write_atomically
+from kernel.errors import BadInputError
+from kernel.files import create_once, write_atomically
 
 
 def canonical(statement: dict[str, Any]) -> bytes:

@@ -1,7 +1,7 @@
 """The catalogue of registered versions and audit reports, and the names of the tags they carry.
 
 Tags on a registered version are a readable cache of what was decided (the decision itself is
-attested and signed: :mod:`audits.attestation`). Their names live here and nowhere else.
+attested and signed: :mod:`lifecycle.statements`). Their names live here and nowhere else.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 
 from mlflow.exceptions import MlflowException
 
-from model.errors import NotFoundError
+from kernel.errors import NotFoundError
 from model.registry import ARTIFACT_SHA256, Registry
 
 __all__ = [
@@ -87,8 +87,8 @@ def version_tags(registry: Registry, name: str, version: str) -> dict[str, str]:
 def list_versions(registry: Registry, name: str | None = None) -> list[dict[str, Any]]:
     """Registered versions with their aliases, metrics at capacity and the readable cache of
     their tags (decision, approvals, ...), written for people: never read to decide what may be
-    served (:func:`audits.loading.version_states` gives each version's state from the signed
-    statements)."""
+    served (:func:`lifecycle.verified_loading.version_states` gives each version's state from the
+    signed statements)."""
     client = registry.client
     names = [name] if name else [m.name for m in client.search_registered_models()]
     rows = []

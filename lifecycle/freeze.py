@@ -1,7 +1,7 @@
 """Incident freezes: while an incident is investigated, what is served and the evidence stay put.
 
 ``outreach incident freeze`` signs an ``incident_freeze`` statement into a model's attestation
-log (:mod:`audits.attestation`), naming the version in production at that moment (the pinned
+log (:mod:`lifecycle.statements`), naming the version in production at that moment (the pinned
 version), who froze it, when and why. Until an ``incident_release`` statement lifts it:
 
 - the service keeps serving exactly the pinned version, whatever the ``production`` alias says;
@@ -12,7 +12,7 @@ Withdrawing the model is never blocked: stopping a harmful model must always be 
 withdrawal moves nothing into production.
 
 Whether a model is frozen is read from the verified statements of its attestation log, never
-from a file beside them (:mod:`audits.serving_state` folds it). A statement that does not verify
+from a file beside them (:mod:`lifecycle.version_state` folds it). A statement that does not verify
 neither freezes nor lifts a freeze; it makes the log invalid, an alarm: nothing of the model is
 served, and every action here (freeze, release, approve, rollback, purge) is refused with exit 3
 until a person repairs the log. Deleting or cutting the log is found against its head anchored
@@ -23,11 +23,11 @@ from __future__ import annotations
 
 from typing import Literal
 
-from audits.attestation import Trust
-from audits.catalogue import production_alias
-from audits.serving_state import FREEZE, LIFT, Freeze, freeze_of
-from model.errors import BadInputError, ConflictError, GateError, NotFoundError
-from model.home import Home
+from kernel.errors import BadInputError, ConflictError, GateError, NotFoundError
+from kernel.home import Home
+from lifecycle.catalogue import production_alias
+from lifecycle.statements import Trust
+from lifecycle.version_state import FREEZE, LIFT, Freeze, freeze_of
 from model.registry import Registry
 
 #: What a freeze holds still, as the refusals name it.

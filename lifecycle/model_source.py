@@ -1,16 +1,16 @@
 """The serving model: verified through the release gate, hot-swapped, with a last-known-good copy.
 
-:class:`ModelSource` asks :class:`audits.serving_state.ModelState` which version may be served
+:class:`ModelSource` asks :class:`lifecycle.version_state.ModelState` which version may be served
 (the attestation log verified and compared with its head anchored in the service database, the
-alias, any freeze), loads it through :func:`audits.loading.load_version` (its bytes checked
-against the signed release) off the request path and swaps it in atomically. An invalid log
+alias, any freeze), loads it through :func:`lifecycle.verified_loading.load_version` (its bytes
+checked against the signed release) off the request path and swaps it in atomically. An invalid log
 stops serving at once and raises an alarm (an error in the log, the
 ``outreach_attestation_log_invalid`` gauge, a banner on the oversight pages, 503
 ``attestation_log_invalid``) until a person repairs it. A verified copy
 is kept in the home folder; if the registry cannot be reached at start, that copy is served and
 marked degraded. If nothing verified is available the service is not ready (``/readyz`` 503).
 
-While an incident freeze is in force (:mod:`audits.incident`) the source serves exactly the
+While an incident freeze is in force (:mod:`lifecycle.freeze`) the source serves exactly the
 pinned version: a moved alias is not followed, and the last-known-good copy is used only if it is
 that version. In production mode a version whose audit's policy does not name its impact
 assessments (or names placeholders) is not served; elsewhere that is a warning in the log.
@@ -27,25 +27,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from audits import disclosure
-from audits.attestation import Trust, WithdrawnError
-from audits.catalogue import production_alias, report_path, report_sha256
-from audits.loading import LoadedModel, load_version, trust_for
 from audits.policy import assessments_from_report
-from audits.serving_state import (
-    Anchors,
-    Freeze,
-    ModelState,
-    VersionState,
-    withdrawal_words,
-)
-from model.errors import GateError, NotFoundError, OutreachError
-from model.files import file_lock, write_atomically
-from model.home import Home
+from kernel.errors import GateError, NotFoundError, OutreachError
+from kernel.files import file_lock, write_atomically
+from kernel.home import Home
+from lifecycle.catalogue import production_alias, report_path, report_sha256
+from lifecycle.statements import Trust, WithdrawnError
+from lifecycle.verified_loading import LoadedModel, load_version, trust_for
+from lifecycle.version_state import Anchors, Freeze, ModelState, VersionState, withdrawal_words
 from model.registry import Registry, connect
 from model.scorer import ScoringModel
 
 if TYPE_CHECKING:
-    from service.metrics import Metrics
+    from service.prometheus import Metrics
 
 log = logging.getLogger("outreach.service")
 NO_MODEL = "no verified model"
@@ -188,7 +182,7 @@ class ModelSource:
         """The last-known-good copy, only if its signed release statement still vouches for it.
 
         The metadata beside the copy proves nothing (anyone who can write the folder can write
-        it too): the version's state (:class:`audits.serving_state.ModelState`, from the log
+        it too): the version's state (:class:`lifecycle.version_state.ModelState`, from the log
         verified now) must let it be served, and its attested sha256 must be the copy's own.
         """
         try:
@@ -225,7 +219,7 @@ class ModelSource:
         """Check the attestation log and the registry; swap in a newly promoted, verified
         version. Returns True if swapped.
 
-        The model's state comes from :class:`audits.serving_state.ModelState` on every poll: an
+        The model's state comes from :class:`lifecycle.version_state.ModelState` on every poll: an
         invalid log (a statement that does not verify, a broken chain, a log cut short or
         re-signed, a missing log or a replaced key) stops serving at once, raises an alarm and
         keeps it until a person repairs the log; a withdrawal stops serving; the served

@@ -7,13 +7,13 @@ from typing import Any
 import numpy as np
 
 from audits.audit import run_audit
-from audits.loading import load_version
 from audits.policy import Policy
 from audits.proxies import check_missingness, check_proxies
 from audits.report import Subject, build_report, new_audit_id
+from kernel.errors import BadInputError, DataValidationError
+from lifecycle.verified_loading import load_version
+from model.capacity_metrics import top_k_mask
 from model.data import fingerprint, parse_periods, read_table
-from model.errors import BadInputError, DataValidationError
-from model.metrics import top_k_mask
 from model.registry import Registry
 
 

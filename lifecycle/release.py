@@ -2,9 +2,9 @@
 
 ``production`` is an MLflow alias that only a passing audit (and, where the policy asks for it, an
 oversight approval) or an approved REVIEW moves. Every decision (release, approval, rejection,
-withdrawal) is signed into the model's attestation log (:mod:`audits.attestation`); serving
-trusts those statements, never the tags (:mod:`audits.loading`). Versions and reports are listed
-by :mod:`audits.catalogue`.
+withdrawal) is signed into the model's attestation log (:mod:`lifecycle.statements`); serving
+trusts those statements, never the tags (:mod:`lifecycle.verified_loading`). Versions and reports
+are listed by :mod:`lifecycle.catalogue`.
 """
 
 from __future__ import annotations
@@ -18,23 +18,10 @@ from typing import Any
 import numpy as np
 from mlflow.exceptions import MlflowException
 
-from audits import catalogue
-from audits.attestation import Trust, WithdrawnError, now
 from audits.audit import AuditOutcome, run_audit
-from audits.catalogue import (
-    ARTIFACT_SHA256,
-    CANDIDATE,
-    PRODUCTION,
-    list_versions,
-    production_alias,
-    read_report,
-    version_tags,
-)
 from audits.drift import reference_profile
 from audits.gate import Breach, disclosures_to_approve
-from audits.incident import ensure_not_frozen
-from audits.loading import LoadedModel, load_production, load_version, trust_for
-from audits.metrics import GroupAudit
+from audits.group_metrics import GroupAudit
 from audits.mitigation import mitigated_candidates
 from audits.policy import Policy, load_policy
 from audits.proxies import MissingnessResult, ProxyResult, check_missingness, check_proxies
@@ -49,10 +36,23 @@ from audits.report import (
     new_audit_id,
     write_report,
 )
+from kernel.errors import BadInputError, GateError, NotFoundError
+from lifecycle import catalogue
+from lifecycle.catalogue import (
+    ARTIFACT_SHA256,
+    CANDIDATE,
+    PRODUCTION,
+    list_versions,
+    production_alias,
+    read_report,
+    version_tags,
+)
+from lifecycle.freeze import ensure_not_frozen
+from lifecycle.statements import Trust, WithdrawnError, now
+from lifecycle.verified_loading import LoadedModel, load_production, load_version, trust_for
 from model.candidates import expand
+from model.capacity_metrics import top_k_mask
 from model.data import Dataset, ordinal_to_period
-from model.errors import BadInputError, GateError, NotFoundError
-from model.metrics import top_k_mask
 from model.registry import Registry, log_training
 from model.spec import ExperimentSpec
 from model.train import CandidateResult, TrainingResult, train
@@ -368,7 +368,7 @@ def release(
 
     The ``candidate`` alias always moves to the chosen version; ``production`` moves only when it
     passed and the policy needs no approval (otherwise the version awaits one). Every candidate's
-    decision is signed (:mod:`audits.attestation`), with ``released_by`` (default: the user
+    decision is signed (:mod:`lifecycle.statements`), with ``released_by`` (default: the user
     running the release), who may not approve it. ``after_release``: what the months since the
     last release showed (realised results and the evaluation arm, from the service's monitoring),
     kept in every candidate's report for the board.
@@ -581,7 +581,7 @@ def _attest_release(
             ),
             "promoted": promoted,
             # The release's chosen candidate waiting for an approval: approving it promotes it
-            # (audits.serving_state.offered_for_approval; the registry tag is only a cache).
+            # (lifecycle.version_state.offered_for_approval; the registry tag is only a cache).
             "offered": offered,
             "by": released_by,
         },

@@ -2,14 +2,14 @@
 
 At every release, approval, rejection, withdrawal and reinstatement the release tooling appends a
 statement to the model's attestation log (``<home>/attestations/<model>.jsonl``), signed with the
-release key (:mod:`model.signing`, never stored in MLflow). A release statement binds the
+release key (:mod:`kernel.signing`, never stored in MLflow). A release statement binds the
 version to its artifact's sha256, its audit report's sha256, the policy's sha256 and the audit's
 decision; an approval names who approved, with which role, when, and the groups a REVIEW left
 open. Each statement also carries the hash of the one before it, so the log cannot be reordered
 or have a statement taken out of its middle without the chain showing it.
 
 Registry tags stay as a readable cache and are never trusted: whether a version may be served is
-decided by :mod:`audits.serving_state` from what this module reads (:meth:`Trust.state`: the
+decided by :mod:`lifecycle.version_state` from what this module reads (:meth:`Trust.state`: the
 statements whose signatures verify, every problem of the log, its head checked against the one
 anchored outside it). Someone who can edit the registry can copy tags, but cannot sign; someone
 who can edit the log raises an alarm. A release key other than the deployment's signs nothing
@@ -31,7 +31,17 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from audits.serving_state import (
+from kernel.errors import BadInputError, GateError
+from kernel.signing import (
+    KeyPaths,
+    Signer,
+    Verifier,
+    canonical,
+    load_signer,
+    load_verifier,
+    private_pem,
+)
+from lifecycle.version_state import (
     Anchor,
     Anchors,
     LogInvalidError,
@@ -42,16 +52,6 @@ from audits.serving_state import (
     freeze_of,
     log_problems,
     withdrawal_words,
-)
-from model.errors import BadInputError, GateError
-from model.signing import (
-    KeyPaths,
-    Signer,
-    Verifier,
-    canonical,
-    load_signer,
-    load_verifier,
-    private_pem,
 )
 
 GENESIS = "0" * 64
@@ -196,7 +196,7 @@ def verified(
 
 def standing(path: Path, verifiers: Verifiers, version: str, root: str | None = None) -> Standing:
     """The verified standing of ``version``, and whether the model is withdrawn
-    (:func:`audits.serving_state.fold`); ``problems`` name what did not verify."""
+    (:func:`lifecycle.version_state.fold`); ``problems`` name what did not verify."""
     statements, problems = verified(path, verifiers, root)
     return fold(statements, version, problems)
 
@@ -393,7 +393,7 @@ class Trust:
         return standing(self.log(name), self.verifiers, version, self.verifier.key_id)
 
     def state(self, name: str, alias: str | None) -> ModelState:
-        """The model's state now (:class:`audits.serving_state.ModelState`): its log read and
+        """The model's state now (:class:`lifecycle.version_state.ModelState`): its log read and
         verified once, checked against the head anchored outside it and the pinned key.
 
         Every problem found is an alarm recorded with the anchors (it stays until a person

@@ -18,9 +18,9 @@ A record (schema ``outreach.transparency/1``) holds five documents:
   report's sha256, the policy's sha256, and the signed release statement (sequence number, key id).
 
 Facts come only from verified sources (:func:`verified_sources`): the version must load through
-:func:`audits.loading.load_version` (a tampered, unattested, rejected or withdrawn version gets no
-record), the audit report is read once and its bytes checked against the sha256 the release
-statement signs, and approvals are read from the verified attestation log. Facts only the
+:func:`lifecycle.verified_loading.load_version` (a tampered, unattested, rejected or withdrawn
+version gets no record), the audit report is read once and its bytes checked against the sha256 the
+release statement signs, and approvals are read from the verified attestation log. Facts only the
 deploying agency knows (its name, team, contact) come from its settings file
 (``<home>/transparency.toml``); otherwise they say :data:`AGENCY`, and
 :func:`required_fields_missing` lists them.
@@ -42,16 +42,16 @@ from typing import Any
 from markupsafe import Markup
 
 from audits import disclosure
-from audits.attestation import Trust, read
-from audits.catalogue import production_alias, report_path
-from audits.loading import LoadedModel, load_version, trust_for
 from audits.policy import ASSESSMENT_KINDS, assessments_from_report, is_placeholder
 from audits.report import DECISION_WORDS, plain_numbers, template_environment
-from model.errors import BadInputError, GateError, NotFoundError
-from model.files import write_atomically
-from model.home import Home
+from kernel.errors import BadInputError, GateError, NotFoundError
+from kernel.files import write_atomically
+from kernel.home import Home
+from kernel.signing import canonical
+from lifecycle.catalogue import production_alias, report_path
+from lifecycle.statements import Trust, read
+from lifecycle.verified_loading import LoadedModel, load_version, trust_for
 from model.registry import Registry
-from model.signing import canonical
 from model.spec import read_toml
 from model.words import feature_words
 
@@ -1164,12 +1164,16 @@ def _context(record: Mapping[str, Any]) -> dict[str, Any]:
 
 def render_html(record: Mapping[str, Any]) -> str:
     """A self-contained page for the record (inline styles, no network access needed)."""
-    return template_environment().get_template("transparency.html.j2").render(_context(record))
+    return (
+        template_environment("lifecycle")
+        .get_template("transparency.html.j2")
+        .render(_context(record))
+    )
 
 
 def render_body(record: Mapping[str, Any]) -> Markup:
     """The record's content without its page, for pages that frame it (styles: ``report.css``)."""
-    template = template_environment().get_template("transparency_body.html.j2")
+    template = template_environment("lifecycle").get_template("transparency_body.html.j2")
     return Markup(template.render(_context(record)))
 
 

@@ -1,6 +1,6 @@
 """Verified loading: the only way to obtain a model version to serve.
 
-A version is served only when a signed release attestation (:mod:`audits.attestation`) covers
+A version is served only when a signed release attestation (:mod:`lifecycle.statements`) covers
 its exact artifact bytes and its audit report as it is on disk now, with a PASS (approved where
 the policy asks) or an approved REVIEW, no rejection, and no withdrawal in force. Registry tags
 are never trusted for this: anyone who can move an alias can also write tags.
@@ -14,17 +14,17 @@ from pathlib import Path
 
 from mlflow.exceptions import MlflowException
 
-from audits.attestation import Standing, Trust, WithdrawnError, refusal
-from audits.catalogue import (
+from kernel.errors import GateError, NotFoundError
+from kernel.home import Home
+from lifecycle.catalogue import (
     ARTIFACT_SHA256,
     list_versions,
     production_alias,
     report_sha256,
     version_tags,
 )
-from audits.serving_state import LogInvalidError, ModelState, awaiting_approval
-from model.errors import GateError, NotFoundError
-from model.home import Home
+from lifecycle.statements import Standing, Trust, WithdrawnError, refusal
+from lifecycle.version_state import LogInvalidError, ModelState, awaiting_approval
 from model.registry import Registry, download_version, folder_manifest, sha256_file
 from model.scorer import ARTIFACT_NAME, ScoringModel
 
@@ -159,7 +159,7 @@ def load_version(
 
 def load_production(registry: Registry, name: str, *, trust: Trust | None = None) -> LoadedModel:
     """The verified version of ``name`` that may be served now, resolved as the service resolves
-    it (:meth:`audits.serving_state.ModelState.serving`): under an incident freeze the pinned
+    it (:meth:`lifecycle.version_state.ModelState.serving`): under an incident freeze the pinned
     version, whatever the alias says; otherwise the one the ``production`` alias names.
 
     Raises
@@ -192,9 +192,9 @@ def load_production(registry: Registry, name: str, *, trust: Trust | None = None
 def version_states(
     registry: Registry, name: str | None = None, *, trust: Trust | None = None
 ) -> list[dict[str, object]]:
-    """Registered versions (:func:`audits.catalogue.list_versions`: aliases, metrics) with what
+    """Registered versions (:func:`lifecycle.catalogue.list_versions`: aliases, metrics) with what
     was decided about each and its state now, from the signed statements alone
-    (:class:`audits.serving_state.ModelState`); registry tags are not read for any of it.
+    (:class:`lifecycle.version_state.ModelState`); registry tags are not read for any of it.
 
     Each row adds ``state`` (a reason code), ``servable``, ``reason`` and ``serving`` (the
     version that would be served now) to the catalogue's keys.

@@ -3,7 +3,7 @@
 A model's state is folded from evidence alone, with no I/O here:
 
 - the statements of its attestation log whose signatures verify, in order
-  (:func:`audits.attestation.verified`), and every problem found in the log: a statement that
+  (:func:`lifecycle.statements.verified`), and every problem found in the log: a statement that
   does not verify, a break in the chain, a log shorter than the head anchored outside it, a
   missing log, a verifying key other than the pinned or anchored one (:func:`log_problems`);
 - the version the registry's ``production`` alias names (a pointer, never trusted by itself);
@@ -19,8 +19,8 @@ an incident freeze is in force, the pinned version whatever the alias says.
 Readers (the service's loader, Spark and batch scoring, ``models list``, the pages,
 ``GET /api/v1/audits``, the paused banner and its 503) ask :class:`ModelState`; registry tags are
 written from it for people to read, never read to decide. Whether the bytes fetched now are the
-attested ones is checked by :mod:`audits.loading` against the release statement this state
-vouches for.
+attested ones is checked by :mod:`lifecycle.verified_loading` against the release statement this
+state vouches for.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from model.errors import GateError
+from kernel.errors import GateError
 
 #: Why a version is (not) servable; stable words for the API's reason codes and the pages.
 Code = Literal[
@@ -65,7 +65,7 @@ class Anchor:
 
 class Anchors(Protocol):
     """Where log heads and alarms are kept, out of reach of an edit of the log (the service
-    database's append-only ``attestation_heads`` table: :mod:`service.attestation_heads`)."""
+    database's append-only ``attestation_heads`` table: :mod:`store.attestation_heads`)."""
 
     def latest(self, name: str) -> tuple[Anchor | None, str]:
         """The anchored head of ``name``'s log and the open alarm's words ('' when none)."""
@@ -430,7 +430,7 @@ def log_problems(
 ) -> list[str]:
     """Every reason the log of ``name`` cannot be trusted ([] when it can).
 
-    ``chain``: the signature and chain problems of :func:`audits.attestation.verified`;
+    ``chain``: the signature and chain problems of :func:`lifecycle.statements.verified`;
     ``entries``: the log's length; ``hash_at``: the entries' hashes by sequence;
     ``anchored``: the head (sequence, hash) recorded outside the log (``None``: none yet);
     ``expected``: whether the log must exist (a production alias or an anchored head names

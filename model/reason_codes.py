@@ -25,9 +25,9 @@ import pandas as pd
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.pipeline import Pipeline
 
+from kernel.errors import SpecError
 from model.additive import AdditiveModel, Term
 from model.candidates import category_features, gap_numeric_features, numeric_features
-from model.errors import SpecError
 from model.spec import ExperimentSpec, is_missing
 
 TOP_REASONS = 3

@@ -25,14 +25,14 @@ from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 from mlflow.tracking import MlflowClient
 
-from model.home import Home
+from kernel.home import Home
 from model.scorer import ARTIFACT_NAME, PYFUNC_CODE, scored_frame
 from model.train import CandidateResult, TrainingResult
 
 Progress = Callable[[str], None]
 
 #: The tag naming a registered version's artifact sha256 (what registration saw; the signed
-#: release attestation is what serving trusts). Other tag names: :mod:`audits.catalogue`.
+#: release attestation is what serving trusts). Other tag names: :mod:`lifecycle.catalogue`.
 ARTIFACT_SHA256 = "artifact_sha256"
 #: MLflow's note of the registered name and version, written into a model folder on download.
 REGISTERED_MODEL_META = "registered_model_meta"

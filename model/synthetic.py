@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from model.errors import BadInputError
+from kernel.errors import BadInputError
 
 __all__ = [
     "ACCEPTED_COLUMN",

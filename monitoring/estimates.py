@@ -62,7 +62,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from model.errors import BadInputError
+from kernel.errors import BadInputError
 
 #: The name of the whole population's row, as attribute and as group.
 OVERALL = "overall"

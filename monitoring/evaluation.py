@@ -57,8 +57,8 @@ from typing import Any
 
 import numpy as np
 
-from audits.metrics import significance
-from model.errors import BadInputError
+from audits.group_metrics import significance
+from kernel.errors import BadInputError
 
 #: Posterior draws per estimate.
 DRAWS = 20_000

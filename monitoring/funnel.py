@@ -8,7 +8,7 @@ contacted, who accepted, declined, could not be reached, and those with no outco
 labels, the crises among them.
 
 Each group's rate of being reached and of accepting help is compared with everyone else's, as the
-release gate compares (:data:`audits.metrics.REST`), by the ratio of the two rates with Katz's
+release gate compares (:data:`audits.group_metrics.REST`), by the ratio of the two rates with Katz's
 log interval. The interval and the Wald test on the log ratio are the same computation, so a
 ratio is called significant exactly when its interval excludes 1. A group is flagged when its
 ratio is below the policy's recall limit (the share of people in need reached, the board's own
@@ -34,9 +34,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from audits import disclosure
-from audits.metrics import REST
+from audits.group_metrics import REST
 from audits.policy import Policy
-from service.db import EntryGroup, Outcome, QueueEntry
+from store.db import EntryGroup, Outcome, QueueEntry
 
 STATUSES = ("contacted", "accepted", "declined", "unreachable")
 #: Outcomes that mean the person was reached (an offer was actually put to them).

@@ -36,10 +36,10 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from audits import disclosure, limit_check
+from audits.group_metrics import REST, reference_index
 from audits.groups import Grouping
-from audits.metrics import REST, reference_index
 from audits.policy import Policy, policy_from_report
-from service.db import EntryGroup, Outcome, PeriodGroup, QueueEntry
+from store.db import EntryGroup, Outcome, PeriodGroup, QueueEntry
 
 OUTCOME_STATUSES = ("contacted", "accepted", "declined", "unreachable")
 JUDGED_METRICS = ("selection_rate", "flagged_to_need")

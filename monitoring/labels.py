@@ -13,7 +13,7 @@ written unless the whole file is good) and, for each period in the file:
 - compares them with the **estimates** made when the period was scored (:mod:`audits.
   estimates`), flagging realised values outside the estimate's sampling band;
 - when the evaluation lottery ran, the inverse-probability estimates at the margin
-  (:mod:`audits.evaluation`).
+  (:mod:`monitoring.evaluation`).
 
 One caution is part of every result: a person on the list who accepted help may have avoided the
 crisis the model foresaw, so the list's realised precision and recall count prevented crises as
@@ -35,15 +35,15 @@ from sqlalchemy.orm import Session
 
 from audits import limit_check
 from audits.audit import applicable_intersections, run_audit
-from audits.estimates import compare_with_realised
-from audits.evaluation import evaluation_estimates
 from audits.policy import Policy, policy_from_report
 from audits.report import group_rows, plain_numbers
+from kernel.errors import BadInputError, DataValidationError
 from model.data import id_problems, ordinal_to_period, parse_periods, row_list
-from model.errors import BadInputError, DataValidationError
 from model.rules import name_problem
-from service.db import Database, PeriodLabels, QueueEntry, ScoredPeriod
-from service.periods import load_snapshot, period_stem, write_bound
+from monitoring.estimates import compare_with_realised
+from monitoring.evaluation import evaluation_estimates
+from monitoring.periods import load_snapshot, period_stem, write_bound
+from store.db import Database, PeriodLabels, QueueEntry, ScoredPeriod
 
 CAVEAT = (
     "People on the list who accepted help may have avoided the crisis the model foresaw: the "

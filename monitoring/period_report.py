@@ -7,12 +7,12 @@ It gathers, for a scored period of the serving model:
   when the period was scored, and the gated disparities those estimates imply: a group whose
   estimate is beyond a limit of the audit's policy makes a **re-audit recommended**;
 - **drift** of every feature and of the score against the release's reference;
-- the **funnel** by group (:mod:`service.funnel`);
-- once labels are ingested, the **realised** results (:mod:`service.labels`): the release gate's
+- the **funnel** by group (:mod:`monitoring.funnel`);
+- once labels are ingested, the **realised** results (:mod:`monitoring.labels`): the release gate's
   verdict on the period, calibration, realised against estimated, and the evaluation arm;
 - every warning in plain words, and whether a re-audit is recommended, with its reasons.
 
-Selection-rate checks that need no outcome stay in :mod:`service.monitoring`.
+Selection-rate checks that need no outcome stay in :mod:`monitoring.group_shares`.
 
 Every group's counts go through :mod:`audits.disclosure` (threshold: the audit policy's
 ``min_group_size``) before the document leaves: small counts, the counts that would give them
@@ -32,9 +32,9 @@ from sqlalchemy.orm import Session
 from audits import disclosure, limit_check
 from audits.policy import Gate, Policy, policy_from_report
 from audits.report import plain_numbers
-from model.errors import NotFoundError
-from service.db import PeriodLabels, ScoredPeriod
-from service.funnel import funnel, recall_limit
+from kernel.errors import NotFoundError
+from monitoring.funnel import funnel, recall_limit
+from store.db import PeriodLabels, ScoredPeriod
 
 ESTIMATED_METRICS = ("recall", "precision", "selection_rate", "flagged_to_need")
 OVERALL = ("overall", "overall")

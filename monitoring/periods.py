@@ -12,8 +12,8 @@ transaction as the queue:
   database, and read only for aggregates (labels ingest, monitoring). A million people are about
   20 MB and load in a fraction of a second, which the service database would not give;
 - **estimates and drift**, computed once: the expected precision and recall at capacity per group
-  from the calibrated scores (:mod:`audits.estimates`), and the drift of every feature and of the
-  score against the release's reference profile (:mod:`audits.drift`).
+  from the calibrated scores (:mod:`monitoring.estimates`), and the drift of every feature and of
+  the score against the release's reference profile (:mod:`audits.drift`).
 """
 
 from __future__ import annotations
@@ -31,13 +31,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from audits.drift import drift
-from audits.estimates import estimate_performance
-from audits.evaluation import draw_lottery
 from audits.policy import Evaluation, Policy, policy_from_report
-from model.errors import CheckFailedError, NotFoundError
-from model.files import write_atomically
-from model.metrics import top_k_rows
-from service.db import PeriodLabels, ScoredPeriod
+from kernel.errors import CheckFailedError, NotFoundError
+from kernel.files import write_atomically
+from model.capacity_metrics import top_k_rows
+from monitoring.estimates import estimate_performance
+from monitoring.evaluation import draw_lottery
+from store.db import PeriodLabels, ScoredPeriod
 
 #: Snapshot columns besides the sensitive attributes (which keep their own names).
 SNAPSHOT_COLUMNS = ("person_id", "score", "rank", "offered", "source", "probability")
@@ -147,8 +147,8 @@ def select_people(
 ) -> Selection:
     """The list (the top ``capacity`` eligible by score) and the evaluation lottery's draw.
 
-    The list is :func:`model.metrics.top_k_rows`, the rule the audit judged. The lottery draws
-    ``evaluation.places(k)`` rows uniformly among the eligible ranks k+1 to k + band (fewer
+    The list is :func:`model.capacity_metrics.top_k_rows`, the rule the audit judged. The lottery
+    draws ``evaluation.places(k)`` rows uniformly among the eligible ranks k+1 to k + band (fewer
     when fewer people are eligible there).
     """
     n = len(scores)

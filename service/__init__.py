@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from flask import Flask
 
 if TYPE_CHECKING:
-    from service.loader import ModelSource
+    from lifecycle.model_source import ModelSource
 
 __all__ = ["create_app"]
 
@@ -25,7 +25,7 @@ def create_app(
 
     ``model_source``: what serves the model, when the caller built it (tests serve a model held
     in memory this way: ``tests/support/memory.py``). By default, and always in production, a
-    :class:`service.loader.ModelSource` for ``MODEL_NAME`` that verifies the home's releases
+    :class:`lifecycle.model_source.ModelSource` for ``MODEL_NAME`` that verifies the home's releases
     through their attestation log and the MLflow registry. Either way it is refreshed once
     here, and polled every ``WATCH_SECONDS``.
 
@@ -41,21 +41,23 @@ def create_app(
         production version's policy does not name its impact assessments
         (:func:`service.startup.refuse_unassessed`).
     """
-    from model.errors import BadInputError
-    from model.files import private_umask
-    from model.home import Home
-    from service import access_log, errors, pages
-    from service.api import RateLimiter, api
-    from service.attestation_heads import DatabaseAnchors
-    from service.db import Database, default_url
-    from service.loader import ModelSource
-    from service.metrics import Metrics
+    from kernel.errors import BadInputError
+    from kernel.files import private_umask
+    from kernel.home import Home
+    from lifecycle.model_source import ModelSource
+    from service import error_handlers as errors
+    from service import pages
+    from service.api.routes import RateLimiter, api
+    from service.prometheus import Metrics
     from service.startup import (
         environment_mode,
         make_private_database,
         model_name,
         refuse_unassessed,
     )
+    from store import access_log
+    from store.attestation_heads import DatabaseAnchors
+    from store.db import Database, default_url
 
     private_umask()  # what the service writes (database, keys, copies) is the owner's alone
     app = Flask(__name__)

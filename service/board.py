@@ -2,7 +2,7 @@
 the version's monitoring status after release, and which of the board's options (approve,
 reject, withdraw, ask for a re-audit) apply to it, for the member reading the page.
 
-The options follow the rules the release lifecycle enforces (:mod:`audits.release`): only a
+The options follow the rules the release lifecycle enforces (:mod:`lifecycle.release`): only a
 version awaiting the board's decision is approved or rejected, the person who released a version
 cannot approve it, only the version in production is withdrawn, and approving a withdrawn
 production version serves it again. The page offers what those rules allow; the lifecycle's own
@@ -18,8 +18,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from service.db import QueueEntry
-from service.period_report import period_document, periods_index
+from monitoring.period_report import period_document, periods_index
+from store.db import QueueEntry
 
 #: Months of a version read for its monitoring status (newest first).
 STATUS_MONTHS = 6
@@ -78,8 +78,8 @@ def monitoring_status(
     index: list[dict[str, Any]] | None = None,
 ) -> MonitoringStatus:
     """The monitoring status of ``name`` version ``version`` from its latest scored months'
-    documents (:func:`service.period_report.period_document`); ``index`` is
-    :func:`~service.period_report.periods_index` of ``name`` when the caller has it."""
+    documents (:func:`monitoring.period_report.period_document`); ``index`` is
+    :func:`~monitoring.period_report.periods_index` of ``name`` when the caller has it."""
     rows = [
         r
         for r in (index if index is not None else periods_index(session, name))
@@ -117,7 +117,8 @@ class Options:
 
 
 def options(row: Mapping[str, Any], *, user: str) -> Options:
-    """Which options apply to a version (a row of :func:`audits.loading.version_states`)."""
+    """Which options apply to a version (a row of
+    :func:`lifecycle.verified_loading.version_states`)."""
     in_production = "production" in (row.get("aliases") or ())
     withdrawn = bool(row.get("withdrawn_by")) and in_production
     rejected = bool(row.get("rejected_by"))

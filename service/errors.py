@@ -1,6 +1,6 @@
 """One handler for every error: JSON under ``/api``, an HTML page elsewhere; never a traceback.
 
-Errors come from the project's exception tree (:mod:`model.errors`), each carrying its status and
+Errors come from the project's exception tree (:mod:`kernel.errors`), each carrying its status and
 stable code. The JSON body is ``{"error": {"code", "message", "details"}, "request_id"}``.
 Werkzeug's own HTTP errors (an unknown route, a method not allowed) are rendered the same way and
 keep their headers (``Allow`` on a 405).
@@ -14,7 +14,7 @@ from typing import Any
 from flask import Flask, current_app, g, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from model.errors import OutreachError
+from kernel.errors import OutreachError
 
 log = logging.getLogger("outreach.service")
 

@@ -29,8 +29,8 @@ from pathlib import Path
 from typing import Any
 
 # Nothing imported here may import prometheus_client: its mode is fixed at its first import.
-from model.files import PRIVATE_UMASK, private_umask
-from model.home import Home
+from kernel.files import PRIVATE_UMASK, private_umask
+from kernel.home import Home
 
 # The sync worker, answering gunicorn's own refusals (a request line over limit_request_line,
 # oversized headers) in the service's JSON error shape with X-Request-ID.
@@ -64,18 +64,18 @@ PRELOADED = (
     "mlflow.store.tracking.sqlalchemy_store",
     "mlflow.store.model_registry.sqlalchemy_store",
     "alembic.command",
-    "audits.loading",
+    "lifecycle.verified_loading",
     "service",
-    "service.api",
+    "service.api.routes",
     "service.pages",
-    "service.loader",
+    "lifecycle.model_source",
 )
 
 
 def on_starting(server: Any) -> None:
-    from service.db import default_url
-    from service.metrics import reset_folder
+    from service.prometheus import reset_folder
     from service.startup import prepare
+    from store.db import default_url
 
     reset_folder(Path(os.environ[MULTIPROC_ENV]))
     for name in PRELOADED:
@@ -93,6 +93,6 @@ def post_worker_init(worker: Any) -> None:
 
 
 def child_exit(server: Any, worker: Any) -> None:
-    from service.metrics import worker_exited
+    from service.prometheus import worker_exited
 
     worker_exited(worker.pid)

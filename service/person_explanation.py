@@ -28,17 +28,17 @@ from flask import Flask
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from sqlalchemy.orm import Session
 
-from audits.catalogue import read_report
-from audits.loading import load_version
-from model.errors import NotFoundError, OutreachError, UnavailableError
-from model.home import Home
+from kernel.errors import NotFoundError, OutreachError, UnavailableError
+from kernel.home import Home
+from lifecycle.catalogue import read_report
+from lifecycle.model_source import ModelSource
+from lifecycle.verified_loading import load_version
 from model.registry import Registry, connect
 from model.scorer import ScoringModel
 from model.spec import Feature
 from model.words import feature_words
-from service import queue as queue_rules
-from service.db import Database, OptOut, QueueEntry
-from service.loader import ModelSource
+from store import queue as queue_rules
+from store.db import Database, OptOut, QueueEntry
 
 #: The access log's kind for every view of an explanation (API and printable page).
 ACTION = "explanation"

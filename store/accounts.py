@@ -25,9 +25,9 @@ from sqlalchemy import Select, and_, bindparam, delete, func, select, update
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from model.errors import BadInputError
+from kernel.errors import BadInputError
 from model.rules import MAX_NAME, name_problem
-from service.db import Database, QueueEntry, Token, User, UserArea, new_uid, utcnow
+from store.db import Database, QueueEntry, Token, User, UserArea, new_uid, utcnow
 
 ROLES = ("coordinator", "analyst", "oversight", "admin")
 
@@ -41,7 +41,7 @@ ROUTE_ROLES: dict[str, frozenset[str]] = {
     "audits": frozenset({"analyst", "oversight"}),
     "access_log": frozenset({"oversight"}),
     "users": frozenset({"admin"}),
-    # Requests for review of a listing (service.reviews): coordinators file them, the board
+    # Requests for review of a listing (store.review_requests): coordinators file them, the board
     # (and admins) read and decide them; only the board reads the counts by group.
     "review_file": frozenset({"coordinator"}),
     "review_list": frozenset({"oversight", "admin"}),
@@ -67,7 +67,7 @@ class Principal:
 
     name: str
     role: str
-    #: The areas a coordinator acts in (``service.queue``); empty for everyone else.
+    #: The areas a coordinator acts in (``store.queue``); empty for everyone else.
     areas: frozenset[str] = frozenset()
 
     def may(self, route: str) -> bool:
@@ -398,7 +398,7 @@ def set_areas(db: Database, name: str, areas: Iterable[str]) -> list[str]:
 
     Area names are stripped and must have 1 to 120 characters, no comma and no control
     character; ``*`` stands for every area
-    (``service.queue``). Only coordinators have areas. Applies from the user's next request.
+    (``store.queue``). Only coordinators have areas. Applies from the user's next request.
     Returns the areas now set, sorted.
     """
     cleaned = _clean_areas(areas)

@@ -15,13 +15,13 @@ from typing import Literal
 
 from sqlalchemy import select
 
-from audits.loading import trust_for
-from audits.release import approve, reject, withdraw
-from model.errors import BadInputError
+from kernel.errors import BadInputError
+from lifecycle.release import approve, reject, withdraw
+from lifecycle.verified_loading import trust_for
 from model.registry import Registry
-from service import access_log
-from service.attestation_heads import DatabaseAnchors
-from service.db import Approval, Database
+from store import access_log
+from store.attestation_heads import DatabaseAnchors
+from store.db import Approval, Database
 
 Decision = Literal["approve", "reject", "withdraw"]
 RECORDED = {"approve": "approved", "reject": "rejected", "withdraw": "withdrawn"}
@@ -44,7 +44,7 @@ def decide(
     """Approve, reject or withdraw; returns whether a version became (or is again) production.
 
     The record is written in the transaction around the registry change: if the registry
-    refuses (:class:`model.errors.GateError`), nothing is recorded; if the record cannot be
+    refuses (:class:`kernel.errors.GateError`), nothing is recorded; if the record cannot be
     written, the registry is not touched. For a withdrawal ``version`` may be '' (whatever is in
     production is stopped).
     """

@@ -1,6 +1,6 @@
 """Attestation log heads anchored in the service database, and the alarms a log raises.
 
-:class:`DatabaseAnchors` is the service's :class:`audits.serving_state.Anchors`: the head each
+:class:`DatabaseAnchors` is the service's :class:`lifecycle.version_state.Anchors`: the head each
 model's attestation log was last verified at, kept in the append-only ``attestation_heads``
 table (migration 0008), where an edit of the log file cannot reach it. Reads take no writer's
 lock (a snapshot); a row is written only when a head grows, an alarm is raised, or a person
@@ -18,9 +18,9 @@ from typing import Any
 from sqlalchemy import insert, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from audits.serving_state import Anchor
-from model.errors import UnavailableError
-from service.db import AttestationHead, Database, utcnow
+from kernel.errors import UnavailableError
+from lifecycle.version_state import Anchor
+from store.db import AttestationHead, Database, utcnow
 
 log = logging.getLogger("outreach.service")
 

@@ -1,7 +1,7 @@
 """The service's own data: users and tokens, the outreach queue, outcomes, opt-outs, approvals and
 the access log. SQLite in the project home by default (WAL, busy timeout), PostgreSQL by URL.
 
-The schema is created and upgraded by Alembic migrations (``service/migrations``), never by
+The schema is created and upgraded by Alembic migrations (``store/migrations``), never by
 ``create_all``, so that a deployed database can be upgraded in place.
 """
 
@@ -239,7 +239,7 @@ class AccessLogRow(Base):
 
     Append-only at the database too: SQLite triggers refuse UPDATE and DELETE (migration 0003),
     PostgreSQL grants give the service's role SELECT and INSERT only; the retention purge in
-    :mod:`service.access_log` is the one path that deletes.
+    :mod:`store.access_log` is the one path that deletes.
     """
 
     __tablename__ = "access_log"
@@ -396,7 +396,7 @@ def default_url(home_root: Path) -> str:
 
 
 class SignInCounter(Base):
-    """Sign-in attempts or failures under one key, shared by every worker (``service.signin``).
+    """Sign-in attempts or failures under one key, shared by every worker (``store.signin_limits``).
 
     ``kind`` says what is counted (an address's attempts, a name's failures); times are seconds
     since the epoch. A row means nothing after ``forget_at`` and is pruned then.
@@ -414,8 +414,8 @@ class SignInCounter(Base):
 
 
 class ReviewRequest(Base):
-    """A request for review of a listing (``service.reviews``): wrong data, or a person who asked
-    not to be contacted. Attached to the person's latest queue entry when it was filed (its
+    """A request for review of a listing (``store.review_requests``): wrong data, or a person who
+    asked not to be contacted. Attached to the person's latest queue entry when it was filed (its
     model and period are kept if the entry is later removed); its state changes are kept in
     :class:`ReviewRequestEvent`."""
 

@@ -1,4 +1,4 @@
-"""Incident freezes as the deployment records them: the signed statement (:mod:`audits.incident`)
+"""Incident freezes as the deployment records them: the signed statement (:mod:`lifecycle.freeze`)
 and its access-log row (action ``incident_freeze`` or ``incident_release``) in one step.
 
 The row is written in the transaction around the signing: if the freeze is refused (already
@@ -10,12 +10,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from contextlib import AbstractContextManager, nullcontext
 
-from audits.attestation import Trust
-from audits.incident import Freeze, freeze, lift, pins, to_lift
+from lifecycle.freeze import Freeze, freeze, lift, pins, to_lift
+from lifecycle.statements import Trust
 from model.registry import Registry
-from service import access_log
-from service.attestation_heads import DatabaseAnchors
-from service.db import Database
+from store import access_log
+from store.attestation_heads import DatabaseAnchors
+from store.db import Database
 
 #: The access log's column for model versions holds this many characters.
 MODEL_VERSION_LENGTH = 80

@@ -3,8 +3,8 @@
 Each action is one function here: listing a period's queue, showing a person, recording an
 outcome, opting out and opting back in. Each checks the caller's areas, writes its access-log row
 in the same transaction as its read or write, and raises from the project's exception tree. The
-adapters (``service.api``, ``service.pages.coordinator``) only parse input and render output; no
-SQL lives in them.
+adapters (``service.api.routes``, ``service.pages.coordinator``) only parse input and render output;
+no SQL lives in them.
 
 **Areas.** A coordinator acts only within the areas an admin assigned (``outreach users areas``).
 A person's area is the area of their latest queue entry of the serving model. Anything outside
@@ -23,11 +23,11 @@ from typing import Any, TypeVar
 from sqlalchemy import ColumnElement, false, func, or_, select, true
 from sqlalchemy.orm import Session
 
+from kernel.errors import BadInputError, ConflictError, NotFoundError, OutreachError
 from model import rules
-from model.errors import BadInputError, ConflictError, NotFoundError, OutreachError
-from service import access_log
-from service.auth import Principal
-from service.db import Database, OptIn, OptOut, Outcome, QueueEntry
+from store import access_log
+from store.accounts import Principal
+from store.db import Database, OptIn, OptOut, Outcome, QueueEntry
 
 T = TypeVar("T")
 
@@ -166,7 +166,7 @@ def logged(
 ) -> T:
     """Run ``work`` and append its access-log row in one transaction (retried on a race).
 
-    Every action on people runs through here (this module's, and :mod:`service.reviews`').
+    Every action on people runs through here (this module's, and :mod:`store.review_requests`').
     ``work`` returns (person ids concerned, model version, result). If it raises
     :class:`RefusalError`, the refusal is logged (``allowed = False``) and committed, then the
     refusal's error is raised.

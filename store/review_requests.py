@@ -5,7 +5,7 @@ listing to be looked at again: some of the data about the person is wrong, or th
 not to be contacted. Called by the API and the pages alike:
 
 - :func:`file_request`: a coordinator files a request about a person on a list in their areas,
-  under the same rule and with the same logged 404 as the person's page (:mod:`service.queue`).
+  under the same rule and with the same logged 404 as the person's page (:mod:`store.queue`).
   It attaches to the person's latest queue entry of the serving model (its model, period and
   id). A ``do_not_contact`` request also records the opt-out, in the same transaction (someone
   who had already opted out stays so, and the request is filed all the same).
@@ -18,7 +18,7 @@ not to be contacted. Called by the API and the pages alike:
 - :func:`counts_by_group_and_month`: aggregates only.
 
 Filing, listing and moving read or write a person's data: each writes its access-log row in the
-same transaction (:func:`service.queue.logged`); refusals are logged with ``allowed = False``.
+same transaction (:func:`store.queue.logged`); refusals are logged with ``allowed = False``.
 
 **Counts by group.** Per month filed (``YYYY-MM``, UTC), kind and state: how many requests, and
 per sensitive attribute how many came from each group of the request's queue entry
@@ -44,12 +44,12 @@ from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
 from audits import disclosure
+from kernel.errors import BadInputError, ConflictError, NotFoundError
 from model import rules
-from model.errors import BadInputError, ConflictError, NotFoundError
-from service import access_log
-from service import queue as queue_rules
-from service.db import Database, EntryGroup, ReviewRequest, ReviewRequestEvent, utcnow
-from service.queue import Caller, RefusalError
+from store import access_log
+from store import queue as queue_rules
+from store.db import Database, EntryGroup, ReviewRequest, ReviewRequestEvent, utcnow
+from store.queue import Caller, RefusalError
 
 #: What a request is about: stored value -> the words people read.
 KINDS: dict[str, str] = {

@@ -64,7 +64,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 
-from service.db import Database, SignInCounter
+from store.db import Database, SignInCounter
 
 #: How long a lock is remembered after it ends, for the next one to last twice as long.
 LOCK_MEMORY = 24 * 3600.0

@@ -15,13 +15,13 @@ from typing import TypeVar
 import pandas as pd
 import pytest
 
+from kernel.files import file_lock, write_atomically
+from kernel.home import Home
+from lifecycle.model_source import Serving
 from model.data import Dataset, validate
-from model.files import file_lock, write_atomically
-from model.home import Home
 from model.spec import ExperimentSpec, load_spec
 from model.synthetic import generate_preset
 from model.train import TrainingResult, train
-from service.loader import Serving
 from tests.support.homes import (
     Released,
     Site,
@@ -203,14 +203,14 @@ def site(
 
 
 def _build_site(folder: Path, small_spec: ExperimentSpec, dataset: Dataset) -> Site:
-    from audits.release import read_report, release
+    from jobs.batch import score_period
+    from lifecycle.model_source import ModelSource
+    from lifecycle.release import read_report, release
     from model.registry import connect
-    from service.auth import add_user, set_areas
-    from service.batch import score_period
-    from service.db import Database, default_url
-    from service.loader import ModelSource
-    from service.monitoring import audited_attributes
-    from service.queue import ALL_AREAS
+    from monitoring.group_shares import audited_attributes
+    from store.accounts import add_user, set_areas
+    from store.db import Database, default_url
+    from store.queue import ALL_AREAS
 
     home = Home(folder / "home")
     registry = connect(home)
@@ -247,7 +247,7 @@ def _build_site(folder: Path, small_spec: ExperimentSpec, dataset: Dataset) -> S
 def site_template(site: Site, postgres: Cluster) -> str:
     """A PostgreSQL database holding the site's service rows (migrated, then copied row by row
     with their ids), used only as the template of each test's copy (``site_database``)."""
-    from service.db import Database
+    from store.db import Database
 
     url = postgres.create_database()
     target = Database(url)
@@ -272,15 +272,15 @@ def released(
 
 
 def _build_released(folder: Path, small_spec: ExperimentSpec, dataset: Dataset) -> Released:
-    from audits.catalogue import read_report
-    from audits.release import release
+    from jobs.batch import score_period
+    from jobs.simulation import record_outcomes
+    from lifecycle.catalogue import read_report
+    from lifecycle.model_source import ModelSource
+    from lifecycle.release import release
     from model.registry import connect
-    from service.auth import add_user
-    from service.batch import score_period
-    from service.db import Database, default_url
-    from service.loader import ModelSource
-    from service.periods import Monitoring
-    from service.simulation import record_outcomes
+    from monitoring.periods import Monitoring
+    from store.accounts import add_user
+    from store.db import Database, default_url
 
     home = Home(folder / "home")
     policy = policy_text(**LENIENT, **{"share = 0.0": "share = 0.1"})
@@ -330,7 +330,7 @@ def two_releases(
 
 
 def _build_two_releases(folder: Path, small_spec: ExperimentSpec, dataset: Dataset) -> TwoReleases:
-    from audits.release import release
+    from lifecycle.release import release
     from model.registry import connect
 
     home = Home(folder / "home")

@@ -16,8 +16,8 @@ from typing import Any, TypeVar
 
 import click
 
-from model.errors import BadInputError, CheckFailedError, GateError, OutreachError
-from model.home import Home
+from kernel.errors import BadInputError, CheckFailedError, GateError, OutreachError
+from kernel.home import Home
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -52,7 +52,7 @@ def main(ctx: click.Context, home: str | None) -> None:
     """Fair, audited, explainable scoring for voluntary welfare outreach."""
     import os
 
-    from model.files import private_umask
+    from kernel.files import private_umask
 
     # What any command writes in the home (stores, keys, audits, the database) is the owner's
     # alone; restored when the command ends (it matters when called in-process, as tests do).
@@ -223,8 +223,8 @@ def _has_service_db(home: Home) -> bool:
 def _trust(home: Home, *, signing: bool = True, anchored: bool = False) -> Any:
     """The deployment's trust, its log heads anchored in the service database (when there is
     one, or ``anchored``: a home that never ran the service anchors at its first poll)."""
-    from audits.loading import trust_for
-    from service.attestation_heads import DatabaseAnchors
+    from lifecycle.verified_loading import trust_for
+    from store.attestation_heads import DatabaseAnchors
 
     trust = trust_for(home, signing=signing)
     if anchored or _has_service_db(home):
@@ -238,7 +238,7 @@ def release_job(home: Home, spec_path: str, data: str | None) -> Any:
 
 
 def release_with_data(home: Home, spec_path: str, data: str | None) -> tuple[Any, Any]:
-    from audits.release import policy_for
+    from lifecycle.release import policy_for
 
     spec, dataset = load_dataset(spec_path, data, progress=_progress)
     return _release(home, spec, dataset, policy_for(spec)), dataset
@@ -247,7 +247,7 @@ def release_with_data(home: Home, spec_path: str, data: str | None) -> tuple[Any
 def _release(home: Home, spec: Any, dataset: Any, policy: Any) -> Any:
     """Release ``spec`` on ``dataset`` under ``policy`` with progress on stderr, the audit
     carrying the labelled months since earlier releases (the CLI's one way to release)."""
-    from audits.release import release
+    from lifecycle.release import release
 
     _progress(f"policy '{policy.name}' (sha256 {policy.sha256[:12]}...)")
     for note in policy.changed_meanings:
@@ -269,7 +269,7 @@ def _release(home: Home, spec: Any, dataset: Any, policy: Any) -> Any:
 
 def _after_release(home: Home, name: str) -> dict[str, Any] | None:
     """What the labelled months since earlier releases showed (none for a new home)."""
-    from service.period_report import after_release_evidence
+    from monitoring.period_report import after_release_evidence
 
     if not _has_service_db(home):
         return None
@@ -376,7 +376,7 @@ def models_list(home: Home, name: str | None, as_json: bool) -> None:
 
     Decisions and states come from the signed statements (never from registry tags); a model
     whose attestation log does not verify shows every version as log_invalid (exit 3)."""
-    from audits.loading import version_states
+    from lifecycle.verified_loading import version_states
 
     rows = version_states(_registry(home), name, trust=_trust(home, signing=False))
     if as_json:
@@ -423,7 +423,7 @@ def models_verify(home: Home, name: str, as_json: bool) -> None:
     """Check NAME's attestation log: every signature and link, its head against the one
     anchored in the service database, the verifying key against the pinned one. Exit 0 when it
     verifies; 3 naming every problem (nothing of NAME is served then)."""
-    from audits.catalogue import production_alias
+    from lifecycle.catalogue import production_alias
 
     trust = _trust(home, signing=False, anchored=True)
     state = trust.state(name, production_alias(_registry(home), name))
@@ -480,7 +480,7 @@ def models_repair(home: Home, name: str, by: str, note: str) -> None:
 def models_approve(home: Home, name: str, version: str, by: str, note: str) -> None:
     """Approve a version that passed, or one whose audit asks for a review; it becomes
     production if it was awaiting approval. A review's approval names the groups it takes on."""
-    from service.approvals import decide
+    from store.approvals import decide
 
     registry = _registry(home)
     promoted = decide(
@@ -503,7 +503,7 @@ def models_approve(home: Home, name: str, version: str, by: str, note: str) -> N
 @reported
 def models_reject(home: Home, name: str, version: str, by: str, note: str) -> None:
     """Reject a version: it can never be served."""
-    from service.approvals import decide
+    from store.approvals import decide
 
     decide(_service_db(home), _registry(home), name, version, decision="reject", by=by, note=note)
     click.echo(f"rejected {name} version {version}")
@@ -518,8 +518,8 @@ def models_reject(home: Home, name: str, version: str, by: str, note: str) -> No
 def models_withdraw(home: Home, name: str, by: str, note: str) -> None:
     """The board's stop button: nothing of NAME is served (503) until a new PASS release or an
     explicit re-approval. Signed and recorded; survives restarts."""
-    from audits.release import production_version
-    from service.approvals import decide
+    from lifecycle.release import production_version
+    from store.approvals import decide
 
     registry = _registry(home)
     version = production_version(registry, name)  # '' if none: later ones are stopped too
@@ -537,7 +537,7 @@ def models_withdraw(home: Home, name: str, by: str, note: str) -> None:
 @reported
 def models_rollback(home: Home, name: str) -> None:
     """Move production back to the previous version that passed its audit."""
-    from audits.release import rollback
+    from lifecycle.release import rollback
 
     version = rollback(_registry(home), name)
     click.echo(f"{name}: production is now version {version}")
@@ -630,7 +630,7 @@ def audit_command(
             progress=_progress,
         )
     else:
-        from audits.reaudit import reaudit
+        from lifecycle.reaudit import reaudit
 
         if data is None:
             raise BadInputError("--model needs --data PATH")
@@ -703,8 +703,8 @@ def policy_simulate(
 
     Exit 0; 2 for bad input.
     """
+    from audits.operating_characteristics import operating_characteristics, shape_from_report
     from audits.policy import load_policy
-    from audits.simulate import operating_characteristics, shape_from_report
 
     chosen = load_policy(policy_path)
     if (like is None) == (data is None):
@@ -764,7 +764,7 @@ def policy_simulate(
 
 
 def _service_db(home: Home) -> Any:
-    from service.db import Database, default_url
+    from store.db import Database, default_url
 
     db = Database(home.database_url or default_url(home.ensure().root))
     db.upgrade()
@@ -791,7 +791,7 @@ DAYS_OPTION = click.option(
 def _expiry(days: int | None) -> str:
     from datetime import UTC, datetime, timedelta
 
-    from service.auth import default_token_days
+    from store.accounts import default_token_days
 
     lifetime = days if days is not None else default_token_days()
     return f"{datetime.now(UTC) + timedelta(days=lifetime):%Y-%m-%d}"
@@ -874,7 +874,7 @@ def users_add(
     days: int | None,
 ) -> None:
     """Create a user; prints its API token once, alone on the last line."""
-    from service.auth import add_user
+    from store.accounts import add_user
 
     secret = _new_password(password, password_stdin, password_file)
     expires = _expiry(days)
@@ -893,7 +893,7 @@ def users_password(home: Home, name: str, password: str) -> None:
 
     Also ends every page session of the user and revokes every API token they hold.
     """
-    from service.auth import set_password
+    from store.accounts import set_password
 
     revoked = set_password(_service_db(home), name, password)
     click.echo(
@@ -909,7 +909,7 @@ def users_password(home: Home, name: str, password: str) -> None:
 @reported
 def users_token(home: Home, name: str, days: int | None) -> None:
     """A new API token for NAME; printed once, alone on the last line."""
-    from service.auth import issue_token
+    from store.accounts import issue_token
 
     expires = _expiry(days)
     token = issue_token(_service_db(home), name, days=days)
@@ -923,7 +923,7 @@ def users_token(home: Home, name: str, days: int | None) -> None:
 @reported
 def users_tokens(home: Home, name: str) -> None:
     """List NAME's API tokens: id, created, expires, status (never the token itself)."""
-    from service.auth import list_tokens
+    from store.accounts import list_tokens
 
     found = list_tokens(_service_db(home), name)
     if not found:
@@ -954,7 +954,7 @@ def users_revoke_token(
 
     A revoked token is refused from the next request on, in every worker.
     """
-    from service.auth import revoke_token_value, revoke_tokens
+    from store.accounts import revoke_token_value, revoke_tokens
 
     if sum((token_id is not None, every, token_stdin)) != 1:
         raise BadInputError("say which token: exactly one of --id ID, --all or --token-stdin")
@@ -980,7 +980,7 @@ def users_revoke_token(
 @reported
 def users_disable(home: Home, name: str) -> None:
     """Disable NAME: no sign-in, every page session ended, every API token revoked."""
-    from service.auth import disable_user
+    from store.accounts import disable_user
 
     revoked = disable_user(_service_db(home), name)
     click.echo(
@@ -995,7 +995,7 @@ def users_disable(home: Home, name: str) -> None:
 def users_delete(home: Home, name: str) -> None:
     """Remove NAME: every API token revoked and every page session ended first, then the user
     (a new user never gets its id again)."""
-    from service.auth import delete_user
+    from store.accounts import delete_user
 
     revoked = delete_user(_service_db(home), name)
     click.echo(
@@ -1009,7 +1009,7 @@ def users_delete(home: Home, name: str) -> None:
 @reported
 def users_enable(home: Home, name: str) -> None:
     """Let a disabled user sign in again; their old tokens stay revoked."""
-    from service.auth import enable_user
+    from store.accounts import enable_user
 
     was = enable_user(_service_db(home), name)
     if not was:
@@ -1030,7 +1030,7 @@ def users_set_role(home: Home, name: str, role: str) -> None:
     """Give NAME a new role: page sessions end; API tokens carry the new role from the next
     request (revoke them with revoke-token --all if that is not wanted); leaving the
     coordinator role clears the areas."""
-    from service.auth import set_role
+    from store.accounts import set_role
 
     change = set_role(_service_db(home), name, role)
     if change.previous == role:
@@ -1056,7 +1056,7 @@ def users_areas(home: Home, name: str, area: tuple[str, ...], clear: bool) -> No
     '*' stands for every area. With no AREA and no --clear, prints the current areas. Applies
     from the user's next request.
     """
-    from service.auth import areas_of, known_areas, set_areas
+    from store.accounts import areas_of, known_areas, set_areas
 
     db = _service_db(home)
     if clear and area:
@@ -1081,7 +1081,7 @@ def users_areas(home: Home, name: str, area: tuple[str, ...], clear: bool) -> No
 @reported
 def users_list(home: Home, as_json: bool) -> None:
     """Every user: role, status, working API tokens, page password, areas."""
-    from service.auth import list_users
+    from store.accounts import list_users
 
     found = list_users(_service_db(home))
     if as_json:
@@ -1117,7 +1117,7 @@ def users_list(home: Home, as_json: bool) -> None:
 @reported
 def users_unlock(home: Home, name: str) -> None:
     """Lift the sign-in locks on NAME (after too many wrong passwords), at every address."""
-    from service.signin import unlock
+    from store.signin_limits import unlock
 
     removed = unlock(_service_db(home), name)
     if removed:
@@ -1128,8 +1128,8 @@ def users_unlock(home: Home, name: str) -> None:
 
 def _monitored_attributes(home: Home, audit_id: str) -> list[str]:
     """The sensitive attributes the serving model's audit covered (for monitoring counts)."""
-    from audits.catalogue import read_report
-    from service.monitoring import audited_attributes
+    from lifecycle.catalogue import read_report
+    from monitoring.group_shares import audited_attributes
 
     try:
         return audited_attributes(read_report(_registry(home), audit_id))
@@ -1184,8 +1184,8 @@ def score_command(
     if engine == "spark":
         _score_on_spark(home, data, period, model_name, out, master)
         return
+    from jobs.batch import score_file, score_period
     from model.data import read_table
-    from service.batch import score_file, score_period
 
     serving = _served(home, model_name, verb="score with").current
     assert serving is not None
@@ -1211,9 +1211,9 @@ def _served(home: Home, model_name: str, *, verb: str, degraded: bool = True) ->
     exit 3 in the service's words (``degraded``: whether a last-known-good copy will do)."""
     import os
 
-    from service.attestation_heads import DatabaseAnchors
-    from service.loader import ModelSource
+    from lifecycle.model_source import ModelSource
     from service.startup import environment_mode
+    from store.attestation_heads import DatabaseAnchors
 
     source = ModelSource(
         home.ensure(),
@@ -1234,7 +1234,7 @@ def _served(home: Home, model_name: str, *, verb: str, degraded: bool = True) ->
 
 def _verified_production(home: Home, model_name: str) -> Any:
     """The version the service would serve, as a loaded model for Spark, or exit 3."""
-    from audits.loading import LoadedModel
+    from lifecycle.verified_loading import LoadedModel
 
     source = _served(home, model_name, verb="score with", degraded=False)
     current = source.current
@@ -1260,7 +1260,7 @@ def _score_on_spark(
         raise BadInputError(f"{data}: no such file or folder")
     if Path(data).is_file() and Path(data).suffix.lower() not in (".parquet", ".pq"):
         raise BadInputError(f"{data}: --engine spark reads Parquet (a file or a folder)")
-    from service.spark_batch import score_on_spark, spark_session
+    from jobs.spark_batch import score_on_spark, spark_session
 
     loaded = _verified_production(home, model_name)  # before any Spark work starts
     started = time.perf_counter()
@@ -1268,7 +1268,7 @@ def _score_on_spark(
     _progress(
         f"Spark session on {spark.sparkContext.master} in {time.perf_counter() - started:.1f} s"
     )
-    from service.batch import opted_out
+    from jobs.batch import opted_out
 
     excluded = opted_out(_service_db(home))
     result = score_on_spark(
@@ -1296,7 +1296,7 @@ def queue() -> None:
 @reported
 def queue_load(home: Home, source_path: str, period: str, model_name: str) -> None:
     """Replace a period's queue from `score --engine spark` output, in one transaction."""
-    from service.batch import load_period, read_scored_period
+    from jobs.batch import load_period, read_scored_period
 
     scored = read_scored_period(source_path, period)
     serving = _served(home, model_name, verb="load with", degraded=False).current
@@ -1327,8 +1327,8 @@ def _into_queue(
 
 def _monitoring(home: Home, audit_id: str) -> Any:
     """What scoring keeps for monitoring, from the serving model's audit report."""
-    from audits.catalogue import read_report
-    from service.periods import Monitoring
+    from lifecycle.catalogue import read_report
+    from monitoring.periods import Monitoring
 
     try:
         report = read_report(_registry(home), audit_id)
@@ -1352,10 +1352,10 @@ def labels() -> None:
 def labels_ingest(home: Home, file: str, model_name: str, by: str, as_json: bool) -> None:
     """Ingest FILE (CSV or Parquet: the model's id, period and label columns) for every period
     it covers; all of it or nothing. Each period must have been scored (outreach score)."""
-    from audits.catalogue import read_report
+    from lifecycle.catalogue import read_report
+    from lifecycle.model_source import ModelSource
     from model.data import read_table
-    from service.labels import LabelColumns, ingest
-    from service.loader import ModelSource
+    from monitoring.labels import LabelColumns, ingest
 
     source = ModelSource(home.ensure(), model_name)
     source.refresh()
@@ -1451,7 +1451,7 @@ def incident() -> None:
 def incident_freeze(home: Home, name: str | None, note: str, by: str) -> None:
     """Freeze NAME (default: every released model) at its production version. Signed into the
     attestation log and recorded in the access log; lifted only by 'outreach incident release'."""
-    from service.incidents import freeze_recorded
+    from store.incidents import freeze_recorded
 
     done = freeze_recorded(
         _service_db(home), _registry(home), _trust(home, anchored=True), name, by=by, note=note
@@ -1473,7 +1473,7 @@ def incident_freeze(home: Home, name: str | None, note: str, by: str) -> None:
 @reported
 def incident_release(home: Home, name: str | None, note: str, by: str) -> None:
     """Lift the freeze of NAME (default: every frozen model). Signed and recorded."""
-    from service.incidents import lift_recorded
+    from store.incidents import lift_recorded
 
     done = lift_recorded(_service_db(home), _trust(home, anchored=True), name, by=by, note=note)
     for f in done:
@@ -1491,7 +1491,7 @@ def keys() -> None:
 def keys_show(home: Home) -> None:
     """Print the release public key's path and id (the id to pin with
     OUTREACH_RELEASE_PUBLIC_KEY in production)."""
-    from audits.loading import trust_for
+    from lifecycle.verified_loading import trust_for
 
     trust = trust_for(home, signing=False)
     pinned = home.signing_keys.pinned_key_id
@@ -1506,7 +1506,7 @@ def keys_show(home: Home) -> None:
 @reported
 def keys_rotate(home: Home) -> None:
     """Replace the release key. What the old key signed still holds; it can sign nothing new."""
-    from audits.attestation import rotate
+    from lifecycle.statements import rotate
 
     old, new = rotate(home.signing_keys, home.attestations)
     click.echo(
@@ -1526,7 +1526,7 @@ def _access_log_writer(home: Home, db: Any) -> Any:
     environment, as the service resolves them)."""
     import os
 
-    from service.access_log import CheckpointSettings, CheckpointWriter
+    from store.access_log import CheckpointSettings, CheckpointWriter
 
     return CheckpointWriter(db, CheckpointSettings.resolve(home, db, os.environ))
 
@@ -1548,8 +1548,8 @@ def _access_log_writer(home: Home, db: Any) -> Any:
 def access_log_verify(home: Home, checkpoints_file: str | None, public_key: str | None) -> None:
     """Check every row's hash and link and every signed checkpoint; exit 3 naming what is
     broken and where."""
-    from model.signing import load_verifier
-    from service.access_log import CheckpointLog, verify
+    from kernel.signing import load_verifier
+    from store.access_log import CheckpointLog, verify
 
     db = _service_db(home)
     log = _access_log_writer(home, db).log
@@ -1563,7 +1563,7 @@ def access_log_verify(home: Home, checkpoints_file: str | None, public_key: str 
     if result.ok:
         click.echo(f"access log {result.describe()}")
         return
-    from service.access_log import AccessLogBrokenError
+    from store.access_log import AccessLogBrokenError
 
     where = f" at row {result.first_broken}: {result.reason}" if result.first_broken else ""
     raise AccessLogBrokenError(
@@ -1597,8 +1597,8 @@ def access_log_purge(home: Home, before: Any, by: str) -> None:
     deployment's minimum (OUTREACH_ACCESS_LOG_MIN_DAYS, default 183 days); signed and recorded."""
     import os
 
-    from audits.incident import trust_to_check
-    from service.access_log import purge, retention_days
+    from lifecycle.freeze import trust_to_check
+    from store.access_log import purge, retention_days
 
     min_days = retention_days(os.environ)
     writer = _access_log_writer(home, _service_db(home))
@@ -1645,7 +1645,7 @@ def transparency_command(
     Exit 2 for an unknown model or version, invalid settings or an unwritable folder; 3 when the
     version may not be served (unattested, tampered, rejected or withdrawn): it gets no record.
     """
-    from audits.transparency import (
+    from lifecycle.transparency_record import (
         load_settings,
         required_fields_missing,
         settings_path,
@@ -1699,7 +1699,7 @@ def _demo_policy(home: Home, spec: Any) -> Any:
     the evaluation arm, the arm on. The shipped policies keep both unset. The individual
     experiment's is ``<home>/demo-policy.toml``, any other's ``<home>/demo-policy-<name>.toml``."""
     from audits.policy import load_policy
-    from audits.release import policy_for
+    from lifecycle.release import policy_for
 
     shipped = policy_for(spec)
     if shipped.source_path is None:
@@ -1765,7 +1765,12 @@ def _demo_release(home: Home, spec_path: Path) -> tuple[Any, Any]:
 def _demo_transparency(home: Home, name: str) -> Path | None:
     """The served version's transparency record in ``<home>/transparency/<name>/`` (the
     deploying agency's own facts still to complete), or ``None`` when nothing is served."""
-    from audits.transparency import load_settings, settings_path, transparency_record, write_record
+    from lifecycle.transparency_record import (
+        load_settings,
+        settings_path,
+        transparency_record,
+        write_record,
+    )
 
     default = settings_path(home)
     settings = load_settings(str(default) if default.is_file() else None)
@@ -1782,11 +1787,11 @@ def _demo_after_release(home: Home, spec: Any, after: Any) -> None:
     the demo coordinator's outcomes, then ingest the labels that come back."""
     import pandas as pd
 
-    from audits.catalogue import read_report
-    from service.batch import score_period
-    from service.labels import LabelColumns, ingest
-    from service.loader import ModelSource
-    from service.simulation import labels_after_help, record_outcomes
+    from jobs.batch import score_period
+    from jobs.simulation import labels_after_help, record_outcomes
+    from lifecycle.catalogue import read_report
+    from lifecycle.model_source import ModelSource
+    from monitoring.labels import LabelColumns, ingest
 
     source = ModelSource(home, spec.name)
     source.refresh()
@@ -1860,7 +1865,7 @@ def demo_users(home: Home) -> tuple[list[tuple[str, str, str, str]], int]:
     """
     import secrets
 
-    from service.auth import add_user, issue_token, set_password
+    from store.accounts import add_user, issue_token, set_password
 
     db = _service_db(home)
     out = []
@@ -1878,7 +1883,7 @@ def demo_users(home: Home) -> tuple[list[tuple[str, str, str, str]], int]:
 
 def _demo_areas(home: Home) -> None:
     """The demo coordinator works in every area on the outreach queue."""
-    from service.auth import assign_all_areas
+    from store.accounts import assign_all_areas
 
     areas = assign_all_areas(_service_db(home), "demo-coordinator")
     click.echo(f"demo-coordinator works in: {', '.join(areas) if areas else 'no area yet'}")
@@ -1891,7 +1896,7 @@ def _demo_areas(home: Home) -> None:
 @reported
 def demo(ctx: click.Context, no_serve: bool, port: int) -> None:
     """The main job on embedded defaults: releases through the gate, queue, users, service."""
-    from service.approvals import decide
+    from store.approvals import decide
 
     home: Home = ctx.obj
     root = Path(__file__).resolve().parent.parent / "experiments"

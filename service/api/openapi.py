@@ -12,9 +12,9 @@ from __future__ import annotations
 from typing import Any
 
 from model.scorer import BANDS, ScoringModel
-from service import reviews
-from service.api import MAX_DEPTH
-from service.queue import (
+from service.api.routes import MAX_DEPTH
+from store import review_requests as reviews
+from store.queue import (
     ID_PATTERN,
     MAX_ENTRY_ID,
     MAX_ID,
@@ -99,7 +99,7 @@ def _json_body(properties: dict[str, Any], *, optional: tuple[str, ...] = ()) ->
     return {"required": True, "content": {"application/json": {"schema": schema}}}
 
 
-#: The one id rule (``service.queue.person_id``): a string without control characters, or an
+#: The one id rule (``store.queue.person_id``): a string without control characters, or an
 #: integer, of 1 to 120 characters.
 _ID_TEXT = {"type": "string", "minLength": 1, "maxLength": MAX_ID, "pattern": ID_PATTERN}
 _ID = {
@@ -250,7 +250,7 @@ def _schemas(model: ScoringModel | None) -> dict[str, Any]:
                 "precision_at_k": {"type": ["number", "null"]},
                 "recall_at_k": {"type": ["number", "null"]},
                 "created": {"type": ["integer", "null"]},
-                # The version's state now, from the signed statements (audits.serving_state).
+                # The version's state now, from the signed statements (lifecycle.version_state).
                 "state": {"type": "string"},
                 "servable": {"type": "boolean"},
                 "reason": {"type": "string"},
@@ -260,7 +260,7 @@ def _schemas(model: ScoringModel | None) -> dict[str, Any]:
     }
 
 
-# --- Requests for review of a listing (service.reviews) ---------------------------------------
+# --- Requests for review of a listing (store.review_requests) -------------------------------------
 
 _REVIEW_STATE = {"enum": list(reviews.STATES)}
 _REVIEW = _object(
@@ -322,7 +322,7 @@ _GROUP_ROW = {
 }
 
 
-#: What ``GET /people/{person_id}/explanation`` answers (``service.explanation``).
+#: What ``GET /people/{person_id}/explanation`` answers (``service.person_explanation``).
 _EXPLANATION = _object(
     {
         "purpose": {"const": "outreach"},

@@ -19,7 +19,7 @@ from typing import Any
 from flask import Blueprint, Response, current_app, g, jsonify, request
 from werkzeug.routing import BaseConverter, ValidationError
 
-from model.errors import (
+from kernel.errors import (
     BadInputError,
     ConflictError,
     DataValidationError,
@@ -29,11 +29,13 @@ from model.errors import (
     UnavailableError,
     UnsupportedMediaError,
 )
-from service import access_log, explanation, reviews
-from service import queue as queue_rules
-from service.auth import Principal, authenticate
-from service.db import Database, Outcome, QueueEntry
-from service.loader import ModelSource, Serving
+from lifecycle.model_source import ModelSource, Serving
+from service import person_explanation as explanation
+from store import access_log
+from store import queue as queue_rules
+from store import review_requests as reviews
+from store.accounts import Principal, authenticate
+from store.db import Database, Outcome, QueueEntry
 
 api = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -296,7 +298,7 @@ def _write_log(fields: dict[str, Any]) -> None:
     """Write and commit one access-log row before anything is shown (the scores' hot path and
     refused purposes), through :class:`access_log.SqliteAppender` on SQLite. Conflicting writers
     retry (:func:`access_log.retrying`); if the row cannot be written, nothing is shown (503).
-    The queue's actions log through :mod:`service.queue`, in their own transactions."""
+    The queue's actions log through :mod:`store.queue`, in their own transactions."""
 
     def attempt() -> None:
         appender = _appender()
@@ -359,7 +361,7 @@ def score() -> Any:
     problems: list[str] = []
     for i, record in enumerate(records):
         value = record.get("id") if isinstance(record, dict) else None
-        try:  # the one id rule (service.queue.person_id)
+        try:  # the one id rule (store.queue.person_id)
             ids.append(queue_rules.person_id(value, field=f"records[{i}].id"))
         except BadInputError:
             problems.append(
@@ -553,7 +555,7 @@ def remove_opt_out(person_id: str) -> Any:
 @api.get("/people/<path:person_id>/explanation")
 @requires("explanation")
 def person_explanation(person_id: str) -> Any:
-    """The explanation a person can be given (service.explanation): the plain-language text
+    """The explanation a person can be given (service.person_explanation): the plain-language text
     and the fields it says, for their latest listed entry; logged as ``explanation``."""
     not_paused()
     person = queue_rules.person_id(person_id)
@@ -568,7 +570,7 @@ def person_explanation(person_id: str) -> Any:
     return jsonify({"purpose": PURPOSE, **found.to_dict(), "request_id": g.request_id})
 
 
-# --- Requests for review of a listing (service.reviews) ---------------------------------------
+# --- Requests for review of a listing (store.review_requests) -------------------------------------
 
 
 def review_dict(view: reviews.RequestView) -> dict[str, Any]:
@@ -728,8 +730,8 @@ def model_info() -> Any:
 @requires("audits")
 def audits() -> Any:
     """Every registered version's audit decision and its state now (from the signed
-    statements, :mod:`audits.serving_state`; never from registry tags)."""
-    from audits.loading import version_states
+    statements, :mod:`lifecycle.version_state`; never from registry tags)."""
+    from lifecycle.verified_loading import version_states
     from model.registry import connect
 
     source = _source()
@@ -741,7 +743,7 @@ def audits() -> Any:
 @requires("audits")
 def audit(audit_id: str) -> Any:
     """One audit report (the JSON source of truth)."""
-    from audits.catalogue import read_report
+    from lifecycle.catalogue import read_report
     from model.registry import connect
 
     return jsonify(read_report(connect(current_app.extensions["outreach.home"]), audit_id))
@@ -752,10 +754,10 @@ def audit(audit_id: str) -> Any:
 def monitoring() -> Any:
     """After release, aggregates only: without ``period``, the scored periods; with it, that
     period's estimates, drift, funnel, realised results and evaluation arm, with warnings."""
-    from audits.catalogue import read_report
-    from model.errors import OutreachError
+    from kernel.errors import OutreachError
+    from lifecycle.catalogue import read_report
     from model.registry import connect
-    from service.period_report import period_document, periods_index
+    from monitoring.period_report import period_document, periods_index
 
     name = _source().name
     period = request.args.get("period")
@@ -812,7 +814,7 @@ def metrics() -> Any:
 
 @api.get("/openapi.json")
 def openapi() -> Any:
-    from service.openapi import document
+    from service.api.openapi import document
 
     current = _source().current
     return jsonify(

@@ -1,7 +1,7 @@
 """Web pages for coordinators, oversight boards and analysts: server-rendered, offline, accessible.
 
 One blueprint per audience (``coordinator``, ``oversight``, ``analyst``) plus ``account`` (sign in
-and out). Access is decided by the same role table as the API (``service.auth.ROUTE_ROLES``);
+and out). Access is decided by the same role table as the API (``store.accounts.ROUTE_ROLES``);
 pages that show a person's data write their access-log row first, as the API does.
 """
 
@@ -14,8 +14,11 @@ from flask import Flask, redirect, url_for
 from flask.typing import ResponseReturnValue
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from service.pages import account, analyst, coordinator, explanation, oversight, security
-from service.pages import monitoring as monitoring  # adds /oversight/monitoring to oversight.pages
+from service.pages import account, analyst, coordinator, oversight, security
+from service.pages import (
+    after_release as after_release,  # adds /oversight/monitoring to oversight.pages
+)
+from service.pages import explanation_views as explanation
 from service.pages import transparency as transparency  # /transparency and the records
 
 __all__ = ["register"]
@@ -36,7 +39,8 @@ def register(app: Flask) -> None:
     app.config.setdefault("IDLE_MINUTES", 15)
     app.config.setdefault("MAX_SESSION_HOURS", 12)
     app.config.setdefault("MLFLOW_UI_URL", "http://127.0.0.1:5000")
-    # Whom a person may contact about an explanation (service.explanation); unset: ask the worker.
+    # Whom a person may contact about an explanation (service.person_explanation); unset: ask the
+    # worker.
     app.config.setdefault("CONTACT", os.environ.get("OUTREACH_CONTACT", "").strip())
     app.config.update(SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax")
     app.session_interface = security.SessionInterface()

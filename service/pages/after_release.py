@@ -3,8 +3,8 @@
 For the oversight board and analysts, aggregates only: the period's warnings and whether a
 re-audit is recommended; estimated against realised performance per group; the realised gate;
 calibration; drift; the funnel by group over the latest months; the evaluation arm; and the
-share of each group put on the list, month by month (:mod:`service.monitoring`). The numbers are
-the JSON API's (``GET /api/v1/monitoring?period=``), drawn as charts where a picture reads
+share of each group put on the list, month by month (:mod:`monitoring.group_shares`). The numbers
+are the JSON API's (``GET /api/v1/monitoring?period=``), drawn as charts where a picture reads
 faster than a table.
 """
 
@@ -18,17 +18,18 @@ from markupsafe import Markup
 
 from audits import charts, disclosure, limit_check
 from audits import report as report_words
-from audits.catalogue import read_report
 from audits.policy import policy_from_report
-from model.errors import NotFoundError, OutreachError
-from service import approvals, monitoring
-from service import queue as queue_rules
-from service.explanation import feature_words
-from service.funnel import funnel, recall_limit
+from kernel.errors import NotFoundError, OutreachError
+from lifecycle.catalogue import read_report
+from monitoring import group_shares as monitoring
+from monitoring.funnel import funnel, recall_limit
+from monitoring.period_report import period_document, periods_index
 from service.pages.common import db, model_name, registry, versions_now
 from service.pages.oversight import pages
 from service.pages.security import signed_in
-from service.period_report import period_document, periods_index
+from service.person_explanation import feature_words
+from store import approvals
+from store import queue as queue_rules
 
 CHART_PERIODS = 3
 FUNNEL_MONTHS = 6
@@ -41,7 +42,8 @@ METRIC_WORDS = report_words.METRIC_WORDS
 
 
 def _plain_names() -> dict[str, str]:
-    """The served model's features in the spec's words (``service.explanation.feature_words``)."""
+    """The served model's features in the spec's words
+    (``service.person_explanation.feature_words``)."""
     serving = current_app.extensions["outreach.model"].current
     if serving is None:
         return {}

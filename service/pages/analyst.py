@@ -7,9 +7,9 @@ from urllib.parse import quote
 from flask import Blueprint, current_app, g, render_template
 from flask.typing import ResponseReturnValue
 
-from service import approvals
 from service.pages.common import db, fmt_time, versions_now
 from service.pages.security import signed_in
+from store import approvals
 
 pages = Blueprint("analyst", __name__, url_prefix="/analyst")
 

@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 from flask import current_app
 
 from model.registry import Registry, connect
-from service.db import Database
+from store.db import Database
 
 T = TypeVar("T")
 _registry_lock = threading.Lock()
@@ -37,8 +37,8 @@ def registry() -> Registry:
 
 def versions_now() -> list[dict[str, Any]]:
     """Every registered version with its state now, from the signed statements
-    (:func:`audits.loading.version_states`), never from registry tags."""
-    from audits.loading import version_states
+    (:func:`lifecycle.verified_loading.version_states`), never from registry tags."""
+    from lifecycle.verified_loading import version_states
 
     return version_states(registry(), trust=current_app.extensions["outreach.model"].trust())
 

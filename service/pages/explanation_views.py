@@ -1,6 +1,6 @@
 """Coordinators' printable explanation for a person, and the "about this score" page.
 
-The explanation's rules and words live in :mod:`service.explanation` (the same text as the
+The explanation's rules and words live in :mod:`service.person_explanation` (the same text as the
 API's), the about page's in :mod:`service.about_score`; these views render them. Viewing an
 explanation writes its access-log row (action ``explanation``) before anything is shown.
 """
@@ -10,15 +10,15 @@ from __future__ import annotations
 from flask import Blueprint, Response, current_app, g, render_template, request
 from flask.typing import ResponseReturnValue
 
-from audits.catalogue import read_report
-from model.errors import OutreachError, UnavailableError
+from kernel.errors import OutreachError, UnavailableError
+from lifecycle.catalogue import read_report
+from lifecycle.model_source import ModelSource, Serving
 from service import about_score
-from service import explanation as rules
-from service.loader import ModelSource, Serving
+from service import person_explanation as rules
 from service.pages.common import db, model_name, registry
 from service.pages.coordinator import unless_paused
 from service.pages.security import signed_in
-from service.queue import Caller
+from store.queue import Caller
 
 pages = Blueprint("explanation", __name__, url_prefix="/outreach")
 

@@ -24,25 +24,20 @@ from flask.typing import ResponseReturnValue
 from sqlalchemy import Text, cast, func, select
 
 from audits import limit_check
-from audits.catalogue import list_versions, read_report
 from audits.decision_summary import summarise, verdict_label
 from audits.policy import Gate, assessments_from_report
-from audits.release import production_version
 from audits.report import CSS, METRIC_WORDS, gate_chart, render_body
-from model.errors import (
-    BadInputError,
-    ConflictError,
-    GateError,
-    NotFoundError,
-    OutreachError,
-)
-from service import access_log, approvals, board
-from service import reviews as review_rules
-from service.db import AccessLogRow, Approval
+from kernel.errors import BadInputError, ConflictError, GateError, NotFoundError, OutreachError
+from lifecycle.catalogue import list_versions, read_report
+from lifecycle.release import production_version
+from monitoring.period_report import periods_index
+from service import board
 from service.pages.common import db, fmt_time, model_name, registry, versions_now
 from service.pages.security import signed_in
-from service.period_report import periods_index
-from service.queue import Caller
+from store import access_log, approvals
+from store import review_requests as review_rules
+from store.db import AccessLogRow, Approval
+from store.queue import Caller
 
 pages = Blueprint("oversight", __name__, url_prefix="/oversight")
 
@@ -491,7 +486,7 @@ def access_log_page() -> ResponseReturnValue:
     )
 
 
-# --- Requests for review of a listing (service.reviews) ---------------------------------------
+# --- Requests for review of a listing (store.review_requests) -------------------------------------
 
 REVIEWS_SHOWN = 200
 #: What the buttons moving a request say.

@@ -4,7 +4,7 @@ Each row's hash covers its content and the previous row's hash, so editing or de
 breaks the chain from that row on (:mod:`.chain`: :func:`append`, :class:`SqliteAppender`). The
 table is append-only (SQLite triggers, migration 0003; PostgreSQL grants). A chain alone cannot
 show a removed tail or a log rewritten and re-chained by someone with write access, so each
-process also signs **checkpoints** (row id, hash, position, time; Ed25519, :mod:`model.signing`)
+process also signs **checkpoints** (row id, hash, position, time; Ed25519, :mod:`kernel.signing`)
 into a JSON-lines file outside the database, at most every ``CHECKPOINT_ROWS`` rows and
 ``CHECKPOINT_MINUTES`` apart, off the request path (:mod:`.checkpoints`:
 :class:`CheckpointWriter`). :func:`verify` walks a snapshot of the rows against the chain and the
@@ -13,7 +13,7 @@ old segments up to a checkpoint and signs an anchor the chain is verified from a
 (:mod:`.retention`).
 """
 
-from service.access_log.chain import (
+from store.access_log.chain import (
     ATTEMPTS,
     CHECKPOINT_SECONDS,
     GENESIS,
@@ -25,7 +25,7 @@ from service.access_log.chain import (
     retrying,
     row_hash,
 )
-from service.access_log.checkpoints import (
+from store.access_log.checkpoints import (
     APPEND_ONLY_TRIGGERS,
     CHECKPOINT_MINUTES,
     CHECKPOINT_POLL_SECONDS,
@@ -43,8 +43,8 @@ from service.access_log.checkpoints import (
     for_app,
     retention_days,
 )
-from service.access_log.retention import Purge, purge
-from service.access_log.verification import Verification, verify
+from store.access_log.retention import Purge, purge
+from store.access_log.verification import Verification, verify
 
 __all__ = [
     "APPEND_ONLY_TRIGGERS",

@@ -30,9 +30,9 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from model.errors import UnavailableError
-from service.access_log.checkpoints import _signing_in_background
-from service.db import AccessLogRow, Database
+from kernel.errors import UnavailableError
+from store.access_log.checkpoints import _signing_in_background
+from store.db import AccessLogRow, Database
 
 T = TypeVar("T")
 

@@ -1,5 +1,5 @@
 """Signed checkpoints: (row id, hash, position, time) statements signed with Ed25519
-(:mod:`model.signing`) into a JSON-lines file outside the database, so that a removed tail or a
+(:mod:`kernel.signing`) into a JSON-lines file outside the database, so that a removed tail or a
 log rewritten and re-chained shows. :class:`CheckpointWriter` signs them off the request path;
 :class:`CheckpointLog` reads and checks the file; :func:`for_app` gives an app its writer.
 """
@@ -24,10 +24,10 @@ from flask import Flask, current_app, has_app_context
 from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from model.errors import BadInputError, OutreachError
-from model.home import Home
-from model.signing import Signer, Verifier, load_signer, load_verifier
-from service.db import AccessLogRow, Database
+from kernel.errors import BadInputError, OutreachError
+from kernel.home import Home
+from kernel.signing import Signer, Verifier, load_signer, load_verifier
+from store.db import AccessLogRow, Database
 
 log = logging.getLogger("outreach.service")
 

@@ -13,11 +13,11 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
-from audits.attestation import Trust
-from audits.incident import ensure_not_frozen
-from model.errors import OutreachError
-from service.access_log.chain import append
-from service.access_log.checkpoints import (
+from kernel.errors import OutreachError
+from lifecycle.freeze import ensure_not_frozen
+from lifecycle.statements import Trust
+from store.access_log.chain import append
+from store.access_log.checkpoints import (
     MIN_DAYS_ENV,
     AccessLogBrokenError,
     CheckpointWriter,
@@ -25,8 +25,8 @@ from service.access_log.checkpoints import (
     _signed_line,
     _statement,
 )
-from service.access_log.verification import verify
-from service.db import AccessLogRow, Database
+from store.access_log.verification import verify
+from store.db import AccessLogRow, Database
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,7 @@ def purge(
     triggers dropped and re-created from their stored text in the same transaction) and the
     purge writes its own row (action ``purge``), then a checkpoint that signs it.
 
-    ``incidents``: the deployment's trust (:func:`audits.incident.trust_to_check`); while an
+    ``incidents``: the deployment's trust (:func:`lifecycle.freeze.trust_to_check`); while an
     incident freeze is in force in it, nothing is purged, so the evidence is kept.
 
     Raises

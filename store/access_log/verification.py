@@ -11,14 +11,14 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
-from service.access_log.chain import GENESIS, HASHED, _digest
-from service.access_log.checkpoints import (
+from store.access_log.chain import GENESIS, HASHED, _digest
+from store.access_log.checkpoints import (
     APPEND_ONLY_TRIGGERS,
     Checkpoint,
     CheckpointLog,
     CheckpointRead,
 )
-from service.db import AccessLogRow, Database
+from store.db import AccessLogRow, Database
 
 #: Migration 0009: the head advanced at every insert, which may only move forward.
 HEAD_TRIGGERS = (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
-from service.db import Base
+from store.db import Base
 
 connection = context.config.attributes.get("connection")
 context.configure(connection=connection, target_metadata=Base.metadata, render_as_batch=True)

@@ -19,14 +19,14 @@ from scipy.stats import binom
 from sqlalchemy import delete, select, update
 
 from audits.policy import Evaluation
-from model.errors import CheckFailedError, DataValidationError
+from kernel.errors import CheckFailedError, DataValidationError
+from monitoring.funnel import log_ratio_interval
+from monitoring.labels import LabelColumns, ingest, read_labels
+from monitoring.periods import load_snapshot, select_people
 from outreach.cli import main
 from service import create_app
-from service.auth import add_user
-from service.db import Database, PeriodLabels, QueueEntry, ScoredPeriod, default_url
-from service.funnel import log_ratio_interval
-from service.labels import LabelColumns, ingest, read_labels
-from service.periods import load_snapshot, select_people
+from store.accounts import add_user
+from store.db import Database, PeriodLabels, QueueEntry, ScoredPeriod, default_url
 from tests.support.homes import Released, copy_released, labels_for
 
 PASSWORD = "after-release-password"
@@ -37,7 +37,7 @@ def _labels(released: Released, period: str) -> pd.DataFrame:
 
 
 def _ingest(released: Released, frame: pd.DataFrame):  # type: ignore[no-untyped-def]
-    from audits.catalogue import read_report
+    from lifecycle.catalogue import read_report
     from model.registry import connect
 
     registry = connect(released.home)
@@ -88,7 +88,7 @@ def test_the_lottery_never_takes_a_place_from_the_list(
     eligible[rng.choice(n, size=min(opted, n), replace=False)] = False
     design = Evaluation(share=min(share, band), band=band)
     chosen = select_people(scores, ids, eligible, k, design, "ab" * 32)
-    from model.metrics import top_k_rows
+    from model.capacity_metrics import top_k_rows
 
     # The list is exactly the audited top-k rule, untouched by the lottery.
     assert chosen.listed.tolist() == top_k_rows(scores, ids, k, eligible=eligible).tolist()
@@ -269,7 +269,7 @@ def test_a_realised_breach_warns_the_board_and_recommends_a_reaudit(fresh: Relea
     [done] = _ingest(fresh, frame)
     assert done.verdict == "FAIL"
     assert any("female" in w for w in done.warnings), done.warnings
-    from service.period_report import period_document
+    from monitoring.period_report import period_document
 
     with fresh.db.session() as session:
         document = period_document(session, fresh.name, period, _reports(fresh))
@@ -279,7 +279,7 @@ def test_a_realised_breach_warns_the_board_and_recommends_a_reaudit(fresh: Relea
 
 
 def _reports(released: Released):  # type: ignore[no-untyped-def]
-    from audits.catalogue import read_report
+    from lifecycle.catalogue import read_report
     from model.registry import connect
 
     registry = connect(released.home)
@@ -320,7 +320,7 @@ def test_the_funnel_interval_covers_the_true_ratio() -> None:
 
 
 def test_the_funnel_counts_outcomes_by_group(released: Released) -> None:
-    from service.funnel import funnel
+    from monitoring.funnel import funnel
 
     period = released.periods[-1]
     with released.db.session() as session:
@@ -403,10 +403,10 @@ def test_monitoring_api_lists_periods_and_documents_one(
 def test_the_next_release_audit_carries_the_months_after_release(fresh: Released) -> None:
     """The labelled months (realised verdict, calibration, the evaluation arm with intervals)
     reach the next release's report, and its HTML shows them."""
-    from audits.catalogue import read_report
     from audits.report import render_html
+    from lifecycle.catalogue import read_report
     from model.registry import connect
-    from service.period_report import after_release_evidence
+    from monitoring.period_report import after_release_evidence
 
     with fresh.db.session() as session:
         assert after_release_evidence(session, fresh.name) is None
@@ -432,9 +432,10 @@ def test_the_demo_months_after_release_are_scored_offered_and_labelled(
 ) -> None:  # type: ignore[no-untyped-def]
     """The demo's loop on a copy of the released site: each later month scored with the
     lottery, outcomes recorded, labels ingested, and the monitoring document complete."""
-    from outreach.cli import _demo_after_release
-    from service.funnel import funnel
-    from service.period_report import period_document
+    from outreach.cli.demo import _demo_after_release
+
+    from monitoring.funnel import funnel
+    from monitoring.period_report import period_document
 
     own = copy_released(released, tmp_path)
     later = own.frame.loc[own.frame["period"].astype(str) == own.periods[-1]].copy()
@@ -461,8 +462,8 @@ def test_the_demo_months_after_release_are_scored_offered_and_labelled(
 def test_estimates_beyond_a_limit_recommend_a_reaudit() -> None:
     """Before any label: a group whose people at risk the list passes over has an estimated
     recall far below everyone else's, and the policy's limit makes a re-audit recommended."""
-    from audits.estimates import estimate_performance
-    from service.period_report import estimated_disparities
+    from monitoring.estimates import estimate_performance
+    from monitoring.period_report import estimated_disparities
     from tests.support.specs import LENIENT, policy_text
 
     rng = np.random.default_rng(3)

@@ -13,15 +13,15 @@ import mlflow
 import pytest
 from click.testing import CliRunner
 
-from audits.attestation import WithdrawnError, read
-from audits.catalogue import report_path, version_tags
-from audits.loading import load_production, trust_for
-from audits.release import ReleaseResult, approve
-from audits.serving_state import LogInvalidError
-from model.errors import GateError
-from model.home import Home
+from kernel.errors import GateError
+from kernel.home import Home
+from kernel.signing import load_signer
+from lifecycle.catalogue import report_path, version_tags
+from lifecycle.release import ReleaseResult, approve
+from lifecycle.statements import WithdrawnError, read
+from lifecycle.verified_loading import load_production, trust_for
+from lifecycle.version_state import LogInvalidError
 from model.registry import Registry, connect, fluent
-from model.signing import load_signer
 from outreach.cli import main
 from service import create_app
 from tests.support.homes import Site, TwoReleases, copy_home, copy_site
@@ -115,7 +115,7 @@ def test_an_attestation_without_the_key_is_not_trusted(own: Home, tmp_path: Path
     name = "individual_outreach"
     log = trust_for(own).log(name)
     outsider = load_signer(tmp_path / "outsider.key")
-    from audits.attestation import append
+    from lifecycle.statements import append
 
     append(
         log, outsider, {"model": name, "kind": "withdrawal", "version": "", "by": "x", "note": "x"}
@@ -236,7 +236,7 @@ def test_rotating_the_key_keeps_what_was_signed_and_retires_the_old_key(
     assert load_production(registry, name).version == _production(registry, name)  # still holds
     new = load_signer(own.signing_keys.release, create=False)
     assert new.verifier.key_id != old.verifier.key_id
-    from audits.attestation import append
+    from lifecycle.statements import append
 
     statement = {"model": name, "kind": "withdrawal", "version": "", "by": "x", "note": "old key"}
     trust_for(own).sign(name, {**statement, "note": "new key"})

@@ -223,7 +223,7 @@ def test_release_then_models_commands(
     listed = json.loads(runner.invoke(main, [*home, "models", "list", "--json"]).stdout)
     production = [r for r in listed if "production" in r["aliases"]]
     assert [r["version"] for r in production] == [str(summary["version"])]
-    from service.db import Approval, Database, default_url
+    from store.db import Approval, Database, default_url
 
     with Database(default_url(tmp_path / "home")).session() as session:
         recorded = [(a.model_version, a.decision, a.by) for a in session.query(Approval)]
@@ -364,9 +364,9 @@ def test_external_audit_bad_input_exits_2(
 def test_users_passwords_are_asked_without_echo_and_can_be_replaced(
     runner: CliRunner, tmp_path: Path
 ) -> None:
-    from model.home import Home
-    from service.auth import check_password
-    from service.db import Database, default_url
+    from kernel.home import Home
+    from store.accounts import check_password
+    from store.db import Database, default_url
 
     home = ["--home", str(tmp_path / "home")]
     added = runner.invoke(

@@ -13,8 +13,8 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from service import create_app
-from service.auth import add_user, set_areas
-from service.db import Database, QueueEntry
+from store.accounts import add_user, set_areas
+from store.db import Database, QueueEntry
 from tests.support.homes import Released, Site, copy_released, copy_site
 from tests.support.pages import STATISTICS, in_both_months, months, text, visible
 from tests.support.web import csrf, sign_in

@@ -22,14 +22,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select, update
 
+from kernel.errors import BadInputError, SpecError
 from model.additive import AdditiveModel, Term, sigmoid
 from model.counterfactual import Answer, crossings, from_listing, logit, what_would_change
-from model.errors import BadInputError, SpecError
 from model.scorer import ScoringModel
 from model.spec import Feature, parse_spec
 from model.train import TrainingResult
-from service.db import AccessLogRow, QueueEntry
-from service.explanation import feature_words
+from service.person_explanation import feature_words
+from store.db import AccessLogRow, QueueEntry
 from tests.support.homes import Released, Site
 from tests.support.specs import NEIGHBOURHOOD_SPEC, fast_mapping, fast_spec
 
@@ -527,8 +527,8 @@ def test_the_recourse_audit_matches_a_brute_force_count(trained: TrainingResult)
 def test_the_release_report_has_the_recourse_section(released: Released) -> None:
     """The served version's signed report carries the section per audited attribute (small
     groups flagged), and its HTML page shows the table."""
-    from audits.catalogue import read_report
-    from audits.release import load_production
+    from lifecycle.catalogue import read_report
+    from lifecycle.release import load_production
     from model.registry import connect
 
     registry = connect(released.home)

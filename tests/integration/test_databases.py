@@ -14,16 +14,17 @@ from flask import Flask
 from sqlalchemy import create_engine, inspect, select, text
 from sqlalchemy.exc import ProgrammingError
 
-from model.home import Home
-from service import access_log, create_app
-from service.access_log import CheckpointSettings, CheckpointWriter, purge, verify
-from service.auth import add_user
-from service.db import AccessLogRow, Base, Database, QueueEntry
+from kernel.home import Home
+from service import create_app
+from store import access_log
+from store.access_log import CheckpointSettings, CheckpointWriter, purge, verify
+from store.accounts import add_user
+from store.db import AccessLogRow, Base, Database, QueueEntry
 from tests.support.homes import Site, copy_site, on_both_databases, site_database
 from tests.support.postgres import RETENTION_ROLE, SERVICE_ROLE, Cluster, grant_service_roles
 from tests.support.specs import ROOT
 
-MIGRATIONS = ROOT / "service" / "migrations"
+MIGRATIONS = ROOT / "store" / "migrations"
 
 
 def _migrate(url: str, direction: str, revision: str) -> None:
@@ -160,8 +161,8 @@ def service_app(site: Site, tmp_path: Path, request: pytest.FixtureRequest) -> F
 def test_the_service_works_under_its_grants(service_app: Flask) -> None:
     db: Database = service_app.extensions["outreach.db"]
     token = add_user(db, "granted coordinator", "coordinator")
-    from service.auth import set_areas
-    from service.queue import ALL_AREAS
+    from store.accounts import set_areas
+    from store.queue import ALL_AREAS
 
     set_areas(db, "granted coordinator", [ALL_AREAS])
     client = service_app.test_client()
@@ -208,8 +209,8 @@ def test_anchored_heads_cannot_be_rewritten_even_by_the_owner(
     """The anchored heads and alarms are append-only by the database's own triggers (migration
     0011 on PostgreSQL, 0009 on SQLite): the owning role, with every grant, cannot change or
     remove a head or close an alarm by hand."""
-    from audits.serving_state import Anchor
-    from service.attestation_heads import DatabaseAnchors
+    from lifecycle.version_state import Anchor
+    from store.attestation_heads import DatabaseAnchors
 
     db = Database(database_url)
     db.upgrade()

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from audits.catalogue import list_versions, read_report
 from audits.decision_summary import VERDICT_LABELS, summarise, verdict_label
 from audits.report import render_body, render_html
+from lifecycle.catalogue import list_versions, read_report
 from model.registry import connect
 from tests.support.homes import Site
 

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from scipy.stats import chi2_contingency, ks_2samp
 
 from audits.drift import PSI_FLOOR, DriftReport, drift, psi, psi_band, reference_profile
-from model.errors import BadInputError
+from kernel.errors import BadInputError
 from model.spec import ExperimentSpec
 from tests.support.homes import TwoReleases
 

@@ -22,21 +22,21 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from audits.catalogue import read_report
+from lifecycle.catalogue import read_report
 from model.registry import connect
 from model.spec import Feature
 from service import create_app
 from service.about_score import about_score, estimate_words
-from service.approvals import decide
-from service.auth import add_user, set_areas
-from service.db import AccessLogRow, Database, OptOut, QueueEntry
-from service.explanation import (
+from service.person_explanation import (
     MAX_REASONS,
     StoredEntry,
     blocks,
     person_explanation,
     top_reasons,
 )
+from store.accounts import add_user, set_areas
+from store.approvals import decide
+from store.db import AccessLogRow, Database, OptOut, QueueEntry
 from tests.support.homes import Site, copy_site
 from tests.support.postgres import refuse_access_log_inserts
 from tests.support.specs import ROLES, ROOT

@@ -18,10 +18,10 @@ import pandas as pd
 import pytest
 from sklearn.pipeline import Pipeline
 
+from kernel.errors import BadInputError, DataValidationError, SpecError
+from kernel.home import Home
 from model.data import Dataset, validate
-from model.errors import BadInputError, DataValidationError, SpecError
 from model.feedback import TREATMENT_INDICATOR, treated_mask, treatment_exposure
-from model.home import Home
 from model.registry import connect, fluent, log_training
 from model.scorer import scored_frame
 from model.spec import ExperimentSpec, parse_spec

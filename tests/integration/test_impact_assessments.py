@@ -19,8 +19,8 @@ import pytest
 from click.testing import CliRunner
 from hypothesis import given
 from hypothesis import strategies as st
+from outreach.cli.demo import _demo_policy
 
-from audits.catalogue import read_report
 from audits.policy import (
     DEMO_PLACEHOLDERS,
     ImpactAssessments,
@@ -30,16 +30,17 @@ from audits.policy import (
     parse_policy,
     policy_from_report,
 )
-from audits.release import ReleaseResult, release
+from kernel.errors import BadInputError, SpecError
+from kernel.home import Home
+from kernel.signing import load_verifier
+from lifecycle.catalogue import read_report
+from lifecycle.model_source import ModelSource
+from lifecycle.release import ReleaseResult, release
 from model.data import Dataset
-from model.errors import BadInputError, SpecError
-from model.home import Home
 from model.registry import connect
-from model.signing import load_verifier
 from model.spec import ExperimentSpec, load_spec
-from outreach.cli import _demo_policy, main
+from outreach.cli import main
 from service import create_app
-from service.loader import ModelSource
 from service.startup import environment_mode
 from tests.support.homes import Site, TwoReleases, copy_home, copy_site
 from tests.support.specs import DEFAULT_POLICY, LENIENT, NEIGHBOURHOOD_SPEC, ROOT, policy_text

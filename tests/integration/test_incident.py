@@ -18,19 +18,19 @@ from click.testing import CliRunner
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import select
 
-from audits.attestation import GENESIS, Entry, _digest, read, verified
-from audits.incident import FREEZE, LIFT, FrozenError, freeze_in_force, freezes
-from audits.loading import trust_for
-from audits.release import approve, production_version, release
+from kernel.home import Home
+from kernel.signing import Signer
+from lifecycle.freeze import FREEZE, LIFT, FrozenError, freeze_in_force, freezes
+from lifecycle.release import approve, production_version, release
+from lifecycle.statements import GENESIS, Entry, _digest, read, verified
+from lifecycle.verified_loading import trust_for
 from model.data import Dataset
-from model.home import Home
 from model.registry import connect
-from model.signing import Signer
 from model.spec import ExperimentSpec
 from outreach.cli import main
 from service import create_app
-from service.access_log import verify
-from service.db import AccessLogRow, Database
+from store.access_log import verify
+from store.db import AccessLogRow, Database
 from tests.support.homes import Site, copy_site
 from tests.support.specs import LENIENT, policy_text
 from tests.support.web import sign_in
@@ -168,7 +168,7 @@ def test_while_frozen_nothing_moves_production_and_the_log_is_kept(
     def trained(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError("a frozen model was trained for a release")
 
-    monkeypatch.setattr("audits.release.train", trained)
+    monkeypatch.setattr("lifecycle.release.train", trained)
     with pytest.raises(FrozenError, match="refusing to release a new version"):
         release(small_spec, dataset, registry, policy=policy_text(**LENIENT))
     with pytest.raises(FrozenError, match="refusing to approve"):  # the pages' path, too

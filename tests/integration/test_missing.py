@@ -20,11 +20,11 @@ from hypothesis import strategies as st
 from audits.gate import evaluate
 from audits.policy import Missingness
 from audits.proxies import MISSINGNESS_ALPHA, MISSINGNESS_RATIO, check_missingness
-from audits.reaudit import reaudit
-from audits.release import ReleaseResult, release
+from kernel.errors import DataValidationError, SpecError
+from kernel.home import Home
+from lifecycle.reaudit import reaudit
+from lifecycle.release import ReleaseResult, release
 from model.data import read_table, validate
-from model.errors import DataValidationError, SpecError
-from model.home import Home
 from model.records import check_records
 from model.registry import connect
 from model.spec import ALLOW_MISSING_HINT, MISSING_LEVEL, ExperimentSpec, parse_spec
@@ -32,8 +32,8 @@ from model.synthetic import GAP_COLUMNS, generate_preset
 from model.train import CandidateResult, TrainingResult, train
 from outreach.cli import main
 from service import create_app
-from service.auth import add_user, set_areas
-from service.queue import ALL_AREAS
+from store.accounts import add_user, set_areas
+from store.queue import ALL_AREAS
 from tests.support.specs import INDIVIDUAL_SPEC, LENIENT, fast_mapping, policy_text, write_toml
 
 #: Plain words for the gaps of ``GAP_COLUMNS`` (the "gaps" synthetic preset).

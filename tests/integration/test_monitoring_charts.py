@@ -17,12 +17,12 @@ def monitoring_page(released: Released, tmp_path: Path) -> str:
     """The analyst's monitoring page of a month whose labels are in."""
     from sqlalchemy import select
 
-    from audits.catalogue import read_report
+    from lifecycle.catalogue import read_report
     from model.registry import connect
+    from monitoring.labels import LabelColumns, ingest
     from service import create_app
-    from service.auth import add_user
-    from service.db import Outcome, QueueEntry
-    from service.labels import LabelColumns, ingest
+    from store.accounts import add_user
+    from store.db import Outcome, QueueEntry
     from tests.support.web import csrf
 
     own = copy_released(released, tmp_path)

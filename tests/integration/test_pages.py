@@ -12,10 +12,11 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select, update
 
-from audits.release import list_versions
+from lifecycle.release import list_versions
 from model.registry import connect
-from service import create_app, monitoring
-from service.db import AccessLogRow, Approval, Database, OptOut, Outcome, QueueEntry
+from monitoring import group_shares as monitoring
+from service import create_app
+from store.db import AccessLogRow, Approval, Database, OptOut, Outcome, QueueEntry
 from tests.support.homes import Site, copy_site, on_both_databases, site_database
 from tests.support.postgres import lift_update_guard, refuse_access_log_inserts
 from tests.support.specs import ROLES
@@ -160,7 +161,7 @@ def test_signing_out_ends_copies_of_the_session_too(app: Flask, own_site: Site) 
 
 
 def test_the_role_is_read_from_the_database_on_every_request(as_role, db: Database) -> None:
-    from service.db import User
+    from store.db import User
 
     client = as_role("coordinator")
     assert client.get("/outreach/").status_code == 200
@@ -422,7 +423,7 @@ def test_last_contact_counts_every_month(as_role, db: Database) -> None:
     assert f"/outreach/people/{earlier.person_id}?period=" in declined.split("What changed")[0]
     new = client.get("/outreach/?status=new").get_data(as_text=True)
     assert "1 person" not in new and f"{len(current) - 1} people" in new
-    from service.auth import add_user, set_areas
+    from store.accounts import add_user, set_areas
 
     token = add_user(db, "api coordinator", "coordinator")
     set_areas(db, "api coordinator", ["*"])
@@ -482,7 +483,7 @@ def test_approving_a_release_awaiting_approval(as_role, own_site: Site, db: Data
 def test_a_review_release_names_the_groups_it_could_not_judge_before_approval(
     as_role, own_site: Site, small_spec, dataset
 ) -> None:
-    from audits.release import release
+    from lifecycle.release import release
     from tests.support.specs import policy_text
 
     registry = connect(own_site.home)
@@ -636,7 +637,7 @@ def test_the_board_asks_for_a_re_audit_and_the_analysts_see_it(
 def test_the_person_who_released_a_version_cannot_approve_it_on_the_page(
     app: Flask, own_site: Site, db: Database
 ) -> None:
-    from service.auth import add_user
+    from store.accounts import add_user
 
     name, version = own_site.awaiting  # released by analyst-1
     add_user(db, "analyst-1", "oversight", password="a long enough password for tests")
@@ -668,7 +669,7 @@ def test_every_model_in_production_has_a_monitoring_page(as_role, own_site: Site
     """A second model in production beside the one this service serves: its own monitoring
     page (nothing scored with it yet, said in words), linked from the releases page and from
     the served model's page."""
-    from audits.release import release
+    from lifecycle.release import release
     from tests.support.specs import LENIENT, fast_spec, policy_text
 
     other = release(
@@ -919,8 +920,8 @@ def test_monitoring_page_charts_lists_and_outcomes_by_group(as_role, db: Databas
 def test_a_password_can_be_replaced_and_must_be_long_enough(
     app: Flask, db: Database, own_site: Site
 ) -> None:
-    from model.errors import BadInputError
-    from service.auth import check_password, set_password
+    from kernel.errors import BadInputError
+    from store.accounts import check_password, set_password
 
     name = own_site.user("coordinator")
     with pytest.raises(BadInputError, match="at least 12 characters"):

@@ -22,19 +22,19 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
+from jobs.batch import load_period, score_file
+from jobs.spark_batch import PERIOD_COLUMN
+from kernel.errors import DataValidationError, OutreachError
+from lifecycle.model_source import ModelSource, Serving
 from model.data import parse_periods, read_table
-from model.errors import DataValidationError, OutreachError
 from model.rules import MAX_ID, month_problem, name_problem
 from model.scorer import OutreachPyfunc, scored_frame
+from monitoring.periods import load_snapshot
 from outreach.cli import main
 from service import create_app
-from service.auth import add_user, set_areas
-from service.batch import load_period, score_file
-from service.db import Database, QueueEntry, ScoredPeriod
-from service.loader import ModelSource, Serving
-from service.periods import load_snapshot
-from service.queue import ALL_AREAS
-from service.spark_batch import PERIOD_COLUMN
+from store.accounts import add_user, set_areas
+from store.db import Database, QueueEntry, ScoredPeriod
+from store.queue import ALL_AREAS
 from tests.support.homes import Released, copy_released, labels_for, on_both_databases
 from tests.support.postgres import Cluster, copy_rows
 
@@ -194,8 +194,8 @@ _ODD_IDS = st.one_of(
     st.text(max_size=MAX_ID + 10),
     st.integers(min_value=-(2**62), max_value=2**62),
     st.booleans(),
-    # JSON has one number type: 45.0 is the id 45 there (service.api._number); a typed file's
-    # float column is refused. Floats that JSON reads as whole numbers are left out.
+    # JSON has one number type: 45.0 is the id 45 there (service.api.routes.json_body._number); a
+    # typed file's float column is refused. Floats that JSON reads as whole numbers are left out.
     st.floats(allow_nan=False, allow_infinity=False).filter(
         lambda f: not (f.is_integer() and abs(f) <= 2**53)
     ),
@@ -584,8 +584,8 @@ def test_the_cli_refuses_a_bad_period_before_any_work(mine: Released, tmp_path: 
 
 
 def test_a_password_is_never_taken_from_the_command_line(tmp_path: Path) -> None:
-    from service.auth import check_password
-    from service.db import default_url
+    from store.accounts import check_password
+    from store.db import default_url
 
     home = ["--home", str(tmp_path / "home")]
     add = [*home, "users", "add"]
@@ -627,8 +627,8 @@ def test_a_password_is_never_taken_from_the_command_line(tmp_path: Path) -> None
 def test_a_deleted_user_s_token_never_comes_back(database_url: str, tmp_path: Path) -> None:
     """The issue's reproduction: a coordinator's row deleted by hand (no foreign keys, as
     SQLite's own shell runs), a new admin added; the old token must not work for admin routes."""
-    from service.auth import authenticate
-    from service.db import Token, User, UserArea
+    from store.accounts import authenticate
+    from store.db import Token, User, UserArea
 
     db = Database(database_url)
     db.upgrade()
@@ -660,8 +660,8 @@ def test_a_deleted_user_s_token_never_comes_back(database_url: str, tmp_path: Pa
 
 
 def test_users_delete_revokes_first(tmp_path: Path) -> None:
-    from service.auth import authenticate
-    from service.db import default_url
+    from store.accounts import authenticate
+    from store.db import default_url
 
     home = ["--home", str(tmp_path / "home")]
     added = CliRunner().invoke(main, [*home, "users", "add", "gone", "--role", "coordinator"])
@@ -688,7 +688,7 @@ def test_the_opt_in_reason_pattern_admits_what_the_server_takes(
     app: Flask, headers: dict[str, dict[str, str]], reason: str
 ) -> None:
     """DELETE /opt-outs/{id}: the documented pattern and the server agree on every reason."""
-    from service.queue import free_text
+    from store.queue import free_text
 
     document = app.test_client().get("/api/v1/openapi.json", headers=headers["coordinator"])
     operation = document.get_json()["paths"]["/api/v1/opt-outs/{person_id}"]["delete"]

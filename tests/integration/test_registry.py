@@ -6,7 +6,7 @@ import mlflow
 import numpy as np
 import pytest
 
-from model.home import Home
+from kernel.home import Home
 from model.registry import Registry, connect, fluent, log_training, sha256_file
 from model.scorer import scored_frame
 from model.train import TrainingResult
@@ -74,7 +74,7 @@ def test_registered_pyfunc_scores_like_the_scorer(
 
 
 def test_connect_sets_no_process_wide_uri(tmp_path) -> None:
-    from model.home import Home
+    from kernel.home import Home
 
     before = (mlflow.get_tracking_uri(), mlflow.get_registry_uri())
     first = connect(Home(tmp_path / "a"))
@@ -87,7 +87,7 @@ def test_connect_sets_no_process_wide_uri(tmp_path) -> None:
 
 
 def test_the_home_carries_the_deployments_settings(tmp_path, monkeypatch) -> None:
-    from model.home import Home
+    from kernel.home import Home
 
     monkeypatch.setenv("OUTREACH_TRACKING_URI", "http://tracking.invalid:5000")
     monkeypatch.setenv("OUTREACH_DATABASE_URL", "postgresql+psycopg://x@127.0.0.1/outreach")

@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 
 from audits.policy import load_policy
-from audits.release import (
+from kernel.errors import GateError, NotFoundError
+from kernel.home import Home
+from lifecycle.release import (
     ReleaseResult,
     approve,
     list_versions,
@@ -20,8 +22,6 @@ from audits.release import (
     rollback,
 )
 from model.data import Dataset, validate
-from model.errors import GateError, NotFoundError
-from model.home import Home
 from model.registry import Registry, connect, fluent
 from model.spec import ExperimentSpec, parse_spec
 from model.synthetic import generate_preset

@@ -20,9 +20,9 @@ from sqlalchemy import delete, func, select, text
 from sqlalchemy.exc import IntegrityError
 
 from audits import disclosure
-from service import reviews
-from service.auth import add_user
-from service.db import (
+from store import review_requests as reviews
+from store.accounts import add_user
+from store.db import (
     AccessLogRow,
     Database,
     EntryGroup,
@@ -32,7 +32,7 @@ from service.db import (
     ReviewRequest,
     ReviewRequestEvent,
 )
-from service.queue import free_text
+from store.queue import free_text
 from tests.support.homes import Site
 from tests.support.scopes import Scoped, api, last_log, shared, signed_in
 from tests.support.web import SENSITIVE, csrf, sign_in

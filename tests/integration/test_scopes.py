@@ -12,8 +12,8 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import delete, select, update
 
-from service.auth import add_user, set_areas
-from service.db import Database, OptIn, OptOut, Outcome, QueueEntry
+from store.accounts import add_user, set_areas
+from store.db import Database, OptIn, OptOut, Outcome, QueueEntry
 from tests.support.scopes import PASSWORD, Scoped, api, last_log, shared, signed_in
 
 __all__ = ["shared"]  # the module's copy of the site (tests/support/scopes.py)

@@ -14,17 +14,18 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select, update
 
-from audits.release import release
+from jobs.batch import score_period
+from kernel.home import Home
+from lifecycle.release import release
 from model.data import Dataset
-from model.home import Home
 from model.registry import connect
 from model.spec import ExperimentSpec
-from service import access_log, create_app
-from service.access_log import SqliteAppender, verify
-from service.auth import ROUTE_ROLES, add_user, set_areas
-from service.batch import score_period
-from service.db import AccessLogRow, Database
-from service.queue import ALL_AREAS
+from service import create_app
+from store import access_log
+from store.access_log import SqliteAppender, verify
+from store.accounts import ROUTE_ROLES, add_user, set_areas
+from store.db import AccessLogRow, Database
+from store.queue import ALL_AREAS
 from tests.support.homes import TwoReleases, copy_home, on_both_databases
 from tests.support.postgres import lift_update_guard
 from tests.support.specs import LENIENT, policy_text
@@ -363,8 +364,8 @@ def test_a_failed_batch_leaves_the_previous_queue(
 ) -> None:
     import pandas as pd
 
-    from model.errors import DataValidationError
-    from service import batch
+    from jobs import batch
+    from kernel.errors import DataValidationError
 
     serving = app.extensions["outreach.model"].current
     frame = dataset.frame.rename(columns={"__period": "ordinal"})
@@ -690,7 +691,7 @@ def test_rescoring_a_period_keeps_entries_with_outcomes_and_lists_the_top_k(
 ) -> None:
     import numpy as np
 
-    from service.db import EntryGroup, OptOut, Outcome, PeriodGroup, QueueEntry
+    from store.db import EntryGroup, OptOut, Outcome, PeriodGroup, QueueEntry
 
     serving = app.extensions["outreach.model"].current
     model = serving.model
@@ -766,7 +767,7 @@ def test_rescoring_a_period_keeps_entries_with_outcomes_and_lists_the_top_k(
 def test_the_top_k_equals_the_head_of_a_full_sort(seed: int) -> None:
     import numpy as np
 
-    from model.metrics import top_k_rows
+    from model.capacity_metrics import top_k_rows
 
     rng = np.random.default_rng(seed)
     n = int(rng.integers(1, 400))
@@ -784,8 +785,8 @@ def test_the_queue_is_the_audited_list_when_scores_tie(
     """Batch scoring and the audit pick the same people, integer ids tied at every score."""
     import numpy as np
 
-    from model.metrics import top_k_mask
-    from service.db import QueueEntry
+    from model.capacity_metrics import top_k_mask
+    from store.db import QueueEntry
 
     serving = app.extensions["outreach.model"].current
     model = serving.model

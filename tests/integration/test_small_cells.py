@@ -16,11 +16,11 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
 from audits import disclosure
+from monitoring.funnel import funnel
+from monitoring.labels import LabelColumns, ingest
 from service import create_app
-from service.auth import add_user
-from service.db import EntryGroup, ReviewRequest, ReviewRequestEvent, default_url
-from service.funnel import funnel
-from service.labels import LabelColumns, ingest
+from store.accounts import add_user
+from store.db import EntryGroup, ReviewRequest, ReviewRequestEvent, default_url
 from tests.support.homes import Released, copy_released, labels_for
 
 PASSWORD = "small-cells-password"
@@ -55,7 +55,7 @@ def site(released: Released, tmp_path_factory: pytest.TempPathFactory) -> Releas
     """A copy of the released site with its latest month labelled and review requests filed
     from two groups (6 and 2)."""
     mine = copy_released(released, tmp_path_factory.mktemp("small-cells"))
-    from audits.catalogue import read_report
+    from lifecycle.catalogue import read_report
     from model.registry import connect
 
     registry = connect(mine.home)

@@ -22,17 +22,19 @@ import numpy as np
 import pytest
 from click.testing import CliRunner, Result
 from flask import Flask
+from lifecycle.transparency_sources import NOT_IN_POLICY
 from markupsafe import escape
 
 from audits import disclosure
-from audits.attestation import read
-from audits.catalogue import production_alias, report_path
-from audits.loading import trust_for
 from audits.policy import parse_policy
-from audits.release import approve, release, withdraw
-from audits.transparency import (
+from kernel.errors import GateError
+from kernel.home import Home
+from kernel.signing import canonical
+from lifecycle.catalogue import production_alias, report_path
+from lifecycle.release import approve, release, withdraw
+from lifecycle.statements import read
+from lifecycle.transparency_record import (
     AGENCY,
-    NOT_IN_POLICY,
     SETTINGS_KEYS,
     build_record,
     public_summary,
@@ -42,17 +44,15 @@ from audits.transparency import (
     transparency_record,
     verified_sources,
 )
+from lifecycle.verified_loading import trust_for
 from model.data import Dataset, ordinal_to_period, validate
-from model.errors import GateError
-from model.home import Home
 from model.registry import Registry, connect, download_version, sha256_file
 from model.scorer import ARTIFACT_NAME
-from model.signing import canonical
 from model.spec import ExperimentSpec
 from model.synthetic import generate_preset
 from outreach.cli import main
 from service import create_app
-from service.db import Database, QueueEntry
+from store.db import Database, QueueEntry
 from tests.support.homes import Site, copy_site
 from tests.support.specs import NEIGHBOURHOOD_SPEC, fast_spec
 from tests.support.web import SENSITIVE, sign_in
@@ -747,7 +747,7 @@ def test_the_demo_writes_the_served_versions_record_into_the_home(
 ) -> None:
     """`outreach demo` leaves each served version's record in <home>/transparency/<model>/; a
     model with nothing served gets none and the demo goes on."""
-    from outreach.cli import _demo_transparency
+    from outreach.cli.demo import _demo_transparency
 
     own = copy_site(site, tmp_path)
     name = "individual_outreach"

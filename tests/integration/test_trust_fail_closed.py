@@ -21,12 +21,12 @@ import pytest
 from click.testing import CliRunner
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from audits.attestation import GENESIS, Entry, _digest, read
-from audits.loading import load_production, trust_for
-from audits.serving_state import LogInvalidError
-from model.home import Home
+from kernel.home import Home
+from kernel.signing import KeyPaths, Signer, load_signer
+from lifecycle.statements import GENESIS, Entry, _digest, read
+from lifecycle.verified_loading import load_production, trust_for
+from lifecycle.version_state import LogInvalidError
 from model.registry import connect
-from model.signing import KeyPaths, Signer, load_signer
 from outreach.cli import main
 from service import create_app
 from service.startup import check_production
@@ -103,8 +103,8 @@ def assert_not_served_with_an_alarm(
     assert any(r.levelno >= logging.ERROR and said in r.getMessage() for r in caplog.records), (
         "no error-level log line names the problem"
     )
-    from service.auth import add_user
-    from service.db import Database
+    from store.accounts import add_user
+    from store.db import Database
 
     token = add_user(Database(site.database_url), "alarm reader", "oversight")
     audits = client.get("/api/v1/audits", headers={"Authorization": f"Bearer {token}"})
@@ -199,8 +199,8 @@ def test_a_deleted_log_stops_a_running_service_within_one_poll(
     app = app_for(own)
     source = app.extensions["outreach.model"]
     assert source.current is not None
-    from service.auth import add_user
-    from service.db import Database
+    from store.accounts import add_user
+    from store.db import Database
 
     token = add_user(Database(own.database_url), "state reader", "analyst")
     rows = app.test_client().get("/api/v1/audits", headers={"Authorization": f"Bearer {token}"})
@@ -306,8 +306,8 @@ def test_a_foreign_key_pair_on_a_fresh_database_is_refused_under_a_pinned_key(
         own.awaiting,
     )
     app = app_for(pinned)
-    from service.auth import add_user
-    from service.db import Database
+    from store.accounts import add_user
+    from store.db import Database
 
     for role in ("oversight", "coordinator"):
         add_user(
@@ -333,7 +333,7 @@ def test_swapped_keys_sign_nothing(own: Site) -> None:
     assert log_of(own.home).read_bytes() == before
     from sqlalchemy import select
 
-    from service.db import Approval, Database
+    from store.db import Approval, Database
 
     with Database(own.database_url).session() as session:
         assert not session.scalars(select(Approval).where(Approval.decision == "withdrawn")).all()
@@ -356,7 +356,7 @@ def test_a_pinned_key_id_refuses_a_replaced_public_key(own: Site) -> None:
 
 
 def test_production_mode_refuses_a_writable_verifying_key(own: Site) -> None:
-    from model.errors import BadInputError
+    from kernel.errors import BadInputError
 
     env = {"OUTREACH_ENV": "production"}
     with pytest.raises(BadInputError, match="writable by this user") as found:
@@ -425,7 +425,7 @@ def test_the_state_of_what_may_be_served(
     code: str,
     version: str,
 ) -> None:
-    from audits.serving_state import ModelState, freeze_of
+    from lifecycle.version_state import ModelState, freeze_of
 
     state = ModelState(NAME, tuple(statements), problems, alias, freeze_of(statements))
     serving = state.serving()
@@ -436,7 +436,7 @@ def test_the_state_of_what_may_be_served(
 
 
 def test_the_log_problems_against_the_anchored_head() -> None:
-    from audits.serving_state import log_problems
+    from lifecycle.version_state import log_problems
 
     def problems(**changed: Any) -> list[str]:
         given: dict[str, Any] = {

@@ -19,11 +19,12 @@ from flask import Flask
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
-from model.home import Home
-from model.signing import load_signer
+from kernel.home import Home
+from kernel.signing import load_signer
 from outreach.cli import main
-from service import access_log, create_app
-from service.access_log import (
+from service import create_app
+from store import access_log
+from store.access_log import (
     AccessLogBrokenError,
     CheckpointLog,
     CheckpointSettings,
@@ -34,7 +35,7 @@ from service.access_log import (
     row_hash,
     verify,
 )
-from service.db import AccessLogRow, Database, default_url
+from store.db import AccessLogRow, Database, default_url
 from tests.support.memory import InMemorySource
 
 EVERY = 10  # rows between checkpoints in these tests
@@ -534,7 +535,7 @@ def app(service_home: Home, tmp_path: Path) -> Flask:
 
 
 def _sign_in(app: Flask) -> Any:
-    from service.auth import add_user
+    from store.accounts import add_user
 
     add_user(app.extensions["outreach.db"], "board", "oversight", password="board-password-1234")
     client = app.test_client()
@@ -592,7 +593,7 @@ def test_the_service_signs_in_the_background_and_the_page_keeps_a_break(
 
 
 def test_settings_are_checked(home: Home, db: Database) -> None:
-    from model.errors import BadInputError
+    from kernel.errors import BadInputError
 
     with pytest.raises(BadInputError) as raised:
         CheckpointSettings.resolve(

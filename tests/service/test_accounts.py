@@ -16,13 +16,17 @@ import pytest
 from click.testing import CliRunner
 from flask import Flask
 from flask.testing import FlaskClient
+from outreach.cli.demo import demo_users
 from sqlalchemy import func, inspect, select, update
 
-from model.errors import BadInputError
-from model.home import Home
-from outreach.cli import demo_users, main
-from service import auth, create_app, signin
-from service.auth import (
+from kernel.errors import BadInputError
+from kernel.home import Home
+from outreach.cli import main
+from service import create_app
+from service.pages.account import NOT_RIGHT
+from store import accounts as auth
+from store import signin_limits as signin
+from store.accounts import (
     add_user,
     areas_of,
     assign_all_areas,
@@ -37,8 +41,7 @@ from service.auth import (
     set_password,
     set_role,
 )
-from service.db import Database, QueueEntry, SignInCounter, Token, default_url, utcnow
-from service.pages.account import NOT_RIGHT
+from store.db import Database, QueueEntry, SignInCounter, Token, default_url, utcnow
 from tests.support.memory import InMemorySource
 from tests.support.specs import ROOT
 
@@ -625,7 +628,7 @@ def test_migration_0005_goes_up_and_down_on_sqlite(tmp_path: Path) -> None:
     assert "sign_in_counters" in tables()
     signin.record_failure(db, "lead", "10.0.0.1")
     config = Config()
-    config.set_main_option("script_location", str(ROOT / "service" / "migrations"))
+    config.set_main_option("script_location", str(ROOT / "store" / "migrations"))
     config.set_main_option("sqlalchemy.url", db.url)
     with db.engine.begin() as connection:
         config.attributes["connection"] = connection

@@ -15,11 +15,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
+from lifecycle.model_source import Serving
 from model.data import Dataset
-from service.auth import add_user, set_areas
-from service.db import AccessLogRow, Database, OptOut
-from service.loader import Serving
-from service.queue import ALL_AREAS
+from store.accounts import add_user, set_areas
+from store.db import AccessLogRow, Database, OptOut
+from store.queue import ALL_AREAS
 from tests.support.homes import Site, copy_site
 from tests.support.memory import memory_app
 from tests.support.specs import ROLES

@@ -14,9 +14,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
-from service.db import AccessLogRow, Database, Outcome, QueueEntry
-from service.explanation import weight_words
-from service.loader import Serving
+from lifecycle.model_source import Serving
+from service.person_explanation import weight_words
+from store.db import AccessLogRow, Database, Outcome, QueueEntry
 from tests.support.homes import Site, copy_site
 from tests.support.memory import memory_app
 from tests.support.pages import in_both_months, months, text

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from model.errors import BadInputError
-from model.home import Home
+from kernel.errors import BadInputError
+from kernel.home import Home
+from lifecycle.model_source import Serving
 from service import create_app
-from service.auth import add_user
-from service.loader import Serving
+from store.accounts import add_user
 from tests.support.homes import Site, copy_site
 from tests.support.memory import InMemorySource, memory_app
 

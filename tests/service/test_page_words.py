@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from flask import Flask
 
-from service.loader import Serving
+from lifecycle.model_source import Serving
 from tests.support.homes import Site, copy_site
 from tests.support.memory import memory_app
 from tests.support.web import csrf

@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from model.home import Home
+from kernel.home import Home
 from tests.support.postgres import Cluster
 
 #: The service databases the tests that matter for the database run on (``on_both_databases``).
@@ -65,7 +65,7 @@ class Released:
 
     @property
     def db(self) -> Any:
-        from service.db import Database
+        from store.db import Database
 
         return Database(self.database_url)
 
@@ -73,7 +73,7 @@ class Released:
 def labels_for(released: Released, period: str, accepted: set[str] | None = None) -> pd.DataFrame:
     """The period's labels file from the synthetic ground truth (help prevents half the crises
     of those who ``accepted``)."""
-    from service.simulation import labels_after_help
+    from jobs.simulation import labels_after_help
 
     rows = released.frame.loc[released.frame["period"].astype(str) == period]
     return labels_after_help(
@@ -129,7 +129,7 @@ class TwoReleases:
     released under its own policy. Read-only: tests take a :func:`copy_home` of it."""
 
     home: Home
-    good: Any  # audits.release.ReleaseResult
+    good: Any  # lifecycle.release.ReleaseResult
     failed: Any
 
     @property

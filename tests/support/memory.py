@@ -1,7 +1,7 @@
 """A model served from memory, for the service tests: no release, no MLflow, no attestation log.
 
 ``service.create_app(config, model_source=...)`` serves what it is handed (refused in production
-mode). :class:`InMemorySource` hands it a :class:`service.loader.Serving` built from a model
+mode). :class:`InMemorySource` hands it a :class:`lifecycle.model_source.Serving` built from a model
 trained in memory (the ``trained`` fixture, a few seconds), so the tests of the API and the pages
 run on the Flask test client and SQLite alone. A full release is for the tests about releases.
 """
@@ -17,10 +17,10 @@ from typing import Any
 import pandas as pd
 from flask import Flask
 
-from model.home import Home
+from kernel.home import Home
+from lifecycle.model_source import NO_MODEL, ModelSource, Serving
 from model.train import TrainingResult
 from service import create_app
-from service.loader import NO_MODEL, ModelSource, Serving
 from tests.support.homes import Site
 from tests.support.specs import ROLES
 
@@ -74,10 +74,10 @@ def build_memory_site(
     """A home without releases whose service database holds the two latest months of ``frame``
     scored by ``serving`` (group counts kept for the sensitive ``attributes``) and one user per
     role who can sign in to the pages; the coordinator sees every area."""
-    from service.auth import add_user, set_areas
-    from service.batch import score_period
-    from service.db import Database, default_url
-    from service.queue import ALL_AREAS
+    from jobs.batch import score_period
+    from store.accounts import add_user, set_areas
+    from store.db import Database, default_url
+    from store.queue import ALL_AREAS
 
     home = Home(folder / "home").ensure()
     url = default_url(home.root)

@@ -9,7 +9,7 @@ from typing import Any
 
 def upgrade_when_released(url: str, barrier: Any, errors: Any) -> None:
     """Wait for the other processes, then upgrade ``url``'s schema; report any error."""
-    from service.db import Database
+    from store.db import Database
 
     barrier.wait(timeout=300)
     try:

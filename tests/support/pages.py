@@ -8,7 +8,7 @@ import re
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from service.db import Database, QueueEntry
+from store.db import Database, QueueEntry
 
 #: What no coordinator page and no letter to a person may hold: statistics' words, and numbers
 #: with more than two decimals.

@@ -24,7 +24,7 @@ from pathlib import Path
 from sqlalchemy import create_engine, func, insert, select, text
 from sqlalchemy.engine import Connection
 
-from service.db import Base
+from store.db import Base
 
 #: The cluster's superuser (owner of every database and table, as a migration role would be).
 SUPERUSER = "outreach"

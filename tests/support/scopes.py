@@ -12,8 +12,8 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from service import create_app
-from service.auth import add_user, set_areas
-from service.db import AccessLogRow, Database, QueueEntry
+from store.accounts import add_user, set_areas
+from store.db import AccessLogRow, Database, QueueEntry
 from tests.support.homes import BACKENDS, Site, copy_site, site_database
 from tests.support.web import csrf
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from model.home import Home
+from kernel.home import Home
 from tests.support.homes import Site
 from tests.support.web import free_port
 

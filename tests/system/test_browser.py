@@ -372,7 +372,7 @@ def review_server(
 ) -> Iterator[tuple[str, Site, str]]:
     """A copy of the site with a REVIEW release awaiting the board (the gate left open
     questions), served: yields the base address, the site and the REVIEW version."""
-    from audits.release import release
+    from lifecycle.release import release
     from model.registry import connect
     from tests.support.specs import policy_text
 
@@ -487,11 +487,11 @@ def monitored(
     still waiting for its labels."""
     from sqlalchemy import select
 
-    from audits.catalogue import read_report
+    from lifecycle.catalogue import read_report
     from model.registry import connect
-    from service.auth import add_user
-    from service.db import Outcome, QueueEntry
-    from service.labels import LabelColumns, ingest
+    from monitoring.labels import LabelColumns, ingest
+    from store.accounts import add_user
+    from store.db import Outcome, QueueEntry
 
     own = copy_released(released, tmp_path_factory.mktemp("browser-monitoring"))
     db = own.db

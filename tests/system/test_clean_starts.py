@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from model.home import Home
+from kernel.home import Home
 from service import create_app
 from tests.support.homes import TwoReleases, copy_home
 from tests.support.servers import Served, open_entries

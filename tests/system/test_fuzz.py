@@ -29,9 +29,9 @@ from pathlib import Path
 
 import pytest
 
-from service.auth import add_user, set_areas
-from service.db import Database
-from service.queue import ALL_AREAS
+from store.accounts import add_user, set_areas
+from store.db import Database
+from store.queue import ALL_AREAS
 from tests.support.homes import Site, copy_site
 from tests.support.servers import Service
 from tests.support.specs import ROLES

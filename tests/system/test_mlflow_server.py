@@ -24,7 +24,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from model.home import Home
+from kernel.home import Home
 from outreach.cli import main
 from tests.support.postgres import Cluster
 from tests.support.specs import INDIVIDUAL_SPEC, fast_mapping, write_toml
@@ -101,7 +101,7 @@ def test_the_readme_walk_through_on_postgresql_a_tracking_server_and_spark(
     from pyspark.sql import SparkSession
 
     from service import create_app
-    from service.db import Database, QueueEntry, ScoredPeriod
+    from store.db import Database, QueueEntry, ScoredPeriod
 
     url = postgres.create_database()
     home = Home(tmp_path / "home")

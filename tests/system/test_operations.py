@@ -25,13 +25,13 @@ from flask import Flask
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import text
 
+from kernel.files import create_once, write_atomically
+from kernel.home import Home
 from model.data import Dataset
-from model.files import create_once, write_atomically
-from model.home import Home
 from outreach.cli import main
 from service import create_app
-from service.auth import add_user
-from service.db import Database
+from store.accounts import add_user
+from store.db import Database
 from tests.support.homes import TwoReleases
 from tests.support.homes import copy_home as copy_home_folder
 from tests.support.migration_worker import upgrade_when_released
@@ -56,7 +56,7 @@ def test_workers_migrating_a_fresh_database_at_once_all_succeed(tmp_path: Path) 
     # child forked while one of them held SQLite's allocator mutex waits on it forever. A fork
     # server is a clean single-threaded process; it loads the worker's module once.
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["tests.support.migration_worker", "service.db"])
+    context.set_forkserver_preload(["tests.support.migration_worker", "store.db"])
     for attempt in range(3):
         url = f"sqlite:///{tmp_path / f'race{attempt}.db'}"
         barrier, errors = context.Barrier(8), context.Queue()

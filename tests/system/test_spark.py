@@ -14,18 +14,18 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import select
 
-from audits.catalogue import read_report
-from audits.loading import LoadedModel, load_production
-from model.errors import BadInputError, CheckFailedError, JobFailedError
+from jobs.batch import load_period, read_scored_period
+from jobs.spark_batch import PERIOD_COLUMN, _spark_failure, score_on_spark, spark_session
+from kernel.errors import BadInputError, CheckFailedError, JobFailedError
+from lifecycle.catalogue import read_report
+from lifecycle.model_source import ModelSource
+from lifecycle.verified_loading import LoadedModel, load_production
 from model.registry import connect
 from model.scorer import scored_frame
 from model.synthetic import generate_preset
+from monitoring.periods import Monitoring
 from outreach.cli import main
-from service.batch import load_period, read_scored_period
-from service.db import Database, OptOut, QueueEntry, ScoredPeriod
-from service.loader import ModelSource
-from service.periods import Monitoring
-from service.spark_batch import PERIOD_COLUMN, _spark_failure, score_on_spark, spark_session
+from store.db import Database, OptOut, QueueEntry, ScoredPeriod
 from tests.support.homes import Released, copy_released
 
 ROWS = 50_000
@@ -97,7 +97,7 @@ def test_spark_scores_equal_the_in_process_scores_on_50_000_rows(
 
 
 def _queue(database_url: str, name: str, period: str) -> list[tuple[Any, ...]]:
-    from service.db import Database
+    from store.db import Database
 
     with Database(database_url).session() as session:
         rows = session.scalars(
@@ -125,7 +125,7 @@ def _queue(database_url: str, name: str, period: str) -> list[tuple[Any, ...]]:
 
 
 def _kept(database_url: str, name: str, period: str) -> tuple[Any, ...]:
-    from service.db import Database
+    from store.db import Database
 
     with Database(database_url).session() as session:
         row = session.scalars(
@@ -337,7 +337,7 @@ def test_spark_and_queue_load_resolve_as_the_service_does_under_a_freeze(
 ) -> None:
     """Under an incident freeze, Spark scores with the pinned version, never the one the alias
     was moved to; withdrawn, it refuses in the service's words (exit 3) before any job."""
-    from audits.catalogue import production_alias
+    from lifecycle.catalogue import production_alias
 
     mine = copy_released(released, tmp_path)
     registry = connect(mine.home)

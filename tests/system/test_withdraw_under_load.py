@@ -16,8 +16,8 @@ from click.testing import CliRunner
 
 from model.data import Dataset
 from outreach.cli import main
-from service.auth import add_user
-from service.db import Database
+from store.accounts import add_user
+from store.db import Database
 from tests.support.homes import Site, copy_site, on_both_databases, site_database
 from tests.support.servers import POLL, Service
 

@@ -14,8 +14,8 @@ from fairlearn.metrics import (
 )
 from sklearn.metrics import precision_score, roc_auc_score
 
+from audits.group_metrics import audit_groups, group_auc
 from audits.groups import JOIN, build_groupings
-from audits.metrics import audit_groups, group_auc
 
 
 def _precision(y_true, y_pred) -> float:

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from kernel.errors import BadInputError, DataValidationError
 from model.data import read_table, temporal_splits, validate
-from model.errors import BadInputError, DataValidationError
 
 
 @pytest.fixture

@@ -149,7 +149,7 @@ def test_scored_frame_has_ids_and_json_reasons(trained: TrainingResult) -> None:
 
 
 def test_unknown_category_is_refused_by_the_scorer(trained: TrainingResult) -> None:
-    from model.errors import DataValidationError
+    from kernel.errors import DataValidationError
 
     frame = trained.validation.frame.head(3).copy()
     frame.loc[frame.index[1], "income_band"] = "rich"
@@ -190,7 +190,7 @@ def test_column_wise_checks_accept_exactly_what_the_record_checks_accept(
 ) -> None:
     import random
 
-    from model.errors import DataValidationError
+    from kernel.errors import DataValidationError
     from model.records import check_records
 
     rng = random.Random(seed)

@@ -15,11 +15,11 @@ from scipy.stats import fisher_exact
 from audits.audit import run_audit
 from audits.crosscheck import crosscheck
 from audits.external import OperatingPoint, audit_predictions
+from audits.group_metrics import REST, audit_groups, significance
 from audits.groups import build_groupings
-from audits.metrics import REST, audit_groups, significance
 from audits.policy import load_policy
 from audits.resampling import ClusterBootstrap, confusion_cells, fine_cells
-from model.errors import GateError
+from kernel.errors import GateError
 from tests.support.specs import DEFAULT_POLICY, policy_with
 
 

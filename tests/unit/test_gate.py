@@ -12,7 +12,7 @@ import pytest
 from audits.audit import run_audit
 from audits.gate import evaluate, holm
 from audits.policy import Policy, load_policy, parse_policy
-from model.errors import SpecError
+from kernel.errors import SpecError
 from tests.support.specs import DEFAULT_POLICY, policy_with
 
 

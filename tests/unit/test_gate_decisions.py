@@ -21,10 +21,10 @@ from hypothesis import strategies as st
 
 from audits.audit import run_audit
 from audits.gate import tail
-from audits.metrics import interval, significance, tail_p_values
+from audits.group_metrics import interval, significance, tail_p_values
+from audits.operating_characteristics import AuditShape, GroupShape, operating_characteristics
 from audits.policy import Policy, parse_policy
 from audits.shrinkage import pooled_estimates
-from audits.simulate import AuditShape, GroupShape, operating_characteristics
 from bench.gate_scenarios import Scenario, draw, independent, run
 from outreach.cli import main
 from tests.support.specs import DEFAULT_POLICY

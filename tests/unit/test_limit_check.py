@@ -11,8 +11,8 @@ import pytest
 from audits import limit_check
 from audits.audit import run_audit
 from audits.policy import Gate
-from service.monitoring import GroupRow, _judge
-from service.period_report import estimated_disparities
+from monitoring.group_shares import GroupRow, _judge
+from monitoring.period_report import estimated_disparities
 from tests.support.specs import policy_text
 
 RECALL = Gate(metric="recall", disparity="ratio", min=0.8)
@@ -118,7 +118,7 @@ def test_the_audit_and_monitoring_say_the_same_about_each_group(policy) -> None:
     assert monitored == {g: limit_check.WORDS[s] for g, s in audited.items()}
     assert len(reasons) == 1 and "race_ethnicity = beyond" in reasons[0]
 
-    # The list shares (service.monitoring) judge the same groups: the small one never.
+    # The list shares (monitoring.group_shares) judge the same groups: the small one never.
     share = Gate(metric="selection_rate", disparity="ratio", min=0.999, max=1.001)
     judged_policy = policy.model_copy(update={"gates": (share,)})
     month = [GroupRow(name, people, reached + people // 10) for name, people, _, reached in GROUPS]

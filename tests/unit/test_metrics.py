@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from model.metrics import capacity_metrics, random_baseline, top_k_mask
+from model.capacity_metrics import capacity_metrics, random_baseline, top_k_mask
 
 
 @st.composite

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from audits.release import model_card
+from lifecycle.release import model_card
 from model.spec import load_spec
 from model.words import feature_words
 from tests.support.specs import ROOT

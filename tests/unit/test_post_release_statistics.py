@@ -11,22 +11,22 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from audits.estimates import (
+from audits.group_metrics import significance
+from audits.groups import build_groupings
+from kernel.errors import BadInputError
+from monitoring.estimates import (
     OVERALL,
     PerformanceEstimate,
     compare_with_realised,
     count_distribution,
     estimate_performance,
 )
-from audits.evaluation import (
+from monitoring.evaluation import (
     central_interval,
     draw_lottery,
     evaluation_estimates,
     two_sided_p_value,
 )
-from audits.groups import build_groupings
-from audits.metrics import significance
-from model.errors import BadInputError
 
 LEVEL = 0.95
 TAIL = (1 - LEVEL) / 2

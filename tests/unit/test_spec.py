@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from model.errors import SpecError
+from kernel.errors import SpecError
 from model.spec import load_spec, parse_spec
 from tests.support.specs import INDIVIDUAL_SPEC, NEIGHBOURHOOD_SPEC, spec_mapping
 

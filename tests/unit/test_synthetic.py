@@ -15,7 +15,7 @@ from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from model.errors import BadInputError
+from kernel.errors import BadInputError
 from model.synthetic import (
     COLUMNS,
     FEATURES,
