@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kernel.files import make_private
+from kernel.settings import Settings, current
 from kernel.signing import KeyPaths
 
 DEFAULT_HOME = ".outreach"
@@ -37,18 +38,21 @@ class Home:
     database_url: str | None = None
 
     @classmethod
-    def resolve(cls, explicit: str | os.PathLike[str] | None = None) -> Home:
-        """The deployment's settings, resolved once by an entry point (the CLI, ``create_app``):
-        the home given explicitly, else ``$OUTREACH_HOME``, else ``./.outreach``; key paths
-        (:meth:`KeyPaths.resolve`), tracking URI and database URL from the environment."""
-        env = os.environ
-        chosen = explicit or env.get(HOME_ENV) or DEFAULT_HOME
+    def resolve(
+        cls, explicit: str | os.PathLike[str] | None = None, settings: Settings | None = None
+    ) -> Home:
+        """The deployment's home, resolved once by an entry point (the CLI, ``create_app``) from
+        its settings (:func:`kernel.settings.current` unless given): the home given explicitly,
+        else ``$OUTREACH_HOME``, else ``./.outreach``; key paths (:meth:`KeyPaths.resolve`),
+        tracking URI and database URL."""
+        found = settings or current()
+        chosen = explicit or found.home or DEFAULT_HOME
         root = Path(chosen).expanduser().resolve()
         return cls(
             root,
-            KeyPaths.resolve(root / "keys", env),
-            env.get("OUTREACH_TRACKING_URI") or None,
-            env.get("OUTREACH_DATABASE_URL") or None,
+            KeyPaths.resolve(root / "keys", found.environment),
+            found.tracking_uri,
+            found.database_url,
         )
 
     @property

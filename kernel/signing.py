@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -142,7 +142,7 @@ class KeyPaths:
     pinned_key_id: str | None = None
 
     @classmethod
-    def resolve(cls, keys_folder: Path, env: dict[str, str] | os._Environ[str]) -> KeyPaths:
+    def resolve(cls, keys_folder: Path, env: Mapping[str, str]) -> KeyPaths:
         """Paths from ``OUTREACH_RELEASE_KEY``, ``OUTREACH_RELEASE_PUBLIC_KEY`` and
         ``OUTREACH_ACCESS_LOG_KEY``, else ``release.key``, ``release.pub`` and
         ``access-log.key`` in ``keys_folder``. Called once, by an entry point.

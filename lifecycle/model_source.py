@@ -24,7 +24,7 @@ import logging
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from audits import disclosure
 from audits.policy import assessments_from_report
@@ -38,8 +38,14 @@ from lifecycle.version_state import Anchors, Freeze, ModelState, VersionState, w
 from model.registry import Registry, connect
 from model.scorer import ScoringModel
 
-if TYPE_CHECKING:
-    from service.prometheus import Metrics
+
+class Metrics(Protocol):
+    """Where the source reports an attestation log that does not verify (the service's
+    Prometheus gauge, :class:`service.prometheus.Metrics`); the source needs nothing else."""
+
+    @property
+    def log_invalid(self) -> Any: ...
+
 
 log = logging.getLogger("outreach.service")
 NO_MODEL = "no verified model"
@@ -119,6 +125,7 @@ class ModelSource:
         self.withdrawn = ""
         self._stop = threading.Event()
         self._registry: Registry | None = None
+        self._registry_lock = threading.Lock()
 
     def trust(self) -> Trust:
         """The deployment's verifying trust with this service's anchors: built anew at each
@@ -249,9 +256,7 @@ class ModelSource:
         try:
             # One client for the life of the source: creating an MLflow store checks its schema
             # and would stall request handling in this process every poll.
-            if self._registry is None:
-                self._registry = self._connect()
-            alias = production_alias(self._registry, self.name)  # None: none, not "no answer"
+            alias = production_alias(self.registry(), self.name)  # None: none, not "no answer"
         except Exception as err:  # registry unreachable: the log still decides what stops
             self._registry = None
             unreachable = err
@@ -476,6 +481,15 @@ class ModelSource:
         except (OSError, ValueError, OutreachError):
             return disclosure.DEFAULT_THRESHOLD
         return disclosure.threshold_of(report.get("policy") if isinstance(report, dict) else None)
+
+    def registry(self) -> Registry:
+        """The registry client of this source: the one way the service reaches MLflow (the
+        home's configured store, or ``tracking_uri``), connected once and kept until a poll
+        finds the store unreachable."""
+        with self._registry_lock:
+            if self._registry is None:
+                self._registry = self._connect()
+            return self._registry
 
     def _connect(self) -> Registry:
         """The registry client. On the home's own SQLite store, one process at a time: MLflow

@@ -7,7 +7,6 @@ database, the verified model) are set up once per app in ``app.extensions``.
 from __future__ import annotations
 
 import logging
-import os
 from typing import TYPE_CHECKING, Any
 
 from flask import Flask
@@ -25,9 +24,9 @@ def create_app(
 
     ``model_source``: what serves the model, when the caller built it (tests serve a model held
     in memory this way: ``tests/support/memory.py``). By default, and always in production, a
-    :class:`lifecycle.model_source.ModelSource` for ``MODEL_NAME`` that verifies the home's releases
-    through their attestation log and the MLflow registry. Either way it is refreshed once
-    here, and polled every ``WATCH_SECONDS``.
+    :class:`lifecycle.model_source.ModelSource` for ``MODEL_NAME`` that verifies the home's
+    releases through their attestation log and the MLflow registry. Either way it is refreshed
+    once here, and polled every ``WATCH_SECONDS``.
 
     Keys: ``HOME`` (project home), ``DATABASE_URL``, ``MODEL_NAME``, ``TRACKING_URI``,
     ``MAX_RECORDS``, ``MAX_CONTENT_LENGTH``, ``RATE_LIMIT`` (requests a minute per token),
@@ -41,6 +40,7 @@ def create_app(
         production version's policy does not name its impact assessments
         (:func:`service.startup.refuse_unassessed`).
     """
+    from kernel import settings
     from kernel.errors import BadInputError
     from kernel.files import private_umask
     from kernel.home import Home
@@ -61,18 +61,18 @@ def create_app(
 
     private_umask()  # what the service writes (database, keys, copies) is the owner's alone
     app = Flask(__name__)
-    env = os.environ
-    home = Home.resolve(env.get("OUTREACH_HOME"))  # the deployment's settings, resolved once
+    found = settings.resolve()  # the deployment's settings, resolved once
+    home = Home.resolve(found.home, found)
     app.config.update(
         HOME=home,
         DATABASE_URL=home.database_url,
-        MODEL_NAME=model_name(env),
+        MODEL_NAME=model_name(found.environment),
         TRACKING_URI=home.tracking_server,
         MAX_RECORDS=1000,
         MAX_CONTENT_LENGTH=2 * 1024 * 1024,
-        RATE_LIMIT=int(env.get("OUTREACH_RATE_LIMIT", "6000")),
-        WATCH_SECONDS=float(env.get("OUTREACH_WATCH_SECONDS", "10")),
-        ENV_MODE=env.get("OUTREACH_ENV", ""),
+        RATE_LIMIT=int(found.rate_limit or "6000"),
+        WATCH_SECONDS=float(found.watch_seconds or "10"),
+        ENV_MODE=found.mode,
     )
     app.json.sort_keys = False  # type: ignore[attr-defined]  # responses keep their field order
     if test_config:

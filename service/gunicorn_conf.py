@@ -28,6 +28,8 @@ import signal
 from pathlib import Path
 from typing import Any
 
+from kernel import settings
+
 # Nothing imported here may import prometheus_client: its mode is fixed at its first import.
 from kernel.files import PRIVATE_UMASK, private_umask
 from kernel.home import Home
@@ -39,9 +41,10 @@ timeout = 60
 umask = PRIVATE_UMASK  # gunicorn's own files (worker heartbeats, a unix socket)
 
 private_umask()  # the master's, inherited by every worker
-# MLflow starts its usage-reporting client when imported; the master imports it (below).
-os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-_home = Home.resolve(os.environ.get("OUTREACH_HOME"))
+# The deployment's settings, resolved once; MLflow's process settings (telemetry off: MLflow
+# starts its usage-reporting client when imported, and the master imports it below) set with them.
+_settings = settings.resolve()
+_home = Home.resolve(_settings.home, _settings)
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 os.environ.setdefault(MULTIPROC_ENV, str(_home.metrics))
 

@@ -33,7 +33,7 @@ from kernel.home import Home
 from lifecycle.catalogue import read_report
 from lifecycle.model_source import ModelSource
 from lifecycle.verified_loading import load_version
-from model.registry import Registry, connect
+from model.registry import Registry
 from model.scorer import ScoringModel
 from model.spec import Feature
 from model.words import feature_words
@@ -365,21 +365,17 @@ class VersionBook:
     kept. One per app (:func:`for_app`), shared by the API and the pages.
     """
 
-    def __init__(self, source: ModelSource, home: Home, *, tracking_uri: str | None) -> None:
+    def __init__(self, source: ModelSource, home: Home) -> None:
         self.source = source
         self.home = home
-        self.tracking_uri = tracking_uri
-        self._registry: Registry | None = None
         self._models: dict[tuple[str, str], ScoringModel] = {}
         #: Each audit's sensitive attributes: a signed report never changes, so it is read once.
         self._attributes: dict[str, tuple[str, ...]] = {}
         self._lock = threading.Lock()
 
     def registry(self) -> Registry:
-        with self._lock:  # one client per app: creating an MLflow store is slow
-            if self._registry is None:
-                self._registry = connect(self.home, tracking_uri=self.tracking_uri)
-            return self._registry
+        """The served model's registry client (one per app: :meth:`ModelSource.registry`)."""
+        return self.source.registry()
 
     def model(self, name: str, version: str) -> ScoringModel:
         current = self.source.current
@@ -453,7 +449,6 @@ def for_app(app: Flask) -> VersionBook:
         found = app.extensions["outreach.versions"] = VersionBook(
             app.extensions["outreach.model"],
             app.extensions["outreach.home"],
-            tracking_uri=app.config.get("TRACKING_URI"),
         )
     return found
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from kernel.errors import BadInputError
+from kernel.settings import current
 from model.rules import MAX_NAME, name_problem
 from store.db import Database, QueueEntry, Token, User, UserArea, new_uid, utcnow
 
@@ -84,10 +84,10 @@ MAX_TOKEN_DAYS = 3650
 TOKEN_DAYS_ENV = "OUTREACH_TOKEN_DAYS"
 
 
-@cache
 def default_token_days() -> int:
-    """Days a new token works: ``OUTREACH_TOKEN_DAYS`` (read once per process) or 90."""
-    raw = os.environ.get(TOKEN_DAYS_ENV, "").strip()
+    """Days a new token works: ``OUTREACH_TOKEN_DAYS`` (from the settings the entry point
+    resolved, :func:`kernel.settings.current`) or 90."""
+    raw = (current().token_days or "").strip()
     if not raw:
         return DEFAULT_TOKEN_DAYS
     return _token_days(raw, source=TOKEN_DAYS_ENV)

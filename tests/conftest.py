@@ -15,6 +15,7 @@ from typing import TypeVar
 import pandas as pd
 import pytest
 
+from kernel import settings
 from kernel.files import file_lock, write_atomically
 from kernel.home import Home
 from lifecycle.model_source import Serving
@@ -81,6 +82,15 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(
         key=lambda item: rank.get(item.path.resolve().relative_to(TESTS).as_posix(), len(rank))
     )
+
+
+@pytest.fixture(autouse=True)
+def _settings_of_this_test() -> Iterator[None]:
+    """Each test's OUTREACH_* settings come from its own environment: an entry point run by an
+    earlier test (the CLI, create_app) resolved the settings of that test's environment."""
+    settings.reset()
+    yield
+    settings.reset()
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ the same transaction; if that row cannot be written, nothing is shown.
 
 from __future__ import annotations
 
-import json
 import re
 import time
 import uuid
@@ -27,23 +26,20 @@ from kernel.errors import (
     RateLimitedError,
     UnauthenticatedError,
     UnavailableError,
-    UnsupportedMediaError,
 )
 from lifecycle.model_source import ModelSource, Serving
 from service import person_explanation as explanation
+from service.api.json_body import read_json
+from service.api.openapi import document
 from store import access_log
 from store import queue as queue_rules
-from store import review_requests as reviews
+from store import review_requests as review_rules
 from store.accounts import Principal, authenticate
 from store.db import Database, Outcome, QueueEntry
 
 api = Blueprint("api", __name__, url_prefix="/api/v1")
 
 PURPOSE = "outreach"
-#: How deeply a JSON body may nest (a score request needs 3 levels).
-MAX_DEPTH = 32
-#: A ``\\ud800``-``\\udfff`` escape: the only way a lone UTF-16 surrogate gets into JSON text.
-_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89abcdefABCDEF]")
 _WHOLE_NUMBER = re.compile(r"-?[0-9]+")
 
 
@@ -152,105 +148,6 @@ def requires(route: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     return decorate
 
 
-def _json() -> dict[str, Any]:
-    """The request's body: one JSON object in UTF-8, every route's single parsing boundary.
-
-    Refused with a 4xx naming the problem: not JSON (415 ``unsupported_media_type``), not UTF-8
-    or not parseable (``malformed_json``), nested more than :data:`MAX_DEPTH` levels
-    (``too_deep``), a lone UTF-16 surrogate in any string or key, which no database or UTF-8
-    response can hold (``invalid_unicode``), anything but an object (``not_an_object``).
-    """
-    if not request.is_json:
-        raise UnsupportedMediaError(
-            "send a JSON body (Content-Type: application/json)", code="unsupported_media_type"
-        )
-    try:
-        text = request.get_data(cache=True).decode("utf-8")
-        payload = json.loads(text, parse_float=_number)
-    except RecursionError as err:
-        raise _too_deep() from err
-    except json.JSONDecodeError as err:
-        raise BadInputError(
-            "the body is not valid JSON",
-            details=[f"body: {err.msg} (line {err.lineno}, column {err.colno})"],
-            code="malformed_json",
-        ) from err
-    except ValueError as err:  # not UTF-8, or an integer too long to convert
-        raise BadInputError(
-            "the body is not valid JSON in UTF-8", details=[f"body: {err}"], code="malformed_json"
-        ) from err
-    _check_tree(payload, strings=_SURROGATE_ESCAPE.search(text) is not None)
-    if not isinstance(payload, dict):
-        raise BadInputError(
-            "the body must be a JSON object",
-            details=[f"body: {type(payload).__name__} given, an object expected"],
-            code="not_an_object",
-        )
-    return payload
-
-
-def _number(literal: str) -> float | int:
-    """A JSON number with a fraction or exponent: whole values are integers, as JSON Schema
-    counts them (``45.0`` is the id ``45``), up to 2**53, where floats stop being exact."""
-    value = float(literal)
-    return int(value) if value.is_integer() and abs(value) <= 2**53 else value
-
-
-def _too_deep() -> BadInputError:
-    return BadInputError(
-        f"the JSON body is nested more than {MAX_DEPTH} levels deep",
-        details=[f"body: at most {MAX_DEPTH} levels of arrays and objects"],
-        code="too_deep",
-    )
-
-
-def _is_text(value: str) -> bool:
-    """Whether ``value`` is valid Unicode text (no lone surrogate)."""
-    if value.isascii():
-        return True
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def _check_tree(payload: Any, *, strings: bool) -> None:
-    """Depth, and (when the text had a surrogate escape) every key and string, without
-    recursion: a hostile body cannot exhaust the stack here."""
-    stack: list[tuple[Any, str, int]] = [(payload, "body", 1)]
-    while stack:
-        value, where, depth = stack.pop()
-        if depth > MAX_DEPTH:
-            raise _too_deep()
-        if isinstance(value, dict):
-            items: Any = value.items()
-        elif isinstance(value, list):
-            items = enumerate(value)
-        else:
-            continue
-        for key, item in items:
-            if strings and isinstance(key, str) and not _is_text(key):
-                raise _lone_surrogate(f"{where}: a key")
-            if isinstance(item, dict | list):
-                stack.append((item, _place(where, key), depth + 1))
-            elif strings and isinstance(item, str) and not _is_text(item):
-                raise _lone_surrogate(_place(where, key))
-
-
-def _place(where: str, key: str | int) -> str:
-    return f"{where}[{key}]" if isinstance(key, int) else f"{where}.{key[:60]}"
-
-
-def _lone_surrogate(where: str) -> BadInputError:
-    where = where.removeprefix("body.").encode("utf-8", "backslashreplace").decode()
-    return BadInputError(
-        "text must be valid Unicode: a lone UTF-16 surrogate (\\ud800 to \\udfff) is refused",
-        details=[f"{where}: lone surrogate"],
-        code="invalid_unicode",
-    )
-
-
 def _purpose(value: Any, *, action: str, ids: list[str]) -> None:
     """Personal data is only for outreach: a missing purpose is 400, another one 403 (logged)."""
     if value is None or value == "":
@@ -337,7 +234,7 @@ def _stamp(response: Response) -> Response:
 @requires("score")
 def score() -> Any:
     """Scores, bands, percentiles and reasons for 1 to N records."""
-    payload = _json()
+    payload = read_json()
     unknown = sorted(set(payload) - {"purpose", "records"})
     if unknown:
         raise BadInputError(
@@ -508,7 +405,7 @@ def queue() -> Any:
 def outcome(entry_id: int) -> Any:
     """Record what happened when outreach was offered."""
     not_paused()
-    payload = _json()
+    payload = read_json()
     _fields(payload, {"purpose", "status", "note"}, "outcome")
     queue_rules.outcome_status(payload.get("status"))
     queue_rules.free_text(payload.get("note"), field="note")
@@ -530,7 +427,7 @@ def outcome(entry_id: int) -> Any:
 @requires("opt_out")
 def add_opt_out() -> Any:
     """A person asked not to be contacted: they leave every list from now on."""
-    payload = _json()
+    payload = read_json()
     _fields(payload, {"purpose", "person_id", "reason"}, "opt-out")
     person = queue_rules.person_id(payload.get("person_id"))
     queue_rules.free_text(payload.get("reason"), field="reason")
@@ -543,7 +440,7 @@ def add_opt_out() -> Any:
 @requires("opt_out")
 def remove_opt_out(person_id: str) -> Any:
     """The person asked to be offered outreach again (a JSON body with the reason)."""
-    payload = _json()
+    payload = read_json()
     _fields(payload, {"purpose", "reason"}, "opt-in")
     person = queue_rules.person_id(person_id)
     queue_rules.free_text(payload.get("reason"), field="reason", required=True)
@@ -573,7 +470,7 @@ def person_explanation(person_id: str) -> Any:
 # --- Requests for review of a listing (store.review_requests) -------------------------------------
 
 
-def review_dict(view: reviews.RequestView) -> dict[str, Any]:
+def review_dict(view: review_rules.RequestView) -> dict[str, Any]:
     """A request for review as the API shows it: never anyone's sensitive attributes."""
     return {
         "id": view.id,
@@ -601,14 +498,14 @@ def review_dict(view: reviews.RequestView) -> dict[str, Any]:
 def file_review_request() -> Any:
     """A coordinator files a request for review of a person's listing (wrong data, or the
     person asked not to be contacted, which also takes them off every list)."""
-    payload = _json()
+    payload = read_json()
     _fields(payload, {"purpose", "person_id", "kind", "raised_by", "details"}, "review request")
     person = queue_rules.person_id(payload.get("person_id"))
-    reviews.request_kind(payload.get("kind"))
-    reviews.who_raised(payload.get("raised_by"))
+    review_rules.request_kind(payload.get("kind"))
+    review_rules.who_raised(payload.get("raised_by"))
     queue_rules.free_text(payload.get("details"), field="details")
     _purpose(payload.get("purpose"), action="review_request", ids=[person])
-    filed = reviews.file_request(
+    filed = review_rules.file_request(
         _db(),
         _caller(),
         person,
@@ -633,11 +530,11 @@ def review_requests() -> Any:
     offset = _int_arg("offset", 0, low=0, high=10_000_000)
     state = request.args.get("state") or ""
     month = request.args.get("month") or ""
-    states = [reviews.request_state(state)] if state else []
+    states = [review_rules.request_state(state)] if state else []
     if month:
-        reviews.filed_month(month)
+        review_rules.filed_month(month)
     _purpose(request.args.get("purpose"), action="review_requests", ids=[])
-    found = reviews.list_requests(
+    found = review_rules.list_requests(
         _db(), _caller(), states=states, month_filed=month or None, limit=limit, offset=offset
     )
     return jsonify(
@@ -658,13 +555,15 @@ def review_requests() -> Any:
 @requires("review_decide")
 def move_review_request(request_id: str) -> Any:
     """Move a request to its next state (in review, resolved or declined), with a note."""
-    number = reviews.request_number(request_id)
-    payload = _json()
+    number = review_rules.request_number(request_id)
+    payload = read_json()
     _fields(payload, {"purpose", "state", "note"}, "state change")
-    reviews.request_state(payload.get("state"))
+    review_rules.request_state(payload.get("state"))
     queue_rules.free_text(payload.get("note"), field="note", required=True)
     _purpose(payload.get("purpose"), action="review_transition", ids=[])
-    moved = reviews.transition(_db(), _caller(), number, payload.get("state"), payload.get("note"))
+    moved = review_rules.transition(
+        _db(), _caller(), number, payload.get("state"), payload.get("note")
+    )
     return jsonify({**review_dict(moved), "request_id": g.request_id})
 
 
@@ -673,9 +572,11 @@ def move_review_request(request_id: str) -> Any:
 def review_summary() -> Any:
     """Requests counted by month, kind, state and sensitive group: aggregates only, small
     counts withheld."""
-    summary = reviews.counts_by_group_and_month(_db(), threshold=_source().disclosure_threshold())
+    summary = review_rules.counts_by_group_and_month(
+        _db(), threshold=_source().disclosure_threshold()
+    )
 
-    def row(found: reviews.CountRow) -> dict[str, Any]:
+    def row(found: review_rules.CountRow) -> dict[str, Any]:
         return {
             "month": found.month,
             "kind": found.kind,
@@ -732,10 +633,9 @@ def audits() -> Any:
     """Every registered version's audit decision and its state now (from the signed
     statements, :mod:`lifecycle.version_state`; never from registry tags)."""
     from lifecycle.verified_loading import version_states
-    from model.registry import connect
 
     source = _source()
-    rows = version_states(connect(source.home), source.name, trust=source.trust())
+    rows = version_states(source.registry(), source.name, trust=source.trust())
     return jsonify({"audits": [r for r in rows if r["audit_id"]], "request_id": g.request_id})
 
 
@@ -744,9 +644,8 @@ def audits() -> Any:
 def audit(audit_id: str) -> Any:
     """One audit report (the JSON source of truth)."""
     from lifecycle.catalogue import read_report
-    from model.registry import connect
 
-    return jsonify(read_report(connect(current_app.extensions["outreach.home"]), audit_id))
+    return jsonify(read_report(_source().registry(), audit_id))
 
 
 @api.get("/monitoring")
@@ -756,7 +655,6 @@ def monitoring() -> Any:
     period's estimates, drift, funnel, realised results and evaluation arm, with warnings."""
     from kernel.errors import OutreachError
     from lifecycle.catalogue import read_report
-    from model.registry import connect
     from monitoring.period_report import period_document, periods_index
 
     name = _source().name
@@ -767,7 +665,7 @@ def monitoring() -> Any:
                 {"model": name, "periods": periods_index(session, name), "request_id": g.request_id}
             )
         queue_rules.period(period)
-        registry = connect(current_app.extensions["outreach.home"])
+        registry = _source().registry()
 
         def report_for(audit_id: str) -> dict[str, Any] | None:
             try:
@@ -814,8 +712,6 @@ def metrics() -> Any:
 
 @api.get("/openapi.json")
 def openapi() -> Any:
-    from service.api.openapi import document
-
     current = _source().current
     return jsonify(
         document(current.model if current else None, max_records=current_app.config["MAX_RECORDS"])

@@ -34,7 +34,7 @@ from service import person_explanation as rules
 from service.pages.common import db, fmt_time, model_name
 from service.pages.security import signed_in
 from store import queue as queue_rules
-from store import review_requests as reviews
+from store import review_requests
 from store.db import OptOut, Outcome, QueueEntry
 from store.queue import BANDS, MAX_ID, OUTCOMES, TO_CALL, Caller, ListFilters
 
@@ -313,8 +313,8 @@ def person(person_id: str) -> ResponseReturnValue:
             opted_out=_opt_out_view(view.opted_out),
             entry=None,
             list_view=list_view,
-            review_kinds=reviews.KINDS,
-            raisers=reviews.RAISED_BY,
+            review_kinds=review_requests.KINDS,
+            raisers=review_requests.RAISED_BY,
         )
     entries = {e.id: e for e in view.entries}
     reasons = view.current.reasons
@@ -360,8 +360,8 @@ def person(person_id: str) -> ResponseReturnValue:
             for o in view.history
         ],
         opted_out=None,
-        review_kinds=reviews.KINDS,
-        raisers=reviews.RAISED_BY,
+        review_kinds=review_requests.KINDS,
+        raisers=review_requests.RAISED_BY,
         changes=_what_would_change(view.current),
     )
 
@@ -441,7 +441,7 @@ def request_review(person_id: str) -> ResponseReturnValue:
     """File a request for review of the person's listing (open while outreach is paused: a
     person may always ask)."""
     form = request.form
-    filed = reviews.file_request(
+    filed = review_requests.file_request(
         db(),
         _caller(),
         person_id,

@@ -26,6 +26,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from kernel.errors import BadInputError, OutreachError
 from kernel.home import Home
+from kernel.settings import current
 from kernel.signing import Signer, Verifier, load_signer, load_verifier
 from store.db import AccessLogRow, Database
 
@@ -476,7 +477,7 @@ def for_app(app: Flask) -> CheckpointWriter:
         if found is None:
             db: Database = app.extensions["outreach.db"]
             settings = CheckpointSettings.resolve(
-                app.extensions["outreach.home"], db, os.environ, app.config
+                app.extensions["outreach.home"], db, current().environment, app.config
             )
             found = app.extensions["outreach.access_log_checkpoints"] = CheckpointWriter(
                 db, settings

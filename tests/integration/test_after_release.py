@@ -432,10 +432,9 @@ def test_the_demo_months_after_release_are_scored_offered_and_labelled(
 ) -> None:  # type: ignore[no-untyped-def]
     """The demo's loop on a copy of the released site: each later month scored with the
     lottery, outcomes recorded, labels ingested, and the monitoring document complete."""
-    from outreach.cli.demo import _demo_after_release
-
     from monitoring.funnel import funnel
     from monitoring.period_report import period_document
+    from outreach.cli.demo import _demo_after_release
 
     own = copy_released(released, tmp_path)
     later = own.frame.loc[own.frame["period"].astype(str) == own.periods[-1]].copy()

@@ -19,7 +19,6 @@ import pytest
 from click.testing import CliRunner
 from hypothesis import given
 from hypothesis import strategies as st
-from outreach.cli.demo import _demo_policy
 
 from audits.policy import (
     DEMO_PLACEHOLDERS,
@@ -40,6 +39,7 @@ from model.data import Dataset
 from model.registry import connect
 from model.spec import ExperimentSpec, load_spec
 from outreach.cli import main
+from outreach.cli.demo import _demo_policy
 from service import create_app
 from service.startup import environment_mode
 from tests.support.homes import Site, TwoReleases, copy_home, copy_site

@@ -20,7 +20,7 @@ from sqlalchemy import delete, func, select, text
 from sqlalchemy.exc import IntegrityError
 
 from audits import disclosure
-from store import review_requests as reviews
+from store import review_requests
 from store.accounts import add_user
 from store.db import (
     AccessLogRow,
@@ -573,7 +573,7 @@ def test_the_list_needs_the_purpose(setup: Setting) -> None:
 
 
 def test_the_documented_note_pattern_is_the_rule_the_code_applies() -> None:
-    pattern = re.compile(reviews.REQUIRED_TEXT_PATTERN)
+    pattern = re.compile(review_requests.REQUIRED_TEXT_PATTERN)
     for code in [*range(0x3100), 0xFEFF, 0x10FFFF]:
         note = chr(code)
         try:
@@ -648,8 +648,8 @@ def test_small_counts_are_withheld_so_that_the_totals_cannot_give_them_back(
 
 
 def test_summarise_counts_by_month_kind_state_and_group() -> None:
-    def filing(month: str, kind: str, state: str, group: str | None) -> reviews.Filing:
-        return reviews.Filing(month, kind, state, {} if group is None else {"sex": group})
+    def filing(month: str, kind: str, state: str, group: str | None) -> review_requests.Filing:
+        return review_requests.Filing(month, kind, state, {} if group is None else {"sex": group})
 
     filings = [
         *[filing("2026-02", "wrong_data", "open", "f")] * 6,
@@ -657,7 +657,7 @@ def test_summarise_counts_by_month_kind_state_and_group() -> None:
         filing("2026-02", "wrong_data", "open", None),
         *[filing("2026-03", "do_not_contact", "resolved", "m")] * 7,
     ]
-    summary = reviews.summarise(filings, {"sex": ["f", "m", "x"]}, threshold=5)
+    summary = review_requests.summarise(filings, {"sex": ["f", "m", "x"]}, threshold=5)
     assert [(r.month, r.kind, r.state, r.total) for r in summary.totals] == [
         ("2026-03", "do_not_contact", "resolved", 7),
         ("2026-02", "wrong_data", "open", 12),
@@ -683,7 +683,7 @@ def test_counts_by_group_and_month_of_a_known_case(setup: Setting) -> None:
             *[("do_not_contact", "resolved", two)] * 5,
         ],
     )
-    summary = reviews.counts_by_group_and_month(db, threshold=5)
+    summary = review_requests.counts_by_group_and_month(db, threshold=5)
     totals = {(r.kind, r.state): r.total for r in summary.totals if r.month == KNOWN_MONTH}
     assert totals == {("wrong_data", "open"): 9, ("do_not_contact", "resolved"): 10}
     (found,) = [a for a in summary.attributes if a.attribute == attribute]

@@ -22,7 +22,6 @@ import numpy as np
 import pytest
 from click.testing import CliRunner, Result
 from flask import Flask
-from lifecycle.transparency_sources import NOT_IN_POLICY
 from markupsafe import escape
 
 from audits import disclosure
@@ -44,6 +43,7 @@ from lifecycle.transparency_record import (
     transparency_record,
     verified_sources,
 )
+from lifecycle.transparency_sources import NOT_IN_POLICY
 from lifecycle.verified_loading import trust_for
 from model.data import Dataset, ordinal_to_period, validate
 from model.registry import Registry, connect, download_version, sha256_file

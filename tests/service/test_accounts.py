@@ -16,12 +16,13 @@ import pytest
 from click.testing import CliRunner
 from flask import Flask
 from flask.testing import FlaskClient
-from outreach.cli.demo import demo_users
 from sqlalchemy import func, inspect, select, update
 
+from kernel import settings
 from kernel.errors import BadInputError
 from kernel.home import Home
 from outreach.cli import main
+from outreach.cli.demo import demo_users
 from service import create_app
 from service.pages.account import NOT_RIGHT
 from store import accounts as auth
@@ -138,22 +139,22 @@ def test_token_lifetime_comes_from_the_environment_once_or_from_days(
         assert info.expires_at is not None
         return (info.expires_at - info.created_at).total_seconds() / 86400
 
-    auth.default_token_days.cache_clear()
+    settings.resolve()
     monkeypatch.delenv("OUTREACH_TOKEN_DAYS", raising=False)
     add_user(db, "default", "analyst")
     assert lifetime("default") == pytest.approx(90, abs=0.01)
     monkeypatch.setenv("OUTREACH_TOKEN_DAYS", "7")
     assert auth.default_token_days() == 90  # read once per process
-    auth.default_token_days.cache_clear()
+    settings.resolve()
     add_user(db, "weekly", "analyst")
     assert lifetime("weekly") == pytest.approx(7, abs=0.01)
     add_user(db, "chosen", "analyst", days=30)
     assert lifetime("chosen") == pytest.approx(30, abs=0.01)
     monkeypatch.setenv("OUTREACH_TOKEN_DAYS", "forever")
-    auth.default_token_days.cache_clear()
+    settings.resolve()
     with pytest.raises(BadInputError, match="OUTREACH_TOKEN_DAYS must be a whole number"):
         add_user(db, "never", "analyst")
-    auth.default_token_days.cache_clear()
+    settings.resolve()
     with pytest.raises(BadInputError, match="days must be"):
         issue_token(db, "chosen", days=0)
 
