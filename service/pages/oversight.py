@@ -528,7 +528,7 @@ def _reviews_page(
         else None
     )
     return render_template(
-        "oversight/review_requests.html",
+        "oversight/reviews.html",
         principal=g.principal,
         summary=summary,
         requests=found.requests,
