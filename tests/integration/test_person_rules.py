@@ -194,7 +194,7 @@ _ODD_IDS = st.one_of(
     st.text(max_size=MAX_ID + 10),
     st.integers(min_value=-(2**62), max_value=2**62),
     st.booleans(),
-    # JSON has one number type: 45.0 is the id 45 there (service.api.routes.json_body._number); a
+    # JSON has one number type: 45.0 is the id 45 there (service.api.json_body._number); a
     # typed file's float column is refused. Floats that JSON reads as whole numbers are left out.
     st.floats(allow_nan=False, allow_infinity=False).filter(
         lambda f: not (f.is_integer() and abs(f) <= 2**53)
