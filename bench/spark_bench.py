@@ -22,6 +22,7 @@ import pandas as pd
 from audits.catalogue import read_report
 from audits.loading import load_production
 from bench.monitoring_bench import _month, _release, _spec
+from bench.scale import pick
 from model.home import Home
 from model.registry import connect
 from model.scorer import scored_frame
@@ -32,8 +33,8 @@ from service.monitoring import audited_attributes
 from service.periods import Monitoring
 from service.spark_batch import score_on_spark, spark_session
 
-ROWS = 1_000_000
-CHUNK = 100_000
+ROWS = pick(1_000_000, 16_000)
+CHUNK = pick(100_000, 4_000)
 
 
 def _progress(message: str) -> None:
@@ -50,7 +51,7 @@ def main() -> None:
     _progress(f"benchmark: Spark against in process, {ROWS:,} rows ({os.cpu_count()} cores)")
     with tempfile.TemporaryDirectory(prefix="outreach-spark-bench-") as folder:
         root = Path(folder)
-        home = Home(root / "home")
+        home = Home(root / "home").ensure()
         spec = _spec()
         serving = _release(home, spec)
         loaded = load_production(connect(home), spec.name)
