@@ -113,13 +113,32 @@ def read_month(
     chosen = distinct.filter(_arrow_mask(ordinals == wanted))
     if len(chosen) == 0:
         return pd.read_parquet(path, columns=list(dict.fromkeys(narrow))), True
-    import pyarrow.dataset as ds
-
     try:
-        frame = pd.read_parquet(path, filters=ds.field(time_column).isin(chosen))
-    except Exception as err:
+        return _read_rows_of(path, time_column, chosen), True
+    except Exception as err:  # pyarrow raises its own error types for corrupt files
         raise BadInputError(f"{path}: cannot read it as parquet: {err}") from err
-    return frame, True
+
+
+def _read_rows_of(path: Path, time_column: str, values: Any) -> pd.DataFrame:
+    """The rows whose ``time_column`` is one of ``values``, read one row group at a time (each
+    filtered as soon as it is decoded, so at most one whole row group is in memory), as
+    ``pd.read_parquet`` would have typed them."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+    from pandas.io._util import arrow_table_to_pandas  # pd.read_parquet's own conversion
+
+    parquet = pq.ParquetFile(path)
+    parts = []
+    for group in range(parquet.num_row_groups):
+        table = parquet.read_row_group(group, use_pandas_metadata=True)
+        parts.append(table.filter(pc.is_in(table.column(time_column), value_set=values)))
+        del table
+    if not parts:
+        return pd.read_parquet(path)  # no row group: the empty frame, typed
+    rows = pa.concat_tables(parts)
+    del parts
+    return arrow_table_to_pandas(rows)
 
 
 def _arrow_mask(mask: np.ndarray) -> Any:
