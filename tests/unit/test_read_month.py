@@ -1,5 +1,5 @@
-"""``outreach score --period P`` reads only that month from Parquet (the filter pushed into the
-reader): the same rows, order, types, scores and errors as reading the whole file."""
+"""A month read alone from Parquet (``outreach score --period P``, the filter pushed into the
+reader): the same rows, order, types and errors as reading the whole file."""
 
 from __future__ import annotations
 
@@ -12,14 +12,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from click.testing import CliRunner
 
 from model.data import read_month, read_table
 from model.errors import DataValidationError
-from outreach.cli import main
-from service.batch import period_rows, score_file
-from service.loader import ModelSource
-from tests.conftest import Released, copy_released
+from service.batch import period_rows
 
 MONTHS = ["2024-01", "2024-02", "2024-03", "2024-04"]
 
@@ -110,48 +106,3 @@ def test_every_problem_is_named_as_when_the_whole_file_is_read(
             period_rows(read(), _serving(), period)
         errors.append((caught.value.message, caught.value.details))
     assert errors[0] == errors[1]
-
-
-def test_score_period_from_parquet_gives_the_scores_of_the_unfiltered_path(
-    released: Released, tmp_path: Path
-) -> None:
-    mine = copy_released(released, tmp_path)
-    data = _write(mine.frame, tmp_path / "months.parquet", row_groups=4)
-    period = mine.periods[-1]
-    out = tmp_path / "scored.parquet"
-    done = CliRunner().invoke(
-        main,
-        [
-            *("--home", str(mine.home.root), "score", "--data", str(data)),
-            *("--period", period, "--model", mine.name, "--out", str(out)),
-        ],
-    )
-    assert done.exit_code == 0, done.output
-    filtered = pd.read_parquet(out)
-    source = ModelSource(mine.home, mine.name)
-    source.refresh()
-    assert source.current is not None
-    whole = score_file(mine.db, source.current, read_table(data), period=period).frame
-    assert len(filtered) == len(whole) > 0
-    pd.testing.assert_frame_equal(filtered, whole.reset_index(drop=True), check_dtype=False)
-    # Into the queue as well (the month read alone), and a CSV says it was read whole.
-    queued = CliRunner().invoke(
-        main,
-        [
-            *("--home", str(mine.home.root), "score", "--data", str(data)),
-            *("--period", period, "--model", mine.name),
-        ],
-    )
-    assert queued.exit_code == 0, queued.output
-    assert f"scored {len(whole):,}" in queued.output
-    csv = tmp_path / "months.csv"
-    mine.frame.to_csv(csv, index=False)
-    read_whole = CliRunner().invoke(
-        main,
-        [
-            *("--home", str(mine.home.root), "score", "--data", str(csv)),
-            *("--period", period, "--model", mine.name, "--out", str(tmp_path / "s.csv")),
-        ],
-    )
-    assert read_whole.exit_code == 0, read_whole.output
-    assert "a month can be read alone only from Parquet" in read_whole.output
