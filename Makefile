@@ -1,7 +1,15 @@
-# The two set-up commands are `make demo` and `make test`; both build .venv from the lock when missing.
+# The two set-up commands are `make demo` and `make test`; both build .venv when missing.
+# The environment is made with uv (pinned below), itself installed with the machine's pip into
+# the venv: a machine needs only Python 3.11, make and git. Every install uses constraints.txt.
 PYTHON ?= python3.11
+UV_VERSION := 0.13.10
 VENV := .venv
 BIN := $(VENV)/bin
+UV := $(BIN)/uv
+UV_INSTALL := $(UV) pip install --quiet --python $(BIN)/python -c constraints.txt
+# What the demo needs: the package alone (no test, lint or Spark tools).
+DEMO_STAMP := $(VENV)/.installed-demo
+# Lint, types and the tests' tools: the dev and postgres extras.
 STAMP := $(VENV)/.installed
 SPARK_STAMP := $(VENV)/.installed-spark
 
@@ -9,19 +17,25 @@ CHROMIUM ?= /usr/bin/chromium
 
 .PHONY: demo test check lint bench clean browser postgres java
 
-$(STAMP): pyproject.toml constraints.txt
+$(UV):
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
-	touch $(STAMP)
+	$(BIN)/python -m pip install --quiet uv==$(UV_VERSION)
 
-# pyspark (about 490 MB) only for the tests and benchmarks, not for the demo. One pip run
-# installs both extras (a second run would resolve everything again); it satisfies the demo's too.
-$(SPARK_STAMP): pyproject.toml constraints.txt
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,spark]'
-	touch $(STAMP) $(SPARK_STAMP)
+$(DEMO_STAMP): pyproject.toml constraints.txt | $(UV)
+	$(UV_INSTALL) -e .
+	touch $(DEMO_STAMP)
 
-demo: $(STAMP)
+$(STAMP): pyproject.toml constraints.txt | $(UV)
+	$(UV_INSTALL) -e '.[dev,postgres]'
+	touch $(DEMO_STAMP) $(STAMP)
+
+# pyspark (about 490 MB) only for the tests and benchmarks, not for the demo. One install run
+# takes every extra the tests need; it satisfies the demo's and lint's too.
+$(SPARK_STAMP): pyproject.toml constraints.txt | $(UV)
+	$(UV_INSTALL) -e '.[dev,postgres,spark]'
+	touch $(DEMO_STAMP) $(STAMP) $(SPARK_STAMP)
+
+demo: $(DEMO_STAMP)
 	$(BIN)/outreach demo
 
 # The browser tests drive Debian's Chromium (Playwright's own download does not work offline).

@@ -23,6 +23,7 @@ import numpy as np
 from audits.operating_characteristics import AuditShape, GroupShape, operating_characteristics
 from audits.policy import Policy, parse_policy
 from bench.gate_scenarios import Scenario, independent, run
+from bench.scale import pick
 
 ROOT = Path(__file__).resolve().parent.parent
 RACE = "race_ethnicity"
@@ -39,7 +40,7 @@ def _race_only(**changes: object) -> Policy:
 
 
 def _reps() -> int:
-    return int(os.environ.get("OUTREACH_BENCH_REPS", "100"))
+    return int(os.environ.get("OUTREACH_BENCH_REPS", str(pick(100, 1))))
 
 
 def _row(label: str, tally: object, extra: str = "") -> None:
@@ -60,7 +61,9 @@ def fair_model(reps: int) -> None:
         "| PASS awaiting the board's acceptance of a disclosed group |"
     )
     print("|---|---|---|---|---|---|---|---|")
-    for threshold, race in ((80, None), (120, None), (150, None), (200, None)):
+    for threshold, race in pick(
+        ((80, None), (120, None), (150, None), (200, None)), ((200, None),)
+    ):
         policy = _policy(
             min_group_positives=threshold,
             min_group_positives_for={} if race is None else {RACE: race},
@@ -72,13 +75,16 @@ def fair_model(reps: int) -> None:
 
 
 def near_the_limit(reps: int) -> None:
-    print("\nA group of 10% truly near the limit, 200,000 independent rows, the rest fair:")
+    print(
+        f"\nA group of 10% truly near the limit, {pick(200_000, 20_000):,} independent rows, "
+        "the rest fair:"
+    )
     print("| true ratio | audits | FAIL | REVIEW | PASS | questions | the group FAILs |")
     print("|---|---|---|---|---|---|---|")
     shares = {RACE: {"A": 0.5, "B": 0.4, "Target": 0.1}}
     for ratio in (0.80, 0.82):
         tally = run(
-            independent(200_000, shares, {(RACE, "Target"): ratio}),
+            independent(pick(200_000, 20_000), shares, {(RACE, "Target"): ratio}),
             _race_only(),
             replicates=reps,
             seed=int(ratio * 100),
@@ -87,13 +93,16 @@ def near_the_limit(reps: int) -> None:
 
 
 def material_breach(reps: int) -> None:
-    print("\nA material group truly at 0.6 of the rest's recall, 200,000 independent rows:")
+    print(
+        "\nA material group truly at 0.6 of the rest's recall, "
+        f"{pick(200_000, 20_000):,} independent rows:"
+    )
     print("| group | audits | FAIL | REVIEW | PASS | questions | the group FAILs / PASSes |")
     print("|---|---|---|---|---|---|---|")
     shares = {RACE: {"Largest": 0.6, "B": 0.3, "Ten percent": 0.1}}
     for group in ("Largest", "Ten percent"):
         tally = run(
-            independent(200_000, shares, {(RACE, group): 0.6}),
+            independent(pick(200_000, 20_000), shares, {(RACE, group): 0.6}),
             _race_only(),
             replicates=reps,
             seed=6,
@@ -126,21 +135,27 @@ def thin_groups(reps: int) -> None:
 
 
 def many_comparisons(reps: int) -> None:
-    print("\nA fair model with 120 groups judged on their own (240,000 independent rows):")
+    print(
+        "\nA fair model with 120 groups judged on their own "
+        f"({pick(240_000, 24_000):,} independent rows):"
+    )
     print("| case | audits | FAIL | REVIEW | PASS | questions | |")
     print("|---|---|---|---|---|---|---|")
     shares = {RACE: {f"g{i:03d}": 1.0 for i in range(120)}}
     tally = run(
-        independent(240_000, shares, at_risk=0.25),
+        independent(pick(240_000, 24_000), shares, at_risk=0.25),
         _race_only(min_group_positives=80),
-        replicates=max(reps // 4, 10),
+        replicates=max(reps // 4, pick(10, 1)),
         seed=12,
     )
     _row("120 comparisons", tally)
 
 
 def simulate_timing() -> None:
-    print("\n`outreach policy simulate`, 200 replicates per cell, the shipped window's shape:")
+    print(
+        f"\n`outreach policy simulate`, {pick(200, 4)} replicates per cell, "
+        "the shipped window's shape:"
+    )
     shape = AuditShape(
         groups=tuple(
             GroupShape(attribute, group, people, need, 3.5, 6.0)
@@ -165,11 +180,12 @@ def simulate_timing() -> None:
     for threshold in (200, 80):
         policy = _policy(min_group_positives=threshold, min_group_positives_for={})
         started = time.perf_counter()
-        table = operating_characteristics(policy, shape, replicates=200, seed=1)
+        table = operating_characteristics(policy, shape, replicates=pick(200, 4), seed=1)
         took = time.perf_counter() - started
         assert table is not None
         print(
-            f"- {len(table.groups)} judged group(s) x 6 ratios x 200 replicates: {took:.1f} s "
+            f"- {len(table.groups)} judged group(s) x 6 ratios x {pick(200, 4)} replicates: "
+            f"{took:.1f} s "
             f"(min people in need {threshold})"
         )
         for group in table.groups:
@@ -186,7 +202,7 @@ def main() -> None:
     np.seterr(all="ignore")
     fair_model(reps)
     near_the_limit(reps)
-    material_breach(max(reps // 2, 10))
+    material_breach(max(reps // 2, pick(10, 1)))
     thin_groups(reps)
     many_comparisons(reps)
     simulate_timing()

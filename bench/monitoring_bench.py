@@ -41,14 +41,14 @@ from sklearn.metrics import precision_score, recall_score
 from sqlalchemy import select
 
 import jobs.batch
-import monitoring.labels
-import monitoring.periods
 from audits.policy import Policy, load_policy
+from bench.releasing import release_served
+from bench.scale import pick
 from jobs.batch import score_period
 from kernel.home import Home
 from lifecycle.catalogue import read_report
 from lifecycle.model_source import ModelSource, Serving
-from lifecycle.release import policy_for, release
+from lifecycle.release import policy_for
 from model.data import read_table, validate
 from model.registry import connect
 from model.spec import ExperimentSpec, parse_spec, read_toml
@@ -60,12 +60,12 @@ from monitoring.periods import Monitoring, load_snapshot
 from store.db import Database, ScoredPeriod, default_url
 
 ROOT = Path(__file__).resolve().parent.parent
-PEOPLE = 1_000_000
+PEOPLE = pick(1_000_000, 16_000)
 MONTHS = 8  # the generator's minimum: PEOPLE // MONTHS people, stacked into one month
 TARGET_S = 10.0
 EVALUATION_SHARE = 0.05
 #: MetricFrame costs about 14 s per grouping here: past this, the other groupings are extrapolated.
-PEER_BUDGET_S = 10.0
+PEER_BUDGET_S = pick(10.0, 0.5)
 
 
 def _progress(message: str) -> None:
@@ -134,8 +134,7 @@ def _release(home: Home, spec: ExperimentSpec) -> Serving:
     _progress("monitoring bench: releasing a small experiment (evaluation arm on) ...")
     # 5,000 people over 20 months: with fewer, a race x sex cell has too few crises to pass.
     train = generate_preset(unit="individual", rows=100_000, seed=3, periods=20)
-    result = release(spec, validate(train, spec), connect(home), policy=_policy(home, spec))
-    assert result.promoted, result.summary()
+    release_served(home, spec, validate(train, spec), _policy(home, spec))
     source = ModelSource(home, spec.name)
     source.refresh()
     serving = source.current
@@ -176,8 +175,8 @@ def main() -> None:
         serving = _release(home, spec)
         registry = connect(home)
         report = read_report(registry, serving.audit_id)
-        kept = Monitoring.from_report(home.monitoring, report)
-        assert kept.evaluation.share == EVALUATION_SHARE
+        monitoring = Monitoring.from_report(home.monitoring, report)
+        assert monitoring.evaluation.share == EVALUATION_SHARE
         db = Database(default_url(home.root))
         db.upgrade()
         frame, period = _month(spec)
@@ -200,7 +199,7 @@ def main() -> None:
                 frame,
                 period=period,
                 attributes=audited_attributes(report),
-                monitoring=kept,
+                monitoring=monitoring,
                 progress=_progress,
             )
             scored_seconds = time.perf_counter() - started

@@ -22,22 +22,25 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
+from bench.releasing import release_served
+from bench.scale import pick
 from jobs.batch import score_period
 from kernel.home import Home
 from lifecycle.model_source import ModelSource
-from lifecycle.release import policy_for, read_report, release
+from lifecycle.release import policy_for, read_report
 from model.data import validate
 from model.registry import connect
 from model.spec import ExperimentSpec, parse_spec, read_toml
 from model.synthetic import generate_preset
 from monitoring.group_shares import audited_attributes
 from service import create_app
-from store.accounts import add_user
+from store.accounts import add_user, set_areas
 from store.db import Database, Outcome, QueueEntry, default_url
+from store.queue import ALL_AREAS
 
 ROOT = Path(__file__).resolve().parent.parent
-PEOPLE = 100_000
-REPEATS = 30
+PEOPLE = pick(100_000, 4_000)
+REPEATS = pick(30, 2)
 TARGET_MS = 300.0
 
 
@@ -59,8 +62,7 @@ def _prepare(folder: Path) -> Home:
     spec = _spec()
     _progress("releasing a small experiment ...")
     train = generate_preset(unit="individual", rows=40_000, seed=3, periods=20)
-    result = release(spec, validate(train, spec), connect(home), policy=policy_for(spec))
-    assert result.promoted, result.summary()
+    release_served(home.ensure(), spec, validate(train, spec), policy_for(spec))
     _progress(f"generating {PEOPLE:,} people and scoring their last two months ...")
     people = generate_preset(unit="individual", rows=PEOPLE * 8, seed=11, periods=8)
     db = Database(default_url(home.root))
@@ -83,6 +85,7 @@ def _prepare(folder: Path) -> Home:
         )
     for role in ("coordinator", "oversight"):  # page logins for the timed clients
         add_user(db, f"bench-{role}", role, password=f"bench-{role}-password")
+    set_areas(db, "bench-coordinator", [ALL_AREAS])  # a coordinator sees only their areas
     return home
 
 
@@ -127,7 +130,7 @@ def main() -> None:
         releases = oversight.get("/oversight/releases").get_data(as_text=True)
         audit = re.search(r'href="/oversight/audits/([^"]+)"', releases).group(1)  # type: ignore[union-attr]
         cases = [
-            (coordinator, "list, 5,000 entries, page 1", "/outreach/"),
+            (coordinator, f"list, {PEOPLE // 20:,} entries, page 1", "/outreach/"),
             (coordinator, "list, filtered by area and band", "/outreach/?area=North&band=priority"),
             (coordinator, "list, page 100", "/outreach/?page=100"),
             (coordinator, "person", f"/outreach/people/{person}"),

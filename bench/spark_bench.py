@@ -20,6 +20,7 @@ from typing import Any
 import pandas as pd
 
 from bench.monitoring_bench import _month, _release, _spec
+from bench.scale import pick
 from jobs.batch import load_period, read_scored_period, score_period
 from jobs.spark_batch import score_on_spark, spark_session
 from kernel.home import Home
@@ -32,8 +33,8 @@ from monitoring.group_shares import audited_attributes
 from monitoring.periods import Monitoring
 from store.db import Database
 
-ROWS = 1_000_000
-CHUNK = 100_000
+ROWS = pick(1_000_000, 16_000)
+CHUNK = pick(100_000, 4_000)
 
 
 def _progress(message: str) -> None:
@@ -50,7 +51,7 @@ def main() -> None:
     _progress(f"benchmark: Spark against in process, {ROWS:,} rows ({os.cpu_count()} cores)")
     with tempfile.TemporaryDirectory(prefix="outreach-spark-bench-") as folder:
         root = Path(folder)
-        home = Home(root / "home")
+        home = Home(root / "home").ensure()
         spec = _spec()
         serving = _release(home, spec)
         loaded = load_production(connect(home), spec.name)

@@ -16,7 +16,16 @@ import numpy as np
 import pandas as pd
 
 from kernel.errors import BadInputError, DataValidationError
-from model.rules import CONTROL, MAX_ID, MAX_YEAR, MIN_YEAR, is_gap, is_id_type, is_number
+from model.rules import (
+    CONTROL,
+    MAX_ID,
+    MAX_YEAR,
+    MIN_YEAR,
+    is_gap,
+    is_id_type,
+    is_number,
+    month_problem,
+)
 from model.spec import ALLOW_MISSING_HINT, ExperimentSpec, Feature
 
 _SHOWN_ROWS = 5
@@ -44,6 +53,99 @@ def read_table(path: str | Path) -> pd.DataFrame:
         raise BadInputError(f"{path}: cannot read it as {suffix[1:]}: {err}") from err
     except Exception as err:  # pyarrow raises its own error types for corrupt files
         raise BadInputError(f"{path}: cannot read it as {suffix[1:]}: {err}") from err
+
+
+def _filterable(kind: Any) -> bool:
+    """Whether a month filter can be pushed into the Parquet reader for a column of this type."""
+    import pyarrow as pa
+
+    return bool(
+        pa.types.is_string(kind)
+        or pa.types.is_large_string(kind)
+        or pa.types.is_date(kind)
+        or pa.types.is_timestamp(kind)
+    )
+
+
+def read_month(
+    path: str | Path, time_column: str, period: str | None, *, keep: Sequence[str] = ()
+) -> tuple[pd.DataFrame, bool]:
+    """The rows of one month of a CSV or Parquet file: ``period``, or the latest without one.
+
+    For Parquet only the time column is read whole; the month's rows are then read with a
+    filter pushed into the reader (each row group is filtered as it is decoded), so memory
+    follows the month, not the file. The rows, their order and their types are those
+    :func:`read_table` gives for that month, so every later check names the same rows. Where
+    the month cannot be chosen (no time column, a value that is not a month, no row of
+    ``period``) only the time column and ``keep`` (e.g. the id column) are returned, for the
+    caller's own checks to name the problem. A CSV cannot be filtered while it is read: it is
+    read whole. Returns the frame and whether the filter was pushed down.
+
+    Raises
+    ------
+    BadInputError
+        As :func:`read_table`.
+    """
+    path = Path(path)
+    if period is not None and month_problem(period) is not None:
+        return read_table(path), False  # the caller's check names the problem
+    if path.suffix.lower() not in (".parquet", ".pq") or not path.is_file():
+        return read_table(path), False
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    try:
+        schema = pq.read_schema(path)
+        if time_column not in schema.names or not _filterable(schema.field(time_column).type):
+            return read_table(path), False
+        times = pq.read_table(path, columns=[time_column]).column(time_column)
+        distinct = pc.unique(times)
+    except Exception as err:  # pyarrow raises its own error types for corrupt files
+        raise BadInputError(f"{path}: cannot read it as parquet: {err}") from err
+    narrow = [c for c in (*keep, time_column) if c in schema.names]
+    if distinct.null_count:
+        return pd.read_parquet(path, columns=list(dict.fromkeys(narrow))), True
+    values = pd.Series(distinct.to_pandas())
+    problems, ordinals = parse_periods(values, time_column)
+    if problems or ordinals is None or len(values) == 0:
+        return pd.read_parquet(path, columns=list(dict.fromkeys(narrow))), True
+    wanted = int(pd.Period(period, freq="M").ordinal) if period is not None else int(ordinals.max())
+    chosen = distinct.filter(_arrow_mask(ordinals == wanted))
+    if len(chosen) == 0:
+        return pd.read_parquet(path, columns=list(dict.fromkeys(narrow))), True
+    try:
+        return _read_rows_of(path, time_column, chosen), True
+    except Exception as err:  # pyarrow raises its own error types for corrupt files
+        raise BadInputError(f"{path}: cannot read it as parquet: {err}") from err
+
+
+def _read_rows_of(path: Path, time_column: str, values: Any) -> pd.DataFrame:
+    """The rows whose ``time_column`` is one of ``values``, read one row group at a time (each
+    filtered as soon as it is decoded, so at most one whole row group is in memory), as
+    ``pd.read_parquet`` would have typed them."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+    from pandas.io._util import arrow_table_to_pandas  # pd.read_parquet's own conversion
+
+    parquet = pq.ParquetFile(path)
+    parts = []
+    for group in range(parquet.num_row_groups):
+        table = parquet.read_row_group(group, use_pandas_metadata=True)
+        parts.append(table.filter(pc.is_in(table.column(time_column), value_set=values)))
+        del table
+    if not parts:
+        return pd.read_parquet(path)  # no row group: the empty frame, typed
+    rows = pa.concat_tables(parts)
+    del parts
+    return arrow_table_to_pandas(rows)
+
+
+def _arrow_mask(mask: np.ndarray) -> Any:
+    """A boolean numpy mask as an Arrow array (for ``Array.filter``)."""
+    import pyarrow as pa
+
+    return pa.array(mask, type=pa.bool_())
 
 
 def fingerprint(frame: pd.DataFrame) -> str:

@@ -35,6 +35,8 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
+from kernel.errors import BadInputError
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -284,7 +286,19 @@ class Database:
         self.url = url
         sqlite = url.startswith("sqlite")
         # pysqlite must not begin transactions itself when the "begin" event does it.
-        self.engine = create_engine(url, connect_args={"isolation_level": None} if sqlite else {})
+        try:
+            self.engine = create_engine(
+                url, connect_args={"isolation_level": None} if sqlite else {}
+            )
+        except ModuleNotFoundError as err:
+            if not url.startswith("postgresql"):
+                raise
+            raise BadInputError(
+                f"the service database is PostgreSQL, but its driver ({err.name}) is not "
+                "installed: install the 'postgres' extra (pip install -e '.[postgres]'; "
+                "make test installs it)",
+                details=[f"OUTREACH_DATABASE_URL: needs the 'postgres' extra ({err.name})"],
+            ) from err
         self._lock_path: str | None = None
         if sqlite:
             _sqlite_pragmas(self.engine)

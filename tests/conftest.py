@@ -49,6 +49,7 @@ TESTS = Path(__file__).resolve().parent
 #: test` spreads whole modules over two processes (pytest-xdist, ``--dist loadfile``), which take
 #: them in collection order: starting the long ones early keeps both processes busy to the end.
 LONG_FIRST = (
+    "system/test_bench_smoke.py",
     "system/test_clean_starts.py",
     "system/test_mlflow_server.py",
     "system/test_fuzz.py",

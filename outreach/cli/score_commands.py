@@ -60,11 +60,23 @@ def score_command(
         _score_on_spark(home, data, period, model_name, out, master)
         return
     from jobs.batch import score_file, score_period
-    from model.data import read_table
+    from model.data import read_month, read_table
 
     serving = _served(home, model_name, verb="score with").current
     assert serving is not None
-    frame = read_table(data)
+    if out is not None and period is None:
+        frame = read_table(data)  # every period
+    else:
+        # One month: from Parquet only its rows are read (the filter is pushed into the
+        # reader); a CSV cannot be filtered while it is read, so it is read whole.
+        frame, pushed = read_month(
+            data, serving.model.time_column, period, keep=[serving.model.id_column]
+        )
+        if not pushed:
+            _progress(
+                f"read every row of {data} ({Path(data).suffix or 'no extension'}: a month can "
+                "be read alone only from Parquet)"
+            )
     if out is not None:
         from model.synthetic import write_population
 

@@ -1,0 +1,108 @@
+"""A month read alone from Parquet (``outreach score --period P``, the filter pushed into the
+reader): the same rows, order, types and errors as reading the whole file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from jobs.batch import period_rows
+from kernel.errors import DataValidationError
+from model.data import read_month, read_table
+
+MONTHS = ["2024-01", "2024-02", "2024-03", "2024-04"]
+
+
+def _people(months: list[Any], people: int = 30) -> pd.DataFrame:
+    """Each person in every month, sorted by person then month (as the generator writes)."""
+    rng = np.random.default_rng(0)
+    return pd.DataFrame(
+        {
+            "person_id": np.repeat(np.arange(people), len(months)),
+            "period": np.tile(np.array(months, dtype=object), people),
+            "x": rng.random(people * len(months)),
+            "area": np.tile(np.array(["North", "South"], dtype=object), people * len(months) // 2),
+        }
+    )
+
+
+def _write(frame: pd.DataFrame, path: Path, row_groups: int = 3) -> Path:
+    """Several row groups, each holding every month (no group can be skipped by statistics)."""
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    pq.write_table(table, path, row_group_size=max(1, len(frame) // row_groups))
+    assert pq.ParquetFile(path).num_row_groups >= 2
+    return path
+
+
+def _month_of(full: pd.DataFrame, month: str) -> pd.DataFrame:
+    keep = pd.PeriodIndex(pd.to_datetime(full["period"].astype(str)), freq="M").astype(str)
+    return full.loc[keep == month].reset_index(drop=True)
+
+
+def _serving() -> Any:
+    return SimpleNamespace(model=SimpleNamespace(id_column="person_id", time_column="period"))
+
+
+@pytest.mark.parametrize("period", [*MONTHS, None])
+def test_a_month_read_alone_is_the_month_of_the_whole_file(tmp_path: Path, period: str) -> None:
+    path = _write(_people(MONTHS), tmp_path / "months.parquet")
+    month, pushed = read_month(path, "period", period, keep=["person_id"])
+    assert pushed
+    expected = _month_of(read_table(path), period or MONTHS[-1])
+    assert len(month) == 30
+    pd.testing.assert_frame_equal(month.reset_index(drop=True), expected)
+
+
+def test_a_date_typed_month_column_is_filtered_by_month(tmp_path: Path) -> None:
+    days = [pd.Timestamp("2024-01-15"), pd.Timestamp("2024-02-01"), pd.Timestamp("2024-02-20")]
+    path = _write(_people(days), tmp_path / "dates.parquet")
+    month, pushed = read_month(path, "period", "2024-02")
+    assert pushed
+    assert len(month) == 60  # both February days, nothing of January
+    pd.testing.assert_frame_equal(
+        month.reset_index(drop=True), _month_of(read_table(path), "2024-02")
+    )
+
+
+def test_a_csv_is_read_whole(tmp_path: Path) -> None:
+    path = tmp_path / "months.csv"
+    _people(MONTHS).to_csv(path, index=False)
+    frame, pushed = read_month(path, "period", "2024-02")
+    assert not pushed
+    assert len(frame) == 120
+
+
+@pytest.mark.parametrize(
+    ("change", "period"),
+    [
+        ({"period": "2024-13"}, "2024-02"),  # a value that is not a month, anywhere in the file
+        ({}, "2023-07"),  # no row of the period asked for
+        ({"person_id": None}, "2024-02"),  # an id missing within the month
+    ],
+)
+def test_every_problem_is_named_as_when_the_whole_file_is_read(
+    tmp_path: Path, change: dict[str, Any], period: str
+) -> None:
+    frame = _people(MONTHS)
+    if "period" in change:
+        frame.loc[5, "period"] = change["period"]
+    if "person_id" in change:
+        frame["person_id"] = frame["person_id"].astype(object)
+        frame.loc[5, "person_id"] = change["person_id"]  # row 6 is a February row
+    path = _write(frame, tmp_path / "bad.parquet")
+    errors = []
+    for read in (
+        lambda: read_table(path),
+        lambda: read_month(path, "period", period, keep=["person_id"])[0],
+    ):
+        with pytest.raises(DataValidationError) as caught:
+            period_rows(read(), _serving(), period)
+        errors.append((caught.value.message, caught.value.details))
+    assert errors[0] == errors[1]
