@@ -41,6 +41,8 @@ from sklearn.metrics import precision_score, recall_score
 from sqlalchemy import select
 
 import jobs.batch
+import monitoring.labels
+import monitoring.periods
 from audits.policy import Policy, load_policy
 from bench.releasing import release_served
 from bench.scale import pick
@@ -175,8 +177,8 @@ def main() -> None:
         serving = _release(home, spec)
         registry = connect(home)
         report = read_report(registry, serving.audit_id)
-        monitoring = Monitoring.from_report(home.monitoring, report)
-        assert monitoring.evaluation.share == EVALUATION_SHARE
+        watched = Monitoring.from_report(home.monitoring, report)
+        assert watched.evaluation.share == EVALUATION_SHARE
         db = Database(default_url(home.root))
         db.upgrade()
         frame, period = _month(spec)
@@ -199,7 +201,7 @@ def main() -> None:
                 frame,
                 period=period,
                 attributes=audited_attributes(report),
-                monitoring=monitoring,
+                monitoring=watched,
                 progress=_progress,
             )
             scored_seconds = time.perf_counter() - started
