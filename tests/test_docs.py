@@ -27,6 +27,8 @@ SETUP_COMMANDS = ["make demo", "make test"]
 FENCE = re.compile(r"^```.*?^```", re.MULTILINE | re.DOTALL)
 INLINE_CODE = re.compile(r"`[^`\n]*`")
 LINK = re.compile(r"!?\[(?:[^\]\\]|\\.)*\]\(([^)\s]+)\)")
+FILE_PATH = re.compile(r"^(?:[\w.-]+/)+[\w.-]+\.(?:py|toml|md|j2|css|js|txt|json|mako)$")
+DOTTED = re.compile(r"^[a-z_]+(?:\.[a-z_]+)+$")
 HEADING = re.compile(r"^#{1,6}\s+(.+?)\s*#*\s*$", re.MULTILINE)
 
 
@@ -98,6 +100,34 @@ def test_every_relative_link_leads_to_a_file_and_heading(document: Path) -> None
     assert not problems, f"{_relative(document)}: " + "; ".join(problems)
 
 
+def _named_files(document: Path) -> list[str]:
+    """The repository files a document names in inline code: ``service/app.py`` or
+    ``audits.audit.run_audit`` (the module must exist; what it defines is not checked)."""
+    text = FENCE.sub("", document.read_text(encoding="utf-8"))
+    top = {path.name for path in ROOT.iterdir() if path.is_dir() and not path.name.startswith(".")}
+    problems = []
+    for span in INLINE_CODE.findall(text):
+        name = span.strip("`")
+        if FILE_PATH.match(name) and name.split("/", 1)[0] in top:
+            if not (ROOT / name).exists():
+                problems.append(name)
+        elif DOTTED.match(name) and name.split(".", 1)[0] in top:
+            parts = name.split(".")
+            modules = [ROOT.joinpath(*parts[:end]) for end in range(2, len(parts) + 1)]
+            if not any(
+                module.with_suffix(".py").is_file() or (module / "__init__.py").is_file()
+                for module in modules
+            ):
+                problems.append(name)
+    return problems
+
+
+@pytest.mark.parametrize("document", DOCUMENTS, ids=_relative)
+def test_every_file_and_module_a_document_names_exists(document: Path) -> None:
+    missing = _named_files(document)
+    assert not missing, f"{_relative(document)} names files that do not exist: {missing}"
+
+
 def test_the_slug_follows_github() -> None:
     assert _slug("Trust: what the attestations prove, and against whom") == (
         "trust-what-the-attestations-prove-and-against-whom"
@@ -106,3 +136,13 @@ def test_the_slug_follows_github() -> None:
     assert _slug('The explanation a person can be given, and "about this score"') == (
         "the-explanation-a-person-can-be-given-and-about-this-score"
     )
+
+
+def test_a_file_or_module_that_does_not_exist_is_named(tmp_path: Path) -> None:
+    document = tmp_path / "doc.md"
+    document.write_text(
+        "`model/spec.py`, `model/no_such_module.py`, `model.spec.load_spec`, "
+        "`audits.no_such_module.run`, `<home>/keys/release.key`, `OUTREACH_HOME`\n\n"
+        "```\nmodel/in_a_code_block.py\n```\n"
+    )
+    assert _named_files(document) == ["model/no_such_module.py", "audits.no_such_module.run"]
