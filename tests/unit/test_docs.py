@@ -28,7 +28,8 @@ FENCE = re.compile(r"^```.*?^```", re.MULTILINE | re.DOTALL)
 INLINE_CODE = re.compile(r"`[^`\n]*`")
 LINK = re.compile(r"!?\[(?:[^\]\\]|\\.)*\]\(([^)\s]+)\)")
 FILE_PATH = re.compile(r"^(?:[\w.-]+/)+[\w.-]+\.(?:py|toml|md|j2|css|js|txt|json|mako)$")
-DOTTED = re.compile(r"^[a-z_]+(?:\.[a-z_]+)+$")
+#: A module and what it defines (three parts or more: ``service.db`` is a file name).
+DOTTED = re.compile(r"^[a-z_]+(?:\.[a-z_]+){2,}$")
 HEADING = re.compile(r"^#{1,6}\s+(.+?)\s*#*\s*$", re.MULTILINE)
 
 
