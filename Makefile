@@ -7,7 +7,7 @@ SPARK_STAMP := $(VENV)/.installed-spark
 
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: demo test lint bench clean browser postgres java
+.PHONY: demo test check lint bench clean browser postgres java
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,7 +33,7 @@ browser:
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium fonts-liberation; }
 	@test -x $(CHROMIUM) || { echo "chromium is needed at $(CHROMIUM) for the browser tests"; exit 2; }
 
-# The database tests start a throwaway PostgreSQL cluster (tests/postgres.py) with Debian's
+# The database tests start a throwaway PostgreSQL cluster (tests/support/postgres.py) with Debian's
 # server binaries: on PATH or in /usr/lib/postgresql/*/bin.
 postgres:
 	@{ command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; } || { \
@@ -44,7 +44,7 @@ postgres:
 	@{ command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; } || { \
 	  echo "PostgreSQL's initdb is needed (PATH or /usr/lib/postgresql/*/bin) for the database tests"; exit 2; }
 
-# The Spark tests (tests/test_spark.py, pyspark from the `spark` extra) need Java 17.
+# The Spark tests (tests/system/test_spark.py, pyspark from the `spark` extra) need Java 17.
 java:
 	@command -v java >/dev/null || { \
 	  echo "installing Debian's OpenJDK 17 for the Spark tests (apt-get)"; \
@@ -60,6 +60,14 @@ test: $(SPARK_STAMP) browser postgres java
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/pytest -n 2 --dist loadfile --no-loadscope-reorder --durations=15
+
+# The quick loop: lint, types, and the unit and service tests (tests/unit, tests/service: no
+# release, no MLflow, no servers), in two processes.
+check: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/pytest -n 2 --dist loadfile -q tests/unit tests/service
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -26,8 +26,9 @@ from audits.gate import (
     worst,
     worst_disparity,
 )
+from audits.group_metrics import GroupAudit, audit_groups
 from audits.groups import build_groupings
-from audits.metrics import GroupAudit, audit_groups
+from audits.limit_check import check, judged
 from audits.policy import Policy
 from audits.proxies import MissingnessResult, ProxyResult
 
@@ -46,7 +47,7 @@ class AuditOutcome:
         values = [
             d.value
             for d in self.audit.disparities
-            if d.metric == metric and d.kind == "ratio" and d.sufficient and np.isfinite(d.value)
+            if d.metric == metric and d.kind == "ratio" and judged(d.value, sufficient=d.sufficient)
         ]
         return min(values) if values else None
 
@@ -228,7 +229,7 @@ def headlines(policy: Policy, audit: GroupAudit) -> list[dict[str, Any]]:
                 "group_value": found.group_value,
                 "reference_value": found.reference_value,
                 "effective_n": found.effective_n,
-                "within_limit": not gate.outside(found.value),
+                "within_limit": check(gate, found.value, sufficient=found.sufficient) == "within",
             }
         )
     return out
@@ -252,19 +253,30 @@ def label_bias_sensitivity(policy: Policy, audit: GroupAudit) -> list[dict[str, 
             if not math.isfinite(d.value) or d.value <= 0:
                 continue
             share = max(0.0, 1.0 - gate.min / d.value)
+            status = check(gate, d.value, sufficient=d.sufficient)
+            if status == "beyond":
+                sentence = f"{d.group} ({d.attribute}): already beyond the limit"
+            elif status == "too_few":
+                sentence = f"{d.group} ({d.attribute}): too few to judge on its own" + (
+                    f"; if more than {share:.0%} of this group's outcomes went unrecorded, "
+                    f"its recall ratio would fall below {gate.min:g}"
+                    if share > 0
+                    else ""
+                )
+            else:
+                sentence = (
+                    f"{d.group} ({d.attribute}): if more than {share:.0%} of this "
+                    "group's outcomes went unrecorded (and those people were not offered "
+                    f"outreach), its recall ratio would fall below {gate.min:g}"
+                )
             out.append(
                 {
                     "attribute": d.attribute,
                     "group": d.group,
                     "ratio": d.value,
                     "breaking_share": share,
-                    "sentence": (
-                        f"{d.group} ({d.attribute}): already beyond the limit"
-                        if share == 0
-                        else f"{d.group} ({d.attribute}): if more than {share:.0%} of this "
-                        "group's outcomes went unrecorded (and those people were not offered "
-                        f"outreach), its recall ratio would fall below {gate.min:g}"
-                    ),
+                    "status": status,
+                    "sentence": sentence,
                 }
             )
     return out

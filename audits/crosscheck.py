@@ -23,9 +23,9 @@ from fairlearn.metrics import (
 )
 from sklearn.metrics import precision_score
 
+from audits.group_metrics import GroupAudit
 from audits.groups import JOIN
-from audits.metrics import GroupAudit
-from model.errors import GateError
+from kernel.errors import GateError
 
 TOLERANCE = 1e-9
 

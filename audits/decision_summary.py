@@ -144,13 +144,20 @@ def summarise(report: Mapping[str, Any]) -> DecisionSummary:
 
     beyond = sorted((r for r in review if is_beyond(r)), key=lambda r: -_how_far(r))
     others = [r for r in review if not is_beyond(r)]
-    unjudged = [r for r in others if r.get("kind") != "missingness"]
+    unjudged = [r for r in others if r.get("kind") not in ("missingness", "nothing_judged")]
+    nothing_judged = [r for r in others if r.get("kind") == "nothing_judged"]
     gaps = [r for r in others if r.get("kind") == "missingness"]
     not_assessable = list(report.get("not_assessable") or [])
 
     concerns = [_sentence(b, sure=True) for b in breaches]
     concerns += [_sentence(r, sure=False) for r in beyond]
     concerns += [_sentence(r, sure=False) for r in gaps]
+    concerns += [
+        f"No group could be judged on its own on {_metric_words(r.get('metric', ''))}, where "
+        f"the policy asks for {_limit_words(str(r.get('limit', '')))}: the data are too thin "
+        "for this limit, so the board decides."
+        for r in nothing_judged
+    ]
     open_groups = list(dict.fromkeys(_group(r) for r in unjudged))
     open_line = (
         f"{len(open_groups)} group{'s' if len(open_groups) != 1 else ''} "

@@ -54,7 +54,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import chi2, kstwo
 
-from model.errors import BadInputError
+from kernel.errors import BadInputError
 
 __all__ = [
     "CONTINUOUS",

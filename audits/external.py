@@ -18,8 +18,8 @@ import pandas as pd
 from audits.audit import AuditOutcome, run_audit
 from audits.policy import Policy
 from audits.report import Subject, build_report, characteristics, new_audit_id
-from model.errors import BadInputError, DataValidationError
-from model.metrics import top_k_mask
+from kernel.errors import BadInputError, DataValidationError
+from model.capacity_metrics import top_k_mask
 
 
 @dataclass(frozen=True)

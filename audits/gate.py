@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
-from audits.metrics import DisparityResult, GroupAudit, significance
+from audits.group_metrics import DisparityResult, GroupAudit, significance
 from audits.policy import Gate, Policy
 from audits.proxies import MISSINGNESS_ALPHA, MISSINGNESS_RATIO, MissingnessResult
 
@@ -56,7 +56,6 @@ class Breach:
     message: str = ""
     p_value: float = math.nan
     effective_n: float = math.nan
-    detectable: float = math.nan
     settle: str = ""
 
     def as_dict(self) -> dict[str, object]:
@@ -72,7 +71,6 @@ class Breach:
             "message": self.message,
             "p_value": _clean(self.p_value),
             "effective_n": _clean(self.effective_n),
-            "detectable": _clean(self.detectable),
             "settle": self.settle,
         }
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from model.errors import DataValidationError
+from kernel.errors import DataValidationError
 
 JOIN = " × "
 

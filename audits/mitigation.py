@@ -30,8 +30,8 @@ from sklearn.pipeline import Pipeline
 
 from audits.groups import JOIN
 from model.candidates import CandidateConfig
+from model.capacity_metrics import top_k_mask
 from model.data import Dataset
-from model.metrics import top_k_mask
 from model.spec import ExperimentSpec
 from model.train import Fitter
 

@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from model.errors import SpecError
+from kernel.errors import SpecError
 from model.spec import read_toml
 
 #: Confusion-count group metrics: the ones an audit bootstraps and a gate can limit.

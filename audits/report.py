@@ -18,23 +18,23 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, PackageLoader, select_autoescape
+from jinja2 import ChoiceLoader, Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
 from audits import decision_summary as summary_words
 from audits.audit import AuditOutcome, headlines, label_bias_sensitivity
 from audits.charts import Bar, Point, bar_chart, scatter_chart
 from audits.gate import Decision
-from audits.metrics import GroupAudit
-from audits.policy import Policy
-from audits.proxies import MISSINGNESS_ALPHA, MISSINGNESS_RATIO, MissingnessResult, ProxyResult
-from audits.simulate import (
+from audits.group_metrics import GroupAudit
+from audits.operating_characteristics import (
     AuditShape,
     operating_characteristics,
     persistence_from,
     shape_from_report,
 )
-from model.errors import BadInputError
+from audits.policy import Policy
+from audits.proxies import MISSINGNESS_ALPHA, MISSINGNESS_RATIO, MissingnessResult, ProxyResult
+from kernel.errors import BadInputError
 
 SCHEMA = "outreach.audit/2"
 #: What each decision means, in the words an oversight board reads.
@@ -168,7 +168,7 @@ def build_report(
     ``reference_profile`` is the drift reference of the audited data and scores
     (:func:`audits.drift.reference_profile`), kept under ``"reference_profile"`` so that the
     signed report carries it. ``characteristics`` is the gate's operating-characteristics table
-    (:mod:`audits.simulate`) for this audit's shape. ``recourse`` is
+    (:mod:`audits.operating_characteristics`) for this audit's shape. ``recourse`` is
     :func:`audits.recourse.recourse_audit`'s section (how far people just below the cut-off
     are from it, per group), ``None`` when not computed.
     """
@@ -289,8 +289,9 @@ def characteristics(
     seed: int = 0,
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any] | None:
-    """The gate's operating characteristics on this audit's shape (:mod:`audits.simulate`), as
-    the report carries them; ``None`` when the policy has no gate the simulation can draw."""
+    """The gate's operating characteristics on this audit's shape
+    (:mod:`audits.operating_characteristics`), as the report carries them; ``None`` when the policy
+    has no gate the simulation can draw."""
     shape = audit_shape(policy, outcome)
     table = operating_characteristics(
         policy, shape, replicates=policy.evidence.simulations, seed=seed, progress=progress
@@ -314,7 +315,6 @@ def group_rows(audit: GroupAudit) -> list[dict[str, Any]]:
             "metrics": g.metrics,
             "ci": g.ci,
             "effective_n": g.effective_n,
-            "detectable_difference": g.detectable,
         }
         for g in audit.groups
     ]
@@ -388,10 +388,12 @@ def tradeoff_chart(report: dict[str, Any]) -> Markup | None:
     )
 
 
-def template_environment() -> Environment:
-    """The Jinja2 environment of the audits' self-contained pages (reports, transparency)."""
+def template_environment(*packages: str) -> Environment:
+    """The Jinja2 environment of self-contained pages (reports; with ``"lifecycle"``, transparency
+    records): the templates of ``packages`` first, then the audits' own (styles included)."""
+    loaders = [PackageLoader(package, "templates") for package in (*packages, "audits")]
     return Environment(
-        loader=PackageLoader("audits", "templates"),
+        loader=ChoiceLoader(loaders),
         autoescape=select_autoescape(["html", "j2"]),
         trim_blocks=True,
         lstrip_blocks=True,

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from audits.operating_characteristics import AuditShape, GroupShape, operating_characteristics
 from audits.policy import Policy, parse_policy
-from audits.simulate import AuditShape, GroupShape, operating_characteristics
 from bench.gate_scenarios import Scenario, independent, run
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -40,24 +40,24 @@ from fairlearn.metrics import MetricFrame
 from sklearn.metrics import precision_score, recall_score
 from sqlalchemy import select
 
-import service.batch
-import service.labels
-import service.periods
-from audits.catalogue import read_report
+import jobs.batch
+import monitoring.labels
+import monitoring.periods
 from audits.policy import Policy, load_policy
-from audits.release import policy_for, release
+from jobs.batch import score_period
+from kernel.home import Home
+from lifecycle.catalogue import read_report
+from lifecycle.model_source import ModelSource, Serving
+from lifecycle.release import policy_for, release
 from model.data import read_table, validate
-from model.home import Home
 from model.registry import connect
 from model.spec import ExperimentSpec, parse_spec, read_toml
 from model.synthetic import generate_preset
-from service.batch import score_period
-from service.db import Database, ScoredPeriod, default_url
-from service.labels import LabelColumns, ingest
-from service.loader import ModelSource, Serving
-from service.monitoring import audited_attributes
-from service.period_report import period_document
-from service.periods import Monitoring, load_snapshot
+from monitoring.group_shares import audited_attributes
+from monitoring.labels import LabelColumns, ingest
+from monitoring.period_report import period_document
+from monitoring.periods import Monitoring, load_snapshot
+from store.db import Database, ScoredPeriod, default_url
 
 ROOT = Path(__file__).resolve().parent.parent
 PEOPLE = 1_000_000
@@ -176,8 +176,8 @@ def main() -> None:
         serving = _release(home, spec)
         registry = connect(home)
         report = read_report(registry, serving.audit_id)
-        monitoring = Monitoring.from_report(home.monitoring, report)
-        assert monitoring.evaluation.share == EVALUATION_SHARE
+        kept = Monitoring.from_report(home.monitoring, report)
+        assert kept.evaluation.share == EVALUATION_SHARE
         db = Database(default_url(home.root))
         db.upgrade()
         frame, period = _month(spec)
@@ -186,12 +186,12 @@ def main() -> None:
         _progress(f"scoring {PEOPLE:,} people for {period} with monitoring ...")
         scoring = Stopwatch()
         with scoring.wrapping(
-            (service.batch, "select_people", "select"),
-            (service.batch, "keep_period", "keep"),
-            (service.periods, "snapshot_frame", "snapshot_frame"),
-            (service.periods, "write_bound", "snapshot_write"),
-            (service.periods, "estimate_performance", "estimates"),
-            (service.periods, "drift", "drift"),
+            (jobs.batch, "select_people", "select"),
+            (jobs.batch, "keep_period", "keep"),
+            (monitoring.periods, "snapshot_frame", "snapshot_frame"),
+            (monitoring.periods, "write_bound", "snapshot_write"),
+            (monitoring.periods, "estimate_performance", "estimates"),
+            (monitoring.periods, "drift", "drift"),
         ):
             started = time.perf_counter()
             batch = score_period(
@@ -200,7 +200,7 @@ def main() -> None:
                 frame,
                 period=period,
                 attributes=audited_attributes(report),
-                monitoring=monitoring,
+                monitoring=kept,
                 progress=_progress,
             )
             scored_seconds = time.perf_counter() - started
@@ -223,15 +223,15 @@ def main() -> None:
         _progress(f"ingesting {PEOPLE:,} labels for {period} ...")
         ingesting = Stopwatch()
         with ingesting.wrapping(
-            (service.labels, "read_labels", "read_labels"),
-            (service.labels, "load_snapshot", "load_snapshot"),
-            (service.labels, "realised_results", "realised"),
-            (service.labels, "run_audit", "run_audit"),
-            (service.labels, "_calibration", "calibration"),
-            (service.labels, "evaluation_estimates", "evaluation"),
-            (service.labels, "compare_with_realised", "compare"),
-            (service.labels, "write_bound", "labels_write"),
-            (service.labels, "_store", "store"),
+            (monitoring.labels, "read_labels", "read_labels"),
+            (monitoring.labels, "load_snapshot", "load_snapshot"),
+            (monitoring.labels, "realised_results", "realised"),
+            (monitoring.labels, "run_audit", "run_audit"),
+            (monitoring.labels, "_calibration", "calibration"),
+            (monitoring.labels, "evaluation_estimates", "evaluation"),
+            (monitoring.labels, "compare_with_realised", "compare"),
+            (monitoring.labels, "write_bound", "labels_write"),
+            (monitoring.labels, "_store", "store"),
         ):
             started = time.perf_counter()
             labels_frame = read_table(labels_path)

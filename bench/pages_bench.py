@@ -22,18 +22,18 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
-from audits.release import policy_for, read_report, release
+from jobs.batch import score_period
+from kernel.home import Home
+from lifecycle.model_source import ModelSource
+from lifecycle.release import policy_for, read_report, release
 from model.data import validate
-from model.home import Home
 from model.registry import connect
 from model.spec import ExperimentSpec, parse_spec, read_toml
 from model.synthetic import generate_preset
+from monitoring.group_shares import audited_attributes
 from service import create_app
-from service.auth import add_user
-from service.batch import score_period
-from service.db import Database, Outcome, QueueEntry, default_url
-from service.loader import ModelSource
-from service.monitoring import audited_attributes
+from store.accounts import add_user
+from store.db import Database, Outcome, QueueEntry, default_url
 
 ROOT = Path(__file__).resolve().parent.parent
 PEOPLE = 100_000

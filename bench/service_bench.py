@@ -29,9 +29,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
-    from model.home import Home
+    from kernel.home import Home
     from model.spec import ExperimentSpec
-    from service.db import Database
+    from store.db import Database
 
 ROOT = Path(__file__).resolve().parent.parent
 DURATION = 4.0  # seconds per cell
@@ -172,9 +172,9 @@ def batch_scoring(home: Home, spec: ExperimentSpec, db: Database) -> tuple[float
     and explains them all, and writes the top 5% to the queue with their reasons and the
     monitoring counts for the audited attributes, in one transaction, as ``outreach score``.
     """
+    from jobs.batch import score_period
+    from lifecycle.model_source import ModelSource
     from model.synthetic import generate_preset
-    from service.batch import score_period
-    from service.loader import ModelSource
 
     started = time.perf_counter()
     frame = generate_preset(unit="individual", rows=BATCH_RECORDS, seed=11, periods=8)
@@ -197,14 +197,14 @@ def main() -> None:
     import tomllib
 
     from audits.policy import load_policy
-    from audits.release import release
+    from kernel.home import Home
+    from lifecycle.release import release
     from model.data import validate
-    from model.home import Home
     from model.registry import connect
     from model.spec import parse_spec
     from model.synthetic import generate_preset
-    from service.auth import add_user
-    from service.db import Database, default_url
+    from store.accounts import add_user
+    from store.db import Database, default_url
 
     folder = Path(tempfile.mkdtemp(prefix="outreach-bench-"))
     home = Home(folder / "home").ensure()

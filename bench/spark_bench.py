@@ -2,7 +2,7 @@
 
 Both produce the same file: every row's score, percentile, band and reasons (JSON), read from
 and written to Parquet. In process: pandas + :func:`model.scorer.scored_frame` in chunks. Spark:
-``outreach score --engine spark``'s job (:func:`service.spark_batch.score_on_spark`) on
+``outreach score --engine spark``'s job (:func:`jobs.spark_batch.score_on_spark`) on
 ``local[*]`` through MLflow's pyfunc Spark UDF. On two cores Spark is expected to be slower: it
 pays for the JVM, Arrow transfers to Python workers and the partitioned write, and gains nothing
 from more machines; it is there for populations that do not fit one.
@@ -19,18 +19,18 @@ from typing import Any
 
 import pandas as pd
 
-from audits.catalogue import read_report
-from audits.loading import load_production
 from bench.monitoring_bench import _month, _release, _spec
-from model.home import Home
+from jobs.batch import load_period, read_scored_period, score_period
+from jobs.spark_batch import score_on_spark, spark_session
+from kernel.home import Home
+from lifecycle.catalogue import read_report
+from lifecycle.verified_loading import load_production
 from model.registry import connect
 from model.scorer import scored_frame
 from model.synthetic import generate_preset
-from service.batch import load_period, read_scored_period, score_period
-from service.db import Database
-from service.monitoring import audited_attributes
-from service.periods import Monitoring
-from service.spark_batch import score_on_spark, spark_session
+from monitoring.group_shares import audited_attributes
+from monitoring.periods import Monitoring
+from store.db import Database
 
 ROWS = 1_000_000
 CHUNK = 100_000

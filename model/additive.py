@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from model.errors import BadInputError
+from kernel.errors import BadInputError
 from model.spec import is_missing
 
 TermKind = Literal["linear", "step", "table"]

@@ -32,7 +32,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 
-from model.errors import SpecError
+from kernel.errors import SpecError
 from model.spec import MISSING_LEVEL, TREATMENT_INDICATOR, ExperimentSpec, Feature
 
 

@@ -45,8 +45,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from kernel.errors import BadInputError
 from model.additive import AdditiveModel, Term, sigmoid
-from model.errors import BadInputError
 from model.scorer import ScoringModel
 from model.spec import Feature, is_missing
 

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from model.errors import BadInputError, DataValidationError
+from kernel.errors import BadInputError, DataValidationError
 from model.rules import CONTROL, MAX_ID, MAX_YEAR, MIN_YEAR, is_gap, is_id_type, is_number
 from model.spec import ALLOW_MISSING_HINT, ExperimentSpec, Feature
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
@@ -25,14 +24,15 @@ from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 from mlflow.tracking import MlflowClient
 
-from model.home import Home
+from kernel.home import Home
+from kernel.settings import current
 from model.scorer import ARTIFACT_NAME, PYFUNC_CODE, scored_frame
 from model.train import CandidateResult, TrainingResult
 
 Progress = Callable[[str], None]
 
 #: The tag naming a registered version's artifact sha256 (what registration saw; the signed
-#: release attestation is what serving trusts). Other tag names: :mod:`audits.catalogue`.
+#: release attestation is what serving trusts). Other tag names: :mod:`lifecycle.catalogue`.
 ARTIFACT_SHA256 = "artifact_sha256"
 #: MLflow's note of the registered name and version, written into a model folder on download.
 REGISTERED_MODEL_META = "registered_model_meta"
@@ -62,13 +62,9 @@ def connect(home: Home, *, tracking_uri: str | None = None) -> Registry:
     """
     home.ensure()
     uri = tracking_uri or home.tracking_uri
-    # A remote store that does not answer must fail in seconds, not minutes.
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
-    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # never call out of this machine
-    # With a tracking server MLflow writes "View run ... at: URL" to stdout as each run ends;
-    # stdout is the CLI's --json document alone.
-    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+    # MLflow's process settings (bounded retries, no telemetry, no run URLs on stdout) are set
+    # once, with the settings the entry point resolved; not here, on every connection.
+    current()
     for noisy in ("mlflow", "alembic"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
     return Registry(MlflowClient(tracking_uri=uri, registry_uri=uri), home, uri)

@@ -1,7 +1,7 @@
 """The one rule table for what a person's data may hold: ids, months, names and record values.
 
 Every entrance applies these rules and nothing else: the JSON API and the pages
-(:mod:`service.queue`, :mod:`service.reviews`), the command line (``score --period``,
+(:mod:`store.queue`, :mod:`store.review_requests`), the command line (``score --period``,
 ``queue load``, ``labels ingest --by``, ``users add``), batch scoring, and the Spark job through
 the registered pyfunc (:func:`model.data.validate_features` checks a column by the same rules
 as :func:`value_problem` checks one value; a property test holds the two equal).

@@ -21,10 +21,10 @@ import numpy as np
 import pandas as pd
 from mlflow.pyfunc import PythonModel
 
+from kernel.errors import DataValidationError
 from model.additive import AdditiveModel, sigmoid
 from model.data import validate_features
-from model.errors import DataValidationError
-from model.explain import TOP_REASONS, Reason
+from model.reason_codes import TOP_REASONS, Reason
 from model.records import check_records
 from model.spec import Capacity, ExperimentSpec, Feature, is_missing
 

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from model.errors import SpecError
+from kernel.errors import SpecError
 
 Unit = Literal["individual", "neighbourhood"]
 FeatureKind = Literal["count", "number", "binary", "category"]

@@ -23,19 +23,19 @@ from sklearn.calibration import CalibratedClassifierCV
 from sklearn.frozen import FrozenEstimator
 from sklearn.pipeline import Pipeline
 
+from kernel.errors import BadInputError
 from model.additive import AdditiveModel
 from model.candidates import CandidateConfig, build_pipeline, expand
-from model.data import Dataset, TemporalSplit, temporal_splits
-from model.errors import BadInputError
-from model.explain import compile_additive
-from model.feedback import TreatmentSummary, treated_rows, treatment_indicator, with_indicator
-from model.metrics import (
+from model.capacity_metrics import (
     CapacityMetrics,
     capacity_metrics,
     mean_metrics,
     random_baseline,
     top_k_mask,
 )
+from model.data import Dataset, TemporalSplit, temporal_splits
+from model.feedback import TreatmentSummary, treated_rows, treatment_indicator, with_indicator
+from model.reason_codes import compile_additive
 from model.scorer import ScoringModel
 from model.spec import ExperimentSpec
 

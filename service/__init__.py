@@ -7,16 +7,26 @@ database, the verified model) are set up once per app in ``app.extensions``.
 from __future__ import annotations
 
 import logging
-import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import Flask
+
+if TYPE_CHECKING:
+    from lifecycle.model_source import ModelSource
 
 __all__ = ["create_app"]
 
 
-def create_app(test_config: dict[str, Any] | None = None) -> Flask:
+def create_app(
+    test_config: dict[str, Any] | None = None, *, model_source: ModelSource | None = None
+) -> Flask:
     """Build the app. Settings come from ``test_config`` or the environment, resolved once here.
+
+    ``model_source``: what serves the model, when the caller built it (tests serve a model held
+    in memory this way: ``tests/support/memory.py``). By default, and always in production, a
+    :class:`lifecycle.model_source.ModelSource` for ``MODEL_NAME`` that verifies the home's
+    releases through their attestation log and the MLflow registry. Either way it is refreshed
+    once here, and polled every ``WATCH_SECONDS``.
 
     Keys: ``HOME`` (project home), ``DATABASE_URL``, ``MODEL_NAME``, ``TRACKING_URI``,
     ``MAX_RECORDS``, ``MAX_CONTENT_LENGTH``, ``RATE_LIMIT`` (requests a minute per token),
@@ -26,38 +36,43 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     Raises
     ------
     BadInputError
-        For an unknown ``ENV_MODE``, and in production mode when the production version's
-        policy does not name its impact assessments (:func:`service.startup.refuse_unassessed`).
+        For an unknown ``ENV_MODE``; in production mode for a ``model_source``, and when the
+        production version's policy does not name its impact assessments
+        (:func:`service.startup.refuse_unassessed`).
     """
-    from model.files import private_umask
-    from model.home import Home
-    from service import access_log, errors, pages
-    from service.api import RateLimiter, api
-    from service.attestation_heads import DatabaseAnchors
-    from service.db import Database, default_url
-    from service.loader import ModelSource
-    from service.metrics import Metrics
+    from kernel import settings
+    from kernel.errors import BadInputError
+    from kernel.files import private_umask
+    from kernel.home import Home
+    from lifecycle.model_source import ModelSource
+    from service import error_handlers as errors
+    from service import pages
+    from service.api.routes import RateLimiter, api
+    from service.prometheus import Metrics
     from service.startup import (
         environment_mode,
         make_private_database,
         model_name,
         refuse_unassessed,
     )
+    from store import access_log
+    from store.attestation_heads import DatabaseAnchors
+    from store.db import Database, default_url
 
     private_umask()  # what the service writes (database, keys, copies) is the owner's alone
     app = Flask(__name__)
-    env = os.environ
-    home = Home.resolve(env.get("OUTREACH_HOME"))  # the deployment's settings, resolved once
+    found = settings.resolve()  # the deployment's settings, resolved once
+    home = Home.resolve(found.home, found)
     app.config.update(
         HOME=home,
         DATABASE_URL=home.database_url,
-        MODEL_NAME=model_name(env),
+        MODEL_NAME=model_name(found.environment),
         TRACKING_URI=home.tracking_server,
         MAX_RECORDS=1000,
         MAX_CONTENT_LENGTH=2 * 1024 * 1024,
-        RATE_LIMIT=int(env.get("OUTREACH_RATE_LIMIT", "6000")),
-        WATCH_SECONDS=float(env.get("OUTREACH_WATCH_SECONDS", "10")),
-        ENV_MODE=env.get("OUTREACH_ENV", ""),
+        RATE_LIMIT=int(found.rate_limit or "6000"),
+        WATCH_SECONDS=float(found.watch_seconds or "10"),
+        ENV_MODE=found.mode,
     )
     app.json.sort_keys = False  # type: ignore[attr-defined]  # responses keep their field order
     if test_config:
@@ -69,13 +84,22 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     db.upgrade()
     make_private_database(db.url)
     metrics = Metrics()
-    source = ModelSource(
-        home,
-        app.config["MODEL_NAME"],
-        tracking_uri=app.config["TRACKING_URI"],
-        production=production,
-        anchors=DatabaseAnchors(db),
-        metrics=metrics,
+    if model_source is not None and production:
+        raise BadInputError(
+            "in production mode the service serves only releases it verifies itself: "
+            "no model source may be handed to create_app"
+        )
+    source = (
+        model_source
+        if model_source is not None
+        else ModelSource(
+            home,
+            app.config["MODEL_NAME"],
+            tracking_uri=app.config["TRACKING_URI"],
+            production=production,
+            anchors=DatabaseAnchors(db),
+            metrics=metrics,
+        )
     )
     source.refresh()
     refuse_unassessed(source)  # production mode: a policy without its impact assessments

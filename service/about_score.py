@@ -94,7 +94,7 @@ def about_score(report: Mapping[str, Any], *, name: str, version: str) -> AboutS
     Parameters
     ----------
     report
-        The audit report bound to the served version (``audits.catalogue.read_report``).
+        The audit report bound to the served version (``lifecycle.catalogue.read_report``).
     name, version
         The served model's name and version.
     """

@@ -28,9 +28,11 @@ import signal
 from pathlib import Path
 from typing import Any
 
+from kernel import settings
+
 # Nothing imported here may import prometheus_client: its mode is fixed at its first import.
-from model.files import PRIVATE_UMASK, private_umask
-from model.home import Home
+from kernel.files import PRIVATE_UMASK, private_umask
+from kernel.home import Home
 
 # The sync worker, answering gunicorn's own refusals (a request line over limit_request_line,
 # oversized headers) in the service's JSON error shape with X-Request-ID.
@@ -39,9 +41,10 @@ timeout = 60
 umask = PRIVATE_UMASK  # gunicorn's own files (worker heartbeats, a unix socket)
 
 private_umask()  # the master's, inherited by every worker
-# MLflow starts its usage-reporting client when imported; the master imports it (below).
-os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-_home = Home.resolve(os.environ.get("OUTREACH_HOME"))
+# The deployment's settings, resolved once; MLflow's process settings (telemetry off: MLflow
+# starts its usage-reporting client when imported, and the master imports it below) set with them.
+_settings = settings.resolve()
+_home = Home.resolve(_settings.home, _settings)
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 os.environ.setdefault(MULTIPROC_ENV, str(_home.metrics))
 
@@ -64,18 +67,18 @@ PRELOADED = (
     "mlflow.store.tracking.sqlalchemy_store",
     "mlflow.store.model_registry.sqlalchemy_store",
     "alembic.command",
-    "audits.loading",
+    "lifecycle.verified_loading",
     "service",
-    "service.api",
+    "service.api.routes",
     "service.pages",
-    "service.loader",
+    "lifecycle.model_source",
 )
 
 
 def on_starting(server: Any) -> None:
-    from service.db import default_url
-    from service.metrics import reset_folder
+    from service.prometheus import reset_folder
     from service.startup import prepare
+    from store.db import default_url
 
     reset_folder(Path(os.environ[MULTIPROC_ENV]))
     for name in PRELOADED:
@@ -93,6 +96,6 @@ def post_worker_init(worker: Any) -> None:
 
 
 def child_exit(server: Any, worker: Any) -> None:
-    from service.metrics import worker_exited
+    from service.prometheus import worker_exited
 
     worker_exited(worker.pid)

@@ -4,7 +4,7 @@ A request gunicorn refuses before the application sees it (a request line over
 ``limit_request_line``, too many or too large header fields, a malformed request line) would get
 gunicorn's text/html page without ``X-Request-ID``. :class:`JsonErrorWorker` answers those with
 the JSON body every other error has (``{"error": {"code", "message", "details"},
-"request_id"}``, :mod:`service.errors`) and the ``X-Request-ID`` header; everything else is
+"request_id"}``, :mod:`service.error_handlers`) and the ``X-Request-ID`` header; everything else is
 gunicorn's sync worker unchanged.
 """
 

@@ -17,12 +17,12 @@ from typing import TYPE_CHECKING, Literal
 
 from sqlalchemy.engine import make_url
 
-from model.errors import BadInputError
-from model.files import make_private, tighten
-from model.home import Home
+from kernel.errors import BadInputError
+from kernel.files import make_private, tighten
+from kernel.home import Home
 
 if TYPE_CHECKING:
-    from service.loader import ModelSource
+    from lifecycle.model_source import ModelSource
 
 #: The environment variable that names the deployment's mode.
 MODE_ENV = "OUTREACH_ENV"
@@ -60,7 +60,8 @@ def refuse_unassessed(source: ModelSource) -> None:
     """The production-mode start-up refusal: after the source's first load, raise if the
     version ``production`` names was refused because its audit's policy does not name the
     deployment's impact assessments. No model at all is not refused: the service starts not
-    ready, and every later load is checked the same way (:class:`service.loader.ModelSource`).
+    ready, and every later load is checked the same way
+    (:class:`lifecycle.model_source.ModelSource`).
 
     Raises
     ------
@@ -117,7 +118,7 @@ def check_production(home: Home, env: Mapping[str, str]) -> None:
     if environment_mode(env.get(MODE_ENV)) != "production":
         return
     refuse_writable_key(home)
-    from service.loader import ModelSource
+    from lifecycle.model_source import ModelSource
 
     source = ModelSource(home, model_name(env), tracking_uri=home.tracking_server, production=True)
     source.refresh()
@@ -145,8 +146,8 @@ def make_private_database(url: str) -> None:
 def prepare(home: Home, database_url: str) -> None:
     """Home folders and modes, the schema, the session key; connections closed afterwards
     (gunicorn's master forks the workers next)."""
-    from service.db import Database
     from service.pages.security import secret_key
+    from store.db import Database
 
     # Once per server start, the whole tree: files another process wrote with a wider umask
     # (a notebook, a script using the library) are found however deep they are.

@@ -1,120 +1,96 @@
-"""Shared fixtures: specs, seeded synthetic populations, a trained tiny experiment, MLflow homes."""
+"""Shared fixtures: specs, seeded synthetic populations, a trained tiny experiment, MLflow homes.
+
+Helpers (specs, policies, copies of homes, sign-in) live in :mod:`tests.support`."""
 
 from __future__ import annotations
 
 import gc
-import json
-import tomllib
-from collections.abc import Iterator
-from dataclasses import dataclass
+import os
+import pickle
+import shutil
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TypeVar
 
 import pandas as pd
 import pytest
 
+from kernel import settings
+from kernel.files import file_lock, write_atomically
+from kernel.home import Home
+from lifecycle.model_source import Serving
 from model.data import Dataset, validate
-from model.home import Home
-from model.spec import ExperimentSpec, load_spec, parse_spec
+from model.spec import ExperimentSpec, load_spec
 from model.synthetic import generate_preset
 from model.train import TrainingResult, train
-from tests.postgres import Cluster, copy_rows, start_cluster
+from tests.support.homes import (
+    Released,
+    Site,
+    TwoReleases,
+    copy_home,
+    copy_released,
+    copy_site,
+)
+from tests.support.memory import build_memory_site, serving_from
+from tests.support.postgres import Cluster, copy_rows, start_cluster
+from tests.support.specs import INDIVIDUAL_SPEC, LENIENT, ROLES, STRICT, fast_spec, policy_text
 
-ROOT = Path(__file__).resolve().parent.parent
-ROLES = ("coordinator", "analyst", "oversight", "admin")
-INDIVIDUAL_SPEC = ROOT / "experiments" / "individual_outreach.toml"
-NEIGHBOURHOOD_SPEC = ROOT / "experiments" / "neighbourhood_outreach.toml"
+T = TypeVar("T")
 
-#: Small, fast candidates for tests: one of each family.
-FAST_CANDIDATES = [
-    {"name": "logistic", "family": "logistic", "grid": {"C": [1.0]}},
-    {
-        "name": "boosted",
-        "family": "boosted_additive",
-        "grid": {"max_iter": [40], "max_leaf_nodes": [6]},
-    },
-]
-
-
-def spec_mapping(path: Path = INDIVIDUAL_SPEC) -> dict[str, Any]:
-    """A spec file as a mutable mapping, for tests that derive variants."""
-    return tomllib.loads(path.read_text())
-
-
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return json.dumps(value)
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return "{ " + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + " }"
-    return repr(value)
-
-
-def write_toml(raw: dict[str, Any], path: Path) -> Path:
-    """Write a spec or policy mapping as TOML (tables and arrays of tables; enough for tests)."""
-    lines = [
-        f"{k} = {_toml_value(v)}"
-        for k, v in raw.items()
-        if not isinstance(v, dict | list)
-        or (isinstance(v, list) and not (v and isinstance(v[0], dict)))
-    ]
-    for key, value in raw.items():
-        if isinstance(value, dict):
-            lines.append(f"\n[{key}]")
-            lines += [f"{k} = {_toml_value(v)}" for k, v in value.items()]
-        elif isinstance(value, list) and value and isinstance(value[0], dict):
-            for item in value:
-                lines.append(f"\n[[{key}]]")
-                lines += [f"{k} = {_toml_value(v)}" for k, v in item.items()]
-    path.write_text("\n".join(lines) + "\n")
-    return path
-
-
-def fast_mapping(path: Path = INDIVIDUAL_SPEC, **overrides: Any) -> dict[str, Any]:
-    raw = spec_mapping(path)
-    raw["candidates"] = FAST_CANDIDATES
-    raw["validation"] = {"splits": 2, "step_months": 2, "min_train_periods": 4}
-    raw.pop("mitigation", None)
-    raw.update(overrides)
-    return raw
-
-
-def fast_spec(path: Path = INDIVIDUAL_SPEC, **overrides: Any) -> ExperimentSpec:
-    return parse_spec(fast_mapping(path, **overrides), source_path=str(path))
-
+#: The test layers, each a folder of ``tests/`` whose tests get its marker (``-m unit`` ...):
+#: ``unit``: no MLflow, database, process or network; ``service``: the Flask test client and
+#: SQLite, the model served from memory (``tests/support/memory.py``); ``integration``: real
+#: releases, MLflow, PostgreSQL; ``system``: servers, the browser, Spark, fuzzing, the README.
+#: ``make check`` runs the first two, ``make test`` all four.
+LAYERS = ("unit", "service", "integration", "system")
+TESTS = Path(__file__).resolve().parent
 
 #: The modules that take longest (servers started, fuzzing, releases), collected first. `make
 #: test` spreads whole modules over two processes (pytest-xdist, ``--dist loadfile``), which take
 #: them in collection order: starting the long ones early keeps both processes busy to the end.
 LONG_FIRST = (
-    "test_clean_starts.py",
-    "test_mlflow_server.py",
-    "test_fuzz.py",
-    "test_operations.py",
-    "test_browser.py",
-    "test_service.py",
-    "test_pages.py",
-    "test_cli.py",
-    "test_withdraw_under_load.py",
-    "test_release.py",
-    "test_attestation.py",
-    "test_api_inputs.py",
+    "system/test_clean_starts.py",
+    "system/test_mlflow_server.py",
+    "system/test_fuzz.py",
+    "system/test_operations.py",
+    "system/test_browser.py",
+    "integration/test_service.py",
+    "integration/test_pages.py",
+    "integration/test_cli.py",
+    "system/test_withdraw_under_load.py",
+    "integration/test_release.py",
+    "integration/test_attestation.py",
 )
 
 
+def layer_of(path: Path) -> str:
+    """The layer a test file belongs to: the folder of ``tests/`` it is in."""
+    parts = path.resolve().relative_to(TESTS).parts
+    if len(parts) < 2 or parts[0] not in LAYERS:
+        raise pytest.UsageError(
+            f"{path}: a test file belongs in one of tests/{{{','.join(LAYERS)}}}/ (its layer)"
+        )
+    return parts[0]
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The long modules first (:data:`LONG_FIRST`), the rest in their usual order."""
+    """Each test marked with its layer; the long modules first (:data:`LONG_FIRST`), the rest
+    in their usual order."""
     rank = {name: i for i, name in enumerate(LONG_FIRST)}
-    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
+    for item in items:
+        item.add_marker(getattr(pytest.mark, layer_of(item.path)))
+    items.sort(
+        key=lambda item: rank.get(item.path.resolve().relative_to(TESTS).as_posix(), len(rank))
+    )
 
 
-#: The service databases the tests that matter for the database run on (``on_both_databases``).
-BACKENDS = ("sqlite", "postgresql")
-#: Runs a test once per backend: it overrides the ``backend`` fixture (``"sqlite"`` otherwise).
-on_both_databases = pytest.mark.parametrize("backend", BACKENDS)
+@pytest.fixture(autouse=True)
+def _settings_of_this_test() -> Iterator[None]:
+    """Each test's OUTREACH_* settings come from its own environment: an entry point run by an
+    earlier test (the CLI, create_app) resolved the settings of that test's environment."""
+    settings.reset()
+    yield
+    settings.reset()
 
 
 @pytest.fixture
@@ -175,41 +151,78 @@ def trained(small_spec: ExperimentSpec, dataset: Dataset) -> TrainingResult:
     return train(small_spec, dataset)
 
 
+@pytest.fixture(scope="session")
+def in_memory(trained: TrainingResult) -> Serving:
+    """The small spec's best candidate, served from memory (``tests/support/memory.py``)."""
+    return serving_from(trained)
+
+
+@pytest.fixture(scope="session")
+def memory_site(
+    tmp_path_factory: pytest.TempPathFactory,
+    in_memory: Serving,
+    small_spec: ExperimentSpec,
+    dataset: Dataset,
+) -> Site:
+    """A site without releases (no MLflow): two months scored by :func:`in_memory`, one user per
+    role. Read-only: tests take a ``copy_site`` of it and serve it with ``memory_app``."""
+    return build_memory_site(
+        tmp_path_factory.mktemp("memory-site"),
+        in_memory,
+        dataset.source_frame(),
+        small_spec.sensitive_attributes,
+    )
+
+
 @pytest.fixture
 def home(tmp_path: Path) -> Home:
     return Home(tmp_path / "home")
 
 
-@dataclass(frozen=True)
-class Site:
-    """A home with a production release, one release awaiting approval (released by
-    ``analyst-1``), two scored months of outreach lists, and one user per role who can sign in
-    to the pages."""
-
-    home: Home
-    database_url: str
-    passwords: dict[str, str]
-    awaiting: tuple[str, str]
-
-    def user(self, role: str) -> str:
-        return f"{role}-user"
+def built_once(
+    tmp_path_factory: pytest.TempPathFactory, name: str, build: Callable[[Path], T]
+) -> tuple[T, bool]:
+    """What ``build(folder)`` returns, built once per run: under pytest-xdist the first worker
+    to ask builds it into the run's shared folder (``getbasetemp().parent``) under a lock and
+    keeps the result there (pickled); the others wait for it and load it. Returns the result
+    and whether it is shared (then every worker takes a private copy of what is on disk, so
+    that no test sees another process's changes). One process: built in its own folder.
+    """
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return build(tmp_path_factory.mktemp(name)), False
+    root = tmp_path_factory.getbasetemp().parent / "built-once"
+    kept = root / f"{name}.pickle"
+    with file_lock(root / f"{name}.lock"):
+        if not kept.exists():
+            folder = root / name
+            shutil.rmtree(folder, ignore_errors=True)  # a build that failed earlier in the run
+            folder.mkdir(parents=True)
+            write_atomically(kept, pickle.dumps(build(folder)))
+    return pickle.loads(kept.read_bytes()), True
 
 
 @pytest.fixture(scope="session")
 def site(
     tmp_path_factory: pytest.TempPathFactory, small_spec: ExperimentSpec, dataset: Dataset
 ) -> Site:
-    from audits.release import read_report, release
-    from model.registry import connect
-    from service.auth import add_user, set_areas
-    from service.batch import score_period
-    from service.db import Database, default_url
-    from service.loader import ModelSource
-    from service.monitoring import audited_attributes
-    from service.queue import ALL_AREAS
-    from tests.test_release import LENIENT, policy_text
+    """See :class:`tests.support.homes.Site`; built once per run, a private copy per worker."""
+    built, shared = built_once(
+        tmp_path_factory, "site", lambda folder: _build_site(folder, small_spec, dataset)
+    )
+    return copy_site(built, tmp_path_factory.mktemp("site")) if shared else built
 
-    home = Home(tmp_path_factory.mktemp("site") / "home")
+
+def _build_site(folder: Path, small_spec: ExperimentSpec, dataset: Dataset) -> Site:
+    from jobs.batch import score_period
+    from lifecycle.model_source import ModelSource
+    from lifecycle.release import read_report, release
+    from model.registry import connect
+    from monitoring.group_shares import audited_attributes
+    from store.accounts import add_user, set_areas
+    from store.db import Database, default_url
+    from store.queue import ALL_AREAS
+
+    home = Home(folder / "home")
     registry = connect(home)
     first = release(small_spec, dataset, registry, policy=policy_text(**LENIENT))
     assert first.promoted
@@ -240,21 +253,11 @@ def site(
     return Site(home, url, passwords, (summary["registered_model"], str(summary["version"])))
 
 
-def copy_site(site: Site, folder: Path, database_url: str | None = None) -> Site:
-    """A private copy of the site (registry and database), so tests may change it freely; its
-    service database is the copied SQLite file unless ``database_url`` (``site_database``) says
-    otherwise."""
-    root = folder / "home"
-    home = copy_home(site.home.root, root)
-    url = database_url or f"sqlite:///{root / 'service.db'}"
-    return Site(home, url, site.passwords, site.awaiting)
-
-
 @pytest.fixture(scope="session")
 def site_template(site: Site, postgres: Cluster) -> str:
     """A PostgreSQL database holding the site's service rows (migrated, then copied row by row
     with their ids), used only as the template of each test's copy (``site_database``)."""
-    from service.db import Database
+    from store.db import Database
 
     url = postgres.create_database()
     target = Database(url)
@@ -264,69 +267,32 @@ def site_template(site: Site, postgres: Cluster) -> str:
     return url.rsplit("/", 1)[1]
 
 
-def site_database(request: pytest.FixtureRequest, backend: str) -> str | None:
-    """For a copy of the site on ``backend``: ``None`` on SQLite (the copied file serves), else a
-    fresh PostgreSQL database holding the site's rows."""
-    if backend == "sqlite":
-        return None
-    template: str = request.getfixturevalue("site_template")
-    cluster: Cluster = request.getfixturevalue("postgres")
-    return cluster.create_database(template=template)
-
-
-@dataclass(frozen=True)
-class Released:
-    """A release whose policy turns the evaluation arm on, with months scored for monitoring."""
-
-    home: Home
-    database_url: str
-    frame: pd.DataFrame
-    periods: tuple[str, ...]
-    name: str
-
-    @property
-    def db(self) -> Any:
-        from service.db import Database
-
-        return Database(self.database_url)
-
-
-def labels_for(released: Released, period: str, accepted: set[str] | None = None) -> pd.DataFrame:
-    """The period's labels file from the synthetic ground truth (help prevents half the crises
-    of those who ``accepted``)."""
-    from service.simulation import labels_after_help
-
-    rows = released.frame.loc[released.frame["period"].astype(str) == period]
-    return labels_after_help(
-        rows,
-        id_column="person_id",
-        time_column="period",
-        label_column="crisis_6m",
-        truth_column="crisis_6m_true",
-        accepted=accepted or set(),
-        seed=1,
-    )
-
-
 @pytest.fixture(scope="session")
 def released(
     tmp_path_factory: pytest.TempPathFactory, small_spec: ExperimentSpec, dataset: Dataset
 ) -> Released:
     """A release whose policy turns the evaluation arm on (10%); its two latest months scored
     for monitoring (lottery, snapshot, estimates, drift), outcomes recorded by the demo's rules.
-    Treat as read-only: copy the home to change it (``copy_released``)."""
-    from audits.catalogue import read_report
-    from audits.release import release
-    from model.registry import connect
-    from service.auth import add_user
-    from service.batch import score_period
-    from service.db import Database, default_url
-    from service.loader import ModelSource
-    from service.periods import Monitoring
-    from service.simulation import record_outcomes
-    from tests.test_release import LENIENT, policy_text
+    Treat as read-only: copy the home to change it (``copy_released``). Built once per run, a
+    private copy per worker."""
+    built, shared = built_once(
+        tmp_path_factory, "after", lambda folder: _build_released(folder, small_spec, dataset)
+    )
+    return copy_released(built, tmp_path_factory.mktemp("after")) if shared else built
 
-    home = Home(tmp_path_factory.mktemp("after") / "home")
+
+def _build_released(folder: Path, small_spec: ExperimentSpec, dataset: Dataset) -> Released:
+    from jobs.batch import score_period
+    from jobs.simulation import record_outcomes
+    from lifecycle.catalogue import read_report
+    from lifecycle.model_source import ModelSource
+    from lifecycle.release import release
+    from model.registry import connect
+    from monitoring.periods import Monitoring
+    from store.accounts import add_user
+    from store.db import Database, default_url
+
+    home = Home(folder / "home")
     policy = policy_text(**LENIENT, **{"share = 0.0": "share = 0.1"})
     assert policy.evaluation.share == 0.1
     registry = connect(home)
@@ -356,80 +322,31 @@ def released(
     return Released(home, url, frame, periods, small_spec.name)
 
 
-def copy_home(source: Path, to: Path, *, fresh_database: bool = False) -> Home:
-    """A private copy of a home (``to`` must not exist), its MLflow artifacts included;
-    ``fresh_database``: without any service state (database, session key, last-known-good
-    copy), as on a first start.
-
-    The MLflow store records absolute artifact locations, so a plain copy of the folder still
-    reads and writes the original's artifacts; here every path under ``source`` in the copied
-    store is rewritten to the copy's, so a test may change anything in it.
-    """
-    import shutil
-    import sqlite3
-
-    skip = shutil.ignore_patterns("service", "service.db*") if fresh_database else None
-    shutil.copytree(source, to, ignore=skip)
-    store = to / "mlflow.db"
-    if store.exists():
-        old, new = str(source.resolve()), str(to.resolve())
-        with sqlite3.connect(store) as connection:
-            tables = [
-                row[0]
-                for row in connection.execute("SELECT name FROM sqlite_master WHERE type='table'")
-            ]
-            for table in tables:
-                columns = connection.execute(f'PRAGMA table_info("{table}")').fetchall()
-                for column in (
-                    c[1] for c in columns if str(c[2]).upper().startswith(("VARCHAR", "TEXT"))
-                ):
-                    connection.execute(
-                        f'UPDATE "{table}" SET "{column}" = replace("{column}", ?, ?) '
-                        f'WHERE instr("{column}", ?) > 0',
-                        (old, new, old),
-                    )
-        connection.close()
-    return Home(to)
-
-
-@dataclass(frozen=True)
-class TwoReleases:
-    """A home with a promoted release (production) and a failed one, of the small spec, each
-    released under its own policy. Read-only: tests take a :func:`copy_home` of it."""
-
-    home: Home
-    good: Any  # audits.release.ReleaseResult
-    failed: Any
-
-    @property
-    def name(self) -> str:
-        return str(self.good.spec.name)
-
-
 @pytest.fixture(scope="session")
 def two_releases(
     tmp_path_factory: pytest.TempPathFactory, small_spec: ExperimentSpec, dataset: Dataset
 ) -> TwoReleases:
-    from audits.release import release
-    from model.registry import connect
-    from tests.test_release import LENIENT, STRICT, policy_text
+    """See :class:`tests.support.homes.TwoReleases`; built once per run, a private copy of the
+    home per worker."""
+    built, shared = built_once(
+        tmp_path_factory,
+        "two-releases",
+        lambda folder: _build_two_releases(folder, small_spec, dataset),
+    )
+    if not shared:
+        return built
+    home = copy_home(built.home.root, tmp_path_factory.mktemp("two-releases") / "home")
+    return TwoReleases(home, built.good, built.failed)
 
-    home = Home(tmp_path_factory.mktemp("two-releases") / "home")
+
+def _build_two_releases(folder: Path, small_spec: ExperimentSpec, dataset: Dataset) -> TwoReleases:
+    from lifecycle.release import release
+    from model.registry import connect
+
+    home = Home(folder / "home")
     registry = connect(home)
     good = release(small_spec, dataset, registry, policy=policy_text(**LENIENT))
     assert good.promoted
     failed = release(small_spec, dataset, registry, policy=policy_text(**STRICT))
     assert failed.decision == "FAIL"
     return TwoReleases(home, good, failed)
-
-
-def copy_released(released: Released, folder: Path) -> Released:
-    """A private copy (registry, database, snapshots) that a test may change freely."""
-    root = folder / "home"
-    return Released(
-        copy_home(released.home.root, root),
-        f"sqlite:///{root / 'service.db'}",
-        released.frame,
-        released.periods,
-        released.name,
-    )

@@ -1,21 +1,24 @@
 """Web pages for coordinators, oversight boards and analysts: server-rendered, offline, accessible.
 
 One blueprint per audience (``coordinator``, ``oversight``, ``analyst``) plus ``account`` (sign in
-and out). Access is decided by the same role table as the API (``service.auth.ROUTE_ROLES``);
+and out). Access is decided by the same role table as the API (``store.accounts.ROUTE_ROLES``);
 pages that show a person's data write their access-log row first, as the API does.
 """
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from flask import Flask, redirect, url_for
 from flask.typing import ResponseReturnValue
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from service.pages import account, analyst, coordinator, explanation, oversight, security
-from service.pages import monitoring as monitoring  # adds /oversight/monitoring to oversight.pages
+from kernel.settings import current
+from service.pages import account, analyst, coordinator, oversight, security
+from service.pages import (
+    after_release as after_release,  # adds /oversight/monitoring to oversight.pages
+)
+from service.pages import explanation_views as explanation
 from service.pages import transparency as transparency  # /transparency and the records
 
 __all__ = ["register"]
@@ -36,11 +39,12 @@ def register(app: Flask) -> None:
     app.config.setdefault("IDLE_MINUTES", 15)
     app.config.setdefault("MAX_SESSION_HOURS", 12)
     app.config.setdefault("MLFLOW_UI_URL", "http://127.0.0.1:5000")
-    # Whom a person may contact about an explanation (service.explanation); unset: ask the worker.
-    app.config.setdefault("CONTACT", os.environ.get("OUTREACH_CONTACT", "").strip())
+    # Whom a person may contact about an explanation (service.person_explanation); unset: ask the
+    # worker.
+    app.config.setdefault("CONTACT", current().contact)
     app.config.update(SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax")
     app.session_interface = security.SessionInterface()
-    proxies = int(app.config.get("PROXY_COUNT") or os.environ.get("OUTREACH_PROXY_COUNT", "0"))
+    proxies = int(app.config.get("PROXY_COUNT") or current().proxy_count or "0")
     if proxies > 0:  # behind a TLS-terminating proxy: trust its X-Forwarded-* headers, no more
         app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
             app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies

@@ -2,7 +2,7 @@
 
 Sign-in protection (attempts per address checked before any password is hashed, locks per name
 at an address and per name from anywhere, counted in the database so every worker agrees) is
-:mod:`service.signin`'s; the trade-offs are in its docstring.
+:mod:`store.signin_limits`'s; the trade-offs are in its docstring.
 """
 
 from __future__ import annotations
@@ -20,9 +20,11 @@ from flask import (
 )
 from flask.typing import ResponseReturnValue
 
-from model.errors import BadInputError
-from service import signin
-from service.auth import (
+from kernel.errors import BadInputError
+from service.pages import security
+from service.pages.common import db, fmt_time
+from store import signin_limits as signin
+from store.accounts import (
     check_password,
     disable_user,
     enable_user,
@@ -31,8 +33,6 @@ from service.auth import (
     page_user,
     set_areas,
 )
-from service.pages import security
-from service.pages.common import db, fmt_time
 
 pages = Blueprint("account", __name__)
 

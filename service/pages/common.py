@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import threading
 from typing import Any, TypeVar
 
 from flask import current_app
 
-from model.registry import Registry, connect
-from service.db import Database
+from model.registry import Registry
+from store.db import Database
 
 T = TypeVar("T")
-_registry_lock = threading.Lock()
 
 
 def db() -> Database:
@@ -23,26 +21,17 @@ def model_name() -> str:
 
 
 def registry() -> Registry:
-    """One registry client per app (creating MLflow stores per request is slow)."""
-    with _registry_lock:
-        found = current_app.extensions.get("outreach.registry")
-        if found is None:
-            found = connect(
-                current_app.extensions["outreach.home"],
-                tracking_uri=current_app.config.get("TRACKING_URI"),
-            )
-            current_app.extensions["outreach.registry"] = found
-    return found
+    """The app's registry client: its model source's (:meth:`ModelSource.registry`), one per
+    app, on the configured store."""
+    return current_app.extensions["outreach.model"].registry()
 
 
 def versions_now() -> list[dict[str, Any]]:
     """Every registered version with its state now, from the signed statements
-    (:func:`audits.loading.version_states`), never from registry tags."""
-    from audits.loading import trust_for, version_states
+    (:func:`lifecycle.verified_loading.version_states`), never from registry tags."""
+    from lifecycle.verified_loading import version_states
 
-    source = current_app.extensions["outreach.model"]
-    trust = trust_for(source.home, signing=False).with_anchors(source.anchors)
-    return version_states(registry(), trust=trust)
+    return version_states(registry(), trust=current_app.extensions["outreach.model"].trust())
 
 
 def fmt_time(value: Any) -> str:

@@ -1,7 +1,7 @@
 """Coordinators' pages: today's outreach list, a person's page, outcomes and opt-outs.
 
 Every rule (areas, opt-outs, what is shown, the access-log row written first) lives in
-:mod:`service.queue`; these views parse forms and render. Sensitive attributes are never read here.
+:mod:`store.queue`; these views parse forms and render. Sensitive attributes are never read here.
 """
 
 from __future__ import annotations
@@ -28,15 +28,15 @@ from flask.typing import ResponseReturnValue
 from sqlalchemy.orm import Session
 
 from audits.charts import SignedBar, signed_chart
+from kernel.errors import BadInputError, NotFoundError
 from model.counterfactual import CUTOFF_BAND, from_listing
-from model.errors import BadInputError, NotFoundError
-from service import explanation as rules
-from service import queue as queue_rules
-from service import reviews
-from service.db import OptOut, Outcome, QueueEntry
+from service import person_explanation as rules
 from service.pages.common import db, fmt_time, model_name
 from service.pages.security import signed_in
-from service.queue import BANDS, MAX_ID, OUTCOMES, TO_CALL, Caller, ListFilters
+from store import queue as queue_rules
+from store import review_requests
+from store.db import OptOut, Outcome, QueueEntry
+from store.queue import BANDS, MAX_ID, OUTCOMES, TO_CALL, Caller, ListFilters
 
 pages = Blueprint("coordinator", __name__, url_prefix="/outreach")
 
@@ -45,8 +45,8 @@ F = TypeVar("F", bound=Callable[..., ResponseReturnValue])
 
 def unless_paused(view: F) -> F:
     """While the model is paused (withdrawn by the board, or its attestation log does not
-    verify: :meth:`service.loader.ModelSource.pause`, the API's answer too), lists, people and
-    outcomes are paused (503).
+    verify: :meth:`lifecycle.model_source.ModelSource.pause`, the API's answer too), lists, people
+    and outcomes are paused (503).
 
     Placed under ``signed_in``, so only a signed-in coordinator sees why. Opt-outs stay open: a
     person may always leave (or rejoin) the lists.
@@ -313,8 +313,8 @@ def person(person_id: str) -> ResponseReturnValue:
             opted_out=_opt_out_view(view.opted_out),
             entry=None,
             list_view=list_view,
-            review_kinds=reviews.KINDS,
-            raisers=reviews.RAISED_BY,
+            review_kinds=review_requests.KINDS,
+            raisers=review_requests.RAISED_BY,
         )
     entries = {e.id: e for e in view.entries}
     reasons = view.current.reasons
@@ -360,8 +360,8 @@ def person(person_id: str) -> ResponseReturnValue:
             for o in view.history
         ],
         opted_out=None,
-        review_kinds=reviews.KINDS,
-        raisers=reviews.RAISED_BY,
+        review_kinds=review_requests.KINDS,
+        raisers=review_requests.RAISED_BY,
         changes=_what_would_change(view.current),
     )
 
@@ -441,7 +441,7 @@ def request_review(person_id: str) -> ResponseReturnValue:
     """File a request for review of the person's listing (open while outreach is paused: a
     person may always ask)."""
     form = request.form
-    filed = reviews.file_request(
+    filed = review_requests.file_request(
         db(),
         _caller(),
         person_id,

@@ -23,18 +23,21 @@ from flask import (
 from flask.typing import ResponseReturnValue
 from sqlalchemy import Text, cast, func, select
 
-from audits.catalogue import list_versions, read_report
+from audits import limit_check
 from audits.decision_summary import summarise, verdict_label
 from audits.policy import Gate, assessments_from_report
-from audits.release import production_version
 from audits.report import CSS, METRIC_WORDS, gate_chart, render_body
-from model.errors import BadInputError, ConflictError, NotFoundError, OutreachError
-from service import access_log, approvals
-from service import reviews as review_rules
-from service.db import AccessLogRow, Approval
+from kernel.errors import BadInputError, ConflictError, GateError, NotFoundError, OutreachError
+from lifecycle.catalogue import list_versions, read_report
+from lifecycle.release import production_version
+from monitoring.period_report import periods_index
+from service import board
 from service.pages.common import db, fmt_time, model_name, registry, versions_now
 from service.pages.security import signed_in
-from service.queue import Caller
+from store import access_log, approvals
+from store import review_requests as review_rules
+from store.db import AccessLogRow, Approval
+from store.queue import Caller
 
 pages = Blueprint("oversight", __name__, url_prefix="/oversight")
 
@@ -84,8 +87,21 @@ def _releases_page(
             )
     rows = _versions()
     source = current_app.extensions["outreach.model"]
+    indexes: dict[str, list[dict[str, Any]]] = {}
+    with db().session() as session:
+        for row in rows:
+            if "production" in row["aliases"] or row["serving"]:
+                index = indexes.get(row["name"])
+                if index is None:
+                    index = indexes[row["name"]] = periods_index(session, row["name"])
+                row["monitoring"] = board.monitoring_status(
+                    session, row["name"], row["version"], _report_if_found, index=index
+                )
+            else:
+                row["monitoring"] = None
     for row in rows:
         row["approvals"] = approvals.get((row["name"], row["version"]), [])
+        row["options"] = board.options(row, user=g.principal.name)
         row["served"] = _why_served(row, source)
         row["label"] = verdict_label(row["decision"])
         wanted = row["awaiting_approval"] or "production" in row["aliases"]
@@ -126,8 +142,12 @@ def _why_served(row: dict[str, Any], source: Any) -> tuple[bool, str]:
     if row.get("awaiting_approval"):
         return False, "Not served yet: it waits for the board's decision."
     if "production" in row["aliases"]:
-        why = source.reason or "its signed release statement could not be verified"
-        return False, f"Not served: {why}."
+        if source.reason:
+            return False, f"Not served: {source.reason}."
+        return False, (
+            "Not served yet: it is the production version, and the service loads it (checking "
+            "its signed release statement) at its next check."
+        )
     return False, "Not served: another version is the one in production."
 
 
@@ -147,15 +167,21 @@ def decide(name: str, version: str) -> ResponseReturnValue:
         message = f"Write a note of 1 to {MAX_NOTE:,} characters explaining the decision."
         return _releases_page(problem=(name, version, message), note=note[:MAX_NOTE], status=400)
     approving = decision == "approve"
-    promoted = approvals.decide(  # a refusal is the project's error, rendered as a page
-        db(),
-        registry(),
-        name,
-        version,
-        decision="approve" if approving else "reject",
-        by=g.principal.name,
-        note=note,
-    )
+    try:
+        promoted = approvals.decide(
+            db(),
+            registry(),
+            name,
+            version,
+            decision="approve" if approving else "reject",
+            by=g.principal.name,
+            note=note,
+        )
+    except GateError as err:  # the lifecycle refused: said beside the form, nothing recorded
+        message = err.message[0].upper() + err.message[1:] + "."
+        return _releases_page(
+            problem=(name, version, message), note=note[:MAX_NOTE], status=err.http_status
+        )
     if approving:
         message = f"Approved {name} version {version}" + (
             "; it is now in production." if promoted else "."
@@ -169,7 +195,8 @@ def decide(name: str, version: str) -> ResponseReturnValue:
 @pages.post("/releases/<name>/withdraw")
 @signed_in("decide_release")
 def withdraw(name: str) -> ResponseReturnValue:
-    """The board's stop button: withdraw the model, with a note; signed, recorded and logged."""
+    """The board's stop button, in two steps: the form asks for a note and shows what will
+    happen on a confirmation page; confirming withdraws the model (signed, recorded, logged)."""
     note = request.form.get("note", "").strip()
     if name not in {r["name"] for r in list_versions(registry())}:
         raise NotFoundError(f"There is no registered model {name[:120]}.")
@@ -177,6 +204,14 @@ def withdraw(name: str) -> ResponseReturnValue:
     if not note or len(note) > MAX_NOTE:
         message = f"Write a note of 1 to {MAX_NOTE:,} characters explaining the withdrawal."
         return _releases_page(problem=(name, "", message), note=note[:MAX_NOTE], status=400)
+    if request.form.get("confirmed") != "yes":
+        return render_template(
+            "oversight/withdraw_confirm.html",
+            principal=g.principal,
+            name=name,
+            version=version,
+            note=note,
+        )
     approvals.decide(
         db(),
         registry(),
@@ -193,6 +228,27 @@ def withdraw(name: str) -> ResponseReturnValue:
         "new release passes or a version is approved again."
     )
     return redirect(url_for("oversight.releases"))
+
+
+@pages.post("/releases/<name>/<version>/reaudit")
+@signed_in("decide_release")
+def request_reaudit(name: str, version: str) -> ResponseReturnValue:
+    """Ask the analysts to audit a version again on recent data; recorded with who, when, why."""
+    note = request.form.get("note", "").strip()
+    known = {(r["name"], r["version"]) for r in list_versions(registry())}
+    if (name, version) not in known:
+        raise NotFoundError(f"There is no release {name[:120]} version {version[:20]}.")
+    if not note or len(note) > MAX_NOTE:
+        message = f"Write a note of 1 to {MAX_NOTE:,} characters saying why a re-audit is needed."
+        return _releases_page(
+            problem=(name, f"{version}/reaudit", message), note=note[:MAX_NOTE], status=400
+        )
+    approvals.request_reaudit(db(), name, version, by=g.principal.name, note=note)
+    flash(
+        f"Asked for a re-audit of {name} version {version}. The analysts see the request on "
+        "their pages; the version is served as before until the board decides otherwise."
+    )
+    return redirect(url_for("oversight.releases") + f"#version-{name}-{version}")
 
 
 @pages.get("/audits/<audit_id>")
@@ -228,16 +284,14 @@ def _gated(report: dict[str, Any]) -> dict[tuple[str, str, str], dict[str, Any]]
 
 def _beyond(report: dict[str, Any], disparity: dict[str, Any]) -> bool:
     """Whether a sufficient group's point estimate is beyond a limit of the report's gates."""
-    value = disparity.get("value")
-    if value is None or not disparity.get("sufficient"):
-        return False
-    for gate in report["policy"]["gates"]:
-        if gate["metric"] != disparity["metric"] or gate["disparity"] != disparity["kind"]:
+    for found in report["policy"]["gates"]:
+        gate = Gate.model_validate(found)
+        if (gate.metric, gate.disparity) != (disparity["metric"], disparity["kind"]):
             continue
-        if not Gate.model_validate(gate).applies_to(disparity["attribute"]):
+        if not gate.applies_to(disparity["attribute"]):
             continue
-        low, high = gate.get("min"), gate.get("max")
-        if (low is not None and value < low) or (high is not None and value > high):
+        value, judged = disparity.get("value"), bool(disparity.get("sufficient"))
+        if limit_check.check(gate, value, sufficient=judged) == "beyond":
             return True
     return False
 
@@ -432,7 +486,7 @@ def access_log_page() -> ResponseReturnValue:
     )
 
 
-# --- Requests for review of a listing (service.reviews) ---------------------------------------
+# --- Requests for review of a listing (store.review_requests) -------------------------------------
 
 REVIEWS_SHOWN = 200
 #: What the buttons moving a request say.

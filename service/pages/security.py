@@ -24,9 +24,9 @@ from urllib.parse import urlsplit
 from flask import Flask, Request, Response, current_app, g, redirect, request, session
 from flask.sessions import SecureCookieSessionInterface
 
-from model.errors import BadInputError, ForbiddenError, UnavailableError
-from model.files import create_once
-from service.auth import PageUser, Principal, page_user
+from kernel.errors import BadInputError, ForbiddenError, UnavailableError
+from kernel.files import create_once
+from store.accounts import PageUser, Principal, page_user
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -135,7 +135,7 @@ def current_principal() -> Principal | None:
 
 
 def signed_in(route: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """A page for signed-in users whose role may use ``route`` (``service.auth.ROUTE_ROLES``)."""
+    """A page for signed-in users whose role may use ``route`` (``store.accounts.ROUTE_ROLES``)."""
 
     def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
         @wraps(view)

@@ -2,8 +2,8 @@
 version's full record for the oversight board.
 
 ``GET /transparency`` needs no sign-in and shows no personal data: the ATRS tier-1 summary of the
-version being served, generated from its attested release (:mod:`audits.transparency`), with the
-hashes it was generated from. JSON at ``GET /transparency.json`` (or ``/transparency`` with
+version being served, generated from its attested release (:mod:`lifecycle.transparency_record`),
+with the hashes it was generated from. JSON at ``GET /transparency.json`` (or ``/transparency`` with
 ``Accept: application/json``). When nothing is served it answers 503 and says so.
 """
 
@@ -17,18 +17,17 @@ from flask import Blueprint, current_app, g, jsonify, render_template, request
 from flask.typing import ResponseReturnValue
 from mlflow.exceptions import MlflowException
 
-from audits import transparency
-from audits.attestation import refusal
-from audits.catalogue import report_sha256
-from audits.loading import trust_for
-from audits.transparency import (
+from kernel.errors import BadInputError, OutreachError, UnavailableError
+from lifecycle import transparency_record as transparency
+from lifecycle.catalogue import report_sha256
+from lifecycle.statements import refusal
+from lifecycle.transparency_record import (
     load_settings,
     public_summary,
     render_body,
     settings_path,
     transparency_record,
 )
-from model.errors import BadInputError, OutreachError, UnavailableError
 from service.pages.common import registry
 from service.pages.security import signed_in
 
@@ -56,7 +55,7 @@ def record_for(name: str, version: str) -> dict[str, Any]:
     """A version's record, built from its attested release (which verifies the version's bytes
     again); kept while its attestation log, audit report and the settings are unchanged."""
     home = current_app.extensions["outreach.home"]
-    trust = trust_for(home, signing=False)
+    trust = current_app.extensions["outreach.model"].trust()
     settings = _settings()
     log = trust.log(name)
     stat = log.stat() if log.exists() else None
@@ -89,12 +88,11 @@ def has_record(name: str, version: str) -> bool:
     """Whether the signed statements let ``version`` be served, so that it has a record (its
     bytes are checked again when the record is built)."""
     home = current_app.extensions["outreach.home"]
-    anchors = current_app.extensions["outreach.model"].anchors
     try:
-        state = trust_for(home, signing=False).with_anchors(anchors).state(name, None)
+        state = current_app.extensions["outreach.model"].trust().state(name, None)
     except OutreachError:
         return False
-    if not state.valid:  # an invalid log vouches for nothing (audits.serving_state)
+    if not state.valid:  # an invalid log vouches for nothing (lifecycle.version_state)
         return False
     found = state.version(version).standing
     release = found.release or {}

@@ -1,0 +1,189 @@
+"""The ``outreach`` group, its error reporting and the helpers several command groups share."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar
+
+import click
+
+from kernel import settings
+from kernel.errors import GateError, OutreachError
+from kernel.home import Home
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _progress(message: str) -> None:
+    click.echo(message, err=True)
+
+
+def reported(func: F) -> F:
+    """Turn project errors into a clear message and their exit code, never a traceback."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except OutreachError as err:
+            click.echo(f"error: {err}", err=True)
+            sys.exit(err.exit_code)
+
+    return wrapper  # type: ignore[return-value]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--home",
+    type=click.Path(file_okay=False),
+    envvar="OUTREACH_HOME",
+    help="Project home folder (MLflow store, artifacts, service data). Default ./.outreach",
+)
+@click.pass_context
+def main(ctx: click.Context, home: str | None) -> None:
+    """Fair, audited, explainable scoring for voluntary welfare outreach."""
+    import os
+
+    from kernel.files import private_umask
+
+    # What any command writes in the home (stores, keys, audits, the database) is the owner's
+    # alone; restored when the command ends (it matters when called in-process, as tests do).
+    previous = private_umask()
+    ctx.call_on_close(lambda: os.umask(previous))
+    found = settings.resolve()  # every OUTREACH_* variable, read once for this command
+    ctx.obj = Home.resolve(home, found)
+
+
+def _registry(home: Home) -> Any:
+    from model.registry import connect
+
+    return connect(home)
+
+
+def _has_service_db(home: Home) -> bool:
+    return home.database_url is not None or (home.root / "service.db").exists()
+
+
+def _trust(home: Home, *, signing: bool = True, anchored: bool = False) -> Any:
+    """The deployment's trust, its log heads anchored in the service database (when there is
+    one, or ``anchored``: a home that never ran the service anchors at its first poll)."""
+    from lifecycle.verified_loading import trust_for
+    from store.attestation_heads import DatabaseAnchors
+
+    trust = trust_for(home, signing=signing)
+    if anchored or _has_service_db(home):
+        return trust.with_anchors(DatabaseAnchors(_service_db(home)))
+    return trust
+
+
+def _service_db(home: Home) -> Any:
+    from store.db import Database, default_url
+
+    db = Database(home.database_url or default_url(home.ensure().root))
+    db.upgrade()
+    return db
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
+def _monitored_attributes(home: Home, audit_id: str) -> list[str]:
+    """The sensitive attributes the serving model's audit covered (for monitoring counts)."""
+    from lifecycle.catalogue import read_report
+    from monitoring.group_shares import audited_attributes
+
+    try:
+        return audited_attributes(read_report(_registry(home), audit_id))
+    except OutreachError:
+        return []
+
+
+def _month(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """A month option, by the one month rule (:func:`model.rules.month_problem`); exit 2."""
+    from model.rules import month_problem
+
+    if value is not None and (problem := month_problem(value)) is not None:
+        raise click.BadParameter(problem)
+    return value
+
+
+def _served(home: Home, model_name: str, *, verb: str, degraded: bool = True) -> Any:
+    """The model source after one poll, resolved exactly as the service resolves it (the
+    attestation log checked against its anchored head, the freeze pin, production mode), or
+    exit 3 in the service's words (``degraded``: whether a last-known-good copy will do)."""
+
+    from lifecycle.model_source import ModelSource
+    from service.startup import environment_mode
+    from store.attestation_heads import DatabaseAnchors
+
+    source = ModelSource(
+        home.ensure(),
+        model_name,
+        production=environment_mode(settings.current().mode) == "production",
+        anchors=DatabaseAnchors(_service_db(home)),
+    )
+    source.refresh()
+    current = source.current
+    if current is None or (current.degraded and not degraded):
+        pause = source.pause()
+        raise GateError(
+            f"no verified production model to {verb}: {source.problem}",
+            code=pause.code if pause is not None else "model_unavailable",
+        )
+    return source
+
+
+def _verified_production(home: Home, model_name: str) -> Any:
+    """The version the service would serve, as a loaded model for Spark, or exit 3."""
+    from lifecycle.verified_loading import LoadedModel
+
+    source = _served(home, model_name, verb="score with", degraded=False)
+    current = source.current
+    release = source.state.version(current.version).release
+    return LoadedModel(
+        current.name,
+        current.version,
+        current.audit_id,
+        current.decision,
+        current.model,
+        {},
+        current.artifact_sha256,
+        release,
+    )
+
+
+def _into_queue(
+    home: Home, serving: Any, write: Callable[..., Any], frame: Any, period: str | None, verb: str
+) -> None:
+    """Write a period into the queue (``score_period`` or ``load_period``) with its group counts
+    and monitoring, and say what was done."""
+    result = write(
+        _service_db(home),
+        serving,
+        frame,
+        period=period,
+        attributes=_monitored_attributes(home, serving.audit_id),
+        monitoring=_monitoring(home, serving.audit_id),
+        progress=_progress,
+    )
+    lottery = f" and {result.lottery:,} by the evaluation lottery" if result.lottery else ""
+    click.echo(
+        f"{result.period}: {verb} {result.scored:,}, queued {result.queued:,}{lottery} "
+        f"(model {serving.name} v{serving.version}, audit {serving.audit_id}); "
+        f"{result.opted_out:,} opted out"
+    )
+
+
+def _monitoring(home: Home, audit_id: str) -> Any:
+    """What scoring keeps for monitoring, from the serving model's audit report."""
+    from lifecycle.catalogue import read_report
+    from monitoring.periods import Monitoring
+
+    try:
+        report = read_report(_registry(home), audit_id)
+    except OutreachError:
+        report = None
+    return Monitoring.from_report(home.monitoring, report)

@@ -1,0 +1,328 @@
+"""``outreach demo``: the main job on embedded defaults, from a release to a served queue."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from kernel.errors import BadInputError, OutreachError
+from kernel.home import Home
+from outreach.cli.base import (
+    _monitored_attributes,
+    _monitoring,
+    _plural,
+    _progress,
+    _registry,
+    _service_db,
+    main,
+    reported,
+)
+from outreach.cli.release_commands import (
+    _release,
+    load_dataset,
+    print_release,
+    print_table,
+    train_summary,
+)
+from outreach.cli.serve_commands import serve
+
+DEMO_ROLES = ("coordinator", "analyst", "oversight", "admin")
+
+
+#: The contact line of the demo's explanations: a placeholder, marked as one, never a real agency.
+DEMO_CONTACT = (
+    "[DEMO PLACEHOLDER - set OUTREACH_CONTACT] The outreach team: telephone, address and hours "
+    "go here."
+)
+
+
+#: Months the demo simulates after the release: scored, offered, outcomes recorded, labelled.
+DEMO_MONTHS_AFTER = 3
+
+
+#: The demo's oversight board turns the evaluation arm on at a small share.
+DEMO_EVALUATION_SHARE = 0.05
+
+
+def _demo_policy(home: Home, spec: Any) -> Any:
+    """The spec's policy as the demo's board set it, written into the home (its own file and
+    sha256): the impact-assessment ids filled with marked placeholders and, where the policy has
+    the evaluation arm, the arm on. The shipped policies keep both unset. The individual
+    experiment's is ``<home>/demo-policy.toml``, any other's ``<home>/demo-policy-<name>.toml``."""
+    from audits.policy import load_policy
+    from lifecycle.release import policy_for
+
+    shipped = policy_for(spec)
+    if shipped.source_path is None:
+        return shipped
+    text = Path(shipped.source_path).read_text()
+    off = "\nshare = 0.0\n"
+    name = f"{shipped.name} (demo)"
+    if off in text:
+        text = text.replace(off, f"\nshare = {DEMO_EVALUATION_SHARE}\n", 1)
+        name = f"{shipped.name} (demo: evaluation arm on)"
+    text = text.replace(f'name = "{shipped.name}"', f'name = "{name}"', 1)
+    file = "demo-policy.toml" if spec.unit == "individual" else f"demo-policy-{spec.name}.toml"
+    path = home.ensure().root / file
+    path.write_text(_demo_assessments(text))
+    return load_policy(path)
+
+
+def _demo_assessments(text: str) -> str:
+    """The policy text with the impact-assessment ids filled by clearly marked placeholders:
+    the demo runs in development mode, where they are a warning; production refuses them."""
+    from audits.policy import DEMO_PLACEHOLDERS
+
+    header = "\n[impact_assessments]\n"
+    lines = "# DEMO PLACEHOLDERS, not real assessments: the deploying agency names its own.\n"
+    lines += "".join(f'{key} = "{value}"\n' for key, value in DEMO_PLACEHOLDERS.items())
+    if header in text:
+        return text.replace(header, header + lines, 1)
+    return text.rstrip("\n") + "\n" + header + lines
+
+
+def _demo_release(home: Home, spec_path: Path) -> tuple[Any, Any]:
+    """Release one experiment under the demo's policy. For individuals, the synthetic population
+    runs ``DEMO_MONTHS_AFTER`` months past the released data: those months come back after
+    release. Returns the release result and the later months' rows (or ``None``)."""
+    from model.data import validate
+    from model.spec import load_spec
+    from model.synthetic import generate_preset
+
+    spec = load_spec(str(spec_path))
+    data = spec.data
+    if spec.unit != "individual" or data.synthetic_preset is None or data.path is not None:
+        spec, dataset = load_dataset(str(spec_path), None, progress=_progress)
+        return _release(home, spec, dataset, _demo_policy(home, spec)), None
+    months = data.synthetic_periods + DEMO_MONTHS_AFTER
+    _progress(
+        f"generating the synthetic '{data.synthetic_preset}' population for {months} months: "
+        f"{data.synthetic_periods} to release on, {DEMO_MONTHS_AFTER} after release"
+    )
+    frame = generate_preset(
+        unit=spec.unit,
+        rows=data.synthetic_rows // data.synthetic_periods * months,
+        seed=data.synthetic_seed,
+        preset=data.synthetic_preset,
+        periods=months,
+    )
+    labels = sorted(frame[data.time_column].astype(str).unique())
+    later = frame[data.time_column].astype(str).isin(labels[-DEMO_MONTHS_AFTER:]).to_numpy()
+    dataset = validate(frame.loc[~later].reset_index(drop=True), spec)
+    result = _release(home, spec, dataset, _demo_policy(home, spec))
+    return result, frame.loc[later].reset_index(drop=True)
+
+
+def _demo_transparency(home: Home, name: str) -> Path | None:
+    """The served version's transparency record in ``<home>/transparency/<name>/`` (the
+    deploying agency's own facts still to complete), or ``None`` when nothing is served."""
+    from lifecycle.transparency_record import (
+        load_settings,
+        settings_path,
+        transparency_record,
+        write_record,
+    )
+
+    default = settings_path(home)
+    settings = load_settings(str(default) if default.is_file() else None)
+    try:
+        record = transparency_record(_registry(home), None, name, None, settings=settings)
+    except OutreachError as err:
+        _progress(f"  no transparency record for {name}: {err}")
+        return None
+    return write_record(record, home.root / "transparency" / name).html_path
+
+
+def _demo_after_release(home: Home, spec: Any, after: Any) -> None:
+    """Score each month after release into the queue (evaluation lottery included), record
+    the demo coordinator's outcomes, then ingest the labels that come back."""
+    import pandas as pd
+
+    from jobs.batch import score_period
+    from jobs.simulation import labels_after_help, record_outcomes
+    from lifecycle.catalogue import read_report
+    from lifecycle.model_source import ModelSource
+    from monitoring.labels import LabelColumns, ingest
+
+    source = ModelSource(home, spec.name)
+    source.refresh()
+    serving = source.current
+    if serving is None:
+        _progress(f"  not in production ({source.problem}): no months after release")
+        return
+    db = _service_db(home)
+    columns = (spec.data.id_column, spec.data.time_column)
+    files = []
+    for number, period in enumerate(sorted(after[columns[1]].astype(str).unique()), start=1):
+        rows = after.loc[after[columns[1]].astype(str) == period]
+        batch = score_period(
+            db,
+            serving,
+            after,
+            period=period,
+            attributes=_monitored_attributes(home, serving.audit_id),
+            monitoring=_monitoring(home, serving.audit_id),
+            progress=_progress,
+        )
+        month, accepted = record_outcomes(
+            db,
+            model=spec.name,
+            period=period,
+            rows=rows,
+            id_column=columns[0],
+            coordinator="demo-coordinator",
+            seed=spec.seed + number,
+        )
+        _progress(
+            f"  {period} (month {number} after release): {batch.queued:,} on the list, "
+            f"{batch.lottery:,} by the evaluation lottery; {month.reached:,} reached, "
+            f"{month.accepted:,} accepted help"
+        )
+        files.append(
+            labels_after_help(
+                rows,
+                id_column=columns[0],
+                time_column=columns[1],
+                label_column=spec.label.column,
+                truth_column=spec.label.truth_column or spec.label.column,
+                accepted=accepted,
+                seed=spec.seed + 100 + number,
+            )
+        )
+    registry = _registry(home)
+    done = ingest(
+        db,
+        name=spec.name,
+        frame=pd.concat(files, ignore_index=True),
+        columns=LabelColumns(*columns, spec.label.column),
+        report_for=lambda audit_id: read_report(registry, audit_id),
+        folder=home.monitoring,
+        by="demo-analyst",
+        progress=_progress,
+    )
+    for p in done:
+        _progress(
+            f"  labels for {p.period}: {p.labelled:,} ({p.positives:,} crises); realised at "
+            f"capacity: {p.verdict}; {len(p.warnings)} warning(s)"
+        )
+
+
+def demo_users(home: Home) -> tuple[list[tuple[str, str, str, str]], int]:
+    """One demo user per role: (name, role, password, fresh API token), and how many earlier
+    demo tokens were revoked.
+
+    The passwords are random and new at every run (printed once); a demo user who already
+    exists gets the new password, which revokes their earlier tokens and ends their sessions.
+    """
+    import secrets
+
+    from store.accounts import add_user, issue_token, set_password
+
+    db = _service_db(home)
+    out = []
+    revoked = 0
+    for role in DEMO_ROLES:
+        name, password = f"demo-{role}", secrets.token_urlsafe(12)
+        try:
+            token = add_user(db, name, role, password=password)
+        except BadInputError:  # made by an earlier run
+            revoked += set_password(db, name, password)
+            token = issue_token(db, name)
+        out.append((name, role, password, token))
+    return out, revoked
+
+
+def _demo_areas(home: Home) -> None:
+    """The demo coordinator works in every area on the outreach queue."""
+    from store.accounts import assign_all_areas
+
+    areas = assign_all_areas(_service_db(home), "demo-coordinator")
+    click.echo(f"demo-coordinator works in: {', '.join(areas) if areas else 'no area yet'}")
+
+
+@main.command()
+@click.option("--no-serve", is_flag=True, help="Stop before starting the service.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+@click.pass_context
+@reported
+def demo(ctx: click.Context, no_serve: bool, port: int) -> None:
+    """The main job on embedded defaults: releases through the gate, queue, users, service."""
+    from store.approvals import decide
+
+    home: Home = ctx.obj
+    root = Path(__file__).resolve().parents[2] / "experiments"
+    specs = sorted(root.glob("*_outreach.toml"))
+    if not specs:
+        raise BadInputError(f"no experiment specs found in {root}")
+    started = time.perf_counter()
+    reports = []
+    for spec_path in specs:
+        _progress(f"\n== {spec_path.name} ==")
+        result, after = _demo_release(home, spec_path)
+        summary = result.summary()
+        print_table(train_summary(result.training, ""))
+        print_release(summary)
+        if summary["awaiting_approval"]:
+            decide(
+                _service_db(home),
+                _registry(home),
+                summary["registered_model"],
+                str(summary["version"]),
+                decision="approve",
+                by="demo-oversight",
+                note="approved by the demo's oversight user",
+            )
+            taken = f" (taking on: {', '.join(r['group'] for r in summary['review'][:6])}...)"
+            _progress(
+                "  approved as the demo oversight user; now in production"
+                + (taken if summary["decision"] == "REVIEW" else "")
+            )
+        decision = summary["decision"]
+        if summary["awaiting_approval"]:
+            decision += " (approved by demo-oversight)"
+        reports.append((summary["registered_model"], decision, summary["report"]))
+        if after is not None:
+            _demo_after_release(home, result.spec, after)
+        record = _demo_transparency(home, summary["registered_model"])
+        if record is not None:
+            _progress(f"  transparency record: {record}")
+    _progress(f"\ndemo finished in {time.perf_counter() - started:.0f} s; home: {home.root}")
+    for name, decision, report in reports:
+        click.echo(f"{name}: {decision}; audit report: {report}")
+    click.echo(
+        "MLflow UI on this store:\n"
+        f"  .venv/bin/mlflow ui --backend-store-uri {home.tracking_uri} --port 5000"
+    )
+    click.echo("\nDemo users (name / password / API token), new at every run:")
+    made, revoked = demo_users(home)
+    for name, role, password, token in made:
+        click.echo(f"  {role:<12} {name:<18} {password:<28} {token}")
+    if revoked:
+        click.echo(
+            f"warning: {_plural(revoked, 'earlier demo API token')} revoked, and the demo "
+            "users' earlier passwords replaced"
+        )
+    _demo_areas(home)
+    if no_serve:
+        return
+    import os
+
+    # Explanations name whom a person may contact (OUTREACH_CONTACT): a marked placeholder here.
+    os.environ.setdefault("OUTREACH_CONTACT", DEMO_CONTACT)
+    click.echo(f"\nServing on http://127.0.0.1:{port} (Ctrl-C to stop).")
+    click.echo(
+        f"  pages: open http://127.0.0.1:{port}/ and sign in as demo-coordinator or "
+        "demo-oversight with the password above"
+    )
+    click.echo(
+        f"  API:   curl -s -H 'Authorization: Bearer <analyst token>' "
+        f"http://127.0.0.1:{port}/api/v1/model"
+    )
+    ctx.invoke(serve, host="127.0.0.1", port=port, workers=2)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

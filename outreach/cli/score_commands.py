@@ -1,0 +1,110 @@
+"""``outreach score``: batch scoring of a period with the verified production model."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import click
+
+from kernel.errors import BadInputError
+from kernel.home import Home
+from outreach.cli.base import (
+    _into_queue,
+    _month,
+    _progress,
+    _served,
+    _service_db,
+    _verified_production,
+    main,
+    reported,
+)
+
+
+@main.command("score")
+@click.option("--data", type=click.Path(), required=True)
+@click.option(
+    "--period",
+    callback=_month,
+    help="YYYY-MM (default: the latest period in the data; with --out or on Spark: every period).",
+)
+@click.option("--model", "model_name", default="individual_outreach", show_default=True)
+@click.option(
+    "--out",
+    type=click.Path(),
+    help="Write scores here, not the queue (on Spark: a Parquet folder, by period).",
+)
+@click.option(
+    "--engine",
+    type=click.Choice(["process", "spark"]),
+    default="process",
+    show_default=True,
+    help="process: in this process; spark: MLflow's pyfunc Spark UDF over Parquet.",
+)
+@click.option(
+    "--master", default="local[*]", show_default=True, help="Spark master (--engine spark)."
+)
+@click.pass_obj
+@reported
+def score_command(
+    home: Home,
+    data: str,
+    period: str | None,
+    model_name: str,
+    out: str | None,
+    engine: str,
+    master: str,
+) -> None:
+    """Score a period with reasons into the outreach queue (or a file), in one transaction."""
+    if engine == "spark":
+        _score_on_spark(home, data, period, model_name, out, master)
+        return
+    from jobs.batch import score_file, score_period
+    from model.data import read_table
+
+    serving = _served(home, model_name, verb="score with").current
+    assert serving is not None
+    frame = read_table(data)
+    if out is not None:
+        from model.synthetic import write_population
+
+        scored = score_file(_service_db(home), serving, frame, period=period)
+        write_population(scored.frame, out)
+        click.echo(
+            f"wrote {len(scored.frame):,} scored rows of {', '.join(scored.periods)} to {out} "
+            f"(model {serving.name} v{serving.version}, audit {serving.audit_id}; each row "
+            "names its month in scored_period; percentiles against the release's validation "
+            f"population, the same in every month); {scored.opted_out:,} opted out, not scored"
+        )
+        return
+    _into_queue(home, serving, score_period, frame, period, "scored")
+
+
+def _score_on_spark(
+    home: Home, data: str, period: str | None, model_name: str, out: str | None, master: str
+) -> None:
+    if out is None:
+        raise BadInputError("--engine spark writes a Parquet folder: give it with --out PATH")
+    if not Path(data).exists():
+        raise BadInputError(f"{data}: no such file or folder")
+    if Path(data).is_file() and Path(data).suffix.lower() not in (".parquet", ".pq"):
+        raise BadInputError(f"{data}: --engine spark reads Parquet (a file or a folder)")
+    from jobs.spark_batch import score_on_spark, spark_session
+
+    loaded = _verified_production(home, model_name)  # before any Spark work starts
+    started = time.perf_counter()
+    spark = spark_session(master)
+    _progress(
+        f"Spark session on {spark.sparkContext.master} in {time.perf_counter() - started:.1f} s"
+    )
+    from jobs.batch import opted_out
+
+    excluded = opted_out(_service_db(home))
+    result = score_on_spark(
+        spark, loaded, data, out, period=period, exclude=excluded, progress=_progress
+    )
+    click.echo(
+        f"scored {result.rows:,} rows of {', '.join(result.periods)} on Spark into {result.out} "
+        f"(model {loaded.name} v{loaded.version}, audit {loaded.audit_id}); people who opted "
+        f"out ({len(excluded):,} in all) left out"
+    )

@@ -1,0 +1,55 @@
+"""``outreach serve``: the service under gunicorn."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from kernel.home import Home
+from kernel.settings import current
+from outreach.cli.base import main, reported
+
+
+@main.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64))
+@click.pass_obj
+@reported
+def serve(home: Home, host: str, port: int, workers: int) -> None:
+    """Run the service with gunicorn (native threads limited to one per worker).
+
+    With OUTREACH_ENV=production, exit 2 before any server starts if the production version's
+    policy does not name its impact assessments (or names placeholders)."""
+    import os
+
+    from service.startup import check_production
+
+    check_production(home, current().environment)
+    # Service-wide metrics: every worker counts into one folder of the home (emptied by
+    # gunicorn's master at start), named before any process imports prometheus-client.
+    multiproc = "PROMETHEUS_MULTIPROC_DIR"
+    env = {
+        **os.environ,
+        multiproc: os.environ.get(multiproc) or str(home.metrics),
+        "OUTREACH_HOME": str(home.root),
+        "OMP_NUM_THREADS": "1",
+        "OPENBLAS_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+    }
+    gunicorn = Path(sys.executable).with_name("gunicorn")
+    args = [
+        str(gunicorn),
+        "--config",
+        "python:service.gunicorn_conf",
+        "--bind",
+        f"{host}:{port}",
+        "--workers",
+        str(workers),
+        "--access-logfile",
+        "-",
+        "service:create_app()",
+    ]
+    os.execvpe(args[0], args, env)

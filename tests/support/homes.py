@@ -1,0 +1,149 @@
+"""Homes for tests: the shared sites' shapes, private copies of them, and their databases."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from kernel.home import Home
+from tests.support.postgres import Cluster
+
+#: The service databases the tests that matter for the database run on (``on_both_databases``).
+BACKENDS = ("sqlite", "postgresql")
+#: Runs a test once per backend: it overrides the ``backend`` fixture (``"sqlite"`` otherwise).
+on_both_databases = pytest.mark.parametrize("backend", BACKENDS)
+
+
+@dataclass(frozen=True)
+class Site:
+    """A home with a production release, one release awaiting approval (released by
+    ``analyst-1``), two scored months of outreach lists, and one user per role who can sign in
+    to the pages."""
+
+    home: Home
+    database_url: str
+    passwords: dict[str, str]
+    awaiting: tuple[str, str]
+
+    def user(self, role: str) -> str:
+        return f"{role}-user"
+
+
+def copy_site(site: Site, folder: Path, database_url: str | None = None) -> Site:
+    """A private copy of the site (registry and database), so tests may change it freely; its
+    service database is the copied SQLite file unless ``database_url`` (``site_database``) says
+    otherwise."""
+    root = folder / "home"
+    home = copy_home(site.home.root, root)
+    url = database_url or f"sqlite:///{root / 'service.db'}"
+    return Site(home, url, site.passwords, site.awaiting)
+
+
+def site_database(request: pytest.FixtureRequest, backend: str) -> str | None:
+    """For a copy of the site on ``backend``: ``None`` on SQLite (the copied file serves), else a
+    fresh PostgreSQL database holding the site's rows."""
+    if backend == "sqlite":
+        return None
+    template: str = request.getfixturevalue("site_template")
+    cluster: Cluster = request.getfixturevalue("postgres")
+    return cluster.create_database(template=template)
+
+
+@dataclass(frozen=True)
+class Released:
+    """A release whose policy turns the evaluation arm on, with months scored for monitoring."""
+
+    home: Home
+    database_url: str
+    frame: pd.DataFrame
+    periods: tuple[str, ...]
+    name: str
+
+    @property
+    def db(self) -> Any:
+        from store.db import Database
+
+        return Database(self.database_url)
+
+
+def labels_for(released: Released, period: str, accepted: set[str] | None = None) -> pd.DataFrame:
+    """The period's labels file from the synthetic ground truth (help prevents half the crises
+    of those who ``accepted``)."""
+    from jobs.simulation import labels_after_help
+
+    rows = released.frame.loc[released.frame["period"].astype(str) == period]
+    return labels_after_help(
+        rows,
+        id_column="person_id",
+        time_column="period",
+        label_column="crisis_6m",
+        truth_column="crisis_6m_true",
+        accepted=accepted or set(),
+        seed=1,
+    )
+
+
+def copy_home(source: Path, to: Path, *, fresh_database: bool = False) -> Home:
+    """A private copy of a home (``to`` must not exist), its MLflow artifacts included;
+    ``fresh_database``: without any service state (database, session key, last-known-good
+    copy), as on a first start.
+
+    The MLflow store records absolute artifact locations, so a plain copy of the folder still
+    reads and writes the original's artifacts; here every path under ``source`` in the copied
+    store is rewritten to the copy's, so a test may change anything in it.
+    """
+    import shutil
+    import sqlite3
+
+    skip = shutil.ignore_patterns("service", "service.db*") if fresh_database else None
+    shutil.copytree(source, to, ignore=skip)
+    store = to / "mlflow.db"
+    if store.exists():
+        old, new = str(source.resolve()), str(to.resolve())
+        with sqlite3.connect(store) as connection:
+            tables = [
+                row[0]
+                for row in connection.execute("SELECT name FROM sqlite_master WHERE type='table'")
+            ]
+            for table in tables:
+                columns = connection.execute(f'PRAGMA table_info("{table}")').fetchall()
+                for column in (
+                    c[1] for c in columns if str(c[2]).upper().startswith(("VARCHAR", "TEXT"))
+                ):
+                    connection.execute(
+                        f'UPDATE "{table}" SET "{column}" = replace("{column}", ?, ?) '
+                        f'WHERE instr("{column}", ?) > 0',
+                        (old, new, old),
+                    )
+        connection.close()
+    return Home(to)
+
+
+@dataclass(frozen=True)
+class TwoReleases:
+    """A home with a promoted release (production) and a failed one, of the small spec, each
+    released under its own policy. Read-only: tests take a :func:`copy_home` of it."""
+
+    home: Home
+    good: Any  # lifecycle.release.ReleaseResult
+    failed: Any
+
+    @property
+    def name(self) -> str:
+        return str(self.good.spec.name)
+
+
+def copy_released(released: Released, folder: Path) -> Released:
+    """A private copy (registry, database, snapshots) that a test may change freely."""
+    root = folder / "home"
+    return Released(
+        copy_home(released.home.root, root),
+        f"sqlite:///{root / 'service.db'}",
+        released.frame,
+        released.periods,
+        released.name,
+    )
