@@ -6,7 +6,7 @@ Every row runs the audit's own code (:func:`audits.audit.run_audit`, what ``outr
 how often the gate FAILs, asks (REVIEW) or PASSes. The last rows time ``outreach policy
 simulate`` with 200 replicates per cell on the shipped audit window's shape.
 
-``python -m bench gate`` prints the tables the README quotes; ``OUTREACH_BENCH_REPS`` sets the
+``python -m bench gate`` prints the docs' tables; ``OUTREACH_BENCH_REPS`` sets the
 replicates per row (default 100).
 """
 

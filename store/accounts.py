@@ -309,7 +309,7 @@ def authenticate(db: Database, token: str) -> Principal | None:
     Read from the database on every call, so a change applies to the next request in every
     worker. One indexed read on a snapshot (no writer's lock): about 0.13 ms median on SQLite,
     against 1 us for the per-worker cache this replaced, whose 30 s grace let a revoked token
-    keep working (measurements in the README, "Tokens and accounts").
+    keep working (measurements in docs/api-and-pages.md, "Tokens and accounts").
     """
     if not token or len(token) > 200:
         return None

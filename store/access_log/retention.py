@@ -119,7 +119,8 @@ def purge(
             except SQLAlchemyError as err:
                 raise OutreachError(
                     f"the database refused the purge, nothing was removed: {err}. On PostgreSQL "
-                    "run it as the role that may delete from access_log (README, Access log)"
+                    "run it as the role that may delete from access_log (the grants in "
+                    "docs/postgres-mlflow-spark.md)"
                 ) from err
             statement = _statement(
                 "purge",

@@ -235,7 +235,7 @@ def _link_broken(first: bool, anchor: Checkpoint | None) -> str:
 
 def _missing_triggers(connection: Connection, db: Database) -> list[str]:
     if not db.url.startswith("sqlite"):
-        return []  # PostgreSQL: the role's grants keep the table append-only (README)
+        return []  # PostgreSQL: the role's grants keep the table append-only (docs)
     names = set(
         connection.exec_driver_sql(
             "SELECT name FROM sqlite_master WHERE type = 'trigger' "

@@ -1,5 +1,5 @@
 """The service's database on both backends: migrations up and down, and on PostgreSQL the access
-log kept append-only by the README's grants, with the service running as its own role."""
+log kept append-only by the docs' grants, with the service running as its own role."""
 
 from __future__ import annotations
 
@@ -86,7 +86,7 @@ def _row(i: int, user: str = "coordinator user") -> dict[str, Any]:
 
 @pytest.fixture
 def granted(postgres: Cluster) -> str:
-    """A migrated database owned by the superuser, with the README's grants; its URL."""
+    """A migrated database owned by the superuser, with the docs' grants; its URL."""
     url = postgres.create_database()
     owner = Database(url)
     owner.upgrade()
@@ -148,7 +148,7 @@ def test_only_the_retention_role_purges(granted: str, tmp_path: Path) -> None:
 
 @pytest.fixture
 def service_app(site: Site, tmp_path: Path, request: pytest.FixtureRequest) -> Flask:
-    """The site on PostgreSQL, served as the service's role under the README's grants."""
+    """The site on PostgreSQL, served as the service's role under the docs' grants."""
     url = site_database(request, "postgresql")
     assert url is not None
     grant_service_roles(url)

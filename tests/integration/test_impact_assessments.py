@@ -385,7 +385,7 @@ def test_outreach_serve_exits_2_before_gunicorn(
     runner = CliRunner()
     env = {"OUTREACH_ENV": "production", "OUTREACH_TRACKING_URI": ""}
     result = runner.invoke(main, ["--home", str(own.root), "serve"], env=env)
-    # The verifying key in the writable home is refused first: pin its id (README, Keys).
+    # The verifying key in the writable home is refused first: pin its id (docs, Keys).
     assert result.exit_code == 2 and "is writable by this user" in result.output, result.output
     key_id = load_verifier(own.signing_keys.release_public).key_id
     env["OUTREACH_RELEASE_PUBLIC_KEY"] = key_id

@@ -386,7 +386,7 @@ def test_an_unknown_request_is_a_404(setup: Setting, number: str) -> None:
 
 
 def test_the_history_cannot_be_changed_or_deleted(setup: Setting) -> None:
-    """On SQLite the migration's triggers refuse; on PostgreSQL the README's grants do, for the
+    """On SQLite the migration's triggers refuse; on PostgreSQL the docs' grants do, for the
     service's role (the owner could drop any guard: that is the database's own rule)."""
     from sqlalchemy import create_engine
     from sqlalchemy.exc import ProgrammingError

@@ -28,7 +28,7 @@ from store.db import Base
 
 #: The cluster's superuser (owner of every database and table, as a migration role would be).
 SUPERUSER = "outreach"
-#: The service's role as the README's grants describe it: SELECT and INSERT on the access log.
+#: The service's role as the grants in the docs say: SELECT and INSERT on the access log.
 SERVICE_ROLE = "outreach_service"
 #: The retention purge's role: it may also DELETE from the access log.
 RETENTION_ROLE = "outreach_retention"
@@ -172,7 +172,7 @@ def start_cluster(attempts: int = 3) -> Cluster:
 
 
 def grant_service_roles(url: str) -> None:
-    """The README's grants in the database at ``url`` (its tables owned by the superuser): the
+    """The docs' grants in the database at ``url`` (its tables owned by the superuser): the
     service's role may read and write every table but only SELECT and INSERT on the access log,
     the review requests' history and the attestation heads, and only SELECT on the access log's
     head (its trigger advances it); the retention role may also DELETE access-log rows."""

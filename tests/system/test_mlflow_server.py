@@ -94,7 +94,7 @@ def test_the_readme_walk_through_on_postgresql_a_tracking_server_and_spark(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """A person follows the README with ``OUTREACH_DATABASE_URL`` on PostgreSQL and
+    """A person follows the docs with ``OUTREACH_DATABASE_URL`` on PostgreSQL and
     ``OUTREACH_TRACKING_URI`` on an MLflow server: release, approve, add users, score a month on
     Spark, load it into the queue, serve it, and use the pages and the API."""
     from mlflow.tracking import MlflowClient

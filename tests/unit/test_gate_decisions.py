@@ -2,7 +2,7 @@
 
 Each scenario draws people (with the shipped group shares, persistent need and persistent
 treatment) and runs the audit's own code; fixed seeds and tolerances that leave room for the
-replicates' noise. The larger tables are in ``bench/gate_bench.py`` and the README.
+replicates' noise. The larger tables are in ``bench/gate_bench.py`` and docs/gate-and-policy.md.
 """
 
 from __future__ import annotations

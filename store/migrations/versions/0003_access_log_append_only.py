@@ -1,7 +1,7 @@
 """Access log append-only: on SQLite, triggers refuse every UPDATE and DELETE on access_log.
 
 On PostgreSQL the same rule is the database role's: the service's role is granted SELECT and
-INSERT on access_log and never UPDATE, DELETE or TRUNCATE (README, "Access log").
+INSERT on access_log and never UPDATE, DELETE or TRUNCATE (docs, grants).
 
 The retention purge (``outreach access-log purge``) is the one path that deletes rows: it drops
 these triggers, deletes, and re-creates them from their stored text in one transaction, so no

@@ -5,7 +5,7 @@
   removed; its model and period stay on the request).
 - ``review_request_events``: every state a request entered, with who moved it and why.
   Append-only: on SQLite, triggers refuse UPDATE and DELETE; on PostgreSQL the service's role is
-  granted SELECT and INSERT only (README, "Requests for review").
+  granted SELECT and INSERT only (docs, grants).
 
 Revision ID: 0007
 Revises: 0006

@@ -5,7 +5,7 @@ verified at (``kind`` ``head``), each time a log did not verify (``alarm``) and 
 person made (``repair``, with who and why). The service compares the log against the latest
 anchored head on every poll, so a log cut short, rewritten or re-signed with another key stops
 serving (:mod:`store.attestation_heads`). Append-only: on SQLite, triggers refuse UPDATE and
-DELETE; on PostgreSQL the service's role is granted SELECT and INSERT only (README, "Trust").
+DELETE; on PostgreSQL the service's role is granted SELECT and INSERT only (docs, grants).
 
 Revision ID: 0009
 Revises: 0008

@@ -6,7 +6,7 @@ the request path). Deleting the newest rows (with the append-only triggers dropp
 leaves the head naming a row that is gone, or counting more rows than the log holds, which
 ``outreach access-log verify`` reports, between two signed checkpoints as well. The count may
 only grow: on SQLite, triggers refuse a rewind and a delete; on PostgreSQL the service's role is
-granted SELECT only on it (README, "Access log"), and the trigger's function runs as its
+granted SELECT only on it (docs, grants), and the trigger's function runs as its
 owner. Rows purged before this migration are not counted (the count starts at the rows there
 are).
 
