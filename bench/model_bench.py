@@ -6,6 +6,7 @@ Prints one table with each measurement beside its target; the scikit-learn pipel
 
 from __future__ import annotations
 
+import functools
 import os
 import statistics
 import sys
@@ -126,7 +127,7 @@ def main() -> None:
             ">= 100,000 records/s",
             rate >= 100_000,
         )
-        seconds = _best_of(lambda model=model: model.score_frame(records), 5)
+        seconds = _best_of(functools.partial(model.score_frame, records), 5)
         report(
             f"{name}: validate + score + explain a {SCORED:,}-row frame",
             f"{len(records) / seconds:,.0f} records/s",
@@ -134,7 +135,7 @@ def main() -> None:
             None,
         )
         pipeline = candidate.final.pipeline
-        seconds = _best_of(lambda pipeline=pipeline: pipeline.predict_proba(features), 5)
+        seconds = _best_of(functools.partial(pipeline.predict_proba, features), 5)
         report(
             f"{name}: peer, scikit-learn pipeline predict_proba (no explanations), {SCORED:,}",
             f"{len(features) / seconds:,.0f} records/s",
@@ -153,7 +154,7 @@ def main() -> None:
             "< 1 ms",
             per < 1e-3,
         )
-        per = _per_call(lambda pipeline=pipeline: pipeline.predict_proba(one), pick(500, 50))
+        per = _per_call(functools.partial(pipeline.predict_proba, one), pick(500, 50))
         report(
             f"{name}: peer, scikit-learn predict_proba on a one-row DataFrame",
             f"{per * 1e3:.3f} ms",

@@ -284,7 +284,7 @@ def main() -> None:
             "recall": functools.partial(recall_score, zero_division=0),
             "precision": functools.partial(precision_score, zero_division=0),
         }
-        policy = monitoring.policy
+        policy = watched.policy
         assert policy is not None
         groupings = [[a] for a in policy.sensitive_attributes] + [
             list(c) for c in policy.intersections

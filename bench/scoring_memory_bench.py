@@ -142,8 +142,8 @@ def main() -> None:
         whole = _measure(
             [sys.executable, "-c", READ_WHOLE, str(data), spec.data.time_column, period], env
         )
-    seconds, peak_gb = float(ours["seconds"]), int(ours["peak_kib"]) / 2**20  # type: ignore[call-overload]
-    whole_gb = int(whole["peak_kib"]) / 2**20  # type: ignore[call-overload]
+    seconds, peak_gb = float(str(ours["seconds"])), int(str(ours["peak_kib"])) / 2**20
+    whole_gb = int(str(whole["peak_kib"])) / 2**20
     rows_out = [
         (
             f"outreach score --period {period}: time (scored into the queue)",
