@@ -7,6 +7,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 UV := $(BIN)/uv
 UV_INSTALL := $(UV) pip install --quiet --python $(BIN)/python -c constraints.txt
+# uv first; where it cannot reach an index (a machine whose packages only pip is configured to
+# find), pip installs the same set with the same constraints.
+install = $(UV_INSTALL) $(1) || { \
+  echo "uv could not install $(1); installing it with pip instead" >&2; \
+  $(BIN)/python -m pip install --quiet -c constraints.txt $(1); }
 # What the demo needs: the package alone (no test, lint or Spark tools).
 DEMO_STAMP := $(VENV)/.installed-demo
 # Lint, types and the tests' tools: the dev and postgres extras.
@@ -19,20 +24,21 @@ CHROMIUM ?= /usr/bin/chromium
 
 $(UV):
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet uv==$(UV_VERSION)
+	$(BIN)/python -m pip install --quiet uv==$(UV_VERSION) || \
+	  echo "uv could not be installed; pip installs the environment instead" >&2
 
 $(DEMO_STAMP): pyproject.toml constraints.txt | $(UV)
-	$(UV_INSTALL) -e .
+	$(call install,-e .)
 	touch $(DEMO_STAMP)
 
 $(STAMP): pyproject.toml constraints.txt | $(UV)
-	$(UV_INSTALL) -e '.[dev,postgres]'
+	$(call install,-e '.[dev,postgres]')
 	touch $(DEMO_STAMP) $(STAMP)
 
 # pyspark (about 490 MB) only for the tests and benchmarks, not for the demo. One install run
 # takes every extra the tests need; it satisfies the demo's and lint's too.
 $(SPARK_STAMP): pyproject.toml constraints.txt | $(UV)
-	$(UV_INSTALL) -e '.[dev,postgres,spark]'
+	$(call install,-e '.[dev,postgres,spark]')
 	touch $(DEMO_STAMP) $(STAMP) $(SPARK_STAMP)
 
 demo: $(DEMO_STAMP)
