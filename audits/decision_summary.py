@@ -203,6 +203,11 @@ def summarise(report: Mapping[str, Any]) -> DecisionSummary:
             )
         if gaps:
             parts.append(f"{len(gaps)} gap{'s' if len(gaps) != 1 else ''} in the data differ")
+        if nothing_judged:
+            parts.append(
+                f"no group could be judged on its own against {len(nothing_judged)} "
+                f"limit{'s' if len(nothing_judged) != 1 else ''}"
+            )
         if open_groups:
             parts.append(
                 f"{len(open_groups)} group{'s' if len(open_groups) != 1 else ''} could not be "

@@ -144,6 +144,9 @@ def test_a_gate_that_could_judge_no_group_is_one_concern_not_a_group(
     assert "(no group)" not in " ".join([*summary.concerns, summary.open_line])
     assert any(c.startswith("No group could be judged on its own on") for c in summary.concerns)
     assert "at least 0.8" in summary.concerns[-1] and "the board decides" in summary.concerns[-1]
+    assert summary.headline == (
+        "REVIEW: no group could be judged on its own against 1 limit. The board decides."
+    )
 
 
 def test_a_fail_puts_the_worst_breach_first(stored: dict[str, Any]) -> None:
