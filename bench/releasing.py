@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from audits.policy import Policy
+from bench.scale import smoke
 from kernel.home import Home
 from lifecycle.release import ReleaseResult, release
 from model.data import Dataset
@@ -21,6 +22,8 @@ from model.registry import connect
 from model.spec import ExperimentSpec
 
 RELEASED_BY = "bench-analyst"
+#: Resamples of the smoke run's audits (the policy's own number in a measuring run).
+SMOKE_RESAMPLES = 200
 APPROVED_BY = "bench-oversight"
 
 
@@ -56,6 +59,9 @@ def release_served(
     RuntimeError
         If nothing can be served: the gate failed, or the approval was refused.
     """
+    if smoke():
+        # The smoke run checks that the benchmark runs, not what it measures: a lighter audit.
+        policy = policy.model_copy(update={"bootstrap_resamples": SMOKE_RESAMPLES})
     result = release(spec, dataset, connect(home), policy=policy, released_by=RELEASED_BY)
     version = str(result.chosen.candidate.version)
     if result.awaiting_approval:
