@@ -9,9 +9,8 @@ UV := $(BIN)/uv
 UV_INSTALL := $(UV) pip install --quiet --python $(BIN)/python -c constraints.txt
 # uv first; where it cannot reach an index (a machine whose packages only pip is configured to
 # find), pip installs the same set with the same constraints.
-install = $(UV_INSTALL) $(1) || { \
-  echo "uv could not install $(1); installing it with pip instead" >&2; \
-  $(BIN)/python -m pip install --quiet -c constraints.txt $(1); }
+PIP_INSTALL := $(BIN)/python -m pip install --quiet -c constraints.txt
+FALLBACK := echo "uv could not install the environment; installing it with pip instead" >&2;
 # What the demo needs: the package alone (no test, lint or Spark tools).
 DEMO_STAMP := $(VENV)/.installed-demo
 # Lint, types and the tests' tools: the dev and postgres extras.
@@ -28,17 +27,17 @@ $(UV):
 	  echo "uv could not be installed; pip installs the environment instead" >&2
 
 $(DEMO_STAMP): pyproject.toml constraints.txt | $(UV)
-	$(call install,-e .)
+	$(UV_INSTALL) -e . || { $(FALLBACK) $(PIP_INSTALL) -e .; }
 	touch $(DEMO_STAMP)
 
 $(STAMP): pyproject.toml constraints.txt | $(UV)
-	$(call install,-e '.[dev,postgres]')
+	$(UV_INSTALL) -e '.[dev,postgres]' || { $(FALLBACK) $(PIP_INSTALL) -e '.[dev,postgres]'; }
 	touch $(DEMO_STAMP) $(STAMP)
 
 # pyspark (about 490 MB) only for the tests and benchmarks, not for the demo. One install run
 # takes every extra the tests need; it satisfies the demo's and lint's too.
 $(SPARK_STAMP): pyproject.toml constraints.txt | $(UV)
-	$(call install,-e '.[dev,postgres,spark]')
+	$(UV_INSTALL) -e '.[dev,postgres,spark]' || { $(FALLBACK) $(PIP_INSTALL) -e '.[dev,postgres,spark]'; }
 	touch $(DEMO_STAMP) $(STAMP) $(SPARK_STAMP)
 
 demo: $(DEMO_STAMP)
