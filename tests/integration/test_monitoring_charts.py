@@ -8,45 +8,20 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.homes import Released, copy_released, labels_for
+from tests.support.homes import Released, with_first_month_labelled
 from tests.support.pages import chart_texts
 
 
 @pytest.fixture
 def monitoring_page(released: Released, tmp_path: Path) -> str:
     """The analyst's monitoring page of a month whose labels are in."""
-    from sqlalchemy import select
-
-    from lifecycle.catalogue import read_report
-    from model.registry import connect
-    from monitoring.labels import LabelColumns, ingest
     from service import create_app
     from store.accounts import add_user
-    from store.db import Outcome, QueueEntry
     from tests.support.web import csrf
 
-    own = copy_released(released, tmp_path)
+    own = with_first_month_labelled(released, tmp_path)
     first = own.periods[0]
-    db = own.db
-    with db.session() as session:
-        accepted = set(
-            session.scalars(
-                select(QueueEntry.person_id)
-                .join(Outcome, Outcome.entry_id == QueueEntry.id)
-                .where(QueueEntry.period == first, Outcome.status == "accepted")
-            )
-        )
-    registry = connect(own.home)
-    ingest(
-        db,
-        name=own.name,
-        frame=labels_for(own, first, accepted),
-        columns=LabelColumns("person_id", "period", "crisis_6m"),
-        report_for=lambda audit_id: read_report(registry, audit_id),
-        folder=own.home.monitoring,
-        by="analyst",
-    )
-    add_user(db, "chart-analyst", "analyst", password="chart-password-for-tests")
+    add_user(own.db, "chart-analyst", "analyst", password="chart-password-for-tests")
     app = create_app(
         {"HOME": own.home, "DATABASE_URL": own.database_url, "WATCH_SECONDS": 0, "TESTING": True}
     )

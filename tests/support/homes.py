@@ -147,3 +147,37 @@ def copy_released(released: Released, folder: Path) -> Released:
         released.periods,
         released.name,
     )
+
+
+def with_first_month_labelled(released: Released, folder: Path) -> Released:
+    """A private copy of ``released`` whose first month's labels are ingested, as an analyst
+    would after the months pass (help prevented half the crises of those who accepted); its
+    later month still waits for its labels."""
+    from sqlalchemy import select
+
+    from lifecycle.catalogue import read_report
+    from model.registry import connect
+    from monitoring.labels import LabelColumns, ingest
+    from store.db import Outcome, QueueEntry
+
+    own = copy_released(released, folder)
+    first = own.periods[0]
+    with own.db.session() as session:
+        accepted = set(
+            session.scalars(
+                select(QueueEntry.person_id)
+                .join(Outcome, Outcome.entry_id == QueueEntry.id)
+                .where(QueueEntry.period == first, Outcome.status == "accepted")
+            )
+        )
+    registry = connect(own.home)
+    ingest(
+        own.db,
+        name=own.name,
+        frame=labels_for(own, first, accepted),
+        columns=LabelColumns("person_id", "period", "crisis_6m"),
+        report_for=lambda audit_id: read_report(registry, audit_id),
+        folder=own.home.monitoring,
+        by="analyst",
+    )
+    return own

@@ -19,7 +19,7 @@ import pytest
 from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from tests.support.homes import Released, Site, copy_released, copy_site, labels_for
+from tests.support.homes import Released, Site, copy_site, with_first_month_labelled
 from tests.support.specs import ROOT
 from tests.support.web import free_port as _free_port
 
@@ -485,35 +485,10 @@ def monitored(
     """Months after release, served: two months scored with the evaluation lottery and outcomes
     recorded, the earlier one's labels ingested (help prevented some crises), the later one
     still waiting for its labels."""
-    from sqlalchemy import select
-
-    from lifecycle.catalogue import read_report
-    from model.registry import connect
-    from monitoring.labels import LabelColumns, ingest
     from store.accounts import add_user
-    from store.db import Outcome, QueueEntry
 
-    own = copy_released(released, tmp_path_factory.mktemp("browser-monitoring"))
+    own = with_first_month_labelled(released, tmp_path_factory.mktemp("browser-monitoring"))
     db = own.db
-    first = own.periods[0]
-    with db.session() as session:
-        accepted = set(
-            session.scalars(
-                select(QueueEntry.person_id)
-                .join(Outcome, Outcome.entry_id == QueueEntry.id)
-                .where(QueueEntry.period == first, Outcome.status == "accepted")
-            )
-        )
-    registry = connect(own.home)
-    ingest(
-        db,
-        name=own.name,
-        frame=labels_for(own, first, accepted),
-        columns=LabelColumns("person_id", "period", "crisis_6m"),
-        report_for=lambda audit_id: read_report(registry, audit_id),
-        folder=own.home.monitoring,
-        by="analyst",
-    )
     passwords = {role: f"{role}-password-for-monitoring" for role in ("oversight", "analyst")}
     for role, password in passwords.items():
         add_user(db, f"{role}-user", role, password=password)
