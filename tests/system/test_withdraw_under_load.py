@@ -9,6 +9,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -50,38 +51,20 @@ def service(
 def test_withdraw_under_load_restart_and_reapproval(service: Service, dataset: Dataset) -> None:
     site = service.site
     token = add_user(Database(site.database_url), "load coordinator", "coordinator")
-    row = dataset.frame.iloc[0]
-    record = {"id": str(row["person_id"])}
-    for feature in dataset.spec.features:
-        value = row[feature.name]
-        record[feature.name] = value if feature.kind == "category" else float(value)
-    body = json.dumps({"purpose": "outreach", "records": [record]}).encode()
+    body = _one_record(dataset)
     assert score(service.base, token, body)[0] == 200
 
-    seen: list[tuple[float, int, dict]] = []
-    stop = threading.Event()
-
-    def client() -> None:
-        while not stop.is_set():
-            status, document = score(service.base, token, body)
-            seen.append((time.monotonic(), status, document))
-
-    clients = [threading.Thread(target=client) for _ in range(4)]
-    for thread in clients:
-        thread.start()
-    time.sleep(1.5)
-    name = site.awaiting[0]
-    runner = CliRunner()
-    home = ["--home", str(site.home.root)]
-    withdrawn = runner.invoke(
-        main, [*home, "models", "withdraw", name, "--by", "oversight", "--note", "under load"]
-    )
-    assert withdrawn.exit_code == 0, withdrawn.output
-    at = time.monotonic()
-    time.sleep(POLL * 3 + 1)
-    stop.set()
-    for thread in clients:
-        thread.join(timeout=30)
+    with _under_load(service.base, token, body) as seen:
+        time.sleep(1.5)
+        name = site.awaiting[0]
+        runner = CliRunner()
+        home = ["--home", str(site.home.root)]
+        withdrawn = runner.invoke(
+            main, [*home, "models", "withdraw", name, "--by", "oversight", "--note", "under load"]
+        )
+        assert withdrawn.exit_code == 0, withdrawn.output
+        at = time.monotonic()
+        time.sleep(POLL * 3 + 1)
 
     statuses = {status for _, status, _ in seen}
     assert statuses <= {200, 503}, statuses  # no other 5xx, no 4xx
@@ -122,35 +105,17 @@ def test_a_changed_character_under_load_stops_every_worker(
     service-wide gauge raises the alarm."""
     site = service.site
     token = add_user(Database(site.database_url), "load coordinator", "coordinator")
-    row = dataset.frame.iloc[0]
-    record = {"id": str(row["person_id"])}
-    for feature in dataset.spec.features:
-        value = row[feature.name]
-        record[feature.name] = value if feature.kind == "category" else float(value)
-    body = json.dumps({"purpose": "outreach", "records": [record]}).encode()
+    body = _one_record(dataset)
     assert score(service.base, token, body)[0] == 200
-    seen: list[tuple[float, int, dict]] = []
-    stop = threading.Event()
-
-    def client() -> None:
-        while not stop.is_set():
-            status, document = score(service.base, token, body)
-            seen.append((time.monotonic(), status, document))
-
-    clients = [threading.Thread(target=client) for _ in range(4)]
-    for thread in clients:
-        thread.start()
-    time.sleep(1.5)
-    log = site.home.attestations / f"{site.awaiting[0]}.jsonl"
-    lines = log.read_text().splitlines()
-    last = json.loads(lines[-1])
-    last["statement"]["by"] = "X" + str(last["statement"]["by"])[1:]
-    log.write_text("\n".join([*lines[:-1], json.dumps(last, sort_keys=True)]) + "\n")
-    at = time.monotonic()
-    time.sleep(POLL * 3 + 1)
-    stop.set()
-    for thread in clients:
-        thread.join(timeout=30)
+    with _under_load(service.base, token, body) as seen:
+        time.sleep(1.5)
+        log = site.home.attestations / f"{site.awaiting[0]}.jsonl"
+        lines = log.read_text().splitlines()
+        last = json.loads(lines[-1])
+        last["statement"]["by"] = "X" + str(last["statement"]["by"])[1:]
+        log.write_text("\n".join([*lines[:-1], json.dumps(last, sort_keys=True)]) + "\n")
+        at = time.monotonic()
+        time.sleep(POLL * 3 + 1)
     assert {status for _, status, _ in seen} <= {200, 503}
     late = [(status, doc) for t, status, doc in seen if t > at + POLL * 2 + 0.5]
     assert late and {status for status, _ in late} == {503}, "still scoring after the poll"
@@ -190,36 +155,27 @@ def test_a_freeze_and_a_withdrawal_under_load(service: Service, dataset: Dataset
         assert time.monotonic() < deadline, "the approved version is not served"
         time.sleep(0.2)
 
-    seen: list[tuple[float, int, dict]] = []
-    stop = threading.Event()
+    with _under_load(service.base, token, body) as seen:
+        time.sleep(1.0)
+        frozen = runner.invoke(
+            main,
+            [*home, "incident", "freeze", name, "--note", "complaint", "--by", "board"],
+            env=env,
+        )
+        assert frozen.exit_code == 0, frozen.output
+        from model.registry import connect
 
-    def client() -> None:
-        while not stop.is_set():
-            status, document = score(service.base, token, body)
-            seen.append((time.monotonic(), status, document))
-
-    clients = [threading.Thread(target=client) for _ in range(4)]
-    for thread in clients:
-        thread.start()
-    time.sleep(1.0)
-    frozen = runner.invoke(
-        main, [*home, "incident", "freeze", name, "--note", "complaint", "--by", "board"], env=env
-    )
-    assert frozen.exit_code == 0, frozen.output
-    from model.registry import connect
-
-    connect(site.home).client.set_registered_model_alias(name, "production", earlier)
-    moved = time.monotonic()
-    time.sleep(POLL * 3 + 1)
-    withdrew = runner.invoke(
-        main, [*home, "models", "withdraw", name, "--by", "oversight", "--note", "harm"], env=env
-    )
-    assert withdrew.exit_code == 0, withdrew.output
-    withdrawn = time.monotonic()
-    time.sleep(POLL * 3 + 1)
-    stop.set()
-    for thread in clients:
-        thread.join(timeout=30)
+        connect(site.home).client.set_registered_model_alias(name, "production", earlier)
+        moved = time.monotonic()
+        time.sleep(POLL * 3 + 1)
+        withdrew = runner.invoke(
+            main,
+            [*home, "models", "withdraw", name, "--by", "oversight", "--note", "harm"],
+            env=env,
+        )
+        assert withdrew.exit_code == 0, withdrew.output
+        withdrawn = time.monotonic()
+        time.sleep(POLL * 3 + 1)
 
     assert {status for _, status, _ in seen} <= {200, 503}
     held = [(s, d) for t, s, d in seen if moved + POLL * 2 + 0.5 < t < withdrawn]
@@ -235,6 +191,29 @@ def test_a_freeze_and_a_withdrawal_under_load(service: Service, dataset: Dataset
     assert f"frozen at version {offered} by an incident" in said
     assert f"the production alias names version {earlier}" in said
     assert "not serving" in said and "withdrawn by oversight" in said
+
+
+@contextmanager
+def _under_load(base: str, token: str, body: bytes) -> Iterator[list[tuple[float, int, dict]]]:
+    """Four clients scoring ``body`` until the block ends; yields every answer as it comes
+    (time, status, document)."""
+    seen: list[tuple[float, int, dict]] = []
+    stop = threading.Event()
+
+    def client() -> None:
+        while not stop.is_set():
+            status, document = score(base, token, body)
+            seen.append((time.monotonic(), status, document))
+
+    clients = [threading.Thread(target=client) for _ in range(4)]
+    for thread in clients:
+        thread.start()
+    try:
+        yield seen
+    finally:
+        stop.set()
+        for thread in clients:
+            thread.join(timeout=30)
 
 
 def _one_record(dataset: Dataset) -> bytes:
