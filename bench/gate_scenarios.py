@@ -79,7 +79,8 @@ def draw(scenario: Scenario, rng: np.random.Generator) -> dict[str, Any]:
     """One audit's rows: labels, decision, groups and person ids."""
     n, t = scenario.people, scenario.months
     groups: dict[str, np.ndarray] = {}
-    for attribute in {*ATTRIBUTES, *scenario.shares}:
+    # A fixed order: a set's order changes with the interpreter's hash seed, and so would the draws.
+    for attribute in sorted({*ATTRIBUTES, *scenario.shares}):
         table = _shares(scenario, attribute)
         names = np.array(list(table), dtype=object)
         groups[attribute] = names[rng.choice(len(names), size=n, p=list(table.values()))]

@@ -79,7 +79,9 @@ def test_a_fair_model_on_the_shipped_audit_window_passes_with_few_questions() ->
     assert tally.share("FAIL") <= 0.05
     assert tally.share("PASS") >= 0.60  # 72% over 100 audits: python -m bench gate
     assert tally.mean_questions <= 3
-    assert 0.90 <= tally.covered / tally.intervals <= 0.98
+    # 95% intervals covered 94.7% of the truth over 400 audits (1,519 of 1,604); 96 intervals
+    # of 24 audits, correlated within an audit, leave about three standard errors either side.
+    assert 0.88 <= tally.covered / tally.intervals <= 0.99
 
 
 @pytest.mark.parametrize("ratio", [0.80, 0.82])
