@@ -93,6 +93,35 @@ def check(gate: Gate | Mapping[str, Any], value: float | None, *, sufficient: bo
     return "beyond" if _gate(gate).outside(value) else "within"
 
 
+def beyond_report_gates(report: Mapping[str, Any], disparity: Mapping[str, Any]) -> bool:
+    """Whether a sufficient group's point estimate is beyond a limit of the report's gates.
+
+    Parameters
+    ----------
+    report : mapping
+        An audit report; its ``policy.gates`` are the limits.
+    disparity : mapping
+        One of the report's disparities: ``metric``, ``kind``, ``attribute``, ``value`` and
+        ``sufficient``.
+
+    Returns
+    -------
+    bool
+        True when a gate on the same metric and kind, applying to the attribute, finds the
+        value beyond its limit (:func:`check`); a group too small to judge is never beyond.
+    """
+    for found in report["policy"]["gates"]:
+        gate = Gate.model_validate(found)
+        if (gate.metric, gate.disparity) != (disparity["metric"], disparity["kind"]):
+            continue
+        if not gate.applies_to(disparity["attribute"]):
+            continue
+        value, judged = disparity.get("value"), bool(disparity.get("sufficient"))
+        if check(gate, value, sufficient=judged) == "beyond":
+            return True
+    return False
+
+
 def check_group(
     policy: Policy,
     gate: Gate,

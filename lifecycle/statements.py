@@ -66,7 +66,9 @@ def log_path(folder: Path, name: str) -> Path:
     return folder / f"{name}.jsonl"
 
 
-def _digest(entry: dict[str, Any]) -> str:
+def entry_digest(entry: dict[str, Any]) -> str:
+    """The hash of an entry (canonical JSON) that the next entry of its log carries as
+    ``previous``."""
     return hashlib.sha256(canonical(entry)).hexdigest()
 
 
@@ -113,7 +115,7 @@ def append(path: Path, signer: Signer, statement: dict[str, Any]) -> Entry:
     """Sign ``statement`` (numbered and linked to the previous entry) and append it."""
     with _locked(path):
         existing = read(path)
-        previous = _digest(existing[-1].as_dict()) if existing else GENESIS
+        previous = entry_digest(existing[-1].as_dict()) if existing else GENESIS
         full = {**statement, "sequence": len(existing) + 1, "previous": previous, "at": now()}
         entry = Entry(full, signer.sign(full), signer.verifier.key_id)
         line = json.dumps(entry.as_dict(), sort_keys=True) + "\n"
@@ -190,7 +192,7 @@ def verified(
             statements.append(statement)
             if statement.get("kind") == "key_rotation":
                 retired.add(str(statement.get("retired_key_id")))
-        previous = _digest(entry.as_dict())
+        previous = entry_digest(entry.as_dict())
     return statements, problems
 
 
@@ -233,7 +235,7 @@ def inspect(path: Path, verifiers: Verifiers, root: str | None = None) -> LogRea
     if not path.exists():
         return LogRead(False, (), (), {})
     statements, problems = verified(path, verifiers, root)
-    hashes = {n: _digest(e.as_dict()) for n, e in enumerate(read(path), start=1)}
+    hashes = {n: entry_digest(e.as_dict()) for n, e in enumerate(read(path), start=1)}
     return LogRead(True, tuple(statements), tuple(problems), hashes)
 
 

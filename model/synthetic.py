@@ -22,8 +22,8 @@ import numpy as np
 import pandas as pd
 
 from kernel.errors import BadInputError
-from model.synthetic_draws import _period_labels
-from model.synthetic_populations import _individual, _neighbourhood
+from model.synthetic_draws import period_labels
+from model.synthetic_populations import individual_population, neighbourhood_population
 from model.synthetic_setup import (
     _MIN_PERIODS,
     _START,
@@ -121,10 +121,10 @@ def generate(
     if problems:
         raise BadInputError(_summary(problems), details=problems)
     count = int(rows) // int(periods)
-    labels = _period_labels(start, int(periods))
+    labels = period_labels(start, int(periods))
     if unit == "individual":
-        return _individual(count, labels, int(seed), knobs)
-    return _neighbourhood(count, labels, int(seed), knobs)
+        return individual_population(count, labels, int(seed), knobs)
+    return neighbourhood_population(count, labels, int(seed), knobs)
 
 
 def generate_preset(

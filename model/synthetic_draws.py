@@ -21,7 +21,7 @@ from model.synthetic_setup import (
 )
 
 
-def _streams(seed: int, unit: Unit) -> dict[str, np.random.Generator]:
+def streams(seed: int, unit: Unit) -> dict[str, np.random.Generator]:
     """Independent random streams, one per component.
 
     Knobs draw only from their own streams, so a population with a knob on shares every other
@@ -46,13 +46,18 @@ def _streams(seed: int, unit: Unit) -> dict[str, np.random.Generator]:
     return {name: np.random.default_rng([seed, code, i]) for i, name in enumerate(names)}
 
 
-def _period_labels(start: str, periods: int) -> list[str]:
+def period_labels(start: str, periods: int) -> list[str]:
+    """The ``periods`` consecutive months from ``start``, each as ``"YYYY-MM"``."""
     year, month = (int(part) for part in start.split("-"))
     months = year * 12 + (month - 1) + np.arange(periods)
     return [f"{m // 12:04d}-{m % 12 + 1:02d}" for m in months]
 
 
-def _shares(unit: Unit, attribute: str, small: SmallGroup | None) -> np.ndarray:
+def attribute_shares(unit: Unit, attribute: str, small: SmallGroup | None) -> np.ndarray:
+    """The shares of ``attribute``'s groups, with the small-group knob's group set to its share.
+
+    The other groups keep their relative sizes and the shares still sum to 1.
+    """
     table = _SHARES[unit][attribute]
     shares = np.array(list(table.values()), dtype=np.float64)
     if small is not None and small.attribute == attribute:
@@ -63,31 +68,34 @@ def _shares(unit: Unit, attribute: str, small: SmallGroup | None) -> np.ndarray:
     return shares
 
 
-def _draw_codes(uniform: np.ndarray, shares: np.ndarray) -> np.ndarray:
+def draw_codes(uniform: np.ndarray, shares: np.ndarray) -> np.ndarray:
+    """Categorical draw: the index of the group each uniform number falls in, by ``shares``."""
     edges = np.cumsum(shares)
     edges[-1] = np.inf
     return np.searchsorted(edges, uniform, side="right").astype(np.int8)
 
 
-def _draw_codes_rowwise(uniform: np.ndarray, probabilities: np.ndarray) -> np.ndarray:
+def draw_codes_rowwise(uniform: np.ndarray, probabilities: np.ndarray) -> np.ndarray:
     """Categorical draw with one probability vector per row (``probabilities`` is n x k)."""
     edges = np.cumsum(probabilities, axis=1)
     return (uniform[:, None] >= edges[:, :-1]).sum(axis=1).astype(np.int8)
 
 
-def _strings(
+def as_strings(
     codes: np.ndarray, categories: tuple[str, ...] | list[str]
 ) -> pd.api.extensions.ExtensionArray:
+    """String column of ``categories[code]`` for every code (flattened)."""
     # Arrow's take is ~10x faster than building Python strings for million-row columns.
     taken = pa.array(list(categories), type=pa.large_string()).take(pa.array(codes.ravel()))
     return pd.array(taken, dtype="str")
 
 
-def _sigmoid(x: np.ndarray) -> np.ndarray:
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    """The logistic function, elementwise."""
     return 1.0 / (1.0 + np.exp(-x))
 
 
-def _ar1(rng: np.random.Generator, n: int, months: int, rho: float, sd: float) -> np.ndarray:
+def ar1(rng: np.random.Generator, n: int, months: int, rho: float, sd: float) -> np.ndarray:
     """Stationary AR(1) paths, ``n`` x ``months``, with marginal standard deviation ``sd``."""
     shocks = rng.standard_normal((n, months))
     paths = np.empty((n, months))
@@ -98,7 +106,7 @@ def _ar1(rng: np.random.Generator, n: int, months: int, rho: float, sd: float) -
     return paths
 
 
-def _window_sums(values: np.ndarray, first: int, ends: np.ndarray, window: int) -> np.ndarray:
+def window_sums(values: np.ndarray, first: int, ends: np.ndarray, window: int) -> np.ndarray:
     """Sums over the ``window`` months ending at each month in ``ends``.
 
     ``values`` is n x L and covers internal months ``first .. first + L - 1``.
@@ -108,7 +116,7 @@ def _window_sums(values: np.ndarray, first: int, ends: np.ndarray, window: int) 
     return cumulative[:, ends - first + 1] - cumulative[:, ends - first + 1 - window]
 
 
-def _members(
+def members(
     attributes: Mapping[str, np.ndarray],
     unit: Unit,
     knob: LabelUnderRecording | ProxyOverMeasurement | None,
@@ -120,14 +128,14 @@ def _members(
     return attributes[knob.attribute] == code
 
 
-def _thin(rng: np.random.Generator, counts: np.ndarray, members: np.ndarray, keep: float) -> None:
+def thin(rng: np.random.Generator, counts: np.ndarray, members: np.ndarray, keep: float) -> None:
     """Keep each recorded event of a member with probability ``keep`` (in place)."""
     if keep >= 1.0 or not members.any():
         return
     counts[members] = rng.binomial(counts[members], keep)
 
 
-def _scale(
+def scale(
     rng: np.random.Generator,
     counts: np.ndarray,
     expected: np.ndarray,
@@ -147,7 +155,7 @@ def _scale(
         counts[members] = rng.binomial(counts[members], factor)
 
 
-def _flip_positives(
+def flip_positives(
     rng: np.random.Generator, truth: np.ndarray, members: np.ndarray, rate: float
 ) -> np.ndarray:
     """Record each true positive of a member as 0 with probability ``rate``."""
@@ -157,5 +165,6 @@ def _flip_positives(
     return recorded
 
 
-def _frame(columns: dict[str, object], unit: Unit) -> pd.DataFrame:
+def frame(columns: dict[str, object], unit: Unit) -> pd.DataFrame:
+    """The population's frame: ``columns`` in the order ``COLUMNS[unit]`` gives them."""
     return pd.DataFrame({name: columns[name] for name in COLUMNS[unit]}, copy=False)

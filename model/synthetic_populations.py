@@ -9,21 +9,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from model.synthetic_draws import (
-    _ar1,
-    _draw_codes,
-    _draw_codes_rowwise,
-    _flip_positives,
-    _frame,
-    _members,
-    _scale,
-    _shares,
-    _sigmoid,
-    _streams,
-    _strings,
-    _thin,
-    _window_sums,
-)
+from model import synthetic_draws as draws
 from model.synthetic_setup import (
     _COUNTS,
     _EMPLOYMENT,
@@ -46,9 +32,27 @@ from model.synthetic_setup import (
 )
 
 
-def _individual(n: int, labels: list[str], seed: int, knobs: BiasKnobs) -> pd.DataFrame:
+def individual_population(n: int, labels: list[str], seed: int, knobs: BiasKnobs) -> pd.DataFrame:
+    """Person-months: ``n`` people observed in every period of ``labels``.
+
+    Parameters
+    ----------
+    n : int
+        Number of people.
+    labels : list of str
+        The periods, as ``"YYYY-MM"`` (from :func:`model.synthetic_draws.period_labels`).
+    seed : int
+        Non-negative seed.
+    knobs : BiasKnobs
+        Bias knobs to inject, already checked by :func:`model.synthetic.generate`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The columns ``COLUMNS["individual"]``, sorted by id then period.
+    """
     unit: Unit = "individual"
-    rng = _streams(seed, unit)
+    rng = draws.streams(seed, unit)
     periods = len(labels)
     lookback, horizon = _LOOKBACK[unit], _HORIZON[unit]
     months = lookback + periods + horizon
@@ -56,7 +60,9 @@ def _individual(n: int, labels: list[str], seed: int, knobs: BiasKnobs) -> pd.Da
 
     # Sensitive attributes: independent draws with realistic shares.
     attributes = {
-        name: _draw_codes(rng["attributes"].random(n), _shares(unit, name, knobs.small_group))
+        name: draws.draw_codes(
+            rng["attributes"].random(n), draws.attribute_shares(unit, name, knobs.small_group)
+        )
         for name in SENSITIVE_ATTRIBUTES[unit]
     }
     race, sex = attributes["race_ethnicity"], attributes["sex"]
@@ -70,7 +76,7 @@ def _individual(n: int, labels: list[str], seed: int, knobs: BiasKnobs) -> pd.Da
     employment_p[age == 5] = [0.12, 0.04, 0.84]
     employment_p[disabled] = employment_p[disabled] * [0.45, 0.8, 1.0]
     employment_p /= employment_p.sum(axis=1, keepdims=True)
-    employment = _draw_codes_rowwise(structure.random(n), employment_p)
+    employment = draws.draw_codes_rowwise(structure.random(n), employment_p)
     race_income = np.array([0.15, -0.20, -0.15, 0.10, -0.25, 0.0])
     income_latent = (
         structure.standard_normal(n) + race_income[race] + np.array([0.9, -0.6, -0.2])[employment]
@@ -88,8 +94,8 @@ def _individual(n: int, labels: list[str], seed: int, knobs: BiasKnobs) -> pd.Da
         + np.array([-0.15, 0.25, 0.10])[employment]
         + 0.75 * need_rng.standard_normal(n)
     )
-    need = baseline[:, None] + _ar1(need_rng, n, months, rho=0.93, sd=0.65)
-    hazard = _sigmoid(-5.8 + 1.35 * need)
+    need = baseline[:, None] + draws.ar1(need_rng, n, months, rho=0.93, sd=0.65)
+    hazard = draws.sigmoid(-5.8 + 1.35 * need)
 
     # Feature propensities independent of need (people differ in how they use services).
     effects = rng["effects"]
@@ -106,8 +112,8 @@ def _individual(n: int, labels: list[str], seed: int, knobs: BiasKnobs) -> pd.Da
 
     under = knobs.label_under_recording
     proxy = knobs.proxy_over_measurement
-    under_members = _members(attributes, unit, under)
-    proxy_members = _members(attributes, unit, proxy)
+    under_members = draws.members(attributes, unit, under)
+    proxy_members = draws.members(attributes, unit, proxy)
     counts_rng = rng["counts"]
     features: dict[str, np.ndarray] = {}
     any_service = np.zeros((n, lookback + periods), dtype=bool)  # internal months 0..end
@@ -122,12 +128,12 @@ def _individual(n: int, labels: list[str], seed: int, knobs: BiasKnobs) -> pd.Da
         keep = 1.0
         if under is not None and name in UNDER_RECORDED_FEATURES[unit]:
             keep = 1.0 - float(under.rate)
-            _thin(rng["under_features"], monthly, under_members, keep)
+            draws.thin(rng["under_features"], monthly, under_members, keep)
         if proxy is not None and proxy.feature == name:
-            _scale(rng["proxy"], monthly, keep * expected, proxy_members, float(proxy.factor))
+            draws.scale(rng["proxy"], monthly, keep * expected, proxy_members, float(proxy.factor))
         if name in _SERVICE_CONTACTS:
             any_service |= monthly > 0
-        features[name] = _window_sums(monthly, first, ends, window).astype(np.int64)
+        features[name] = draws.window_sums(monthly, first, ends, window).astype(np.int64)
 
     # Months since the last recorded service contact, at the end of each month, capped at 60.
     timing = rng["timing"]
@@ -139,7 +145,7 @@ def _individual(n: int, labels: list[str], seed: int, knobs: BiasKnobs) -> pd.Da
     since = np.where((last < 0) | (since > 60.0), 60.0, since)
 
     # Enrolment and waitlist status: persistent propensities plus current or recent need.
-    recent_need = _window_sums(need[:, : lookback + periods], 0, ends, 12) / 12.0
+    recent_need = draws.window_sums(need[:, : lookback + periods], 0, ends, 12) / 12.0
     snap_p = np.array([1.1, 0.8, 0.1, -0.9])[income] + structure.standard_normal(n)
     medicaid_p = (
         np.array([1.0, 0.8, 0.2, -0.7])[income] + 0.8 * disabled + structure.standard_normal(n)
@@ -161,15 +167,15 @@ def _individual(n: int, labels: list[str], seed: int, knobs: BiasKnobs) -> pd.Da
     events = rng["crises"].random((n, periods + horizon - 1)) < hazard[:, crisis_window]
     first_crisis_month = lookback + 1
     truth = (
-        _window_sums(events.astype(np.int32), first_crisis_month, ends + horizon, horizon) > 0
+        draws.window_sums(events.astype(np.int32), first_crisis_month, ends + horizon, horizon) > 0
     ).astype(np.int64)
     log_survival = np.log1p(-hazard[:, crisis_window])
     need_probability = -np.expm1(
-        _window_sums(log_survival, first_crisis_month, ends + horizon, horizon)
+        draws.window_sums(log_survival, first_crisis_month, ends + horizon, horizon)
     )
     recorded = truth
     if under is not None:
-        recorded = _flip_positives(
+        recorded = draws.flip_positives(
             rng["under_labels"], truth, under_members[:, None], float(under.rate)
         )
 
@@ -178,28 +184,28 @@ def _individual(n: int, labels: list[str], seed: int, knobs: BiasKnobs) -> pd.Da
 
     columns: dict[str, object] = {
         "person_id": person_level(np.arange(1, n + 1, dtype=np.int64)),
-        "period": _strings(np.tile(np.arange(periods), n), labels),
-        "service_area": _strings(
+        "period": draws.as_strings(np.tile(np.arange(periods), n), labels),
+        "service_area": draws.as_strings(
             person_level(rng["area"].integers(0, len(SERVICE_AREAS), n)), SERVICE_AREAS
         ),
         **{name: values.ravel() for name, values in features.items()},
         "snap_enrolled": snap.ravel(),
         "medicaid_enrolled": medicaid.ravel(),
-        "income_band": _strings(person_level(income), _INCOME_BANDS),
+        "income_band": draws.as_strings(person_level(income), _INCOME_BANDS),
         "household_size": person_level(household.astype(np.int64)),
         "children_in_household": person_level(children.astype(np.int64)),
         "months_since_last_service": since.ravel(),
         "housing_waitlist": waitlist.ravel(),
-        "employment_status": _strings(person_level(employment), _EMPLOYMENT),
+        "employment_status": draws.as_strings(person_level(employment), _EMPLOYMENT),
         **{
-            name: _strings(person_level(codes), SENSITIVE_ATTRIBUTES[unit][name])
+            name: draws.as_strings(person_level(codes), SENSITIVE_ATTRIBUTES[unit][name])
             for name, codes in attributes.items()
         },
         "crisis_6m": recorded.ravel(),
         "crisis_6m_true": truth.ravel(),
         "need_probability": need_probability.ravel(),
     }
-    frame = _frame(columns, unit)
+    frame = draws.frame(columns, unit)
     if knobs.past_outreach is not None:
         frame[ACCEPTED_COLUMN] = accepted.ravel()
     if knobs.gaps is not None:
@@ -293,9 +299,29 @@ def _poisson_sf(threshold: np.ndarray, mean: np.ndarray) -> np.ndarray:
     return np.clip(np.where(upper, total, 1.0 - total), 0.0, 1.0).reshape(shape)
 
 
-def _neighbourhood(n: int, labels: list[str], seed: int, knobs: BiasKnobs) -> pd.DataFrame:
+def neighbourhood_population(
+    n: int, labels: list[str], seed: int, knobs: BiasKnobs
+) -> pd.DataFrame:
+    """Neighbourhood-months: ``n`` areas observed in every period of ``labels``.
+
+    Parameters
+    ----------
+    n : int
+        Number of areas.
+    labels : list of str
+        The periods, as ``"YYYY-MM"`` (from :func:`model.synthetic_draws.period_labels`).
+    seed : int
+        Non-negative seed.
+    knobs : BiasKnobs
+        Bias knobs to inject, already checked by :func:`model.synthetic.generate`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The columns ``COLUMNS["neighbourhood"]``, sorted by id then period.
+    """
     unit: Unit = "neighbourhood"
-    rng = _streams(seed, unit)
+    rng = draws.streams(seed, unit)
     periods = len(labels)
     lookback, horizon = _LOOKBACK[unit], _HORIZON[unit]
     months = lookback + periods + horizon
@@ -304,15 +330,16 @@ def _neighbourhood(n: int, labels: list[str], seed: int, knobs: BiasKnobs) -> pd
     # Composition and structure: income depends mildly on the majority group; unemployment and
     # rent burden are readouts of income; income quintiles are exact ranks.
     structure = rng["structure"]
-    group = _draw_codes(
-        rng["attributes"].random(n), _shares(unit, "majority_group", knobs.small_group)
+    group = draws.draw_codes(
+        rng["attributes"].random(n),
+        draws.attribute_shares(unit, "majority_group", knobs.small_group),
     )
     income_latent = structure.standard_normal(n) + np.array([0.35, -0.45, -0.35, 0.25, 0.0])[group]
     quintile = np.empty(n, dtype=np.int8)
     quintile[np.argsort(income_latent, kind="stable")] = (np.arange(n) * 5 // n).astype(np.int8)
     if knobs.small_group is not None and knobs.small_group.attribute == "income_quintile":
         # Re-cut the quintile boundaries so the named quintile holds ``share`` of the areas.
-        shares = _shares(unit, "income_quintile", knobs.small_group)
+        shares = draws.attribute_shares(unit, "income_quintile", knobs.small_group)
         edges = np.concatenate([[0.0], np.cumsum(shares)])
         rank = np.empty(n)
         rank[np.argsort(income_latent, kind="stable")] = (np.arange(n) + 0.5) / n
@@ -331,25 +358,25 @@ def _neighbourhood(n: int, labels: list[str], seed: int, knobs: BiasKnobs) -> pd
         + 0.18 * (rent_logit + 0.35)
         + 0.10 * need_rng.standard_normal(n)
     )
-    deviation = _ar1(need_rng, n, months, rho=0.75, sd=0.3)
+    deviation = draws.ar1(need_rng, n, months, rho=0.75, sd=0.3)
     need = baseline[:, None] + deviation
     per_thousand = population[:, None] / 1000.0
     crisis_mean = per_thousand * _REFERENCE_CRISIS_RATE * np.exp(need)  # per area and month
 
     timing = rng["timing"]
-    unemployment = _sigmoid(
+    unemployment = draws.sigmoid(
         unemployment_logit[:, None]
         + 0.35 * deviation[:, ends]
         + 0.05 * timing.standard_normal((n, periods))
     )
     rent_burden = np.clip(
-        _sigmoid(rent_logit)[:, None] + 0.01 * timing.standard_normal((n, periods)), 0.0, 1.0
+        draws.sigmoid(rent_logit)[:, None] + 0.01 * timing.standard_normal((n, periods)), 0.0, 1.0
     )
 
     under = knobs.label_under_recording
     proxy = knobs.proxy_over_measurement
-    under_members = _members(attributes, unit, under)
-    proxy_members = _members(attributes, unit, proxy)
+    under_members = draws.members(attributes, unit, under)
+    proxy_members = draws.members(attributes, unit, proxy)
     effects, counts_rng = rng["effects"], rng["counts"]
     features: dict[str, np.ndarray] = {}
     window = 3  # rates are events in the last three months per 1,000 residents
@@ -362,19 +389,19 @@ def _neighbourhood(n: int, labels: list[str], seed: int, knobs: BiasKnobs) -> pd
         keep = 1.0
         if under is not None and name in UNDER_RECORDED_FEATURES[unit]:
             keep = 1.0 - float(under.rate)
-            _thin(rng["under_features"], monthly, under_members, keep)
+            draws.thin(rng["under_features"], monthly, under_members, keep)
         if proxy is not None and proxy.feature == name:
-            _scale(rng["proxy"], monthly, keep * expected, proxy_members, float(proxy.factor))
-        features[name] = _window_sums(monthly, first, ends, window) / per_thousand
+            draws.scale(rng["proxy"], monthly, keep * expected, proxy_members, float(proxy.factor))
+        features[name] = draws.window_sums(monthly, first, ends, window) / per_thousand
 
     # Crisis events from the year before the first period to the quarter after the last one.
     crises = rng["crises"].poisson(crisis_mean).astype(np.int64)
     recorded_crises = crises.copy()
     if under is not None and "prior_crisis_rate" in UNDER_RECORDED_FEATURES[unit]:
-        _thin(rng["under_features"], recorded_crises, under_members, 1.0 - float(under.rate))
-    prior_crisis_rate = _window_sums(recorded_crises, 0, ends, 12) / per_thousand
-    next_quarter = _window_sums(crises, 0, ends + horizon, horizon)
-    quarter_mean = _window_sums(crisis_mean, 0, ends + horizon, horizon)
+        draws.thin(rng["under_features"], recorded_crises, under_members, 1.0 - float(under.rate))
+    prior_crisis_rate = draws.window_sums(recorded_crises, 0, ends, 12) / per_thousand
+    next_quarter = draws.window_sums(crises, 0, ends + horizon, horizon)
+    quarter_mean = draws.window_sums(crisis_mean, 0, ends + horizon, horizon)
     # The area's expected level is indirectly standardised: its population at the reference
     # rate. A quarter is "above expected" when its count exceeds that level by _EXCESS times.
     expected_quarter = horizon * per_thousand[:, 0] * _REFERENCE_CRISIS_RATE
@@ -383,7 +410,7 @@ def _neighbourhood(n: int, labels: list[str], seed: int, knobs: BiasKnobs) -> pd
     need_probability = _poisson_sf(threshold, quarter_mean)
     recorded = truth
     if under is not None:
-        recorded = _flip_positives(
+        recorded = draws.flip_positives(
             rng["under_labels"], truth, under_members[:, None], float(under.rate)
         )
 
@@ -394,18 +421,20 @@ def _neighbourhood(n: int, labels: list[str], seed: int, knobs: BiasKnobs) -> pd
     area_ids = np.array([f"A{i:0{width}d}" for i in range(1, n + 1)])
     columns: dict[str, object] = {
         "area_id": pd.array(area_level(area_ids), dtype="str"),
-        "period": _strings(np.tile(np.arange(periods), n), labels),
+        "period": draws.as_strings(np.tile(np.arange(periods), n), labels),
         **{name: values.ravel() for name, values in features.items()},
         "population": area_level(population),
         "unemployment_rate": unemployment.ravel(),
         "rent_burden_share": rent_burden.ravel(),
         "prior_crisis_rate": prior_crisis_rate.ravel(),
-        "majority_group": _strings(area_level(group), SENSITIVE_ATTRIBUTES[unit]["majority_group"]),
-        "income_quintile": _strings(
+        "majority_group": draws.as_strings(
+            area_level(group), SENSITIVE_ATTRIBUTES[unit]["majority_group"]
+        ),
+        "income_quintile": draws.as_strings(
             area_level(quintile), SENSITIVE_ATTRIBUTES[unit]["income_quintile"]
         ),
         "crisis_above_expected": recorded.ravel(),
         "crisis_above_expected_true": truth.ravel(),
         "need_probability": need_probability.ravel(),
     }
-    return _frame(columns, unit)
+    return draws.frame(columns, unit)

@@ -117,7 +117,7 @@ def _reference(rows: list[GroupRow], attribute: str, rule: Any) -> GroupRow | No
     return None if index is None else rows[index]
 
 
-def _judge(
+def share_warnings(
     attribute: str,
     rows: list[GroupRow],
     policy: Policy,
@@ -247,7 +247,7 @@ def periods(
             for row in rows:
                 row.outcomes = dict(tally.get((label, attribute, row.group), {}))
             warnings = (
-                _judge(
+                share_warnings(
                     attribute,
                     rows,
                     policy,

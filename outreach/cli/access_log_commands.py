@@ -9,7 +9,7 @@ import click
 
 from kernel.home import Home
 from kernel.settings import current
-from outreach.cli.base import _progress, _service_db, _trust, main, reported
+from outreach.cli.base import deployment_trust, main, open_service_db, progress, reported
 
 
 @main.group("access-log")
@@ -46,7 +46,7 @@ def access_log_verify(home: Home, checkpoints_file: str | None, public_key: str 
     from kernel.signing import load_verifier
     from store.access_log import CheckpointLog, verify
 
-    db = _service_db(home)
+    db = open_service_db(home)
     log = _access_log_writer(home, db).log
     if checkpoints_file or public_key:
         log = CheckpointLog(
@@ -71,10 +71,10 @@ def access_log_verify(home: Home, checkpoints_file: str | None, public_key: str 
 @reported
 def access_log_export(home: Home) -> None:
     """Print the signed checkpoints (JSON lines, as written) for shipping elsewhere."""
-    log = _access_log_writer(home, _service_db(home)).log
+    log = _access_log_writer(home, open_service_db(home)).log
     data = log.export()
     click.echo(data, nl=False)
-    _progress(f"{len(data.splitlines())} checkpoint lines from {log.path}")
+    progress(f"{len(data.splitlines())} checkpoint lines from {log.path}")
 
 
 @access_log_command.command("purge")
@@ -95,11 +95,13 @@ def access_log_purge(home: Home, before: Any, by: str) -> None:
     from store.access_log import purge, retention_days
 
     min_days = retention_days(current().environment)
-    writer = _access_log_writer(home, _service_db(home))
+    writer = _access_log_writer(home, open_service_db(home))
     # Refused while an incident freeze holds the evidence, or a log does not verify.
     incidents = trust_to_check(home)
     if incidents is not None:
-        incidents = incidents.with_anchors(_trust(home, signing=False, anchored=True).anchors)
+        incidents = incidents.with_anchors(
+            deployment_trust(home, signing=False, anchored=True).anchors
+        )
     done = purge(writer, before=before.date(), min_days=min_days, by=by, incidents=incidents)
     if done.up_to is None:
         click.echo(f"nothing to purge: no signed checkpoint before {before:%Y-%m-%d}")

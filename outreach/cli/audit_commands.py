@@ -9,7 +9,7 @@ import click
 
 from kernel.errors import BadInputError, CheckFailedError
 from kernel.home import Home
-from outreach.cli.base import _progress, _registry, main, reported
+from outreach.cli.base import main, open_registry, progress, reported
 
 
 def _default_policy() -> str:
@@ -80,7 +80,7 @@ def audit_command(
         check_report_folder(out)  # before the work: an unwritable --out is said at once
     chosen_policy = load_policy(policy or _default_policy())
     for note in chosen_policy.changed_meanings:
-        _progress(f"note: {note}")
+        progress(f"note: {note}")
     if predictions is not None:
         from audits.external import OperatingPoint, audit_predictions
         from model.data import read_table
@@ -96,28 +96,28 @@ def audit_command(
             sensitive=[s.strip() for s in sensitive.split(",") if s.strip()],
             point=point,
             source=Path(predictions).name,
-            progress=_progress,
+            progress=progress,
         )
     else:
         from lifecycle.reaudit import reaudit
 
         if data is None:
             raise BadInputError("--model needs --data PATH")
-        report = reaudit(_registry(home), model_ref or "", data, policy=chosen_policy)
+        report = reaudit(open_registry(home), model_ref or "", data, policy=chosen_policy)
     folder = Path(out) if out else home.ensure().audits / report["audit_id"]
     written = write_report(report, folder)
     if report.get("not_assessable"):
         names = ", ".join(f"{n['group']} ({n['attribute']})" for n in report["not_assessable"])
-        _progress(f"not assessable with this data: {names}")
+        progress(f"not assessable with this data: {names}")
     paths = {"report": str(written.html_path), "report_json": str(written.json_path)}
-    _progress(
+    progress(
         f"{report['decision']}: {len(report['breaches'])} breach(es), "
         f"{len(report.get('review', []))} open question(s); report {written.html_path}"
     )
     for breach in report["breaches"]:
-        _progress(f"  {breach['message']}")
+        progress(f"  {breach['message']}")
     for question in report.get("review", []):
-        _progress(f"  review: {question['message']}")
+        progress(f"  review: {question['message']}")
     if as_json:
         click.echo(json.dumps(json_document(report, paths), indent=2))
     if report["decision"] != "PASS":

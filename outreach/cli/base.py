@@ -16,7 +16,8 @@ from kernel.home import Home
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def _progress(message: str) -> None:
+def progress(message: str) -> None:
+    """Say how a command is getting on, on stderr (stdout is kept for its result)."""
     click.echo(message, err=True)
 
 
@@ -56,29 +57,32 @@ def main(ctx: click.Context, home: str | None) -> None:
     ctx.obj = Home.resolve(home, found)
 
 
-def _registry(home: Home) -> Any:
+def open_registry(home: Home) -> Any:
+    """The home's MLflow registry (:func:`model.registry.connect`)."""
     from model.registry import connect
 
     return connect(home)
 
 
-def _has_service_db(home: Home) -> bool:
+def has_service_db(home: Home) -> bool:
+    """Whether the home has a service database (a URL configured, or the SQLite file)."""
     return home.database_url is not None or (home.root / "service.db").exists()
 
 
-def _trust(home: Home, *, signing: bool = True, anchored: bool = False) -> Any:
+def deployment_trust(home: Home, *, signing: bool = True, anchored: bool = False) -> Any:
     """The deployment's trust, its log heads anchored in the service database (when there is
     one, or ``anchored``: a home that never ran the service anchors at its first poll)."""
     from lifecycle.verified_loading import trust_for
     from store.attestation_heads import DatabaseAnchors
 
     trust = trust_for(home, signing=signing)
-    if anchored or _has_service_db(home):
-        return trust.with_anchors(DatabaseAnchors(_service_db(home)))
+    if anchored or has_service_db(home):
+        return trust.with_anchors(DatabaseAnchors(open_service_db(home)))
     return trust
 
 
-def _service_db(home: Home) -> Any:
+def open_service_db(home: Home) -> Any:
+    """The service database, its schema upgraded to the newest migration."""
     from store.db import Database, default_url
 
     db = Database(home.database_url or default_url(home.ensure().root))
@@ -86,22 +90,23 @@ def _service_db(home: Home) -> Any:
     return db
 
 
-def _plural(count: int, word: str) -> str:
+def plural(count: int, word: str) -> str:
+    """``count`` and ``word``, plural unless the count is 1 (``"1 token"``, ``"2 tokens"``)."""
     return f"{count} {word}{'' if count == 1 else 's'}"
 
 
-def _monitored_attributes(home: Home, audit_id: str) -> list[str]:
+def monitored_attributes(home: Home, audit_id: str) -> list[str]:
     """The sensitive attributes the serving model's audit covered (for monitoring counts)."""
     from lifecycle.catalogue import read_report
     from monitoring.group_shares import audited_attributes
 
     try:
-        return audited_attributes(read_report(_registry(home), audit_id))
+        return audited_attributes(read_report(open_registry(home), audit_id))
     except OutreachError:
         return []
 
 
-def _month(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+def check_month(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     """A month option, by the one month rule (:func:`model.rules.month_problem`); exit 2."""
     from model.rules import month_problem
 
@@ -110,7 +115,7 @@ def _month(ctx: click.Context, param: click.Parameter, value: str | None) -> str
     return value
 
 
-def _served(home: Home, model_name: str, *, verb: str, degraded: bool = True) -> Any:
+def served_source(home: Home, model_name: str, *, verb: str, degraded: bool = True) -> Any:
     """The model source after one poll, resolved exactly as the service resolves it (the
     attestation log checked against its anchored head, the freeze pin, production mode), or
     exit 3 in the service's words (``degraded``: whether a last-known-good copy will do)."""
@@ -123,7 +128,7 @@ def _served(home: Home, model_name: str, *, verb: str, degraded: bool = True) ->
         home.ensure(),
         model_name,
         production=environment_mode(settings.current().mode) == "production",
-        anchors=DatabaseAnchors(_service_db(home)),
+        anchors=DatabaseAnchors(open_service_db(home)),
     )
     source.refresh()
     current = source.current
@@ -136,11 +141,11 @@ def _served(home: Home, model_name: str, *, verb: str, degraded: bool = True) ->
     return source
 
 
-def _verified_production(home: Home, model_name: str) -> Any:
+def verified_production(home: Home, model_name: str) -> Any:
     """The version the service would serve, as a loaded model for Spark, or exit 3."""
     from lifecycle.verified_loading import LoadedModel
 
-    source = _served(home, model_name, verb="score with", degraded=False)
+    source = served_source(home, model_name, verb="score with", degraded=False)
     current = source.current
     release = source.state.version(current.version).release
     return LoadedModel(
@@ -155,19 +160,19 @@ def _verified_production(home: Home, model_name: str) -> Any:
     )
 
 
-def _into_queue(
+def write_into_queue(
     home: Home, serving: Any, write: Callable[..., Any], frame: Any, period: str | None, verb: str
 ) -> None:
     """Write a period into the queue (``score_period`` or ``load_period``) with its group counts
     and monitoring, and say what was done."""
     result = write(
-        _service_db(home),
+        open_service_db(home),
         serving,
         frame,
         period=period,
-        attributes=_monitored_attributes(home, serving.audit_id),
-        monitoring=_monitoring(home, serving.audit_id),
-        progress=_progress,
+        attributes=monitored_attributes(home, serving.audit_id),
+        monitoring=monitoring_for(home, serving.audit_id),
+        progress=progress,
     )
     lottery = f" and {result.lottery:,} by the evaluation lottery" if result.lottery else ""
     click.echo(
@@ -177,13 +182,13 @@ def _into_queue(
     )
 
 
-def _monitoring(home: Home, audit_id: str) -> Any:
+def monitoring_for(home: Home, audit_id: str) -> Any:
     """What scoring keeps for monitoring, from the serving model's audit report."""
     from lifecycle.catalogue import read_report
     from monitoring.periods import Monitoring
 
     try:
-        report = read_report(_registry(home), audit_id)
+        report = read_report(open_registry(home), audit_id)
     except OutreachError:
         report = None
     return Monitoring.from_report(home.monitoring, report)

@@ -6,7 +6,7 @@ import time
 
 import click
 
-from outreach.cli.base import _progress, main, reported
+from outreach.cli.base import main, progress, reported
 
 
 @main.command()
@@ -26,4 +26,4 @@ def generate(unit: str, rows: int, seed: int, periods: int, preset: str, out: st
     started = time.perf_counter()
     frame = generate_preset(unit=unit, rows=rows, seed=seed, preset=preset, periods=periods)  # type: ignore[arg-type]
     write_population(frame, out)
-    _progress(f"wrote {len(frame):,} rows to {out} in {time.perf_counter() - started:.1f} s")
+    progress(f"wrote {len(frame):,} rows to {out} in {time.perf_counter() - started:.1f} s")

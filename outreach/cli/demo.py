@@ -11,20 +11,20 @@ import click
 from kernel.errors import BadInputError, OutreachError
 from kernel.home import Home
 from outreach.cli.base import (
-    _monitored_attributes,
-    _monitoring,
-    _plural,
-    _progress,
-    _registry,
-    _service_db,
     main,
+    monitored_attributes,
+    monitoring_for,
+    open_registry,
+    open_service_db,
+    plural,
+    progress,
     reported,
 )
 from outreach.cli.release_commands import (
-    _release,
     load_dataset,
     print_release,
     print_table,
+    release_with_progress,
     train_summary,
 )
 from outreach.cli.serve_commands import serve
@@ -47,7 +47,7 @@ DEMO_MONTHS_AFTER = 3
 DEMO_EVALUATION_SHARE = 0.05
 
 
-def _demo_policy(home: Home, spec: Any) -> Any:
+def demo_policy(home: Home, spec: Any) -> Any:
     """The spec's policy as the demo's board set it, written into the home (its own file and
     sha256): the impact-assessment ids filled with marked placeholders and, where the policy has
     the evaluation arm, the arm on. The shipped policies keep both unset. The individual
@@ -95,10 +95,10 @@ def _demo_release(home: Home, spec_path: Path) -> tuple[Any, Any]:
     spec = load_spec(str(spec_path))
     data = spec.data
     if spec.unit != "individual" or data.synthetic_preset is None or data.path is not None:
-        spec, dataset = load_dataset(str(spec_path), None, progress=_progress)
-        return _release(home, spec, dataset, _demo_policy(home, spec)), None
+        spec, dataset = load_dataset(str(spec_path), None, progress=progress)
+        return release_with_progress(home, spec, dataset, demo_policy(home, spec)), None
     months = data.synthetic_periods + DEMO_MONTHS_AFTER
-    _progress(
+    progress(
         f"generating the synthetic '{data.synthetic_preset}' population for {months} months: "
         f"{data.synthetic_periods} to release on, {DEMO_MONTHS_AFTER} after release"
     )
@@ -112,11 +112,11 @@ def _demo_release(home: Home, spec_path: Path) -> tuple[Any, Any]:
     labels = sorted(frame[data.time_column].astype(str).unique())
     later = frame[data.time_column].astype(str).isin(labels[-DEMO_MONTHS_AFTER:]).to_numpy()
     dataset = validate(frame.loc[~later].reset_index(drop=True), spec)
-    result = _release(home, spec, dataset, _demo_policy(home, spec))
+    result = release_with_progress(home, spec, dataset, demo_policy(home, spec))
     return result, frame.loc[later].reset_index(drop=True)
 
 
-def _demo_transparency(home: Home, name: str) -> Path | None:
+def demo_transparency(home: Home, name: str) -> Path | None:
     """The served version's transparency record in ``<home>/transparency/<name>/`` (the
     deploying agency's own facts still to complete), or ``None`` when nothing is served."""
     from lifecycle.transparency_record import (
@@ -129,14 +129,14 @@ def _demo_transparency(home: Home, name: str) -> Path | None:
     default = settings_path(home)
     settings = load_settings(str(default) if default.is_file() else None)
     try:
-        record = transparency_record(_registry(home), None, name, None, settings=settings)
+        record = transparency_record(open_registry(home), None, name, None, settings=settings)
     except OutreachError as err:
-        _progress(f"  no transparency record for {name}: {err}")
+        progress(f"  no transparency record for {name}: {err}")
         return None
     return write_record(record, home.root / "transparency" / name).html_path
 
 
-def _demo_after_release(home: Home, spec: Any, after: Any) -> None:
+def demo_after_release(home: Home, spec: Any, after: Any) -> None:
     """Score each month after release into the queue (evaluation lottery included), record
     the demo coordinator's outcomes, then ingest the labels that come back."""
     import pandas as pd
@@ -151,9 +151,9 @@ def _demo_after_release(home: Home, spec: Any, after: Any) -> None:
     source.refresh()
     serving = source.current
     if serving is None:
-        _progress(f"  not in production ({source.problem}): no months after release")
+        progress(f"  not in production ({source.problem}): no months after release")
         return
-    db = _service_db(home)
+    db = open_service_db(home)
     columns = (spec.data.id_column, spec.data.time_column)
     files = []
     for number, period in enumerate(sorted(after[columns[1]].astype(str).unique()), start=1):
@@ -163,9 +163,9 @@ def _demo_after_release(home: Home, spec: Any, after: Any) -> None:
             serving,
             after,
             period=period,
-            attributes=_monitored_attributes(home, serving.audit_id),
-            monitoring=_monitoring(home, serving.audit_id),
-            progress=_progress,
+            attributes=monitored_attributes(home, serving.audit_id),
+            monitoring=monitoring_for(home, serving.audit_id),
+            progress=progress,
         )
         month, accepted = record_outcomes(
             db,
@@ -176,7 +176,7 @@ def _demo_after_release(home: Home, spec: Any, after: Any) -> None:
             coordinator="demo-coordinator",
             seed=spec.seed + number,
         )
-        _progress(
+        progress(
             f"  {period} (month {number} after release): {batch.queued:,} on the list, "
             f"{batch.lottery:,} by the evaluation lottery; {month.reached:,} reached, "
             f"{month.accepted:,} accepted help"
@@ -192,7 +192,7 @@ def _demo_after_release(home: Home, spec: Any, after: Any) -> None:
                 seed=spec.seed + 100 + number,
             )
         )
-    registry = _registry(home)
+    registry = open_registry(home)
     done = ingest(
         db,
         name=spec.name,
@@ -201,10 +201,10 @@ def _demo_after_release(home: Home, spec: Any, after: Any) -> None:
         report_for=lambda audit_id: read_report(registry, audit_id),
         folder=home.monitoring,
         by="demo-analyst",
-        progress=_progress,
+        progress=progress,
     )
     for p in done:
-        _progress(
+        progress(
             f"  labels for {p.period}: {p.labelled:,} ({p.positives:,} crises); realised at "
             f"capacity: {p.verdict}; {len(p.warnings)} warning(s)"
         )
@@ -221,7 +221,7 @@ def demo_users(home: Home) -> tuple[list[tuple[str, str, str, str]], int]:
 
     from store.accounts import add_user, issue_token, set_password
 
-    db = _service_db(home)
+    db = open_service_db(home)
     out = []
     revoked = 0
     for role in DEMO_ROLES:
@@ -239,7 +239,7 @@ def _demo_areas(home: Home) -> None:
     """The demo coordinator works in every area on the outreach queue."""
     from store.accounts import assign_all_areas
 
-    areas = assign_all_areas(_service_db(home), "demo-coordinator")
+    areas = assign_all_areas(open_service_db(home), "demo-coordinator")
     click.echo(f"demo-coordinator works in: {', '.join(areas) if areas else 'no area yet'}")
 
 
@@ -260,15 +260,15 @@ def demo(ctx: click.Context, no_serve: bool, port: int) -> None:
     started = time.perf_counter()
     reports = []
     for spec_path in specs:
-        _progress(f"\n== {spec_path.name} ==")
+        progress(f"\n== {spec_path.name} ==")
         result, after = _demo_release(home, spec_path)
         summary = result.summary()
         print_table(train_summary(result.training, ""))
         print_release(summary)
         if summary["awaiting_approval"]:
             decide(
-                _service_db(home),
-                _registry(home),
+                open_service_db(home),
+                open_registry(home),
                 summary["registered_model"],
                 str(summary["version"]),
                 decision="approve",
@@ -276,7 +276,7 @@ def demo(ctx: click.Context, no_serve: bool, port: int) -> None:
                 note="approved by the demo's oversight user",
             )
             taken = f" (taking on: {', '.join(r['group'] for r in summary['review'][:6])}...)"
-            _progress(
+            progress(
                 "  approved as the demo oversight user; now in production"
                 + (taken if summary["decision"] == "REVIEW" else "")
             )
@@ -285,11 +285,11 @@ def demo(ctx: click.Context, no_serve: bool, port: int) -> None:
             decision += " (approved by demo-oversight)"
         reports.append((summary["registered_model"], decision, summary["report"]))
         if after is not None:
-            _demo_after_release(home, result.spec, after)
-        record = _demo_transparency(home, summary["registered_model"])
+            demo_after_release(home, result.spec, after)
+        record = demo_transparency(home, summary["registered_model"])
         if record is not None:
-            _progress(f"  transparency record: {record}")
-    _progress(f"\ndemo finished in {time.perf_counter() - started:.0f} s; home: {home.root}")
+            progress(f"  transparency record: {record}")
+    progress(f"\ndemo finished in {time.perf_counter() - started:.0f} s; home: {home.root}")
     for name, decision, report in reports:
         click.echo(f"{name}: {decision}; audit report: {report}")
     click.echo(
@@ -302,7 +302,7 @@ def demo(ctx: click.Context, no_serve: bool, port: int) -> None:
         click.echo(f"  {role:<12} {name:<18} {password:<28} {token}")
     if revoked:
         click.echo(
-            f"warning: {_plural(revoked, 'earlier demo API token')} revoked, and the demo "
+            f"warning: {plural(revoked, 'earlier demo API token')} revoked, and the demo "
             "users' earlier passwords replaced"
         )
     _demo_areas(home)

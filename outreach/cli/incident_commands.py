@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from kernel.home import Home
-from outreach.cli.base import _registry, _service_db, _trust, main, reported
+from outreach.cli.base import deployment_trust, main, open_registry, open_service_db, reported
 
 
 @main.group()
@@ -31,7 +31,12 @@ def incident_freeze(home: Home, name: str | None, note: str, by: str) -> None:
     from store.incidents import freeze_recorded
 
     done = freeze_recorded(
-        _service_db(home), _registry(home), _trust(home, anchored=True), name, by=by, note=note
+        open_service_db(home),
+        open_registry(home),
+        deployment_trust(home, anchored=True),
+        name,
+        by=by,
+        note=note,
     )
     for f in done:
         click.echo(f"froze {f.model} at " + (f"version {f.version}" if f.version else "no version"))
@@ -52,6 +57,8 @@ def incident_release(home: Home, name: str | None, note: str, by: str) -> None:
     """Lift the freeze of NAME (default: every frozen model). Signed and recorded."""
     from store.incidents import lift_recorded
 
-    done = lift_recorded(_service_db(home), _trust(home, anchored=True), name, by=by, note=note)
+    done = lift_recorded(
+        open_service_db(home), deployment_trust(home, anchored=True), name, by=by, note=note
+    )
     for f in done:
         click.echo(f"lifted the freeze of {f.model} (pinned at version {f.version or 'none'})")

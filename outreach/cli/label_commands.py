@@ -8,7 +8,7 @@ import click
 
 from kernel.errors import GateError
 from kernel.home import Home
-from outreach.cli.base import _progress, _registry, _service_db, main, reported
+from outreach.cli.base import main, open_registry, open_service_db, progress, reported
 
 
 @main.group()
@@ -37,16 +37,16 @@ def labels_ingest(home: Home, file: str, model_name: str, by: str, as_json: bool
     if serving is None:
         raise GateError(f"no verified production model for {model_name}: {source.problem}")
     model = serving.model
-    registry = _registry(home)
+    registry = open_registry(home)
     done = ingest(
-        _service_db(home),
+        open_service_db(home),
         name=model_name,
         frame=read_table(file),
         columns=LabelColumns(model.id_column, model.time_column, model.label_column),
         report_for=lambda audit_id: read_report(registry, audit_id),
         folder=home.monitoring,
         by=by,
-        progress=_progress,
+        progress=progress,
     )
     if as_json:
         click.echo(json.dumps({"periods": [vars(p) for p in done]}, indent=2))

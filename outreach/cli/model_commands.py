@@ -9,7 +9,7 @@ import click
 
 from kernel.errors import GateError
 from kernel.home import Home
-from outreach.cli.base import _registry, _service_db, _trust, main, reported
+from outreach.cli.base import deployment_trust, main, open_registry, open_service_db, reported
 
 
 @main.group()
@@ -29,7 +29,7 @@ def models_list(home: Home, name: str | None, as_json: bool) -> None:
     whose attestation log does not verify shows every version as log_invalid (exit 3)."""
     from lifecycle.verified_loading import version_states
 
-    rows = version_states(_registry(home), name, trust=_trust(home, signing=False))
+    rows = version_states(open_registry(home), name, trust=deployment_trust(home, signing=False))
     if as_json:
         click.echo(json.dumps(rows, indent=2))
     else:
@@ -76,8 +76,8 @@ def models_verify(home: Home, name: str, as_json: bool) -> None:
     verifies; 3 naming every problem (nothing of NAME is served then)."""
     from lifecycle.catalogue import production_alias
 
-    trust = _trust(home, signing=False, anchored=True)
-    state = trust.state(name, production_alias(_registry(home), name))
+    trust = deployment_trust(home, signing=False, anchored=True)
+    state = trust.state(name, production_alias(open_registry(home), name))
     anchored, _ = trust.anchors.latest(name) if trust.anchors else (None, "")
     document = {
         "model": name,
@@ -114,7 +114,7 @@ def models_repair(home: Home, name: str, by: str, note: str) -> None:
     """Close NAME's trust alarm after the log (or the public key) was restored from a copy kept
     elsewhere: the log must verify and extend the head anchored before; exit 3 if it does not.
     The repair is recorded with who and why; nothing recovers without it."""
-    anchor = _trust(home, signing=False, anchored=True).repair(name, by=by, note=note)
+    anchor = deployment_trust(home, signing=False, anchored=True).repair(name, by=by, note=note)
     click.echo(
         f"repaired the attestation log of {name}: it verifies up to statement {anchor.sequence} "
         f"(key {anchor.key_id}); the service serves it again within one poll interval"
@@ -133,12 +133,12 @@ def models_approve(home: Home, name: str, version: str, by: str, note: str) -> N
     production if it was awaiting approval. A review's approval names the groups it takes on."""
     from store.approvals import decide
 
-    registry = _registry(home)
+    registry = open_registry(home)
     promoted = decide(
-        _service_db(home), registry, name, version, decision="approve", by=by, note=note
+        open_service_db(home), registry, name, version, decision="approve", by=by, note=note
     )
     # The groups the signed release left open (the statement just approved, not a tag).
-    release = _trust(home, signing=False).standing(name, version).release or {}
+    release = deployment_trust(home, signing=False).standing(name, version).release or {}
     groups = release.get("review_groups") if release.get("decision") == "REVIEW" else ""
     click.echo(f"approved {name} version {version}" + (" and promoted it" if promoted else ""))
     if groups:
@@ -156,7 +156,15 @@ def models_reject(home: Home, name: str, version: str, by: str, note: str) -> No
     """Reject a version: it can never be served."""
     from store.approvals import decide
 
-    decide(_service_db(home), _registry(home), name, version, decision="reject", by=by, note=note)
+    decide(
+        open_service_db(home),
+        open_registry(home),
+        name,
+        version,
+        decision="reject",
+        by=by,
+        note=note,
+    )
     click.echo(f"rejected {name} version {version}")
 
 
@@ -172,9 +180,9 @@ def models_withdraw(home: Home, name: str, by: str, note: str) -> None:
     from lifecycle.release import production_version
     from store.approvals import decide
 
-    registry = _registry(home)
+    registry = open_registry(home)
     version = production_version(registry, name)  # '' if none: later ones are stopped too
-    decide(_service_db(home), registry, name, version, decision="withdraw", by=by, note=note)
+    decide(open_service_db(home), registry, name, version, decision="withdraw", by=by, note=note)
     stopped = f"version {version}" if version else "no version was in production"
     click.echo(
         f"withdrew {name} ({stopped}); the service stops serving it within one poll interval. "
@@ -190,5 +198,5 @@ def models_rollback(home: Home, name: str) -> None:
     """Move production back to the previous version that passed its audit."""
     from lifecycle.release import rollback
 
-    version = rollback(_registry(home), name)
+    version = rollback(open_registry(home), name)
     click.echo(f"{name}: production is now version {version}")

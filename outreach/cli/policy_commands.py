@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from kernel.errors import BadInputError
-from outreach.cli.base import _progress, main, reported
+from outreach.cli.base import main, progress, reported
 
 
 @main.group("policy")
@@ -79,7 +79,7 @@ def policy_simulate(
         if not label or not sensitive:
             raise BadInputError("--data needs --label COL and --sensitive A,B")
         point = OperatingPoint(decision, score, threshold, top_k, period, cluster)
-        _progress(f"auditing {data} once to learn its shape")
+        progress(f"auditing {data} once to learn its shape")
         outcome, chosen = audit_frame(
             read_table(data or ""),
             policy=chosen,
@@ -88,7 +88,7 @@ def policy_simulate(
             point=point,
         )
         shape = audit_shape(chosen, outcome)
-    table = operating_characteristics(chosen, shape, replicates=reps, seed=seed, progress=_progress)
+    table = operating_characteristics(chosen, shape, replicates=reps, seed=seed, progress=progress)
     if table is None:
         raise BadInputError(
             "the policy has no blocking gate the simulation can draw (a recall or selection-rate "

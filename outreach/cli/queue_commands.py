@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from kernel.home import Home
-from outreach.cli.base import _into_queue, _month, _served, main, reported
+from outreach.cli.base import check_month, main, reported, served_source, write_into_queue
 
 
 @main.group()
@@ -17,7 +17,7 @@ def queue() -> None:
 @click.option(
     "--from", "source_path", type=click.Path(), required=True, help="A Spark output folder."
 )
-@click.option("--period", required=True, callback=_month, help="YYYY-MM")
+@click.option("--period", required=True, callback=check_month, help="YYYY-MM")
 @click.option("--model", "model_name", default="individual_outreach", show_default=True)
 @click.pass_obj
 @reported
@@ -26,5 +26,5 @@ def queue_load(home: Home, source_path: str, period: str, model_name: str) -> No
     from jobs.batch import load_period, read_scored_period
 
     scored = read_scored_period(source_path, period)
-    serving = _served(home, model_name, verb="load with", degraded=False).current
-    _into_queue(home, serving, load_period, scored, period, "loaded")
+    serving = served_source(home, model_name, verb="load with", degraded=False).current
+    write_into_queue(home, serving, load_period, scored, period, "loaded")

@@ -12,12 +12,12 @@ from kernel.errors import GateError
 from kernel.home import Home
 from outreach.cli.base import (
     F,
-    _has_service_db,
-    _progress,
-    _registry,
-    _service_db,
-    _trust,
+    deployment_trust,
+    has_service_db,
     main,
+    open_registry,
+    open_service_db,
+    progress,
     reported,
 )
 
@@ -96,11 +96,11 @@ def print_table(summary: dict[str, Any]) -> None:
     rows = [(c["label"], c["version"], c["metrics"]) for c in summary["candidates"]] + [
         (f"baseline: {n}", "-", m) for n, m in summary["baselines"].items()
     ]
-    _progress(
+    progress(
         f"\n{summary['experiment']}: mean over {len(summary['splits'])} temporal splits, "
         f"capacity {summary['capacity']}"
     )
-    _progress(
+    progress(
         f"{'model':<58} {'ver':>4} {'prec@k':>7} {'recall@k':>8} {'AUC':>6} {'AP':>6} {'Brier':>6}"
     )
 
@@ -108,7 +108,7 @@ def print_table(summary: dict[str, Any]) -> None:
         return "-" if value is None else f"{value:.3f}"
 
     for label, version, m in rows:
-        _progress(
+        progress(
             f"{label[:58]:<58} {version or '-':>4} {fmt(m['precision_at_k']):>7} "
             f"{fmt(m['recall_at_k']):>8} {fmt(m['roc_auc']):>6} "
             f"{fmt(m['average_precision']):>6} {fmt(m['brier']):>6}"
@@ -134,10 +134,10 @@ def run_training(home: Home, spec_path: str, data: str | None) -> dict[str, Any]
     from model.registry import connect, log_training
     from model.train import train
 
-    spec, dataset = load_dataset(spec_path, data, progress=_progress)
-    result = train(spec, dataset, progress=_progress)
+    spec, dataset = load_dataset(spec_path, data, progress=progress)
+    result = train(spec, dataset, progress=progress)
     registry = connect(home)
-    run_id = log_training(registry, result, progress=_progress)
+    run_id = log_training(registry, result, progress=progress)
     return train_summary(result, run_id)
 
 
@@ -159,25 +159,25 @@ def release_job(home: Home, spec_path: str, data: str | None) -> Any:
 def release_with_data(home: Home, spec_path: str, data: str | None) -> tuple[Any, Any]:
     from lifecycle.release import policy_for
 
-    spec, dataset = load_dataset(spec_path, data, progress=_progress)
-    return _release(home, spec, dataset, policy_for(spec)), dataset
+    spec, dataset = load_dataset(spec_path, data, progress=progress)
+    return release_with_progress(home, spec, dataset, policy_for(spec)), dataset
 
 
-def _release(home: Home, spec: Any, dataset: Any, policy: Any) -> Any:
+def release_with_progress(home: Home, spec: Any, dataset: Any, policy: Any) -> Any:
     """Release ``spec`` on ``dataset`` under ``policy`` with progress on stderr, the audit
     carrying the labelled months since earlier releases (the CLI's one way to release)."""
     from lifecycle.release import release
 
-    _progress(f"policy '{policy.name}' (sha256 {policy.sha256[:12]}...)")
+    progress(f"policy '{policy.name}' (sha256 {policy.sha256[:12]}...)")
     for note in policy.changed_meanings:
-        _progress(f"  note: {note}")
-    trust = _trust(home)
+        progress(f"  note: {note}")
+    trust = deployment_trust(home)
     done = release(
         spec,
         dataset,
-        _registry(home),
+        open_registry(home),
         policy=policy,
-        progress=_progress,
+        progress=progress,
         after_release=_after_release(home, spec.name),
         trust=trust,
     )
@@ -190,56 +190,54 @@ def _after_release(home: Home, name: str) -> dict[str, Any] | None:
     """What the labelled months since earlier releases showed (none for a new home)."""
     from monitoring.period_report import after_release_evidence
 
-    if not _has_service_db(home):
+    if not has_service_db(home):
         return None
-    with _service_db(home).session() as session:
+    with open_service_db(home).session() as session:
         found = after_release_evidence(session, name)
     if found:
-        _progress(
-            f"the audit report carries {len(found['months'])} labelled month(s) since release"
-        )
+        progress(f"the audit report carries {len(found['months'])} labelled month(s) since release")
     return found
 
 
 def print_release(summary: dict[str, Any]) -> None:
-    _progress(
+    progress(
         f"\n{summary['registered_model']}: {summary['decision']} - version {summary['version']} "
         f"({summary['candidate']})"
     )
     for c in summary["candidates"]:
         ratio = c["worst_recall_ratio"]
         ratio_text = "-" if ratio is None else f"{ratio:.2f}"
-        _progress(
+        progress(
             f"  {c['name']:<34} v{c['version']:<4} {c['decision']:<5} precision@k "
             f"{c['precision_at_k']:.3f}  worst recall ratio {ratio_text}  "
             f"breaches {c['breaches']}  open questions {c['review']}"
         )
     for b in summary["breaches"]:
         if None in b["ci"]:  # a finding without an interval (proxy, missingness) says itself
-            _progress(f"  breach: {b['message']}")
+            progress(f"  breach: {b['message']}")
             continue
-        _progress(
+        progress(
             f"  breach: {b['metric']} for {b['group']} ({b['attribute']}): {b['value']} "
             f"(interval {b['ci']}), limit {b['limit']}"
         )
     for r in summary["review"][:20]:
-        _progress(f"  review: {r['message']}")
+        progress(f"  review: {r['message']}")
     if len(summary["review"]) > 20:
-        _progress(f"  ... and {len(summary['review']) - 20} more open question(s) in the report")
+        progress(f"  ... and {len(summary['review']) - 20} more open question(s) in the report")
     if summary.get("not_assessable"):
         names = "; ".join(f"{n['group']} ({n['attribute']})" for n in summary["not_assessable"])
-        _progress(
+        progress(
             f"  not assessable with this data ({len(summary['not_assessable'])} group(s), "
             f"named in the report and any approval): {names}"
         )
     for w in summary["warnings"][:10]:
-        _progress(f"  warning: {w['message']}")
+        progress(f"  warning: {w['message']}")
     if len(summary["warnings"]) > 10:
-        _progress(f"  ... and {len(summary['warnings']) - 10} more warning(s) in the report")
+        progress(f"  ... and {len(summary['warnings']) - 10} more warning(s) in the report")
     if summary["promoted"]:
-        _progress(f"  promoted version {summary['version']} to production")
+        progress(f"  promoted version {summary['version']} to production")
     elif summary["awaiting_approval"] and summary["decision"] == "REVIEW":
-        _progress(
+        progress(
             f"  version {summary['version']} needs a review: the audit could not settle every "
             "question, so an oversight user decides, taking on the groups named above: "
             f"outreach models approve {summary['registered_model']} {summary['version']} "
@@ -250,18 +248,18 @@ def print_release(summary: dict[str, Any]) -> None:
             names = "; ".join(
                 f"{n['group']} ({n['attribute']})" for n in summary["disclosed_beyond"]
             )
-            _progress(
+            progress(
                 "  too small to judge, but their own estimates are beyond a limit, so a person "
                 f"accepts them before serving: {names}"
             )
-        _progress(
+        progress(
             f"  version {summary['version']} passed and awaits an oversight approval: "
             f"outreach models approve {summary['registered_model']} {summary['version']} "
             "--by ROLE --note TEXT"
         )
     else:
-        _progress("  nothing was promoted")
-    _progress(f"  audit report: {summary['report']}")
+        progress("  nothing was promoted")
+    progress(f"  audit report: {summary['report']}")
 
 
 @main.command("release")

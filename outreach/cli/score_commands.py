@@ -10,14 +10,14 @@ import click
 from kernel.errors import BadInputError
 from kernel.home import Home
 from outreach.cli.base import (
-    _into_queue,
-    _month,
-    _progress,
-    _served,
-    _service_db,
-    _verified_production,
+    check_month,
     main,
+    open_service_db,
+    progress,
     reported,
+    served_source,
+    verified_production,
+    write_into_queue,
 )
 
 
@@ -25,7 +25,7 @@ from outreach.cli.base import (
 @click.option("--data", type=click.Path(), required=True)
 @click.option(
     "--period",
-    callback=_month,
+    callback=check_month,
     help="YYYY-MM (default: the latest period in the data; with --out or on Spark: every period).",
 )
 @click.option("--model", "model_name", default="individual_outreach", show_default=True)
@@ -62,7 +62,7 @@ def score_command(
     from jobs.batch import score_file, score_period
     from model.data import read_month, read_table
 
-    serving = _served(home, model_name, verb="score with").current
+    serving = served_source(home, model_name, verb="score with").current
     assert serving is not None
     if out is not None and period is None:
         frame = read_table(data)  # every period
@@ -73,14 +73,14 @@ def score_command(
             data, serving.model.time_column, period, keep=[serving.model.id_column]
         )
         if not pushed:
-            _progress(
+            progress(
                 f"read every row of {data} ({Path(data).suffix or 'no extension'}: a month can "
                 "be read alone only from Parquet)"
             )
     if out is not None:
         from model.synthetic import write_population
 
-        scored = score_file(_service_db(home), serving, frame, period=period)
+        scored = score_file(open_service_db(home), serving, frame, period=period)
         write_population(scored.frame, out)
         click.echo(
             f"wrote {len(scored.frame):,} scored rows of {', '.join(scored.periods)} to {out} "
@@ -89,7 +89,7 @@ def score_command(
             f"population, the same in every month); {scored.opted_out:,} opted out, not scored"
         )
         return
-    _into_queue(home, serving, score_period, frame, period, "scored")
+    write_into_queue(home, serving, score_period, frame, period, "scored")
 
 
 def _score_on_spark(
@@ -103,17 +103,17 @@ def _score_on_spark(
         raise BadInputError(f"{data}: --engine spark reads Parquet (a file or a folder)")
     from jobs.spark_batch import score_on_spark, spark_session
 
-    loaded = _verified_production(home, model_name)  # before any Spark work starts
+    loaded = verified_production(home, model_name)  # before any Spark work starts
     started = time.perf_counter()
     spark = spark_session(master)
-    _progress(
+    progress(
         f"Spark session on {spark.sparkContext.master} in {time.perf_counter() - started:.1f} s"
     )
     from jobs.batch import opted_out
 
-    excluded = opted_out(_service_db(home))
+    excluded = opted_out(open_service_db(home))
     result = score_on_spark(
-        spark, loaded, data, out, period=period, exclude=excluded, progress=_progress
+        spark, loaded, data, out, period=period, exclude=excluded, progress=progress
     )
     click.echo(
         f"scored {result.rows:,} rows of {', '.join(result.periods)} on Spark into {result.out} "

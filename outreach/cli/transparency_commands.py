@@ -7,7 +7,7 @@ import json
 import click
 
 from kernel.home import Home
-from outreach.cli.base import _progress, _registry, main, reported
+from outreach.cli.base import main, open_registry, progress, reported
 
 
 @main.command("transparency")
@@ -49,18 +49,18 @@ def transparency_command(
     default = settings_path(home)
     chosen = settings or (str(default) if default.is_file() else None)
     record = transparency_record(
-        _registry(home), None, name, version, settings=load_settings(chosen)
+        open_registry(home), None, name, version, settings=load_settings(chosen)
     )
     written = write_record(record, out)
     missing = required_fields_missing(record)
-    _progress(
+    progress(
         f"{name} version {record['version']}: transparency record written to {written.html_path} "
         f"and {written.json_path}"
     )
     for item in missing:
-        _progress(f"  required field not filled in: {item}")
+        progress(f"  required field not filled in: {item}")
     for finding in record["findings"]:
-        _progress(f"  finding: {finding}")
+        progress(f"  finding: {finding}")
     if as_json:
         document = {
             "json": str(written.json_path),

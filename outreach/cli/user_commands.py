@@ -10,7 +10,7 @@ import click
 
 from kernel.errors import BadInputError
 from kernel.home import Home
-from outreach.cli.base import _plural, _progress, _service_db, main, reported
+from outreach.cli.base import main, open_service_db, plural, progress, reported
 
 
 @main.group()
@@ -118,7 +118,7 @@ def users_add(
 
     secret = _new_password(password, password_stdin, password_file)
     expires = _expiry(days)
-    token = add_user(_service_db(home), name, role, password=secret, days=days)
+    token = add_user(open_service_db(home), name, role, password=secret, days=days)
     click.echo(f"created {role} '{name}'; its API token (shown only now; expires {expires}):")
     click.echo(token)
 
@@ -135,10 +135,10 @@ def users_password(home: Home, name: str, password: str) -> None:
     """
     from store.accounts import set_password
 
-    revoked = set_password(_service_db(home), name, password)
+    revoked = set_password(open_service_db(home), name, password)
     click.echo(
         f"password set for '{name}'; signed out everywhere and "
-        f"{_plural(revoked, 'API token')} revoked (outreach users token {name} makes a new one)"
+        f"{plural(revoked, 'API token')} revoked (outreach users token {name} makes a new one)"
     )
 
 
@@ -152,7 +152,7 @@ def users_token(home: Home, name: str, days: int | None) -> None:
     from store.accounts import issue_token
 
     expires = _expiry(days)
-    token = issue_token(_service_db(home), name, days=days)
+    token = issue_token(open_service_db(home), name, days=days)
     click.echo(f"new API token for '{name}' (shown only now; expires {expires}):")
     click.echo(token)
 
@@ -165,7 +165,7 @@ def users_tokens(home: Home, name: str) -> None:
     """List NAME's API tokens: id, created, expires, status (never the token itself)."""
     from store.accounts import list_tokens
 
-    found = list_tokens(_service_db(home), name)
+    found = list_tokens(open_service_db(home), name)
     if not found:
         click.echo(f"'{name}' has no API tokens")
         return
@@ -198,7 +198,7 @@ def users_revoke_token(
 
     if sum((token_id is not None, every, token_stdin)) != 1:
         raise BadInputError("say which token: exactly one of --id ID, --all or --token-stdin")
-    db = _service_db(home)
+    db = open_service_db(home)
     if token_stdin:
         token = sys.stdin.readline().strip()
         if not token:
@@ -211,7 +211,7 @@ def users_revoke_token(
         state = "revoked" if revoked else "was already revoked:"
         click.echo(f"{state} token {token_id} of '{name}'")
     else:
-        click.echo(f"revoked {_plural(revoked, 'API token')} of '{name}'")
+        click.echo(f"revoked {plural(revoked, 'API token')} of '{name}'")
 
 
 @users.command("disable")
@@ -222,9 +222,9 @@ def users_disable(home: Home, name: str) -> None:
     """Disable NAME: no sign-in, every page session ended, every API token revoked."""
     from store.accounts import disable_user
 
-    revoked = disable_user(_service_db(home), name)
+    revoked = disable_user(open_service_db(home), name)
     click.echo(
-        f"disabled '{name}': signed out everywhere and {_plural(revoked, 'API token')} revoked"
+        f"disabled '{name}': signed out everywhere and {plural(revoked, 'API token')} revoked"
     )
 
 
@@ -237,9 +237,9 @@ def users_delete(home: Home, name: str) -> None:
     (a new user never gets its id again)."""
     from store.accounts import delete_user
 
-    revoked = delete_user(_service_db(home), name)
+    revoked = delete_user(open_service_db(home), name)
     click.echo(
-        f"deleted '{name}': {_plural(revoked, 'API token')} revoked and every session ended first"
+        f"deleted '{name}': {plural(revoked, 'API token')} revoked and every session ended first"
     )
 
 
@@ -251,7 +251,7 @@ def users_enable(home: Home, name: str) -> None:
     """Let a disabled user sign in again; their old tokens stay revoked."""
     from store.accounts import enable_user
 
-    was = enable_user(_service_db(home), name)
+    was = enable_user(open_service_db(home), name)
     if not was:
         click.echo(f"'{name}' was not disabled; nothing changed")
         return
@@ -272,7 +272,7 @@ def users_set_role(home: Home, name: str, role: str) -> None:
     coordinator role clears the areas."""
     from store.accounts import set_role
 
-    change = set_role(_service_db(home), name, role)
+    change = set_role(open_service_db(home), name, role)
     if change.previous == role:
         click.echo(f"'{name}' is already {role}; nothing changed")
     else:
@@ -298,7 +298,7 @@ def users_areas(home: Home, name: str, area: tuple[str, ...], clear: bool) -> No
     """
     from store.accounts import areas_of, known_areas, set_areas
 
-    db = _service_db(home)
+    db = open_service_db(home)
     if clear and area:
         raise BadInputError("give areas or --clear, not both")
     if not clear and not area:
@@ -312,7 +312,7 @@ def users_areas(home: Home, name: str, area: tuple[str, ...], clear: bool) -> No
     click.echo(f"'{name}' now works in: {', '.join(chosen)}")
     unknown = sorted(set(chosen) - set(known_areas(db)) - {"*"})
     if unknown:
-        _progress(f"warning: no outreach list has these areas yet: {', '.join(unknown)}")
+        progress(f"warning: no outreach list has these areas yet: {', '.join(unknown)}")
 
 
 @users.command("list")
@@ -323,7 +323,7 @@ def users_list(home: Home, as_json: bool) -> None:
     """Every user: role, status, working API tokens, page password, areas."""
     from store.accounts import list_users
 
-    found = list_users(_service_db(home))
+    found = list_users(open_service_db(home))
     if as_json:
         document = [
             {
@@ -359,7 +359,7 @@ def users_unlock(home: Home, name: str) -> None:
     """Lift the sign-in locks on NAME (after too many wrong passwords), at every address."""
     from store.signin_limits import unlock
 
-    removed = unlock(_service_db(home), name)
+    removed = unlock(open_service_db(home), name)
     if removed:
         click.echo(f"lifted the sign-in locks and counts on '{name}'")
     else:

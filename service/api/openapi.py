@@ -14,25 +14,25 @@ from typing import Any
 from model.scorer import ScoringModel
 from service.api.json_body import MAX_DEPTH
 from service.api.openapi_schemas import (
-    _COUNT,
-    _ERROR,
-    _EXPLANATION,
-    _GROUP_ROW,
-    _ID,
-    _ID_TEXT,
-    _PURPOSE_QUERY,
-    _REQUEST_ID,
-    _REVIEW,
-    _REVIEW_STATE,
-    _TEXT,
+    COUNT,
+    ERROR,
+    EXPLANATION,
+    GROUP_ROW,
+    ID,
+    ID_TEXT,
+    PURPOSE_QUERY,
     QUEUE_LIMIT,
     QUEUE_OFFSET,
-    _errors,
-    _json_body,
-    _linked,
-    _object,
-    _ok,
-    _schemas,
+    REQUEST_ID,
+    REVIEW,
+    REVIEW_STATE,
+    TEXT,
+    component_schemas,
+    error_responses,
+    json_request_body,
+    object_schema,
+    ok_response,
+    with_links,
 )
 from store import review_requests
 from store.queue import (
@@ -53,23 +53,23 @@ def _review_paths(signed_in: tuple[int, ...]) -> dict[str, Any]:
                 "summary": "File a request for review of the listing of a person on a list in "
                 "the caller's areas: wrong data, or they asked not to be contacted (which also "
                 "takes them off every list)",
-                "requestBody": _json_body(
+                "requestBody": json_request_body(
                     {
-                        "person_id": _ID,
+                        "person_id": ID,
                         "kind": {"enum": list(review_requests.KINDS)},
                         "raised_by": {"enum": list(review_requests.RAISED_BY)},
-                        "details": _TEXT,
+                        "details": TEXT,
                     },
                     optional=("details",),
                 ),
                 "responses": {
-                    **_ok(
+                    **ok_response(
                         201,
                         "filed, open; attached to the person's latest queue entry",
                         {
                             "allOf": [
-                                _REVIEW,
-                                _object(
+                                REVIEW,
+                                object_schema(
                                     {
                                         "opt_out_recorded": {"type": "boolean"},
                                         "request_id": {"type": "string"},
@@ -78,7 +78,7 @@ def _review_paths(signed_in: tuple[int, ...]) -> dict[str, Any]:
                             ]
                         },
                     ),
-                    **_errors(400, *signed_in, 404, 413, 415, 503),
+                    **error_responses(400, *signed_in, 404, 413, 415, 503),
                 },
             },
             "get": {
@@ -86,7 +86,7 @@ def _review_paths(signed_in: tuple[int, ...]) -> dict[str, Any]:
                 "summary": "Requests for review, newest first, each with its history (no "
                 "sensitive attribute of anyone)",
                 "parameters": [
-                    _PURPOSE_QUERY,
+                    PURPOSE_QUERY,
                     {
                         "name": "state",
                         "in": "query",
@@ -120,12 +120,12 @@ def _review_paths(signed_in: tuple[int, ...]) -> dict[str, Any]:
                         },
                     },
                 ],
-                "responses": _linked(
+                "responses": with_links(
                     {
-                        **_ok(
+                        **ok_response(
                             200,
                             "a page of requests",
-                            _object(
+                            object_schema(
                                 {
                                     "purpose": {"const": "outreach"},
                                     "state": {"type": ["string", "null"]},
@@ -136,13 +136,13 @@ def _review_paths(signed_in: tuple[int, ...]) -> dict[str, Any]:
                                     "requests": {
                                         "type": "array",
                                         "maxItems": 1000,
-                                        "items": _REVIEW,
+                                        "items": REVIEW,
                                     },
                                     "request_id": {"type": "string"},
                                 }
                             ),
                         ),
-                        **_errors(400, *signed_in, 503),
+                        **error_responses(400, *signed_in, 503),
                     },
                     200,
                     MoveReviewRequest={
@@ -169,9 +169,9 @@ def _review_paths(signed_in: tuple[int, ...]) -> dict[str, Any]:
                         },
                     }
                 ],
-                "requestBody": _json_body(
+                "requestBody": json_request_body(
                     {
-                        "state": _REVIEW_STATE,
+                        "state": REVIEW_STATE,
                         "note": {
                             "type": "string",
                             "minLength": 1,
@@ -181,17 +181,17 @@ def _review_paths(signed_in: tuple[int, ...]) -> dict[str, Any]:
                     }
                 ),
                 "responses": {
-                    **_ok(
+                    **ok_response(
                         200,
                         "moved; the history holds the new state with who moved it and why",
                         {
                             "allOf": [
-                                _REVIEW,
-                                _object({"request_id": {"type": "string"}}),
+                                REVIEW,
+                                object_schema({"request_id": {"type": "string"}}),
                             ]
                         },
                     ),
-                    **_errors(400, *signed_in, 404, 409, 413, 415, 503),
+                    **error_responses(400, *signed_in, 404, 409, 413, 415, 503),
                 },
             }
         },
@@ -202,24 +202,24 @@ def _review_paths(signed_in: tuple[int, ...]) -> dict[str, Any]:
                 "(aggregates only; small counts withheld by the serving policy's "
                 "min_group_size, the one small-cell rule)",
                 "responses": {
-                    **_ok(
+                    **ok_response(
                         200,
                         "per month, kind and state: the total, and per attribute the count "
                         "of each group (null where withheld)",
-                        _object(
+                        object_schema(
                             {
                                 "threshold": {"type": "integer", "minimum": 1},
-                                "rows": {"type": "array", "items": _COUNT},
+                                "rows": {"type": "array", "items": COUNT},
                                 "attributes": {
                                     "type": "array",
-                                    "items": _object(
+                                    "items": object_schema(
                                         {
                                             "attribute": {"type": "string"},
                                             "groups": {
                                                 "type": "array",
                                                 "items": {"type": "string"},
                                             },
-                                            "rows": {"type": "array", "items": _GROUP_ROW},
+                                            "rows": {"type": "array", "items": GROUP_ROW},
                                         }
                                     ),
                                 },
@@ -227,7 +227,7 @@ def _review_paths(signed_in: tuple[int, ...]) -> dict[str, Any]:
                             }
                         ),
                     ),
-                    **_errors(*signed_in, 503),
+                    **error_responses(*signed_in, 503),
                 },
             }
         },
@@ -252,8 +252,8 @@ def document(model: ScoringModel | None, *, max_records: int) -> dict[str, Any]:
                     str(status),
                     {
                         "description": words,
-                        "headers": {"X-Request-ID": _REQUEST_ID},
-                        "content": {"application/json": {"schema": _ERROR}},
+                        "headers": {"X-Request-ID": REQUEST_ID},
+                        "content": {"application/json": {"schema": ERROR}},
                     },
                 )
     return out
@@ -275,7 +275,7 @@ def _document(model: ScoringModel | None, *, max_records: int) -> dict[str, Any]
         },
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-            "schemas": _schemas(model),
+            "schemas": component_schemas(model),
         },
         "security": [{"bearer": []}],
         "paths": {
@@ -285,7 +285,7 @@ def _document(model: ScoringModel | None, *, max_records: int) -> dict[str, Any]
                     "summary": f"Score 1 to {max_records} records with reasons",
                     "description": "A person who opted out is not scored: a record with their "
                     "id refuses the whole request (409, code opted_out).",
-                    "requestBody": _json_body(
+                    "requestBody": json_request_body(
                         {
                             "records": {
                                 "type": "array",
@@ -296,10 +296,10 @@ def _document(model: ScoringModel | None, *, max_records: int) -> dict[str, Any]
                         }
                     ),
                     "responses": {
-                        **_ok(
+                        **ok_response(
                             200,
                             "scores, bands, percentiles and reasons, in the records' order",
-                            _object(
+                            object_schema(
                                 {
                                     "purpose": {"const": "outreach"},
                                     "model": {"$ref": ref + "ModelBlock"},
@@ -313,7 +313,7 @@ def _document(model: ScoringModel | None, *, max_records: int) -> dict[str, Any]
                                 }
                             ),
                         ),
-                        **_errors(400, *signed_in, 409, 413, 415, 503),
+                        **error_responses(400, *signed_in, 409, 413, 415, 503),
                     },
                 }
             },
@@ -323,7 +323,7 @@ def _document(model: ScoringModel | None, *, max_records: int) -> dict[str, Any]
                     "summary": "The period's ranked outreach list within capacity and the "
                     "caller's areas, opted-out people excluded",
                     "parameters": [
-                        _PURPOSE_QUERY,
+                        PURPOSE_QUERY,
                         {
                             "name": "period",
                             "in": "query",
@@ -351,12 +351,12 @@ def _document(model: ScoringModel | None, *, max_records: int) -> dict[str, Any]
                             },
                         },
                     ],
-                    "responses": _linked(
+                    "responses": with_links(
                         {
-                            **_ok(
+                            **ok_response(
                                 200,
                                 "a page of the list, with each person's latest outcome",
-                                _object(
+                                object_schema(
                                     {
                                         "purpose": {"const": "outreach"},
                                         "period": {"type": ["string", "null"]},
@@ -372,7 +372,7 @@ def _document(model: ScoringModel | None, *, max_records: int) -> dict[str, Any]
                                     }
                                 ),
                             ),
-                            **_errors(400, *signed_in, 503),
+                            **error_responses(400, *signed_in, 503),
                         },
                         200,
                         RecordOutcome={
@@ -418,15 +418,15 @@ def _document(model: ScoringModel | None, *, max_records: int) -> dict[str, Any]
                             "schema": {"type": "integer", "minimum": 1, "maximum": MAX_ENTRY_ID},
                         }
                     ],
-                    "requestBody": _json_body(
-                        {"status": {"enum": list(OUTCOMES)}, "note": _TEXT},
+                    "requestBody": json_request_body(
+                        {"status": {"enum": list(OUTCOMES)}, "note": TEXT},
                         optional=("note",),
                     ),
                     "responses": {
-                        **_ok(
+                        **ok_response(
                             201,
                             "recorded",
-                            _object(
+                            object_schema(
                                 {
                                     "outcome_id": {"type": "integer", "minimum": 1},
                                     "entry_id": {"type": "integer", "minimum": 1},
@@ -435,7 +435,7 @@ def _document(model: ScoringModel | None, *, max_records: int) -> dict[str, Any]
                                 }
                             ),
                         ),
-                        **_errors(400, *signed_in, 404, 409, 413, 415, 503),
+                        **error_responses(400, *signed_in, 404, 409, 413, 415, 503),
                     },
                 }
             },
@@ -443,23 +443,23 @@ def _document(model: ScoringModel | None, *, max_records: int) -> dict[str, Any]
                 "post": {
                     "operationId": "addOptOut",
                     "summary": "A person on a list in the caller's areas opts out of outreach",
-                    "requestBody": _json_body(
-                        {"person_id": _ID, "reason": _TEXT}, optional=("reason",)
+                    "requestBody": json_request_body(
+                        {"person_id": ID, "reason": TEXT}, optional=("reason",)
                     ),
-                    "responses": _linked(
+                    "responses": with_links(
                         {
-                            **_ok(
+                            **ok_response(
                                 201,
                                 "the person leaves every list from now on (again: no change)",
-                                _object(
+                                object_schema(
                                     {
-                                        "person_id": _ID_TEXT,
+                                        "person_id": ID_TEXT,
                                         "opted_out": {"const": True},
                                         "request_id": {"type": "string"},
                                     }
                                 ),
                             ),
-                            **_errors(400, *signed_in, 404, 413, 415, 503),
+                            **error_responses(400, *signed_in, 404, 413, 415, 503),
                         },
                         201,
                         OptBackIn={
@@ -478,10 +478,10 @@ def _document(model: ScoringModel | None, *, max_records: int) -> dict[str, Any]
                             "name": "person_id",
                             "in": "path",
                             "required": True,
-                            "schema": _ID_TEXT,
+                            "schema": ID_TEXT,
                         },
                     ],
-                    "requestBody": _json_body(
+                    "requestBody": json_request_body(
                         {
                             "reason": {
                                 "type": "string",
@@ -493,10 +493,10 @@ def _document(model: ScoringModel | None, *, max_records: int) -> dict[str, Any]
                             }
                         }
                     ),
-                    "responses": _linked(
+                    "responses": with_links(
                         {
-                            **_ok(204, "the person is offered outreach again", None),
-                            **_errors(400, *signed_in, 404, 413, 415, 503),
+                            **ok_response(204, "the person is offered outreach again", None),
+                            **error_responses(400, *signed_in, 404, 413, 415, 503),
                         },
                         204,
                         OptOutAgain={
@@ -519,18 +519,18 @@ def _document(model: ScoringModel | None, *, max_records: int) -> dict[str, Any]
                             "name": "person_id",
                             "in": "path",
                             "required": True,
-                            "schema": _ID_TEXT,
+                            "schema": ID_TEXT,
                         },
-                        _PURPOSE_QUERY,
+                        PURPOSE_QUERY,
                     ],
                     "responses": {
-                        **_ok(
+                        **ok_response(
                             200,
                             "the text written to the person (or, for a neighbourhood, its "
                             "residents) and the fields it says",
-                            _EXPLANATION,
+                            EXPLANATION,
                         ),
-                        **_errors(400, *signed_in, 404, 503),
+                        **error_responses(400, *signed_in, 404, 503),
                     },
                 }
             },
@@ -540,20 +540,20 @@ def _document(model: ScoringModel | None, *, max_records: int) -> dict[str, Any]
                     "operationId": "model",
                     "summary": "The serving model, its audit and input schema",
                     "responses": {
-                        **_ok(
+                        **ok_response(
                             200,
                             "the serving model",
                             {
                                 "allOf": [
                                     {"$ref": ref + "ModelBlock"},
-                                    _object(
+                                    object_schema(
                                         {
                                             "candidate": {"type": "string"},
                                             "label": {"type": "string"},
                                             "capacity": {"type": "object"},
                                             "input_schema": {
                                                 "type": "array",
-                                                "items": _object(
+                                                "items": object_schema(
                                                     {
                                                         "name": {"type": "string"},
                                                         "kind": {"type": "string"},
@@ -575,7 +575,7 @@ def _document(model: ScoringModel | None, *, max_records: int) -> dict[str, Any]
                                 ]
                             },
                         ),
-                        **_errors(*signed_in, 503),
+                        **error_responses(*signed_in, 503),
                     },
                 }
             },
@@ -583,12 +583,12 @@ def _document(model: ScoringModel | None, *, max_records: int) -> dict[str, Any]
                 "get": {
                     "operationId": "audits",
                     "summary": "Audit decisions of every version",
-                    "responses": _linked(
+                    "responses": with_links(
                         {
-                            **_ok(
+                            **ok_response(
                                 200,
                                 "every registered version that has an audit",
-                                _object(
+                                object_schema(
                                     {
                                         "audits": {
                                             "type": "array",
@@ -598,7 +598,7 @@ def _document(model: ScoringModel | None, *, max_records: int) -> dict[str, Any]
                                     }
                                 ),
                             ),
-                            **_errors(*signed_in, 404),
+                            **error_responses(*signed_in, 404),
                         },
                         200,
                         Audit={
@@ -624,7 +624,7 @@ def _document(model: ScoringModel | None, *, max_records: int) -> dict[str, Any]
                         }
                     ],
                     "responses": {
-                        **_ok(
+                        **ok_response(
                             200,
                             "the audit report",
                             {
@@ -636,7 +636,7 @@ def _document(model: ScoringModel | None, *, max_records: int) -> dict[str, Any]
                                 },
                             },
                         ),
-                        **_errors(*signed_in, 404),
+                        **error_responses(*signed_in, 404),
                     },
                 }
             },
@@ -656,7 +656,7 @@ def _document(model: ScoringModel | None, *, max_records: int) -> dict[str, Any]
                         }
                     ],
                     "responses": {
-                        **_ok(
+                        **ok_response(
                             200,
                             "without period: {model, periods}; with period: the period's "
                             "monitoring document (warnings, reaudit_recommended and its reasons, "
@@ -695,7 +695,7 @@ def _document(model: ScoringModel | None, *, max_records: int) -> dict[str, Any]
                                 },
                             },
                         ),
-                        **_errors(*signed_in, 400, 404),
+                        **error_responses(*signed_in, 400, 404),
                     },
                 }
             },
@@ -704,7 +704,9 @@ def _document(model: ScoringModel | None, *, max_records: int) -> dict[str, Any]
                     "operationId": "healthz",
                     "security": [],
                     "summary": "Liveness",
-                    "responses": _ok(200, "alive", _object({"status": {"const": "ok"}})),
+                    "responses": ok_response(
+                        200, "alive", object_schema({"status": {"const": "ok"}})
+                    ),
                 }
             },
             "/api/v1/readyz": {
@@ -713,10 +715,10 @@ def _document(model: ScoringModel | None, *, max_records: int) -> dict[str, Any]
                     "security": [],
                     "summary": "Readiness",
                     "responses": {
-                        **_ok(
+                        **ok_response(
                             200,
                             "serving a verified model",
-                            _object(
+                            object_schema(
                                 {
                                     "status": {"enum": ["ready", "degraded"]},
                                     "model": {"$ref": ref + "ModelBlock"},
@@ -730,10 +732,10 @@ def _document(model: ScoringModel | None, *, max_records: int) -> dict[str, Any]
                                 "no verified model, the model was withdrawn, or its "
                                 "attestation log does not verify (code attestation_log_invalid)"
                             ),
-                            "headers": {"X-Request-ID": _REQUEST_ID},
+                            "headers": {"X-Request-ID": REQUEST_ID},
                             "content": {
                                 "application/json": {
-                                    "schema": _object(
+                                    "schema": object_schema(
                                         {
                                             "status": {
                                                 "enum": ["not ready", "withdrawn", "log_invalid"]
@@ -757,7 +759,7 @@ def _document(model: ScoringModel | None, *, max_records: int) -> dict[str, Any]
                     "responses": {
                         "200": {
                             "description": "metrics in the Prometheus text format",
-                            "headers": {"X-Request-ID": _REQUEST_ID},
+                            "headers": {"X-Request-ID": REQUEST_ID},
                             "content": {"text/plain": {"schema": {"type": "string"}}},
                         }
                     },
@@ -768,10 +770,10 @@ def _document(model: ScoringModel | None, *, max_records: int) -> dict[str, Any]
                     "operationId": "openapi",
                     "security": [],
                     "summary": "This document",
-                    "responses": _ok(
+                    "responses": ok_response(
                         200,
                         "the OpenAPI document",
-                        _object(
+                        object_schema(
                             {
                                 "openapi": {"type": "string"},
                                 "info": {"type": "object"},

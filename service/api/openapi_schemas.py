@@ -20,8 +20,10 @@ from store.queue import (
 QUEUE_LIMIT = (1, 1000)
 QUEUE_OFFSET = (0, 10_000_000)
 
-_ERROR = {"$ref": "#/components/schemas/Error"}
-_REQUEST_ID = {
+#: The schema of every error body (``components.schemas.Error``).
+ERROR = {"$ref": "#/components/schemas/Error"}
+#: The ``X-Request-ID`` header every answer carries.
+REQUEST_ID = {
     "description": "this request's id, also in every JSON body and the access log",
     "required": True,
     "schema": {"type": "string"},
@@ -45,32 +47,36 @@ _ERROR_HEADERS: dict[int, dict[str, Any]] = {
 }
 
 
-def _ok(status: int, description: str, schema: dict[str, Any] | None) -> dict[str, Any]:
-    entry: dict[str, Any] = {"description": description, "headers": {"X-Request-ID": _REQUEST_ID}}
+def ok_response(status: int, description: str, schema: dict[str, Any] | None) -> dict[str, Any]:
+    """A successful answer: its status, description, request-id header and JSON ``schema``
+    (``None`` for no body)."""
+    entry: dict[str, Any] = {"description": description, "headers": {"X-Request-ID": REQUEST_ID}}
     if schema is not None:
         entry["content"] = {"application/json": {"schema": schema}}
     return {str(status): entry}
 
 
-def _linked(responses: dict[str, Any], status: int, **links: dict[str, Any]) -> dict[str, Any]:
+def with_links(responses: dict[str, Any], status: int, **links: dict[str, Any]) -> dict[str, Any]:
     """``responses`` with links from the ``status`` answer to the calls that use what it returns
     (schemathesis follows them in its stateful phase)."""
     responses[str(status)]["links"] = links
     return responses
 
 
-def _errors(*codes: int) -> dict[str, Any]:
+def error_responses(*codes: int) -> dict[str, Any]:
+    """The error answers for these status codes: each with its description, headers and the
+    error schema."""
     out: dict[str, Any] = {}
     for code in codes:
         out[str(code)] = {
             "description": _WORDS[code],
-            "headers": {"X-Request-ID": _REQUEST_ID, **_ERROR_HEADERS.get(code, {})},
-            "content": {"application/json": {"schema": _ERROR}},
+            "headers": {"X-Request-ID": REQUEST_ID, **_ERROR_HEADERS.get(code, {})},
+            "content": {"application/json": {"schema": ERROR}},
         }
     return out
 
 
-def _object(properties: dict[str, Any], *, optional: tuple[str, ...] = ()) -> dict[str, Any]:
+def object_schema(properties: dict[str, Any], *, optional: tuple[str, ...] = ()) -> dict[str, Any]:
     """A response object: these properties, all present unless ``optional``."""
     return {
         "type": "object",
@@ -79,7 +85,9 @@ def _object(properties: dict[str, Any], *, optional: tuple[str, ...] = ()) -> di
     }
 
 
-def _json_body(properties: dict[str, Any], *, optional: tuple[str, ...] = ()) -> dict[str, Any]:
+def json_request_body(
+    properties: dict[str, Any], *, optional: tuple[str, ...] = ()
+) -> dict[str, Any]:
     """A required JSON object body: ``purpose`` plus exactly these properties."""
     required = ["purpose", *(name for name in properties if name not in optional)]
     schema = {
@@ -93,16 +101,18 @@ def _json_body(properties: dict[str, Any], *, optional: tuple[str, ...] = ()) ->
 
 #: The one id rule (``store.queue.person_id``): a string without control characters, or an
 #: integer, of 1 to 120 characters.
-_ID_TEXT = {"type": "string", "minLength": 1, "maxLength": MAX_ID, "pattern": ID_PATTERN}
-_ID = {
+ID_TEXT = {"type": "string", "minLength": 1, "maxLength": MAX_ID, "pattern": ID_PATTERN}
+#: A person's id as a request may give it: the text above, or an integer of as many digits.
+ID = {
     "oneOf": [
-        _ID_TEXT,
+        ID_TEXT,
         {"type": "integer", "minimum": -(10 ** (MAX_ID - 1) - 1), "maximum": 10**MAX_ID - 1},
     ]
 }
 #: A note or reason: optional text (``null`` is none), stripped, at most 2,000 characters.
-_TEXT = {"type": ["string", "null"], "maxLength": MAX_TEXT, "pattern": TEXT_PATTERN}
-_PURPOSE_QUERY = {
+TEXT = {"type": ["string", "null"], "maxLength": MAX_TEXT, "pattern": TEXT_PATTERN}
+#: The ``purpose`` query parameter every read of personal data takes.
+PURPOSE_QUERY = {
     "name": "purpose",
     "in": "query",
     "required": True,
@@ -112,7 +122,7 @@ _PURPOSE_QUERY = {
 
 
 def _record_schema(model: ScoringModel | None) -> dict[str, Any]:
-    properties: dict[str, Any] = {"id": _ID}
+    properties: dict[str, Any] = {"id": ID}
     if model is not None:
         for feature in model.features:
             if feature.kind == "category":
@@ -139,7 +149,9 @@ def _record_schema(model: ScoringModel | None) -> dict[str, Any]:
     }
 
 
-def _schemas(model: ScoringModel | None) -> dict[str, Any]:
+def component_schemas(model: ScoringModel | None) -> dict[str, Any]:
+    """The document's ``components.schemas``, the record schema from ``model``'s features (a
+    generic record when no model is served)."""
     text_or_none = {"type": ["string", "null"]}
     return {
         "Error": {
@@ -161,7 +173,7 @@ def _schemas(model: ScoringModel | None) -> dict[str, Any]:
             },
         },
         "Record": _record_schema(model),
-        "Reason": _object(
+        "Reason": object_schema(
             {
                 "feature": {"type": "string"},
                 "value": {"type": ["string", "number", "boolean", "null"]},
@@ -170,7 +182,7 @@ def _schemas(model: ScoringModel | None) -> dict[str, Any]:
                 "service": text_or_none,
             }
         ),
-        "ModelBlock": _object(
+        "ModelBlock": object_schema(
             {
                 "name": {"type": "string"},
                 "version": {"type": "string"},
@@ -179,7 +191,7 @@ def _schemas(model: ScoringModel | None) -> dict[str, Any]:
                 "degraded": {"type": "boolean"},
             }
         ),
-        "Score": _object(
+        "Score": object_schema(
             {
                 "id": {"type": ["string", "integer"]},
                 "score": {"type": "number", "minimum": 0, "maximum": 1},
@@ -188,17 +200,17 @@ def _schemas(model: ScoringModel | None) -> dict[str, Any]:
                 "reasons": {"type": "array", "items": {"$ref": "#/components/schemas/Reason"}},
             }
         ),
-        "Entry": _object(
+        "Entry": object_schema(
             {
                 "entry_id": {"type": "integer", "minimum": 1},
                 "rank": {"type": "integer", "minimum": 1},
-                "person_id": _ID_TEXT,
+                "person_id": ID_TEXT,
                 "period": {"type": "string"},
                 "score": {"type": "number", "minimum": 0, "maximum": 1},
                 "percentile": {"type": "number", "minimum": 0, "maximum": 100},
                 "band": {"enum": list(BANDS)},
                 "reasons": {"type": "array", "items": {"$ref": "#/components/schemas/Reason"}},
-                "model": _object(
+                "model": object_schema(
                     {
                         "name": {"type": "string"},
                         "version": {"type": "string"},
@@ -208,7 +220,7 @@ def _schemas(model: ScoringModel | None) -> dict[str, Any]:
                 "last_outcome": {
                     "oneOf": [
                         {"type": "null"},
-                        _object(
+                        object_schema(
                             {
                                 "status": {"enum": list(OUTCOMES)},
                                 "note": {
@@ -223,7 +235,7 @@ def _schemas(model: ScoringModel | None) -> dict[str, Any]:
                 },
             }
         ),
-        "AuditRow": _object(
+        "AuditRow": object_schema(
             {
                 "name": {"type": "string"},
                 "version": {"type": "string"},
@@ -254,28 +266,29 @@ def _schemas(model: ScoringModel | None) -> dict[str, Any]:
 
 # --- Requests for review of a listing (store.review_requests) -------------------------------------
 
-_REVIEW_STATE = {"enum": list(review_requests.STATES)}
-_REVIEW = _object(
+#: A request for review's state, and the request as the API answers it.
+REVIEW_STATE = {"enum": list(review_requests.STATES)}
+REVIEW = object_schema(
     {
         "id": {"type": "integer", "minimum": 1},
-        "person_id": _ID_TEXT,
-        "model": _object({"name": {"type": "string"}}),
+        "person_id": ID_TEXT,
+        "model": object_schema({"name": {"type": "string"}}),
         "period": {"type": "string"},
         "entry_id": {"type": ["integer", "null"], "minimum": 1},
         "kind": {"enum": list(review_requests.KINDS)},
         "raised_by": {"enum": list(review_requests.RAISED_BY)},
         "details": {"type": "string", "maxLength": MAX_TEXT, "pattern": TEXT_PATTERN},
-        "state": _REVIEW_STATE,
-        "next_states": {"type": "array", "items": _REVIEW_STATE},
+        "state": REVIEW_STATE,
+        "next_states": {"type": "array", "items": REVIEW_STATE},
         "filed_by": {"type": "string", "minLength": 1},
         "created_at": {"type": "string", "minLength": 1},
         "updated_at": {"type": "string", "minLength": 1},
         "history": {
             "type": "array",
             "minItems": 1,
-            "items": _object(
+            "items": object_schema(
                 {
-                    "state": _REVIEW_STATE,
+                    "state": REVIEW_STATE,
                     "note": {"type": "string"},
                     "by": {"type": "string", "minLength": 1},
                     "at": {"type": "string", "minLength": 1},
@@ -284,23 +297,25 @@ _REVIEW = _object(
         },
     }
 )
-_COUNT = _object(
+#: One row of the counts of requests for review by month, kind and state, and the same row
+#: with its counts by group (small cells withheld).
+COUNT = object_schema(
     {
         "month": {"type": "string", "pattern": PERIOD_PATTERN},
         "kind": {"enum": list(review_requests.KINDS)},
-        "state": _REVIEW_STATE,
+        "state": REVIEW_STATE,
         "total": {"type": "integer", "minimum": 1},
     }
 )
 
-_GROUP_ROW = {
+GROUP_ROW = {
     "allOf": [
-        _COUNT,
-        _object(
+        COUNT,
+        object_schema(
             {
                 "counts": {
                     "type": "array",
-                    "items": _object(
+                    "items": object_schema(
                         {
                             "group": {"type": "string"},
                             "count": {"type": ["integer", "null"], "minimum": 0},
@@ -315,17 +330,17 @@ _GROUP_ROW = {
 
 
 #: What ``GET /people/{person_id}/explanation`` answers (``service.person_explanation``).
-_EXPLANATION = _object(
+EXPLANATION = object_schema(
     {
         "purpose": {"const": "outreach"},
-        "person_id": _ID_TEXT,
+        "person_id": ID_TEXT,
         "unit": {"enum": ["individual", "neighbourhood"]},
         "addressed_to": {"type": "string", "minLength": 1},
         "period": {"type": "string", "pattern": PERIOD_PATTERN},
         "reasons": {
             "type": "array",
             "maxItems": 4,
-            "items": _object(
+            "items": object_schema(
                 {
                     "feature": {"type": "string"},
                     "value": {"type": ["string", "number", "boolean", "null"]},
@@ -336,7 +351,7 @@ _EXPLANATION = _object(
         },
         "data_used": {
             "type": "array",
-            "items": _object(
+            "items": object_schema(
                 {
                     "feature": {"type": "string"},
                     "description": {"type": "string", "minLength": 1},
@@ -346,7 +361,7 @@ _EXPLANATION = _object(
         },
         "not_used": {"type": "array", "items": {"type": "string"}},
         "contact": {"type": ["string", "null"]},
-        "model": _object(
+        "model": object_schema(
             {
                 "name": {"type": "string"},
                 "version": {"type": "string"},

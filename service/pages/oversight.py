@@ -25,7 +25,7 @@ from sqlalchemy import Text, cast, func, select
 
 from audits import limit_check
 from audits.decision_summary import summarise, verdict_label
-from audits.policy import Gate, assessments_from_report
+from audits.policy import assessments_from_report
 from audits.report import CSS, METRIC_WORDS, gate_chart, render_body
 from kernel.errors import BadInputError, ConflictError, GateError, NotFoundError, OutreachError
 from lifecycle.catalogue import list_versions, read_report
@@ -282,20 +282,6 @@ def _gated(report: dict[str, Any]) -> dict[tuple[str, str, str], dict[str, Any]]
     }
 
 
-def _beyond(report: dict[str, Any], disparity: dict[str, Any]) -> bool:
-    """Whether a sufficient group's point estimate is beyond a limit of the report's gates."""
-    for found in report["policy"]["gates"]:
-        gate = Gate.model_validate(found)
-        if (gate.metric, gate.disparity) != (disparity["metric"], disparity["kind"]):
-            continue
-        if not gate.applies_to(disparity["attribute"]):
-            continue
-        value, judged = disparity.get("value"), bool(disparity.get("sufficient"))
-        if limit_check.check(gate, value, sufficient=judged) == "beyond":
-            return True
-    return False
-
-
 def _charts(report: dict[str, Any]) -> list[Any]:
     attributes = list(dict.fromkeys(g_["attribute"] for g_ in report["groups"]))
     found = (gate_chart(report, gate, a) for gate in report["policy"]["gates"] for a in attributes)
@@ -319,7 +305,9 @@ def compare() -> ResponseReturnValue:
         found = [_gated(r) for r in reports]
         for key in sorted(set(found[0]) | set(found[1])):
             cells = [
-                None if f.get(key) is None else {**f[key], "beyond": _beyond(r, f[key])}
+                None
+                if f.get(key) is None
+                else {**f[key], "beyond": limit_check.beyond_report_gates(r, f[key])}
                 for f, r in zip(found, reports, strict=True)
             ]
             table.append({"metric": key[0], "attribute": key[1], "group": key[2], "cells": cells})

@@ -31,7 +31,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from kernel.errors import UnavailableError
-from store.access_log.checkpoints import _signing_in_background
+from store.access_log.checkpoints import sign_in_background
 from store.db import AccessLogRow, Database
 
 T = TypeVar("T")
@@ -94,13 +94,14 @@ HASHED = (
 _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str)
 
 
-def _digest(previous: str, fields: dict[str, object]) -> str:
+def fields_hash(previous: str, fields: dict[str, object]) -> str:
+    """The chain hash of a row's hashed ``fields`` (canonical JSON) after the ``previous`` hash."""
     return hashlib.sha256((previous + _CANONICAL.encode(fields)).encode()).hexdigest()
 
 
 def row_hash(previous: str, row: Any) -> str:
     """The hash a row (an :class:`AccessLogRow` or a result row) must have after ``previous``."""
-    return _digest(previous, _fields(row))
+    return fields_hash(previous, _fields(row))
 
 
 def _fields(row: Any) -> dict[str, object]:
@@ -181,10 +182,10 @@ def append(
         request_id=request_id,
         allowed=allowed,
     )
-    digest = _digest(previous, fields)
+    digest = fields_hash(previous, fields)
     # A core insert (no ORM unit of work): this runs before every response with personal data.
     session.execute(insert(AccessLogRow), [{**fields, "previous_hash": previous, "hash": digest}])
-    _signing_in_background()
+    sign_in_background()
     return digest
 
 
@@ -309,7 +310,7 @@ class SqliteAppender:
             try:
                 last = connection.execute(_LAST).fetchone()
                 previous = last[0] if last is not None else GENESIS
-                digest = _digest(previous, fields)
+                digest = fields_hash(previous, fields)
                 # Stored as SQLAlchemy stores them: JSON text for the ids, 1/0 for the flag.
                 connection.execute(
                     _INSERT,
@@ -332,7 +333,7 @@ class SqliteAppender:
                 if connection.in_transaction:
                     connection.execute("ROLLBACK")
                 raise
-        _signing_in_background()
+        sign_in_background()
         return digest
 
 

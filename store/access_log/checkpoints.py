@@ -307,7 +307,8 @@ def _parse(number: int, raw: bytes, verifier: Verifier | None) -> Checkpoint | s
     return Checkpoint(number, str(kind), row_id, digest, rows, signed_at)
 
 
-def _signed_line(statement: dict[str, Any], signer: Signer) -> bytes:
+def signed_line(statement: dict[str, Any], signer: Signer) -> bytes:
+    """One line of the checkpoint file: ``statement`` with its signature, as canonical JSON."""
     record = {**statement, "signature": signer.sign(statement)}
     return json.dumps(record, sort_keys=True, separators=(",", ":")).encode() + b"\n"
 
@@ -385,7 +386,7 @@ class CheckpointWriter:
                 base_id, base_rows = row.id, base_rows + self.settings.every_rows
                 pending -= self.settings.every_rows
                 statements.append(
-                    _statement("checkpoint", base_id, row.hash, base_rows, when, signer)
+                    checkpoint_statement("checkpoint", base_id, row.hash, base_rows, when, signer)
                 )
             last_at = when if statements else (base.at if base else None)
             stale = (
@@ -394,9 +395,11 @@ class CheckpointWriter:
             if newest is not None and pending and (force or stale):
                 base_id, base_rows = newest.id, base_rows + pending
                 statements.append(
-                    _statement("checkpoint", base_id, newest.hash, base_rows, when, signer)
+                    checkpoint_statement(
+                        "checkpoint", base_id, newest.hash, base_rows, when, signer
+                    )
                 )
-        self.log.write_locked(handle, [_signed_line(s, signer) for s in statements])
+        self.log.write_locked(handle, [signed_line(s, signer) for s in statements])
         if statements:
             self._latest = (base_id, when.timestamp())
         elif base is not None and base.at is not None:
@@ -436,9 +439,11 @@ class CheckpointWriter:
         ).start()
 
 
-def _statement(
+def checkpoint_statement(
     kind: str, row_id: int, digest: str, rows: int, at: datetime, signer: Signer, **extra: Any
 ) -> dict[str, Any]:
+    """A statement to sign: the ``kind`` ("checkpoint" or "purge"), the row id, its hash, the rows
+    up to it, the time and the signing key, with any ``extra`` fields."""
     return {
         "kind": kind,
         "row_id": row_id,
@@ -485,7 +490,8 @@ def for_app(app: Flask) -> CheckpointWriter:
     return found
 
 
-def _signing_in_background() -> None:
-    """After an append in a request: make sure this process signs the app's checkpoints."""
+def sign_in_background() -> None:
+    """After an append in a request: make sure this process signs the app's checkpoints (in a
+    daemon thread, started once)."""
     if has_app_context() and "outreach.home" in current_app.extensions:
         for_app(current_app).start()

@@ -22,8 +22,8 @@ from store.access_log.checkpoints import (
     AccessLogBrokenError,
     CheckpointWriter,
     PurgeRefusedError,
-    _signed_line,
-    _statement,
+    checkpoint_statement,
+    signed_line,
 )
 from store.access_log.verification import verify
 from store.db import AccessLogRow, Database
@@ -122,7 +122,7 @@ def purge(
                     "run it as the role that may delete from access_log (the grants in "
                     "docs/postgres-mlflow-spark.md)"
                 ) from err
-            statement = _statement(
+            statement = checkpoint_statement(
                 "purge",
                 point.row_id,
                 point.hash,
@@ -136,7 +136,7 @@ def purge(
             # Signed before the commit, while readers of the file wait: no check ever sees the
             # rows gone without the anchor. Should the commit fail, the log still verifies from
             # the anchor (the rows up to it are still there, and skipped).
-            writer.log.write_locked(handle, [_signed_line(statement, signer)])
+            writer.log.write_locked(handle, [signed_line(statement, signer)])
         writer.write_due_locked(handle, now=when, force=True)  # sign the purge's own row
     return Purge(point.row_id, removed, record, before)
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
-from store.access_log.chain import GENESIS, HASHED, _digest
+from store.access_log.chain import GENESIS, HASHED, fields_hash
 from store.access_log.checkpoints import (
     APPEND_ONLY_TRIGGERS,
     Checkpoint,
@@ -153,7 +153,7 @@ def _walk(
             position += 1
             if linked != previous:
                 return result(row_id, _link_broken(count == 1 and last is None, anchor))
-            if _digest(previous, dict(zip(HASHED, values, strict=True))) != digest:
+            if fields_hash(previous, dict(zip(HASHED, values, strict=True))) != digest:
                 return result(row_id, "its content does not match its hash")
             for entry in expected.pop(row_id, ()):
                 if entry.hash != digest:

@@ -434,12 +434,12 @@ def test_the_demo_months_after_release_are_scored_offered_and_labelled(
     lottery, outcomes recorded, labels ingested, and the monitoring document complete."""
     from monitoring.funnel import funnel
     from monitoring.period_report import period_document
-    from outreach.cli.demo import _demo_after_release
+    from outreach.cli.demo import demo_after_release
 
     own = copy_released(released, tmp_path)
     later = own.frame.loc[own.frame["period"].astype(str) == own.periods[-1]].copy()
     later["period"] = "2031-01"
-    _demo_after_release(own.home, small_spec, later.reset_index(drop=True))
+    demo_after_release(own.home, small_spec, later.reset_index(drop=True))
     with own.db.session() as session:
         labels = session.scalars(select(PeriodLabels).where(PeriodLabels.period == "2031-01")).one()
         document = period_document(session, own.name, "2031-01", _reports(own))

@@ -39,7 +39,7 @@ from model.data import Dataset
 from model.registry import connect
 from model.spec import ExperimentSpec, load_spec
 from outreach.cli import main
-from outreach.cli.demo import _demo_policy
+from outreach.cli.demo import demo_policy
 from service import create_app
 from service.startup import environment_mode
 from tests.support.homes import Site, TwoReleases, copy_home, copy_site
@@ -154,7 +154,7 @@ def test_the_demo_policy_fills_the_ids_with_marked_placeholders(
     individual_spec: ExperimentSpec, tmp_path: Path
 ) -> None:
     home = Home(tmp_path / "home")
-    policy = _demo_policy(home, individual_spec)
+    policy = demo_policy(home, individual_spec)
     text = (home.root / "demo-policy.toml").read_text()
     assert "DEMO PLACEHOLDERS, not real assessments" in text
     found = policy.impact_assessments
@@ -169,7 +169,7 @@ def test_the_demo_policy_of_the_neighbourhood_experiment_fills_them_too(tmp_path
     """Every served demo model is released under placeholders, not only the individual one."""
     spec = load_spec(NEIGHBOURHOOD_SPEC)
     home = Home(tmp_path / "home")
-    policy = _demo_policy(home, spec)
+    policy = demo_policy(home, spec)
     path = home.root / f"demo-policy-{spec.name}.toml"
     assert policy.source_path is not None and Path(policy.source_path) == path
     assert "DEMO PLACEHOLDERS, not real assessments" in path.read_text()

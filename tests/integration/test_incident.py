@@ -22,7 +22,7 @@ from kernel.home import Home
 from kernel.signing import Signer
 from lifecycle.freeze import FREEZE, LIFT, FrozenError, freeze_in_force, freezes
 from lifecycle.release import approve, production_version, release
-from lifecycle.statements import GENESIS, Entry, _digest, read, verified
+from lifecycle.statements import GENESIS, Entry, entry_digest, read, verified
 from lifecycle.verified_loading import trust_for
 from model.data import Dataset
 from model.registry import connect
@@ -272,7 +272,7 @@ def test_the_last_known_good_copy_of_another_version_is_not_served_while_frozen(
 def _forged(log: Path, signer: Signer, statement: dict[str, Any]) -> None:
     """Append a statement linked and numbered as a real one would be, signed by ``signer``."""
     existing = read(log)
-    previous = _digest(existing[-1].as_dict()) if existing else GENESIS
+    previous = entry_digest(existing[-1].as_dict()) if existing else GENESIS
     full = {**statement, "sequence": len(existing) + 1, "previous": previous, "at": "now"}
     entry = Entry(full, signer.sign(full), signer.verifier.key_id)
     with log.open("a") as out:

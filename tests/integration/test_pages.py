@@ -869,32 +869,6 @@ def test_behind_a_trusted_tls_proxy_the_cookie_is_secure(own_site: Site) -> None
     assert "Secure" in response.headers["Set-Cookie"]
 
 
-@pytest.mark.parametrize(
-    ("value", "sufficient", "attribute", "expected"),
-    [
-        (0.7, True, "sex", True),
-        (0.9, True, "sex", False),
-        (0.7, False, "sex", False),  # too few to judge
-        (0.7, True, "race_ethnicity", False),  # the gate is limited to sex
-    ],
-)
-def test_compare_marks_estimates_beyond_a_gate(
-    value: float, sufficient: bool, attribute: str, expected: bool
-) -> None:
-    from service.pages.oversight import _beyond
-
-    gate = {"metric": "recall", "disparity": "ratio", "min": 0.8, "attributes": ["sex"]}
-    report = {"policy": {"gates": [gate]}}
-    disparity = {
-        "metric": "recall",
-        "kind": "ratio",
-        "attribute": attribute,
-        "value": value,
-        "sufficient": sufficient,
-    }
-    assert _beyond(report, disparity) is expected
-
-
 @on_both_databases
 def test_monitoring_page_charts_lists_and_outcomes_by_group(as_role, db: Database) -> None:
     coordinator = as_role("coordinator")

@@ -747,11 +747,11 @@ def test_the_demo_writes_the_served_versions_record_into_the_home(
 ) -> None:
     """`outreach demo` leaves each served version's record in <home>/transparency/<model>/; a
     model with nothing served gets none and the demo goes on."""
-    from outreach.cli.demo import _demo_transparency
+    from outreach.cli.demo import demo_transparency
 
     own = copy_site(site, tmp_path)
     name = "individual_outreach"
-    written = _demo_transparency(own.home, name)
+    written = demo_transparency(own.home, name)
     assert written == own.home.root / "transparency" / name / "transparency.html"
     record = json.loads(written.with_name("transparency.json").read_text())
     served = production_alias(connect(own.home), name)
@@ -760,4 +760,4 @@ def test_the_demo_writes_the_served_versions_record_into_the_home(
         item.endswith("(to be completed by the deploying agency)")
         for item in required_fields_missing(record)
     )
-    assert _demo_transparency(own.home, "no_such_model") is None
+    assert demo_transparency(own.home, "no_such_model") is None

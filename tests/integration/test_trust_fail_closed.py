@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from kernel.home import Home
 from kernel.signing import KeyPaths, Signer, load_signer
-from lifecycle.statements import GENESIS, Entry, _digest, read
+from lifecycle.statements import GENESIS, Entry, entry_digest, read
 from lifecycle.verified_loading import load_production, trust_for
 from lifecycle.version_state import LogInvalidError
 from model.registry import connect
@@ -237,7 +237,7 @@ def resign(log: Path, signer: Signer, change: dict[str, Any]) -> None:
             statement.update(change)
         rewritten = Entry(statement, signer.sign(statement), signer.verifier.key_id)
         lines.append(json.dumps(rewritten.as_dict(), sort_keys=True) + "\n")
-        previous = _digest(rewritten.as_dict())
+        previous = entry_digest(rewritten.as_dict())
     log.write_text("".join(lines))
 
 

@@ -11,7 +11,7 @@ import pytest
 from audits import limit_check
 from audits.audit import run_audit
 from audits.policy import Gate
-from monitoring.group_shares import GroupRow, _judge
+from monitoring.group_shares import GroupRow, share_warnings
 from monitoring.period_report import estimated_disparities
 from tests.support.specs import policy_text
 
@@ -122,7 +122,7 @@ def test_the_audit_and_monitoring_say_the_same_about_each_group(policy) -> None:
     share = Gate(metric="selection_rate", disparity="ratio", min=0.999, max=1.001)
     judged_policy = policy.model_copy(update={"gates": (share,)})
     month = [GroupRow(name, people, reached + people // 10) for name, people, _, reached in GROUPS]
-    warnings = _judge(
+    warnings = share_warnings(
         "race_ethnicity", month, judged_policy, {}, limit_check.audited_in_need(report)
     )
     assert {r.group: r.sufficient for r in month} == {
@@ -180,3 +180,28 @@ def test_shown_intervals_never_contradict_the_flag() -> None:
         assert shown[0] <= low + 1e-9 or not includes
     assert limit_check.shown_interval(None, 1.0, 1.0) is None
     assert limit_check.interval_includes(math.nan, 1.0, 1.0) is None
+
+
+@pytest.mark.parametrize(
+    ("value", "sufficient", "attribute", "expected"),
+    [
+        (0.7, True, "sex", True),
+        (0.9, True, "sex", False),
+        (0.7, False, "sex", False),  # too few to judge
+        (0.7, True, "race_ethnicity", False),  # the gate is limited to sex
+    ],
+)
+def test_a_report_estimate_is_beyond_a_gate_only_when_judged_and_covered(
+    value: float, sufficient: bool, attribute: str, expected: bool
+) -> None:
+    """What the board's comparison page marks as beyond a limit of a release's gates."""
+    gate = {"metric": "recall", "disparity": "ratio", "min": 0.8, "attributes": ["sex"]}
+    report = {"policy": {"gates": [gate]}}
+    disparity = {
+        "metric": "recall",
+        "kind": "ratio",
+        "attribute": attribute,
+        "value": value,
+        "sufficient": sufficient,
+    }
+    assert limit_check.beyond_report_gates(report, disparity) is expected
