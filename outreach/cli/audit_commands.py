@@ -10,6 +10,7 @@ import click
 from kernel.errors import BadInputError, CheckFailedError
 from kernel.home import Home
 from outreach.cli.base import main, open_registry, progress, reported
+from outreach.cli.prediction_options import PredictionColumns, prediction_options
 
 
 def _default_policy() -> str:
@@ -22,22 +23,7 @@ def _default_policy() -> str:
 @click.option(
     "--predictions", type=click.Path(dir_okay=False), help="CSV of another tool's output."
 )
-@click.option("--label", help="Outcome column (0/1).")
-@click.option("--sensitive", help="Sensitive attribute columns, comma-separated.")
-@click.option("--decision", help="The tool's 0/1 decision column.")
-@click.option("--score", help="The tool's score column.")
-@click.option("--threshold", type=float, help="Flag records whose score is at least this.")
-@click.option("--top-k", "top_k", type=int, help="Flag the top K records by score.")
-@click.option(
-    "--period",
-    help="The month (or period) column: the audit counts its months, and --top-k takes the top "
-    "K within each.",
-)
-@click.option(
-    "--id",
-    "cluster",
-    help="The person (or area) column: rows of one person are resampled together.",
-)
+@prediction_options()
 @click.option("--model", "model_ref", help="A registered version to re-audit: NAME/VERSION.")
 @click.option("--data", type=click.Path(dir_okay=False), help="With --model: data to audit on.")
 @click.option("--policy", type=click.Path(dir_okay=False), help="Policy file (default: shipped).")
@@ -50,14 +36,7 @@ def _default_policy() -> str:
 def audit_command(
     home: Home,
     predictions: str | None,
-    label: str | None,
-    sensitive: str | None,
-    decision: str | None,
-    score: str | None,
-    threshold: float | None,
-    top_k: int | None,
-    period: str | None,
-    cluster: str | None,
+    columns: PredictionColumns,
     model_ref: str | None,
     data: str | None,
     policy: str | None,
@@ -82,19 +61,17 @@ def audit_command(
     for note in chosen_policy.changed_meanings:
         progress(f"note: {note}")
     if predictions is not None:
-        from audits.external import OperatingPoint, audit_predictions
+        from audits.external import audit_predictions
         from model.data import read_table
 
-        if not label or not sensitive:
-            raise BadInputError("--predictions needs --label COL and --sensitive A,B")
+        label, sensitive = columns.required("--predictions")
         frame = read_table(predictions)
-        point = OperatingPoint(decision, score, threshold, top_k, period, cluster)
         _, report = audit_predictions(
             frame,
             policy=chosen_policy,
             label=label,
-            sensitive=[s.strip() for s in sensitive.split(",") if s.strip()],
-            point=point,
+            sensitive=sensitive,
+            point=columns.point(),
             source=Path(predictions).name,
             progress=progress,
         )

@@ -9,6 +9,7 @@ import click
 
 from kernel.errors import BadInputError
 from outreach.cli.base import main, progress, reported
+from outreach.cli.prediction_options import PredictionColumns, prediction_options
 
 
 @main.group("policy")
@@ -24,14 +25,7 @@ def policy_group() -> None:
     help="An audit report (audit.json) whose groups, people and months to simulate.",
 )
 @click.option("--data", type=click.Path(dir_okay=False), help="A predictions file to audit.")
-@click.option("--label", help="With --data: the outcome column (0/1).")
-@click.option("--sensitive", help="With --data: sensitive attribute columns, comma-separated.")
-@click.option("--decision", help="With --data: the 0/1 decision column.")
-@click.option("--score", help="With --data: the score column.")
-@click.option("--threshold", type=float, help="With --data and --score: flag from this score.")
-@click.option("--top-k", "top_k", type=int, help="With --data and --score: flag the top K.")
-@click.option("--period", help="With --data: the month column.")
-@click.option("--id", "cluster", help="With --data: the person (or area) column.")
+@prediction_options(needs="--data")
 @click.option("--reps", type=click.IntRange(10, 5000), default=200, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
@@ -40,14 +34,7 @@ def policy_simulate(
     policy_path: str,
     like: str | None,
     data: str | None,
-    label: str | None,
-    sensitive: str | None,
-    decision: str | None,
-    score: str | None,
-    threshold: float | None,
-    top_k: int | None,
-    period: str | None,
-    cluster: str | None,
+    columns: PredictionColumns,
     reps: int,
     seed: int,
     as_json: bool,
@@ -72,19 +59,18 @@ def policy_simulate(
         except (ValueError, KeyError, TypeError) as err:
             raise BadInputError(f"{like} is not an audit report with groups: {err}") from None
     else:
-        from audits.external import OperatingPoint, audit_frame
+        from audits.external import audit_frame
         from audits.report import audit_shape
         from model.data import read_table
 
-        if not label or not sensitive:
-            raise BadInputError("--data needs --label COL and --sensitive A,B")
-        point = OperatingPoint(decision, score, threshold, top_k, period, cluster)
+        label, sensitive = columns.required("--data")
+        point = columns.point()
         progress(f"auditing {data} once to learn its shape")
         outcome, chosen = audit_frame(
             read_table(data or ""),
             policy=chosen,
             label=label,
-            sensitive=[s.strip() for s in sensitive.split(",") if s.strip()],
+            sensitive=sensitive,
             point=point,
         )
         shape = audit_shape(chosen, outcome)
