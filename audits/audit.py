@@ -31,6 +31,7 @@ from audits.groups import build_groupings
 from audits.limit_check import check, judged
 from audits.policy import Policy
 from audits.proxies import MissingnessResult, ProxyResult
+from model.words import unit_words
 
 
 @dataclass(frozen=True)
@@ -120,6 +121,7 @@ def run_audit(
     missingness: Sequence[MissingnessResult] = (),
     fairlearn: bool = False,
     seed: int = 0,
+    unit: str | None = None,
 ) -> AuditOutcome:
     """Audit one decision (who was offered outreach) against a policy.
 
@@ -153,6 +155,9 @@ def run_audit(
         mismatch (:mod:`audits.crosscheck`).
     seed : int
         Bootstrap seed.
+    unit : str, optional
+        The spec's unit (``"individual"`` or ``"neighbourhood"``): the reasons count people or
+        areas. ``None`` (an external audit) counts people.
     """
     attributes = [a for a in policy.sensitive_attributes if a in sensitive]
     groupings = build_groupings(
@@ -170,6 +175,7 @@ def run_audit(
         "level": policy.interval_level,
         "seed": seed,
         "limits": policy_limits(policy),
+        "counted": unit_words(unit),
     }
     with_truth = truth is not None and not np.array_equal(np.asarray(truth), np.asarray(labels))
     looks = 2 if with_truth and policy.evidence.judge_truth else 1
@@ -191,6 +197,7 @@ def run_audit(
         proxy_findings=findings,
         missingness=missingness,
         looks=looks,
+        counted=unit_words(unit),
     )
     truth_audit = truth_decision = None
     if truth is not None and with_truth:
@@ -201,6 +208,7 @@ def run_audit(
             production=production_truth,
             looks=looks,
             labels="ground-truth outcomes",
+            counted=unit_words(unit),
         )
         if policy.evidence.judge_truth:
             decision = _combine(decision, truth_decision)

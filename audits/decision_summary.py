@@ -14,6 +14,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from model.words import UnitWords, unit_words
+
 #: What each decision is called wherever a candidate or version is labelled (chart labels,
 #: tables, the releases page): one vocabulary.
 VERDICT_LABELS: dict[str, str] = {
@@ -65,6 +67,13 @@ class DecisionSummary:
             "decision_sentence": self.decision_sentence,
             "commitment": self.commitment,
         }
+
+
+def counted_in(report: Mapping[str, Any]) -> UnitWords:
+    """What an audit report's groups count: people, or areas for a neighbourhood experiment
+    (the report's ``unit``, else its experiment's; people for an external audit)."""
+    unit = report.get("unit") or (report.get("experiment") or {}).get("unit")
+    return unit_words(unit)
 
 
 def verdict_label(verdict: str | None) -> str:
@@ -170,7 +179,8 @@ def summarise(report: Mapping[str, Any]) -> DecisionSummary:
     # Too small to judge, but their own estimates are beyond a limit: named among the concerns.
     flagged = {_group(r) for r in beyond}
     disclosed = [
-        f"{_group(n)} could not be judged with this data ({n.get('people_in_need', '?')} people "
+        f"{_group(n)} could not be judged with this data ({n.get('people_in_need', '?')} "
+        f"{counted_in(report).many} "
         f"in need), and its own estimate, {_number(n.get('estimate'))} of everyone else's, is "
         "beyond the limit."
         for n in not_assessable

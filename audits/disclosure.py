@@ -33,6 +33,8 @@ import re
 from collections.abc import Iterable, Mapping, MutableMapping, Sequence
 from typing import Any
 
+from model.words import PEOPLE, UnitWords
+
 #: The policy's default ``min_group_size``: the threshold when no policy can be read.
 DEFAULT_THRESHOLD = 100
 #: The JSON key beside withheld fields: field name -> why.
@@ -52,10 +54,10 @@ def threshold_of(policy: Any) -> int:
     return int(value) if value else DEFAULT_THRESHOLD
 
 
-def words(threshold: int) -> str:
+def words(threshold: int, counted: UnitWords = PEOPLE) -> str:
     """Why a count is withheld, the same words for a small cell and a complementary one (telling
-    them apart would narrow the small one down)."""
-    return f"fewer than {threshold:,} people, or would reveal such a count"
+    them apart would narrow the small one down); ``counted``: people, or areas."""
+    return f"fewer than {threshold:,} {counted.many}, or would reveal such a count"
 
 
 def small(count: Any, threshold: int) -> bool:
@@ -232,13 +234,14 @@ def blank_fields(
     return row
 
 
-#: Counts of people in words, as the gate, drift and labels write them in their messages.
-_COUNTED = re.compile(r"\b(\d[\d,]*)( people| in need| in the reference| in the period)\b")
+#: Counts of people (or areas) in words, as the gate, drift and labels write them in their
+#: messages.
+_COUNTED = re.compile(r"\b(\d[\d,]*)( people| areas| in need| in the reference| in the period)\b")
 
 
 def scrub(text: str, threshold: int) -> str:
-    """``text`` with each count of people it names ("40 people", "3 in need", "12 in the
-    period") from 1 to ``threshold - 1`` replaced by "fewer than <threshold>"."""
+    """``text`` with each count of people it names ("40 people", "40 areas", "3 in need", "12 in
+    the period") from 1 to ``threshold - 1`` replaced by "fewer than <threshold>"."""
 
     def replace(found: re.Match[str]) -> str:
         count = int(found.group(1).replace(",", ""))

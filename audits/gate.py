@@ -30,6 +30,7 @@ from typing import Literal
 from audits.group_metrics import DisparityResult, GroupAudit, significance
 from audits.policy import Gate, Policy
 from audits.proxies import MISSINGNESS_ALPHA, MISSINGNESS_RATIO, MissingnessResult
+from model.words import PEOPLE, UnitWords
 
 Verdict = Literal["PASS", "REVIEW", "FAIL"]
 #: Worst first: a combined decision takes the earliest of its parts.
@@ -274,7 +275,7 @@ def _adjust(policy: Policy, p_values: list[float]) -> list[float]:
 
 
 def _judge_sufficient(
-    policy: Policy, audit: GroupAudit, gate: Gate, alpha: float
+    policy: Policy, audit: GroupAudit, gate: Gate, alpha: float, counted: UnitWords
 ) -> tuple[list[Breach], list[Breach]]:
     breaches: list[Breach] = []
     review: list[Breach] = []
@@ -303,7 +304,7 @@ def _judge_sufficient(
             p_value=p_value,
             effective_n=d.effective_n,
         )
-        people = f"{d.people:,} people, {d.people_in_need:,} in need"
+        people = f"{d.people:,} {counted.many}, {d.people_in_need:,} in need"
         numbers = (
             f"{d.group} ({d.attribute}; {people}) has a {_words(gate)} of {d.value:.3f} against "
             f"{d.reference} (interval {d.ci[0]:.3f} to {d.ci[1]:.3f})"
@@ -376,7 +377,7 @@ def _settle(gate: Gate, disparity: DisparityResult, months: int) -> str:
 
 
 def _not_assessable(
-    policy: Policy, audit: GroupAudit, gate: Gate, alpha: float
+    policy: Policy, audit: GroupAudit, gate: Gate, alpha: float, counted: UnitWords
 ) -> tuple[list[NotAssessable], list[Breach]]:
     """Groups a gate cannot judge on their own, and the open questions they raise."""
     found: list[NotAssessable] = []
@@ -402,8 +403,8 @@ def _not_assessable(
             )
         else:
             why = (
-                f"{d.people:,} people, {d.people_in_need:,} in need: the policy judges a group "
-                f"on its own from {policy.min_group_size:,} people and "
+                f"{d.people:,} {counted.many}, {d.people_in_need:,} in need: the policy judges "
+                f"a group on its own from {policy.min_group_size:,} {counted.many} and "
                 f"{policy.positives_needed(d.attribute):,} in need"
             )
         item = NotAssessable(
@@ -468,6 +469,7 @@ def evaluate(
     missingness: Sequence[MissingnessResult] = (),
     looks: int = 1,
     labels: str = "recorded outcomes",
+    counted: UnitWords = PEOPLE,
 ) -> Decision:
     """Apply a policy to an audit.
 
@@ -491,6 +493,8 @@ def evaluate(
         (Bonferroni), so the combined FAIL error stays within it.
     labels : str
         Which labels this look judges (named in the report's families).
+    counted : UnitWords, default people
+        What the audit's groups count, in the reasons (people, or areas: :mod:`model.words`).
     """
     breaches: list[Breach] = []
     warnings: list[Breach] = []
@@ -500,8 +504,8 @@ def evaluate(
     not_assessable: dict[tuple[str, str], NotAssessable] = {}
     families: list[Family] = []
     for gate in policy.gates:
-        found, doubts = _judge_sufficient(policy, audit, gate, alpha)
-        small, small_doubts = _not_assessable(policy, audit, gate, alpha)
+        found, doubts = _judge_sufficient(policy, audit, gate, alpha, counted)
+        small, small_doubts = _not_assessable(policy, audit, gate, alpha, counted)
         count = len(judged(audit, gate))
         families.append(
             Family(

@@ -47,6 +47,7 @@ from audits.limit_check import Materiality
 from audits.policy import COUNT_METRICS
 from audits.resampling import ClusterBootstrap, confusion_cells, fine_cells, grouping_draws
 from audits.shrinkage import pooled_estimates
+from model.words import PEOPLE, UnitWords
 
 Interval = tuple[float, float]
 #: z-value of a two-sided 95% normal interval (the AUC and calibration intervals).
@@ -337,6 +338,7 @@ def audit_groups(
     level: float = 0.95,
     seed: int = 0,
     limits: Sequence[tuple[str, str, float]] = (),
+    counted: UnitWords = PEOPLE,
 ) -> GroupAudit:
     """Metrics per group, comparisons with each group's reference, intervals and evidence.
 
@@ -369,6 +371,8 @@ def audit_groups(
         Bootstrap seed: the same inputs give the same intervals.
     limits : sequence of (metric, kind, value)
         Values each comparison is tested against one-sidedly (the policy's limits).
+    counted : UnitWords, default people
+        What the rows count, in a group's note (people, or areas: :mod:`model.words`).
     """
     labels = np.asarray(labels, dtype=np.intp)
     selected = np.asarray(selected, dtype=bool)
@@ -416,6 +420,7 @@ def audit_groups(
             parents=parents,
             people=people,
             limits=limits,
+            counted=counted,
         )
         parents[grouping.attribute] = (grouping, pooled)
     return audit
@@ -474,6 +479,7 @@ def _audit_grouping(
     parents: dict[str, tuple[Grouping, dict[str, np.ndarray]]],
     people: tuple[np.ndarray, np.ndarray],
     limits: Sequence[tuple[str, str, float]],
+    counted: UnitWords,
 ) -> dict[str, np.ndarray]:
     """Audit one grouping into ``audit``; returns its pooled estimates (for its children)."""
     n_groups = len(grouping.levels)
@@ -546,9 +552,9 @@ def _audit_grouping(
         note = ""
         if not sufficient[g]:
             note = (
-                f"not assessable with this data: {int(persons[g])} people, "
+                f"not assessable with this data: {int(persons[g])} {counted.many}, "
                 f"{int(persons_in_need[g])} of them in need "
-                f"(the policy judges a group on its own from {min_group_size} people and "
+                f"(the policy judges a group on its own from {min_group_size} {counted.many} and "
                 f"{min_group_positives} in need)"
             )
         audit.groups.append(

@@ -35,6 +35,7 @@ from audits.operating_characteristics import (
 from audits.policy import Policy
 from audits.proxies import MISSINGNESS_ALPHA, MISSINGNESS_RATIO, MissingnessResult, ProxyResult
 from kernel.errors import BadInputError
+from model.words import UnitWords, unit_words
 
 SCHEMA = "outreach.audit/2"
 #: What each decision means, in the words an oversight board reads.
@@ -105,7 +106,9 @@ class Subject:
     data_fingerprint: str | None = None
 
 
-def _summary_sentences(audit: GroupAudit, outcome: str, policy: Policy) -> list[str]:
+def _summary_sentences(
+    audit: GroupAudit, outcome: str, policy: Policy, counted: UnitWords
+) -> list[str]:
     sentences = []
     for attribute in dict.fromkeys(g.attribute for g in audit.groups):
         groups = [
@@ -118,7 +121,8 @@ def _summary_sentences(audit: GroupAudit, outcome: str, policy: Policy) -> list[
         best = max(groups, key=lambda g: g.metrics["recall"])
         worst = min(groups, key=lambda g: g.metrics["recall"])
         sentences.append(
-            f"Of the people who later {outcome}, the model would have offered outreach to "
+            f"Of the {counted.many} {counted.who} later {outcome}, the model would have offered "
+            "outreach to "
             f"{best.metrics['recall']:.0%} of those with {attribute} “{best.group}” and "
             f"{worst.metrics['recall']:.0%} of those with {attribute} “{worst.group}”."
         )
@@ -135,7 +139,8 @@ def _summary_sentences(audit: GroupAudit, outcome: str, policy: Policy) -> list[
         )
         sentences.append(
             f"{len(small)} group(s) could not be judged on their own with this data (fewer than "
-            f"{policy.min_group_size:,} people or {policy.min_group_positives:,} people in need"
+            f"{policy.min_group_size:,} {counted.many} or {policy.min_group_positives:,} "
+            f"{counted.many} in need"
             f"{exceptions}); {what}."
         )
     return sentences
@@ -162,6 +167,7 @@ def build_report(
     after_release: dict[str, Any] | None = None,
     recourse: dict[str, Any] | None = None,
     characteristics: dict[str, Any] | None = None,
+    unit: str | None = None,
 ) -> dict[str, Any]:
     """The audit report as a JSON-ready mapping (schema ``outreach.audit/2``).
 
@@ -170,8 +176,12 @@ def build_report(
     signed report carries it. ``characteristics`` is the gate's operating-characteristics table
     (:mod:`audits.operating_characteristics`) for this audit's shape. ``recourse`` is
     :func:`audits.recourse.recourse_audit`'s section (how far people just below the cut-off
-    are from it, per group), ``None`` when not computed.
+    are from it, per group), ``None`` when not computed. ``unit`` is the spec's unit (the
+    ``experiment``'s when not given; people when neither says): recorded as ``"unit"``, it
+    decides whether the report's words count people or areas
+    (:func:`audits.decision_summary.counted_in`).
     """
+    unit = unit if unit is not None else (experiment or {}).get("unit")
     created = (created_at or datetime.now(UTC)).isoformat(timespec="seconds")
     truth = None
     if outcome_detail is not None and outcome_detail.truth is not None:
@@ -189,6 +199,7 @@ def build_report(
             "audit_id": audit_id,
             "created_at": created,
             "subject": asdict(subject),
+            "unit": unit,
             "experiment": experiment,
             "outcome": outcome,
             "policy": {
@@ -244,7 +255,7 @@ def build_report(
             "warnings": [b.as_dict() for b in decision.warnings],
             "insufficient_groups": list(decision.insufficient),
             "notes": list(decision.notes),
-            "summary": _summary_sentences(audit, outcome, policy),
+            "summary": _summary_sentences(audit, outcome, policy, unit_words(unit)),
             "overall": audit.overall,
             "groups": group_rows(audit),
             "disparities": [asdict(d) for d in audit.disparities],
@@ -415,6 +426,7 @@ def _context(report: dict[str, Any]) -> dict[str, Any]:
         "tradeoff": tradeoff_chart(report),
         "words": METRIC_WORDS,
         "attributes": attributes,
+        "counted": summary_words.counted_in(report),
     }
 
 

@@ -75,8 +75,10 @@ def reaudit(
         proxies=proxies,
         missingness=missingness,
         fairlearn=True,
+        unit=model.unit,
     )
     return build_report(
+        unit=model.unit,
         audit_id=new_audit_id(),
         subject=Subject(
             kind="registered_model",

@@ -270,6 +270,7 @@ def _production_view(
         scores=scores,
         sensitive=_sensitive(policy, data),
         seed=spec.seed,
+        unit=spec.unit,
     )
     return production, selected, outcome
 
@@ -409,6 +410,7 @@ def release(
             missingness=missingness,
             fairlearn=True,
             seed=spec.seed,
+            unit=spec.unit,
         )
         audited.append(CandidateRelease(candidate, outcome, selected, new_audit_id()))
     chosen = max(audited, key=_rank)

@@ -16,7 +16,7 @@ from audits.policy import ASSESSMENT_KINDS, assessments_from_report, is_placehol
 from audits.report import DECISION_WORDS, plain_numbers
 from kernel.signing import canonical
 from lifecycle.transparency_sources import AGENCY, NOT_IN_POLICY, SCHEMA, SETTINGS_FILE, Sources
-from model.words import feature_words
+from model.words import feature_words, unit_words
 
 
 def _field(ref: str, label: str, value: Any, source: str) -> dict[str, Any]:
@@ -70,7 +70,8 @@ class _Facts:
         self.overall: dict[str, Any] = dict(s.report.get("overall") or {})
         self.decision = str(s.release.get("decision", ""))
         self.min_group = disclosure.threshold_of(self.policy)
-        self.unit_words = "people" if self.model.unit == "individual" else "neighbourhoods"
+        self.counted = unit_words(self.model.unit)
+        self.unit_words = self.counted.many
 
     @property
     def capacity(self) -> str:
@@ -448,7 +449,7 @@ def _risks(f: _Facts) -> dict[str, Any]:
 
 def _unpublished(f: _Facts) -> str:
     """How a withheld count reads in the record (:mod:`audits.disclosure`)."""
-    return f"not published ({disclosure.words(f.min_group)})"
+    return f"not published ({disclosure.words(f.min_group, f.counted)})"
 
 
 def _withheld_groups(
@@ -605,7 +606,7 @@ def _datasheet(f: _Facts) -> dict[str, Any]:
         },
         "groups": groups,
         "small_groups": (
-            f"counts of people in a group from 1 to {f.min_group - 1:,} (the policy's "
+            f"counts of {f.unit_words} in a group from 1 to {f.min_group - 1:,} (the policy's "
             "min_group_size), the counts that would give them back, and the rates from them "
             "are not published"
         ),

@@ -4,6 +4,7 @@ card names a feature for a person (never its column code)."""
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 from model.spec import Feature
 
@@ -43,3 +44,52 @@ def feature_words(feature: Feature) -> str:
     if len(words.split()) < 2:  # "a household of {value}" says too little: the name does better
         words = feature.name.replace("_", " ")
     return words[0].upper() + words[1:]
+
+
+@dataclass(frozen=True)
+class UnitWords:
+    """How messages count what a model ranks: people (individual experiments) or areas
+    (neighbourhood experiments).
+
+    Attributes
+    ----------
+    one, many : str
+        The unit, singular and plural ("person", "people"; "area", "areas").
+    who : str
+        The relative pronoun after it ("the people who later ..."; "the areas that later ...").
+    """
+
+    one: str
+    many: str
+    who: str
+
+
+PEOPLE = UnitWords("person", "people", "who")
+AREAS = UnitWords("area", "areas", "that")
+#: The words for each unit of an experiment spec (``model.spec.Unit``).
+UNIT_WORDS: dict[str, UnitWords] = {"individual": PEOPLE, "neighbourhood": AREAS}
+
+
+def unit_words(unit: str | None) -> UnitWords:
+    """The words for a spec's ``unit``; people when it is not known (an external audit, a report
+    written before reports recorded their unit).
+
+    Parameters
+    ----------
+    unit : str or None
+        ``"individual"``, ``"neighbourhood"`` or ``None``.
+
+    Returns
+    -------
+    UnitWords
+
+    Raises
+    ------
+    ValueError
+        For any other unit.
+    """
+    if unit is None:
+        return PEOPLE
+    if unit not in UNIT_WORDS:
+        raise ValueError(f"unknown unit {unit!r}; expected one of {', '.join(UNIT_WORDS)}")
+    return UNIT_WORDS[unit]

@@ -30,6 +30,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from audits import disclosure, limit_check
+from audits.decision_summary import counted_in
 from audits.policy import Gate, Policy, policy_from_report
 from audits.report import plain_numbers
 from kernel.errors import NotFoundError
@@ -243,9 +244,9 @@ def period_document(
             "disclosure": {
                 "threshold": threshold,
                 "rule": (
-                    f"counts of people in a group from 1 to {threshold - 1:,} (the policy's "
-                    "min_group_size), the counts that would give them back, and what is "
-                    "computed from them are withheld (null, named under 'withheld')"
+                    f"counts of {counted_in(report).many} in a group from 1 to {threshold - 1:,} "
+                    "(the policy's min_group_size), the counts that would give them back, and "
+                    "what is computed from them are withheld (null, named under 'withheld')"
                 ),
             },
             "period": period,

@@ -18,6 +18,7 @@ from markupsafe import Markup
 
 from audits import charts, disclosure, limit_check
 from audits import report as report_words
+from audits.decision_summary import counted_in
 from audits.policy import policy_from_report
 from kernel.errors import NotFoundError, OutreachError
 from lifecycle.catalogue import read_report
@@ -127,6 +128,7 @@ def monitoring_page() -> ResponseReturnValue:
         views=views,
         statuses=monitoring.OUTCOME_STATUSES,
         report=report,
+        counted=counted_in(report or {}),
         figures=_figures(document, funnels, report, _plain_names() if name == served else {}),
         selection_charts=_selection_charts(views),
         shown_interval=limit_check.shown_interval,

@@ -24,8 +24,8 @@ from store.db import EntryGroup, ReviewRequest, ReviewRequestEvent, default_url
 from tests.support.homes import Released, copy_released, labels_for
 
 PASSWORD = "small-cells-password"
-#: A count of people in a message's words.
-WORDS = re.compile(r"\b(\d[\d,]*)(?: people| in need| in the reference| in the period)\b")
+#: A count of people (or areas) in a message's words.
+WORDS = re.compile(r"\b(\d[\d,]*)(?: people| areas| in need| in the reference| in the period)\b")
 #: Fields that hold a count of people (of a group, in a group's row).
 COUNTS = (
     "people",
