@@ -66,3 +66,20 @@ def test_monitoring_charts_draw_one_measure_each_on_round_axes(monitoring_page: 
     assert "<svg" in drift or 'class="no-chart"' in drift
     if "<svg" in drift:
         assert "0.000" not in drift
+
+
+def test_a_long_list_of_warnings_folds_after_the_first_few(monitoring_page: str) -> None:
+    """The month's warnings: the first three shown, the rest behind a <details> that counts them
+    (the list is the page's longest part on a phone)."""
+    section = re.search(
+        r'<section aria-labelledby="warnings".*?</section>', monitoring_page, flags=re.DOTALL
+    )
+    assert section, "the labelled month has warnings"
+    html = section.group(0)
+    total = int(re.search(r"Warnings \((\d+)\)", html).group(1))  # type: ignore[union-attr]
+    assert total > 3, "the site's labelled month has more than a few warnings"
+    shown, _, folded = html.partition("<details")
+    assert len(re.findall(r"<li>", shown)) == 3
+    more = total - 3
+    assert f"<summary>{more} more warning{'s' if more != 1 else ''}</summary>" in folded
+    assert len(re.findall(r"<li>", folded)) == more
