@@ -31,7 +31,7 @@ from audits.groups import build_groupings
 from audits.limit_check import check, judged
 from audits.policy import Policy
 from audits.proxies import MissingnessResult, ProxyResult
-from model.words import unit_words
+from model.words import PEOPLE, UnitWords, unit_words
 
 
 @dataclass(frozen=True)
@@ -243,13 +243,15 @@ def headlines(policy: Policy, audit: GroupAudit) -> list[dict[str, Any]]:
     return out
 
 
-def label_bias_sensitivity(policy: Policy, audit: GroupAudit) -> list[dict[str, Any]]:
+def label_bias_sensitivity(
+    policy: Policy, audit: GroupAudit, counted: UnitWords = PEOPLE
+) -> list[dict[str, Any]]:
     """How much unrecorded need in each group would turn its recall result into a breach.
 
     If a share ``u`` of a group's people in need never had their outcome recorded, and the model
     offered them nothing (the worst case: their records are thin too), the group's true recall is
     ``(1 - u)`` times the measured one, and so is its recall ratio. The breaking share is
-    ``1 - limit / ratio``.
+    ``1 - limit / ratio``. ``counted`` names what the groups count (people, or areas).
     """
     out = []
     for gate in policy.gates:
@@ -274,7 +276,7 @@ def label_bias_sensitivity(policy: Policy, audit: GroupAudit) -> list[dict[str, 
             else:
                 sentence = (
                     f"{d.group} ({d.attribute}): if more than {share:.0%} of this "
-                    "group's outcomes went unrecorded (and those people were not offered "
+                    f"group's outcomes went unrecorded (and those {counted.many} were not offered "
                     f"outreach), its recall ratio would fall below {gate.min:g}"
                 )
             out.append(

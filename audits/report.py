@@ -249,7 +249,7 @@ def build_report(
                 else policy.reference_group,
             },
             "headlines": headlines(policy, audit),
-            "label_bias_sensitivity": label_bias_sensitivity(policy, audit),
+            "label_bias_sensitivity": label_bias_sensitivity(policy, audit, unit_words(unit)),
             "truth": truth,
             "fairlearn": outcome_detail.fairlearn if outcome_detail else {},
             "warnings": [b.as_dict() for b in decision.warnings],

@@ -56,7 +56,7 @@ from model.data import Dataset, ordinal_to_period
 from model.registry import Registry, log_training
 from model.spec import ExperimentSpec
 from model.train import CandidateResult, TrainingResult, train
-from model.words import feature_words
+from model.words import feature_words, unit_words
 
 Progress = Callable[[str], None]
 
@@ -86,6 +86,7 @@ def _quiet(_: str) -> None:
 def model_card(spec: ExperimentSpec, result: TrainingResult) -> dict[str, Any]:
     """The plain-language model card printed in every release report."""
     latest = result.splits[-1]
+    counted = unit_words(spec.unit)
     return {
         "intended_use": (
             f"{spec.description} Scores rank {spec.unit}s for a voluntary offer of help within "
@@ -112,8 +113,8 @@ def model_card(spec: ExperimentSpec, result: TrainingResult) -> dict[str, Any]:
             + ". Never model inputs, never shown to coordinators."
         ),
         "limitations": [
-            "Recorded outcomes can under-count people who avoid services; recall for such groups "
-            "is measured against what was recorded.",
+            f"Recorded outcomes can under-count {counted.many} {counted.who} avoid services; "
+            "recall for such groups is measured against what was recorded.",
             "Small groups are judged on partially pooled estimates, and every group's audit states "
             "the smallest gap it could reveal; absence of evidence is not evidence of fairness, "
             "so a group the audit cannot judge sends the release to a person.",
@@ -427,7 +428,10 @@ def release(
         )
         for c in audited
     ]
-    progress("simulating the gate's error rates on this audit's groups, people and months")
+    progress(
+        "simulating the gate's error rates on this audit's groups, "
+        f"{unit_words(spec.unit).many} and months"
+    )
     table = characteristics(policy, chosen.outcome, seed=spec.seed, progress=progress)
     card = model_card(spec, result)
     experiment = {**_experiment_info(spec, result), **_released_data(spec, dataset)}

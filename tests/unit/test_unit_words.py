@@ -87,6 +87,8 @@ def test_the_report_counts_the_specs_unit(spec_path: Path, word: str, other: str
     summary = " ".join(report["summary"])
     assert f"Of the {word} {unit_words(unit).who} later had a crisis" in summary
     assert f"{word} in need" in summary and f" {other}" not in summary
+    sentences = " ".join(r["sentence"] for r in report["label_bias_sensitivity"])
+    assert f"those {word} were not offered" in sentences and other not in sentences
     concerns = " ".join(summarise(report).concerns)
     assert not re.search(COUNTED.format(other), concerns)
     html = render_html(report)
