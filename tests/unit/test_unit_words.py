@@ -94,6 +94,8 @@ def test_the_report_counts_the_specs_unit(spec_path: Path, word: str, other: str
     html = render_html(report)
     assert f"40 {word}, 8 in need" in html  # the groups the gate could not judge
     assert f'<th scope="col">{word}</th>' in html and f"resamples of whole {word}" in html
+    assert f"{word.capitalize()} offered outreach:" in html
+    assert f"can miss {word} {unit_words(unit).who} avoid services" in html
     assert not re.search(COUNTED.format(other), html)
 
 
