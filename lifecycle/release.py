@@ -391,7 +391,9 @@ def release(
     data = result.validation
     sensitive = _sensitive(policy, data)
     progress("checking whether the features stand in for sensitive attributes")
-    proxies: list[ProxyResult] = check_proxies(data.features, sensitive, spec, seed=spec.seed)
+    proxies: list[ProxyResult] = check_proxies(
+        data.features, sensitive, spec, seed=spec.seed, workers=workers
+    )
     missingness: list[MissingnessResult] = check_missingness(
         data.features, sensitive, spec, clusters=data.ids
     )

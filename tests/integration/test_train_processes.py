@@ -1,4 +1,5 @@
-"""Training in several processes (the demo's): the results and progress of one process."""
+"""Training and the proxy check in several processes (the demo's): the results and progress of
+one process."""
 
 from __future__ import annotations
 
@@ -43,3 +44,17 @@ def test_candidates_trained_in_two_processes_are_those_of_one(population) -> Non
         np.testing.assert_allclose(
             mine.final.validation_scores, theirs.final.validation_scores, rtol=0, atol=1e-12
         )
+
+
+def test_the_proxy_check_in_two_processes_is_that_of_one(population) -> None:
+    from audits.proxies import check_proxies
+    from model.data import validate
+    from tests.support.specs import fast_spec
+
+    spec = fast_spec()
+    data = validate(population, spec)
+    sensitive = {a: data.frame[a].to_numpy() for a in ("sex", "race_ethnicity")}
+    one = check_proxies(data.features, sensitive, spec, seed=spec.seed)
+    two = check_proxies(data.features, sensitive, spec, seed=spec.seed, workers=2)
+    assert [r.attribute for r in two] == ["sex", "race_ethnicity"]
+    assert two == one
