@@ -32,7 +32,15 @@ from monitoring.periods import (
     scored_period,
     select_people,
 )
-from store.db import Database, EntryGroup, OptOut, Outcome, PeriodGroup, QueueEntry
+from store.db import (
+    Database,
+    EntryGroup,
+    OptOut,
+    Outcome,
+    PeriodGroup,
+    QueueEntry,
+    insert_rows,
+)
 
 CHUNK = 100_000
 
@@ -616,10 +624,12 @@ def _record_groups(
             ],
         )
         if queued:
-            connection.execute(
-                insert(EntryGroup),
+            insert_rows(
+                connection,
+                EntryGroup.__table__,  # type: ignore[arg-type]
+                ("entry_id", "attribute", "group_name"),
                 [
-                    {"entry_id": entry_id, "attribute": attribute, "group_name": group}
+                    (entry_id, attribute, group)
                     for entry_id, group in zip(queued, values[chosen_rows].tolist(), strict=True)
                 ],
             )
