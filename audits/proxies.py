@@ -81,8 +81,10 @@ def check_proxies(
     spec: FeatureSchema,
     *,
     seed: int = 0,
+    workers: int = 1,
 ) -> list[ProxyResult]:
-    """Cross-validated recoverability of each sensitive attribute from ``features``.
+    """Cross-validated recoverability of each sensitive attribute from ``features``; with
+    ``workers`` > 1 the folds are fitted in that many processes (the same fits).
 
     Attributes whose every group has fewer than three rows in the sample are skipped (they cannot
     be cross-validated); rare groups are folded into one "other" class for the classifier.
@@ -104,7 +106,12 @@ def check_proxies(
         pipeline.set_params(model=LogisticRegression(C=1.0, max_iter=1000))
         folds = StratifiedKFold(n_splits=3, shuffle=True, random_state=seed)
         probabilities = cross_val_predict(
-            pipeline, sample, target, cv=folds, method="predict_proba"
+            pipeline,
+            sample,
+            target,
+            cv=folds,
+            method="predict_proba",
+            n_jobs=workers if workers > 1 else None,
         )
         classes = np.unique(target)
         if len(classes) == 2:

@@ -18,7 +18,7 @@ import numpy as np
 from audits.audit import run_audit
 from audits.gate import disclosures_to_approve, worst
 from audits.policy import Policy
-from model.synthetic_setup import _INDIVIDUAL_SHARES
+from model.synthetic_setup import INDIVIDUAL_SHARES
 
 #: The shipped audit window: 8,333 people over 6 months (the demo's validation months).
 WINDOW_PEOPLE = 8_333
@@ -70,7 +70,7 @@ def independent(
 
 
 def _shares(scenario: Scenario, attribute: str) -> dict[str, float]:
-    table = dict(scenario.shares.get(attribute) or _INDIVIDUAL_SHARES[attribute])
+    table = dict(scenario.shares.get(attribute) or INDIVIDUAL_SHARES[attribute])
     total = sum(table.values())
     return {k: v / total for k, v in table.items()}
 

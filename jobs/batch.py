@@ -32,7 +32,15 @@ from monitoring.periods import (
     scored_period,
     select_people,
 )
-from store.db import Database, EntryGroup, OptOut, Outcome, PeriodGroup, QueueEntry
+from store.db import (
+    Database,
+    EntryGroup,
+    OptOut,
+    Outcome,
+    PeriodGroup,
+    QueueEntry,
+    insert_rows,
+)
 
 CHUNK = 100_000
 
@@ -102,6 +110,13 @@ def period_rows(
     if PERIOD_COLUMN not in rows.columns:
         rows[PERIOD_COLUMN] = months.to_numpy()
     return chosen, rows
+
+
+def texts(column: pd.Series) -> np.ndarray:
+    """``column.astype(str).to_numpy()``, each distinct text made once: a million rows of a few
+    groups (areas, sensitive attributes) share a few string objects instead of a million."""
+    codes, distinct = pd.factorize(column.astype(str), use_na_sentinel=False)
+    return np.asarray(distinct, dtype=object)[codes]
 
 
 def opted_out(db: Database) -> set[str]:
@@ -276,9 +291,9 @@ def _queue_scored(
     k = model.k_for(len(rows))
     ids = rows[model.id_column].astype(str).to_numpy()
     area_column = model.area_column
-    areas = rows[area_column].astype(str).to_numpy() if area_column in rows.columns else None
+    areas = texts(rows[area_column]) if area_column in rows.columns else None
     wanted = dict.fromkeys([*attributes, *(monitoring.attributes if monitoring else ())])
-    groups = {a: rows[a].astype(str).to_numpy() for a in wanted if a in rows.columns}
+    groups = {a: texts(rows[a]) for a in wanted if a in rows.columns}
     with db.session() as session:
         opted = list(session.scalars(select(OptOut.person_id)))
     eligible = ~np.isin(ids, opted) if opted else np.ones(len(ids), dtype=bool)
@@ -609,10 +624,12 @@ def _record_groups(
             ],
         )
         if queued:
-            connection.execute(
-                insert(EntryGroup),
+            insert_rows(
+                connection,
+                EntryGroup.__table__,  # type: ignore[arg-type]
+                ("entry_id", "attribute", "group_name"),
                 [
-                    {"entry_id": entry_id, "attribute": attribute, "group_name": group}
+                    (entry_id, attribute, group)
                     for entry_id, group in zip(queued, values[chosen_rows].tolist(), strict=True)
                 ],
             )

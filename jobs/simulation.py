@@ -4,7 +4,7 @@ Only ``outreach demo`` uses this. It stands in for what coordinators and months 
 bring, so that the monitoring page has something true to show:
 
 - **outcomes**, recorded through the same rule a coordinator's page uses
-  (:func:`store.queue.record_outcome`, access log included), by simple documented rules: a
+  (:func:`store.queue.record_outcome_batch`, access log included), by simple documented rules: a
   person with more address changes is harder to reach; a reached person accepts help with
   probability ``ACCEPT``, declines with ``DECLINE``, else the contact is still open;
 - **labels** from the synthetic population's ground truth (``label.truth_column``), where help
@@ -24,7 +24,7 @@ from sqlalchemy import select
 
 from store.accounts import Principal
 from store.db import Database, QueueEntry
-from store.queue import Caller, record_outcome
+from store.queue import Caller, record_outcome_batch
 
 ACCEPT = 0.6
 DECLINE = 0.25
@@ -71,6 +71,7 @@ def record_outcomes(
         Principal(coordinator, "coordinator", frozenset({"*"})), f"demo-{period}", model
     )
     accepted: set[str] = set()
+    recorded: list[tuple[int, str, str]] = []
     reached = 0
     for entry_id, person in entries:
         changes = float(moves.get(person, 0) or 0)
@@ -89,7 +90,8 @@ def record_outcomes(
             )
         if status == "accepted":
             accepted.add(person)
-        record_outcome(db, caller, entry_id, status, "recorded by the demo's rules")
+        recorded.append((entry_id, status, "recorded by the demo's rules"))
+    record_outcome_batch(db, caller, recorded)  # one transaction, one access-log row each
     return SimulatedMonth(period, len(entries), reached, len(accepted)), accepted
 
 

@@ -365,6 +365,7 @@ def release(
     released_by: str | None = None,
     trust: Trust | None = None,
     after_release: dict[str, Any] | None = None,
+    workers: int = 1,
 ) -> ReleaseResult:
     """Train, audit every candidate, gate, register, and promote the best passing one.
 
@@ -373,7 +374,8 @@ def release(
     decision is signed (:mod:`lifecycle.statements`), with ``released_by`` (default: the user
     running the release), who may not approve it. ``after_release``: what the months since the
     last release showed (realised results and the evaluation arm, from the service's monitoring),
-    kept in every candidate's report for the board.
+    kept in every candidate's report for the board. ``workers``: processes training the
+    candidates at once (:func:`model.train.train`).
     """
     released_by = released_by or _current_user()
     _check_attributes(policy, spec)
@@ -381,12 +383,19 @@ def release(
     ensure_not_frozen(trust, spec.name, "release")  # before training: nothing is registered
     configs, fitters = mitigated_candidates(spec)
     result = train(
-        spec, dataset, progress=progress, configs=expand(spec) + configs, fitters=fitters
+        spec,
+        dataset,
+        progress=progress,
+        configs=expand(spec) + configs,
+        fitters=fitters,
+        workers=workers,
     )
     data = result.validation
     sensitive = _sensitive(policy, data)
     progress("checking whether the features stand in for sensitive attributes")
-    proxies: list[ProxyResult] = check_proxies(data.features, sensitive, spec, seed=spec.seed)
+    proxies: list[ProxyResult] = check_proxies(
+        data.features, sensitive, spec, seed=spec.seed, workers=workers
+    )
     missingness: list[MissingnessResult] = check_missingness(
         data.features, sensitive, spec, clusters=data.ids
     )

@@ -7,6 +7,7 @@ Every problem in a file is reported at once, naming the column and the first off
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -98,8 +99,10 @@ def read_month(
         schema = pq.read_schema(path)
         if time_column not in schema.names or not _filterable(schema.field(time_column).type):
             return read_table(path), False
-        times = pq.read_table(path, columns=[time_column]).column(time_column)
-        distinct = pc.unique(times)
+        times = pq.read_table(
+            path, columns=[time_column], read_dictionary=_texts(schema, [time_column])
+        ).column(time_column)
+        distinct = _plain(pc.unique(times))
     except Exception as err:  # pyarrow raises its own error types for corrupt files
         raise BadInputError(f"{path}: cannot read it as parquet: {err}") from err
     narrow = [c for c in (*keep, time_column) if c in schema.names]
@@ -119,16 +122,44 @@ def read_month(
         raise BadInputError(f"{path}: cannot read it as parquet: {err}") from err
 
 
+def _texts(schema: Any, names: Sequence[str] | None = None) -> list[str]:
+    """The text columns of ``schema`` (of ``names`` only, when given)."""
+    import pyarrow as pa
+
+    return [
+        field.name
+        for field in schema
+        if (names is None or field.name in names)
+        and (pa.types.is_string(field.type) or pa.types.is_large_string(field.type))
+    ]
+
+
+def _plain(values: Any) -> Any:
+    """Distinct values read as a dictionary, as the plain values they stand for."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if pa.types.is_dictionary(values.type):
+        return pc.unique(values.dictionary_decode())
+    return values
+
+
 def _read_rows_of(path: Path, time_column: str, values: Any) -> pd.DataFrame:
     """The rows whose ``time_column`` is one of ``values``, read one row group at a time (each
     filtered as soon as it is decoded, so at most one whole row group is in memory), as
-    ``pd.read_parquet`` would have typed them."""
+    ``pd.read_parquet`` would have typed them.
+
+    Text columns are decoded as dictionaries (a file's text columns hold a few distinct values
+    each, stored as a dictionary: no string is made for a row of another month), then given the
+    file's own types once filtered; the frame is made by the pandas conversion
+    ``pd.read_parquet`` itself uses (``Table.to_pandas`` with the file's pandas metadata).
+    """
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
-    from pandas.io._util import arrow_table_to_pandas  # pd.read_parquet's own conversion
 
-    parquet = pq.ParquetFile(path)
+    schema = pq.read_schema(path)
+    parquet = pq.ParquetFile(path, read_dictionary=_texts(schema))
     parts = []
     for group in range(parquet.num_row_groups):
         table = parquet.read_row_group(group, use_pandas_metadata=True)
@@ -136,9 +167,12 @@ def _read_rows_of(path: Path, time_column: str, values: Any) -> pd.DataFrame:
         del table
     if not parts:
         return pd.read_parquet(path)  # no row group: the empty frame, typed
-    rows = pa.concat_tables(parts)
+    rows = pa.concat_tables(parts).cast(schema)
     del parts
-    return arrow_table_to_pandas(rows)
+    frame = rows.to_pandas()
+    if schema.metadata and b"PANDAS_ATTRS" in schema.metadata:  # as pd.read_parquet keeps them
+        frame.attrs = json.loads(schema.metadata[b"PANDAS_ATTRS"])
+    return frame
 
 
 def _arrow_mask(mask: np.ndarray) -> Any:

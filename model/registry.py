@@ -166,20 +166,24 @@ def _log_candidate(
     spec = result.spec
     config = candidate.config
     mlflow.log_params({"family": config.family, "candidate": config.label, **config.params})
-    for key, value in candidate.mean.items():
-        if _finite(value):
-            mlflow.log_metric(key, float(value))  # type: ignore[arg-type]
+    # One batch for the run's metrics (one store transaction, not one per metric).
+    logged: dict[str, float] = {
+        key: float(value)  # type: ignore[arg-type]
+        for key, value in candidate.mean.items()
+        if _finite(value)
+    }
     for i, metrics in enumerate(candidate.per_split, start=1):
         for key, value in metrics.as_dict().items():
             if _finite(value):
-                mlflow.log_metric(f"split_{i}_{key}", float(value))  # type: ignore[arg-type]
+                logged[f"split_{i}_{key}"] = float(value)  # type: ignore[arg-type]
     random_p = result.baselines["random"].mean["precision_at_k"] or 0.0
     heuristic_p = result.baselines["heuristic"].mean["precision_at_k"] or 0.0
     precision = candidate.mean["precision_at_k"] or 0.0
     if random_p:
-        mlflow.log_metric("lift_over_random", precision / random_p)
+        logged["lift_over_random"] = precision / random_p
     if heuristic_p:
-        mlflow.log_metric("lift_over_heuristic", precision / heuristic_p)
+        logged["lift_over_heuristic"] = precision / heuristic_p
+    mlflow.log_metrics(logged)
 
     # Here, not at the top: matplotlib takes about a second to import, and the service (which
     # connects to the registry in every worker at start) never draws.

@@ -188,8 +188,9 @@ PRESETS: dict[str, dict[Unit, BiasKnobs]] = {
 ACCEPTED_COLUMN = "outreach_accepted"
 
 
-# Group shares of each sensitive attribute, in the order their codes are drawn.
-_INDIVIDUAL_SHARES: dict[str, dict[str, float]] = {
+#: The individual population's group shares of each sensitive attribute, in the order their
+#: codes are drawn (the gate scenarios start from them, :mod:`bench.gate_scenarios`).
+INDIVIDUAL_SHARES: dict[str, dict[str, float]] = {
     "race_ethnicity": {
         "White": 0.40,
         "Black": 0.25,
@@ -224,7 +225,7 @@ _NEIGHBOURHOOD_SHARES: dict[str, dict[str, float]] = {
 
 
 _SHARES: dict[Unit, dict[str, dict[str, float]]] = {
-    "individual": _INDIVIDUAL_SHARES,
+    "individual": INDIVIDUAL_SHARES,
     "neighbourhood": _NEIGHBOURHOOD_SHARES,
 }
 

@@ -15,7 +15,7 @@ people; ``"keep"`` fits and calibrates on them as if untreated.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -198,6 +198,69 @@ def _random(spec: ExperimentSpec, dataset: Dataset, split: TemporalSplit) -> Cap
     return random_baseline(dataset.labels[val_mask], selected)
 
 
+def _fit_each(
+    tasks: list[tuple[CandidateConfig, TemporalSplit]],
+    spec: ExperimentSpec,
+    dataset: Dataset,
+    *,
+    fitters: dict[str, Fitter],
+    exclude: np.ndarray | None,
+    indicator: np.ndarray | None,
+    workers: int,
+    progress: Progress,
+) -> Iterator[FittedCandidate]:
+    """Each (candidate, split) fitted, in order, with a line of progress before and after each;
+    with ``workers`` > 1, in that many processes of one native thread each (the results come
+    back in order, so the lines read as in one process)."""
+    total = len(tasks)
+
+    def fit(config: CandidateConfig, split: TemporalSplit) -> FittedCandidate:
+        return fit_candidate(
+            config,
+            spec,
+            dataset,
+            split,
+            fitter=fitters.get(config.name),
+            exclude=exclude,
+            indicator=indicator,
+        )
+
+    def measured(fitted: FittedCandidate) -> str:
+        return (
+            f"        precision@k {fitted.metrics.precision_at_k:.3f}  "
+            f"recall@k {fitted.metrics.recall_at_k:.3f}  "
+            f"AUC {fitted.metrics.roc_auc or float('nan'):.3f}"
+        )
+
+    if workers <= 1 or total <= 1:
+        for step, (config, split) in enumerate(tasks, start=1):
+            progress(f"[{step}/{total}] {config.label}: {split.describe()}")
+            fitted = fit(config, split)
+            progress(measured(fitted))
+            yield fitted
+        return
+    from joblib import Parallel, delayed, parallel_config
+
+    progress(f"fitting {total} candidate splits in {workers} processes")
+    with parallel_config(backend="loky", inner_max_num_threads=1):
+        done = Parallel(n_jobs=workers, return_as="generator")(
+            delayed(fit_candidate)(
+                config,
+                spec,
+                dataset,
+                split,
+                fitter=fitters.get(config.name),
+                exclude=exclude,
+                indicator=indicator,
+            )
+            for config, split in tasks
+        )
+        for step, ((config, split), fitted) in enumerate(zip(tasks, done, strict=True), 1):
+            progress(f"[{step}/{total}] {config.label}: {split.describe()}")
+            progress(measured(fitted))
+            yield fitted
+
+
 def train(
     spec: ExperimentSpec,
     dataset: Dataset,
@@ -205,6 +268,7 @@ def train(
     progress: Progress = _quiet,
     configs: list[CandidateConfig] | None = None,
     fitters: dict[str, Fitter] | None = None,
+    workers: int = 1,
 ) -> TrainingResult:
     """Train every candidate of ``spec`` on rolling temporal splits of ``dataset``.
 
@@ -219,6 +283,9 @@ def train(
         Candidates to train instead of the spec's grid.
     fitters : dict, optional
         Custom fitting steps by candidate name (see :func:`fit_candidate`).
+    workers : int
+        Processes fitting the candidates' splits at once (1: in this process). Each fit is
+        independent and seeded: the results are those of one process.
 
     Rows whose outcome a past accepted offer may have changed (see :mod:`model.feedback`) are
     left out of fitting and calibration when the spec's ``training.treated`` is ``"exclude"``,
@@ -276,25 +343,26 @@ def train(
             f"{treatment.treated_rows:,} rows of {treatment.treated_people:,} people follow an "
             f"accepted offer: {done}"
         )
+    tasks = [(config, split) for config in configs for split in splits]
+    fits = iter(
+        _fit_each(
+            tasks,
+            spec,
+            dataset,
+            fitters=fitters or {},
+            exclude=exclude,
+            indicator=indicator,
+            workers=workers,
+            progress=progress,
+        )
+    )
     results = []
-    total = len(configs) * len(splits)
-    step = 0
     for config in configs:
         per_split = []
         fitted: FittedCandidate | None = None
-        for split in splits:
-            step += 1
-            progress(f"[{step}/{total}] {config.label}: {split.describe()}")
-            fitter = (fitters or {}).get(config.name)
-            fitted = fit_candidate(
-                config, spec, dataset, split, fitter=fitter, exclude=exclude, indicator=indicator
-            )
+        for _ in splits:
+            fitted = next(fits)
             per_split.append(fitted.metrics)
-            progress(
-                f"        precision@k {fitted.metrics.precision_at_k:.3f}  "
-                f"recall@k {fitted.metrics.recall_at_k:.3f}  "
-                f"AUC {fitted.metrics.roc_auc or float('nan'):.3f}"
-            )
         assert fitted is not None
         scoring = ScoringModel.build(
             spec,

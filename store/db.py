@@ -10,7 +10,7 @@ from __future__ import annotations
 import fcntl
 import secrets
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,10 +24,12 @@ from sqlalchemy import (
     ForeignKey,
     Integer,
     String,
+    Table,
     Text,
     UniqueConstraint,
     create_engine,
     event,
+    insert,
 )
 from sqlalchemy import (
     false as sa_false,
@@ -403,6 +405,39 @@ class Database:
         with self._exclusive(), self.engine.begin() as connection:
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
+
+
+def insert_rows(
+    connection: Connection, table: Table, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]
+) -> None:
+    """Insert ``rows`` (tuples in ``columns``' order) into ``table`` in one executemany.
+
+    Where every value goes to the driver as it is (no column of ``columns`` needs a type
+    conversion on this database, no other column has a Python-side default) the statement and
+    rows are handed straight to the driver: at a few hundred thousand rows, SQLAlchemy's
+    building of each row's parameters costs more than the database's own insert. Otherwise the
+    plain ``insert(table)`` runs, with its conversions and defaults.
+    """
+    if not rows:
+        return
+    dialect = connection.dialect
+    plain = any(
+        (c.name in columns and c.type.bind_processor(dialect) is not None)
+        or (c.name not in columns and c.default is not None)
+        for c in table.c
+    )
+    if plain:
+        connection.execute(insert(table), [dict(zip(columns, r, strict=True)) for r in rows])
+        return
+    compiled = insert(table).compile(dialect=dialect, column_keys=list(columns))
+    params: list[Any]
+    if compiled.positional:
+        order = [list(columns).index(name) for name in compiled.positiontup or ()]
+        same = order == list(range(len(columns)))
+        params = list(rows) if same else [tuple(r[i] for i in order) for r in rows]
+    else:
+        params = [dict(zip(columns, row, strict=True)) for row in rows]
+    connection.exec_driver_sql(compiled.string, params)
 
 
 def default_url(home_root: Path) -> str:

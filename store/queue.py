@@ -429,6 +429,36 @@ class RecordedOutcome:
     status: str
 
 
+def _outcome(
+    session: Session, caller: Caller, entry_id: int, status: str, note: str | None
+) -> tuple[list[str], str, RecordedOutcome]:
+    """One outcome's rule and row, inside ``session`` (for :func:`logged`)."""
+    entry = session.get(QueueEntry, entry_id) if 0 < entry_id <= MAX_ENTRY_ID else None
+    refused = NotFoundError("no such queue entry on a list in your areas")
+    if entry is None or entry.model_name != caller.model or entry.rank <= 0:
+        raise RefusalError([] if entry is None else [entry.person_id], refused)
+    try:  # the person's area now, as for their page: not the area of an old entry
+        person_entries(session, caller, entry.person_id)
+    except RefusalError as err:
+        raise RefusalError(err.ids, refused) from err
+    if session.get(OptOut, entry.person_id) is not None:
+        raise RefusalError(
+            [entry.person_id],
+            ConflictError(
+                "this person asked not to be contacted; no contact can be recorded",
+                code="opted_out",
+            ),
+        )
+    row = Outcome(entry_id=entry.id, status=status, note=note, recorded_by=caller.principal.name)
+    session.add(row)
+    session.flush()
+    return (
+        [entry.person_id],
+        entry.model_version,
+        RecordedOutcome(row.id, entry.id, entry.person_id, status),
+    )
+
+
 def record_outcome(
     db: Database, caller: Caller, entry_id: int, status: Any, note: Any
 ) -> RecordedOutcome:
@@ -439,36 +469,36 @@ def record_outcome(
     """
     status = outcome_status(status)
     note = free_text(note, field="note")
+    return logged(
+        db, caller, "outcome", lambda session: _outcome(session, caller, entry_id, status, note)
+    )
 
-    def work(session: Session) -> tuple[list[str], str, RecordedOutcome]:
-        entry = session.get(QueueEntry, entry_id) if 0 < entry_id <= MAX_ENTRY_ID else None
-        refused = NotFoundError("no such queue entry on a list in your areas")
-        if entry is None or entry.model_name != caller.model or entry.rank <= 0:
-            raise RefusalError([] if entry is None else [entry.person_id], refused)
-        try:  # the person's area now, as for their page: not the area of an old entry
-            person_entries(session, caller, entry.person_id)
-        except RefusalError as err:
-            raise RefusalError(err.ids, refused) from err
-        if session.get(OptOut, entry.person_id) is not None:
-            raise RefusalError(
-                [entry.person_id],
-                ConflictError(
-                    "this person asked not to be contacted; no contact can be recorded",
-                    code="opted_out",
-                ),
-            )
-        row = Outcome(
-            entry_id=entry.id, status=status, note=note, recorded_by=caller.principal.name
-        )
-        session.add(row)
-        session.flush()
-        return (
-            [entry.person_id],
-            entry.model_version,
-            RecordedOutcome(row.id, entry.id, entry.person_id, status),
-        )
 
-    return logged(db, caller, "outcome", work)
+def record_outcome_batch(
+    db: Database, caller: Caller, outcomes: Sequence[tuple[int, Any, Any]]
+) -> list[RecordedOutcome]:
+    """Record several outcomes (entry id, status, note) as :func:`record_outcome` records each,
+    in one transaction: each by the same rule, with its own access-log row.
+
+    If any is refused, none of the batch is kept: each is then recorded alone by
+    :func:`record_outcome`, so the outcomes before it are kept and its refusal is logged and
+    raised exactly as one at a time.
+    """
+    checked = [(e, outcome_status(s), free_text(n, field="note")) for e, s, n in outcomes]
+
+    def attempt() -> list[RecordedOutcome]:
+        done = []
+        with db.session() as session:
+            for entry_id, status, note in checked:
+                ids, version, result = _outcome(session, caller, entry_id, status, note)
+                access_log.append(session, **log_fields(caller, "outcome", ids, version=version))
+                done.append(result)
+        return done
+
+    try:
+        return access_log.retrying(attempt)
+    except RefusalError:
+        return [record_outcome(db, caller, e, s, n) for e, s, n in checked]
 
 
 def opted_out_among(db: Database, people: Sequence[str]) -> set[str]:

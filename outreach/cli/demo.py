@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -43,8 +46,20 @@ DEMO_CONTACT = (
 DEMO_MONTHS_AFTER = 3
 
 
+#: Processes training an experiment's candidates at once: the machine's cores, at most two.
+DEMO_WORKERS = max(1, min(2, os.cpu_count() or 1))
+
+
 #: The demo's oversight board turns the evaluation arm on at a small share.
 DEMO_EVALUATION_SHARE = 0.05
+
+
+@contextmanager
+def _stage(name: str) -> Iterator[None]:
+    """Time one stage of the demo; its seconds go to stderr when it ends."""
+    started = time.perf_counter()
+    yield
+    progress(f"  [{name}: {time.perf_counter() - started:.1f} s]")
 
 
 def demo_policy(home: Home, spec: Any) -> Any:
@@ -95,24 +110,32 @@ def _demo_release(home: Home, spec_path: Path) -> tuple[Any, Any]:
     spec = load_spec(str(spec_path))
     data = spec.data
     if spec.unit != "individual" or data.synthetic_preset is None or data.path is not None:
-        spec, dataset = load_dataset(str(spec_path), None, progress=progress)
-        return release_with_progress(home, spec, dataset, demo_policy(home, spec)), None
+        with _stage("population generated and validated"):
+            spec, dataset = load_dataset(str(spec_path), None, progress=progress)
+        with _stage("released through the gate"):
+            return release_with_progress(
+                home, spec, dataset, demo_policy(home, spec), workers=DEMO_WORKERS
+            ), None
     months = data.synthetic_periods + DEMO_MONTHS_AFTER
     progress(
         f"generating the synthetic '{data.synthetic_preset}' population for {months} months: "
         f"{data.synthetic_periods} to release on, {DEMO_MONTHS_AFTER} after release"
     )
-    frame = generate_preset(
-        unit=spec.unit,
-        rows=data.synthetic_rows // data.synthetic_periods * months,
-        seed=data.synthetic_seed,
-        preset=data.synthetic_preset,
-        periods=months,
-    )
-    labels = sorted(frame[data.time_column].astype(str).unique())
-    later = frame[data.time_column].astype(str).isin(labels[-DEMO_MONTHS_AFTER:]).to_numpy()
-    dataset = validate(frame.loc[~later].reset_index(drop=True), spec)
-    result = release_with_progress(home, spec, dataset, demo_policy(home, spec))
+    with _stage("population generated and validated"):
+        frame = generate_preset(
+            unit=spec.unit,
+            rows=data.synthetic_rows // data.synthetic_periods * months,
+            seed=data.synthetic_seed,
+            preset=data.synthetic_preset,
+            periods=months,
+        )
+        labels = sorted(frame[data.time_column].astype(str).unique())
+        later = frame[data.time_column].astype(str).isin(labels[-DEMO_MONTHS_AFTER:]).to_numpy()
+        dataset = validate(frame.loc[~later].reset_index(drop=True), spec)
+    with _stage("released through the gate"):
+        result = release_with_progress(
+            home, spec, dataset, demo_policy(home, spec), workers=DEMO_WORKERS
+        )
     return result, frame.loc[later].reset_index(drop=True)
 
 
@@ -285,8 +308,10 @@ def demo(ctx: click.Context, no_serve: bool, port: int) -> None:
             decision += " (approved by demo-oversight)"
         reports.append((summary["registered_model"], decision, summary["report"]))
         if after is not None:
-            demo_after_release(home, result.spec, after)
-        record = demo_transparency(home, summary["registered_model"])
+            with _stage(f"{DEMO_MONTHS_AFTER} months after release"):
+                demo_after_release(home, result.spec, after)
+        with _stage("transparency record"):
+            record = demo_transparency(home, summary["registered_model"])
         if record is not None:
             progress(f"  transparency record: {record}")
     progress(f"\ndemo finished in {time.perf_counter() - started:.0f} s; home: {home.root}")
@@ -308,8 +333,6 @@ def demo(ctx: click.Context, no_serve: bool, port: int) -> None:
     _demo_areas(home)
     if no_serve:
         return
-    import os
-
     # Explanations name whom a person may contact (OUTREACH_CONTACT): a marked placeholder here.
     os.environ.setdefault("OUTREACH_CONTACT", DEMO_CONTACT)
     click.echo(f"\nServing on http://127.0.0.1:{port} (Ctrl-C to stop).")

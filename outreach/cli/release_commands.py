@@ -163,9 +163,12 @@ def release_with_data(home: Home, spec_path: str, data: str | None) -> tuple[Any
     return release_with_progress(home, spec, dataset, policy_for(spec)), dataset
 
 
-def release_with_progress(home: Home, spec: Any, dataset: Any, policy: Any) -> Any:
+def release_with_progress(
+    home: Home, spec: Any, dataset: Any, policy: Any, *, workers: int = 1
+) -> Any:
     """Release ``spec`` on ``dataset`` under ``policy`` with progress on stderr, the audit
-    carrying the labelled months since earlier releases (the CLI's one way to release)."""
+    carrying the labelled months since earlier releases (the CLI's one way to release);
+    ``workers`` processes train the candidates."""
     from lifecycle.release import release
 
     progress(f"policy '{policy.name}' (sha256 {policy.sha256[:12]}...)")
@@ -180,6 +183,7 @@ def release_with_progress(home: Home, spec: Any, dataset: Any, policy: Any) -> A
         progress=progress,
         after_release=_after_release(home, spec.name),
         trust=trust,
+        workers=workers,
     )
     if trust.anchors is not None:
         trust.anchor(spec.name)

@@ -44,8 +44,18 @@ def test_runs_are_nested_with_metrics_and_plots(
         [parent.info.experiment_id], f"tags.mlflow.parentRunId = '{run_id}'"
     )
     assert len(children) == len(trained.candidates)
+    by_label = {c.config.label: c for c in trained.candidates}
+    random_p = trained.baselines["random"].mean["precision_at_k"]
     for child in children:
-        assert {"precision_at_k", "recall_at_k", "roc_auc", "brier"} <= set(child.data.metrics)
+        metrics = child.data.metrics
+        assert {"precision_at_k", "recall_at_k", "roc_auc", "brier"} <= set(metrics)
+        candidate = by_label[child.data.params["candidate"]]
+        assert metrics["precision_at_k"] == pytest.approx(candidate.mean["precision_at_k"])
+        for i, split in enumerate(candidate.per_split, start=1):  # every split's, one batch
+            assert metrics[f"split_{i}_recall_at_k"] == pytest.approx(split.recall_at_k)
+        assert metrics["lift_over_random"] == pytest.approx(
+            candidate.mean["precision_at_k"] / random_p
+        )
         paths = {a.path for a in registry.client.list_artifacts(child.info.run_id, "plots")}
         assert paths == {"plots/calibration.png", "plots/precision_recall_at_k.png"}
 

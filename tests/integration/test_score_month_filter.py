@@ -4,16 +4,21 @@ reader) and gives the scores of the unfiltered path; a CSV is read whole and say
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 from click.testing import CliRunner
+from sqlalchemy import select
 
-from jobs.batch import score_file
+from jobs.batch import score_file, score_period
 from lifecycle.model_source import ModelSource
 from model.data import read_table
+from monitoring.periods import scored_period
 from outreach.cli import main
+from outreach.cli.base import _into_queue
+from store.db import Database, EntryGroup, PeriodGroup, QueueEntry
 from tests.support.homes import Released, copy_released
 
 
@@ -68,3 +73,71 @@ def test_score_period_from_parquet_gives_the_scores_of_the_unfiltered_path(
     )
     assert read_whole.exit_code == 0, read_whole.output
     assert "a month can be read alone only from Parquet" in read_whole.output
+
+
+def _kept(db: Database, name: str, period: str) -> dict[str, Any]:
+    """Everything scoring a period into the queue writes: the entries, the group counts, each
+    entry's groups, and the monitoring snapshot's record."""
+    with db.session() as session:
+        entries = session.scalars(
+            select(QueueEntry)
+            .where(QueueEntry.model_name == name, QueueEntry.period == period)
+            .order_by(QueueEntry.rank, QueueEntry.person_id)
+        ).all()
+        person = {e.id: e.person_id for e in entries}
+        fields = [
+            "person_id",
+            "rank",
+            "source",
+            "selection_probability",
+            "score",
+            "percentile",
+            "band",
+            "reasons",
+            "reason_features",
+            "area",
+            "model_version",
+            "audit_id",
+        ]
+        groups = session.scalars(
+            select(PeriodGroup).where(PeriodGroup.model_name == name, PeriodGroup.period == period)
+        ).all()
+        entry_groups = session.scalars(
+            select(EntryGroup).where(EntryGroup.entry_id.in_(list(person)))
+        ).all()
+        kept = scored_period(session, name, period)
+        assert kept is not None
+        return {
+            "entries": [tuple(getattr(e, f) for f in fields) for e in entries],
+            "groups": sorted((g.attribute, g.group_name, g.population, g.selected) for g in groups),
+            "entry groups": sorted(
+                (person[g.entry_id], g.attribute, g.group_name) for g in entry_groups
+            ),
+            "snapshot": (kept.population, kept.capacity, kept.snapshot_sha256, kept.estimates),
+        }
+
+
+def test_the_queue_of_a_month_read_alone_is_the_queue_of_the_whole_file(
+    released: Released, tmp_path: Path
+) -> None:
+    """``score --period`` from Parquet (the month read alone, its groups made as texts once
+    each) writes the same queue, group counts, entry groups and snapshot as scoring the whole
+    file read plainly."""
+    alone, whole = copy_released(released, tmp_path / "a"), copy_released(released, tmp_path / "b")
+    data = _write(alone.frame, tmp_path / "months.parquet", row_groups=4)
+    period = alone.periods[-1]
+    done = CliRunner().invoke(
+        main,
+        [
+            *("--home", str(alone.home.root), "score", "--data", str(data)),
+            *("--period", period, "--model", alone.name),
+        ],
+    )
+    assert done.exit_code == 0, done.output
+    source = ModelSource(whole.home, whole.name)
+    source.refresh()
+    assert source.current is not None
+    _into_queue(whole.home, source.current, score_period, read_table(data), period, "scored")
+    mine, theirs = _kept(alone.db, alone.name, period), _kept(whole.db, whole.name, period)
+    assert len(mine["entries"]) > 0 and len(mine["entry groups"]) > 0 and mine["groups"]
+    assert mine == theirs

@@ -106,3 +106,32 @@ def test_every_problem_is_named_as_when_the_whole_file_is_read(
             period_rows(read(), _serving(), period)
         errors.append((caught.value.message, caught.value.details))
     assert errors[0] == errors[1]
+
+
+def test_every_column_type_is_read_as_the_whole_file_types_it(tmp_path: Path) -> None:
+    """Text columns are decoded as dictionaries and given back their own types: text with gaps,
+    text too varied for the file's dictionary (one value per row), categories, dates with a
+    time zone, numbers with gaps and the frame's attrs come out as ``pd.read_parquet`` gives
+    them."""
+    frame = _people(MONTHS, people=600)
+    rows = len(frame)
+    frame["note"] = pd.Series(["a", None, "b"] * (rows // 3), dtype=object)
+    frame["code"] = [f"person-{i:07d}-{'x' * 40}" for i in range(rows)]  # beyond a dictionary
+    frame["kind"] = pd.Categorical(["low", "high"] * (rows // 2), categories=["low", "high"])
+    frame["count"] = pd.array([1, None, 3] * (rows // 3), dtype="Int64")
+    frame.attrs = {"source": "test"}
+    hours = np.datetime64("2024-01-01T00:00", "us") + np.arange(rows) * np.timedelta64(1, "h")
+    table = pa.Table.from_pandas(frame, preserve_index=False).append_column(
+        "seen", pa.array(hours, type=pa.timestamp("us", tz="Europe/Paris"))
+    )
+    path = tmp_path / "types.parquet"
+    pq.write_table(table, path, row_group_size=rows // 3, dictionary_pagesize_limit=4096)
+    encodings = pq.ParquetFile(path).metadata.row_group(0).column(5).encodings
+    assert "PLAIN" in encodings  # the varied text fell back from its dictionary
+    month, pushed = read_month(path, "period", "2024-03")
+    assert pushed
+    expected = _month_of(read_table(path), "2024-03")
+    pd.testing.assert_frame_equal(month, expected)
+    assert month.attrs == {"source": "test"}
+    assert month["note"].isna().sum() == 200 and month["code"].is_unique
+    assert str(month["seen"].dtype) == "datetime64[us, Europe/Paris]"

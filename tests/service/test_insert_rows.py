@@ -1,0 +1,84 @@
+"""Rows handed straight to the driver (:func:`store.db.insert_rows`, the queue's entry groups):
+the rows a plain ``insert()`` writes; a table that needs conversions or defaults takes the plain
+path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import insert, select
+
+from store.db import Database, EntryGroup, QueueEntry, insert_rows
+
+GROUPS = ("entry_id", "attribute", "group_name")
+
+
+def _database(folder: Path) -> Database:
+    folder.mkdir(parents=True, exist_ok=True)
+    db = Database(f"sqlite:///{folder / 'service.db'}")
+    db.upgrade()
+    entries = [
+        {
+            "model_name": "m",
+            "model_version": "1",
+            "audit_id": "a",
+            "period": "2024-01",
+            "person_id": str(i),
+            "rank": i,
+            "score": 0.5,
+            "percentile": 50.0,
+            "band": "high",
+            "reasons": [],
+        }
+        for i in range(1, 5)
+    ]
+    with db.transaction() as connection:
+        connection.execute(insert(QueueEntry), entries)
+    return db
+
+
+def _groups(db: Database) -> list[tuple[Any, ...]]:
+    with db.session() as session:
+        return [
+            (g.entry_id, g.attribute, g.group_name)
+            for g in session.scalars(
+                select(EntryGroup).order_by(EntryGroup.entry_id, EntryGroup.attribute)
+            )
+        ]
+
+
+def test_rows_handed_to_the_driver_are_those_of_a_plain_insert(tmp_path: Path) -> None:
+    rows = [(e, a, f"{a}-{e % 2}") for e in range(1, 5) for a in ("sex", "age_band")]
+    rows.append((3, "area", "Nörth, \"quoted\" 'text'"))
+    fast, plain = _database(tmp_path / "fast"), _database(tmp_path / "plain")
+    with fast.transaction() as connection:
+        insert_rows(connection, EntryGroup.__table__, GROUPS, rows)  # type: ignore[arg-type]
+        insert_rows(connection, EntryGroup.__table__, GROUPS, [])  # type: ignore[arg-type]
+    with plain.transaction() as connection:
+        connection.execute(insert(EntryGroup), [dict(zip(GROUPS, r, strict=True)) for r in rows])
+    assert _groups(fast) == _groups(plain) and len(_groups(fast)) == 9
+    # Columns in another order than the table's land in the right places.
+    again = _database(tmp_path / "again")
+    with again.transaction() as connection:
+        insert_rows(
+            connection,
+            EntryGroup.__table__,  # type: ignore[arg-type]
+            ("group_name", "entry_id", "attribute"),
+            [(r[2], r[0], r[1]) for r in rows],
+        )
+    assert _groups(again) == _groups(plain)
+
+
+def test_a_table_with_conversions_or_defaults_takes_the_plain_insert(tmp_path: Path) -> None:
+    """Queue entries have a JSON column and a Python-side default (``created_at``)."""
+    db = _database(tmp_path)
+    columns = ("model_name", "model_version", "audit_id", "period", "person_id", "rank")
+    columns += ("score", "percentile", "band", "reasons")
+    row = ("m", "1", "a", "2024-02", "9", 1, 0.9, 99.0, "high", [{"feature": "x"}])
+    with db.transaction() as connection:
+        insert_rows(connection, QueueEntry.__table__, columns, [row])  # type: ignore[arg-type]
+    with db.session() as session:
+        entry = session.scalars(select(QueueEntry).where(QueueEntry.period == "2024-02")).one()
+        assert entry.reasons == [{"feature": "x"}] and entry.created_at is not None
+        assert entry.source == "list"
