@@ -25,19 +25,19 @@ from kernel.errors import BadInputError
 from model.synthetic_draws import period_labels
 from model.synthetic_populations import individual_population, neighbourhood_population
 from model.synthetic_setup import (
-    _MIN_PERIODS,
-    _START,
-    _SUFFIXES,
     ACCEPTED_COLUMN,
     COLUMNS,
     FEATURES,
     GAP_COLUMNS,
     ID_COLUMN,
     LABEL,
+    MIN_PERIODS,
     NO_KNOBS,
     OVER_MEASURABLE_FEATURES,
+    POPULATION_SUFFIXES,
     PRESETS,
     SENSITIVE_ATTRIBUTES,
+    START_PERIOD,
     TRUE_LABEL,
     UNDER_RECORDED_FEATURES,
     UNITS,
@@ -193,7 +193,7 @@ def write_population(df: pd.DataFrame, path: str | Path) -> None:
     """
     target = Path(path)
     suffix = target.suffix.lower()
-    if suffix not in _SUFFIXES:
+    if suffix not in POPULATION_SUFFIXES:
         shown = repr(target.suffix) if target.suffix else "no extension"
         raise BadInputError(
             f"cannot write {str(target)!r}: unsupported extension {shown}; "
@@ -249,8 +249,8 @@ def _check_arguments(
         expected = ", ".join(repr(u) for u in UNITS)
         problems.append(f"unit: must be one of {expected} (got {unit!r})")
     n_periods, n_rows, seed_value = _as_int(periods), _as_int(rows), _as_int(seed)
-    if n_periods is None or n_periods < _MIN_PERIODS:
-        problems.append(f"periods: must be an integer >= {_MIN_PERIODS} (got {periods!r})")
+    if n_periods is None or n_periods < MIN_PERIODS:
+        problems.append(f"periods: must be an integer >= {MIN_PERIODS} (got {periods!r})")
         n_periods = None
     if n_rows is None or n_rows <= 0:
         problems.append(f"rows: must be a positive integer (got {rows!r})")
@@ -261,7 +261,7 @@ def _check_arguments(
         )
     if seed_value is None or seed_value < 0:
         problems.append(f"seed: must be a non-negative integer (got {seed!r})")
-    if not isinstance(start, str) or not _START.match(start):
+    if not isinstance(start, str) or not START_PERIOD.match(start):
         problems.append(f"start: must be a month as 'YYYY-MM' (got {start!r})")
     return problems
 

@@ -10,10 +10,10 @@ import pandas as pd
 import pyarrow as pa
 
 from model.synthetic_setup import (
-    _SHARES,
-    _UNIT_CODE,
     COLUMNS,
     SENSITIVE_ATTRIBUTES,
+    SHARES_BY_UNIT,
+    UNIT_CODE,
     LabelUnderRecording,
     ProxyOverMeasurement,
     SmallGroup,
@@ -42,7 +42,7 @@ def streams(seed: int, unit: Unit) -> dict[str, np.random.Generator]:
         "outreach",  # after the others, so that adding it changed no other stream's seed
         "gaps",  # likewise
     )
-    code = _UNIT_CODE[unit]
+    code = UNIT_CODE[unit]
     return {name: np.random.default_rng([seed, code, i]) for i, name in enumerate(names)}
 
 
@@ -58,7 +58,7 @@ def attribute_shares(unit: Unit, attribute: str, small: SmallGroup | None) -> np
 
     The other groups keep their relative sizes and the shares still sum to 1.
     """
-    table = _SHARES[unit][attribute]
+    table = SHARES_BY_UNIT[unit][attribute]
     shares = np.array(list(table.values()), dtype=np.float64)
     if small is not None and small.attribute == attribute:
         index = list(table).index(small.group)

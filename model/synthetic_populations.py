@@ -11,19 +11,19 @@ import pandas as pd
 
 from model import synthetic_draws as draws
 from model.synthetic_setup import (
-    _COUNTS,
-    _EMPLOYMENT,
-    _EXCESS,
-    _HORIZON,
-    _INCOME_BANDS,
-    _LOOKBACK,
-    _RATES,
-    _REFERENCE_CRISIS_RATE,
-    _SERVICE_CONTACTS,
     ACCEPTED_COLUMN,
+    CRISIS_EXCESS,
+    EMPLOYMENT_STATUSES,
     GAP_COLUMNS,
+    HORIZON_MONTHS,
+    INCOME_BANDS,
+    INDIVIDUAL_EVENT_COUNTS,
+    LOOKBACK_MONTHS,
+    NEIGHBOURHOOD_EVENT_RATES,
+    REFERENCE_CRISIS_RATE,
     SENSITIVE_ATTRIBUTES,
     SERVICE_AREAS,
+    SERVICE_CONTACTS,
     UNDER_RECORDED_FEATURES,
     BiasKnobs,
     Gaps,
@@ -54,7 +54,7 @@ def individual_population(n: int, labels: list[str], seed: int, knobs: BiasKnobs
     unit: Unit = "individual"
     rng = draws.streams(seed, unit)
     periods = len(labels)
-    lookback, horizon = _LOOKBACK[unit], _HORIZON[unit]
+    lookback, horizon = LOOKBACK_MONTHS[unit], HORIZON_MONTHS[unit]
     months = lookback + periods + horizon
     ends = lookback + np.arange(periods)  # internal month of each output period
 
@@ -99,7 +99,7 @@ def individual_population(n: int, labels: list[str], seed: int, knobs: BiasKnobs
 
     # Feature propensities independent of need (people differ in how they use services).
     effects = rng["effects"]
-    person_effect = {name: 0.35 * effects.standard_normal(n) for name in _COUNTS}
+    person_effect = {name: 0.35 * effects.standard_normal(n) for name in INDIVIDUAL_EVENT_COUNTS}
     # Kept small and free of age effects: with knobs off, a model's recall at capacity should not
     # differ by group beyond noise (stronger need-independent differences are a bias of their own).
     modifiers: dict[str, np.ndarray] = {
@@ -117,10 +117,10 @@ def individual_population(n: int, labels: list[str], seed: int, knobs: BiasKnobs
     counts_rng = rng["counts"]
     features: dict[str, np.ndarray] = {}
     any_service = np.zeros((n, lookback + periods), dtype=bool)  # internal months 0..end
-    for name, (window, intercept, slope, cap) in _COUNTS.items():
+    for name, (window, intercept, slope, cap) in INDIVIDUAL_EVENT_COUNTS.items():
         # Service contacts are drawn over the whole look-back so months_since_last_service
         # can see 60 months back; other counts only over their window.
-        first = 0 if name in _SERVICE_CONTACTS or window == 60 else lookback - window + 1
+        first = 0 if name in SERVICE_CONTACTS or window == 60 else lookback - window + 1
         log_rate = intercept + slope * need[:, first : lookback + periods]
         log_rate += (person_effect[name] + modifiers.get(name, 0.0))[:, None]
         expected = np.minimum(np.exp(log_rate), cap)
@@ -131,7 +131,7 @@ def individual_population(n: int, labels: list[str], seed: int, knobs: BiasKnobs
             draws.thin(rng["under_features"], monthly, under_members, keep)
         if proxy is not None and proxy.feature == name:
             draws.scale(rng["proxy"], monthly, keep * expected, proxy_members, float(proxy.factor))
-        if name in _SERVICE_CONTACTS:
+        if name in SERVICE_CONTACTS:
             any_service |= monthly > 0
         features[name] = draws.window_sums(monthly, first, ends, window).astype(np.int64)
 
@@ -191,12 +191,12 @@ def individual_population(n: int, labels: list[str], seed: int, knobs: BiasKnobs
         **{name: values.ravel() for name, values in features.items()},
         "snap_enrolled": snap.ravel(),
         "medicaid_enrolled": medicaid.ravel(),
-        "income_band": draws.as_strings(person_level(income), _INCOME_BANDS),
+        "income_band": draws.as_strings(person_level(income), INCOME_BANDS),
         "household_size": person_level(household.astype(np.int64)),
         "children_in_household": person_level(children.astype(np.int64)),
         "months_since_last_service": since.ravel(),
         "housing_waitlist": waitlist.ravel(),
-        "employment_status": draws.as_strings(person_level(employment), _EMPLOYMENT),
+        "employment_status": draws.as_strings(person_level(employment), EMPLOYMENT_STATUSES),
         **{
             name: draws.as_strings(person_level(codes), SENSITIVE_ATTRIBUTES[unit][name])
             for name, codes in attributes.items()
@@ -323,7 +323,7 @@ def neighbourhood_population(
     unit: Unit = "neighbourhood"
     rng = draws.streams(seed, unit)
     periods = len(labels)
-    lookback, horizon = _LOOKBACK[unit], _HORIZON[unit]
+    lookback, horizon = LOOKBACK_MONTHS[unit], HORIZON_MONTHS[unit]
     months = lookback + periods + horizon
     ends = lookback + np.arange(periods)
 
@@ -361,7 +361,7 @@ def neighbourhood_population(
     deviation = draws.ar1(need_rng, n, months, rho=0.75, sd=0.3)
     need = baseline[:, None] + deviation
     per_thousand = population[:, None] / 1000.0
-    crisis_mean = per_thousand * _REFERENCE_CRISIS_RATE * np.exp(need)  # per area and month
+    crisis_mean = per_thousand * REFERENCE_CRISIS_RATE * np.exp(need)  # per area and month
 
     timing = rng["timing"]
     unemployment = draws.sigmoid(
@@ -381,7 +381,7 @@ def neighbourhood_population(
     features: dict[str, np.ndarray] = {}
     window = 3  # rates are events in the last three months per 1,000 residents
     first = lookback - window + 1
-    for name, (intercept, slope) in _RATES.items():
+    for name, (intercept, slope) in NEIGHBOURHOOD_EVENT_RATES.items():
         area_effect = 0.2 * effects.standard_normal(n)
         log_rate = intercept + slope * need[:, first : lookback + periods] + area_effect[:, None]
         expected = per_thousand * np.exp(log_rate)
@@ -403,9 +403,9 @@ def neighbourhood_population(
     next_quarter = draws.window_sums(crises, 0, ends + horizon, horizon)
     quarter_mean = draws.window_sums(crisis_mean, 0, ends + horizon, horizon)
     # The area's expected level is indirectly standardised: its population at the reference
-    # rate. A quarter is "above expected" when its count exceeds that level by _EXCESS times.
-    expected_quarter = horizon * per_thousand[:, 0] * _REFERENCE_CRISIS_RATE
-    threshold = np.floor(_EXCESS * expected_quarter).astype(np.int64)[:, None]
+    # rate. A quarter is "above expected" when its count exceeds that level by CRISIS_EXCESS times.
+    expected_quarter = horizon * per_thousand[:, 0] * REFERENCE_CRISIS_RATE
+    threshold = np.floor(CRISIS_EXCESS * expected_quarter).astype(np.int64)[:, None]
     truth = (next_quarter > threshold).astype(np.int64)
     need_probability = _poisson_sf(threshold, quarter_mean)
     recorded = truth

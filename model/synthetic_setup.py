@@ -224,7 +224,7 @@ _NEIGHBOURHOOD_SHARES: dict[str, dict[str, float]] = {
 }
 
 
-_SHARES: dict[Unit, dict[str, dict[str, float]]] = {
+SHARES_BY_UNIT: dict[Unit, dict[str, dict[str, float]]] = {
     "individual": INDIVIDUAL_SHARES,
     "neighbourhood": _NEIGHBOURHOOD_SHARES,
 }
@@ -232,22 +232,22 @@ _SHARES: dict[Unit, dict[str, dict[str, float]]] = {
 
 SENSITIVE_ATTRIBUTES: dict[Unit, dict[str, tuple[str, ...]]] = {
     unit: {attribute: tuple(shares) for attribute, shares in table.items()}
-    for unit, table in _SHARES.items()
+    for unit, table in SHARES_BY_UNIT.items()
 }
 
 
 """Sensitive attributes of each unit and their groups; for audits only, never features."""
 
 
-_INCOME_BANDS = ("none", "very_low", "low", "moderate")
+INCOME_BANDS = ("none", "very_low", "low", "moderate")
 
 
-_EMPLOYMENT = ("employed", "unemployed", "not_in_labour_force")
+EMPLOYMENT_STATUSES = ("employed", "unemployed", "not_in_labour_force")
 
 
 # Individual event counts: (window in months, log monthly rate at need 0, slope on need,
 # highest monthly rate; the cap keeps the tails plausible, e.g. at most ~0.3 shelter stays a month).
-_COUNTS: dict[str, tuple[int, float, float, float]] = {
+INDIVIDUAL_EVENT_COUNTS: dict[str, tuple[int, float, float, float]] = {
     "er_visits_90d": (3, -2.6, 0.72, 2.0),
     "psych_holds_12m": (12, -5.9, 1.25, 0.5),
     "shelter_contacts_12m": (12, -4.7, 1.35, 4.0),
@@ -265,7 +265,7 @@ _COUNTS: dict[str, tuple[int, float, float, float]] = {
 
 
 # Contacts with services that reset ``months_since_last_service``.
-_SERVICE_CONTACTS = (
+SERVICE_CONTACTS = (
     "er_visits_90d",
     "psych_holds_12m",
     "shelter_contacts_12m",
@@ -291,7 +291,7 @@ UNDER_RECORDED_FEATURES: dict[Unit, tuple[str, ...]] = {
 
 
 # Neighbourhood event rates: (log monthly events per 1,000 residents at need 0, slope on need).
-_RATES: dict[str, tuple[float, float]] = {
+NEIGHBOURHOOD_EVENT_RATES: dict[str, tuple[float, float]] = {
     "eviction_rate": (math.log(0.8), 0.9),
     "overdose_rate": (math.log(0.15), 1.0),
     "er_visit_rate": (math.log(25.0), 0.5),
@@ -325,7 +325,7 @@ FEATURES: dict[Unit, tuple[str, ...]] = {
         "employment_status",
     ),
     "neighbourhood": (
-        *_RATES,
+        *NEIGHBOURHOOD_EVENT_RATES,
         "population",
         "unemployment_rate",
         "rent_burden_share",
@@ -338,8 +338,8 @@ FEATURES: dict[Unit, tuple[str, ...]] = {
 
 
 OVER_MEASURABLE_FEATURES: dict[Unit, tuple[str, ...]] = {
-    "individual": tuple(_COUNTS),
-    "neighbourhood": tuple(_RATES),
+    "individual": tuple(INDIVIDUAL_EVENT_COUNTS),
+    "neighbourhood": tuple(NEIGHBOURHOOD_EVENT_RATES),
 }
 
 
@@ -379,27 +379,27 @@ COLUMNS: dict[Unit, tuple[str, ...]] = {
 """Every column of each unit, in order."""
 
 
-_HORIZON: dict[Unit, int] = {"individual": 6, "neighbourhood": 3}
+HORIZON_MONTHS: dict[Unit, int] = {"individual": 6, "neighbourhood": 3}
 
 
-_LOOKBACK: dict[Unit, int] = {"individual": 59, "neighbourhood": 11}
+LOOKBACK_MONTHS: dict[Unit, int] = {"individual": 59, "neighbourhood": 11}
 
 
-_UNIT_CODE: dict[Unit, int] = {"individual": 1, "neighbourhood": 2}
+UNIT_CODE: dict[Unit, int] = {"individual": 1, "neighbourhood": 2}
 
 
-_MIN_PERIODS = 8
+MIN_PERIODS = 8
 
 
 # Neighbourhood crises: reference rate per 1,000 residents per month, and the multiple of the
 # expected (reference-rate) quarterly count above which a quarter is "above expected".
-_REFERENCE_CRISIS_RATE = 1.0
+REFERENCE_CRISIS_RATE = 1.0
 
 
-_EXCESS = 1.5
+CRISIS_EXCESS = 1.5
 
 
-_START = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+START_PERIOD = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 
 
-_SUFFIXES = (".parquet", ".csv")
+POPULATION_SUFFIXES = (".parquet", ".csv")
