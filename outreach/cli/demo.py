@@ -17,6 +17,7 @@ from outreach.cli.base import (
     _progress,
     _registry,
     _service_db,
+    _trust,
     main,
     reported,
 )
@@ -129,7 +130,9 @@ def _demo_transparency(home: Home, name: str) -> Path | None:
     default = settings_path(home)
     settings = load_settings(str(default) if default.is_file() else None)
     try:
-        record = transparency_record(_registry(home), None, name, None, settings=settings)
+        record = transparency_record(
+            _registry(home), _trust(home, signing=False), name, None, settings=settings
+        )
     except OutreachError as err:
         _progress(f"  no transparency record for {name}: {err}")
         return None
@@ -271,6 +274,7 @@ def demo(ctx: click.Context, no_serve: bool, port: int) -> None:
                 _registry(home),
                 summary["registered_model"],
                 str(summary["version"]),
+                trust=_trust(home, anchored=True),
                 decision="approve",
                 by="demo-oversight",
                 note="approved by the demo's oversight user",

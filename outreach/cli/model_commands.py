@@ -135,7 +135,14 @@ def models_approve(home: Home, name: str, version: str, by: str, note: str) -> N
 
     registry = _registry(home)
     promoted = decide(
-        _service_db(home), registry, name, version, decision="approve", by=by, note=note
+        _service_db(home),
+        registry,
+        name,
+        version,
+        trust=_trust(home, anchored=True),
+        decision="approve",
+        by=by,
+        note=note,
     )
     # The groups the signed release left open (the statement just approved, not a tag).
     release = _trust(home, signing=False).standing(name, version).release or {}
@@ -156,7 +163,16 @@ def models_reject(home: Home, name: str, version: str, by: str, note: str) -> No
     """Reject a version: it can never be served."""
     from store.approvals import decide
 
-    decide(_service_db(home), _registry(home), name, version, decision="reject", by=by, note=note)
+    decide(
+        _service_db(home),
+        _registry(home),
+        name,
+        version,
+        trust=_trust(home, anchored=True),
+        decision="reject",
+        by=by,
+        note=note,
+    )
     click.echo(f"rejected {name} version {version}")
 
 
@@ -174,7 +190,16 @@ def models_withdraw(home: Home, name: str, by: str, note: str) -> None:
 
     registry = _registry(home)
     version = production_version(registry, name)  # '' if none: later ones are stopped too
-    decide(_service_db(home), registry, name, version, decision="withdraw", by=by, note=note)
+    decide(
+        _service_db(home),
+        registry,
+        name,
+        version,
+        trust=_trust(home, anchored=True),
+        decision="withdraw",
+        by=by,
+        note=note,
+    )
     stopped = f"version {version}" if version else "no version was in production"
     click.echo(
         f"withdrew {name} ({stopped}); the service stops serving it within one poll interval. "
@@ -190,5 +215,5 @@ def models_rollback(home: Home, name: str) -> None:
     """Move production back to the previous version that passed its audit."""
     from lifecycle.release import rollback
 
-    version = rollback(_registry(home), name)
+    version = rollback(_registry(home), name, trust=_trust(home))
     click.echo(f"{name}: production is now version {version}")

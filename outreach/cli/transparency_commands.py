@@ -7,7 +7,7 @@ import json
 import click
 
 from kernel.home import Home
-from outreach.cli.base import _progress, _registry, main, reported
+from outreach.cli.base import _progress, _registry, _trust, main, reported
 
 
 @main.command("transparency")
@@ -49,7 +49,7 @@ def transparency_command(
     default = settings_path(home)
     chosen = settings or (str(default) if default.is_file() else None)
     record = transparency_record(
-        _registry(home), None, name, version, settings=load_settings(chosen)
+        _registry(home), _trust(home, signing=False), name, version, settings=load_settings(chosen)
     )
     written = write_record(record, out)
     missing = required_fields_missing(record)

@@ -35,6 +35,7 @@ from kernel.signing import load_verifier
 from lifecycle.catalogue import read_report
 from lifecycle.model_source import ModelSource
 from lifecycle.release import ReleaseResult, release
+from lifecycle.verified_loading import trust_for
 from model.data import Dataset
 from model.registry import connect
 from model.spec import ExperimentSpec, load_spec
@@ -211,7 +212,7 @@ def assessed(
     home = copy_home(two_releases.home.root, tmp_path_factory.mktemp("assessed") / "home")
     registry = connect(home)
     policy = policy_text(**LENIENT, **{"\n[impact_assessments]\n": ASSESSED})
-    named = release(small_spec, dataset, registry, policy=policy)
+    named = release(small_spec, dataset, registry, policy=policy, trust=trust_for(registry.home))
     assert named.promoted and two_releases.good.promoted
     return Assessed(home, named, two_releases.good)
 

@@ -349,10 +349,12 @@ def test_a_pinned_key_id_refuses_a_replaced_public_key(own: Site) -> None:
         KeyPaths.resolve(own.home.keys, {"OUTREACH_RELEASE_PUBLIC_KEY": genuine}),
     )
     assert pinned.signing_keys.pinned_key_id == genuine
-    assert load_production(connect(pinned), NAME).version  # the genuine key: served
+    assert load_production(
+        connect(pinned), NAME, trust=trust_for(pinned, signing=False)
+    ).version  # the genuine key: served
     keys.release_public.write_bytes(Signer(Ed25519PrivateKey.generate()).verifier.pem())
     with pytest.raises(LogInvalidError, match=f"pins {genuine}"):
-        load_production(connect(pinned), NAME)
+        load_production(connect(pinned), NAME, trust=trust_for(pinned, signing=False))
 
 
 def test_production_mode_refuses_a_writable_verifying_key(own: Site) -> None:
