@@ -131,7 +131,9 @@ class ModelSource:
         """The deployment's trust with this service's anchors: built anew at each call, so a
         replaced or deleted key file counts at once (every reader of the state in the service
         takes it from here; ``signing`` for the board's decisions, which sign statements)."""
-        return trust_for(self.home, signing=signing).with_anchors(self.anchors)
+        return trust_for(self.home, signing=signing, production=self.production).with_anchors(
+            self.anchors
+        )
 
     @property
     def current(self) -> Serving | None:

@@ -44,12 +44,15 @@ class LoadedModel:
     attestation: dict[str, object]
 
 
-def trust_for(home: Home, *, signing: bool = True) -> Trust:
+def trust_for(home: Home, *, signing: bool = True, production: bool = False) -> Trust:
     """The deployment's trust: its attestation folder and release keys. Built in one place per
     process (the command line's ``outreach.cli.base._trust``, the service's
     ``ModelSource.trust``) and passed to everything that checks or signs: nothing below builds
-    its own."""
-    return Trust.for_home(home.signing_keys, home.attestations, signing=signing)
+    its own. ``production``: a log whose head is anchored nowhere is invalid until a person
+    adopts it (once anchors are added, :meth:`Trust.with_anchors`)."""
+    return Trust.for_home(
+        home.signing_keys, home.attestations, signing=signing, anchor_required=production
+    )
 
 
 @dataclass(frozen=True)
