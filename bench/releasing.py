@@ -17,6 +17,7 @@ from audits.policy import Policy
 from bench.scale import smoke
 from kernel.home import Home
 from lifecycle.release import ReleaseResult, release
+from lifecycle.verified_loading import trust_for
 from model.data import Dataset
 from model.registry import connect
 from model.spec import ExperimentSpec
@@ -62,7 +63,14 @@ def release_served(
     if smoke():
         # The smoke run checks that the benchmark runs, not what it measures: a lighter audit.
         policy = policy.model_copy(update={"bootstrap_resamples": SMOKE_RESAMPLES})
-    result = release(spec, dataset, connect(home), policy=policy, released_by=RELEASED_BY)
+    result = release(
+        spec,
+        dataset,
+        connect(home),
+        policy=policy,
+        released_by=RELEASED_BY,
+        trust=trust_for(home),
+    )
     version = str(result.chosen.candidate.version)
     if result.awaiting_approval:
         done = subprocess.run(

@@ -25,7 +25,7 @@ from jobs.batch import load_period, read_scored_period, score_period
 from jobs.spark_batch import score_on_spark, spark_session
 from kernel.home import Home
 from lifecycle.catalogue import read_report
-from lifecycle.verified_loading import load_production
+from lifecycle.verified_loading import load_production, trust_for
 from model.registry import connect
 from model.scorer import scored_frame
 from model.synthetic import generate_preset
@@ -54,7 +54,7 @@ def main() -> None:
         home = Home(root / "home").ensure()
         spec = _spec()
         serving = _release(home, spec)
-        loaded = load_production(connect(home), spec.name)
+        loaded = load_production(connect(home), spec.name, trust=trust_for(home, signing=False))
         frame = generate_preset(unit="individual", rows=ROWS, seed=1)
         count = len(frame)  # whole people per month: a few rows under ROWS
         data = root / "population.parquet"

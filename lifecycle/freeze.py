@@ -24,7 +24,6 @@ from __future__ import annotations
 from typing import Literal
 
 from kernel.errors import BadInputError, ConflictError, GateError, NotFoundError
-from kernel.home import Home
 from lifecycle.catalogue import production_alias
 from lifecycle.statements import Trust
 from lifecycle.version_state import FREEZE, LIFT, Freeze, freeze_of
@@ -56,20 +55,6 @@ def freezes(trust: Trust) -> list[Freeze]:
     """Every freeze in force in the deployment (each model with an attestation log)."""
     found = (freeze_in_force(trust, log.stem) for log in sorted(trust.folder.glob("*.jsonl")))
     return [f for f in found if f is not None]
-
-
-def trust_to_check(home: Home) -> Trust | None:
-    """The trust to read a deployment's freezes with; ``None`` when nothing was ever attested
-    here (no attestation log), so no freeze can be in force.
-
-    Raises
-    ------
-    GateError
-        If there are logs but no key to verify them with (nothing can be shown unfrozen).
-    """
-    if not any(home.attestations.glob("*.jsonl")):
-        return None
-    return Trust.for_home(home.signing_keys, home.attestations, signing=False)
 
 
 def _lift_hint(freeze: Freeze) -> str:

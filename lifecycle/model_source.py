@@ -127,11 +127,13 @@ class ModelSource:
         self._registry: Registry | None = None
         self._registry_lock = threading.Lock()
 
-    def trust(self) -> Trust:
-        """The deployment's verifying trust with this service's anchors: built anew at each
-        call, so a replaced or deleted key file counts at once (every reader of the state in
-        the service takes it from here)."""
-        return trust_for(self.home, signing=False).with_anchors(self.anchors)
+    def trust(self, *, signing: bool = False) -> Trust:
+        """The deployment's trust with this service's anchors: built anew at each call, so a
+        replaced or deleted key file counts at once (every reader of the state in the service
+        takes it from here; ``signing`` for the board's decisions, which sign statements)."""
+        return trust_for(self.home, signing=signing, production=self.production).with_anchors(
+            self.anchors
+        )
 
     @property
     def current(self) -> Serving | None:

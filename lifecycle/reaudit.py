@@ -11,7 +11,7 @@ from audits.policy import Policy
 from audits.proxies import check_missingness, check_proxies
 from audits.report import Subject, build_report, new_audit_id
 from kernel.errors import BadInputError, DataValidationError
-from lifecycle.verified_loading import load_version
+from lifecycle.verified_loading import load_registered
 from model.capacity_metrics import top_k_mask
 from model.data import fingerprint, parse_periods, read_table
 from model.registry import Registry
@@ -39,7 +39,7 @@ def reaudit(
         sensitive attributes, or any value is invalid.
     """
     name, version = parse_reference(reference)
-    loaded = load_version(registry, name, version, require_pass=False)
+    loaded = load_registered(registry, name, version)
     model = loaded.model
     frame = read_table(data_path)
     needed = [model.id_column, model.time_column, model.label_column, *policy.sensitive_attributes]

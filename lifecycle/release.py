@@ -49,7 +49,7 @@ from lifecycle.catalogue import (
 )
 from lifecycle.freeze import ensure_not_frozen
 from lifecycle.statements import Trust, WithdrawnError, now
-from lifecycle.verified_loading import LoadedModel, load_production, load_version, trust_for
+from lifecycle.verified_loading import LoadedModel, load_production, load_version
 from model.candidates import expand
 from model.capacity_metrics import top_k_mask
 from model.data import Dataset, ordinal_to_period
@@ -250,10 +250,15 @@ def _audit_data(data: Dataset) -> dict[str, Any]:
 
 
 def _production_view(
-    registry: Registry, spec: ExperimentSpec, policy: Policy, data: Dataset, progress: Progress
+    registry: Registry,
+    spec: ExperimentSpec,
+    policy: Policy,
+    data: Dataset,
+    progress: Progress,
+    trust: Trust,
 ) -> tuple[LoadedModel, np.ndarray, AuditOutcome] | None:
     try:
-        production = load_production(registry, spec.name)
+        production = load_production(registry, spec.name, trust=trust)
     except NotFoundError:
         return None
     except GateError as err:
@@ -363,7 +368,7 @@ def release(
     policy: Policy,
     progress: Progress = _quiet,
     released_by: str | None = None,
-    trust: Trust | None = None,
+    trust: Trust,
     after_release: dict[str, Any] | None = None,
     workers: int = 1,
 ) -> ReleaseResult:
@@ -379,7 +384,6 @@ def release(
     """
     released_by = released_by or _current_user()
     _check_attributes(policy, spec)
-    trust = trust or trust_for(registry.home)
     ensure_not_frozen(trust, spec.name, "release")  # before training: nothing is registered
     configs, fitters = mitigated_candidates(spec)
     result = train(
@@ -399,7 +403,7 @@ def release(
     missingness: list[MissingnessResult] = check_missingness(
         data.features, sensitive, spec, clusters=data.ids
     )
-    view = _production_view(registry, spec, policy, data, progress)
+    view = _production_view(registry, spec, policy, data, progress, trust)
     production, production_selected, production_outcome = view if view else (None, None, None)
     production_audit: GroupAudit | None = production_outcome.audit if production_outcome else None
     production_truth = production_outcome.truth if production_outcome else None
@@ -504,7 +508,6 @@ def release(
     # oversight user, who names what they took on.
     awaiting = verdict == "REVIEW" or (verdict == "PASS" and _approval_needed(policy, chosen))
     promoted = verdict == "PASS" and not awaiting
-    trust = trust or trust_for(registry.home)
     for item in audited:
         sha = version_tags(registry, spec.name, str(item.candidate.version))[ARTIFACT_SHA256]
         _attest_release(
@@ -636,7 +639,7 @@ def approve(
     by: str,
     note: str,
     role: str = "oversight",
-    trust: Trust | None = None,
+    trust: Trust,
 ) -> bool:
     """Record an oversight approval, signed; promotes the version if it was awaiting one.
 
@@ -650,7 +653,6 @@ def approve(
         If no valid release attestation covers the version, its audit failed, it was rejected,
         or the approver is the person who released it.
     """
-    trust = trust or trust_for(registry.home)
     ensure_not_frozen(trust, name, "approve")  # an approval can promote or reinstate
     outcome = trust.state(name, production_alias(registry, name)).approval(version, by=by)
     release = outcome.standing.release or {}
@@ -695,10 +697,9 @@ def reject(
     by: str,
     note: str,
     role: str = "oversight",
-    trust: Trust | None = None,
+    trust: Trust,
 ) -> None:
     """Record an oversight rejection, signed; the version can never be served."""
-    trust = trust or trust_for(registry.home)
     trust.state(name, production_alias(registry, name)).rejection(version)
     tags = version_tags(registry, name, version)  # the readable cache, written below
     trust.sign(
@@ -719,12 +720,11 @@ def withdraw(
     by: str,
     note: str,
     role: str = "oversight",
-    trust: Trust | None = None,
+    trust: Trust,
 ) -> str:
     """The board's stop button: sign a withdrawal of the model; nothing of it is served until a
     new PASS release or an explicit re-approval. Returns the production version it stopped
     ('' if there was none)."""
-    trust = trust or trust_for(registry.home)
     if not note.strip():
         raise BadInputError("a withdrawal needs a note saying why")
     version = production_version(registry, name)
@@ -742,7 +742,7 @@ def withdraw(
     return version
 
 
-def rollback(registry: Registry, name: str, *, trust: Trust | None = None) -> str:
+def rollback(registry: Registry, name: str, *, trust: Trust) -> str:
     """Move ``production`` back to the latest earlier version that may be served.
 
     Raises
@@ -752,7 +752,6 @@ def rollback(registry: Registry, name: str, *, trust: Trust | None = None) -> st
     GateError
         If no earlier version is covered by a servable attestation (or the model is withdrawn).
     """
-    trust = trust or trust_for(registry.home)
     ensure_not_frozen(trust, name, "rollback")
     client = registry.client
     try:

@@ -24,7 +24,7 @@ import json
 import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -330,18 +330,21 @@ class Trust:
     pinned_key_id: str | None = None
     #: Where log heads are anchored outside the logs (``None``: nowhere, the logs alone).
     anchors: Anchors | None = None
+    #: Production mode: with anchors kept, a log with no anchored head is invalid until a person
+    #: adopts it (:meth:`repair`); a new log's first statement is anchored as it is signed.
+    anchor_required: bool = False
 
     @property
     def verifiers(self) -> Verifiers:
         return {v.key_id: v for v in (*self.retired, self.verifier)}
 
     def with_anchors(self, anchors: Anchors | None) -> Trust:
-        return Trust(
-            self.folder, self.verifier, self.signer, self.retired, self.pinned_key_id, anchors
-        )
+        return replace(self, anchors=anchors)
 
     @classmethod
-    def for_home(cls, keys: KeyPaths, folder: Path, *, signing: bool = True) -> Trust:
+    def for_home(
+        cls, keys: KeyPaths, folder: Path, *, signing: bool = True, anchor_required: bool = False
+    ) -> Trust:
         """The trust of a deployment: its attestation folder and keys (created on first use
         when ``signing``; a verifying-only process needs just the public key), and the public
         keys retired by rotation (``retired/*.pub`` beside the release key)."""
@@ -358,17 +361,28 @@ class Trust:
                 )
             signer = load_signer(keys.release)
             _refuse_foreign(signer.verifier.key_id, keys)
-            return cls(folder, signer.verifier, signer, retired, keys.pinned_key_id)
+            return cls(
+                folder,
+                signer.verifier,
+                signer,
+                retired,
+                keys.pinned_key_id,
+                anchor_required=anchor_required,
+            )
         if not keys.release_public.exists() and keys.release.exists():
             verifier = load_signer(keys.release, create=False).verifier
-            return cls(folder, verifier, None, retired, keys.pinned_key_id)
+            return cls(
+                folder, verifier, None, retired, keys.pinned_key_id, anchor_required=anchor_required
+            )
         if not keys.release_public.exists():
             raise GateError(
                 f"no release public key at {keys.release_public}: nothing can be verified, so "
                 "nothing is served (release a model first, or set OUTREACH_RELEASE_PUBLIC_KEY)"
             )
         verifier = load_verifier(keys.release_public)
-        return cls(folder, verifier, None, retired, keys.pinned_key_id)
+        return cls(
+            folder, verifier, None, retired, keys.pinned_key_id, anchor_required=anchor_required
+        )
 
     def log(self, name: str) -> Path:
         return log_path(self.folder, name)
@@ -376,7 +390,14 @@ class Trust:
     def sign(self, name: str, statement: dict[str, Any]) -> Entry:
         if self.signer is None:
             raise GateError("this process holds no release key: it can verify, not sign")
-        return append(self.log(name), self.signer, {"model": name, **statement})
+        entry = append(self.log(name), self.signer, {"model": name, **statement})
+        if self.anchors is not None and entry.statement.get("previous") == GENESIS:
+            # A new log, all of it written here: its head is anchored at once (a log found
+            # later without an anchored head is not trusted in production mode).
+            self.anchors.record(
+                name, Anchor(1, entry_digest(entry.as_dict()), self.verifier.key_id)
+            )
+        return entry
 
     def anchor(self, name: str) -> ModelState:
         """Anchor the log's head now (after signing, once the caller's transaction is done):
@@ -403,7 +424,7 @@ class Trust:
         """
         read = self.inspect(name)
         anchored, alarm = self.anchors.latest(name) if self.anchors else (None, "")
-        problems = self._problems(name, read, anchored, expected=alias is not None)
+        problems = self._problems(name, read, anchored, expected=alias is not None, adopting=False)
         if self.anchors is not None:
             if problems and "; ".join(problems) != alarm:
                 self.anchors.alarm(name, "; ".join(problems))
@@ -418,7 +439,7 @@ class Trust:
         return ModelState(name, read.statements, tuple(problems), alias, freeze_of(read.statements))
 
     def _problems(
-        self, name: str, read: LogRead, anchored: Anchor | None, *, expected: bool
+        self, name: str, read: LogRead, anchored: Anchor | None, *, expected: bool, adopting: bool
     ) -> list[str]:
         return log_problems(
             name=name,
@@ -432,6 +453,7 @@ class Trust:
             pinned_key_id=self.pinned_key_id,
             anchored_key_id=anchored.key_id if anchored else None,
             rotated_to=read.rotated_to,
+            anchor_required=self.anchor_required and self.anchors is not None and not adopting,
         )
 
     def repair(self, name: str, *, by: str, note: str) -> Anchor:
@@ -453,7 +475,7 @@ class Trust:
             raise BadInputError("a repair needs --by and --note: who, and why, are recorded")
         read = self.inspect(name)
         anchored, _ = self.anchors.latest(name)
-        problems = self._problems(name, read, anchored, expected=True)
+        problems = self._problems(name, read, anchored, expected=True, adopting=True)
         if problems or read.head is None:
             raise LogInvalidError(
                 f"refusing to repair the attestation log of {name}: it still does not verify; "

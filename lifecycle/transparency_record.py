@@ -75,7 +75,7 @@ __all__ = [
 
 def transparency_record(
     registry: Registry,
-    trust: Trust | None,
+    trust: Trust,
     name: str,
     version: str | None = None,
     *,
@@ -87,7 +87,7 @@ def transparency_record(
     Parameters
     ----------
     registry, trust
-        The model registry and the deployment's trust (``None``: the home's, verifying only).
+        The model registry and the deployment's trust (the caller's, built once there).
     name, version
         The registered model and version (default: the production version).
     settings

@@ -14,7 +14,7 @@ from kernel.errors import BadInputError, GateError, NotFoundError
 from kernel.home import Home
 from lifecycle.catalogue import production_alias, report_path
 from lifecycle.statements import Trust, read
-from lifecycle.verified_loading import LoadedModel, load_version, trust_for
+from lifecycle.verified_loading import LoadedModel, load_version
 from model.registry import Registry
 from model.spec import read_toml
 
@@ -102,7 +102,7 @@ def _key_id(trust: Trust, name: str, statement: Mapping[str, Any]) -> str:
 
 
 def verified_sources(
-    registry: Registry, trust: Trust | None, name: str, version: str | None = None
+    registry: Registry, trust: Trust, name: str, version: str | None = None
 ) -> Sources:
     """The facts of version ``version`` (default: the production version), all verified.
 
@@ -114,7 +114,6 @@ def verified_sources(
         If the version may not be served: no valid signed release covers its bytes, its report
         or policy differ from the attested ones, it was rejected or withdrawn.
     """
-    trust = trust or trust_for(registry.home, signing=False)
     production = production_alias(registry, name)
     if version is None:
         if production is None:

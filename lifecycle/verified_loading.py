@@ -44,9 +44,15 @@ class LoadedModel:
     attestation: dict[str, object]
 
 
-def trust_for(home: Home, *, signing: bool = True) -> Trust:
-    """The deployment's trust: its attestation folder and release keys."""
-    return Trust.for_home(home.signing_keys, home.attestations, signing=signing)
+def trust_for(home: Home, *, signing: bool = True, production: bool = False) -> Trust:
+    """The deployment's trust: its attestation folder and release keys. Built in one place per
+    process (the command line's ``outreach.cli.base._trust``, the service's
+    ``ModelSource.trust``) and passed to everything that checks or signs: nothing below builds
+    its own. ``production``: a log whose head is anchored nowhere is invalid until a person
+    adopts it (once anchors are added, :meth:`Trust.with_anchors`)."""
+    return Trust.for_home(
+        home.signing_keys, home.attestations, signing=signing, anchor_required=production
+    )
 
 
 @dataclass(frozen=True)
@@ -109,40 +115,51 @@ def check(
     return found
 
 
-def load_version(
-    registry: Registry,
-    name: str,
-    version: str,
-    *,
-    require_pass: bool = True,
-    trust: Trust | None = None,
-    state: ModelState | None = None,
-) -> LoadedModel:
-    """Load one registered version after checking its signed attestation and artifact bytes.
-
-    ``require_pass=False`` (re-audits of any version) checks only that the bytes are the ones
-    registered with it.
+def load_registered(registry: Registry, name: str, version: str) -> LoadedModel:
+    """Load one registered version checking only that its bytes are the ones registered with it
+    (re-audits and explanations of any version): never for serving, no attestation is read.
 
     Raises
     ------
     GateError
-        If no valid attestation covers these bytes with a servable decision (see
-        :func:`check`), or the bytes differ from the ones registered.
+        If the bytes differ from the registered ones.
     NotFoundError
         If the version does not exist.
     """
     tags = version_tags(registry, name, version)
     fetched = _artifact(registry, name, version)
     model, actual = fetched.model, fetched.artifact_sha256
-    if not require_pass:
-        expected = tags.get(ARTIFACT_SHA256)
-        if expected != actual:
-            raise GateError(
-                f"refusing to load {name} version {version}: its artifact's sha256 "
-                f"{actual[:12]} differs from the registered {str(expected)[:12]}"
-            )
-        return LoadedModel(name, version, tags.get("audit_id", ""), "", model, tags, actual, {})
-    trust = trust or trust_for(registry.home, signing=False)
+    expected = tags.get(ARTIFACT_SHA256)
+    if expected != actual:
+        raise GateError(
+            f"refusing to load {name} version {version}: its artifact's sha256 "
+            f"{actual[:12]} differs from the registered {str(expected)[:12]}"
+        )
+    return LoadedModel(name, version, tags.get("audit_id", ""), "", model, tags, actual, {})
+
+
+def load_version(
+    registry: Registry,
+    name: str,
+    version: str,
+    *,
+    trust: Trust,
+    state: ModelState | None = None,
+) -> LoadedModel:
+    """Load one registered version after checking its signed attestation and artifact bytes
+    against ``trust`` (the caller's: the command line's or the service's, built once there).
+
+    Raises
+    ------
+    GateError
+        If no valid attestation covers these bytes with a servable decision (see
+        :func:`check`).
+    NotFoundError
+        If the version does not exist.
+    """
+    tags = version_tags(registry, name, version)
+    fetched = _artifact(registry, name, version)
+    actual = fetched.artifact_sha256
     found = check(registry, trust, name, version, actual, fetched.files, state=state)
     release = found.release or {}
     return LoadedModel(
@@ -150,14 +167,14 @@ def load_version(
         version,
         str(release.get("audit_id", "")),
         str(release.get("decision", "")),
-        model,
+        fetched.model,
         tags,
         actual,
         release,
     )
 
 
-def load_production(registry: Registry, name: str, *, trust: Trust | None = None) -> LoadedModel:
+def load_production(registry: Registry, name: str, *, trust: Trust) -> LoadedModel:
     """The verified version of ``name`` that may be served now, resolved as the service resolves
     it (:meth:`lifecycle.version_state.ModelState.serving`): under an incident freeze the pinned
     version, whatever the alias says; otherwise the one the ``production`` alias names.
@@ -174,7 +191,6 @@ def load_production(registry: Registry, name: str, *, trust: Trust | None = None
         If the version is not covered by a valid attestation of a servable decision, or a
         freeze pinned no version.
     """
-    trust = trust or trust_for(registry.home, signing=False)
     state = trust.state(name, production_alias(registry, name))
     wanted = state.serving()
     if wanted.code == "log_invalid":
@@ -190,7 +206,7 @@ def load_production(registry: Registry, name: str, *, trust: Trust | None = None
 
 
 def version_states(
-    registry: Registry, name: str | None = None, *, trust: Trust | None = None
+    registry: Registry, name: str | None = None, *, trust: Trust
 ) -> list[dict[str, object]]:
     """Registered versions (:func:`lifecycle.catalogue.list_versions`: aliases, metrics) with what
     was decided about each and its state now, from the signed statements alone
@@ -199,7 +215,6 @@ def version_states(
     Each row adds ``state`` (a reason code), ``servable``, ``reason`` and ``serving`` (the
     version that would be served now) to the catalogue's keys.
     """
-    trust = trust or trust_for(registry.home, signing=False)
     rows = list_versions(registry, name)
     states: dict[str, ModelState] = {}
     for row in rows:

@@ -427,6 +427,7 @@ def log_problems(
     pinned_key_id: str | None,
     anchored_key_id: str | None,
     rotated_to: Iterable[str],
+    anchor_required: bool = False,
 ) -> list[str]:
     """Every reason the log of ``name`` cannot be trusted ([] when it can).
 
@@ -437,7 +438,9 @@ def log_problems(
     the model); ``key_id``: the verifying key's id now; ``pinned_key_id``: the id the
     deployment pins (``OUTREACH_RELEASE_PUBLIC_KEY``); ``anchored_key_id``: the key the
     anchored head was verified with; ``rotated_to``: key ids a verified ``key_rotation``
-    statement of the log introduced.
+    statement of the log introduced; ``anchor_required`` (production mode, with anchors kept):
+    a log with statements but no anchored head is not trusted, as nothing shows its end was not
+    cut (the service database deleted with it), until a person adopts it.
     """
     problems = list(chain)
     if not log_exists:
@@ -470,4 +473,11 @@ def log_problems(
                 f"{str(hash_at.get(sequence))[:12]}, anchored {digest[:12]}): the log was "
                 "rewritten"
             )
+    elif anchor_required and entries:
+        problems.append(
+            f"the log has {entries} statements but no head of it is anchored in the service "
+            "database (new, emptied or deleted): in production mode such a log is not trusted, "
+            "as statements could have been cut from its end, until a person who checked it "
+            "against a copy kept elsewhere adopts it ('outreach models repair')"
+        )
     return problems

@@ -32,7 +32,7 @@ from kernel.errors import NotFoundError, OutreachError, UnavailableError
 from kernel.home import Home
 from lifecycle.catalogue import read_report
 from lifecycle.model_source import ModelSource
-from lifecycle.verified_loading import load_version
+from lifecycle.verified_loading import load_registered
 from model.registry import Registry
 from model.scorer import ScoringModel
 from model.spec import Feature
@@ -386,7 +386,7 @@ class VersionBook:
         if found is not None:
             return found
         try:
-            found = load_version(self.registry(), name, version, require_pass=False).model
+            found = load_registered(self.registry(), name, version).model
         except OutreachError as err:
             raise UnavailableError(
                 f"the description of {name} version {version} cannot be read now",

@@ -9,6 +9,7 @@ inside a web request would need a data file the service does not hold, and minut
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
@@ -17,7 +18,7 @@ from sqlalchemy import select
 
 from kernel.errors import BadInputError
 from lifecycle.release import approve, reject, withdraw
-from lifecycle.verified_loading import trust_for
+from lifecycle.statements import Trust
 from model.registry import Registry
 from store import access_log
 from store.attestation_heads import DatabaseAnchors
@@ -35,6 +36,7 @@ def decide(
     name: str,
     version: str,
     *,
+    trust: Trust,
     decision: Decision,
     by: str,
     note: str,
@@ -46,8 +48,12 @@ def decide(
     The record is written in the transaction around the registry change: if the registry
     refuses (:class:`kernel.errors.GateError`), nothing is recorded; if the record cannot be
     written, the registry is not touched. For a withdrawal ``version`` may be '' (whatever is in
-    production is stopped).
+    production is stopped). ``trust`` is the caller's signing trust (the command line's or the
+    service's); its heads are anchored in ``db`` when it keeps no anchors of its own.
     """
+    if trust.anchors is None:
+        trust = trust.with_anchors(DatabaseAnchors(db))
+    anchors = trust.anchors
 
     def attempt() -> bool:
         with db.session() as session:
@@ -79,11 +85,9 @@ def decide(
             reject(registry, name, version, by=by, note=note, role=role, trust=trust)
             return False
 
-    anchors = DatabaseAnchors(db)
-    # The key is checked before anything is written: a key that is not the deployment's signs
-    # nothing (exit 2), and the heads it signs are anchored in this database.
-    trust = trust_for(registry.home).with_anchors(anchors)
-    with anchors.held():  # written once the decision's transaction is done
+    # Anchors in this database queue their writes until the decision's transaction is done.
+    held = anchors.held() if isinstance(anchors, DatabaseAnchors) else nullcontext()
+    with held:  # written once the decision's transaction is done
         done = access_log.retrying(attempt) if decision == "withdraw" else attempt()
     # The new head is anchored in this database (a log cut back to before it is then found by
     # the service's next poll).

@@ -19,6 +19,7 @@ from kernel import settings
 from kernel.files import file_lock, write_atomically
 from kernel.home import Home
 from lifecycle.model_source import Serving
+from lifecycle.verified_loading import trust_for
 from model.data import Dataset, validate
 from model.spec import ExperimentSpec, load_spec
 from model.synthetic import generate_preset
@@ -225,7 +226,9 @@ def _build_site(folder: Path, small_spec: ExperimentSpec, dataset: Dataset) -> S
 
     home = Home(folder / "home")
     registry = connect(home)
-    first = release(small_spec, dataset, registry, policy=policy_text(**LENIENT))
+    first = release(
+        small_spec, dataset, registry, policy=policy_text(**LENIENT), trust=trust_for(registry.home)
+    )
     assert first.promoted
     second = release(
         small_spec,
@@ -233,6 +236,7 @@ def _build_site(folder: Path, small_spec: ExperimentSpec, dataset: Dataset) -> S
         registry,
         policy=policy_text(**LENIENT, **{"required = false": "required = true"}),
         released_by="analyst-1",
+        trust=trust_for(registry.home),
     )
     summary = second.summary()
     assert summary["awaiting_approval"], summary
@@ -297,7 +301,9 @@ def _build_released(folder: Path, small_spec: ExperimentSpec, dataset: Dataset) 
     policy = policy_text(**LENIENT, **{"share = 0.0": "share = 0.1"})
     assert policy.evaluation.share == 0.1
     registry = connect(home)
-    assert release(small_spec, dataset, registry, policy=policy).promoted
+    assert release(
+        small_spec, dataset, registry, policy=policy, trust=trust_for(registry.home)
+    ).promoted
     url = default_url(home.root)
     db = Database(url)
     db.upgrade()
@@ -346,8 +352,12 @@ def _build_two_releases(folder: Path, small_spec: ExperimentSpec, dataset: Datas
 
     home = Home(folder / "home")
     registry = connect(home)
-    good = release(small_spec, dataset, registry, policy=policy_text(**LENIENT))
+    good = release(
+        small_spec, dataset, registry, policy=policy_text(**LENIENT), trust=trust_for(registry.home)
+    )
     assert good.promoted
-    failed = release(small_spec, dataset, registry, policy=policy_text(**STRICT))
+    failed = release(
+        small_spec, dataset, registry, policy=policy_text(**STRICT), trust=trust_for(registry.home)
+    )
     assert failed.decision == "FAIL"
     return TwoReleases(home, good, failed)

@@ -91,17 +91,15 @@ def access_log_purge(home: Home, before: Any, by: str) -> None:
     """Remove whole old segments up to a signed checkpoint, never rows younger than the
     deployment's minimum (OUTREACH_ACCESS_LOG_MIN_DAYS, default 183 days); signed and recorded."""
 
-    from lifecycle.freeze import trust_to_check
     from store.access_log import purge, retention_days
 
     min_days = retention_days(current().environment)
     writer = _access_log_writer(home, open_service_db(home))
-    # Refused while an incident freeze holds the evidence, or a log does not verify.
-    incidents = trust_to_check(home)
-    if incidents is not None:
-        incidents = incidents.with_anchors(
-            deployment_trust(home, signing=False, anchored=True).anchors
-        )
+    # Refused while an incident freeze holds the evidence, or a log does not verify. With no
+    # attestation log nothing was ever attested here, so no freeze can be in force; with logs
+    # but no key to verify them, nothing can be shown unfrozen (exit 3).
+    attested = any(home.attestations.glob("*.jsonl"))
+    incidents = deployment_trust(home, signing=False, anchored=True) if attested else None
     done = purge(writer, before=before.date(), min_days=min_days, by=by, incidents=incidents)
     if done.up_to is None:
         click.echo(f"nothing to purge: no signed checkpoint before {before:%Y-%m-%d}")

@@ -70,13 +70,18 @@ def has_service_db(home: Home) -> bool:
 
 
 def deployment_trust(home: Home, *, signing: bool = True, anchored: bool = False) -> Any:
-    """The deployment's trust, its log heads anchored in the service database (when there is
-    one, or ``anchored``: a home that never ran the service anchors at its first poll)."""
+    """The deployment's trust, built here once per command for everything it checks or signs:
+    its log heads anchored in the service database (when there is one, or ``anchored``: a home
+    that never ran the service anchors at its first poll). In production mode
+    (``OUTREACH_ENV``) always anchored, and a log with no anchored head is invalid until a
+    person adopts it (``outreach models repair``)."""
     from lifecycle.verified_loading import trust_for
+    from service.startup import environment_mode
     from store.attestation_heads import DatabaseAnchors
 
-    trust = trust_for(home, signing=signing)
-    if anchored or has_service_db(home):
+    production = environment_mode(settings.current().mode) == "production"
+    trust = trust_for(home, signing=signing, production=production)
+    if anchored or production or has_service_db(home):
         return trust.with_anchors(DatabaseAnchors(open_service_db(home)))
     return trust
 

@@ -14,6 +14,7 @@ import click
 from kernel.errors import BadInputError, OutreachError
 from kernel.home import Home
 from outreach.cli.base import (
+    deployment_trust,
     main,
     monitored_attributes,
     monitoring_for,
@@ -152,7 +153,13 @@ def demo_transparency(home: Home, name: str) -> Path | None:
     default = settings_path(home)
     settings = load_settings(str(default) if default.is_file() else None)
     try:
-        record = transparency_record(open_registry(home), None, name, None, settings=settings)
+        record = transparency_record(
+            open_registry(home),
+            deployment_trust(home, signing=False),
+            name,
+            None,
+            settings=settings,
+        )
     except OutreachError as err:
         progress(f"  no transparency record for {name}: {err}")
         return None
@@ -294,6 +301,7 @@ def demo(ctx: click.Context, no_serve: bool, port: int) -> None:
                 open_registry(home),
                 summary["registered_model"],
                 str(summary["version"]),
+                trust=deployment_trust(home, anchored=True),
                 decision="approve",
                 by="demo-oversight",
                 note="approved by the demo's oversight user",

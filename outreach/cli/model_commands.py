@@ -135,7 +135,14 @@ def models_approve(home: Home, name: str, version: str, by: str, note: str) -> N
 
     registry = open_registry(home)
     promoted = decide(
-        open_service_db(home), registry, name, version, decision="approve", by=by, note=note
+        open_service_db(home),
+        registry,
+        name,
+        version,
+        trust=deployment_trust(home, anchored=True),
+        decision="approve",
+        by=by,
+        note=note,
     )
     # The groups the signed release left open (the statement just approved, not a tag).
     release = deployment_trust(home, signing=False).standing(name, version).release or {}
@@ -161,6 +168,7 @@ def models_reject(home: Home, name: str, version: str, by: str, note: str) -> No
         open_registry(home),
         name,
         version,
+        trust=deployment_trust(home, anchored=True),
         decision="reject",
         by=by,
         note=note,
@@ -182,7 +190,16 @@ def models_withdraw(home: Home, name: str, by: str, note: str) -> None:
 
     registry = open_registry(home)
     version = production_version(registry, name)  # '' if none: later ones are stopped too
-    decide(open_service_db(home), registry, name, version, decision="withdraw", by=by, note=note)
+    decide(
+        open_service_db(home),
+        registry,
+        name,
+        version,
+        trust=deployment_trust(home, anchored=True),
+        decision="withdraw",
+        by=by,
+        note=note,
+    )
     stopped = f"version {version}" if version else "no version was in production"
     click.echo(
         f"withdrew {name} ({stopped}); the service stops serving it within one poll interval. "
@@ -198,5 +215,5 @@ def models_rollback(home: Home, name: str) -> None:
     """Move production back to the previous version that passed its audit."""
     from lifecycle.release import rollback
 
-    version = rollback(open_registry(home), name)
+    version = rollback(open_registry(home), name, trust=deployment_trust(home))
     click.echo(f"{name}: production is now version {version}")

@@ -7,7 +7,7 @@ import json
 import click
 
 from kernel.home import Home
-from outreach.cli.base import main, open_registry, progress, reported
+from outreach.cli.base import deployment_trust, main, open_registry, progress, reported
 
 
 @main.command("transparency")
@@ -49,7 +49,11 @@ def transparency_command(
     default = settings_path(home)
     chosen = settings or (str(default) if default.is_file() else None)
     record = transparency_record(
-        open_registry(home), None, name, version, settings=load_settings(chosen)
+        open_registry(home),
+        deployment_trust(home, signing=False),
+        name,
+        version,
+        settings=load_settings(chosen),
     )
     written = write_record(record, out)
     missing = required_fields_missing(record)

@@ -57,7 +57,7 @@ def purge(
     triggers dropped and re-created from their stored text in the same transaction) and the
     purge writes its own row (action ``purge``), then a checkpoint that signs it.
 
-    ``incidents``: the deployment's trust (:func:`lifecycle.freeze.trust_to_check`); while an
+    ``incidents``: the deployment's trust (the command line's, with its anchors); while an
     incident freeze is in force in it, nothing is purged, so the evidence is kept.
 
     Raises

@@ -20,12 +20,14 @@ from store.access_log.checkpoints import (
 )
 from store.db import AccessLogRow, Database
 
-#: Migration 0009: the head advanced at every insert, which may only move forward.
+#: Migration 0010: the head advanced at every insert, which may only move forward.
 HEAD_TRIGGERS = (
     "access_log_head_advance",
     "access_log_head_no_rewind",
     "access_log_head_no_delete",
 )
+#: On PostgreSQL migration 0012 adds the refusals (0010 the advance) and refuses TRUNCATE too.
+PG_HEAD_TRIGGERS = (*HEAD_TRIGGERS, "access_log_head_no_truncate")
 
 
 @dataclass(frozen=True)
@@ -235,7 +237,16 @@ def _link_broken(first: bool, anchor: Checkpoint | None) -> str:
 
 def _missing_triggers(connection: Connection, db: Database) -> list[str]:
     if not db.url.startswith("sqlite"):
-        return []  # PostgreSQL: the role's grants keep the table append-only (docs)
+        # PostgreSQL: the role's grants keep the table append-only (docs); the head's triggers
+        # (migrations 0010 and 0012) hold whoever connects.
+        names = set(
+            connection.exec_driver_sql(
+                "SELECT tgname FROM pg_catalog.pg_trigger WHERE NOT tgisinternal "
+                "AND tgrelid IN ('access_log'::regclass, 'access_log_head'::regclass)"
+            ).scalars()
+        )
+        head = [name for name in PG_HEAD_TRIGGERS if name not in names]
+        return [_head_triggers_missing(head, "0010 and 0012 create them")] if head else []
     names = set(
         connection.exec_driver_sql(
             "SELECT name FROM sqlite_master WHERE type = 'trigger' "
@@ -252,11 +263,15 @@ def _missing_triggers(connection: Connection, db: Database) -> list[str]:
         )
     head = [name for name in HEAD_TRIGGERS if name not in names]
     if head:
-        found.append(
-            f"the head triggers {', '.join(head)} are missing: the newest rows could be removed "
-            "unseen between checkpoints (migration 0009 creates them)"
-        )
+        found.append(_head_triggers_missing(head, "0010 creates them"))
     return found
+
+
+def _head_triggers_missing(names: list[str], migrations: str) -> str:
+    return (
+        f"the head triggers {', '.join(names)} are missing: the newest rows could be removed "
+        f"unseen between checkpoints (migration {migrations})"
+    )
 
 
 @contextmanager

@@ -77,7 +77,7 @@ def test_a_forged_version_with_copied_tags_is_refused(own: Home, tmp_path: Path)
         client.set_model_version_tag(name, forged.version, key, value)
     client.set_registered_model_alias(name, "production", str(forged.version))
     with pytest.raises(GateError, match="no signed release attestation covers it"):
-        load_production(registry, name)
+        load_production(registry, name, trust=trust_for(registry.home, signing=False))
     app = _app(own, tmp_path)
     assert app.test_client().get("/api/v1/readyz").status_code == 503
 
@@ -91,20 +91,20 @@ def test_a_failed_version_whose_tags_say_pass_is_refused(
         registry.client.set_model_version_tag(name, bad, key, value)
     registry.client.set_registered_model_alias(name, "production", bad)
     with pytest.raises(GateError, match="decided FAIL"):
-        load_production(registry, name)
+        load_production(registry, name, trust=trust_for(registry.home, signing=False))
 
 
 def test_an_edited_report_is_refused(own: Home) -> None:
     registry = connect(own)
     name = "individual_outreach"
-    loaded = load_production(registry, name)
+    loaded = load_production(registry, name, trust=trust_for(registry.home, signing=False))
     path = report_path(own.audits, loaded.audit_id)
     report = json.loads(path.read_text())
     report["decision"] = "PASS"
     report["breaches"] = []
     path.write_text(json.dumps(report, indent=2, sort_keys=True) + " ")
     with pytest.raises(GateError, match="was changed after release"):
-        load_production(registry, name)
+        load_production(registry, name, trust=trust_for(registry.home, signing=False))
 
 
 def test_an_attestation_without_the_key_is_not_trusted(own: Home, tmp_path: Path) -> None:
@@ -124,7 +124,7 @@ def test_an_attestation_without_the_key_is_not_trusted(own: Home, tmp_path: Path
     assert found.withdrawn is None
     assert any("no valid signature" in p for p in found.problems)
     with pytest.raises(LogInvalidError, match=r"attestation 5 .* has no valid signature"):
-        load_production(registry, name)
+        load_production(registry, name, trust=trust_for(registry.home, signing=False))
 
 
 def test_the_releasing_user_cannot_approve_their_own_release(site: Site, tmp_path: Path) -> None:
@@ -134,10 +134,17 @@ def test_the_releasing_user_cannot_approve_their_own_release(site: Site, tmp_pat
     name, version = own.awaiting
     served = _production(registry, name)
     with pytest.raises(GateError, match="analyst-1 released it"):
-        approve(registry, name, version, by="Analyst-1 ", note="mine")
+        approve(
+            registry, name, version, by="Analyst-1 ", note="mine", trust=trust_for(registry.home)
+        )
     assert _production(registry, name) == served != version
-    assert approve(registry, name, version, by="oversight-1", note="checked")
-    assert load_production(registry, name).version == version
+    assert approve(
+        registry, name, version, by="oversight-1", note="checked", trust=trust_for(registry.home)
+    )
+    assert (
+        load_production(registry, name, trust=trust_for(registry.home, signing=False)).version
+        == version
+    )
     entries = [e.statement for e in read(trust_for(registry.home).log(name))]
     assert [e["kind"] for e in entries][-1] == "approval"
     assert entries[-1]["by"] == "oversight-1" and entries[-1]["version"] == version
@@ -169,7 +176,7 @@ def test_withdraw_stops_serving_survives_a_restart_and_reapproval_lifts_it(
     )
     assert result.exit_code == 0, result.output
     with pytest.raises(WithdrawnError, match="withdrawn by oversight"):
-        load_production(registry, name)
+        load_production(registry, name, trust=trust_for(registry.home, signing=False))
     source.refresh()  # what the poll does
     client = app.test_client()
     assert source.current is None and "harm" in source.withdrawn
@@ -180,8 +187,17 @@ def test_withdraw_stops_serving_survives_a_restart_and_reapproval_lifts_it(
     offline = _app(own, tmp_path, TRACKING_URI="http://127.0.0.1:9")
     assert offline.extensions["outreach.model"].current is None  # no last-known-good either
     with pytest.raises(GateError, match="second person"):  # the releasing user, again
-        approve(registry, name, version, by=getpass.getuser(), note="n")
-    assert approve(registry, name, version, by="oversight-2", note="reviewed, reinstated")
+        approve(
+            registry, name, version, by=getpass.getuser(), note="n", trust=trust_for(registry.home)
+        )
+    assert approve(
+        registry,
+        name,
+        version,
+        by="oversight-2",
+        note="reviewed, reinstated",
+        trust=trust_for(registry.home),
+    )
     source.refresh()
     assert source.current is not None and source.current.version == version
     assert client.get("/api/v1/readyz").status_code == 200
@@ -233,7 +249,9 @@ def test_rotating_the_key_keeps_what_was_signed_and_retires_the_old_key(
     old = load_signer(own.signing_keys.release, create=False)
     result = CliRunner().invoke(main, ["--home", str(own.root), "keys", "rotate"])
     assert result.exit_code == 0, result.output
-    assert load_production(registry, name).version == _production(registry, name)  # still holds
+    assert load_production(
+        registry, name, trust=trust_for(registry.home, signing=False)
+    ).version == _production(registry, name)  # still holds
     new = load_signer(own.signing_keys.release, create=False)
     assert new.verifier.key_id != old.verifier.key_id
     from lifecycle.statements import append
@@ -241,12 +259,12 @@ def test_rotating_the_key_keeps_what_was_signed_and_retires_the_old_key(
     statement = {"model": name, "kind": "withdrawal", "version": "", "by": "x", "note": "old key"}
     trust_for(own).sign(name, {**statement, "note": "new key"})
     with pytest.raises(WithdrawnError, match="new key"):
-        load_production(registry, name)
+        load_production(registry, name, trust=trust_for(registry.home, signing=False))
     append(trust_for(own).log(name), old, statement)  # someone kept the old private key
     found = trust_for(own, signing=False).standing(name, _production(registry, name))
     assert any("retired before it" in p for p in found.problems)
     with pytest.raises(LogInvalidError, match="retired before it"):  # an alarm, not a skip
-        load_production(registry, name)
+        load_production(registry, name, trust=trust_for(registry.home, signing=False))
 
 
 def test_a_host_with_only_the_public_key_serves_but_cannot_sign(own: Home) -> None:
@@ -254,9 +272,12 @@ def test_a_host_with_only_the_public_key_serves_but_cannot_sign(own: Home) -> No
     name = "individual_outreach"
     version = _production(registry, name)
     own.signing_keys.release.unlink()  # a serving host: release.pub only
-    assert load_production(registry, name).version == version
+    assert (
+        load_production(registry, name, trust=trust_for(registry.home, signing=False)).version
+        == version
+    )
     with pytest.raises(GateError, match="can verify, not sign"):
-        approve(registry, name, version, by="oversight-3", note="n")
+        approve(registry, name, version, by="oversight-3", note="n", trust=trust_for(registry.home))
     assert not own.signing_keys.release.exists()  # no stray key was made
 
 
@@ -283,12 +304,14 @@ def test_a_changed_file_beside_the_scoring_model_is_refused(
     the version's folder, which MLflow would run or read when the pyfunc is loaded."""
     registry = connect(own)
     name = "individual_outreach"
-    load_production(registry, name)  # served as released
+    load_production(
+        registry, name, trust=trust_for(registry.home, signing=False)
+    )  # served as released
     folder = _served_folder(registry, name)
     assert folder.is_relative_to(own.root)  # the copy's own artifacts
     _change_folder(folder, change)
     with pytest.raises(GateError, match="model folder differs") as refused:
-        load_production(registry, name)
+        load_production(registry, name, trust=trust_for(registry.home, signing=False))
     assert named in str(refused.value)
     assert _app(own, tmp_path).test_client().get("/api/v1/readyz").status_code == 503
 
@@ -310,7 +333,7 @@ def test_the_release_attests_every_file_of_the_model_folder(own: Home) -> None:
     the pyfunc's code and MLflow's descriptors, and no pickle."""
     registry = connect(own)
     name = "individual_outreach"
-    loaded = load_production(registry, name)
+    loaded = load_production(registry, name, trust=trust_for(registry.home, signing=False))
     files = loaded.attestation["files"]
     assert isinstance(files, dict)
     assert files["artifacts/scoring_model.json"] == loaded.artifact_sha256
@@ -326,7 +349,9 @@ def test_a_release_statement_without_a_manifest_is_refused(own: Home) -> None:
     """A statement signed by an older release (no file manifest) no longer suffices to serve."""
     registry = connect(own)
     name = "individual_outreach"
-    attested = load_production(registry, name).attestation
+    attested = load_production(
+        registry, name, trust=trust_for(registry.home, signing=False)
+    ).attestation
     # The same release as signed before the manifest existed: every field but "files".
     older = {
         k: v
@@ -335,4 +360,4 @@ def test_a_release_statement_without_a_manifest_is_refused(own: Home) -> None:
     }
     trust_for(own).sign(name, older)
     with pytest.raises(GateError, match="names no manifest"):
-        load_production(registry, name)
+        load_production(registry, name, trust=trust_for(registry.home, signing=False))

@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select, update
 
 from kernel.errors import BadInputError, SpecError
+from lifecycle.verified_loading import trust_for
 from model.additive import AdditiveModel, Term, sigmoid
 from model.counterfactual import Answer, crossings, from_listing, logit, what_would_change
 from model.scorer import ScoringModel
@@ -532,7 +533,9 @@ def test_the_release_report_has_the_recourse_section(released: Released) -> None
     from model.registry import connect
 
     registry = connect(released.home)
-    serving = load_production(registry, released.name)
+    serving = load_production(
+        registry, released.name, trust=trust_for(registry.home, signing=False)
+    )
     report = read_report(registry, serving.audit_id)
     section = report["recourse"]
     assert section["actionable"] == ACTIONABLE

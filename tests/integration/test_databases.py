@@ -21,7 +21,13 @@ from store.access_log import CheckpointSettings, CheckpointWriter, purge, verify
 from store.accounts import add_user
 from store.db import AccessLogRow, Base, Database, QueueEntry
 from tests.support.homes import Site, copy_site, on_both_databases, site_database
-from tests.support.postgres import RETENTION_ROLE, SERVICE_ROLE, Cluster, grant_service_roles
+from tests.support.postgres import (
+    RETENTION_ROLE,
+    SERVICE_ROLE,
+    Cluster,
+    grant_service_roles,
+    lift_update_guard,
+)
 from tests.support.specs import ROOT
 
 MIGRATIONS = ROOT / "store" / "migrations"
@@ -226,3 +232,55 @@ def test_anchored_heads_cannot_be_rewritten_even_by_the_owner(
         with pytest.raises(DBAPIError, match="append-only"), db.transaction() as connection:
             connection.execute(text("TRUNCATE attestation_heads"))
     db.engine.dispose()
+
+
+@on_both_databases
+def test_the_access_log_head_cannot_be_rewound_after_a_deleted_tail(
+    database_url: str, tmp_path: Path
+) -> None:
+    """Someone with the owning role deletes the newest access-log rows, then tries to move the
+    database's head back to the row before them: the head's triggers refuse (migration 0012 on
+    PostgreSQL, 0010 on SQLite), as they refuse deleting or truncating it, and ``outreach
+    access-log verify`` still names the removed rows."""
+    from click.testing import CliRunner
+    from sqlalchemy.exc import DBAPIError
+
+    from outreach.cli import main
+
+    db = Database(database_url)
+    db.upgrade()
+    with db.transaction() as connection:
+        for i in range(5):
+            access_log.append(connection, **_row(i))
+    with db.engine.begin() as connection:
+        lift_update_guard(connection)
+        if connection.dialect.name == "sqlite":
+            connection.exec_driver_sql("DROP TRIGGER access_log_no_delete")
+        connection.exec_driver_sql("DELETE FROM access_log WHERE id > 3")
+        kept = connection.exec_driver_sql("SELECT hash FROM access_log WHERE id = 3").scalar_one()
+    rewinds = (
+        f"UPDATE access_log_head SET row_id = 3, hash = '{kept}', rows = 3",
+        f"UPDATE access_log_head SET row_id = 3, hash = '{kept}'",  # the count left as it was
+        "DELETE FROM access_log_head",
+    )
+    for statement in rewinds[:1] if database_url.startswith("sqlite") else rewinds:
+        with pytest.raises(DBAPIError, match="access_log_head"), db.transaction() as connection:
+            connection.exec_driver_sql(statement)
+    if database_url.startswith("sqlite"):
+        with pytest.raises(DBAPIError, match="cannot be deleted"), db.transaction() as c:
+            c.exec_driver_sql(rewinds[2])
+    else:
+        with pytest.raises(DBAPIError, match="cannot be deleted"), db.transaction() as c:
+            c.exec_driver_sql("TRUNCATE access_log_head")
+    with db.transaction() as connection:  # a forward move (the insert trigger's) still works
+        access_log.append(connection, **_row(9))
+    db.engine.dispose()
+    home = tmp_path / "home"
+    result = CliRunner().invoke(
+        main,
+        ["--home", str(home), "access-log", "verify"],
+        env={"OUTREACH_DATABASE_URL": database_url},
+    )
+    assert result.exit_code == 3, result.output
+    assert "but the database's head (advanced at every write) names row" in result.stderr
+    assert "(row 6 written): 2 rows were removed" in result.stderr

@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 
 from lifecycle.catalogue import read_report
+from lifecycle.verified_loading import trust_for
 from model.registry import connect
 from model.spec import Feature
 from service import create_app
@@ -490,7 +491,14 @@ def test_after_a_model_swap_the_pages_follow_the_new_version(
     name, version = own_site.awaiting
     registry = connect(own_site.home)
     assert decide(
-        db, registry, name, version, decision="approve", by="board", note="swap for the test"
+        db,
+        registry,
+        name,
+        version,
+        decision="approve",
+        by="board",
+        note="swap for the test",
+        trust=trust_for(registry.home),
     )
     assert source.refresh()
     new = source.current

@@ -35,6 +35,7 @@ from kernel.signing import load_verifier
 from lifecycle.catalogue import read_report
 from lifecycle.model_source import ModelSource
 from lifecycle.release import ReleaseResult, release
+from lifecycle.verified_loading import trust_for
 from model.data import Dataset
 from model.registry import connect
 from model.spec import ExperimentSpec, load_spec
@@ -211,7 +212,7 @@ def assessed(
     home = copy_home(two_releases.home.root, tmp_path_factory.mktemp("assessed") / "home")
     registry = connect(home)
     policy = policy_text(**LENIENT, **{"\n[impact_assessments]\n": ASSESSED})
-    named = release(small_spec, dataset, registry, policy=policy)
+    named = release(small_spec, dataset, registry, policy=policy, trust=trust_for(registry.home))
     assert named.promoted and two_releases.good.promoted
     return Assessed(home, named, two_releases.good)
 
@@ -289,8 +290,24 @@ def _app(home: Home, tmp_path: Path, **config: Any) -> Any:
     )
 
 
+def _adopt(home: Home, tmp_path: Path) -> None:
+    """What an operator does for a new service database in production mode: adopt the model's
+    attestation log (``outreach models repair``), whose head is anchored nowhere yet (until
+    then the log is invalid and nothing is served; tests/integration/test_trust_fail_closed.py)."""
+    adopted = CliRunner().invoke(
+        main,
+        ["--home", str(home.root), "models", "repair", NAME, "--by", "ops", "--note", "new db"],
+        env={
+            "OUTREACH_ENV": "production",
+            "OUTREACH_DATABASE_URL": f"sqlite:///{tmp_path / 'service.db'}",
+        },
+    )
+    assert adopted.exit_code == 0, adopted.output
+
+
 def test_production_mode_refuses_to_start_without_the_ids(site: Site, tmp_path: Path) -> None:
     own = copy_site(site, tmp_path).home
+    _adopt(own, tmp_path)
     with pytest.raises(BadInputError) as err:
         _app(own, tmp_path, ENV_MODE="production")
     message = str(err.value)
@@ -304,6 +321,7 @@ def test_the_environment_variable_sets_production_mode(
     site: Site, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     own = copy_site(site, tmp_path).home
+    _adopt(own, tmp_path)
     monkeypatch.setenv("OUTREACH_ENV", "production")
     with pytest.raises(BadInputError, match="fundamental_rights is missing"):
         _app(own, tmp_path)
@@ -337,6 +355,7 @@ def test_production_mode_serves_a_version_that_names_both(
     assessed: Assessed, tmp_path: Path
 ) -> None:
     own = _copy(assessed, tmp_path, production="named")
+    _adopt(own, tmp_path)
     app = _app(own, tmp_path, ENV_MODE="production")
     ready = app.test_client().get("/api/v1/readyz").get_json()
     assert ready["status"] == "ready"
@@ -372,6 +391,7 @@ def test_a_swap_to_a_version_without_ids_is_refused_in_production(
     assert "fundamental_rights is missing" in strict.problem
     assert lenient.refresh()
     assert lenient.current is not None and lenient.current.version == assessed.version("unnamed")
+    _adopt(own, tmp_path)
     with pytest.raises(BadInputError, match="data_protection is missing"):
         _app(own, tmp_path, ENV_MODE="production")  # a restart in production mode
 

@@ -170,9 +170,17 @@ def test_while_frozen_nothing_moves_production_and_the_log_is_kept(
 
     monkeypatch.setattr("lifecycle.release.train", trained)
     with pytest.raises(FrozenError, match="refusing to release a new version"):
-        release(small_spec, dataset, registry, policy=policy_text(**LENIENT))
+        release(
+            small_spec,
+            dataset,
+            registry,
+            policy=policy_text(**LENIENT),
+            trust=trust_for(registry.home),
+        )
     with pytest.raises(FrozenError, match="refusing to approve"):  # the pages' path, too
-        approve(registry, name, waiting, by="oversight-2", note="ok")
+        approve(
+            registry, name, waiting, by="oversight-2", note="ok", trust=trust_for(registry.home)
+        )
     assert production_version(registry, NAME) == pinned
 
     assert lift_cli(home, NAME).exit_code == 0
@@ -193,7 +201,13 @@ def test_a_deployment_wide_freeze_holds_a_model_not_released_yet(
     assert freeze_cli(own.home).exit_code == 0
     other = small_spec.model_copy(update={"name": "another_outreach"})
     with pytest.raises(FrozenError, match=f"{NAME} is frozen"):
-        release(other, dataset, connect(own.home), policy=policy_text(**LENIENT))
+        release(
+            other,
+            dataset,
+            connect(own.home),
+            policy=policy_text(**LENIENT),
+            trust=trust_for(own.home),
+        )
 
 
 def test_withdrawing_still_works_while_frozen(own: Site) -> None:
@@ -222,7 +236,9 @@ def test_a_moved_alias_does_not_change_what_is_served_while_frozen(own: Site) ->
     registry = connect(home)
     earlier = production_version(registry, NAME)
     _, waiting = own.awaiting
-    assert approve(registry, NAME, waiting, by="oversight-2", note="reviewed")
+    assert approve(
+        registry, NAME, waiting, by="oversight-2", note="reviewed", trust=trust_for(registry.home)
+    )
     app = app_for(own)
     source = app.extensions["outreach.model"]
     assert source.current is not None and source.current.version == waiting
@@ -260,7 +276,9 @@ def test_the_last_known_good_copy_of_another_version_is_not_served_while_frozen(
     earlier = production_version(registry, NAME)
     app_for(own)  # serves the earlier version and keeps its copy
     _, waiting = own.awaiting
-    assert approve(registry, NAME, waiting, by="oversight-2", note="reviewed")
+    assert approve(
+        registry, NAME, waiting, by="oversight-2", note="reviewed", trust=trust_for(registry.home)
+    )
     assert freeze_cli(home).exit_code == 0  # pinned at the waiting version, never served here
     offline = app_for(own, TRACKING_URI="http://127.0.0.1:9").extensions["outreach.model"]
     assert offline.current is None

@@ -24,6 +24,7 @@ from kernel.errors import DataValidationError, SpecError
 from kernel.home import Home
 from lifecycle.reaudit import reaudit
 from lifecycle.release import ReleaseResult, release
+from lifecycle.verified_loading import trust_for
 from model.data import read_table, validate
 from model.records import check_records
 from model.registry import connect
@@ -250,7 +251,9 @@ def gaps_released(
 ) -> tuple[Home, ReleaseResult]:
     home = Home(tmp_path_factory.mktemp("gaps") / "home")
     dataset = validate(gaps_population, gaps_spec)
-    result = release(gaps_spec, dataset, connect(home), policy=policy_text(**LENIENT))
+    result = release(
+        gaps_spec, dataset, connect(home), policy=policy_text(**LENIENT), trust=trust_for(home)
+    )
     assert result.promoted, result.decision
     return home, result
 

@@ -13,6 +13,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select, update
 
 from lifecycle.release import list_versions
+from lifecycle.verified_loading import trust_for
 from model.registry import connect
 from monitoring import group_shares as monitoring
 from service import create_app
@@ -492,6 +493,7 @@ def test_a_review_release_names_the_groups_it_could_not_judge_before_approval(
         dataset,
         registry,
         policy=policy_text(**{"bootstrap_resamples = 1000": "bootstrap_resamples = 200"}),
+        trust=trust_for(registry.home),
     )
     assert review.decision == "REVIEW" and review.awaiting_approval and not review.promoted
     name, version = small_spec.name, str(review.chosen.candidate.version)
@@ -682,6 +684,7 @@ def test_every_model_in_production_has_a_monitoring_page(as_role, own_site: Site
         dataset,
         connect(own_site.home),
         policy=policy_text(**LENIENT),
+        trust=trust_for(own_site.home),
     )
     assert other.promoted
     board = as_role("oversight")

@@ -21,6 +21,7 @@ from lifecycle.release import (
     release,
     rollback,
 )
+from lifecycle.verified_loading import trust_for
 from model.data import Dataset, validate
 from model.registry import Registry, connect, fluent
 from model.spec import ExperimentSpec, parse_spec
@@ -35,7 +36,9 @@ def registry(home: Home) -> Registry:
 
 
 def _release(registry: Registry, spec: ExperimentSpec, dataset: Dataset, **policy) -> ReleaseResult:
-    return release(spec, dataset, registry, policy=policy_text(**policy))
+    return release(
+        spec, dataset, registry, policy=policy_text(**policy), trust=trust_for(registry.home)
+    )
 
 
 @pytest.fixture
@@ -55,7 +58,7 @@ def test_a_passing_release_is_promoted_with_its_audit_bound(
 ) -> None:
     assert released.decision == "PASS" and released.promoted
     name = released.spec.name
-    loaded = load_production(own, name)
+    loaded = load_production(own, name, trust=trust_for(own.home, signing=False))
     assert loaded.version == str(released.chosen.candidate.version)
     tags = loaded.tags
     for key in ("audit_id", "report_sha256", "policy_sha256", "artifact_sha256"):
@@ -98,11 +101,11 @@ def test_hand_moved_alias_to_a_failed_version_is_refused(
 ) -> None:
     name = two_releases.name
     good = str(two_releases.good.chosen.candidate.version)
-    assert load_production(own, name).version == good
+    assert load_production(own, name, trust=trust_for(own.home, signing=False)).version == good
     bad = str(two_releases.failed.chosen.candidate.version)
     own.client.set_registered_model_alias(name, "production", bad)  # by hand, in MLflow
     with pytest.raises(GateError, match=f"version {bad}: its fairness audit .* decided FAIL"):
-        load_production(own, name)
+        load_production(own, name, trust=trust_for(own.home, signing=False))
 
 
 def test_tampered_artifact_bytes_are_refused(own: Registry, released: ReleaseResult) -> None:
@@ -111,13 +114,13 @@ def test_tampered_artifact_bytes_are_refused(own: Registry, released: ReleaseRes
     # registered_model_meta note into the version's folder itself: still served.
     with fluent(own):
         mlflow.artifacts.download_artifacts(f"models:/{name}@production")
-    assert load_production(own, name).version == version
+    assert load_production(own, name, trust=trust_for(own.home, signing=False)).version == version
     folder = Path(own.client.get_model_version_download_uri(name, version).removeprefix("file://"))
     assert (folder / "registered_model_meta").is_file()
     stored = folder / "artifacts" / "scoring_model.json"
     stored.write_text(stored.read_text().replace('"intercept"', '"intercept" ', 1))
     with pytest.raises(GateError, match="differs from the audited"):
-        load_production(own, name)
+        load_production(own, name, trust=trust_for(own.home, signing=False))
 
 
 def test_approval_flow(site: Site, tmp_path: Path) -> None:
@@ -125,19 +128,26 @@ def test_approval_flow(site: Site, tmp_path: Path) -> None:
     own = copy_site(site, tmp_path)
     registry = connect(own.home)
     name, version = own.awaiting
-    before = load_production(registry, name).version
+    before = load_production(registry, name, trust=trust_for(registry.home, signing=False)).version
     assert before != version
     rows = {r["version"]: r for r in list_versions(registry, name)}
     assert rows[version]["decision"] == "PASS" and "production" not in rows[version]["aliases"]
-    assert approve(registry, name, version, by="oversight", note="reviewed the audit")
-    loaded = load_production(registry, name)
+    assert approve(
+        registry,
+        name,
+        version,
+        by="oversight",
+        note="reviewed the audit",
+        trust=trust_for(registry.home),
+    )
+    loaded = load_production(registry, name, trust=trust_for(registry.home, signing=False))
     assert loaded.version == version and loaded.tags["approved_by"] == "oversight"
 
 
 def test_failed_versions_cannot_be_approved(own: Registry, two_releases: TwoReleases) -> None:
     failed = str(two_releases.failed.chosen.candidate.version)
     with pytest.raises(GateError, match="refusing to approve"):
-        approve(own, two_releases.name, failed, by="o", note="n")
+        approve(own, two_releases.name, failed, by="o", note="n", trust=trust_for(own.home))
 
 
 def test_rollback_and_reject(
@@ -148,26 +158,39 @@ def test_rollback_and_reject(
     second = _release(registry, small_spec, dataset, **LENIENT)
     newer = str(second.chosen.candidate.version)
     name = small_spec.name
-    assert load_production(registry, name).version == newer
+    assert (
+        load_production(registry, name, trust=trust_for(registry.home, signing=False)).version
+        == newer
+    )
     with pytest.raises(GateError, match="roll back first"):
-        reject(registry, name, newer, by="oversight", note="no")
+        reject(registry, name, newer, by="oversight", note="no", trust=trust_for(registry.home))
     before = {r["version"]: r for r in list_versions(registry, name)}
     previous = max(
         (v for v, r in before.items() if r["decision"] == "PASS" and int(v) < int(newer)), key=int
     )
     assert int(previous) >= int(first)
-    assert rollback(registry, name) == previous
-    assert load_production(registry, name).version == previous
-    reject(registry, name, newer, by="oversight", note="worse list overlap")
+    assert rollback(registry, name, trust=trust_for(registry.home)) == previous
+    assert (
+        load_production(registry, name, trust=trust_for(registry.home, signing=False)).version
+        == previous
+    )
+    reject(
+        registry,
+        name,
+        newer,
+        by="oversight",
+        note="worse list overlap",
+        trust=trust_for(registry.home),
+    )
     rows = {r["version"]: r for r in list_versions(registry, name)}
     assert rows[newer]["rejected_by"] == "oversight"
     assert rows[previous]["aliases"] == ["production"]
     with pytest.raises(GateError, match="no earlier version"):
         for _ in range(10):
-            rollback(registry, name)
-    assert load_production(registry, name).version == min(
-        (r["version"] for r in rows.values() if r["decision"] == "PASS"), key=int
-    )
+            rollback(registry, name, trust=trust_for(registry.home))
+    assert load_production(
+        registry, name, trust=trust_for(registry.home, signing=False)
+    ).version == min((r["version"] for r in rows.values() if r["decision"] == "PASS"), key=int)
 
 
 def _truth_recall_ratios(result: ReleaseResult, item) -> dict[tuple[str, str], tuple[float, int]]:
@@ -212,7 +235,13 @@ def test_biased_population_at_the_default_size_promotes_nothing_unfair(
         preset="biased",
         periods=spec.data.synthetic_periods,
     )
-    result = release(spec, validate(frame, spec), registry, policy=load_policy(DEFAULT_POLICY))
+    result = release(
+        spec,
+        validate(frame, spec),
+        registry,
+        policy=load_policy(DEFAULT_POLICY),
+        trust=trust_for(registry.home),
+    )
     by_name = {c.candidate.config.name: c for c in result.candidates}
     plain = by_name["logistic"]
     ratios = _truth_recall_ratios(result, plain)
@@ -246,4 +275,4 @@ def test_biased_population_at_the_default_size_promotes_nothing_unfair(
         assert report["decision"] == decision.verdict
         assert report["truth"]["headlines"] and report["fairlearn"]["matched"]
         with pytest.raises(NotFoundError):
-            load_production(registry, spec.name)
+            load_production(registry, spec.name, trust=trust_for(registry.home, signing=False))

@@ -17,6 +17,7 @@ from sqlalchemy import func, select, update
 from jobs.batch import score_period
 from kernel.home import Home
 from lifecycle.release import release
+from lifecycle.verified_loading import trust_for
 from model.data import Dataset
 from model.registry import connect
 from model.spec import ExperimentSpec
@@ -513,7 +514,9 @@ def test_hot_swap_under_concurrent_requests(
     source = app.extensions["outreach.model"]
     before = source.current.version
     registry = connect(served_home)
-    newer = release(small_spec, dataset, registry, policy=policy_text(**LENIENT))
+    newer = release(
+        small_spec, dataset, registry, policy=policy_text(**LENIENT), trust=trust_for(registry.home)
+    )
     assert newer.promoted
 
     def call(_: int) -> tuple[int, str]:

@@ -181,7 +181,9 @@ def neighbourhood(tmp_path_factory: pytest.TempPathFactory) -> Served:
     dataset = validate(frame, spec)
     home = Home(tmp_path_factory.mktemp("neighbourhood") / "home")
     registry = connect(home)
-    result = release(spec, dataset, registry, policy=_neighbourhood_policy())
+    result = release(
+        spec, dataset, registry, policy=_neighbourhood_policy(), trust=trust_for(registry.home)
+    )
     assert result.promoted, result.summary()
     return Served(home, registry, spec.name, str(result.chosen.candidate.version), spec, dataset)
 
@@ -191,7 +193,14 @@ def approved_site(site: Site, tmp_path_factory: pytest.TempPathFactory) -> Site:
     """A copy of the site whose release awaiting approval was approved (now in production)."""
     copy = copy_site(site, tmp_path_factory.mktemp("approved"))
     name, version = copy.awaiting
-    assert approve(connect(copy.home), name, version, by="oversight-user", note="read the audit")
+    assert approve(
+        connect(copy.home),
+        name,
+        version,
+        by="oversight-user",
+        note="read the audit",
+        trust=trust_for(copy.home),
+    )
     return copy
 
 
@@ -220,7 +229,13 @@ def served(
 @pytest.fixture(scope="module")
 def records(served: dict[str, Served]) -> dict[str, dict[str, Any]]:
     return {
-        case: transparency_record(s.registry, None, s.name, s.version, settings=SETTINGS)
+        case: transparency_record(
+            s.registry,
+            trust_for(s.registry.home, signing=False),
+            s.name,
+            s.version,
+            settings=SETTINGS,
+        )
         for case, s in served.items()
     }
 
@@ -229,7 +244,10 @@ def records(served: dict[str, Served]) -> dict[str, dict[str, Any]]:
 def bare_records(served: dict[str, Served]) -> dict[str, dict[str, Any]]:
     """The same records without the agency's settings."""
     return {
-        case: transparency_record(s.registry, None, s.name, s.version) for case, s in served.items()
+        case: transparency_record(
+            s.registry, trust_for(s.registry.home, signing=False), s.name, s.version
+        )
+        for case, s in served.items()
     }
 
 
@@ -411,7 +429,9 @@ def test_the_datasheet_is_the_data_the_release_read(
 
 def test_groups_below_the_policys_minimum_are_not_published(served: dict[str, Served]) -> None:
     s = served["individual"]
-    sources = verified_sources(s.registry, None, s.name, s.version)
+    sources = verified_sources(
+        s.registry, trust_for(s.registry.home, signing=False), s.name, s.version
+    )
     sizes = sorted(g["n"] for g in sources.report["groups"])
     threshold = sizes[len(sizes) // 2]
     report = json.loads(json.dumps(sources.report))
@@ -487,7 +507,13 @@ def _awaiting(copy: Site) -> tuple[str, str]:
 def _withdrawn(copy: Site) -> tuple[str, str]:
     registry = connect(copy.home)
     name = copy.awaiting[0]
-    version = withdraw(registry, name, by="oversight-user", note="stop while we look")
+    version = withdraw(
+        registry,
+        name,
+        by="oversight-user",
+        note="stop while we look",
+        trust=trust_for(registry.home),
+    )
     return name, version
 
 
@@ -507,7 +533,7 @@ def test_a_version_that_may_not_be_served_gets_no_record(
     copy = copy_site(site, tmp_path)
     name, version = make(copy)
     with pytest.raises(GateError, match=words):
-        transparency_record(connect(copy.home), None, name, version)
+        transparency_record(connect(copy.home), trust_for(copy.home, signing=False), name, version)
     out = tmp_path / "out"
     result = run(copy.home, name, "--version", version, "--out", str(out))
     assert result.exit_code == 3, result.output
@@ -666,7 +692,11 @@ def test_the_public_summary_answers_503_when_nothing_is_served(site: Site, tmp_p
         site,
         tmp_path,
         withdraw=lambda copy: withdraw(
-            connect(copy.home), copy.awaiting[0], by="oversight-user", note="stop"
+            connect(copy.home),
+            copy.awaiting[0],
+            by="oversight-user",
+            note="stop",
+            trust=trust_for(copy.home),
         ),
     )
     client = app.test_client()

@@ -193,6 +193,64 @@ def test_a_log_cut_short_is_found_against_its_anchored_head(
     assert app.test_client().get("/api/v1/readyz").json["status"] == "withdrawn"
 
 
+@pytest.mark.parametrize("mode", ["production", "development"])
+def test_a_cut_log_with_its_database_deleted_serves_nothing_in_production_mode(
+    own: Site, caplog: pytest.LogCaptureFixture, mode: str
+) -> None:
+    """Someone who can write the home cuts the withdrawal off the end of the log (every
+    statement left still verifies) and deletes the service database (SQLite, in the home), so
+    no anchored head remains to compare with. In production mode a log with no anchored head
+    is invalid: nothing is served (503 with its reason), ``models verify`` exits 3 naming it,
+    until a person adopts the log with ``models repair``. Development mode keeps accepting it
+    (the docs say so)."""
+    env = {"OUTREACH_ENV": mode}
+    app_for(own)  # the service ran on this database: the log's head is anchored
+    withdrew = run(own, "models", "withdraw", NAME, "--by", "oversight", "--note", "harm", env=env)
+    assert withdrew.exit_code == 0, withdrew.output
+    log = log_of(own.home)
+    lines = log.read_text().splitlines(keepends=True)
+    assert json.loads(lines[-1])["statement"]["kind"] == "withdrawal"
+    log.write_text("".join(lines[:-1]))
+    for stray in own.home.root.glob("service.db*"):
+        stray.unlink()
+    app = app_for(own, ENV_MODE=mode)  # the restart: a new, empty service database
+    source = app.extensions["outreach.model"]
+    ready = app.test_client().get("/api/v1/readyz")
+    if mode == "development":  # today's behaviour: the shorter log is accepted
+        assert source.current is not None and ready.status_code == 200
+        return
+    said = "no head of it is anchored in the service database"
+    assert source.current is None and said in source.alarm
+    assert ready.status_code == 503
+    assert ready.json["status"] == "log_invalid" and ready.json["code"] == "attestation_log_invalid"
+    assert any(r.levelno >= logging.ERROR and said in r.getMessage() for r in caplog.records)
+    metrics = app.test_client().get("/api/v1/metrics").get_data(as_text=True)
+    assert f'outreach_attestation_log_invalid{{model="{NAME}"}} 1.0' in metrics
+    verified = run(own, "models", "verify", NAME, env=env)
+    assert verified.exit_code == 3 and said in verified.output, verified.output
+    assert f"outreach models repair {NAME} --by ROLE --note TEXT" in verified.output
+    source.refresh()  # polling again changes nothing
+    assert source.current is None and said in source.alarm
+    adopted = run(
+        own,
+        "models",
+        "repair",
+        NAME,
+        "--by",
+        "ops",
+        "--note",
+        "compared with the copy kept offsite",
+        env=env,
+    )
+    assert adopted.exit_code == 0, adopted.output
+    assert f"repaired the attestation log of {NAME}" in adopted.output
+    assert run(own, "models", "verify", NAME, env=env).exit_code == 0
+    source.refresh()
+    assert source.alarm == ""
+    ready = app.test_client().get("/api/v1/readyz")
+    assert ready.json["status"] != "log_invalid", ready.json
+
+
 def test_a_deleted_log_stops_a_running_service_within_one_poll(
     own: Site, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -349,10 +407,12 @@ def test_a_pinned_key_id_refuses_a_replaced_public_key(own: Site) -> None:
         KeyPaths.resolve(own.home.keys, {"OUTREACH_RELEASE_PUBLIC_KEY": genuine}),
     )
     assert pinned.signing_keys.pinned_key_id == genuine
-    assert load_production(connect(pinned), NAME).version  # the genuine key: served
+    assert load_production(
+        connect(pinned), NAME, trust=trust_for(pinned, signing=False)
+    ).version  # the genuine key: served
     keys.release_public.write_bytes(Signer(Ed25519PrivateKey.generate()).verifier.pem())
     with pytest.raises(LogInvalidError, match=f"pins {genuine}"):
-        load_production(connect(pinned), NAME)
+        load_production(connect(pinned), NAME, trust=trust_for(pinned, signing=False))
 
 
 def test_production_mode_refuses_a_writable_verifying_key(own: Site) -> None:
@@ -464,6 +524,41 @@ def test_the_log_problems_against_the_anchored_head() -> None:
     assert "no signed key rotation" in problems(key_id="k2")[0]
     assert problems(key_id="k2", rotated_to=("k2",)) == []
     assert "pins k9" in problems(pinned_key_id="k9")[0]
+    # Production mode (anchors kept): a log with statements and no anchored head is invalid.
+    assert problems(anchored=None, anchored_key_id=None) == []  # development mode
+    unanchored = problems(anchored=None, anchored_key_id=None, anchor_required=True)
+    assert len(unanchored) == 1 and "no head of it is anchored" in unanchored[0]
+    assert problems(anchored=None, entries=0, hash_at={}, anchor_required=True) == []
+
+
+def test_a_new_log_is_anchored_as_its_first_statement_is_signed(tmp_path: Path) -> None:
+    """In production mode a log is trusted only from an anchored head, so a new log's head is
+    anchored as its first statement is signed; a log signed where nothing was anchored is
+    invalid there (development mode anchors it at the first look, as before)."""
+    from lifecycle.version_state import Anchor
+    from store.attestation_heads import DatabaseAnchors
+    from store.db import Database
+
+    def anchors(file: str) -> DatabaseAnchors:
+        db = Database(f"sqlite:///{tmp_path / file}")
+        db.upgrade()
+        return DatabaseAnchors(db)
+
+    home = Home(tmp_path / "home").ensure()
+    production = trust_for(home, production=True).with_anchors(anchors("service.db"))
+    first = production.sign("new_outreach", {"kind": "release", "version": "1"})
+    assert production.anchors is not None
+    anchored, alarm = production.anchors.latest("new_outreach")
+    assert anchored == Anchor(1, entry_digest(first.as_dict()), production.verifier.key_id)
+    assert alarm == "" and production.state("new_outreach", None).valid
+    production.sign("new_outreach", {"kind": "release", "version": "2"})
+    assert production.state("new_outreach", None).valid  # it extends the anchored head
+
+    trust_for(home).sign("elsewhere_outreach", {"kind": "release", "version": "1"})  # no anchors
+    development = trust_for(home, signing=False).with_anchors(anchors("development.db"))
+    assert development.state("elsewhere_outreach", None).valid
+    state = production.state("elsewhere_outreach", None)
+    assert not state.valid and "no head of it is anchored" in state.problems[0]
 
 
 def test_registry_tags_changed_by_hand_change_no_decision(own: Site) -> None:

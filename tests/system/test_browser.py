@@ -19,6 +19,7 @@ import pytest
 from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
+from lifecycle.verified_loading import trust_for
 from tests.support.homes import Released, Site, copy_site, with_first_month_labelled
 from tests.support.specs import ROOT
 from tests.support.web import free_port as _free_port
@@ -382,6 +383,7 @@ def review_server(
         dataset,
         connect(own.home),
         policy=policy_text(**{"bootstrap_resamples = 1000": "bootstrap_resamples = 200"}),
+        trust=trust_for(own.home),
     )
     assert review.decision == "REVIEW" and review.awaiting_approval
     for base, served in _serve(own, watch=0):

@@ -19,7 +19,7 @@ from jobs.spark_batch import PERIOD_COLUMN, _spark_failure, score_on_spark, spar
 from kernel.errors import BadInputError, CheckFailedError, JobFailedError
 from lifecycle.catalogue import read_report
 from lifecycle.model_source import ModelSource
-from lifecycle.verified_loading import LoadedModel, load_production
+from lifecycle.verified_loading import LoadedModel, load_production, trust_for
 from model.registry import connect
 from model.scorer import scored_frame
 from model.synthetic import generate_preset
@@ -44,7 +44,9 @@ def spark() -> Iterator[Any]:
 
 @pytest.fixture(scope="module")
 def loaded(released: Released) -> LoadedModel:
-    return load_production(connect(released.home), released.name)
+    return load_production(
+        connect(released.home), released.name, trust=trust_for(released.home, signing=False)
+    )
 
 
 @pytest.fixture(scope="module")
