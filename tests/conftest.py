@@ -49,6 +49,8 @@ TESTS = Path(__file__).resolve().parent
 #: The modules that take longest (servers started, fuzzing, releases), collected first. `make
 #: test` spreads whole modules over two processes (pytest-xdist, ``--dist loadfile``), which take
 #: them in collection order: starting the long ones early keeps both processes busy to the end.
+#: ``test_missing`` and ``test_feedback`` train and release models of their own (about 4 and 3
+#: minutes in one process on a loaded machine, 2026-12-07), more than most modules listed above.
 LONG_FIRST = (
     "system/test_bench_smoke.py",
     "system/test_clean_starts.py",
@@ -61,6 +63,8 @@ LONG_FIRST = (
     "integration/test_cli.py",
     "system/test_withdraw_under_load.py",
     "integration/test_release.py",
+    "integration/test_missing.py",
+    "integration/test_feedback.py",
     "integration/test_attestation.py",
 )
 

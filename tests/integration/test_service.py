@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,13 @@ from store.access_log import SqliteAppender, verify
 from store.accounts import ROUTE_ROLES, add_user, set_areas
 from store.db import AccessLogRow, Database
 from store.queue import ALL_AREAS
+from tests.support.access_log_rows import (
+    append_any,
+    append_fast,
+    append_in_transaction,
+    appends_in_a_process,
+    log_row,
+)
 from tests.support.homes import TwoReleases, copy_home, on_both_databases
 from tests.support.postgres import lift_update_guard
 from tests.support.specs import LENIENT, policy_text
@@ -550,33 +556,15 @@ def test_openapi_documents_every_route(app: Flask, client: FlaskClient) -> None:
     assert "race_ethnicity" not in record["properties"]
 
 
-def _row(i: int, user: str) -> dict[str, Any]:
-    """The ``i``-th test row's fields (an integer id among them, as a caller might pass)."""
-    return {
-        "user": user,
-        "role": "coordinator",
-        "action": "score",
-        "purpose": "outreach",
-        "subject_ids": [f"p{i}", i],
-        "model_version": "3",
-        "request_id": f"r{i}",
-        "allowed": i % 2 == 0,
-    }
-
-
-def _append_fast(appender: SqliteAppender, i: int, *, user: str = "fast") -> str:
-    return appender.append(**_row(i, user))
-
-
 def test_the_fast_access_log_writes_the_rows_the_library_path_writes(db: Database) -> None:
     appender = SqliteAppender.for_database(db)
     assert appender is not None
     for i in range(6):  # interleaved: each path extends the other's chain
         if i % 2:
-            _append_fast(appender, i)
+            append_fast(appender, i)
         else:
             with db.session() as session:
-                access_log.append(session, **_row(i, "library"))
+                access_log.append(session, **log_row(i, "library"))
     with db.session() as session:
         rows = session.scalars(select(AccessLogRow).order_by(AccessLogRow.id)).all()
         assert [r.user for r in rows] == ["library", "fast"] * 3
@@ -588,32 +576,6 @@ def test_the_fast_access_log_writes_the_rows_the_library_path_writes(db: Databas
     assert verify(db).ok and verify(db).rows == 6
 
 
-def _append_any(db: Database, appender: SqliteAppender | None, i: int, user: str) -> None:
-    """One row the way the API writes it: the plain-SQLite path, else a retried transaction."""
-    if appender is not None:
-        _append_fast(appender, i, user=user)
-        return
-
-    def attempt() -> None:
-        with db.transaction() as connection:
-            access_log.append(connection, **_row(i, user))
-
-    access_log.retrying(attempt)
-
-
-def _append_in_transaction(db: Database, i: int) -> None:
-    with db.transaction() as connection:
-        access_log.append(connection, **_row(i, "parent"))
-
-
-def _appends_in_a_process(url: str, count: int) -> None:
-    db = Database(url)
-    appender = SqliteAppender.for_database(db)
-    for i in range(count):
-        _append_any(db, appender, i, f"process {os.getpid()}")
-    db.engine.dispose()
-
-
 @on_both_databases
 def test_workers_appending_at_once_keep_one_chain(database_url: str, backend: str) -> None:
     import multiprocessing
@@ -623,22 +585,32 @@ def test_workers_appending_at_once_keep_one_chain(database_url: str, backend: st
     db.upgrade()
     appender = SqliteAppender.for_database(db)
     assert (appender is not None) == (backend == "sqlite")
-    _append_any(db, appender, 0, "fast")
-    # Fresh interpreters, as gunicorn's workers are (forked from a master that never opened the
-    # database). Forking this test process instead could copy a SQLite mutex held by one of its
-    # threads (another app's checkpointer) and hang the child.
-    context = multiprocessing.get_context("spawn")
-    workers = [context.Process(target=_appends_in_a_process, args=(url, 40)) for _ in range(3)]
+    append_any(db, appender, 0, "fast")
+    # Fresh processes, as gunicorn's workers are (forked from a master that never opened the
+    # database): forked from a fork server, a clean single-threaded process that imports the
+    # store once. Forking this test process instead could copy a SQLite mutex held by one of its
+    # threads (another app's checkpointer) and hang the child. All four writers (three
+    # processes and this one) start appending together.
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["tests.support.access_log_rows"])
+    barrier = context.Barrier(4)
+    workers = [
+        context.Process(target=appends_in_a_process, args=(url, 40, barrier)) for _ in range(3)
+    ]
     for worker in workers:
         worker.start()
+    barrier.wait(timeout=300)
     for i in range(40):
         if i % 2:
-            _append_any(db, appender, i, "fast")
+            append_any(db, appender, i, "fast")
         else:
-            access_log.retrying(lambda i=i: _append_in_transaction(db, i))
+            access_log.retrying(lambda i=i: append_in_transaction(db, i, "parent"))
     for worker in workers:
-        worker.join(timeout=60)
-        assert worker.exitcode == 0
+        worker.join(600)  # a correctness check, not a timing one: a loaded machine is slow
+    for worker in workers:
+        if worker.is_alive():  # never left behind to hang the run's exit
+            worker.kill()
+    assert [worker.exitcode for worker in workers] == [0, 0, 0]
     result = verify(db)
     assert result.ok and result.rows == 1 + 40 + 3 * 40
 
@@ -672,12 +644,12 @@ def test_a_long_write_ahead_log_is_started_over_off_the_request_path(tmp_path: P
         wal_frames=40,
     )
     for i in range(200):
-        _append_fast(appender, i)
+        append_fast(appender, i)
     probe = sqlite3.connect(tmp_path / "wal.db")
     deadline = time.monotonic() + 30
     frames = -1
     while time.monotonic() < deadline:
-        _append_fast(appender, 1)  # the first write after a restart starts the log over
+        append_fast(appender, 1)  # the first write after a restart starts the log over
         # -1: the checkpointer was busy at that moment
         _, frames, _ = probe.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
         if 0 <= frames < 40:
