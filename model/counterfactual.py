@@ -328,10 +328,13 @@ def _discrete(
     distance: np.ndarray,
     arithmetic: _Arithmetic,
     cutoff: float,
+    tiebreak: np.ndarray | None = None,
 ) -> np.ndarray:
     """The candidate with the smallest distance among those that cross, per record (-1: none).
 
-    ``values``: (n, K) candidate contributions; ``distance``: (n, K), NaN where not a candidate.
+    ``values``: (n, K) candidate contributions; ``distance``: (n, K), NaN where not a candidate;
+    ``tiebreak``: (n, K), the smaller wins among candidates whose distances are equal as floats
+    (a step just past a threshold of 1e-132 is as far from 1.0 as the step past 0.0).
     Screened with the fast arithmetic; records with a candidate within a rounding of the cut-off
     are decided in the exact one.
     """
@@ -347,6 +350,9 @@ def _discrete(
         crosses[r, ks] = _within(exact, cutoff) == upward[r]
     usable = candidate & crosses
     ranked = np.where(usable, distance, np.inf)
+    if tiebreak is not None:
+        tied = ranked == ranked.min(axis=1, keepdims=True)
+        ranked = np.where(tied & usable, tiebreak, np.inf)
     best = np.argmin(ranked, axis=1)
     best[~usable[rows, best]] = -1
     return best
@@ -372,7 +378,9 @@ def _step(
         np.isnan(nearest), 0.0, _contribution(additive, term, np.nan_to_num(nearest))
     )
     distance = np.abs(nearest - x[:, None])
-    best = _discrete(term, upward, contrib, distance, arithmetic, cutoff)
+    # Among equal distances, the interval nearest the current one: the smallest real change.
+    gap = np.abs(np.arange(k)[None, :] - interval[:, None]).astype(float)
+    best = _discrete(term, upward, contrib, distance, arithmetic, cutoff, tiebreak=gap)
     required = np.full(n, np.nan)
     found = best >= 0
     required[found] = nearest[np.flatnonzero(found), best[found]]
