@@ -168,9 +168,10 @@ def _run(args: list[str], tree: Path, env: dict[str, str], what: str) -> str:
         check=False,
     )
     if done.returncode != 0:
+        said = (done.stderr.strip() or done.stdout.strip()).splitlines()
+        errors = [line for line in said if line.startswith("error:")]
         raise BaselineUnavailableError(
-            f"{what} failed (exit {done.returncode}): "
-            f"{(done.stderr.strip() or done.stdout.strip())[-2000:]}"
+            f"{what} failed (exit {done.returncode}): {' '.join(errors or said[-5:])[-2000:]}"
         )
     return done.stdout
 
