@@ -19,10 +19,12 @@ run (``--smoke``) leaves it out: it would be a second release and server in ``ma
 
 from __future__ import annotations
 
+import atexit
 import http.client
 import json
 import os
 import pickle
+import shutil
 import signal
 import socket
 import statistics
@@ -276,6 +278,7 @@ def main() -> None:
     from store.db import Database, default_url
 
     folder = Path(tempfile.mkdtemp(prefix="outreach-bench-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)  # its releases and servers' files
     print("benchmark: service (releasing a model to serve...)", file=sys.stderr)
     # Under the shipped policy the release awaits an oversight approval: given as a second
     # person would give it, through the command line (bench.releasing).
