@@ -1,5 +1,7 @@
 """Run every benchmark (``make bench``); ``python -m bench NAME`` runs one; ``--smoke`` runs them
-on small sizes, to check that they run (:mod:`bench.scale`)."""
+on small sizes, to check that they run (:mod:`bench.scale`); ``--baseline REF`` names the git
+commit the service benchmark serves beside this code (``none``: no previous release;
+:mod:`bench.previous_release`)."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ import importlib
 import os
 import sys
 
+from bench.previous_release import BASELINE_VARIABLE
 from bench.scale import SMOKE_VARIABLE
 
 #: Each benchmark's module, in the order ``make bench`` runs them.
@@ -28,10 +31,28 @@ def main(argv: list[str] | None = None) -> None:
         args.remove("--smoke")
         # Before any benchmark module is imported: their sizes are read at import.
         os.environ[SMOKE_VARIABLE] = "1"
+    for i, arg in enumerate(args):
+        if arg == "--baseline" or arg.startswith("--baseline="):
+            value = arg.partition("=")[2] if "=" in arg else None
+            if value is None:
+                if i + 1 >= len(args):
+                    print(
+                        "--baseline needs a git ref (a commit, tag or branch), or none",
+                        file=sys.stderr,
+                    )
+                    sys.exit(2)
+                value = args.pop(i + 1)
+            args.pop(i)
+            os.environ[BASELINE_VARIABLE] = value
+            break
     chosen = args or list(BENCHES)
     unknown = [name for name in chosen if name not in BENCHES]
     if unknown:
-        sys.exit(f"unknown benchmark(s): {', '.join(unknown)}; choose from {', '.join(BENCHES)}")
+        print(
+            f"unknown benchmark(s): {', '.join(unknown)}; choose from {', '.join(BENCHES)}",
+            file=sys.stderr,
+        )
+        sys.exit(2)
     for name in chosen:
         importlib.import_module(BENCHES[name]).main()
 

@@ -147,14 +147,14 @@ def main() -> None:
             scored = model.score_records(one_record)
             model.reasons(scored, 0)
 
-        per = _per_call(single, pick(2000, 50))
+        per = _per_call(single, pick(2000, 5))
         report(
             f"{name}: one record, validate + score + reasons",
             f"{per * 1e3:.3f} ms",
             "< 1 ms",
             per < 1e-3,
         )
-        per = _per_call(functools.partial(pipeline.predict_proba, one), pick(500, 50))
+        per = _per_call(functools.partial(pipeline.predict_proba, one), pick(500, 5))
         report(
             f"{name}: peer, scikit-learn predict_proba on a one-row DataFrame",
             f"{per * 1e3:.3f} ms",

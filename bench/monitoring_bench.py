@@ -43,17 +43,15 @@ from sqlalchemy import select
 import jobs.batch
 import monitoring.labels
 import monitoring.periods
-from audits.policy import Policy, load_policy
-from bench.releasing import release_served
+from bench.releasing import EVALUATION_SHARE, evaluation_policy, released, small_spec
 from bench.scale import pick
 from jobs.batch import score_period
 from kernel.home import Home
 from lifecycle.catalogue import read_report
 from lifecycle.model_source import ModelSource, Serving
-from lifecycle.release import policy_for
-from model.data import read_table, validate
+from model.data import read_table
 from model.registry import connect
-from model.spec import ExperimentSpec, parse_spec, read_toml
+from model.spec import ExperimentSpec
 from model.synthetic import generate_preset
 from monitoring.group_shares import audited_attributes
 from monitoring.labels import LabelColumns, ingest
@@ -61,11 +59,9 @@ from monitoring.period_report import period_document
 from monitoring.periods import Monitoring, load_snapshot
 from store.db import Database, ScoredPeriod, default_url
 
-ROOT = Path(__file__).resolve().parent.parent
 PEOPLE = pick(1_000_000, 16_000)
 MONTHS = 8  # the generator's minimum: PEOPLE // MONTHS people, stacked into one month
 TARGET_S = 10.0
-EVALUATION_SHARE = 0.05
 #: MetricFrame costs about 14 s per grouping here: past this, the other groupings are extrapolated.
 PEER_BUDGET_S = pick(10.0, 0.5)
 
@@ -105,43 +101,21 @@ class Stopwatch:
         return timed
 
 
-def _spec() -> ExperimentSpec:
-    path = ROOT / "experiments" / "individual_outreach.toml"
-    raw, _ = read_toml(path, "experiment spec")
-    raw["candidates"] = [{"name": "logistic", "family": "logistic", "grid": {"C": [1.0]}}]
-    raw.pop("mitigation", None)
-    raw["validation"] = {"splits": 1, "step_months": 3, "window_months": 1, "min_train_periods": 6}
-    return parse_spec(raw, source_path=str(path))
-
-
-def _policy(home: Home, spec: ExperimentSpec) -> Policy:
-    """The shipped policy with the evaluation arm on, written into the home (its own sha256)."""
-    shipped = policy_for(spec)
-    assert shipped.source_path is not None
-    text = Path(shipped.source_path).read_text()
-    for old, new in {
-        "\nshare = 0.0\n": f"\nshare = {EVALUATION_SHARE}\n",
-        "min_group_positives = 200": "min_group_positives = 20",
-        "min = 0.8": "min = 0.3",
-        f'name = "{shipped.name}"': f'name = "{shipped.name} (bench: evaluation arm on)"',
-    }.items():
-        assert old in text, old
-        text = text.replace(old, new, 1)
-    path = home.root / "bench-policy.toml"
-    path.write_text(text)
-    return load_policy(path)
-
-
-def _release(home: Home, spec: ExperimentSpec) -> Serving:
+def _release(folder: Path) -> tuple[Home, ExperimentSpec, Serving]:
+    """The small experiment released in ``folder / "home"`` under the evaluation-arm policy."""
     _progress("monitoring bench: releasing a small experiment (evaluation arm on) ...")
-    # 5,000 people over 20 months: with fewer, a race x sex cell has too few crises to pass.
-    train = generate_preset(unit="individual", rows=100_000, seed=3, periods=20)
-    release_served(home, spec, validate(train, spec), _policy(home, spec))
-    source = ModelSource(home, spec.name)
+    done = released(
+        folder,
+        small_spec(),
+        # 5,000 people over 20 months: with fewer, a race x sex cell has too few crises to pass.
+        lambda: generate_preset(unit="individual", rows=100_000, seed=3, periods=20),
+        evaluation_policy,
+    )
+    source = ModelSource(done.home, done.spec.name)
     source.refresh()
     serving = source.current
     assert serving is not None, source.problem
-    return serving
+    return done.home, done.spec, serving
 
 
 def _month(spec: ExperimentSpec) -> tuple[pd.DataFrame, str]:
@@ -171,10 +145,7 @@ def _print(title: str, rows: list[tuple[str, ...]]) -> None:
 
 def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
-        home = Home(Path(folder) / "home")
-        home.ensure()
-        spec = _spec()
-        serving = _release(home, spec)
+        home, spec, serving = _release(Path(folder))
         registry = connect(home)
         report = read_report(registry, serving.audit_id)
         watched = Monitoring.from_report(home.monitoring, report)

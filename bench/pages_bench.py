@@ -22,15 +22,13 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
-from bench.releasing import release_served
+from bench.releasing import released, small_spec
 from bench.scale import pick
 from jobs.batch import score_period
 from kernel.home import Home
 from lifecycle.model_source import ModelSource
 from lifecycle.release import policy_for, read_report
-from model.data import validate
 from model.registry import connect
-from model.spec import ExperimentSpec, parse_spec, read_toml
 from model.synthetic import generate_preset
 from monitoring.group_shares import audited_attributes
 from service import create_app
@@ -38,7 +36,6 @@ from store.accounts import add_user, set_areas
 from store.db import Database, Outcome, QueueEntry, default_url
 from store.queue import ALL_AREAS
 
-ROOT = Path(__file__).resolve().parent.parent
 PEOPLE = pick(100_000, 4_000)
 REPEATS = pick(30, 2)
 TARGET_MS = 300.0
@@ -48,21 +45,15 @@ def _progress(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def _spec() -> ExperimentSpec:
-    path = ROOT / "experiments" / "individual_outreach.toml"
-    raw, _ = read_toml(path, "experiment spec")
-    raw["candidates"] = [{"name": "logistic", "family": "logistic", "grid": {"C": [1.0]}}]
-    raw.pop("mitigation", None)
-    raw["validation"] = {"splits": 1, "step_months": 3, "window_months": 1, "min_train_periods": 6}
-    return parse_spec(raw, source_path=str(path))
-
-
 def _prepare(folder: Path) -> Home:
-    home = Home(folder / "home")
-    spec = _spec()
     _progress("releasing a small experiment ...")
-    train = generate_preset(unit="individual", rows=40_000, seed=3, periods=20)
-    release_served(home.ensure(), spec, validate(train, spec), policy_for(spec))
+    done = released(
+        folder,
+        small_spec(),
+        lambda: generate_preset(unit="individual", rows=40_000, seed=3, periods=20),
+        lambda _home, spec: policy_for(spec),
+    )
+    home, spec = done.home, done.spec
     _progress(f"generating {PEOPLE:,} people and scoring their last two months ...")
     people = generate_preset(unit="individual", rows=PEOPLE * 8, seed=11, periods=8)
     db = Database(default_url(home.root))

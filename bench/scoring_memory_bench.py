@@ -26,12 +26,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from bench.monitoring_bench import _spec
-from bench.releasing import outreach_command, outreach_env, release_served
+from bench.releasing import outreach_command, outreach_env, released, small_spec
 from bench.scale import pick
-from kernel.home import Home
 from lifecycle.release import policy_for
-from model.data import validate
 from model.spec import ExperimentSpec
 from model.synthetic import generate_preset
 
@@ -117,11 +114,14 @@ def write_months(spec: ExperimentSpec, path: Path) -> tuple[str, int]:
 def main() -> None:
     with tempfile.TemporaryDirectory(prefix="outreach-score-bench-") as folder:
         root = Path(folder)
-        home = Home(root / "home").ensure()
-        spec = _spec()
         _progress("scoring memory bench: releasing a small experiment ...")
-        train = generate_preset(unit="individual", rows=pick(40_000, 20_000), seed=3, periods=20)
-        release_served(home, spec, validate(train, spec), policy_for(spec))
+        done = released(
+            root,
+            small_spec(),
+            lambda: generate_preset(unit="individual", rows=40_000, seed=3, periods=20),
+            lambda _home, spec: policy_for(spec),
+        )
+        home, spec = done.home, done.spec
         _progress(f"writing {MONTHS} months of {PEOPLE:,} people to Parquet ...")
         data = root / "population.parquet"
         period, rows = write_months(spec, data)

@@ -19,11 +19,10 @@ from typing import Any
 
 import pandas as pd
 
-from bench.monitoring_bench import _month, _release, _spec
+from bench.monitoring_bench import _month, _release
 from bench.scale import pick
 from jobs.batch import load_period, read_scored_period, score_period
 from jobs.spark_batch import score_on_spark, spark_session
-from kernel.home import Home
 from lifecycle.catalogue import read_report
 from lifecycle.verified_loading import load_production, trust_for
 from model.registry import connect
@@ -51,9 +50,7 @@ def main() -> None:
     _progress(f"benchmark: Spark against in process, {ROWS:,} rows ({os.cpu_count()} cores)")
     with tempfile.TemporaryDirectory(prefix="outreach-spark-bench-") as folder:
         root = Path(folder)
-        home = Home(root / "home").ensure()
-        spec = _spec()
-        serving = _release(home, spec)
+        home, spec, serving = _release(root)
         loaded = load_production(connect(home), spec.name, trust=trust_for(home, signing=False))
         frame = generate_preset(unit="individual", rows=ROWS, seed=1)
         count = len(frame)  # whole people per month: a few rows under ROWS

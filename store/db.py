@@ -8,7 +8,9 @@ The schema is created and upgraded by Alembic migrations (``store/migrations``),
 from __future__ import annotations
 
 import fcntl
+import os
 import secrets
+import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -310,6 +312,7 @@ class Database:
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._reader: Engine | None = None
         self._reader_lock = threading.Lock()
+        self._plain = threading.local()
 
     @contextmanager
     def _exclusive(self) -> Iterator[None]:
@@ -373,6 +376,29 @@ class Database:
             return
         with self._reader_engine().begin() as connection:
             yield connection
+
+    def plain_rows(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]] | None:
+        """The rows of one ``SELECT`` (``?`` placeholders) on a plain ``sqlite3`` connection, or
+        ``None`` when this is not a SQLite file (then read through :meth:`snapshot`).
+
+        The score endpoint's per-request reads (the token's user, the opt-outs among the
+        records): one statement is one consistent snapshot in WAL mode, taking no writer's lock,
+        as :meth:`snapshot`, without SQLAlchemy's per-transaction work (a connection checkout,
+        events, a result proxy: most of each read's time). One read-only connection per thread,
+        reopened after a fork. Values come back as SQLite stores them (datetimes as text,
+        booleans as 0/1).
+        """
+        if self._lock_path is None:
+            return None
+        held = getattr(self._plain, "held", None)
+        if held is None or held[0] != os.getpid():
+            connection = sqlite3.connect(
+                self.engine.url.database or "", isolation_level=None, check_same_thread=False
+            )
+            connection.execute("PRAGMA busy_timeout=5000")
+            connection.execute("PRAGMA query_only=ON")
+            held = self._plain.held = (os.getpid(), connection)
+        return held[1].execute(sql, tuple(params)).fetchall()
 
     def _reader_engine(self) -> Engine:
         with self._reader_lock:

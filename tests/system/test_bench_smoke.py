@@ -1,11 +1,15 @@
-"""Every benchmark runs: ``python -m bench --smoke`` (small sizes, :mod:`bench.scale`) from this
-checkout, in its own process, prints every table and exits 0. Its figures are not judged."""
+"""Every benchmark runs: ``python -m bench --smoke`` (small sizes, :mod:`bench.scale`, one shared
+release) from this checkout, in its own process, prints every table and exits 0. Its figures are
+not judged. The service benchmark's previous release (:mod:`bench.previous_release`) is left out
+of the smoke run; its tree is checked here: the pinned commit is in the history, its experiment
+can be cut to one candidate, and it declares this environment's dependencies."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -20,6 +24,7 @@ TABLES = {
     "service (served, approved by a second person)": "this service (reasons + access log)",
     "service's MLflow peer": "mlflow models serve",
     "service against the empty Flask floor": "of the empty Flask endpoint's",
+    "service against its previous release (left out of the smoke run)": "previous release: not",
     "service batch": "validated, scored and explained into the queue",
     "pages": "Pages: server time in process",
     "monitoring": "Monitoring after release",
@@ -43,3 +48,35 @@ def test_every_benchmark_runs_and_prints_its_table(tmp_path: Path) -> None:
     missing = [name for name, line in TABLES.items() if line not in done.stdout]
     assert not missing, f"no table from {missing}:\n{done.stdout[-4000:]}"
     assert "approved by bench-oversight" in done.stderr  # the release was approved, then served
+    # One release for every benchmark: made and approved once.
+    assert done.stderr.count("approved by bench-oversight") == 1, done.stderr[-4000:]
+
+
+def test_the_previous_release_runs_in_this_environment(tmp_path: Path) -> None:
+    from bench import previous_release as previous
+
+    commit = previous.resolve(previous.DEFAULT_REF)
+    assert commit == previous.DEFAULT_REF
+    previous.extract(commit, tmp_path)
+    assert (tmp_path / "service" / "gunicorn_conf.py").exists()
+    assert previous.dependency_differences(tmp_path) == []
+    spec = tomllib.loads(previous.write_spec(tmp_path).read_text())
+    assert [c["name"] for c in spec["candidates"]] == ["logistic"]
+    assert "mitigation" not in spec and len(spec["features"]) > 10
+    (tmp_path / "constraints.txt").write_text("numpy==1.0\n")
+    assert previous.dependency_differences(tmp_path) == ["constraints.txt pins other versions"]
+
+
+def test_an_unknown_baseline_is_named(tmp_path: Path) -> None:
+    from bench import previous_release as previous
+
+    with pytest.raises(previous.BaselineUnavailableError, match="no-such-ref"):
+        previous.resolve("no-such-ref")
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "service", "--baseline"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 2 and "--baseline needs a git ref" in done.stderr
