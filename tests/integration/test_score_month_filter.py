@@ -17,7 +17,7 @@ from lifecycle.model_source import ModelSource
 from model.data import read_table
 from monitoring.periods import scored_period
 from outreach.cli import main
-from outreach.cli.base import _into_queue
+from outreach.cli.base import write_into_queue
 from store.db import Database, EntryGroup, PeriodGroup, QueueEntry
 from tests.support.homes import Released, copy_released
 
@@ -137,7 +137,7 @@ def test_the_queue_of_a_month_read_alone_is_the_queue_of_the_whole_file(
     source = ModelSource(whole.home, whole.name)
     source.refresh()
     assert source.current is not None
-    _into_queue(whole.home, source.current, score_period, read_table(data), period, "scored")
+    write_into_queue(whole.home, source.current, score_period, read_table(data), period, "scored")
     mine, theirs = _kept(alone.db, alone.name, period), _kept(whole.db, whole.name, period)
     assert len(mine["entries"]) > 0 and len(mine["entry groups"]) > 0 and mine["groups"]
     assert mine == theirs
