@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from kernel.errors import GateError
 from kernel.home import Home
 from outreach.cli.base import deployment_trust, main, open_registry, open_service_db, reported
+
+if TYPE_CHECKING:
+    from store.approvals import Decision
 
 
 @main.group()
@@ -121,6 +124,33 @@ def models_repair(home: Home, name: str, by: str, note: str) -> None:
     )
 
 
+def _decide(
+    home: Home,
+    name: str,
+    version: str,
+    decision: Decision,
+    by: str,
+    note: str,
+    registry: Any = None,
+) -> tuple[bool, Any]:
+    """Sign and record a board's decision on ``version`` (approve, reject or withdraw) with the
+    deployment's anchored trust; whether it promoted the version, and that trust."""
+    from store.approvals import decide
+
+    trust = deployment_trust(home, anchored=True)
+    promoted = decide(
+        open_service_db(home),
+        registry if registry is not None else open_registry(home),
+        name,
+        version,
+        trust=trust,
+        decision=decision,
+        by=by,
+        note=note,
+    )
+    return promoted, trust
+
+
 @models.command("approve")
 @click.argument("name")
 @click.argument("version")
@@ -131,21 +161,9 @@ def models_repair(home: Home, name: str, by: str, note: str) -> None:
 def models_approve(home: Home, name: str, version: str, by: str, note: str) -> None:
     """Approve a version that passed, or one whose audit asks for a review; it becomes
     production if it was awaiting approval. A review's approval names the groups it takes on."""
-    from store.approvals import decide
-
-    registry = open_registry(home)
-    promoted = decide(
-        open_service_db(home),
-        registry,
-        name,
-        version,
-        trust=deployment_trust(home, anchored=True),
-        decision="approve",
-        by=by,
-        note=note,
-    )
+    promoted, trust = _decide(home, name, version, "approve", by, note)
     # The groups the signed release left open (the statement just approved, not a tag).
-    release = deployment_trust(home, signing=False).standing(name, version).release or {}
+    release = trust.standing(name, version).release or {}
     groups = release.get("review_groups") if release.get("decision") == "REVIEW" else ""
     click.echo(f"approved {name} version {version}" + (" and promoted it" if promoted else ""))
     if groups:
@@ -161,18 +179,7 @@ def models_approve(home: Home, name: str, version: str, by: str, note: str) -> N
 @reported
 def models_reject(home: Home, name: str, version: str, by: str, note: str) -> None:
     """Reject a version: it can never be served."""
-    from store.approvals import decide
-
-    decide(
-        open_service_db(home),
-        open_registry(home),
-        name,
-        version,
-        trust=deployment_trust(home, anchored=True),
-        decision="reject",
-        by=by,
-        note=note,
-    )
+    _decide(home, name, version, "reject", by, note)
     click.echo(f"rejected {name} version {version}")
 
 
@@ -186,20 +193,10 @@ def models_withdraw(home: Home, name: str, by: str, note: str) -> None:
     """The board's stop button: nothing of NAME is served (503) until a new PASS release or an
     explicit re-approval. Signed and recorded; survives restarts."""
     from lifecycle.release import production_version
-    from store.approvals import decide
 
     registry = open_registry(home)
     version = production_version(registry, name)  # '' if none: later ones are stopped too
-    decide(
-        open_service_db(home),
-        registry,
-        name,
-        version,
-        trust=deployment_trust(home, anchored=True),
-        decision="withdraw",
-        by=by,
-        note=note,
-    )
+    _decide(home, name, version, "withdraw", by, note, registry=registry)
     stopped = f"version {version}" if version else "no version was in production"
     click.echo(
         f"withdrew {name} ({stopped}); the service stops serving it within one poll interval. "
