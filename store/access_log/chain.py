@@ -348,7 +348,11 @@ def _checkpoints(appender: weakref.ref[SqliteAppender], every: float, limit: int
     found = appender()
     if found is None:
         return
-    connection = found._connect()
+    try:
+        connection = found._connect()
+    except sqlite3.Error as err:  # the database went away (or broke) before the first round
+        log.warning("access-log checkpoints not started: %s", err)
+        return
     # The restart below waits for readers of an older snapshot (a verification walking the
     # log) while it blocks every writer: rather than wait, it gives up and retries next round.
     connection.execute("PRAGMA busy_timeout=0")
