@@ -56,6 +56,11 @@ def test_runs_are_nested_with_metrics_and_plots(
         assert metrics["lift_over_random"] == pytest.approx(
             candidate.mean["precision_at_k"] / random_p
         )
+        # Linked to the run's logged model too (what MLflow's model page shows), once each.
+        (output,) = child.outputs.model_outputs
+        linked = registry.client.get_logged_model(output.model_id).metrics or []
+        assert sorted(m.key for m in linked) == sorted(metrics)
+        assert {m.key: m.value for m in linked}["precision_at_k"] == metrics["precision_at_k"]
         paths = {a.path for a in registry.client.list_artifacts(child.info.run_id, "plots")}
         assert paths == {"plots/calibration.png", "plots/precision_recall_at_k.png"}
 
