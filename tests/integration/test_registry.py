@@ -112,3 +112,17 @@ def test_the_home_carries_the_deployments_settings(tmp_path, monkeypatch) -> Non
     assert home.database_url == "postgresql+psycopg://x@127.0.0.1/outreach"
     assert home.signing_keys.release == tmp_path / "k" / "release.key"
     assert home.signing_keys.release_public == tmp_path / "k" / "release.pub"
+
+
+def test_a_registry_opened_in_another_thread_logs_from_this_one(
+    home: Home, trained: TrainingResult
+) -> None:
+    """The demo opens the store (a new home: its tables made) in a thread while it generates
+    the data, then logs the release from the main thread."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        registry = pool.submit(connect, home).result()
+    log_training(registry, trained)
+    versions = registry.client.search_model_versions(f"name='{trained.spec.name}'")
+    assert sorted(int(v.version) for v in versions) == list(range(1, len(trained.candidates) + 1))
