@@ -183,7 +183,6 @@ def _log_candidate(
         logged["lift_over_random"] = precision / random_p
     if heuristic_p:
         logged["lift_over_heuristic"] = precision / heuristic_p
-    mlflow.log_metrics(logged)
 
     # Here, not at the top: matplotlib takes about a second to import, and the service (which
     # connects to the registry in every worker at start) never draws.
@@ -216,30 +215,39 @@ def _log_candidate(
         input_example=example,
         pip_requirements=_requirements(),
     )
-    version = _register(registry, spec.name, info)
+    # The metrics after the model, linked to it in the same batch: logged before, MLflow would
+    # read each one back and log it again to link it.
+    mlflow.log_metrics(logged, model_id=info.model_id)
+    run_id = mlflow.active_run().info.run_id  # type: ignore[union-attr]
+    # The version is created with its tags in one store transaction; the two that vouch for its
+    # bytes are set once the registry's copy is shown to hold the logged artifact.
+    tags = {
+        "candidate": config.label,
+        "family": config.family,
+        "data_fingerprint": result.data_fingerprint,
+        "spec_sha256": spec.sha256 or "",
+        "run_id": run_id,
+        **{f"metric.{k}": f"{v:.6g}" for k, v in candidate.mean.items() if _finite(v)},
+    }
+    version = _register(registry, spec.name, info, tags)
     with _scratch() as download:
         candidate.files = folder_manifest(download_version(registry, spec.name, version, download))
     if candidate.files.get(f"artifacts/{ARTIFACT_NAME}") != artifact_sha:
         raise MlflowException(
             f"{spec.name} version {version}: the registry holds other bytes than were logged"
         )
-    tags = {
-        "candidate": config.label,
-        "family": config.family,
+    vouching = {
         ARTIFACT_SHA256: artifact_sha,
         ARTIFACT_FILES: json.dumps(candidate.files, sort_keys=True, separators=(",", ":")),
-        "data_fingerprint": result.data_fingerprint,
-        "spec_sha256": spec.sha256 or "",
-        "run_id": mlflow.active_run().info.run_id,  # type: ignore[union-attr]
-        **{f"metric.{k}": f"{v:.6g}" for k, v in candidate.mean.items() if _finite(v)},
     }
-    for key, value in tags.items():
-        registry.client.set_model_version_tag(spec.name, version, key, value)
+    for key, text in vouching.items():
+        registry.client.set_model_version_tag(spec.name, version, key, text)
     return version
 
 
-def _register(registry: Registry, name: str, info: Any) -> str:
-    """A new version of ``name`` for a logged model (quietly: MLflow's helper prints)."""
+def _register(registry: Registry, name: str, info: Any, tags: dict[str, str]) -> str:
+    """A new version of ``name`` for a logged model, with ``tags`` (quietly: MLflow's helper
+    prints)."""
     client = registry.client
     try:
         client.get_registered_model(name)
@@ -251,6 +259,7 @@ def _register(registry: Registry, name: str, info: Any) -> str:
         source=info.model_uri,
         run_id=run.info.run_id if run else None,
         model_id=info.model_id,
+        tags=tags,
     )
     return str(created.version)
 

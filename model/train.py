@@ -381,3 +381,12 @@ def train(
         validation=validation,
         treatment=treatment,
     )
+
+
+def stop_workers() -> None:
+    """Stop the processes that parallel fits (``workers`` > 1, here and in the proxy check) left
+    waiting for more work: joblib keeps them, and their memory, for up to five minutes. A later
+    parallel fit starts new ones."""
+    from joblib.externals.loky import get_reusable_executor
+
+    get_reusable_executor().shutdown(wait=True)

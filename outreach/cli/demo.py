@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -100,10 +101,13 @@ def _demo_assessments(text: str) -> str:
     return text.rstrip("\n") + "\n" + header + lines
 
 
-def _demo_release(home: Home, spec_path: Path) -> tuple[Any, Any]:
+def _demo_release(
+    home: Home, spec_path: Path, ready: Callable[[], object] = lambda: None
+) -> tuple[Any, Any]:
     """Release one experiment under the demo's policy. For individuals, the synthetic population
     runs ``DEMO_MONTHS_AFTER`` months past the released data: those months come back after
-    release. Returns the release result and the later months' rows (or ``None``)."""
+    release. ``ready`` is called between the data and the release (it waits for the registry's
+    store). Returns the release result and the later months' rows (or ``None``)."""
     from model.data import validate
     from model.spec import load_spec
     from model.synthetic import generate_preset
@@ -113,6 +117,7 @@ def _demo_release(home: Home, spec_path: Path) -> tuple[Any, Any]:
     if spec.unit != "individual" or data.synthetic_preset is None or data.path is not None:
         with _stage("population generated and validated"):
             spec, dataset = load_dataset(str(spec_path), None, progress=progress)
+        ready()
         with _stage("released through the gate"):
             return release_with_progress(
                 home, spec, dataset, demo_policy(home, spec), workers=DEMO_WORKERS
@@ -133,6 +138,7 @@ def _demo_release(home: Home, spec_path: Path) -> tuple[Any, Any]:
         labels = sorted(frame[data.time_column].astype(str).unique())
         later = frame[data.time_column].astype(str).isin(labels[-DEMO_MONTHS_AFTER:]).to_numpy()
         dataset = validate(frame.loc[~later].reset_index(drop=True), spec)
+    ready()
     with _stage("released through the gate"):
         result = release_with_progress(
             home, spec, dataset, demo_policy(home, spec), workers=DEMO_WORKERS
@@ -273,6 +279,44 @@ def _demo_areas(home: Home) -> None:
     click.echo(f"demo-coordinator works in: {', '.join(areas) if areas else 'no area yet'}")
 
 
+def _demo_decide(home: Home, result: Any, after: Any) -> tuple[str, str, str]:
+    """After one release: its tables printed, the demo's oversight approval where one is
+    awaited, the months after release, the served version's transparency record. Returns the
+    model's name, decision and audit report."""
+    from store.approvals import decide
+
+    summary = result.summary()
+    print_table(train_summary(result.training, ""))
+    print_release(summary)
+    if summary["awaiting_approval"]:
+        decide(
+            open_service_db(home),
+            open_registry(home),
+            summary["registered_model"],
+            str(summary["version"]),
+            trust=deployment_trust(home, anchored=True),
+            decision="approve",
+            by="demo-oversight",
+            note="approved by the demo's oversight user",
+        )
+        taken = f" (taking on: {', '.join(r['group'] for r in summary['review'][:6])}...)"
+        progress(
+            "  approved as the demo oversight user; now in production"
+            + (taken if summary["decision"] == "REVIEW" else "")
+        )
+    decision = summary["decision"]
+    if summary["awaiting_approval"]:
+        decision += " (approved by demo-oversight)"
+    if after is not None:
+        with _stage(f"{DEMO_MONTHS_AFTER} months after release"):
+            demo_after_release(home, result.spec, after)
+    with _stage("transparency record"):
+        record = demo_transparency(home, summary["registered_model"])
+    if record is not None:
+        progress(f"  transparency record: {record}")
+    return summary["registered_model"], decision, summary["report"]
+
+
 @main.command()
 @click.option("--no-serve", is_flag=True, help="Stop before starting the service.")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
@@ -280,7 +324,10 @@ def _demo_areas(home: Home) -> None:
 @reported
 def demo(ctx: click.Context, no_serve: bool, port: int) -> None:
     """The main job on embedded defaults: releases through the gate, queue, users, service."""
-    from store.approvals import decide
+    # Imported here, before the registry's thread starts (see below), so that the two threads
+    # do not import the same modules at once.
+    import store.approvals  # noqa: F401
+    from model.train import stop_workers
 
     home: Home = ctx.obj
     root = Path(__file__).resolve().parents[2] / "experiments"
@@ -289,39 +336,16 @@ def demo(ctx: click.Context, no_serve: bool, port: int) -> None:
         raise BadInputError(f"no experiment specs found in {root}")
     started = time.perf_counter()
     reports = []
-    for spec_path in specs:
-        progress(f"\n== {spec_path.name} ==")
-        result, after = _demo_release(home, spec_path)
-        summary = result.summary()
-        print_table(train_summary(result.training, ""))
-        print_release(summary)
-        if summary["awaiting_approval"]:
-            decide(
-                open_service_db(home),
-                open_registry(home),
-                summary["registered_model"],
-                str(summary["version"]),
-                trust=deployment_trust(home, anchored=True),
-                decision="approve",
-                by="demo-oversight",
-                note="approved by the demo's oversight user",
-            )
-            taken = f" (taking on: {', '.join(r['group'] for r in summary['review'][:6])}...)"
-            progress(
-                "  approved as the demo oversight user; now in production"
-                + (taken if summary["decision"] == "REVIEW" else "")
-            )
-        decision = summary["decision"]
-        if summary["awaiting_approval"]:
-            decision += " (approved by demo-oversight)"
-        reports.append((summary["registered_model"], decision, summary["report"]))
-        if after is not None:
-            with _stage(f"{DEMO_MONTHS_AFTER} months after release"):
-                demo_after_release(home, result.spec, after)
-        with _stage("transparency record"):
-            record = demo_transparency(home, summary["registered_model"])
-        if record is not None:
-            progress(f"  transparency record: {record}")
+    # The registry's store opens (on a new home: its tables made) in a thread while the first
+    # population is generated; the release waits for it before using the registry.
+    with ThreadPoolExecutor(1, thread_name_prefix="registry") as opening:
+        opened = opening.submit(open_registry, home)
+        for spec_path in specs:
+            progress(f"\n== {spec_path.name} ==")
+            result, after = _demo_release(home, spec_path, ready=opened.result)
+            reports.append(_demo_decide(home, result, after))
+    # The releases' idle worker processes would keep their memory for minutes while serving.
+    stop_workers()
     progress(f"\ndemo finished in {time.perf_counter() - started:.0f} s; home: {home.root}")
     for name, decision, report in reports:
         click.echo(f"{name}: {decision}; audit report: {report}")

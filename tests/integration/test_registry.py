@@ -56,6 +56,11 @@ def test_runs_are_nested_with_metrics_and_plots(
         assert metrics["lift_over_random"] == pytest.approx(
             candidate.mean["precision_at_k"] / random_p
         )
+        # Linked to the run's logged model too (what MLflow's model page shows), once each.
+        (output,) = child.outputs.model_outputs
+        linked = registry.client.get_logged_model(output.model_id).metrics or []
+        assert sorted(m.key for m in linked) == sorted(metrics)
+        assert {m.key: m.value for m in linked}["precision_at_k"] == metrics["precision_at_k"]
         paths = {a.path for a in registry.client.list_artifacts(child.info.run_id, "plots")}
         assert paths == {"plots/calibration.png", "plots/precision_recall_at_k.png"}
 
@@ -107,3 +112,17 @@ def test_the_home_carries_the_deployments_settings(tmp_path, monkeypatch) -> Non
     assert home.database_url == "postgresql+psycopg://x@127.0.0.1/outreach"
     assert home.signing_keys.release == tmp_path / "k" / "release.key"
     assert home.signing_keys.release_public == tmp_path / "k" / "release.pub"
+
+
+def test_a_registry_opened_in_another_thread_logs_from_this_one(
+    home: Home, trained: TrainingResult
+) -> None:
+    """The demo opens the store (a new home: its tables made) in a thread while it generates
+    the data, then logs the release from the main thread."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        registry = pool.submit(connect, home).result()
+    log_training(registry, trained)
+    versions = registry.client.search_model_versions(f"name='{trained.spec.name}'")
+    assert sorted(int(v.version) for v in versions) == list(range(1, len(trained.candidates) + 1))

@@ -58,3 +58,45 @@ def test_the_proxy_check_in_two_processes_is_that_of_one(population) -> None:
     two = check_proxies(data.features, sensitive, spec, seed=spec.seed, workers=2)
     assert [r.attribute for r in two] == ["sex", "race_ethnicity"]
     assert two == one
+
+
+def _workers() -> set[int]:
+    """This process's live loky worker processes (Linux's /proc; the resource trackers, small
+    and kept, are not workers)."""
+    import os
+    from pathlib import Path
+
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            command = (stat.parent / "cmdline").read_bytes()
+        except OSError:  # ended while listed
+            continue
+        if int(fields[1]) == os.getpid() and fields[0] != "Z" and b"LokyProcess" in command:
+            found.add(int(stat.parent.name))
+    return found
+
+
+def test_stop_workers_ends_the_processes_a_parallel_fit_left_waiting(population) -> None:
+    """The demo serves without the fits' idle worker processes (joblib would keep them for
+    five minutes); a later parallel fit starts new ones."""
+    import time
+
+    from model.data import validate
+    from model.train import stop_workers, train
+    from tests.support.specs import fast_spec
+
+    spec = fast_spec()
+    dataset = validate(population, spec)
+    first = train(spec, dataset, workers=2)
+    waiting = _workers()
+    assert len(waiting) == 2  # the two workers, still up after the fit
+    stop_workers()
+    deadline = time.monotonic() + 10
+    while _workers() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _workers()
+    again = train(spec, dataset, workers=2)
+    assert [c.per_split for c in again.candidates] == [c.per_split for c in first.candidates]
+    stop_workers()

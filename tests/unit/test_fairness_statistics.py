@@ -298,6 +298,60 @@ def test_the_fairlearn_crosscheck_matches_and_refuses_a_wrong_number() -> None:
         )
 
 
+def test_the_fairlearn_crosscheck_on_counted_rows_gives_fairlearns_values_on_every_row() -> None:
+    """The cross-check hands Fairlearn one weighted row per group, label and selection: every
+    metric, grouping and intersection comes out as MetricFrame computes it on the rows
+    themselves, a group with no one in need (recall undefined) and one with no one selected
+    (precision undefined) included."""
+    from fairlearn.metrics import MetricFrame
+
+    from audits.crosscheck import FAIRLEARN_METRICS
+
+    frame = _predictions({"A": (4_000, 0.5), "B": (2_500, 0.45), "C": (300, 0.3)})
+    frame.loc[frame["race_ethnicity"] == "C", "offered"] = 0  # C: no one selected
+    frame.loc[:59, "race_ethnicity"] = "D"
+    frame.loc[:59, "crisis"] = 0  # D: no one in need
+    rng = np.random.default_rng(3)
+    frame["sex"] = rng.choice(["female", "male"], size=len(frame))
+    labels = frame["crisis"].to_numpy()
+    selected = frame["offered"].to_numpy(dtype=bool)
+    sensitive = {c: frame[c].to_numpy(dtype=object) for c in ("race_ethnicity", "sex")}
+    policy = policy_with(
+        sensitive_attributes=["race_ethnicity", "sex"],
+        intersections=[["race_ethnicity", "sex"]],
+    )
+    outcome = run_audit(policy, labels=labels, selected=selected, scores=None, sensitive=sensitive)
+    checked = crosscheck(
+        outcome.audit,
+        labels=labels,
+        selected=selected,
+        sensitive=sensitive,
+        metrics=list(FAIRLEARN_METRICS),
+    )
+    assert checked["matched"] and checked["undefined"] > 0
+    assert set(checked["between_groups"]) == {"race_ethnicity", "sex", "race_ethnicity × sex"}
+    for attribute, summary in checked["between_groups"].items():
+        columns = attribute.split(" × ")
+        rows = MetricFrame(
+            metrics=FAIRLEARN_METRICS,
+            y_true=labels.astype(int),
+            y_pred=selected.astype(int),
+            sensitive_features=frame[columns].astype(str)
+            if len(columns) > 1
+            else frame[columns[0]],
+        )
+        ratios, differences = rows.ratio(method="between_groups"), rows.difference()
+        for metric, values in summary.items():
+            for value, expected in (
+                (values["ratio_between_groups"], ratios[metric]),
+                (values["difference_between_groups"], differences[metric]),
+            ):
+                if math.isfinite(expected):
+                    assert value == pytest.approx(expected, abs=1e-12), (attribute, metric)
+                else:
+                    assert value is None, (attribute, metric)
+
+
 def test_a_point_estimate_beyond_a_blocking_limit_is_never_a_pass() -> None:
     # Tiny groups: nothing is significant, but B's recall is 0.7 of A's.
     frame = _predictions({"A": (300, 0.6), "B": (300, 0.42)})
