@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +28,12 @@ from model.rules import month_problem
 from model.scorer import scored_frame
 from monitoring.periods import (
     Monitoring,
+    PeriodDocuments,
+    Selection,
     forget_people,
     keep_period,
     lottery_seed,
+    period_documents,
     scored_period,
     select_people,
 )
@@ -39,7 +44,9 @@ from store.db import (
     Outcome,
     PeriodGroup,
     QueueEntry,
+    ScoredPeriod,
     insert_rows,
+    utcnow,
 )
 
 CHUNK = 100_000
@@ -308,8 +315,94 @@ def _queue_scored(
         lottery_seed(serving.name, serving.version, serving.audit_id, chosen),
     )
     chosen_rows = np.concatenate([selection.listed, selection.lottery]).astype(np.int64)
+    # The period's monitoring documents (snapshot file, estimates, drift) touch no database: they
+    # are computed on a second thread while this one explains the queued records and writes the
+    # queue, and recorded in the same transaction once both are done. If the write fails, the
+    # snapshot file written for it goes (unless a committed row binds the same file).
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="outreach-monitoring") as pool:
+        documents = (
+            pool.submit(
+                period_documents,
+                name=serving.name,
+                period=chosen,
+                ids=ids,
+                scores=scores,
+                selection=selection,
+                groups=groups,
+                features=rows,
+                monitoring=monitoring,
+            )
+            if monitoring is not None
+            else None
+        )
+        try:
+            reasons = reasons_for(chosen_rows)
+            return _write_queue(
+                db,
+                serving,
+                chosen,
+                rows,
+                ids,
+                scores,
+                percentiles,
+                bands,
+                areas,
+                groups,
+                selection,
+                chosen_rows,
+                reasons,
+                opted,
+                eligible,
+                monitoring,
+                documents,
+                progress=progress,
+                left_out=left_out,
+            )
+        except BaseException:
+            if documents is not None and monitoring is not None:
+                _drop_unbound(db, monitoring.folder, documents)
+            raise
+
+
+def _drop_unbound(db: Database, folder: Path, documents: Future[PeriodDocuments]) -> None:
+    """After a failed write: remove the snapshot file written for it, unless a committed row
+    binds that file (the same content scored before)."""
+    try:
+        written = documents.result().snapshot
+    except Exception:  # the documents failed too: nothing was written, or it is reported
+        return
+    with db.session() as session:
+        bound = session.scalars(
+            select(ScoredPeriod.id).where(ScoredPeriod.snapshot == written)
+        ).first()
+    if bound is None:
+        (folder / written).unlink(missing_ok=True)
+
+
+def _write_queue(
+    db: Database,
+    serving: Serving,
+    chosen: str,
+    rows: pd.DataFrame,
+    ids: np.ndarray,
+    scores: np.ndarray,
+    percentiles: np.ndarray,
+    bands: np.ndarray,
+    areas: np.ndarray | None,
+    groups: dict[str, np.ndarray],
+    selection: Selection,
+    chosen_rows: np.ndarray,
+    reasons: list[list[dict[str, object]]],
+    opted: list[str],
+    eligible: np.ndarray,
+    monitoring: Monitoring | None,
+    documents: Future[PeriodDocuments] | None,
+    *,
+    progress: Callable[[str], None],
+    left_out: int,
+) -> BatchResult:
+    """:func:`_queue_scored`'s transaction: the queue, its group counts and the monitoring row."""
     sources = ["list"] * len(selection.listed) + ["lottery"] * len(selection.lottery)
-    reasons = reasons_for(chosen_rows)
     entries = [
         {
             "model_name": serving.name,
@@ -363,6 +456,7 @@ def _queue_scored(
                 groups=groups,
                 features=rows,
                 monitoring=monitoring,
+                documents=documents.result() if documents is not None else None,
             )
             if previous == kept.snapshot:
                 previous = None
@@ -570,8 +664,11 @@ def _replace_queue(session: Session, name: str, period: str, entries: list[dict[
             changed,
         )
     added = [e for e in entries if e["person_id"] not in existing]
-    if added:
-        connection.execute(insert(table), added)
+    if added:  # handed to the driver as rows (one time of creation: one transaction)
+        keys = tuple(added[0])
+        values = itemgetter(*keys)
+        now = utcnow()
+        insert_rows(connection, table, (*keys, "created_at"), [(*values(e), now) for e in added])
 
 
 def _record_groups(

@@ -5,7 +5,9 @@ the exact additive model, the feature schema with its reason templates and servi
 validation population's score distribution (for percentiles) and the capacity cut-offs (for
 bands). It is stored as one JSON document, so loading it never executes code.
 
-:class:`OutreachPyfunc` adapts it to MLflow's ``pyfunc`` interface.
+:class:`model.pyfunc_wrapper.OutreachPyfunc` adapts it to MLflow's ``pyfunc`` interface; it lives
+in its own module so that scoring does not import MLflow's pyfunc machinery. The name
+``model.scorer.OutreachPyfunc`` still resolves (lazily), for model folders logged with it.
 """
 
 from __future__ import annotations
@@ -19,7 +21,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from mlflow.pyfunc import PythonModel
 
 from kernel.errors import DataValidationError
 from model.additive import AdditiveModel, sigmoid
@@ -425,11 +426,11 @@ def scored_frame(model: ScoringModel, frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-class OutreachPyfunc(PythonModel):
-    """MLflow pyfunc adapter: loads the JSON scoring model, returns scored rows."""
+def __getattr__(name: str) -> Any:
+    """``OutreachPyfunc``, imported on first use: model folders logged before it moved to
+    :mod:`model.pyfunc_wrapper` run ``from model.scorer import OutreachPyfunc`` when loaded."""
+    if name == "OutreachPyfunc":
+        from model.pyfunc_wrapper import OutreachPyfunc
 
-    def load_context(self, context: Any) -> None:
-        self.model = ScoringModel.load(context.artifacts["scoring_model"])
-
-    def predict(self, context: Any, model_input: pd.DataFrame, params: Any = None) -> pd.DataFrame:
-        return scored_frame(self.model, model_input)
+        return OutreachPyfunc
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
