@@ -109,13 +109,20 @@ def period_rows(
     problems = id_problems(rows[model.id_column], model.id_column)  # the one id rule
     if problems:
         raise DataValidationError("the data cannot be scored", details=problems)
-    months = pd.PeriodIndex.from_ordinals(ordinals[inside], freq="M").astype(str)
-    keys = pd.DataFrame({"id": rows[model.id_column].astype(str), "month": months})
-    if keys.duplicated().any():
-        where = ", ".join(sorted(set(keys.loc[keys.duplicated(), "month"])))
+    # Each row's month as text, each month's text made once; the ids compared as their texts
+    # (whole numbers as they are: one text per number).
+    codes, distinct = pd.factorize(ordinals[inside])
+    months = np.asarray([ordinal_to_period(int(o)) for o in distinct], dtype=object)[codes]
+    ids = rows[model.id_column]
+    keys = pd.DataFrame(
+        {"id": ids if pd.api.types.is_integer_dtype(ids.dtype) else ids.astype(str), "month": codes}
+    )
+    repeated = keys.duplicated().to_numpy()
+    if repeated.any():
+        where = ", ".join(sorted(set(months[repeated])))
         raise DataValidationError(f"duplicate {model.id_column} values in period {where}")
     if PERIOD_COLUMN not in rows.columns:
-        rows[PERIOD_COLUMN] = months.to_numpy()
+        rows[PERIOD_COLUMN] = months
     return chosen, rows
 
 
@@ -690,6 +697,9 @@ def _record_groups(
     connection.execute(
         delete(PeriodGroup).where(PeriodGroup.model_name == name, PeriodGroup.period == period)
     )
+    on_list = select(QueueEntry.id).where(
+        QueueEntry.model_name == name, QueueEntry.period == period, QueueEntry.rank > 0
+    )
     entry_ids = dict(
         connection.execute(
             select(QueueEntry.person_id, QueueEntry.id).where(
@@ -698,8 +708,9 @@ def _record_groups(
         ).all()
     )
     queued = [entry_ids[person] for person in ids[chosen_rows].tolist()]
-    for part in _chunks(queued):
-        connection.execute(delete(EntryGroup).where(EntryGroup.entry_id.in_(part)))
+    # The queued entries are the period's entries on the list (every other one was deleted or
+    # taken off it, rank 0): their old groups go in one statement, not in lists of ids.
+    connection.execute(delete(EntryGroup).where(EntryGroup.entry_id.in_(on_list)))
     selected = np.zeros(population, dtype=bool)
     selected[listed] = True
     for attribute, values in groups.items():

@@ -293,41 +293,57 @@ class ScoringModel:
         contributions = batch.contributions[index]
         order = np.argsort(-contributions, axis=1, kind="stable")[:, :top]
         picked = np.take_along_axis(contributions, order, axis=1)
-        count = (picked > 0).sum(axis=1)  # sorted descending: the positive ones come first
-        used = np.unique(order[picked > 0])
-        values: dict[int, list[Any]] = {
-            int(j): batch.values[self.features[j].name][index].tolist() for j in used
-        }
+        positive = picked > 0  # sorted descending: the positive ones come first
         texts = self._reason_texts
         if len(texts) > _TEXT_CACHE:
             texts.clear()
+        # Every (record, place) with a positive contribution, record by record, and what its
+        # feature's value says: each distinct value of a feature rendered (or looked up) once.
+        records, places = np.nonzero(positive)
+        features = order[records, places]
+        chosen = np.empty(len(records), dtype=np.intp)
+        said: list[tuple[str, object, str, str | None]] = []
+        for j in np.unique(features).tolist():
+            at = np.flatnonzero(features == j)
+            column = np.asarray(batch.values[self.features[j].name])[index[records[at]]]
+            codes, distinct = pd.factorize(column, use_na_sentinel=False)
+            chosen[at] = len(said) + codes
+            said.extend(self._said(texts, j, value) for value in distinct.tolist())
+        made = [
+            {
+                "feature": feature,
+                "value": value,
+                "contribution": round(amount, 6),
+                "text": text,
+                "service": service,
+            }
+            for (feature, value, text, service), amount in zip(
+                map(said.__getitem__, chosen.tolist()),
+                picked[records, places].tolist(),
+                strict=True,
+            )
+        ]
         out: list[list[dict[str, object]]] = []
-        for r, (features, amounts, n) in enumerate(
-            zip(order.tolist(), picked.tolist(), count.tolist(), strict=True)
-        ):
-            reasons = []
-            for j, amount in zip(features[:n], amounts[:n], strict=True):
-                value = values[j][r]
-                if is_missing(value):  # one key for every gap (NaN is not equal to itself)
-                    value = None
-                key = (j, value)
-                found = texts.get(key)
-                if found is None:
-                    feature = self.features[j]
-                    reason = Reason(feature.name, value, 0.0, feature.render_reason(value), None)
-                    found = texts[key] = (reason.to_dict()["value"], reason.text)
-                feature = self.features[j]
-                reasons.append(
-                    {
-                        "feature": feature.name,
-                        "value": found[0],
-                        "contribution": round(amount, 6),
-                        "text": found[1],
-                        "service": feature.service,
-                    }
-                )
-            out.append(reasons)
+        start = 0
+        for count in positive.sum(axis=1).tolist():
+            out.append(made[start : start + count])
+            start += count
         return out
+
+    def _said(
+        self, texts: dict[tuple[int, object], tuple[object, str]], j: int, value: object
+    ) -> tuple[str, object, str, str | None]:
+        """Feature ``j``'s name, its value as a reason shows it, the reason's text, and its
+        service, for one value (rendered once per model and value)."""
+        if is_missing(value):  # one key for every gap (NaN is not equal to itself)
+            value = None
+        key = (j, value)
+        feature = self.features[j]
+        found = texts.get(key)
+        if found is None:
+            reason = Reason(feature.name, value, 0.0, feature.render_reason(value), None)
+            found = texts[key] = (reason.to_dict()["value"], reason.text)
+        return feature.name, found[0], found[1], feature.service
 
     def to_dict(self) -> dict[str, Any]:
         return {

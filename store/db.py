@@ -452,7 +452,11 @@ def insert_rows(
     if defaulted:
         connection.execute(insert(table), [dict(zip(columns, r, strict=True)) for r in rows])
         return
-    processors = [table.c[name].type.bind_processor(dialect) for name in columns]
+    # The type's implementation for this database converts (psycopg's JSON, SQLite's dates),
+    # as SQLAlchemy's own statement would.
+    processors = [
+        table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in columns
+    ]
     if any(p is not None for p in processors):
         converted = [
             list(values) if p is None else [p(v) for v in values]

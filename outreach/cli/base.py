@@ -129,10 +129,13 @@ def check_month(ctx: click.Context, param: click.Parameter, value: str | None) -
     return value
 
 
-def served_source(home: Home, model_name: str, *, verb: str, degraded: bool = True) -> Any:
+def served_source(
+    home: Home, model_name: str, *, verb: str, degraded: bool = True, db: Any = None
+) -> Any:
     """The model source after one poll, resolved exactly as the service resolves it (the
     attestation log checked against its anchored head, the freeze pin, production mode), or
-    exit 3 in the service's words (``degraded``: whether a last-known-good copy will do)."""
+    exit 3 in the service's words (``degraded``: whether a last-known-good copy will do).
+    ``db``: the service database, when the caller opened it already."""
 
     from lifecycle.model_source import ModelSource
     from service.startup import environment_mode
@@ -142,7 +145,7 @@ def served_source(home: Home, model_name: str, *, verb: str, degraded: bool = Tr
         home.ensure(),
         model_name,
         production=environment_mode(settings.current().mode) == "production",
-        anchors=DatabaseAnchors(open_service_db(home)),
+        anchors=DatabaseAnchors(db if db is not None else open_service_db(home)),
     )
     source.refresh()
     current = source.current
@@ -184,14 +187,15 @@ class QueueTarget:
     monitoring: Any
 
 
-def queue_target(home: Home, audit_id: str) -> QueueTarget:
-    """The :class:`QueueTarget` of the serving model's audit ``audit_id`` (its report read once)."""
+def queue_target(home: Home, audit_id: str, *, db: Any = None) -> QueueTarget:
+    """The :class:`QueueTarget` of the serving model's audit ``audit_id`` (its report read once;
+    ``db``: the service database, when the caller opened it already)."""
     from monitoring.group_shares import audited_attributes
     from monitoring.periods import Monitoring
 
     report = audit_report(home, audit_id)
     return QueueTarget(
-        open_service_db(home),
+        db if db is not None else open_service_db(home),
         audited_attributes(report) if report is not None else [],
         Monitoring.from_report(home.monitoring, report),
     )

@@ -63,7 +63,8 @@ def score_command(
         return
     from model.data import read_month, read_table
 
-    serving = served_source(home, model_name, verb="score with").current
+    db = open_service_db(home)  # one connection for the model's anchors and the queue
+    serving = served_source(home, model_name, verb="score with", db=db).current
     assert serving is not None
     if out is not None and period is None:
         frame = read_table(data)  # every period
@@ -72,7 +73,7 @@ def score_command(
         # One month: from Parquet only its rows are read (the filter is pushed into the
         # reader); a CSV cannot be filtered while it is read, so it is read whole. The file is
         # read on a second thread (Arrow decodes without holding the interpreter) while this
-        # one imports the scoring code and opens the queue's database.
+        # one imports the scoring code and reads the audit report.
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="outreach-read") as pool:
             reading = pool.submit(
                 read_month,
@@ -83,7 +84,7 @@ def score_command(
             )
             import jobs.batch  # noqa: F401  (while the file is read)
 
-            target = None if out is not None else queue_target(home, serving.audit_id)
+            target = None if out is not None else queue_target(home, serving.audit_id, db=db)
             frame, pushed = reading.result()
         if not pushed:
             progress(
@@ -95,7 +96,7 @@ def score_command(
     if out is not None:
         from model.synthetic import write_population
 
-        scored = score_file(open_service_db(home), serving, frame, period=period)
+        scored = score_file(db, serving, frame, period=period)
         write_population(scored.frame, out)
         click.echo(
             f"wrote {len(scored.frame):,} scored rows of {', '.join(scored.periods)} to {out} "

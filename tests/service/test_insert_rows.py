@@ -125,4 +125,7 @@ def test_converted_columns_handed_to_the_driver_read_back_as_a_plain_insert(
             ]
 
     assert entries(fast) == entries(plain)
+    stored = "SELECT person_id, reasons, created_at FROM queue_entries WHERE period = '2024-03'"
+    with fast.transaction() as one, plain.transaction() as other:  # the very same texts
+        assert one.exec_driver_sql(stored).all() == other.exec_driver_sql(stored).all()
     assert len(entries(fast)) == 3 and entries(fast)[0][1][0]["text"] == 'Nörth "q"'
