@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +28,12 @@ from model.rules import month_problem
 from model.scorer import scored_frame
 from monitoring.periods import (
     Monitoring,
+    PeriodDocuments,
+    Selection,
     forget_people,
     keep_period,
     lottery_seed,
+    period_documents,
     scored_period,
     select_people,
 )
@@ -39,7 +44,9 @@ from store.db import (
     Outcome,
     PeriodGroup,
     QueueEntry,
+    ScoredPeriod,
     insert_rows,
+    utcnow,
 )
 
 CHUNK = 100_000
@@ -102,13 +109,20 @@ def period_rows(
     problems = id_problems(rows[model.id_column], model.id_column)  # the one id rule
     if problems:
         raise DataValidationError("the data cannot be scored", details=problems)
-    months = pd.PeriodIndex.from_ordinals(ordinals[inside], freq="M").astype(str)
-    keys = pd.DataFrame({"id": rows[model.id_column].astype(str), "month": months})
-    if keys.duplicated().any():
-        where = ", ".join(sorted(set(keys.loc[keys.duplicated(), "month"])))
+    # Each row's month as text, each month's text made once; the ids compared as their texts
+    # (whole numbers as they are: one text per number).
+    codes, distinct = pd.factorize(ordinals[inside])
+    months = np.asarray([ordinal_to_period(int(o)) for o in distinct], dtype=object)[codes]
+    ids = rows[model.id_column]
+    keys = pd.DataFrame(
+        {"id": ids if pd.api.types.is_integer_dtype(ids.dtype) else ids.astype(str), "month": codes}
+    )
+    repeated = keys.duplicated().to_numpy()
+    if repeated.any():
+        where = ", ".join(sorted(set(months[repeated])))
         raise DataValidationError(f"duplicate {model.id_column} values in period {where}")
     if PERIOD_COLUMN not in rows.columns:
-        rows[PERIOD_COLUMN] = months.to_numpy()
+        rows[PERIOD_COLUMN] = months
     return chosen, rows
 
 
@@ -308,8 +322,94 @@ def _queue_scored(
         lottery_seed(serving.name, serving.version, serving.audit_id, chosen),
     )
     chosen_rows = np.concatenate([selection.listed, selection.lottery]).astype(np.int64)
+    # The period's monitoring documents (snapshot file, estimates, drift) touch no database: they
+    # are computed on a second thread while this one explains the queued records and writes the
+    # queue, and recorded in the same transaction once both are done. If the write fails, the
+    # snapshot file written for it goes (unless a committed row binds the same file).
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="outreach-monitoring") as pool:
+        documents = (
+            pool.submit(
+                period_documents,
+                name=serving.name,
+                period=chosen,
+                ids=ids,
+                scores=scores,
+                selection=selection,
+                groups=groups,
+                features=rows,
+                monitoring=monitoring,
+            )
+            if monitoring is not None
+            else None
+        )
+        try:
+            reasons = reasons_for(chosen_rows)
+            return _write_queue(
+                db,
+                serving,
+                chosen,
+                rows,
+                ids,
+                scores,
+                percentiles,
+                bands,
+                areas,
+                groups,
+                selection,
+                chosen_rows,
+                reasons,
+                opted,
+                eligible,
+                monitoring,
+                documents,
+                progress=progress,
+                left_out=left_out,
+            )
+        except BaseException:
+            if documents is not None and monitoring is not None:
+                _drop_unbound(db, monitoring.folder, documents)
+            raise
+
+
+def _drop_unbound(db: Database, folder: Path, documents: Future[PeriodDocuments]) -> None:
+    """After a failed write: remove the snapshot file written for it, unless a committed row
+    binds that file (the same content scored before)."""
+    try:
+        written = documents.result().snapshot
+    except Exception:  # the documents failed too: nothing was written, or it is reported
+        return
+    with db.session() as session:
+        bound = session.scalars(
+            select(ScoredPeriod.id).where(ScoredPeriod.snapshot == written)
+        ).first()
+    if bound is None:
+        (folder / written).unlink(missing_ok=True)
+
+
+def _write_queue(
+    db: Database,
+    serving: Serving,
+    chosen: str,
+    rows: pd.DataFrame,
+    ids: np.ndarray,
+    scores: np.ndarray,
+    percentiles: np.ndarray,
+    bands: np.ndarray,
+    areas: np.ndarray | None,
+    groups: dict[str, np.ndarray],
+    selection: Selection,
+    chosen_rows: np.ndarray,
+    reasons: list[list[dict[str, object]]],
+    opted: list[str],
+    eligible: np.ndarray,
+    monitoring: Monitoring | None,
+    documents: Future[PeriodDocuments] | None,
+    *,
+    progress: Callable[[str], None],
+    left_out: int,
+) -> BatchResult:
+    """:func:`_queue_scored`'s transaction: the queue, its group counts and the monitoring row."""
     sources = ["list"] * len(selection.listed) + ["lottery"] * len(selection.lottery)
-    reasons = reasons_for(chosen_rows)
     entries = [
         {
             "model_name": serving.name,
@@ -363,6 +463,7 @@ def _queue_scored(
                 groups=groups,
                 features=rows,
                 monitoring=monitoring,
+                documents=documents.result() if documents is not None else None,
             )
             if previous == kept.snapshot:
                 previous = None
@@ -570,8 +671,11 @@ def _replace_queue(session: Session, name: str, period: str, entries: list[dict[
             changed,
         )
     added = [e for e in entries if e["person_id"] not in existing]
-    if added:
-        connection.execute(insert(table), added)
+    if added:  # handed to the driver as rows (one time of creation: one transaction)
+        keys = tuple(added[0])
+        values = itemgetter(*keys)
+        now = utcnow()
+        insert_rows(connection, table, (*keys, "created_at"), [(*values(e), now) for e in added])
 
 
 def _record_groups(
@@ -593,6 +697,9 @@ def _record_groups(
     connection.execute(
         delete(PeriodGroup).where(PeriodGroup.model_name == name, PeriodGroup.period == period)
     )
+    on_list = select(QueueEntry.id).where(
+        QueueEntry.model_name == name, QueueEntry.period == period, QueueEntry.rank > 0
+    )
     entry_ids = dict(
         connection.execute(
             select(QueueEntry.person_id, QueueEntry.id).where(
@@ -601,8 +708,9 @@ def _record_groups(
         ).all()
     )
     queued = [entry_ids[person] for person in ids[chosen_rows].tolist()]
-    for part in _chunks(queued):
-        connection.execute(delete(EntryGroup).where(EntryGroup.entry_id.in_(part)))
+    # The queued entries are the period's entries on the list (every other one was deleted or
+    # taken off it, rank 0): their old groups go in one statement, not in lists of ids.
+    connection.execute(delete(EntryGroup).where(EntryGroup.entry_id.in_(on_list)))
     selected = np.zeros(population, dtype=bool)
     selected[listed] = True
     for attribute, values in groups.items():

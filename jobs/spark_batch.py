@@ -27,11 +27,13 @@ from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kernel.errors import BadInputError, DataValidationError, JobFailedError
-from lifecycle.verified_loading import LoadedModel
 from model.rules import month_problem
+
+if TYPE_CHECKING:  # batch scoring imports this module's column names, not the model loading
+    from lifecycle.verified_loading import LoadedModel
 
 #: The partition column of the output (the input's time column keeps its own name and values).
 PERIOD_COLUMN = "scored_period"

@@ -145,7 +145,18 @@ def report_path(audits: Path, audit_id: str) -> Path:
 
 def read_report(registry: Registry, audit_id: str) -> dict[str, Any]:
     """A stored audit report by id."""
-    return dict(json.loads(report_path(registry.home.audits, audit_id).read_text()))
+    return report_in(registry.home.audits, audit_id)
+
+
+def report_in(audits: Path, audit_id: str) -> dict[str, Any]:
+    """A stored audit report by id, from the folder ``audits`` (no registry needed).
+
+    Raises
+    ------
+    NotFoundError
+        If the id is malformed or no report is stored under it.
+    """
+    return dict(json.loads(report_path(audits, audit_id).read_text()))
 
 
 def report_sha256(audits: Path, audit_id: str) -> str | None:

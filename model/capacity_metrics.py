@@ -11,7 +11,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
 
 
 def top_k_rows(
@@ -114,6 +113,9 @@ def capacity_metrics(
 
     ``brier`` is only computed when ``scores`` are probabilities.
     """
+    # Here, not at the top: scoring a period imports this module for its top-k rule only.
+    from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
+
     labels = np.asarray(labels, dtype=int)
     selected = np.asarray(selected, dtype=bool)
     positives = int(labels.sum())

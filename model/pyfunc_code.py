@@ -7,6 +7,6 @@ this code, the scoring model's JSON and MLflow's own descriptors. The package ne
 
 from mlflow.models import set_model
 
-from model.scorer import OutreachPyfunc
+from model.pyfunc_wrapper import OutreachPyfunc
 
 set_model(OutreachPyfunc())

@@ -19,16 +19,18 @@ A :class:`Reason` is one feature that raised a score, in the spec's plain words.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
-from sklearn.calibration import CalibratedClassifierCV
-from sklearn.pipeline import Pipeline
 
 from kernel.errors import SpecError
 from model.additive import AdditiveModel, Term
-from model.candidates import category_features, gap_numeric_features, numeric_features
 from model.spec import ExperimentSpec, is_missing
+
+if TYPE_CHECKING:  # scikit-learn only where a fitted pipeline is compiled (training), not scoring
+    import pandas as pd
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.pipeline import Pipeline
 
 TOP_REASONS = 3
 
@@ -40,6 +42,10 @@ def _indicator_inputs(pipeline: Pipeline) -> int:
 
 
 def _logistic_terms(pipeline: Pipeline, spec: ExperimentSpec) -> tuple[list[Term], float]:
+    from sklearn.pipeline import Pipeline
+
+    from model.candidates import category_features, gap_numeric_features, numeric_features
+
     preprocess, estimator = pipeline.named_steps["features"], pipeline.named_steps["model"]
     coef = estimator.coef_.ravel()
     # The treatment indicator's coefficient, last, is left out: at 0 it adds nothing.
@@ -100,6 +106,8 @@ def _tree_thresholds(estimator: object, n_columns: int) -> list[np.ndarray]:
 
 
 def _boosted_terms(pipeline: Pipeline, spec: ExperimentSpec) -> tuple[list[Term], float]:
+    from model.candidates import category_features, numeric_features
+
     estimator = pipeline.named_steps["model"]
     numeric = numeric_features(spec)
     categorical = category_features(spec)

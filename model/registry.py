@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib.metadata import version as package_version
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import mlflow
 import numpy as np
@@ -27,7 +27,9 @@ from mlflow.tracking import MlflowClient
 from kernel.home import Home
 from kernel.settings import current
 from model.scorer import ARTIFACT_NAME, PYFUNC_CODE, scored_frame
-from model.train import CandidateResult, TrainingResult
+
+if TYPE_CHECKING:  # training (and scikit-learn) only for logging a run, not for loading a model
+    from model.train import CandidateResult, TrainingResult
 
 Progress = Callable[[str], None]
 

@@ -5,7 +5,9 @@ the exact additive model, the feature schema with its reason templates and servi
 validation population's score distribution (for percentiles) and the capacity cut-offs (for
 bands). It is stored as one JSON document, so loading it never executes code.
 
-:class:`OutreachPyfunc` adapts it to MLflow's ``pyfunc`` interface.
+:class:`model.pyfunc_wrapper.OutreachPyfunc` adapts it to MLflow's ``pyfunc`` interface; it lives
+in its own module so that scoring does not import MLflow's pyfunc machinery. The name
+``model.scorer.OutreachPyfunc`` still resolves (lazily), for model folders logged with it.
 """
 
 from __future__ import annotations
@@ -19,7 +21,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from mlflow.pyfunc import PythonModel
 
 from kernel.errors import DataValidationError
 from model.additive import AdditiveModel, sigmoid
@@ -292,41 +293,57 @@ class ScoringModel:
         contributions = batch.contributions[index]
         order = np.argsort(-contributions, axis=1, kind="stable")[:, :top]
         picked = np.take_along_axis(contributions, order, axis=1)
-        count = (picked > 0).sum(axis=1)  # sorted descending: the positive ones come first
-        used = np.unique(order[picked > 0])
-        values: dict[int, list[Any]] = {
-            int(j): batch.values[self.features[j].name][index].tolist() for j in used
-        }
+        positive = picked > 0  # sorted descending: the positive ones come first
         texts = self._reason_texts
         if len(texts) > _TEXT_CACHE:
             texts.clear()
+        # Every (record, place) with a positive contribution, record by record, and what its
+        # feature's value says: each distinct value of a feature rendered (or looked up) once.
+        records, places = np.nonzero(positive)
+        features = order[records, places]
+        chosen = np.empty(len(records), dtype=np.intp)
+        said: list[tuple[str, object, str, str | None]] = []
+        for j in np.unique(features).tolist():
+            at = np.flatnonzero(features == j)
+            column = np.asarray(batch.values[self.features[j].name])[index[records[at]]]
+            codes, distinct = pd.factorize(column, use_na_sentinel=False)
+            chosen[at] = len(said) + codes
+            said.extend(self._said(texts, j, value) for value in distinct.tolist())
+        made = [
+            {
+                "feature": feature,
+                "value": value,
+                "contribution": round(amount, 6),
+                "text": text,
+                "service": service,
+            }
+            for (feature, value, text, service), amount in zip(
+                map(said.__getitem__, chosen.tolist()),
+                picked[records, places].tolist(),
+                strict=True,
+            )
+        ]
         out: list[list[dict[str, object]]] = []
-        for r, (features, amounts, n) in enumerate(
-            zip(order.tolist(), picked.tolist(), count.tolist(), strict=True)
-        ):
-            reasons = []
-            for j, amount in zip(features[:n], amounts[:n], strict=True):
-                value = values[j][r]
-                if is_missing(value):  # one key for every gap (NaN is not equal to itself)
-                    value = None
-                key = (j, value)
-                found = texts.get(key)
-                if found is None:
-                    feature = self.features[j]
-                    reason = Reason(feature.name, value, 0.0, feature.render_reason(value), None)
-                    found = texts[key] = (reason.to_dict()["value"], reason.text)
-                feature = self.features[j]
-                reasons.append(
-                    {
-                        "feature": feature.name,
-                        "value": found[0],
-                        "contribution": round(amount, 6),
-                        "text": found[1],
-                        "service": feature.service,
-                    }
-                )
-            out.append(reasons)
+        start = 0
+        for count in positive.sum(axis=1).tolist():
+            out.append(made[start : start + count])
+            start += count
         return out
+
+    def _said(
+        self, texts: dict[tuple[int, object], tuple[object, str]], j: int, value: object
+    ) -> tuple[str, object, str, str | None]:
+        """Feature ``j``'s name, its value as a reason shows it, the reason's text, and its
+        service, for one value (rendered once per model and value)."""
+        if is_missing(value):  # one key for every gap (NaN is not equal to itself)
+            value = None
+        key = (j, value)
+        feature = self.features[j]
+        found = texts.get(key)
+        if found is None:
+            reason = Reason(feature.name, value, 0.0, feature.render_reason(value), None)
+            found = texts[key] = (reason.to_dict()["value"], reason.text)
+        return feature.name, found[0], found[1], feature.service
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -425,11 +442,11 @@ def scored_frame(model: ScoringModel, frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-class OutreachPyfunc(PythonModel):
-    """MLflow pyfunc adapter: loads the JSON scoring model, returns scored rows."""
+def __getattr__(name: str) -> Any:
+    """``OutreachPyfunc``, imported on first use: model folders logged before it moved to
+    :mod:`model.pyfunc_wrapper` run ``from model.scorer import OutreachPyfunc`` when loaded."""
+    if name == "OutreachPyfunc":
+        from model.pyfunc_wrapper import OutreachPyfunc
 
-    def load_context(self, context: Any) -> None:
-        self.model = ScoringModel.load(context.artifacts["scoring_model"])
-
-    def predict(self, context: Any, model_input: pd.DataFrame, params: Any = None) -> pd.DataFrame:
-        return scored_frame(self.model, model_input)
+        return OutreachPyfunc
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

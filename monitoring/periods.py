@@ -254,12 +254,20 @@ def period_stem(name: str, period: str, kind: str) -> str:
     return f"{name}/{period}.{kind}"
 
 
-def keep_period(
-    session: Session,
+@dataclass(frozen=True)
+class PeriodDocuments:
+    """What :func:`keep_period` records of a scored period beyond its row: the snapshot file
+    (written, bound by its sha256), the estimates and the drift document."""
+
+    snapshot: str
+    snapshot_sha256: str
+    estimates: dict[str, Any]
+    drift: dict[str, Any] | None
+
+
+def period_documents(
     *,
     name: str,
-    version: str,
-    audit_id: str,
     period: str,
     ids: np.ndarray,
     scores: np.ndarray,
@@ -267,14 +275,13 @@ def keep_period(
     groups: Mapping[str, np.ndarray],
     features: pd.DataFrame,
     monitoring: Monitoring,
-) -> ScoredPeriod:
-    """Write the period's snapshot and its ``ScoredPeriod`` row (estimates and drift included).
-
-    The snapshot file is named by its content, so the row the transaction replaces keeps
-    pointing at its own file until the new row commits.
-    """
+) -> PeriodDocuments:
+    """The period's snapshot (written under the monitoring folder, named by its content), its
+    estimates and its drift: no database is touched, so it may run beside the queue's writes
+    (:func:`keep_period` records the result in the same transaction as the queue)."""
     frame = snapshot_frame(ids, scores, selection, groups)
     path, digest = write_bound(monitoring.folder, period_stem(name, period, "snapshot"), frame)
+    del frame
     on_list = np.zeros(len(ids), dtype=bool)
     on_list[selection.listed] = True
     estimates = estimate_performance(
@@ -296,6 +303,43 @@ def keep_period(
         if monitoring.reference
         else None
     )
+    return PeriodDocuments(path, digest, estimates, drifted)
+
+
+def keep_period(
+    session: Session,
+    *,
+    name: str,
+    version: str,
+    audit_id: str,
+    period: str,
+    ids: np.ndarray,
+    scores: np.ndarray,
+    selection: Selection,
+    groups: Mapping[str, np.ndarray],
+    features: pd.DataFrame,
+    monitoring: Monitoring,
+    documents: PeriodDocuments | None = None,
+) -> ScoredPeriod:
+    """Write the period's snapshot and its ``ScoredPeriod`` row (estimates and drift included).
+
+    ``documents``: :func:`period_documents` of these same arguments, when the caller computed
+    them already (computed here otherwise).
+
+    The snapshot file is named by its content, so the row the transaction replaces keeps
+    pointing at its own file until the new row commits.
+    """
+    if documents is None:
+        documents = period_documents(
+            name=name,
+            period=period,
+            ids=ids,
+            scores=scores,
+            selection=selection,
+            groups=groups,
+            features=features,
+            monitoring=monitoring,
+        )
     row = session.scalars(
         select(ScoredPeriod).where(ScoredPeriod.model_name == name, ScoredPeriod.period == period)
     ).one_or_none()
@@ -309,10 +353,10 @@ def keep_period(
     row.band_end = selection.band_end
     row.lottery_places = selection.places
     row.lottery_seed = selection.seed
-    row.snapshot = path
-    row.snapshot_sha256 = digest
-    row.estimates = estimates
-    row.drift = drifted
+    row.snapshot = documents.snapshot
+    row.snapshot_sha256 = documents.snapshot_sha256
+    row.estimates = documents.estimates
+    row.drift = documents.drift
     session.flush()
     return row
 

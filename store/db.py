@@ -438,23 +438,31 @@ def insert_rows(
 ) -> None:
     """Insert ``rows`` (tuples in ``columns``' order) into ``table`` in one executemany.
 
-    Where every value goes to the driver as it is (no column of ``columns`` needs a type
-    conversion on this database, no other column has a Python-side default) the statement and
-    rows are handed straight to the driver: at a few hundred thousand rows, SQLAlchemy's
-    building of each row's parameters costs more than the database's own insert. Otherwise the
+    Where no other column of the table has a Python-side default, the statement and rows are
+    handed straight to the driver: at tens of thousands of rows, SQLAlchemy's building of each
+    row's parameters costs more than the database's own insert. A column whose type converts
+    its values for this database (JSON, dates on SQLite) has them converted here, by the same
+    conversion SQLAlchemy applies, one column at a time. Otherwise (a default to fill in) the
     plain ``insert(table)`` runs, with its conversions and defaults.
     """
     if not rows:
         return
     dialect = connection.dialect
-    plain = any(
-        (c.name in columns and c.type.bind_processor(dialect) is not None)
-        or (c.name not in columns and c.default is not None)
-        for c in table.c
-    )
-    if plain:
+    defaulted = any(c.name not in columns and c.default is not None for c in table.c)
+    if defaulted:
         connection.execute(insert(table), [dict(zip(columns, r, strict=True)) for r in rows])
         return
+    # The type's implementation for this database converts (psycopg's JSON, SQLite's dates),
+    # as SQLAlchemy's own statement would.
+    processors = [
+        table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in columns
+    ]
+    if any(p is not None for p in processors):
+        converted = [
+            list(values) if p is None else [p(v) for v in values]
+            for p, values in zip(processors, zip(*rows, strict=True), strict=True)
+        ]
+        rows = list(zip(*converted, strict=True))
     compiled = insert(table).compile(dialect=dialect, column_keys=list(columns))
     params: list[Any]
     if compiled.positional:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import wraps
 from typing import Any, TypeVar
 
@@ -100,15 +101,23 @@ def plural(count: int, word: str) -> str:
     return f"{count} {word}{'' if count == 1 else 's'}"
 
 
-def monitored_attributes(home: Home, audit_id: str) -> list[str]:
-    """The sensitive attributes the serving model's audit covered (for monitoring counts)."""
-    from lifecycle.catalogue import read_report
-    from monitoring.group_shares import audited_attributes
+def audit_report(home: Home, audit_id: str) -> dict[str, Any] | None:
+    """The stored audit report ``audit_id`` of the home (``None`` if there is none), read from
+    the home's audits folder: no registry connection is needed for it."""
+    from lifecycle.catalogue import report_in
 
     try:
-        return audited_attributes(read_report(open_registry(home), audit_id))
+        return report_in(home.audits, audit_id)
     except OutreachError:
-        return []
+        return None
+
+
+def monitored_attributes(home: Home, audit_id: str) -> list[str]:
+    """The sensitive attributes the serving model's audit covered (for monitoring counts)."""
+    from monitoring.group_shares import audited_attributes
+
+    report = audit_report(home, audit_id)
+    return audited_attributes(report) if report is not None else []
 
 
 def check_month(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
@@ -120,10 +129,13 @@ def check_month(ctx: click.Context, param: click.Parameter, value: str | None) -
     return value
 
 
-def served_source(home: Home, model_name: str, *, verb: str, degraded: bool = True) -> Any:
+def served_source(
+    home: Home, model_name: str, *, verb: str, degraded: bool = True, db: Any = None
+) -> Any:
     """The model source after one poll, resolved exactly as the service resolves it (the
     attestation log checked against its anchored head, the freeze pin, production mode), or
-    exit 3 in the service's words (``degraded``: whether a last-known-good copy will do)."""
+    exit 3 in the service's words (``degraded``: whether a last-known-good copy will do).
+    ``db``: the service database, when the caller opened it already."""
 
     from lifecycle.model_source import ModelSource
     from service.startup import environment_mode
@@ -133,7 +145,7 @@ def served_source(home: Home, model_name: str, *, verb: str, degraded: bool = Tr
         home.ensure(),
         model_name,
         production=environment_mode(settings.current().mode) == "production",
-        anchors=DatabaseAnchors(open_service_db(home)),
+        anchors=DatabaseAnchors(db if db is not None else open_service_db(home)),
     )
     source.refresh()
     current = source.current
@@ -165,18 +177,51 @@ def verified_production(home: Home, model_name: str) -> Any:
     )
 
 
+@dataclass(frozen=True)
+class QueueTarget:
+    """Where a period is written and what is kept with it: the service database, the audited
+    sensitive attributes whose group counts are kept, and the monitoring settings."""
+
+    db: Any
+    attributes: list[str]
+    monitoring: Any
+
+
+def queue_target(home: Home, audit_id: str, *, db: Any = None) -> QueueTarget:
+    """The :class:`QueueTarget` of the serving model's audit ``audit_id`` (its report read once;
+    ``db``: the service database, when the caller opened it already)."""
+    from monitoring.group_shares import audited_attributes
+    from monitoring.periods import Monitoring
+
+    report = audit_report(home, audit_id)
+    return QueueTarget(
+        db if db is not None else open_service_db(home),
+        audited_attributes(report) if report is not None else [],
+        Monitoring.from_report(home.monitoring, report),
+    )
+
+
 def write_into_queue(
-    home: Home, serving: Any, write: Callable[..., Any], frame: Any, period: str | None, verb: str
+    home: Home,
+    serving: Any,
+    write: Callable[..., Any],
+    frame: Any,
+    period: str | None,
+    verb: str,
+    *,
+    target: QueueTarget | None = None,
 ) -> None:
     """Write a period into the queue (``score_period`` or ``load_period``) with its group counts
-    and monitoring, and say what was done."""
+    and monitoring, and say what was done. ``target``: :func:`queue_target`, when the caller
+    prepared it already."""
+    target = target or queue_target(home, serving.audit_id)
     result = write(
-        open_service_db(home),
+        target.db,
         serving,
         frame,
         period=period,
-        attributes=monitored_attributes(home, serving.audit_id),
-        monitoring=monitoring_for(home, serving.audit_id),
+        attributes=target.attributes,
+        monitoring=target.monitoring,
         progress=progress,
     )
     lottery = f" and {result.lottery:,} by the evaluation lottery" if result.lottery else ""
@@ -189,11 +234,6 @@ def write_into_queue(
 
 def monitoring_for(home: Home, audit_id: str) -> Any:
     """What scoring keeps for monitoring, from the serving model's audit report."""
-    from lifecycle.catalogue import read_report
     from monitoring.periods import Monitoring
 
-    try:
-        report = read_report(open_registry(home), audit_id)
-    except OutreachError:
-        report = None
-    return Monitoring.from_report(home.monitoring, report)
+    return Monitoring.from_report(home.monitoring, audit_report(home, audit_id))

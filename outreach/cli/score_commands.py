@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import click
@@ -14,6 +15,7 @@ from outreach.cli.base import (
     main,
     open_service_db,
     progress,
+    queue_target,
     reported,
     served_source,
     verified_production,
@@ -59,28 +61,42 @@ def score_command(
     if engine == "spark":
         _score_on_spark(home, data, period, model_name, out, master)
         return
-    from jobs.batch import score_file, score_period
     from model.data import read_month, read_table
 
-    serving = served_source(home, model_name, verb="score with").current
+    db = open_service_db(home)  # one connection for the model's anchors and the queue
+    serving = served_source(home, model_name, verb="score with", db=db).current
     assert serving is not None
     if out is not None and period is None:
         frame = read_table(data)  # every period
+        target = None
     else:
         # One month: from Parquet only its rows are read (the filter is pushed into the
-        # reader); a CSV cannot be filtered while it is read, so it is read whole.
-        frame, pushed = read_month(
-            data, serving.model.time_column, period, keep=[serving.model.id_column]
-        )
+        # reader); a CSV cannot be filtered while it is read, so it is read whole. The file is
+        # read on a second thread (Arrow decodes without holding the interpreter) while this
+        # one imports the scoring code and reads the audit report.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="outreach-read") as pool:
+            reading = pool.submit(
+                read_month,
+                data,
+                serving.model.time_column,
+                period,
+                keep=[serving.model.id_column],
+            )
+            import jobs.batch  # noqa: F401  (while the file is read)
+
+            target = None if out is not None else queue_target(home, serving.audit_id, db=db)
+            frame, pushed = reading.result()
         if not pushed:
             progress(
                 f"read every row of {data} ({Path(data).suffix or 'no extension'}: a month can "
                 "be read alone only from Parquet)"
             )
+    from jobs.batch import score_file, score_period
+
     if out is not None:
         from model.synthetic import write_population
 
-        scored = score_file(open_service_db(home), serving, frame, period=period)
+        scored = score_file(db, serving, frame, period=period)
         write_population(scored.frame, out)
         click.echo(
             f"wrote {len(scored.frame):,} scored rows of {', '.join(scored.periods)} to {out} "
@@ -89,7 +105,7 @@ def score_command(
             f"population, the same in every month); {scored.opted_out:,} opted out, not scored"
         )
         return
-    write_into_queue(home, serving, score_period, frame, period, "scored")
+    write_into_queue(home, serving, score_period, frame, period, "scored", target=target)
 
 
 def _score_on_spark(

@@ -9,9 +9,11 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 from click.testing import CliRunner
 from sqlalchemy import select
 
+import jobs.batch
 from jobs.batch import score_file, score_period
 from lifecycle.model_source import ModelSource
 from model.data import read_table
@@ -141,3 +143,45 @@ def test_the_queue_of_a_month_read_alone_is_the_queue_of_the_whole_file(
     mine, theirs = _kept(alone.db, alone.name, period), _kept(whole.db, whole.name, period)
     assert len(mine["entries"]) > 0 and len(mine["entry groups"]) > 0 and mine["groups"]
     assert mine == theirs
+
+
+def _files(folder: Path) -> set[str]:
+    return {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()}
+
+
+def test_a_failed_queue_write_keeps_the_old_queue_and_no_unbound_snapshot(
+    released: Released, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The snapshot is written on a second thread while the queue is written: when the queue's
+    transaction fails, the period's queue, counts and monitoring row are as they were, and the
+    snapshot file written for it is gone unless a committed row binds it (the same content)."""
+    mine = copy_released(released, tmp_path)
+    source = ModelSource(mine.home, mine.name)
+    source.refresh()
+    assert source.current is not None
+    again = mine.periods[-1]  # scored when the release was built
+    fresh = str(pd.Period(again, freq="M") + 1)  # never scored: the same people a month on
+    rows = mine.frame.loc[mine.frame["period"].astype(str) == again]
+    frame = pd.concat([rows, rows.assign(period=fresh)], ignore_index=True)
+    before = _kept(mine.db, mine.name, again)
+    files = _files(mine.home.monitoring)
+    assert before["snapshot"][0] > 0 and files
+
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr(jobs.batch, "_record_groups", broken)
+    for period in (again, fresh):
+        with pytest.raises(RuntimeError, match="went away"):
+            write_into_queue(mine.home, source.current, score_period, frame, period, "scored")
+    assert _kept(mine.db, mine.name, again) == before
+    with mine.db.session() as session:
+        assert scored_period(session, mine.name, fresh) is None
+        assert not session.scalars(
+            select(QueueEntry).where(QueueEntry.model_name == mine.name, QueueEntry.period == fresh)
+        ).all()
+    assert _files(mine.home.monitoring) == files
+    monkeypatch.undo()
+    write_into_queue(mine.home, source.current, score_period, frame, fresh, "scored")
+    assert _kept(mine.db, mine.name, fresh)["snapshot"][0] > 0
+    assert len(_files(mine.home.monitoring)) == len(files) + 1

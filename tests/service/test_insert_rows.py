@@ -1,9 +1,10 @@
 """Rows handed straight to the driver (:func:`store.db.insert_rows`, the queue's entry groups):
-the rows a plain ``insert()`` writes; a table that needs conversions or defaults takes the plain
-path."""
+the rows a plain ``insert()`` writes, converted columns (JSON, dates) converted as SQLAlchemy
+converts them; a table with a default left to fill in takes the plain path."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -82,3 +83,49 @@ def test_a_table_with_conversions_or_defaults_takes_the_plain_insert(tmp_path: P
         entry = session.scalars(select(QueueEntry).where(QueueEntry.period == "2024-02")).one()
         assert entry.reasons == [{"feature": "x"}] and entry.created_at is not None
         assert entry.source == "list"
+
+
+def test_converted_columns_handed_to_the_driver_read_back_as_a_plain_insert(
+    tmp_path: Path,
+) -> None:
+    """Queue entries with every defaulted column given: the JSON reasons and the time of
+    creation are converted as SQLAlchemy converts them, and read back the same."""
+    fast, plain = _database(tmp_path / "fast"), _database(tmp_path / "plain")
+    when = datetime(2024, 3, 1, 12, 30, 15, 123456, tzinfo=UTC)
+    columns = ("model_name", "model_version", "audit_id", "period", "person_id", "rank")
+    columns += ("score", "percentile", "band", "reasons", "reason_features", "area")
+    columns += ("source", "selection_probability", "created_at")
+    rows = [
+        (
+            *("m", "1", "a", "2024-03", str(i), i, 0.25 * i, 10.0 * i, "high", reasons, "x", area),
+            *("list", 1.0, when),
+        )
+        for i, (reasons, area) in enumerate(
+            [
+                ([{"feature": "x", "value": None, "text": 'Nörth "q"'}], None),
+                ([], "east"),
+                ([{"feature": "y", "value": 2.5, "contribution": 0.125}], "west"),
+            ],
+            start=1,
+        )
+    ]
+    with fast.transaction() as connection:
+        insert_rows(connection, QueueEntry.__table__, columns, rows)  # type: ignore[arg-type]
+    with plain.transaction() as connection:
+        connection.execute(insert(QueueEntry), [dict(zip(columns, r, strict=True)) for r in rows])
+
+    def entries(db: Database) -> list[tuple[Any, ...]]:
+        with db.session() as session:
+            found = session.scalars(
+                select(QueueEntry).where(QueueEntry.period == "2024-03").order_by(QueueEntry.rank)
+            )
+            return [
+                (e.person_id, e.reasons, e.area, e.created_at.replace(tzinfo=None), e.source)
+                for e in found
+            ]
+
+    assert entries(fast) == entries(plain)
+    stored = "SELECT person_id, reasons, created_at FROM queue_entries WHERE period = '2024-03'"
+    with fast.transaction() as one, plain.transaction() as other:  # the very same texts
+        assert one.exec_driver_sql(stored).all() == other.exec_driver_sql(stored).all()
+    assert len(entries(fast)) == 3 and entries(fast)[0][1][0]["text"] == 'Nörth "q"'
