@@ -180,9 +180,10 @@ def _patterns(
     """Per replicate, how many people were offered outreach in 0..months of their months."""
     p = _beta_probabilities(rng, rate, persistence, (reps, people))
     offered = rng.binomial(months, p)
-    counts = np.zeros((reps, months + 1))
-    np.add.at(counts, (np.repeat(np.arange(reps), people), offered.ravel()), 1)
-    return counts
+    # Each (replicate, months offered) pair's count in one pass (np.add.at is many times slower).
+    cell = offered + (months + 1) * np.arange(reps)[:, None]
+    counts = np.bincount(cell.ravel(), minlength=reps * (months + 1))
+    return counts.reshape(reps, months + 1).astype(float)
 
 
 def _resampled_rates(

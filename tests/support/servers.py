@@ -113,10 +113,11 @@ POLL = 1.0
 
 
 class Service:
-    """``outreach serve`` for one site; started and stopped by the test."""
+    """``outreach serve`` for one site, its workers looking for a new production version every
+    ``poll`` seconds; started and stopped by the test."""
 
-    def __init__(self, site: Site) -> None:
-        self.site, self.port = site, free_port()
+    def __init__(self, site: Site, poll: float = POLL) -> None:
+        self.site, self.port, self.poll = site, free_port(), poll
         self.base = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen[bytes] | None = None
         self.log = (site.home.root / "gunicorn.log").open("a")
@@ -126,7 +127,7 @@ class Service:
             **os.environ,
             "OUTREACH_HOME": str(self.site.home.root),
             "OUTREACH_DATABASE_URL": self.site.database_url,
-            "OUTREACH_WATCH_SECONDS": str(POLL),
+            "OUTREACH_WATCH_SECONDS": str(self.poll),
             "OUTREACH_RATE_LIMIT": "1000000",
         }
         outreach = Path(sys.executable).with_name("outreach")
