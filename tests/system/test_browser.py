@@ -19,8 +19,13 @@ import pytest
 from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from lifecycle.verified_loading import trust_for
-from tests.support.homes import Released, Site, copy_site, with_first_month_labelled
+from tests.support.homes import (
+    Released,
+    ReviewSite,
+    Site,
+    copy_site,
+    with_first_month_labelled,
+)
 from tests.support.specs import ROOT
 from tests.support.web import free_port as _free_port
 
@@ -65,7 +70,7 @@ def _serve(own: Site, *, watch: float) -> Iterator[tuple[str, Site]]:
         stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 90  # as tests/support/servers.py: a loaded machine is slow
     while True:
         try:
             with urllib.request.urlopen(f"{base}/api/v1/readyz", timeout=2) as response:
@@ -369,25 +374,13 @@ def test_oversight_report_compare_and_approve(page: Page, server: tuple[str, Sit
 
 @pytest.fixture(scope="module")
 def review_server(
-    site: Site, small_spec, dataset, tmp_path_factory: pytest.TempPathFactory
+    review_site: ReviewSite, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[str, Site, str]]:
     """A copy of the site with a REVIEW release awaiting the board (the gate left open
     questions), served: yields the base address, the site and the REVIEW version."""
-    from lifecycle.release import release
-    from model.registry import connect
-    from tests.support.specs import policy_text
-
-    own = copy_site(site, tmp_path_factory.mktemp("browser-review"))
-    review = release(
-        small_spec,
-        dataset,
-        connect(own.home),
-        policy=policy_text(**{"bootstrap_resamples = 1000": "bootstrap_resamples = 200"}),
-        trust=trust_for(own.home),
-    )
-    assert review.decision == "REVIEW" and review.awaiting_approval
+    own = copy_site(review_site.site, tmp_path_factory.mktemp("browser-review"))
     for base, served in _serve(own, watch=0):
-        yield base, served, str(review.chosen.candidate.version)
+        yield base, served, review_site.version
 
 
 def test_board_reads_the_summary_approves_a_review_and_confirms_a_withdrawal(
