@@ -32,6 +32,7 @@ from tests.support.homes import (
     copy_home,
     copy_released,
     copy_site,
+    with_first_month_labelled,
 )
 from tests.support.memory import build_memory_site, serving_from
 from tests.support.postgres import Cluster, copy_rows, start_cluster
@@ -405,3 +406,16 @@ def _build_review_site(
     )
     assert review.decision == "REVIEW" and review.awaiting_approval and not review.promoted
     return ReviewSite(own, str(review.chosen.candidate.version), review.chosen.outcome.decision)
+
+
+@pytest.fixture(scope="session")
+def labelled(tmp_path_factory: pytest.TempPathFactory, released: Released) -> Released:
+    """:func:`released` with its first month's labels ingested, its later month still waiting
+    (``tests.support.homes.with_first_month_labelled``). Read-only: copy it to change it
+    (``copy_released``). Built once per run, a private copy per worker."""
+    built, shared = built_once(
+        tmp_path_factory,
+        "labelled",
+        lambda folder: with_first_month_labelled(released, folder),
+    )
+    return copy_released(built, tmp_path_factory.mktemp("labelled")) if shared else built

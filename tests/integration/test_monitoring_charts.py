@@ -7,19 +7,19 @@ import re
 
 import pytest
 
-from tests.support.homes import Released, with_first_month_labelled
+from tests.support.homes import Released, copy_released
 from tests.support.pages import chart_texts
 
 
 @pytest.fixture(scope="module")
-def monitoring_page(released: Released, tmp_path_factory: pytest.TempPathFactory) -> str:
+def monitoring_page(labelled: Released, tmp_path_factory: pytest.TempPathFactory) -> str:
     """The analyst's monitoring page of a month whose labels are in (its text: built once, read
     by each test)."""
     from service import create_app
     from store.accounts import add_user
     from tests.support.web import csrf
 
-    own = with_first_month_labelled(released, tmp_path_factory.mktemp("charts"))
+    own = copy_released(labelled, tmp_path_factory.mktemp("charts"))
     first = own.periods[0]
     add_user(own.db, "chart-analyst", "analyst", password="chart-password-for-tests")
     app = create_app(

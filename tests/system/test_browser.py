@@ -23,8 +23,8 @@ from tests.support.homes import (
     Released,
     ReviewSite,
     Site,
+    copy_released,
     copy_site,
-    with_first_month_labelled,
 )
 from tests.support.specs import ROOT
 from tests.support.web import free_port as _free_port
@@ -456,14 +456,14 @@ def test_analyst_versions(page: Page, server: tuple[str, Site]) -> None:
 
 @pytest.fixture(scope="module")
 def monitored(
-    released: Released, tmp_path_factory: pytest.TempPathFactory
+    labelled: Released, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[str, Site, Released]]:
     """Months after release, served: two months scored with the evaluation lottery and outcomes
     recorded, the earlier one's labels ingested (help prevented some crises), the later one
     still waiting for its labels."""
     from store.accounts import add_user
 
-    own = with_first_month_labelled(released, tmp_path_factory.mktemp("browser-monitoring"))
+    own = copy_released(labelled, tmp_path_factory.mktemp("browser-monitoring"))
     db = own.db
     passwords = {role: f"{role}-password-for-monitoring" for role in ("oversight", "analyst")}
     for role, password in passwords.items():
