@@ -26,11 +26,13 @@ from model.synthetic import generate_preset
 from model.train import TrainingResult, train
 from tests.support.homes import (
     Released,
+    ReviewSite,
     Site,
     TwoReleases,
     copy_home,
     copy_released,
     copy_site,
+    with_first_month_labelled,
 )
 from tests.support.memory import build_memory_site, serving_from
 from tests.support.postgres import Cluster, copy_rows, start_cluster
@@ -365,3 +367,55 @@ def _build_two_releases(folder: Path, small_spec: ExperimentSpec, dataset: Datas
     )
     assert failed.decision == "FAIL"
     return TwoReleases(home, good, failed)
+
+
+@pytest.fixture(scope="session")
+def review_site(
+    tmp_path_factory: pytest.TempPathFactory,
+    site: Site,
+    small_spec: ExperimentSpec,
+    dataset: Dataset,
+) -> ReviewSite:
+    """See :class:`tests.support.homes.ReviewSite`: the site with a third release, a REVIEW
+    awaiting the board. Read-only: tests take a ``copy_site`` of its site. Built once per run, a
+    private copy per worker."""
+    built, shared = built_once(
+        tmp_path_factory,
+        "review-site",
+        lambda folder: _build_review_site(folder, site, small_spec, dataset),
+    )
+    if not shared:
+        return built
+    own = copy_site(built.site, tmp_path_factory.mktemp("review-site"))
+    return ReviewSite(own, built.version, built.decision)
+
+
+def _build_review_site(
+    folder: Path, site: Site, small_spec: ExperimentSpec, dataset: Dataset
+) -> ReviewSite:
+    from lifecycle.release import release
+    from model.registry import connect
+
+    own = copy_site(site, folder)
+    review = release(
+        small_spec,
+        dataset,
+        connect(own.home),
+        policy=policy_text(**{"bootstrap_resamples = 1000": "bootstrap_resamples = 200"}),
+        trust=trust_for(own.home),
+    )
+    assert review.decision == "REVIEW" and review.awaiting_approval and not review.promoted
+    return ReviewSite(own, str(review.chosen.candidate.version), review.chosen.outcome.decision)
+
+
+@pytest.fixture(scope="session")
+def labelled(tmp_path_factory: pytest.TempPathFactory, released: Released) -> Released:
+    """:func:`released` with its first month's labels ingested, its later month still waiting
+    (``tests.support.homes.with_first_month_labelled``). Read-only: copy it to change it
+    (``copy_released``). Built once per run, a private copy per worker."""
+    built, shared = built_once(
+        tmp_path_factory,
+        "labelled",
+        lambda folder: with_first_month_labelled(released, folder),
+    )
+    return copy_released(built, tmp_path_factory.mktemp("labelled")) if shared else built

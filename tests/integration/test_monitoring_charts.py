@@ -4,22 +4,22 @@ on a real release with a labelled month (the charts themselves: tests/unit/test_
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 
-from tests.support.homes import Released, with_first_month_labelled
+from tests.support.homes import Released, copy_released
 from tests.support.pages import chart_texts
 
 
-@pytest.fixture
-def monitoring_page(released: Released, tmp_path: Path) -> str:
-    """The analyst's monitoring page of a month whose labels are in."""
+@pytest.fixture(scope="module")
+def monitoring_page(labelled: Released, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The analyst's monitoring page of a month whose labels are in (its text: built once, read
+    by each test)."""
     from service import create_app
     from store.accounts import add_user
     from tests.support.web import csrf
 
-    own = with_first_month_labelled(released, tmp_path)
+    own = copy_released(labelled, tmp_path_factory.mktemp("charts"))
     first = own.periods[0]
     add_user(own.db, "chart-analyst", "analyst", password="chart-password-for-tests")
     app = create_app(

@@ -18,7 +18,7 @@ from model.registry import connect
 from monitoring import group_shares as monitoring
 from service import create_app
 from store.db import AccessLogRow, Approval, Database, OptOut, Outcome, QueueEntry
-from tests.support.homes import Site, copy_site, on_both_databases, site_database
+from tests.support.homes import ReviewSite, Site, copy_site, on_both_databases, site_database
 from tests.support.postgres import lift_update_guard, refuse_access_log_inserts
 from tests.support.specs import ROLES
 from tests.support.web import SENSITIVE, csrf, sign_in
@@ -482,29 +482,24 @@ def test_approving_a_release_awaiting_approval(as_role, own_site: Site, db: Data
 
 
 def test_a_review_release_names_the_groups_it_could_not_judge_before_approval(
-    as_role, own_site: Site, small_spec, dataset
+    review_site: ReviewSite, tmp_path: Path
 ) -> None:
-    from lifecycle.release import release
-    from tests.support.specs import policy_text
-
-    registry = connect(own_site.home)
-    review = release(
-        small_spec,
-        dataset,
-        registry,
-        policy=policy_text(**{"bootstrap_resamples = 1000": "bootstrap_resamples = 200"}),
-        trust=trust_for(registry.home),
+    own = copy_site(review_site.site, tmp_path)
+    registry = connect(own.home)
+    name, version = own.awaiting[0], review_site.version
+    decision = review_site.decision
+    groups = "; ".join(decision.review_groups)
+    app = create_app(
+        {"HOME": own.home, "DATABASE_URL": own.database_url, "WATCH_SECONDS": 0, "TESTING": True}
     )
-    assert review.decision == "REVIEW" and review.awaiting_approval and not review.promoted
-    name, version = small_spec.name, str(review.chosen.candidate.version)
-    groups = "; ".join(review.chosen.outcome.decision.review_groups)
-    client = as_role("oversight")
+    client = app.test_client()
+    sign_in(client, own, "oversight")
     html = client.get("/oversight/releases").get_data(as_text=True)
     assert f'id="summary-{name}-{version}"' in html and f"Approve version {version}" in html
     summary = html.split(f'id="summary-{name}-{version}"', 1)[1].split("</div>", 1)[0]
     assert "REVIEW: " in summary and "The board decides." in summary
     assert "What approving commits the board to:" in summary
-    review_items = review.chosen.outcome.decision.review
+    review_items = decision.review
     named = [item for item in review_items if item.kind != "nothing_judged"]
     if named:
         assert named[0].group in summary

@@ -33,6 +33,17 @@ class Site:
         return f"{role}-user"
 
 
+@dataclass(frozen=True)
+class ReviewSite:
+    """A copy of a :class:`Site` with a third release: a REVIEW awaiting the board (its gate left
+    groups it could not judge), ``version``, whose gate ``decision`` (an
+    ``audits.gate.Decision``) names them."""
+
+    site: Site
+    version: str
+    decision: Any
+
+
 def copy_site(site: Site, folder: Path, database_url: str | None = None) -> Site:
     """A private copy of the site (registry and database), so tests may change it freely; its
     service database is the copied SQLite file unless ``database_url`` (``site_database``) says
