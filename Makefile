@@ -47,8 +47,10 @@ $(SPARK_STAMP): pyproject.toml constraints.txt | $(UV)
 	$(UV_INSTALL) -e '.[dev,postgres,spark]' || { $(FALLBACK) $(PIP_INSTALL) -e '.[dev,postgres,spark]'; }
 	touch $(DEMO_STAMP) $(STAMP) $(SPARK_STAMP)
 
+# Bytecode caches written even where the environment turns them off: the demo's training
+# processes and the server's workers would otherwise each compile pandas, scikit-learn and MLflow.
 demo: $(DEMO_STAMP)
-	$(BIN)/outreach demo
+	PYTHONDONTWRITEBYTECODE= $(BIN)/outreach demo
 
 # The browser tests drive Debian's Chromium (Playwright's own download does not work offline).
 browser:
