@@ -122,6 +122,62 @@ def read_month(
         raise BadInputError(f"{path}: cannot read it as parquet: {err}") from err
 
 
+#: A column with more distinct values than this is not taken for a month column by
+#: :func:`month_column` (a file of months holds a few dozen).
+_MONTHS_AT_MOST = 1_000
+
+
+def month_column(path: str | Path, period: str) -> str | None:
+    """The one column of a Parquet file whose values are all months and include ``period``, or
+    ``None`` (not Parquet, no such column, more than one, or anything unreadable).
+
+    A guess at the file's time column before the model that names it is loaded, so that the
+    month can be read while the model is verified: whoever reads with it must check the guess
+    against the verified model's time column, and read again if they differ.
+    """
+    path = Path(path)
+    if month_problem(period) is not None or path.suffix.lower() not in (".parquet", ".pq"):
+        return None
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    wanted = int(pd.Period(period, freq="M").ordinal)
+    found = []
+    try:
+        schema = pq.read_schema(path)
+        first = pq.ParquetFile(path).metadata
+        for position, field in enumerate(schema):
+            if not _filterable(field.type) or not _months_at_ends(first, position, field.name):
+                continue
+            column = pq.read_table(
+                path, columns=[field.name], read_dictionary=_texts(schema, [field.name])
+            ).column(field.name)
+            distinct = _plain(pc.unique(column))
+            if distinct.null_count or not 0 < len(distinct) <= _MONTHS_AT_MOST:
+                continue
+            problems, ordinals = parse_periods(pd.Series(distinct.to_pandas()), field.name)
+            if not problems and ordinals is not None and wanted in ordinals:
+                found.append(field.name)
+    except Exception:  # a guess only: the reading that counts names any problem
+        return None
+    return found[0] if len(found) == 1 else None
+
+
+def _months_at_ends(metadata: Any, position: int, name: str) -> bool:
+    """Whether the first row group's smallest and largest values of column ``position`` are
+    months (``True`` when the file keeps no statistics: then the column is read to tell)."""
+    if metadata.num_row_groups == 0:
+        return False
+    try:
+        statistics = metadata.row_group(0).column(position).statistics
+    except (IndexError, ValueError):
+        return True
+    if statistics is None or not statistics.has_min_max:
+        return True
+    problems, _ = parse_periods(pd.Series([str(statistics.min), str(statistics.max)]), name)
+    return not problems
+
+
 def _texts(schema: Any, names: Sequence[str] | None = None) -> list[str]:
     """The text columns of ``schema`` (of ``names`` only, when given)."""
     import pyarrow as pa

@@ -5,10 +5,11 @@ from __future__ import annotations
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import click
 
-from kernel.errors import BadInputError
+from kernel.errors import BadInputError, OutreachError
 from kernel.home import Home
 from outreach.cli.base import (
     check_month,
@@ -63,34 +64,34 @@ def score_command(
         return
     from model.data import read_month, read_table
 
-    db = open_service_db(home)  # one connection for the model's anchors and the queue
-    serving = served_source(home, model_name, verb="score with", db=db).current
-    assert serving is not None
-    if out is not None and period is None:
-        frame = read_table(data)  # every period
-        target = None
-    else:
-        # One month: from Parquet only its rows are read (the filter is pushed into the
-        # reader); a CSV cannot be filtered while it is read, so it is read whole. The file is
-        # read on a second thread (Arrow decodes without holding the interpreter) while this
-        # one imports the scoring code and reads the audit report.
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="outreach-read") as pool:
-            reading = pool.submit(
-                read_month,
-                data,
-                serving.model.time_column,
-                period,
-                keep=[serving.model.id_column],
-            )
+    # One month: from Parquet only its rows are read (the filter is pushed into the reader); a
+    # CSV cannot be filtered while it is read, so it is read whole. The month is read on a
+    # second thread (Arrow decodes without holding the interpreter) while this one verifies the
+    # model and imports the scoring code: by the file's one month column, when the file has
+    # exactly one holding the period, and used only if it is the verified model's time column.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="outreach-read") as pool:
+        early = pool.submit(_month_by_its_column, data, period) if period is not None else None
+        db = open_service_db(home)  # one connection for the model's anchors and the queue
+        serving = served_source(home, model_name, verb="score with", db=db).current
+        assert serving is not None
+        time_column, id_column = serving.model.time_column, serving.model.id_column
+        if out is not None and period is None:
+            frame, pushed = read_table(data), True  # every period
+        else:
             import jobs.batch  # noqa: F401  (while the file is read)
 
             target = None if out is not None else queue_target(home, serving.audit_id, db=db)
-            frame, pushed = reading.result()
-        if not pushed:
-            progress(
-                f"read every row of {data} ({Path(data).suffix or 'no extension'}: a month can "
-                "be read alone only from Parquet)"
-            )
+            found = early.result() if early is not None else None
+            if found is not None and found[0] == time_column:
+                frame, pushed = found[1], found[2]
+            else:  # no single month column, or not the model's: read by the model's own
+                del found
+                frame, pushed = read_month(data, time_column, period, keep=[id_column])
+    if not pushed:
+        progress(
+            f"read every row of {data} ({Path(data).suffix or 'no extension'}: a month can "
+            "be read alone only from Parquet)"
+        )
     from jobs.batch import score_file, score_period
 
     if out is not None:
@@ -106,6 +107,25 @@ def score_command(
         )
         return
     write_into_queue(home, serving, score_period, frame, period, "scored", target=target)
+
+
+def _month_by_its_column(data: str, period: str) -> tuple[str, Any, bool] | None:
+    """``period``'s rows read by the file's one month column (:func:`model.data.month_column`),
+    before the model says which column is its time column: the column, the rows and whether the
+    filter was pushed into the reader; ``None`` if no single column holds the period, or the
+    rows could not be read (the model's own reading then names the problem)."""
+    from model.data import month_column, read_month
+
+    column = month_column(data, period)
+    if column is None:
+        return None
+    try:
+        frame, pushed = read_month(data, column, period)
+    except OutreachError:
+        return None
+    if not pushed or list(frame.columns) == [column]:  # not the month's rows: read again
+        return None
+    return column, frame, pushed
 
 
 def _score_on_spark(

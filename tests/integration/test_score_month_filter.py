@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -14,6 +15,7 @@ from click.testing import CliRunner
 from sqlalchemy import select
 
 import jobs.batch
+import model.data
 from jobs.batch import score_file, score_period
 from lifecycle.model_source import ModelSource
 from model.data import read_table
@@ -185,3 +187,45 @@ def test_a_failed_queue_write_keeps_the_old_queue_and_no_unbound_snapshot(
     write_into_queue(mine.home, source.current, score_period, frame, fresh, "scored")
     assert _kept(mine.db, mine.name, fresh)["snapshot"][0] > 0
     assert len(_files(mine.home.monitoring)) == len(files) + 1
+
+
+def test_the_month_is_read_by_the_models_time_column_whatever_the_file_suggests(
+    released: Released, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The month is read before the model is verified by the file's one month column; when the
+    file has two, or its one is not the model's time column, it is read again by the model's:
+    the scores are those of the whole file either way."""
+    mine = copy_released(released, tmp_path)
+    period = mine.periods[-1]
+    source = ModelSource(mine.home, mine.name)
+    source.refresh()
+    serving = source.current
+    assert serving is not None
+
+    def scored(frame: pd.DataFrame, name: str) -> pd.DataFrame:
+        data = _write(frame, tmp_path / f"{name}.parquet", row_groups=3)
+        out = tmp_path / f"{name}-scored.parquet"
+        done = CliRunner().invoke(
+            main,
+            [
+                *("--home", str(mine.home.root), "score", "--data", str(data)),
+                *("--period", period, "--model", mine.name, "--out", str(out)),
+            ],
+        )
+        assert done.exit_code == 0, done.output
+        whole = score_file(mine.db, serving, read_table(data), period=period).frame
+        found = pd.read_parquet(out)
+        pd.testing.assert_frame_equal(found, whole.reset_index(drop=True), check_dtype=False)
+        return found
+
+    both = scored(mine.frame.assign(joined=mine.frame["period"]), "two-month-columns")
+    assert model.data.month_column(tmp_path / "two-month-columns.parquet", period) is None
+    # Another column of months holding the period on every row of another month (and another
+    # month on the period's rows), and the model's column no longer taken for one (more
+    # distinct values than a month column holds): the guess is that other column, whose rows
+    # are not the month's.
+    monkeypatch.setattr(model.data, "_MONTHS_AT_MOST", 2)
+    months = mine.frame["period"].astype(str)
+    other = mine.frame.assign(joined=np.where(months == period, mine.periods[0], period))
+    assert model.data.month_column(_write(other, tmp_path / "probe.parquet", 3), period) == "joined"
+    assert len(scored(other, "another-month-column")) == len(both) > 0

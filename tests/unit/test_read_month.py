@@ -15,7 +15,7 @@ import pytest
 
 from jobs.batch import period_rows
 from kernel.errors import DataValidationError
-from model.data import read_month, read_table
+from model.data import month_column, read_month, read_table
 
 MONTHS = ["2024-01", "2024-02", "2024-03", "2024-04"]
 
@@ -135,3 +135,26 @@ def test_every_column_type_is_read_as_the_whole_file_types_it(tmp_path: Path) ->
     assert month.attrs == {"source": "test"}
     assert month["note"].isna().sum() == 200 and month["code"].is_unique
     assert str(month["seen"].dtype) == "datetime64[us, Europe/Paris]"
+
+
+def test_the_one_month_column_holding_the_period_is_found_before_the_model_is_loaded(
+    tmp_path: Path,
+) -> None:
+    """:func:`model.data.month_column`: a guess the command checks against the verified model's
+    time column (``None`` unless exactly one column of months holds the period)."""
+    people = _people(MONTHS)
+    plain = _write(people, tmp_path / "plain.parquet")
+    assert month_column(plain, "2024-03") == "period"
+    assert month_column(plain, "2025-03") is None  # no row of that month
+    assert month_column(plain, "2024-13") is None  # not a month
+    dated = people.assign(period=pd.to_datetime(people["period"]).dt.date)
+    assert month_column(_write(dated, tmp_path / "dated.parquet"), "2024-02") == "period"
+    bare = tmp_path / "bare.parquet"  # no statistics kept: each text column is read to tell
+    pq.write_table(pa.Table.from_pandas(people, preserve_index=False), bare, write_statistics=False)
+    assert month_column(bare, "2024-02") == "period"
+    twice = _write(people.assign(joined=people["period"]), tmp_path / "twice.parquet")
+    assert month_column(twice, "2024-02") is None  # two columns hold it: no guess
+    people.to_csv(tmp_path / "people.csv", index=False)
+    assert month_column(tmp_path / "people.csv", "2024-02") is None
+    (tmp_path / "broken.parquet").write_bytes(b"PAR1 not really")
+    assert month_column(tmp_path / "broken.parquet", "2024-02") is None
