@@ -20,13 +20,16 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
+from joblib import Parallel, delayed
 from scipy.stats import chi2_contingency
+from sklearn.base import clone
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
-from sklearn.model_selection import StratifiedKFold, cross_val_predict
+from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import Pipeline
 
 from model.candidates import CandidateConfig, FeatureSchema, build_pipeline
@@ -94,33 +97,59 @@ def check_proxies(
     if len(rows) > _MAX_ROWS:
         rows = np.sort(rng.choice(rows, _MAX_ROWS, replace=False))
     sample = features.iloc[rows].reset_index(drop=True)
-    out = []
+    targets: dict[str, pd.Series] = {}
     for attribute, values in sensitive.items():
         target = pd.Series(np.asarray(values, dtype=str)[rows])
         counts = target.value_counts()
         target = target.where(target.map(counts) >= 10, "(other)")
-        if target.nunique() < 2:
-            continue
-        config = CandidateConfig("proxy", "logistic", {"C": 1.0})
-        pipeline = build_pipeline(config, spec, seed=seed)
-        pipeline.set_params(model=LogisticRegression(C=1.0, max_iter=1000))
+        if target.nunique() >= 2:
+            targets[attribute] = target
+    config = CandidateConfig("proxy", "logistic", {"C": 1.0})
+    pipeline = build_pipeline(config, spec, seed=seed)
+    pipeline.set_params(model=LogisticRegression(C=1.0, max_iter=1000))
+    # Every attribute's three cross-validation fits and its fit on the whole sample (for the
+    # carriers) in one pool: the processes stay busy across attributes instead of waiting at
+    # each attribute's last fold. The fits are sklearn's cross_val_predict's, fold by fold.
+    tasks: list[tuple[str, np.ndarray, np.ndarray | None]] = []
+    for attribute, target in targets.items():
         folds = StratifiedKFold(n_splits=3, shuffle=True, random_state=seed)
-        probabilities = cross_val_predict(
-            pipeline,
-            sample,
-            target,
-            cv=folds,
-            method="predict_proba",
-            n_jobs=workers if workers > 1 else None,
-        )
+        tasks += [(attribute, train, test) for train, test in folds.split(sample, target)]
+        tasks.append((attribute, np.arange(len(sample)), None))
+    done = Parallel(n_jobs=workers if workers > 1 else None)(
+        delayed(_fit_fold)(pipeline, sample, targets[attribute], train, test)
+        for attribute, train, test in tasks
+    )
+    out = []
+    for attribute, target in targets.items():
+        mine = [(t, r) for t, r in zip(tasks, done, strict=True) if t[0] == attribute]
+        probabilities = np.empty((len(sample), target.nunique()))
+        for (_, _, test), predicted in mine:
+            if test is not None:
+                probabilities[test] = predicted
+        fitted = next(r for (_, _, test), r in mine if test is None)
         classes = np.unique(target)
         if len(classes) == 2:
             auc = roc_auc_score(target == classes[1], probabilities[:, 1])
         else:
             auc = roc_auc_score(target, probabilities, multi_class="ovr", average="macro")
-        pipeline.fit(sample, target)
-        out.append(ProxyResult(attribute, float(auc), _carriers(pipeline, spec), len(sample)))
+        out.append(ProxyResult(attribute, float(auc), _carriers(fitted, spec), len(sample)))
     return out
+
+
+def _fit_fold(
+    pipeline: Pipeline,
+    sample: pd.DataFrame,
+    target: pd.Series,
+    train: np.ndarray,
+    test: np.ndarray | None,
+) -> Any:
+    """A copy of ``pipeline`` fitted on the ``train`` rows: its class probabilities for the
+    ``test`` rows (columns in the sorted classes' order), or, without ``test``, the fitted copy.
+    Every class has at least ten rows, so each stratified fold's fit sees every class."""
+    fitted = clone(pipeline).fit(sample.iloc[train], target.iloc[train])
+    if test is None:
+        return fitted
+    return fitted.predict_proba(sample.iloc[test])
 
 
 @dataclass(frozen=True)
