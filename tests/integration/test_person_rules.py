@@ -97,6 +97,19 @@ def _base_record(released: Released) -> dict[str, Any]:
     return out
 
 
+@pytest.fixture(scope="module")
+def serving(mine: Released) -> Serving:
+    """``mine``'s verified production model, loaded once for the property tests (it does not
+    change between their examples)."""
+    return _serving(mine)
+
+
+@pytest.fixture(scope="module")
+def base_record(mine: Released) -> dict[str, Any]:
+    """:func:`_base_record` of ``mine``, made once: each example changes a copy."""
+    return _base_record(mine)
+
+
 # ------------------------------------------------------------------- one verdict on every path
 
 
@@ -174,12 +187,13 @@ _ODD_VALUES = st.one_of(
 def test_a_value_gets_one_verdict_on_every_path(
     data: st.DataObject,
     mine: Released,
+    serving: Serving,
+    base_record: dict[str, Any],
     app: Flask,
     headers: dict[str, dict[str, str]],
     tmp_path: Path,
 ) -> None:
-    serving = _serving(mine)
-    record = _base_record(mine)
+    record = dict(base_record)
     feature = data.draw(st.sampled_from([f.name for f in serving.model.features]), "feature")
     record[feature] = data.draw(_ODD_VALUES, "value")
     api = _api_verdict(app, headers["coordinator"], {"id": "rule-1", **record})
@@ -210,10 +224,15 @@ _ODD_IDS = st.one_of(
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 def test_an_id_gets_one_verdict_on_every_path(
-    person: Any, mine: Released, app: Flask, headers: dict[str, dict[str, str]], tmp_path: Path
+    person: Any,
+    mine: Released,
+    serving: Serving,
+    base_record: dict[str, Any],
+    app: Flask,
+    headers: dict[str, dict[str, str]],
+    tmp_path: Path,
 ) -> None:
-    serving = _serving(mine)
-    record = _base_record(mine)
+    record = dict(base_record)
     api = _api_verdict(app, headers["coordinator"], {"id": person, **record})
     files = _file_verdicts(mine, serving, {"person_id": person, **record}, tmp_path)
     verdicts = [api, files[0], files[2]]  # the pyfunc sees features only

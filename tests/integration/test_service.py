@@ -15,7 +15,7 @@ from sqlalchemy import func, select, update
 
 from jobs.batch import score_period
 from kernel.home import Home
-from lifecycle.release import release
+from lifecycle.release import approve
 from lifecycle.verified_loading import trust_for
 from model.data import Dataset
 from model.registry import connect
@@ -33,9 +33,8 @@ from tests.support.access_log_rows import (
     appends_in_a_process,
     log_row,
 )
-from tests.support.homes import TwoReleases, copy_home, on_both_databases
+from tests.support.homes import Site, TwoReleases, copy_home, copy_site, on_both_databases
 from tests.support.postgres import lift_update_guard
-from tests.support.specs import LENIENT, policy_text
 
 ROLES = ("coordinator", "analyst", "oversight", "admin")
 
@@ -505,25 +504,25 @@ def test_a_hand_moved_alias_to_a_failed_version_is_not_served(
 
 
 def test_hot_swap_under_concurrent_requests(
-    served_home: Home,
-    small_spec: ExperimentSpec,
-    dataset: Dataset,
-    tmp_path: Path,
-    records: list[dict],
+    site: Site, tmp_path: Path, records: list[dict]
 ) -> None:
+    """The site's version awaiting approval is approved (promoted) while requests are served:
+    each is answered by the version before or the one after, and the next refresh serves it."""
     from concurrent.futures import ThreadPoolExecutor
 
+    own = copy_site(site, tmp_path)
     app = create_app(
-        {"HOME": served_home, "DATABASE_URL": f"sqlite:///{tmp_path / 'h.db'}", "WATCH_SECONDS": 0}
+        {"HOME": own.home, "DATABASE_URL": f"sqlite:///{tmp_path / 'h.db'}", "WATCH_SECONDS": 0}
     )
     token = add_user(app.extensions["outreach.db"], "coordinator", "coordinator")
     source = app.extensions["outreach.model"]
     before = source.current.version
-    registry = connect(served_home)
-    newer = release(
-        small_spec, dataset, registry, policy=policy_text(**LENIENT), trust=trust_for(registry.home)
+    name, newer = own.awaiting
+    assert newer != before
+    registry = connect(own.home)
+    assert approve(
+        registry, name, newer, by="oversight", note="promoted", trust=trust_for(registry.home)
     )
-    assert newer.promoted
 
     def call(_: int) -> tuple[int, str]:
         response = app.test_client().post(
@@ -536,8 +535,8 @@ def test_hot_swap_under_concurrent_requests(
         assert source.refresh() is True
         results = [f.result() for f in futures]
     assert all(code == 200 for code, _ in results)
-    assert {v for _, v in results} <= {before, str(newer.chosen.candidate.version)}
-    assert source.current.version == str(newer.chosen.candidate.version)
+    assert {v for _, v in results} <= {before, newer}
+    assert source.current.version == newer
 
 
 def test_openapi_documents_every_route(app: Flask, client: FlaskClient) -> None:
