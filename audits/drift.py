@@ -55,6 +55,7 @@ import pandas as pd
 from scipy.stats import chi2, kstwo
 
 from kernel.errors import BadInputError
+from model.words import unit_words
 
 __all__ = [
     "CONTINUOUS",
@@ -93,7 +94,6 @@ MODERATE, MAJOR = 0.1, 0.25
 #: p-values below this are said to show a shift that is not chance.
 _ALPHA = 0.05
 MISSING, UNSEEN = "(missing)", "(unseen)"
-TOO_FEW = "too few people to judge"
 CHI_SQUARE, KOLMOGOROV_SMIRNOV = "chi-square", "Kolmogorov-Smirnov"
 SCORE = "score"
 _EXAMPLES = 5
@@ -529,6 +529,7 @@ def _feature_drift(
     column: Any,
     attributes: Mapping[str, tuple[Mapping[str, Any], _Groups]],
     min_group_size: int,
+    many: str = "people",
 ) -> FeatureDrift:
     """One feature's period counts (overall and per group, one pass each) against the profile."""
     kind = entry["kind"]
@@ -558,8 +559,8 @@ def _feature_drift(
         note = None
         if not judged:
             note = (
-                f"{TOO_FEW} (fewer than {min_group_size} people: {n_reference} in the "
-                f"reference, {n_period} in the period)"
+                f"too few {many} to judge (fewer than {min_group_size} {many}: {n_reference} in "
+                f"the reference, {n_period} in the period)"
             )
         reference, period = np.asarray(counts[0], dtype=np.int64), counts[1]
         value: float | None = None
@@ -649,6 +650,7 @@ def drift(
     sensitive: Mapping[str, np.ndarray],
     *,
     min_group_size: int = 100,
+    unit: str | None = None,
 ) -> DriftReport:
     """Compare a scored period with a release's reference profile, overall and per group.
 
@@ -674,6 +676,9 @@ def drift(
         others are ignored, and groups the reference never saw are too few to judge.
     min_group_size : int
         The fewest people a group needs, on each side, to be judged.
+    unit : str or None
+        What the rows count (``"neighbourhood"``: areas), for the notes' words; people when
+        ``None``.
 
     Returns
     -------
@@ -690,6 +695,7 @@ def drift(
             f"(expected {PROFILE_VERSION})"
         )
     rows = len(features)
+    many = unit_words(unit).many
     _check_lengths(rows, np.asarray(scores), sensitive)
     attributes = {
         a: (info, _groups(sensitive[a], info["groups"]))
@@ -698,10 +704,10 @@ def drift(
     }
     missing_attributes = tuple(a for a in profile["attributes"] if a not in sensitive)
     score = _feature_drift(
-        SCORE, profile[SCORE], np.asarray(scores, dtype=float), attributes, min_group_size
+        SCORE, profile[SCORE], np.asarray(scores, dtype=float), attributes, min_group_size, many
     )
     items = tuple(
-        _feature_drift(name, entry, features[name], attributes, min_group_size)
+        _feature_drift(name, entry, features[name], attributes, min_group_size, many)
         if name in features
         else FeatureDrift(name, entry["kind"], False)
         for name, entry in profile["features"].items()

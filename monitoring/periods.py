@@ -56,16 +56,22 @@ class Monitoring:
         The policy the serving model's audit applied (rebuilt from its report).
     reference : dict or None
         The release's reference profile for drift (``None`` for a release made before profiles).
+    unit : str or None
+        What the model ranks (the report's ``unit``: ``"individual"``, ``"neighbourhood"``), so
+        that notes count people or areas; ``None`` (people) for a report written before.
     """
 
     folder: Path
     policy: Policy | None = None
     reference: Mapping[str, Any] | None = None
+    unit: str | None = None
 
     @classmethod
     def from_report(cls, folder: Path, report: Mapping[str, Any] | None) -> Monitoring:
         report = dict(report or {})
-        return cls(folder, policy_from_report(report), report.get("reference_profile"))
+        return cls(
+            folder, policy_from_report(report), report.get("reference_profile"), report.get("unit")
+        )
 
     @property
     def evaluation(self) -> Evaluation:
@@ -299,6 +305,7 @@ def period_documents(
             scores,
             groups,
             min_group_size=monitoring.policy.min_group_size if monitoring.policy else 100,
+            unit=monitoring.unit,
         ).as_dict()
         if monitoring.reference
         else None

@@ -176,6 +176,14 @@ def test_a_group_too_small_to_judge_never_warns(profile: dict) -> None:
     assert not report.any_major
 
 
+def test_a_neighbourhood_models_small_group_counts_areas(profile: dict) -> None:
+    report = drift(profile, *sample(2), unit="neighbourhood")
+    comparison = _comparison(report, "eviction_filings_12m", "small")
+    assert not comparison.judged and comparison.note is not None
+    assert comparison.note.startswith("too few areas to judge (fewer than 100 areas:")
+    assert "people" not in comparison.note
+
+
 def test_a_group_only_the_period_has_is_too_few_to_judge(profile: dict) -> None:
     frame, scores, sensitive = sample(2)
     sensitive["group"] = np.where(sensitive["group"] == "b", "new", sensitive["group"])
