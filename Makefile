@@ -22,7 +22,8 @@ CHROMIUM ?= /usr/bin/chromium
 # The tests' temporary folders (homes, SQLite files, MLflow stores, PostgreSQL clusters) go to
 # memory when the machine has a tmpfs at /dev/shm with at least 6 GB free: the tests commit to
 # SQLite thousands of times, and each commit's fsync waits on a disk. Elsewhere the system's
-# temporary folder. Only the latest run's folders are kept (pyproject.toml): about 1.5 GB there
+# temporary folder. Like /tmp it is sticky and open to all (the throwaway PostgreSQL cluster runs
+# as the postgres user when the tests run as root). Only the latest run's folders are kept (pyproject.toml): about 1.5 GB there
 # until the next run or `make clean`.
 TEST_TMPDIR := $(shell df -Pk /dev/shm 2>/dev/null | awk 'NR == 2 && $$4 > 6000000 { print "/dev/shm/outreach-tests-'"$$(id -u)"'" }')
 
@@ -94,7 +95,7 @@ test: $(SPARK_STAMP) browser postgres java
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
-	$(if $(TEST_TMPDIR),mkdir -p -m 700 $(TEST_TMPDIR))
+	$(if $(TEST_TMPDIR),mkdir -p $(TEST_TMPDIR) && chmod 1777 $(TEST_TMPDIR))
 	$(TEST_ENV) $(BIN)/pytest -n 2 --dist loadfile --no-loadscope-reorder --durations=15
 
 # The quick loop: lint, types, and the unit and service tests (tests/unit, tests/service: no
@@ -103,7 +104,7 @@ check: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
-	$(if $(TEST_TMPDIR),mkdir -p -m 700 $(TEST_TMPDIR))
+	$(if $(TEST_TMPDIR),mkdir -p $(TEST_TMPDIR) && chmod 1777 $(TEST_TMPDIR))
 	$(TEST_ENV) $(BIN)/pytest -n 2 --dist loadfile -q tests/unit tests/service
 
 lint: $(STAMP)
