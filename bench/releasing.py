@@ -15,7 +15,6 @@ from __future__ import annotations
 import atexit
 import os
 import shutil
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -28,7 +27,7 @@ import pandas as pd
 
 from audits.policy import Policy, load_policy
 from bench.scale import smoke
-from kernel.home import Home
+from kernel.home import Home, copy_home
 from lifecycle.release import ReleaseResult, policy_for, release
 from lifecycle.verified_loading import trust_for
 from model.data import Dataset, validate
@@ -218,34 +217,3 @@ def smoke_release() -> Released:
         chosen = result.chosen.candidate
         _SMOKE.append(Released(home, spec, str(chosen.version), chosen.final.pipeline))
     return _SMOKE[0]
-
-
-def copy_home(source: Path, to: Path) -> Home:
-    """A private copy of a home (``to`` must not exist), its MLflow artifacts included.
-
-    The MLflow store records absolute artifact locations: every path under ``source`` in the
-    copied store is rewritten to the copy's, so the copy reads and writes its own artifacts.
-    """
-    shutil.copytree(source, to)
-    old, new = str(source.resolve()), str(to.resolve())
-    copy = Home(to)
-    connection = sqlite3.connect(copy.mlflow_db)
-    try:
-        with connection:
-            tables = [
-                row[0]
-                for row in connection.execute("SELECT name FROM sqlite_master WHERE type='table'")
-            ]
-            for table in tables:
-                columns = connection.execute(f'PRAGMA table_info("{table}")').fetchall()
-                for column in (
-                    c[1] for c in columns if str(c[2]).upper().startswith(("VARCHAR", "TEXT"))
-                ):
-                    connection.execute(
-                        f'UPDATE "{table}" SET "{column}" = replace("{column}", ?, ?) '
-                        f'WHERE instr("{column}", ?) > 0',
-                        (old, new, old),
-                    )
-    finally:
-        connection.close()
-    return copy

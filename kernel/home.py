@@ -112,3 +112,44 @@ class Home:
             folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         make_private(self.root)
         return self
+
+
+def copy_home(source: Path, to: Path, *, fresh_database: bool = False) -> Home:
+    """A private copy of a home (``to`` must not exist), its MLflow artifacts included;
+    ``fresh_database``: without any service state (database, session key, last-known-good
+    copy), as on a first start.
+
+    The MLflow store records absolute artifact locations, so a plain copy of the folder still
+    reads and writes the original's artifacts; here every path under ``source`` in the copied
+    store is rewritten to the copy's, so the copy reads and writes its own.
+    """
+    import shutil
+    import sqlite3
+
+    skip = shutil.ignore_patterns("service", "service.db*") if fresh_database else None
+    shutil.copytree(source, to, ignore=skip)
+    store = to / "mlflow.db"
+    if store.exists():
+        old, new = str(source.resolve()), str(to.resolve())
+        connection = sqlite3.connect(store)
+        try:
+            with connection:
+                tables = [
+                    row[0]
+                    for row in connection.execute(
+                        "SELECT name FROM sqlite_master WHERE type='table'"
+                    )
+                ]
+                for table in tables:
+                    columns = connection.execute(f'PRAGMA table_info("{table}")').fetchall()
+                    for column in (
+                        c[1] for c in columns if str(c[2]).upper().startswith(("VARCHAR", "TEXT"))
+                    ):
+                        connection.execute(
+                            f'UPDATE "{table}" SET "{column}" = replace("{column}", ?, ?) '
+                            f'WHERE instr("{column}", ?) > 0',
+                            (old, new, old),
+                        )
+        finally:
+            connection.close()
+    return Home(to)

@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from kernel.home import Home
+from kernel.home import Home, copy_home
 from tests.support.postgres import Cluster
 
 #: The service databases the tests that matter for the database run on (``on_both_databases``).
@@ -96,42 +96,6 @@ def labels_for(released: Released, period: str, accepted: set[str] | None = None
         accepted=accepted or set(),
         seed=1,
     )
-
-
-def copy_home(source: Path, to: Path, *, fresh_database: bool = False) -> Home:
-    """A private copy of a home (``to`` must not exist), its MLflow artifacts included;
-    ``fresh_database``: without any service state (database, session key, last-known-good
-    copy), as on a first start.
-
-    The MLflow store records absolute artifact locations, so a plain copy of the folder still
-    reads and writes the original's artifacts; here every path under ``source`` in the copied
-    store is rewritten to the copy's, so a test may change anything in it.
-    """
-    import shutil
-    import sqlite3
-
-    skip = shutil.ignore_patterns("service", "service.db*") if fresh_database else None
-    shutil.copytree(source, to, ignore=skip)
-    store = to / "mlflow.db"
-    if store.exists():
-        old, new = str(source.resolve()), str(to.resolve())
-        with sqlite3.connect(store) as connection:
-            tables = [
-                row[0]
-                for row in connection.execute("SELECT name FROM sqlite_master WHERE type='table'")
-            ]
-            for table in tables:
-                columns = connection.execute(f'PRAGMA table_info("{table}")').fetchall()
-                for column in (
-                    c[1] for c in columns if str(c[2]).upper().startswith(("VARCHAR", "TEXT"))
-                ):
-                    connection.execute(
-                        f'UPDATE "{table}" SET "{column}" = replace("{column}", ?, ?) '
-                        f'WHERE instr("{column}", ?) > 0',
-                        (old, new, old),
-                    )
-        connection.close()
-    return Home(to)
 
 
 @dataclass(frozen=True)
