@@ -447,7 +447,7 @@ def _write_queue(
         _record_groups(
             session, serving.name, chosen, groups, selection.listed, chosen_rows, ids, len(rows)
         )
-        if monitoring is not None:
+        if monitoring is not None and documents is not None:  # computed when monitoring is on
             progress("keeping the period for monitoring: snapshot, estimates, drift")
             old = scored_period(session, serving.name, chosen)
             previous = old.snapshot if old is not None else None
@@ -457,13 +457,9 @@ def _write_queue(
                 version=serving.version,
                 audit_id=serving.audit_id,
                 period=chosen,
-                ids=ids,
-                scores=scores,
+                population=len(ids),
                 selection=selection,
-                groups=groups,
-                features=rows,
-                monitoring=monitoring,
-                documents=documents.result() if documents is not None else None,
+                documents=documents.result(),
             )
             if previous == kept.snapshot:
                 previous = None

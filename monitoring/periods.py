@@ -320,33 +320,16 @@ def keep_period(
     version: str,
     audit_id: str,
     period: str,
-    ids: np.ndarray,
-    scores: np.ndarray,
+    population: int,
     selection: Selection,
-    groups: Mapping[str, np.ndarray],
-    features: pd.DataFrame,
-    monitoring: Monitoring,
-    documents: PeriodDocuments | None = None,
+    documents: PeriodDocuments,
 ) -> ScoredPeriod:
-    """Write the period's snapshot and its ``ScoredPeriod`` row (estimates and drift included).
-
-    ``documents``: :func:`period_documents` of these same arguments, when the caller computed
-    them already (computed here otherwise).
+    """Write the period's ``ScoredPeriod`` row: who was offered outreach (``selection``, of
+    ``population`` scored) and its :func:`period_documents` (snapshot, estimates, drift).
 
     The snapshot file is named by its content, so the row the transaction replaces keeps
     pointing at its own file until the new row commits.
     """
-    if documents is None:
-        documents = period_documents(
-            name=name,
-            period=period,
-            ids=ids,
-            scores=scores,
-            selection=selection,
-            groups=groups,
-            features=features,
-            monitoring=monitoring,
-        )
     row = session.scalars(
         select(ScoredPeriod).where(ScoredPeriod.model_name == name, ScoredPeriod.period == period)
     ).one_or_none()
@@ -355,7 +338,7 @@ def keep_period(
         session.add(row)
     row.model_version = version
     row.audit_id = audit_id
-    row.population = len(ids)
+    row.population = population
     row.capacity = selection.capacity
     row.band_end = selection.band_end
     row.lottery_places = selection.places
