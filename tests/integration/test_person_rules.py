@@ -178,12 +178,16 @@ _ODD_VALUES = st.one_of(
 )
 
 
-@given(data=st.data())
-@settings(
+#: The property tests' settings: 60 examples, each through the API and every file path.
+EVERY_PATH = settings(
     max_examples=60,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
+
+
+@given(data=st.data())
+@EVERY_PATH
 def test_a_value_gets_one_verdict_on_every_path(
     data: st.DataObject,
     mine: Released,
@@ -218,11 +222,7 @@ _ODD_IDS = st.one_of(
 
 
 @given(person=_ODD_IDS)
-@settings(
-    max_examples=60,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+@EVERY_PATH
 def test_an_id_gets_one_verdict_on_every_path(
     person: Any,
     mine: Released,
