@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import re
 import secrets
 import sqlite3
 import threading
@@ -36,6 +37,7 @@ from sqlalchemy import (
 from sqlalchemy import (
     false as sa_false,
 )
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
@@ -420,17 +422,62 @@ class Database:
             return self._reader
 
     def upgrade(self) -> None:
-        """Create or upgrade the schema to the latest migration."""
-        from alembic import command
-        from alembic.config import Config
+        """Create or upgrade the schema to the latest migration.
 
-        config = Config()
-        config.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
-        config.set_main_option("sqlalchemy.url", self.url.replace("%", "%%"))
+        A database already at the newest migration (:func:`head_revision`, read from the
+        migration files) is left as it is without loading Alembic, whose import and script
+        reading cost a command about a second; any other (new, older, unknown revision) is
+        upgraded by Alembic.
+        """
+        head = head_revision()
         # One process at a time (every worker upgrades at start): the next finds it done.
         with self._exclusive(), self.engine.begin() as connection:
+            if head is not None and applied_revisions(connection) == {head}:
+                return
+            from alembic import command
+            from alembic.config import Config
+
+            config = Config()
+            config.set_main_option("script_location", str(MIGRATIONS))
+            config.set_main_option("sqlalchemy.url", self.url.replace("%", "%%"))
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
+
+
+#: Alembic's environment and the migrations (``versions/``).
+MIGRATIONS = Path(__file__).parent / "migrations"
+_REVISION = re.compile(r"^revision(?:: *str)? *= *[\"']([^\"']+)[\"'] *$", re.M)
+_DOWN_REVISION = re.compile(
+    r"^down_revision(?:: *[^=]+)? *= *(?:None|[\"']([^\"']+)[\"']) *$", re.M
+)
+_BRANCHING = re.compile(r"^(?:branch_labels|depends_on)\b[^=\n]*=(.*)$", re.M)
+
+
+def head_revision(versions: Path = MIGRATIONS / "versions") -> str | None:
+    """The newest migration's revision, read from the migration files: the one revision that
+    no other names as its ``down_revision``. ``None`` when the files are not one plain chain
+    (a revision or its parent not written as a plain string, a merge, branch labels or
+    dependencies, more than one head): Alembic then reads them itself."""
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for path in versions.glob("*.py"):
+        text = path.read_text(encoding="utf-8")
+        revision, down = _REVISION.findall(text), _DOWN_REVISION.findall(text)
+        branching = [value.strip() for value in _BRANCHING.findall(text)]
+        if len(revision) != 1 or len(down) != 1 or any(v != "None" for v in branching):
+            return None
+        revisions.add(revision[0])
+        if down[0]:
+            parents.add(down[0])
+    heads = revisions - parents
+    return heads.pop() if len(heads) == 1 and parents <= revisions else None
+
+
+def applied_revisions(connection: Connection) -> set[str]:
+    """The revisions Alembic recorded as applied in this database (none for a new one)."""
+    if not sa_inspect(connection).has_table("alembic_version"):
+        return set()
+    return set(connection.exec_driver_sql("SELECT version_num FROM alembic_version").scalars())
 
 
 def insert_rows(

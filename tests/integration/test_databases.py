@@ -3,6 +3,8 @@ log kept append-only by the docs' grants, with the service running as its own ro
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,7 +21,14 @@ from service import create_app
 from store import access_log
 from store.access_log import CheckpointSettings, CheckpointWriter, purge, verify
 from store.accounts import add_user
-from store.db import AccessLogRow, Base, Database, QueueEntry
+from store.db import (
+    AccessLogRow,
+    Base,
+    Database,
+    QueueEntry,
+    applied_revisions,
+    head_revision,
+)
 from tests.support.homes import Site, copy_site, on_both_databases, site_database
 from tests.support.postgres import (
     RETENTION_ROLE,
@@ -284,3 +293,68 @@ def test_the_access_log_head_cannot_be_rewound_after_a_deleted_tail(
     assert result.exit_code == 3, result.output
     assert "but the database's head (advanced at every write) names row" in result.stderr
     assert "(row 6 written): 2 rows were removed" in result.stderr
+
+
+def test_the_head_read_from_the_migration_files_is_alembics() -> None:
+    from alembic.script import ScriptDirectory
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    assert head_revision() == ScriptDirectory.from_config(config).get_current_head()
+
+
+def test_migration_files_that_are_not_one_plain_chain_leave_the_head_to_alembic(
+    tmp_path: Path,
+) -> None:
+    def write(name: str, body: str) -> None:
+        (tmp_path / f"{name}.py").write_text(f'"""{name}"""\n\n{body}\n')
+
+    write("a", 'revision = "a"\ndown_revision = None\nbranch_labels = None\ndepends_on = None')
+    write("b", 'revision = "b"\ndown_revision = "a"\nbranch_labels = None\ndepends_on = None')
+    assert head_revision(tmp_path) == "b"
+    write("c", 'revision = "c"\ndown_revision = "a"\nbranch_labels = None\ndepends_on = None')
+    assert head_revision(tmp_path) is None  # two heads
+    (tmp_path / "c.py").unlink()
+    write("c", 'revision = "c"\ndown_revision = ("a", "b")\nbranch_labels = None')
+    assert head_revision(tmp_path) is None  # a merge
+    write("c", 'revision = "c"\ndown_revision = "b"\nbranch_labels = ("side",)')
+    assert head_revision(tmp_path) is None  # a branch label
+    write("c", 'revision = "c"\ndown_revision = "b"\ndepends_on = "a"')
+    assert head_revision(tmp_path) is None  # a dependency
+    write("c", "revision = REVISION\ndown_revision = 'b'")
+    assert head_revision(tmp_path) is None  # not a plain string
+    write("c", "revision = 'c'\ndown_revision = 'b'")
+    assert head_revision(tmp_path) == "c"
+
+
+@on_both_databases
+def test_upgrade_runs_alembic_only_when_the_database_is_not_at_the_head(
+    database_url: str,
+) -> None:
+    head = head_revision()
+    assert head is not None
+    Database(database_url).upgrade()  # a new database: Alembic creates the schema
+    _migrate(database_url, "downgrade", "-1")  # one migration behind
+    behind = Database(database_url)
+    with behind.engine.connect() as connection:
+        assert applied_revisions(connection) not in (set(), {head})
+    behind.upgrade()  # Alembic upgrades it
+    with behind.engine.connect() as connection:
+        assert applied_revisions(connection) == {head}
+        assert "queue_entries" in inspect(connection).get_table_names()
+    behind.engine.dispose()
+    # At the head: nothing to do, and Alembic is not even loaded.
+    loaded = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from store.db import Database; Database(sys.argv[1]).upgrade(); "
+            "print('alembic' in sys.modules)",
+            database_url,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+    )
+    assert loaded.stdout.strip() == "False"
