@@ -69,7 +69,12 @@ def _filterable(kind: Any) -> bool:
 
 
 def read_month(
-    path: str | Path, time_column: str, period: str | None, *, keep: Sequence[str] = ()
+    path: str | Path,
+    time_column: str,
+    period: str | None,
+    *,
+    keep: Sequence[str] = (),
+    threads: bool = True,
 ) -> tuple[pd.DataFrame, bool]:
     """The rows of one month of a CSV or Parquet file: ``period``, or the latest without one.
 
@@ -80,7 +85,10 @@ def read_month(
     the month cannot be chosen (no time column, a value that is not a month, no row of
     ``period``) only the time column and ``keep`` (e.g. the id column) are returned, for the
     caller's own checks to name the problem. A CSV cannot be filtered while it is read: it is
-    read whole. Returns the frame and whether the filter was pushed down.
+    read whole. Returns the frame and whether the filter was pushed down. ``threads=False``:
+    Parquet is decoded on the calling thread alone (Arrow's pool left out), for a read beside
+    other work on a small machine, where the pool's threads would take the cores that work
+    needs.
 
     Raises
     ------
@@ -100,7 +108,10 @@ def read_month(
         if time_column not in schema.names or not _filterable(schema.field(time_column).type):
             return read_table(path), False
         times = pq.read_table(
-            path, columns=[time_column], read_dictionary=_texts(schema, [time_column])
+            path,
+            columns=[time_column],
+            read_dictionary=_texts(schema, [time_column]),
+            use_threads=threads,
         ).column(time_column)
         distinct = _plain(pc.unique(times))
     except Exception as err:  # pyarrow raises its own error types for corrupt files
@@ -117,7 +128,7 @@ def read_month(
     if len(chosen) == 0:
         return pd.read_parquet(path, columns=list(dict.fromkeys(narrow))), True
     try:
-        return _read_rows_of(path, time_column, chosen), True
+        return _read_rows_of(path, time_column, chosen, threads=threads), True
     except Exception as err:  # pyarrow raises its own error types for corrupt files
         raise BadInputError(f"{path}: cannot read it as parquet: {err}") from err
 
@@ -127,13 +138,14 @@ def read_month(
 _MONTHS_AT_MOST = 1_000
 
 
-def month_column(path: str | Path, period: str) -> str | None:
+def month_column(path: str | Path, period: str, *, threads: bool = True) -> str | None:
     """The one column of a Parquet file whose values are all months and include ``period``, or
     ``None`` (not Parquet, no such column, more than one, or anything unreadable).
 
     A guess at the file's time column before the model that names it is loaded, so that the
     month can be read while the model is verified: whoever reads with it must check the guess
-    against the verified model's time column, and read again if they differ.
+    against the verified model's time column, and read again if they differ. ``threads``: as
+    :func:`read_month`'s.
     """
     path = Path(path)
     if month_problem(period) is not None or path.suffix.lower() not in (".parquet", ".pq"):
@@ -150,7 +162,10 @@ def month_column(path: str | Path, period: str) -> str | None:
             if not _filterable(field.type) or not _months_at_ends(first, position, field.name):
                 continue
             column = pq.read_table(
-                path, columns=[field.name], read_dictionary=_texts(schema, [field.name])
+                path,
+                columns=[field.name],
+                read_dictionary=_texts(schema, [field.name]),
+                use_threads=threads,
             ).column(field.name)
             distinct = _plain(pc.unique(column))
             if distinct.null_count or not 0 < len(distinct) <= _MONTHS_AT_MOST:
@@ -200,7 +215,9 @@ def _plain(values: Any) -> Any:
     return values
 
 
-def _read_rows_of(path: Path, time_column: str, values: Any) -> pd.DataFrame:
+def _read_rows_of(
+    path: Path, time_column: str, values: Any, *, threads: bool = True
+) -> pd.DataFrame:
     """The rows whose ``time_column`` is one of ``values``, read one row group at a time (each
     filtered as soon as it is decoded, so at most one whole row group is in memory), as
     ``pd.read_parquet`` would have typed them.
@@ -218,14 +235,14 @@ def _read_rows_of(path: Path, time_column: str, values: Any) -> pd.DataFrame:
     parquet = pq.ParquetFile(path, read_dictionary=_texts(schema))
     parts = []
     for group in range(parquet.num_row_groups):
-        table = parquet.read_row_group(group, use_pandas_metadata=True)
+        table = parquet.read_row_group(group, use_pandas_metadata=True, use_threads=threads)
         parts.append(table.filter(pc.is_in(table.column(time_column), value_set=values)))
         del table
     if not parts:
         return pd.read_parquet(path)  # no row group: the empty frame, typed
     rows = pa.concat_tables(parts).cast(schema)
     del parts
-    frame = rows.to_pandas()
+    frame = rows.to_pandas(use_threads=threads)
     if schema.metadata and b"PANDAS_ATTRS" in schema.metadata:  # as pd.read_parquet keeps them
         frame.attrs = json.loads(schema.metadata[b"PANDAS_ATTRS"])
     return frame

@@ -113,14 +113,16 @@ def _month_by_its_column(data: str, period: str) -> tuple[str, Any, bool] | None
     """``period``'s rows read by the file's one month column (:func:`model.data.month_column`),
     before the model says which column is its time column: the column, the rows and whether the
     filter was pushed into the reader; ``None`` if no single column holds the period, or the
-    rows could not be read (the model's own reading then names the problem)."""
+    rows could not be read (the model's own reading then names the problem). Decoded on this
+    thread alone: beside the verification on a machine of two cores, Arrow's pool of threads
+    would take the core the verification runs on."""
     from model.data import month_column, read_month
 
-    column = month_column(data, period)
+    column = month_column(data, period, threads=False)
     if column is None:
         return None
     try:
-        frame, pushed = read_month(data, column, period)
+        frame, pushed = read_month(data, column, period, threads=False)
     except OutreachError:
         return None
     if not pushed or list(frame.columns) == [column]:  # not the month's rows: read again

@@ -50,10 +50,15 @@ def _serving() -> Any:
     return SimpleNamespace(model=SimpleNamespace(id_column="person_id", time_column="period"))
 
 
+@pytest.mark.parametrize("threads", [True, False])
 @pytest.mark.parametrize("period", [*MONTHS, None])
-def test_a_month_read_alone_is_the_month_of_the_whole_file(tmp_path: Path, period: str) -> None:
+def test_a_month_read_alone_is_the_month_of_the_whole_file(
+    tmp_path: Path, period: str, threads: bool
+) -> None:
     path = _write(_people(MONTHS), tmp_path / "months.parquet")
-    month, pushed = read_month(path, "period", period, keep=["person_id"])
+    if period is not None:  # the guess the score command reads by, on its own thread
+        assert month_column(path, period, threads=threads) == "period"
+    month, pushed = read_month(path, "period", period, keep=["person_id"], threads=threads)
     assert pushed
     expected = _month_of(read_table(path), period or MONTHS[-1])
     assert len(month) == 30
