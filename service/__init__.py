@@ -1,7 +1,9 @@
 """The outreach service: a Flask application serving verified models to coordinators and boards.
 
 ``create_app`` is the factory (gunicorn calls ``service:create_app()``); heavy resources (the
-database, the verified model) are set up once per app in ``app.extensions``.
+database, the verified model) are set up once per app in ``app.extensions``. Flask is imported
+by the factory, not by the package: a command that reads only the service's startup rules
+(``service.startup``) does not load the web framework.
 """
 
 from __future__ import annotations
@@ -9,9 +11,9 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from flask import Flask
-
 if TYPE_CHECKING:
+    from flask import Flask
+
     from lifecycle.model_source import ModelSource
 
 __all__ = ["create_app"]
@@ -40,6 +42,8 @@ def create_app(
         production version's policy does not name its impact assessments
         (:func:`service.startup.refuse_unassessed`).
     """
+    from flask import Flask
+
     from kernel import settings
     from kernel.errors import BadInputError
     from kernel.files import private_umask
