@@ -52,8 +52,8 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from scipy.stats import chi2, kstwo
 
+from audits.tails import chi2_sf, kstwo_sf
 from kernel.errors import BadInputError
 from model.words import unit_words
 
@@ -373,7 +373,7 @@ def _chi_square(reference: np.ndarray, period: np.ndarray) -> DistributionTest:
     expected = table.sum(axis=1, keepdims=True) * table.sum(axis=0) / table.sum()
     statistic = float(((table - expected) ** 2 / expected).sum())
     dof = table.shape[1] - 1
-    return DistributionTest(CHI_SQUARE, statistic, float(chi2.sf(statistic, dof)), dof)
+    return DistributionTest(CHI_SQUARE, statistic, chi2_sf(statistic, dof), dof)
 
 
 def _kolmogorov_smirnov(reference: np.ndarray, period: np.ndarray) -> DistributionTest | None:
@@ -385,7 +385,7 @@ def _kolmogorov_smirnov(reference: np.ndarray, period: np.ndarray) -> Distributi
     gaps = np.cumsum(reference[:-1]) / n - np.cumsum(period[:-1]) / m
     statistic = float(np.abs(gaps).max())
     effective = max(1, round(n * m / (n + m)))
-    return DistributionTest(KOLMOGOROV_SMIRNOV, statistic, float(kstwo.sf(statistic, effective)))
+    return DistributionTest(KOLMOGOROV_SMIRNOV, statistic, kstwo_sf(statistic, effective))
 
 
 def _finite(value: float | None) -> float | None:

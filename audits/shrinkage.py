@@ -18,7 +18,6 @@ group look more certain than it is. The credible interval is the Beta posterior'
 from __future__ import annotations
 
 import numpy as np
-from scipy.stats import beta
 
 #: Numerators and denominators of the proportion metrics, as cell indices (TP, FP, FN, TN).
 _PARTS = {
@@ -75,6 +74,8 @@ def pooled_estimates(
     level : float
         Credible interval level.
     """
+    from scipy.stats import beta  # here: scoring imports this module's package, not the Beta
+
     out = {}
     tail = (1 - level) / 2
     for metric, (top, bottom) in _PARTS.items():

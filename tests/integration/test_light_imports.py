@@ -24,6 +24,9 @@ def _loaded(module: str, packages: list[str]) -> list[str]:
     ("module", "packages"),
     [
         ("service.startup", ["flask", "werkzeug"]),  # the factory imports Flask, not the package
+        # A scored period's drift tests: their tails from audits.tails, not scipy.stats.
+        ("audits.drift", ["scipy.stats"]),
+        ("jobs.batch", ["scipy.stats", "flask", "sklearn"]),
     ],
 )
 def test_a_module_leaves_the_heavy_packages_alone(module: str, packages: list[str]) -> None:
@@ -33,3 +36,5 @@ def test_a_module_leaves_the_heavy_packages_alone(module: str, packages: list[st
 def test_the_probe_sees_a_package_that_is_loaded() -> None:
     assert _loaded("service", ["flask"]) == []
     assert _loaded("flask", ["flask"]) == ["flask"]
+    assert _loaded("audits.shrinkage", ["scipy.stats"]) == []
+    assert _loaded("scipy.stats", ["scipy.stats"]) == ["scipy.stats"]
