@@ -506,7 +506,7 @@ def insert_rows(
     ]
     if any(p is not None for p in processors):
         converted = [
-            list(values) if p is None else [p(v) for v in values]
+            list(values) if p is None else _converted(p, values)
             for p, values in zip(processors, zip(*rows, strict=True), strict=True)
         ]
         rows = list(zip(*converted, strict=True))
@@ -519,6 +519,15 @@ def insert_rows(
     else:
         params = [dict(zip(columns, row, strict=True)) for row in rows]
     connection.exec_driver_sql(compiled.string, params)
+
+
+def _converted(processor: Any, values: Sequence[Any]) -> Sequence[Any]:
+    """``values`` converted by ``processor``; a column of one value (every row's time of
+    creation) converted once."""
+    first = values[0]
+    if all(value is first for value in values):
+        return [processor(first)] * len(values)
+    return [processor(value) for value in values]
 
 
 def default_url(home_root: Path) -> str:

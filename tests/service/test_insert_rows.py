@@ -4,10 +4,11 @@ converts them; a table with a default left to fill in takes the plain path."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import insert, select
 
 from store.db import Database, EntryGroup, QueueEntry, insert_rows
@@ -85,20 +86,22 @@ def test_a_table_with_conversions_or_defaults_takes_the_plain_insert(tmp_path: P
         assert entry.source == "list"
 
 
+@pytest.mark.parametrize("one_time", [True, False])
 def test_converted_columns_handed_to_the_driver_read_back_as_a_plain_insert(
-    tmp_path: Path,
+    tmp_path: Path, one_time: bool
 ) -> None:
     """Queue entries with every defaulted column given: the JSON reasons and the time of
-    creation are converted as SQLAlchemy converts them, and read back the same."""
+    creation are converted as SQLAlchemy converts them, and read back the same (one time of
+    creation for every row, converted once; or a time of its own for each)."""
     fast, plain = _database(tmp_path / "fast"), _database(tmp_path / "plain")
-    when = datetime(2024, 3, 1, 12, 30, 15, 123456, tzinfo=UTC)
+    start = datetime(2024, 3, 1, 12, 30, 15, 123456, tzinfo=UTC)
     columns = ("model_name", "model_version", "audit_id", "period", "person_id", "rank")
     columns += ("score", "percentile", "band", "reasons", "reason_features", "area")
     columns += ("source", "selection_probability", "created_at")
     rows = [
         (
             *("m", "1", "a", "2024-03", str(i), i, 0.25 * i, 10.0 * i, "high", reasons, "x", area),
-            *("list", 1.0, when),
+            *("list", 1.0, start if one_time else start + timedelta(seconds=i, microseconds=i)),
         )
         for i, (reasons, area) in enumerate(
             [
