@@ -48,6 +48,15 @@ T = TypeVar("T")
 LAYERS = ("unit", "service", "integration", "system")
 TESTS = Path(__file__).resolve().parent
 
+#: The JVM options of every Spark the tests start (in this process, the CLI's, the benchmarks'
+#: smoke run), read by Spark's launcher: the tests' Spark jobs are seconds long, and the JVM's
+#: optimising compiler and parallel collector spent more CPU than the jobs did. The client
+#: compiler only, and one collector thread: the same jobs, about half the CPU (30.5 against 16.7
+#: CPU-seconds for a session and two small scorings; tests/system/test_spark.py 86 s -> 67 s,
+#: 2026-12-08). A run that sets SPARK_SUBMIT_OPTS keeps its own.
+SPARK_TEST_JVM = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
+os.environ.setdefault("SPARK_SUBMIT_OPTS", SPARK_TEST_JVM)
+
 #: The modules that take longest (servers started, fuzzing, releases), collected first. `make
 #: test` spreads whole modules over two processes (pytest-xdist, ``--dist loadfile``), which take
 #: them in collection order: starting the long ones early keeps both processes busy to the end.
