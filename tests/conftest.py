@@ -14,6 +14,7 @@ from typing import TypeVar
 
 import pandas as pd
 import pytest
+from threadpoolctl import threadpool_limits
 
 from kernel import settings
 from kernel.files import file_lock, write_atomically
@@ -47,6 +48,32 @@ T = TypeVar("T")
 #: ``make check`` runs the first two, ``make test`` all four.
 LAYERS = ("unit", "service", "integration", "system")
 TESTS = Path(__file__).resolve().parent
+
+#: The JVM options of every Spark the tests start (in this process, the CLI's, the benchmarks'
+#: smoke run), read by Spark's launcher: the tests' Spark jobs are seconds long, and the JVM's
+#: optimising compiler and parallel collector spent more CPU than the jobs did. The client
+#: compiler only, and one collector thread: the same jobs, about half the CPU (30.5 against 16.7
+#: CPU-seconds for a session and two small scorings; tests/system/test_spark.py 86 s -> 67 s,
+#: 2026-12-08). A run that sets SPARK_SUBMIT_OPTS keeps its own.
+SPARK_TEST_JVM = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
+os.environ.setdefault("SPARK_SUBMIT_OPTS", SPARK_TEST_JVM)
+
+#: One BLAS and OpenMP thread per test process (this one, and every server, CLI and benchmark
+#: process the tests start), as ``outreach serve`` runs its workers. ``make test`` already keeps
+#: both cores busy with two processes; a second BLAS thread in each only waited for a core,
+#: spinning: the proxy check of one release (16 logistic fits on 30,000 rows) took 13.3
+#: CPU-seconds and 11.4 s with two threads on this busy machine, 2.1 and 2.1 s with one, with
+#: the same results (2026-12-08). A run that sets these variables keeps its own.
+TEST_THREADS = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+for _variable, _threads in TEST_THREADS.items():
+    os.environ.setdefault(_variable, _threads)
+# This process loaded its BLAS and OpenMP with numpy before reading these; children read them.
+threadpool_limits(
+    limits={
+        "blas": int(os.environ["OPENBLAS_NUM_THREADS"]),
+        "openmp": int(os.environ["OMP_NUM_THREADS"]),
+    }
+)
 
 #: The modules that take longest (servers started, fuzzing, releases), collected first. `make
 #: test` spreads whole modules over two processes (pytest-xdist, ``--dist loadfile``), which take

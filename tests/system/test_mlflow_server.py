@@ -59,7 +59,13 @@ def tracking_server(postgres: Cluster, tmp_path_factory: pytest.TempPathFactory)
         ],
         stdout=log,
         stderr=subprocess.STDOUT,
-        env={**os.environ, "MLFLOW_TRACKING_URI": ""},
+        # MLflow's job runner (GenAI evaluation jobs, trace roll-ups: nothing the project uses)
+        # would start eight more processes of its own, each importing MLflow.
+        env={
+            **os.environ,
+            "MLFLOW_TRACKING_URI": "",
+            "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+        },
         cwd=folder,
     )
     uri = f"http://127.0.0.1:{port}"
