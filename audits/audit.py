@@ -16,7 +16,6 @@ from typing import Any
 
 import numpy as np
 
-from audits.crosscheck import crosscheck
 from audits.gate import (
     Breach,
     Decision,
@@ -182,6 +181,10 @@ def run_audit(
     audit = _audit_resolved(policy, labels, selected, scores, groupings, options, looks)
     checked: dict[str, Any] = {}
     if fairlearn:
+        # Fairlearn (and scikit-learn with it) only where an audit runs: the service imports
+        # this module for its release commands, and its processes start without them.
+        from audits.crosscheck import crosscheck
+
         checked = crosscheck(
             audit,
             labels=labels,

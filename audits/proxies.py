@@ -20,19 +20,18 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from joblib import Parallel, delayed
-from scipy.stats import chi2_contingency
-from sklearn.base import clone
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import roc_auc_score
-from sklearn.model_selection import StratifiedKFold
-from sklearn.pipeline import Pipeline
 
-from model.candidates import CandidateConfig, FeatureSchema, build_pipeline
+if TYPE_CHECKING:
+    from sklearn.pipeline import Pipeline
+
+    from model.candidates import FeatureSchema
+
+# scikit-learn, joblib and scipy.stats are imported where the checks run: the gate and the
+# reports read this module's results and thresholds in processes (the service's) that never fit.
 
 _MAX_ROWS = 30_000
 _TOP_FEATURES = 3
@@ -92,6 +91,13 @@ def check_proxies(
     Attributes whose every group has fewer than three rows in the sample are skipped (they cannot
     be cross-validated); rare groups are folded into one "other" class for the classifier.
     """
+    from joblib import Parallel, delayed
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import roc_auc_score
+    from sklearn.model_selection import StratifiedKFold
+
+    from model.candidates import CandidateConfig, build_pipeline
+
     rng = np.random.default_rng(seed)
     rows = np.arange(len(features))
     if len(rows) > _MAX_ROWS:
@@ -146,6 +152,8 @@ def _fit_fold(
     """A copy of ``pipeline`` fitted on the ``train`` rows: its class probabilities for the
     ``test`` rows (columns in the sorted classes' order), or, without ``test``, the fitted copy.
     Every class has at least ten rows, so each stratified fold's fit sees every class."""
+    from sklearn.base import clone
+
     fitted = clone(pipeline).fit(sample.iloc[train], target.iloc[train])
     if test is None:
         return fitted
@@ -248,6 +256,8 @@ def _compare(
     table = np.array([[missing, n - missing], [rest_missing, rest - rest_missing]])
     p_value = math.nan
     if (table.sum(axis=0) > 0).all() and (table.sum(axis=1) > 0).all():
+        from scipy.stats import chi2_contingency
+
         p_value = float(chi2_contingency(table, correction=True).pvalue)
     finding = (
         ratio >= MISSINGNESS_RATIO

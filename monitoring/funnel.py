@@ -29,7 +29,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from scipy.stats import norm
+from scipy.special import ndtr, ndtri
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -88,8 +88,10 @@ def log_ratio_interval(
     se = math.sqrt(max(1 / a - 1 / m, 0.0) + max(1 / b - 1 / r, 0.0))
     if se == 0:
         return ratio, ratio, ratio, 1.0
-    z = float(norm.ppf(0.5 + level / 2))
-    p_value = float(2 * norm.sf(abs(centre) / se))
+    # scipy.stats.norm's ppf and sf are these (ndtri(q) and ndtr(-x)), without importing
+    # scipy.stats into the service's processes; tests/unit/test_tails.py holds them equal.
+    z = float(ndtri(0.5 + level / 2))
+    p_value = float(2 * ndtr(-abs(centre) / se))
     return ratio, math.exp(centre - z * se), math.exp(centre + z * se), p_value
 
 

@@ -11,7 +11,8 @@ Start-up, in order:
 - ``on_starting`` (master, once, before any worker): the metrics folder is emptied, the one-time
   work done (home folders and modes, the database schema, the session key), and the heavy
   libraries imported, so each forked worker builds its app in a fraction of a second instead of
-  importing MLflow, pandas and scikit-learn on its own while the others do the same;
+  importing MLflow and pandas on its own while the others do the same (scikit-learn, Fairlearn
+  and scipy.stats are not loaded at all: the service fits nothing);
 - each worker then calls ``service:create_app()``, which repeats the one-time steps under locks
   (they find the work done) and loads the verified model.
 
@@ -60,7 +61,6 @@ graceful_timeout = 10
 #: them at the same moment (seconds of CPU each). None opens a file or starts a thread at import.
 PRELOADED = (
     "pandas",
-    "sklearn",
     "mlflow",
     "mlflow.artifacts",
     "mlflow.tracking",

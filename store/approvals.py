@@ -17,7 +17,7 @@ from typing import Literal
 from sqlalchemy import select
 
 from kernel.errors import BadInputError
-from lifecycle.release import approve, reject, withdraw
+from lifecycle.decisions import approve, reject, withdraw
 from lifecycle.statements import Trust
 from model.registry import Registry
 from store import access_log

@@ -192,7 +192,7 @@ def models_reject(home: Home, name: str, version: str, by: str, note: str) -> No
 def models_withdraw(home: Home, name: str, by: str, note: str) -> None:
     """The board's stop button: nothing of NAME is served (503) until a new PASS release or an
     explicit re-approval. Signed and recorded; survives restarts."""
-    from lifecycle.release import production_version
+    from lifecycle.decisions import production_version
 
     registry = open_registry(home)
     version = production_version(registry, name)  # '' if none: later ones are stopped too
@@ -210,7 +210,7 @@ def models_withdraw(home: Home, name: str, by: str, note: str) -> None:
 @reported
 def models_rollback(home: Home, name: str) -> None:
     """Move production back to the previous version that passed its audit."""
-    from lifecycle.release import rollback
+    from lifecycle.decisions import rollback
 
     version = rollback(open_registry(home), name, trust=deployment_trust(home))
     click.echo(f"{name}: production is now version {version}")

@@ -29,7 +29,7 @@ from audits.policy import assessments_from_report
 from audits.report import CSS, METRIC_WORDS, gate_chart, render_body
 from kernel.errors import BadInputError, ConflictError, GateError, NotFoundError, OutreachError
 from lifecycle.catalogue import list_versions, read_report
-from lifecycle.release import production_version
+from lifecycle.decisions import production_version
 from monitoring.period_report import periods_index
 from service import board
 from service.pages.common import db, fmt_time, model_name, registry, versions_now

@@ -27,6 +27,14 @@ def _loaded(module: str, packages: list[str]) -> list[str]:
         # A scored period's drift tests: their tails from audits.tails, not scipy.stats.
         ("audits.drift", ["scipy.stats"]),
         ("jobs.batch", ["scipy.stats", "flask", "sklearn"]),
+        # What gunicorn's master imports before it forks the workers (service.gunicorn_conf's
+        # PRELOADED): the service records the board's decisions and reads audit reports, and
+        # fits nothing, so every start is spared scikit-learn, Fairlearn and scipy.stats.
+        (
+            "service, service.api.routes, service.pages, lifecycle.model_source, "
+            "lifecycle.verified_loading, store.approvals, lifecycle.decisions",
+            ["sklearn", "fairlearn", "scipy.stats"],
+        ),
     ],
 )
 def test_a_module_leaves_the_heavy_packages_alone(module: str, packages: list[str]) -> None:

@@ -1,6 +1,7 @@
 """The drift tests' tails (audits.tails) against scipy.stats, bit for bit: every branch of
 the two-sided KS distribution's choice of method (Ruben-Gambino, Durbin's matrix, Pomeranz,
-Smirnov, Pelz-Good, the far tail) and the chi-square's edges."""
+Smirnov, Pelz-Good, the far tail) and the chi-square's edges; and the funnel's normal quantile
+and tail (scipy.special) against scipy.stats.norm."""
 
 from __future__ import annotations
 
@@ -8,9 +9,12 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy.stats import chi2, kstwo
 
 from audits.tails import chi2_sf, kstwo_sf
+from monitoring.funnel import log_ratio_interval
 
 #: Sizes on both sides of every cut-off the method depends on (140 and 100,000).
 SIZES = [1, 2, 3, 5, 10, 37, 99, 100, 139, 140, 141, 200, 1_000, 11_857, 100_000, 100_001]
@@ -88,3 +92,35 @@ def test_a_size_that_is_not_a_sample_has_no_tail() -> None:
     assert math.isnan(kstwo_sf(0.1, 0))
     assert math.isnan(kstwo_sf(math.nan, 10))
     assert math.isnan(chi2_sf(1.0, 0))
+
+
+@given(
+    hits=st.integers(0, 500),
+    n=st.integers(1, 2_000),
+    ref_hits=st.integers(0, 500),
+    ref_n=st.integers(1, 2_000),
+    level=st.sampled_from([0.8, 0.9, 0.95, 0.99]),
+)
+@settings(max_examples=300, deadline=None)
+def test_the_funnels_interval_and_test_are_scipy_stats_norms(
+    hits: int, n: int, ref_hits: int, ref_n: int, level: float
+) -> None:
+    """The funnel's Katz interval and Wald test take the normal's quantile and tail from
+    scipy.special (ndtri, ndtr); with scipy.stats.norm's ppf and sf they are the same numbers."""
+    from scipy.stats import norm
+
+    hits, ref_hits = min(hits, n), min(ref_hits, ref_n)
+    ours = log_ratio_interval(hits, n, ref_hits, ref_n, level)
+    if ours[0] is None or ours[1] == ours[0] == ours[2]:
+        return  # undefined, or no spread: no quantile or tail is used
+    a, b = (hits, ref_hits) if hits and ref_hits else (hits + 0.5, ref_hits + 0.5)
+    m, r = (n, ref_n) if hits and ref_hits else (n + 0.5, ref_n + 0.5)
+    centre = math.log((a / m) / (b / r))
+    se = math.sqrt(max(1 / a - 1 / m, 0.0) + max(1 / b - 1 / r, 0.0))
+    z = float(norm.ppf(0.5 + level / 2))
+    theirs = (
+        math.exp(centre - z * se),
+        math.exp(centre + z * se),
+        float(2 * norm.sf(abs(centre) / se)),
+    )
+    assert ours[1:] == theirs
