@@ -32,7 +32,7 @@ from outreach.cli.release_commands import (
     release_with_progress,
     train_summary,
 )
-from outreach.cli.serve_commands import serve
+from outreach.cli.serve_commands import serve_in_process
 
 DEMO_ROLES = ("coordinator", "analyst", "oversight", "admin")
 
@@ -317,6 +317,20 @@ def _demo_decide(home: Home, result: Any, after: Any) -> tuple[str, str, str]:
     return summary["registered_model"], decision, summary["report"]
 
 
+def _demo_releases(home: Home, specs: list[Path]) -> list[tuple[str, str, str]]:
+    """Release each experiment, then decide on it (:func:`_demo_decide`); its results."""
+    reports = []
+    # The registry's store opens (on a new home: its tables made) in a thread while the first
+    # population is generated; the release waits for it before using the registry.
+    with ThreadPoolExecutor(1, thread_name_prefix="registry") as opening:
+        opened = opening.submit(open_registry, home)
+        for spec_path in specs:
+            progress(f"\n== {spec_path.name} ==")
+            result, after = _demo_release(home, spec_path, ready=opened.result)
+            reports.append(_demo_decide(home, result, after))
+    return reports
+
+
 @main.command()
 @click.option("--no-serve", is_flag=True, help="Stop before starting the service.")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
@@ -335,15 +349,8 @@ def demo(ctx: click.Context, no_serve: bool, port: int) -> None:
     if not specs:
         raise BadInputError(f"no experiment specs found in {root}")
     started = time.perf_counter()
-    reports = []
-    # The registry's store opens (on a new home: its tables made) in a thread while the first
-    # population is generated; the release waits for it before using the registry.
-    with ThreadPoolExecutor(1, thread_name_prefix="registry") as opening:
-        opened = opening.submit(open_registry, home)
-        for spec_path in specs:
-            progress(f"\n== {spec_path.name} ==")
-            result, after = _demo_release(home, spec_path, ready=opened.result)
-            reports.append(_demo_decide(home, result, after))
+    # Only the reports' names are kept: the releases' data and models go before serving.
+    reports = _demo_releases(home, specs)
     # The releases' idle worker processes would keep their memory for minutes while serving.
     stop_workers()
     progress(f"\ndemo finished in {time.perf_counter() - started:.0f} s; home: {home.root}")
@@ -376,7 +383,8 @@ def demo(ctx: click.Context, no_serve: bool, port: int) -> None:
         f"  API:   curl -s -H 'Authorization: Bearer <analyst token>' "
         f"http://127.0.0.1:{port}/api/v1/model"
     )
-    ctx.invoke(serve, host="127.0.0.1", port=port, workers=2)
+    # This process becomes the server: the service and its libraries are already imported.
+    serve_in_process(home, host="127.0.0.1", port=port, workers=2)
 
 
 if __name__ == "__main__":  # pragma: no cover
