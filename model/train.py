@@ -387,14 +387,6 @@ def stop_workers() -> None:
     """Stop the processes that parallel fits (``workers`` > 1, here and in the proxy check) left
     waiting for more work: joblib keeps them, and their memory, for up to five minutes. A later
     parallel fit starts new ones."""
-    from joblib.executor import MemmappingExecutor
     from joblib.externals.loky import get_reusable_executor
 
-    executor = get_reusable_executor(reuse=True)  # the one the fits used, whatever its settings
-    if isinstance(executor, MemmappingExecutor):
-        # Its temporary folders (the large arrays the workers read) go too. Left, they would be
-        # removed only at the process's exit, by any process forked from it as well (the
-        # demo's server workers), each removing them again.
-        executor.terminate(kill_workers=False)
-    else:
-        executor.shutdown(wait=True)
+    get_reusable_executor().shutdown(wait=True)

@@ -11,11 +11,12 @@ Before the fork the process is made fit to be one: its database connections clos
 connection must not cross a fork, and MLflow keeps one engine per store for the process), the
 numerical libraries held to one thread (as ``OMP_NUM_THREADS=1`` and the like do for a new
 process), and its heap collected and frozen, so the workers do not copy every page of it when
-the collector touches the objects' headers.
+the collector touches the objects' headers. The workers leave the process's exit handlers to it.
 """
 
 from __future__ import annotations
 
+import atexit
 import gc
 import os
 import sys
@@ -52,6 +53,17 @@ class InProcessService(Application):
         self.load_config_from_module_name_or_filename(CONFIG)
         for key, value in self.options.items():
             self.cfg.set(key, value)
+        configured = self.cfg.post_fork
+
+        def post_fork(server: Any, worker: Any) -> None:
+            # The exit handlers this process registered before it served are its own: a
+            # worker running them at its exit would, say, remove joblib's temporary folders of
+            # the demo's fits again (its resource tracker then complains). A forked child of
+            # multiprocessing skips them the same way. The worker registers its own afterwards.
+            atexit._clear()
+            configured(server, worker)
+
+        self.cfg.set("post_fork", post_fork)
 
     def load(self) -> Any:
         from gunicorn.util import import_app
