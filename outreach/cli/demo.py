@@ -361,14 +361,23 @@ def _demo_decide(home: Home, result: Any, after: Any) -> tuple[str, str, str]:
 
 def _demo_releases(home: Home, specs: list[Path]) -> list[tuple[str, str, str]]:
     """Release each experiment, then decide on it (:func:`_demo_decide`); its results."""
+    from model.train import start_workers
+
     reports = []
-    # The registry's store opens (on a new home: its tables made) in a thread while the first
-    # population is generated; the release waits for it before using the registry.
-    with ThreadPoolExecutor(1, thread_name_prefix="registry") as opening:
-        opened = opening.submit(open_registry, home)
+    # While the first population is generated, the registry's store opens (on a new home: its
+    # tables made) in one thread and the fits' worker processes start in another; the release
+    # waits for both before using them.
+    with ThreadPoolExecutor(2, thread_name_prefix="demo-start") as starting:
+        opened = starting.submit(open_registry, home)
+        started = starting.submit(start_workers, DEMO_WORKERS)
+
+        def ready() -> None:
+            opened.result()
+            started.result()
+
         for spec_path in specs:
             progress(f"\n== {spec_path.name} ==")
-            result, after = _demo_release(home, spec_path, ready=opened.result)
+            result, after = _demo_release(home, spec_path, ready=ready)
             reports.append(_demo_decide(home, result, after))
     return reports
 
