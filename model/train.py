@@ -383,6 +383,23 @@ def train(
     )
 
 
+def start_workers(workers: int) -> None:
+    """Start the processes parallel fits use (``workers`` > 1, one native thread each, as
+    :func:`train` runs them), each with this module and the libraries it fits with loaded: a
+    fit that follows finds them ready instead of waiting seconds for them. For a caller with
+    other work meanwhile (the demo generates its population); not at the same time as a fit."""
+    if workers <= 1:
+        return
+    from joblib import Parallel, delayed, parallel_config
+
+    with parallel_config(backend="loky", inner_max_num_threads=1):
+        Parallel(n_jobs=workers)(delayed(_loaded)() for _ in range(workers))
+
+
+def _loaded() -> None:
+    """Nothing: a worker unpickling this call has imported this module."""
+
+
 def stop_workers() -> None:
     """Stop the processes that parallel fits (``workers`` > 1, here and in the proxy check) left
     waiting for more work: joblib keeps them, and their memory, for up to five minutes. A later

@@ -134,17 +134,37 @@ def _check_role(role: str) -> None:
         raise BadInputError(f"unknown role {role!r}; choose one of {', '.join(ROLES)}")
 
 
+@dataclass(frozen=True)
+class PasswordHash:
+    """A password's stored form (scrypt), made by :func:`hash_password`: ahead of the
+    transaction that stores it, or in another process."""
+
+    value: str
+
+
+def hash_password(password: str) -> PasswordHash:
+    """The stored form of a password for the web pages, its length checked first (about a
+    third of a second of CPU: scrypt's cost, on purpose)."""
+    _check_password_text(password)
+    return PasswordHash(generate_password_hash(password))
+
+
+def _stored(password: str | PasswordHash) -> str:
+    return password.value if isinstance(password, PasswordHash) else hash_password(password).value
+
+
 def add_user(
     db: Database,
     name: str,
     role: str,
     *,
-    password: str | None = None,
+    password: str | PasswordHash | None = None,
     days: int | None = None,
 ) -> str:
     """Create a user and return a new API token (shown once; only its hash is stored).
 
-    The token works for ``days`` (default :func:`default_token_days`).
+    The token works for ``days`` (default :func:`default_token_days`). The password, if any, is
+    hashed before the transaction (:func:`hash_password`), not while it holds the database.
     """
     _check_role(role)
     problem = name_problem(name)  # the one rule for the name of who acts (model.rules)
@@ -153,10 +173,11 @@ def add_user(
             f"a user name must have 1 to {MAX_NAME} printable characters: it {problem}"
         )
     name = name.strip()
-    if password is not None:
+    if isinstance(password, str):
         _check_password_text(password)
     if days is not None:
         _token_days(days)
+    stored = _stored(password) if password is not None else None
     with db.session() as session:
         if session.scalar(select(User).where(User.name == name)) is not None:
             raise BadInputError(f"a user named {name!r} already exists")
@@ -164,7 +185,7 @@ def add_user(
             id=_unused_user_id(session),
             name=name,
             role=role,
-            password_hash=generate_password_hash(password) if password else None,
+            password_hash=stored,
             uid=new_uid(),
         )
         session.add(user)
@@ -229,16 +250,17 @@ def _end_sessions(user: User) -> None:
     user.session_epoch = (user.session_epoch or 0) + 1
 
 
-def set_password(db: Database, name: str, password: str) -> int:
-    """Set or replace a user's password for the web pages (stored as a scrypt hash).
+def set_password(db: Database, name: str, password: str | PasswordHash) -> int:
+    """Set or replace a user's password for the web pages (stored as a scrypt hash, made
+    before the transaction).
 
     Ends every page session of the user and revokes every API token they hold (someone who
     knew the old password may have made one); returns how many tokens were revoked.
     """
-    _check_password_text(password)
+    stored = _stored(password)
     with db.session() as session:
         user = _user(session, name)
-        user.password_hash = generate_password_hash(password)
+        user.password_hash = stored
         _end_sessions(user)
         return _revoke_all(session, user)
 

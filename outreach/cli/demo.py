@@ -32,7 +32,7 @@ from outreach.cli.release_commands import (
     release_with_progress,
     train_summary,
 )
-from outreach.cli.serve_commands import serve
+from outreach.cli.serve_commands import serve_in_process
 
 DEMO_ROLES = ("coordinator", "analyst", "oversight", "admin")
 
@@ -246,28 +246,70 @@ def demo_after_release(home: Home, spec: Any, after: Any) -> None:
         )
 
 
-def demo_users(home: Home) -> tuple[list[tuple[str, str, str, str]], int]:
+class DemoPasswords:
+    """The demo users' new passwords (random, new at every run), hashed in a process of their
+    own while the demo goes on: scrypt holds the interpreter's lock, so a thread would not run
+    beside the demo's work, and the four hashes would otherwise wait at its end."""
+
+    def __init__(self) -> None:
+        import multiprocessing
+        import secrets
+        from concurrent.futures import ProcessPoolExecutor
+
+        self.plain = {role: secrets.token_urlsafe(12) for role in DEMO_ROLES}
+        # Forked before the demo starts any thread; the child only hashes.
+        self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork"))
+        self._hashes = self._pool.submit(_hash_passwords, list(self.plain.values()))
+
+    def hashed(self) -> dict[str, Any]:
+        """Each role's password hash (:class:`store.accounts.PasswordHash`), once made."""
+        from concurrent.futures.process import BrokenProcessPool
+
+        try:
+            hashes = self._hashes.result()
+        except BrokenProcessPool:  # the process was killed: hashed here instead
+            hashes = _hash_passwords(list(self.plain.values()))
+        finally:
+            self._pool.shutdown()
+        return dict(zip(self.plain, hashes, strict=True))
+
+
+def _hash_passwords(passwords: list[str]) -> list[Any]:
+    from store.accounts import hash_password
+
+    return [hash_password(password) for password in passwords]
+
+
+def demo_users(
+    home: Home, passwords: DemoPasswords | None = None
+) -> tuple[list[tuple[str, str, str, str]], int]:
     """One demo user per role: (name, role, password, fresh API token), and how many earlier
     demo tokens were revoked.
 
-    The passwords are random and new at every run (printed once); a demo user who already
-    exists gets the new password, which revokes their earlier tokens and ends their sessions.
+    The passwords are random and new at every run (printed once), ``passwords``' if given; a
+    demo user who already exists gets the new password, which revokes their earlier tokens and
+    ends their sessions.
     """
     import secrets
 
     from store.accounts import add_user, issue_token, set_password
 
+    if passwords is None:
+        plain = {role: secrets.token_urlsafe(12) for role in DEMO_ROLES}
+        hashed: dict[str, Any] = dict(plain)  # hashed as they are stored
+    else:
+        plain, hashed = passwords.plain, passwords.hashed()
     db = open_service_db(home)
     out = []
     revoked = 0
     for role in DEMO_ROLES:
-        name, password = f"demo-{role}", secrets.token_urlsafe(12)
+        name = f"demo-{role}"
         try:
-            token = add_user(db, name, role, password=password)
+            token = add_user(db, name, role, password=hashed[role])
         except BadInputError:  # made by an earlier run
-            revoked += set_password(db, name, password)
+            revoked += set_password(db, name, hashed[role])
             token = issue_token(db, name)
-        out.append((name, role, password, token))
+        out.append((name, role, plain[role], token))
     return out, revoked
 
 
@@ -317,6 +359,29 @@ def _demo_decide(home: Home, result: Any, after: Any) -> tuple[str, str, str]:
     return summary["registered_model"], decision, summary["report"]
 
 
+def _demo_releases(home: Home, specs: list[Path]) -> list[tuple[str, str, str]]:
+    """Release each experiment, then decide on it (:func:`_demo_decide`); its results."""
+    from model.train import start_workers
+
+    reports = []
+    # While the first population is generated, the registry's store opens (on a new home: its
+    # tables made) in one thread and the fits' worker processes start in another; the release
+    # waits for both before using them.
+    with ThreadPoolExecutor(2, thread_name_prefix="demo-start") as starting:
+        opened = starting.submit(open_registry, home)
+        started = starting.submit(start_workers, DEMO_WORKERS)
+
+        def ready() -> None:
+            opened.result()
+            started.result()
+
+        for spec_path in specs:
+            progress(f"\n== {spec_path.name} ==")
+            result, after = _demo_release(home, spec_path, ready=ready)
+            reports.append(_demo_decide(home, result, after))
+    return reports
+
+
 @main.command()
 @click.option("--no-serve", is_flag=True, help="Stop before starting the service.")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
@@ -335,15 +400,9 @@ def demo(ctx: click.Context, no_serve: bool, port: int) -> None:
     if not specs:
         raise BadInputError(f"no experiment specs found in {root}")
     started = time.perf_counter()
-    reports = []
-    # The registry's store opens (on a new home: its tables made) in a thread while the first
-    # population is generated; the release waits for it before using the registry.
-    with ThreadPoolExecutor(1, thread_name_prefix="registry") as opening:
-        opened = opening.submit(open_registry, home)
-        for spec_path in specs:
-            progress(f"\n== {spec_path.name} ==")
-            result, after = _demo_release(home, spec_path, ready=opened.result)
-            reports.append(_demo_decide(home, result, after))
+    passwords = DemoPasswords()
+    # Only the reports' names are kept: the releases' data and models go before serving.
+    reports = _demo_releases(home, specs)
     # The releases' idle worker processes would keep their memory for minutes while serving.
     stop_workers()
     progress(f"\ndemo finished in {time.perf_counter() - started:.0f} s; home: {home.root}")
@@ -354,7 +413,7 @@ def demo(ctx: click.Context, no_serve: bool, port: int) -> None:
         f"  .venv/bin/mlflow ui --backend-store-uri {home.tracking_uri} --port 5000"
     )
     click.echo("\nDemo users (name / password / API token), new at every run:")
-    made, revoked = demo_users(home)
+    made, revoked = demo_users(home, passwords)
     for name, role, password, token in made:
         click.echo(f"  {role:<12} {name:<18} {password:<28} {token}")
     if revoked:
@@ -376,7 +435,8 @@ def demo(ctx: click.Context, no_serve: bool, port: int) -> None:
         f"  API:   curl -s -H 'Authorization: Bearer <analyst token>' "
         f"http://127.0.0.1:{port}/api/v1/model"
     )
-    ctx.invoke(serve, host="127.0.0.1", port=port, workers=2)
+    # This process becomes the server: the service and its libraries are already imported.
+    serve_in_process(home, host="127.0.0.1", port=port, workers=2)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,4 +1,5 @@
-"""``outreach serve``: the service under gunicorn."""
+"""``outreach serve``: the service under gunicorn (a new process); ``outreach demo`` serves from
+its own process (:func:`serve_in_process`)."""
 
 from __future__ import annotations
 
@@ -53,3 +54,15 @@ def serve(home: Home, host: str, port: int, workers: int) -> None:
         "service:create_app()",
     ]
     os.execvpe(args[0], args, env)
+
+
+def serve_in_process(home: Home, host: str, port: int, workers: int) -> None:
+    """What ``outreach serve`` does, with this process as gunicorn's master instead of a new
+    one (:func:`service.gunicorn_app.serve_here`): for a command that has already imported the
+    service and its libraries. The same check first: in production mode, exit 2 before any
+    server starts if the production version's policy does not name its impact assessments."""
+    from service.gunicorn_app import serve_here
+    from service.startup import check_production
+
+    check_production(home, current().environment)
+    serve_here(home, host, port, workers)

@@ -159,3 +159,22 @@ def test_stop_workers_ends_the_processes_a_parallel_fit_left_waiting(population)
     again = train(spec, dataset, workers=2)
     assert [c.per_split for c in again.candidates] == [c.per_split for c in first.candidates]
     stop_workers()
+
+
+def test_workers_started_ahead_are_the_ones_a_parallel_fit_uses(population) -> None:
+    """The demo starts the fits' processes while it generates its population: the fit that
+    follows runs in those very processes (no new ones started), with the same results."""
+    from model.data import validate
+    from model.train import start_workers, stop_workers, train
+    from tests.support.specs import fast_spec
+
+    spec = fast_spec()
+    dataset = validate(population, spec)
+    start_workers(2)
+    ahead = _workers()
+    assert len(ahead) == 2
+    result = train(spec, dataset, workers=2)
+    assert _workers() == ahead
+    stop_workers()
+    alone = train(spec, dataset, workers=1)
+    assert [c.per_split for c in result.candidates] == [c.per_split for c in alone.candidates]

@@ -22,7 +22,7 @@ from kernel import settings
 from kernel.errors import BadInputError
 from kernel.home import Home
 from outreach.cli import main
-from outreach.cli.demo import demo_users
+from outreach.cli.demo import DemoPasswords, demo_users
 from service import create_app
 from service.pages.account import NOT_RIGHT
 from store import accounts as auth
@@ -34,6 +34,7 @@ from store.accounts import (
     authenticate,
     disable_user,
     enable_user,
+    hash_password,
     issue_token,
     list_tokens,
     page_user,
@@ -42,7 +43,7 @@ from store.accounts import (
     set_password,
     set_role,
 )
-from store.db import Database, QueueEntry, SignInCounter, Token, default_url, utcnow
+from store.db import Database, QueueEntry, SignInCounter, Token, User, default_url, utcnow
 from tests.support.memory import InMemorySource
 from tests.support.specs import ROOT
 
@@ -230,6 +231,23 @@ def test_a_new_password_revokes_tokens_and_ends_sessions(
     assert app.test_client().get(MODEL, headers=bearer(token)).status_code == 401
     assert page.get("/admin/users").status_code == 302
     assert all(info.status == "revoked" for info in list_tokens(db, "lead"))
+
+
+def test_a_password_hashed_ahead_is_stored_as_made_and_signs_in(db: Database) -> None:
+    """hash_password (made before, or in another process) checks the length as add_user and
+    set_password do; the hash it made is the one stored."""
+    with pytest.raises(BadInputError, match="at least 12 characters"):
+        hash_password("short")
+    made = hash_password(PASSWORD)
+    assert made.value.startswith("scrypt:") and made.value != hash_password(PASSWORD).value
+    add_user(db, "lead", "admin", password=made)
+    with db.session() as session:
+        stored = session.scalar(select(User.password_hash).where(User.name == "lead"))
+    assert stored == made.value
+    assert auth.check_password(db, "lead", PASSWORD) is not None
+    assert set_password(db, "lead", hash_password("another long password")) == 1
+    assert auth.check_password(db, "lead", "another long password") is not None
+    assert auth.check_password(db, "lead", PASSWORD) is None
 
 
 # -------------------------------------------------------------------------------- areas
@@ -596,12 +614,14 @@ def test_users_unlock_lifts_a_sign_in_lock(
 
 
 def test_demo_users_get_new_passwords_and_tokens_at_every_run(tmp_path: Path) -> None:
+    """The second run as the demo makes it: the passwords hashed in a process of their own
+    (each printed password is the one its user signs in with)."""
     home = Home(tmp_path / "demo-home")
     first, revoked = demo_users(home)
     assert revoked == 0 and [role for _, role, _, _ in first] == list(
         ("coordinator", "analyst", "oversight", "admin")
     )
-    second, revoked = demo_users(home)
+    second, revoked = demo_users(home, DemoPasswords())
     assert revoked == 4  # each user's earlier token
     db = Database(default_url(home.root))
     for (name, _, old_password, old_token), (_, _, password, token) in zip(
