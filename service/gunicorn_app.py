@@ -1,7 +1,7 @@
 """The service under gunicorn run inside the calling process (``outreach demo`` serves this way).
 
 ``outreach serve`` starts gunicorn as a new process, which imports the service and its libraries
-(MLflow, pandas, scikit-learn) again before it listens: seconds of CPU. A process that has
+(MLflow, pandas) again before it listens: seconds of CPU. A process that has
 already imported them (the demo, after its releases) becomes gunicorn's master itself with
 :func:`serve_here` and forks the workers from what it has, with the same settings
 (:mod:`service.gunicorn_conf`: workers, timeouts, the metrics folder, the start-up hooks) and the
