@@ -22,6 +22,7 @@ import contextlib
 import gc
 import os
 import sys
+from collections.abc import Mapping
 from typing import Any
 
 from gunicorn.app.base import Application
@@ -86,6 +87,19 @@ def close_connections() -> int:
     return len(engines)
 
 
+def server_environment(home: Home, environ: Mapping[str, str]) -> dict[str, str]:
+    """The environment the service's gunicorn runs in, under ``outreach serve`` and here:
+    ``environ`` with the home named, the service-wide metrics folder (every worker counts into
+    one folder of the home, unless ``PROMETHEUS_MULTIPROC_DIR`` names one; named before any
+    process imports prometheus-client) and native thread pools of one thread per worker."""
+    return {
+        **environ,
+        MULTIPROC_ENV: environ.get(MULTIPROC_ENV) or str(home.metrics),
+        "OUTREACH_HOME": str(home.root),
+        **dict.fromkeys(THREAD_VARIABLES, "1"),
+    }
+
+
 def prepare_fork(home: Home) -> None:
     """Make this process fit to be the service's gunicorn master for ``home``: the environment
     ``outreach serve`` gives gunicorn, native thread pools held to one thread, database
@@ -104,10 +118,7 @@ def prepare_fork(home: Home) -> None:
             "prometheus-client was imported before its multiprocess folder was named: the "
             "service's metrics would count one worker only"
         )
-    os.environ["OUTREACH_HOME"] = str(home.root)
-    os.environ[MULTIPROC_ENV] = os.environ.get(MULTIPROC_ENV) or str(home.metrics)
-    for name in THREAD_VARIABLES:
-        os.environ[name] = "1"
+    os.environ.update(server_environment(home, os.environ))
     threadpool_limits(limits=1)  # the libraries already loaded no longer read the variables
     close_connections()
     gc.collect()

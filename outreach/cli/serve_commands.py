@@ -26,32 +26,23 @@ def serve(home: Home, host: str, port: int, workers: int) -> None:
     policy does not name its impact assessments (or names placeholders)."""
     import os
 
+    from service.gunicorn_app import APP, CONFIG, server_environment
     from service.startup import check_production
 
     check_production(home, current().environment)
-    # Service-wide metrics: every worker counts into one folder of the home (emptied by
-    # gunicorn's master at start), named before any process imports prometheus-client.
-    multiproc = "PROMETHEUS_MULTIPROC_DIR"
-    env = {
-        **os.environ,
-        multiproc: os.environ.get(multiproc) or str(home.metrics),
-        "OUTREACH_HOME": str(home.root),
-        "OMP_NUM_THREADS": "1",
-        "OPENBLAS_NUM_THREADS": "1",
-        "MKL_NUM_THREADS": "1",
-    }
+    env = server_environment(home, os.environ)
     gunicorn = Path(sys.executable).with_name("gunicorn")
     args = [
         str(gunicorn),
         "--config",
-        "python:service.gunicorn_conf",
+        CONFIG,
         "--bind",
         f"{host}:{port}",
         "--workers",
         str(workers),
         "--access-logfile",
         "-",
-        "service:create_app()",
+        APP,
     ]
     os.execvpe(args[0], args, env)
 
